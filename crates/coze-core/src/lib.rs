@@ -1,1 +1,21 @@
-pub fn placeholder() {}
+//! coze-core: everything two coze tools share, written once.
+//!
+//! Pure parts (SSE decoding, JSON lines, PKCE, records, error mapping) take bytes,
+//! `BufRead` and `Write` and are unit-tested with slices; I/O (HTTP, files, the
+//! loopback listener) stays at the edges. Nothing below the binaries' `main` reads
+//! the environment: `config` resolves flags and environment once, up front.
+
+pub mod callback;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jsonl;
+pub mod oauth;
+pub mod pkce;
+pub mod records;
+pub mod redact;
+pub mod sse;
+pub mod url;
+
+pub use error::{Error, Result};

@@ -1,0 +1,130 @@
+//! What every coze binary does the same way: the `run` wrapper that turns a `Result`
+//! into one stderr line and an exit code, help and version as values, and small flag
+//! value parsers shared by all tools.
+//!
+//! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
+//! call the library, and hand the `Result` to [`run`].
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::redact;
+
+/// What a parser produced: work to do, or a text to print before anything can fail.
+#[derive(Debug)]
+pub enum Parsed<T> {
+    Run(T),
+    Help,
+    Version,
+}
+
+/// Runs a tool's work and translates the outcome: nothing printed on success or a
+/// closed stdout; otherwise `tool: message` (secrets scrubbed) and the exit code.
+pub fn run(tool: &str, work: impl FnOnce() -> Result<()>) -> ExitCode {
+    match work() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            report(tool, &e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints the one error line: `tool: what failed: why (logid …) (hint)`.
+pub fn report(tool: &str, e: &Error) {
+    let mut line = redact::scrub(&e.to_string());
+    if let Error::Usage(_) = e.root() {
+        line.push_str(&format!(" (see {tool} --help)"));
+    }
+    eprintln!("{tool}: {line}");
+}
+
+/// `coze-chat 0.1.0 (commit abc1234)`; the commit is baked in at build time when the
+/// source is a git checkout.
+pub fn version_text(tool: &str, commit: Option<&str>) -> String {
+    match commit.filter(|c| !c.is_empty()) {
+        Some(c) => format!("{tool} {} (commit {c})", env!("CARGO_PKG_VERSION")),
+        None => format!("{tool} {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Turns a lexopt error into a usage error (exit 2, not the 1 lexopt would give).
+pub fn usage(e: lexopt::Error) -> Error {
+    Error::Usage(e.to_string())
+}
+
+/// The value of a flag as UTF-8, or a usage error naming the flag.
+pub fn string(flag: &str, value: OsString) -> Result<String> {
+    value
+        .into_string()
+        .map_err(|v| Error::usage(format!("{flag}: not valid UTF-8: {v:?}")))
+}
+
+/// `KEY=VALUE` as given to `--var` / `--meta`.
+pub fn key_value(flag: &str, value: OsString) -> Result<(String, String)> {
+    let s = string(flag, value)?;
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(Error::usage(format!(
+            "{flag}: expected KEY=VALUE, got {s:?}"
+        ))),
+    }
+}
+
+/// A number of seconds (fractions allowed: `0.5`).
+pub fn seconds(flag: &str, value: OsString) -> Result<Duration> {
+    let s = string(flag, value)?;
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1e9).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        _ => Err(Error::usage(format!(
+            "{flag}: expected a number of seconds, got {s:?}"
+        ))),
+    }
+}
+
+/// A whole number.
+pub fn number<T: std::str::FromStr>(flag: &str, value: OsString) -> Result<T> {
+    let s = string(flag, value)?;
+    s.parse::<T>()
+        .map_err(|_| Error::usage(format!("{flag}: expected a whole number, got {s:?}")))
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_parsers_name_the_flag() {
+        assert_eq!(
+            key_value("--var", "a=b=c".into()).unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        let e = key_value("--var", "=x".into()).unwrap_err();
+        assert_eq!(e.to_string(), "--var: expected KEY=VALUE, got \"=x\"");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            seconds("--timeout", "1.5".into()).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert!(seconds("--timeout", "-1".into()).is_err());
+        assert_eq!(number::<u32>("--limit", "7".into()).unwrap(), 7);
+        assert!(number::<u32>("--limit", "x".into()).is_err());
+    }
+
+    #[test]
+    fn version_mentions_commit_when_known() {
+        assert!(version_text("coze-chat", Some("abc1234")).ends_with("(commit abc1234)"));
+        assert!(!version_text("coze-chat", None).contains("commit"));
+    }
+}

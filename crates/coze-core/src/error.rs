@@ -1,0 +1,318 @@
+//! The one error type of the coze tools, and the exit-code table.
+//!
+//! Every failure a tool can meet ends up here, classified once, so `main` only has to
+//! print `Display` (one line, `what: why (logid …)`) and return `exit_code()`. Messages
+//! are built from server text and our own words; they never carry a token (the
+//! `redact` module scrubs registered secrets from anything printed, as a second line of
+//! defence). This is not a logging facility: `-v` request lines live in `http`.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes of design.md §3, in one place.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const API: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const BAD_INPUT: u8 = 3;
+    pub const AUTH: u8 = 4;
+    pub const NETWORK: u8 = 5;
+    pub const RATE_LIMIT: u8 = 6;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// The exit-code table as users read it in `--help` and the README.
+pub const EXIT_CODES_HELP: &str = "\
+EXIT STATUS
+    0    success (also when the reader of stdout goes away early)
+    1    the API answered with an error
+    2    usage error (bad flags or arguments)
+    3    bad input on stdin (the message names the line)
+    4    authentication needed: no credentials, refresh rejected, consent denied,
+         state mismatch
+    5    network: unreachable, timed out, or the stream was cut
+    6    rate limit or quota still refused after retries
+    130  interrupted (Ctrl-C)";
+
+/// What the server said, in any of its error shapes (envelope, OAuth, bare HTTP).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status of the response (200 for envelope errors sent with 200).
+    pub status: u16,
+    pub code: ApiCode,
+    pub msg: String,
+    pub logid: Option<String>,
+    /// `Retry-After` of a 429/503, when the server sent one.
+    pub retry_after: Option<Duration>,
+}
+
+/// The server's own name for the failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiCode {
+    /// The `code` of the `{code,msg,detail}` envelope.
+    Coze(i64),
+    /// `error_code` / `error` of the OAuth token and device endpoints.
+    OAuth(String),
+    /// No code in the body (a gateway page, an empty body): only the HTTP status says.
+    Http,
+}
+
+impl ApiError {
+    pub fn coze_code(&self) -> Option<i64> {
+        match self.code {
+            ApiCode::Coze(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn oauth_code(&self) -> Option<&str> {
+        match &self.code {
+            ApiCode::OAuth(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// 4100 ("authentication is invalid"), 4101 (wrong token) or HTTP 401.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.coze_code(), Some(4100 | 4101)) || self.status == 401
+    }
+
+    /// Rate limit or quota: HTTP 429, 4013 (rate limited), 4020 (quota).
+    pub fn is_rate_limit(&self) -> bool {
+        self.status == 429 || matches!(self.coze_code(), Some(4013 | 4020))
+    }
+
+    /// 4016: another chat is in progress in this conversation.
+    pub fn is_busy(&self) -> bool {
+        self.coze_code() == Some(4016)
+    }
+
+    /// Worth trying again after a pause: 5xx and rate limits.
+    pub fn is_transient(&self) -> bool {
+        self.status >= 500 || self.is_rate_limit()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            ApiCode::Coze(code) => write!(f, "code {code}: {}", self.msg)?,
+            ApiCode::OAuth(code) if self.msg.is_empty() => write!(f, "{code}")?,
+            ApiCode::OAuth(code) => write!(f, "{code}: {}", self.msg)?,
+            ApiCode::Http if self.msg.is_empty() => write!(f, "HTTP {}", self.status)?,
+            ApiCode::Http => write!(f, "HTTP {}: {}", self.status, self.msg)?,
+        }
+        if let Some(logid) = &self.logid {
+            write!(f, " (logid {logid})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every way a coze tool can fail.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad flags or arguments (exit 2).
+    Usage(String),
+    /// A line on stdin we cannot use (exit 3).
+    BadInput { line: Option<u64>, message: String },
+    /// The API said no (exit 1, or 4 / 6 by its code).
+    Api(ApiError),
+    /// We cannot authenticate: no credentials, a retired refresh token, consent denied,
+    /// a state mismatch (exit 4).
+    Auth(String),
+    /// Connection refused, DNS, timeouts, a cut stream (exit 5).
+    Network(String),
+    /// A local file could not be read or written.
+    Io { path: PathBuf, source: io::Error },
+    /// Ctrl-C (exit 130).
+    Interrupted,
+    /// What we were doing when `source` happened, e.g. "creating a conversation".
+    Context { what: String, source: Box<Error> },
+    /// Any failure, plus advice for the user (e.g. "try --region cn").
+    Hint { source: Box<Error>, hint: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Error::Usage(msg.into())
+    }
+
+    pub fn input(line: u64, msg: impl Into<String>) -> Self {
+        Error::BadInput {
+            line: Some(line),
+            message: msg.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps with what we were doing; `Display` shows `what: cause`.
+    pub fn context(self, what: impl Into<String>) -> Self {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(self),
+        }
+    }
+
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        Error::Hint {
+            source: Box::new(self),
+            hint: hint.into(),
+        }
+    }
+
+    /// The innermost error, past context and hints.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } | Error::Hint { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
+    /// The server's answer, if this failure is one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self.root() {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A write to stdout failed because its reader went away: a normal ending.
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self.root(), Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// The exit-code table of design.md §3, in one match.
+    pub fn exit_code(&self) -> u8 {
+        match self.root() {
+            Error::Usage(_) => exit::USAGE,
+            Error::BadInput { .. } => exit::BAD_INPUT,
+            Error::Auth(_) => exit::AUTH,
+            Error::Network(_) => exit::NETWORK,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+            Error::Io { .. } => exit::API,
+            Error::Api(e) if e.is_auth() => exit::AUTH,
+            Error::Api(e) if e.is_rate_limit() => exit::RATE_LIMIT,
+            Error::Api(e) => match e.oauth_code() {
+                // The grant itself was refused: only a new login helps.
+                Some("internal_error") | None => exit::API,
+                Some(_) => exit::AUTH,
+            },
+            Error::Context { .. } | Error::Hint { .. } => unreachable!("root() unwraps these"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => write!(f, "{m}"),
+            Error::BadInput {
+                line: Some(n),
+                message,
+            } => write!(f, "stdin line {n}: {message}"),
+            Error::BadInput {
+                line: None,
+                message,
+            } => write!(f, "stdin: {message}"),
+            Error::Api(e) => write!(f, "{e}"),
+            Error::Auth(m) | Error::Network(m) => write!(f, "{m}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Interrupted => write!(f, "interrupted"),
+            Error::Context { what, source } => write!(f, "{what}: {source}"),
+            Error::Hint { source, hint } => write!(f, "{source} ({hint})"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Context { source, .. } | Error::Hint { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: ApiCode) -> Error {
+        Error::Api(ApiError {
+            status,
+            code,
+            msg: "m".into(),
+            logid: Some("L1".into()),
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn exit_codes_follow_the_table() {
+        assert_eq!(Error::usage("x").exit_code(), 2);
+        assert_eq!(Error::input(3, "x").exit_code(), 3);
+        assert_eq!(Error::Auth("x".into()).exit_code(), 4);
+        assert_eq!(Error::Network("x".into()).exit_code(), 5);
+        assert_eq!(Error::Interrupted.exit_code(), 130);
+        assert_eq!(api(200, ApiCode::Coze(4000)).exit_code(), 1);
+        assert_eq!(api(401, ApiCode::Coze(4100)).exit_code(), 4);
+        assert_eq!(api(200, ApiCode::Coze(4101)).exit_code(), 4);
+        assert_eq!(api(429, ApiCode::Http).exit_code(), 6);
+        assert_eq!(api(200, ApiCode::Coze(4013)).exit_code(), 6);
+        assert_eq!(api(200, ApiCode::Coze(4020)).exit_code(), 6);
+        assert_eq!(api(500, ApiCode::Http).exit_code(), 1);
+        assert_eq!(
+            api(400, ApiCode::OAuth("invalid_request".into())).exit_code(),
+            4
+        );
+        assert_eq!(
+            api(500, ApiCode::OAuth("internal_error".into())).exit_code(),
+            1
+        );
+        let pipe = Error::io("stdout", io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(pipe.context("writing").exit_code(), 0);
+    }
+
+    #[test]
+    fn display_is_one_line_with_context_logid_and_hint() {
+        let e = api(401, ApiCode::Coze(4100))
+            .context("creating a conversation")
+            .with_hint("try --region cn");
+        assert_eq!(
+            e.to_string(),
+            "creating a conversation: code 4100: m (logid L1) (try --region cn)"
+        );
+        assert_eq!(e.exit_code(), 4);
+        let o = Error::Api(ApiError {
+            status: 400,
+            code: ApiCode::OAuth("invalid_request".into()),
+            msg: String::new(),
+            logid: None,
+            retry_after: None,
+        });
+        assert_eq!(o.to_string(), "invalid_request");
+        assert_eq!(
+            Error::input(7, "expected a JSON object").to_string(),
+            "stdin line 7: expected a JSON object"
+        );
+    }
+}

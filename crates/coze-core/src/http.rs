@@ -1,0 +1,585 @@
+//! HTTP for the coze tools: one ureq agent per process, every default a decision.
+//!
+//! - Status codes are not errors (`http_status_as_error(false)`): the body says what
+//!   went wrong, in the `{code,msg,detail:{logid}}` envelope or an OAuth error shape,
+//!   and both become one [`ApiError`] (decoding is pure and unit-tested below).
+//! - A connect timeout and an idle timeout (no byte for that long), never a total cap:
+//!   an answer may stream for minutes.
+//! - Proxies from `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY` (ureq reads them); redirects are
+//!   not followed (the API never redirects, and a redirect must not carry a bearer).
+//! - Plain `http://` only to loopback (see `url::check_transport`).
+//! - Retries with exponential backoff and full jitter for connection errors, 429, 5xx
+//!   and 4013/4020 (and 4016 when asked), honouring `Retry-After`. Only whole requests
+//!   are retried: once a stream has been handed to the caller, retrying is the caller's
+//!   decision (it knows whether anything was emitted).
+//!
+//! Not here: what the endpoints mean (`api`, `oauth`), tokens (`token_store`).
+
+use std::io::{self, BufReader, Read};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{ApiCode, ApiError, Error, Result};
+use crate::{redact, url};
+
+/// The decisions of design.md §3 that a user can change.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub connect_timeout: Duration,
+    /// No byte for this long ends a request or a stream (exit 5).
+    pub idle_timeout: Duration,
+    /// Attempts after the first for transient failures.
+    pub retries: u32,
+    /// First backoff step; doubled each attempt, capped at `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// A `Retry-After` longer than this is not waited out: the error is reported.
+    pub max_retry_after: Duration,
+    /// `-v`: one line per request and response on stderr, secrets redacted.
+    pub verbose: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            retries: 4,
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            verbose: false,
+        }
+    }
+}
+
+/// The user agent every request carries.
+pub fn user_agent() -> String {
+    format!("coze-tools/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What to send. Bodies are JSON; a bearer is optional (the token endpoint has none
+/// for PKCE, or carries a client secret / JWT for other app types).
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: &'static str,
+    pub url: String,
+    pub bearer: Option<&'a str>,
+    pub body: Option<&'a Value>,
+    /// Retry 4016 (conversation busy) too: only for creating a chat.
+    pub retry_busy: bool,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(url: impl Into<String>) -> Self {
+        Request {
+            method: "GET",
+            url: url.into(),
+            bearer: None,
+            body: None,
+            retry_busy: false,
+        }
+    }
+    pub fn post(url: impl Into<String>, body: &'a Value) -> Self {
+        Request {
+            method: "POST",
+            url: url.into(),
+            bearer: None,
+            body: Some(body),
+            retry_busy: false,
+        }
+    }
+    pub fn method(method: &'static str, url: impl Into<String>) -> Self {
+        Request {
+            method,
+            url: url.into(),
+            bearer: None,
+            body: None,
+            retry_busy: false,
+        }
+    }
+    pub fn bearer(mut self, token: &'a str) -> Self {
+        self.bearer = Some(token);
+        self
+    }
+    pub fn retry_busy(mut self, yes: bool) -> Self {
+        self.retry_busy = yes;
+        self
+    }
+}
+
+/// How to read a response body's failure shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `/v1`, `/v3`: `{code,msg,data,detail:{logid}}`.
+    Envelope,
+    /// The OAuth endpoints: a bare object, failures as `error_code`/`error_message` or
+    /// `error`/`error_description`.
+    OAuth,
+}
+
+/// An event stream that is ready to read, with the logid of its response.
+pub struct Stream {
+    pub reader: BufReader<Box<dyn Read + Send>>,
+    pub logid: Option<String>,
+}
+
+/// One agent per process: connections are reused across requests (keep-alive).
+pub struct Http {
+    agent: ureq::Agent,
+    config: HttpConfig,
+}
+
+impl Http {
+    pub fn new(config: HttpConfig) -> Http {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_per_read(Some(config.idle_timeout))
+            .timeout_per_write(Some(config.idle_timeout))
+            .max_redirects(0)
+            .user_agent(user_agent())
+            .build()
+            .new_agent();
+        Http { agent, config }
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// Sends `req` and decodes its JSON answer in `dialect`, retrying transient failures.
+    pub fn json(&self, req: &Request<'_>, dialect: Dialect) -> Result<Value> {
+        self.with_retries(req, |resp| {
+            let (status, logid, retry_after) = head_of(&resp);
+            let mut body = Vec::new();
+            resp.into_body()
+                .into_reader()
+                .read_to_end(&mut body)
+                .map_err(|e| network_error(&req.url, &e.into()))?;
+            self.log_response(status, &logid, body.len());
+            decode(status, logid, retry_after, &body, dialect).map_err(Error::Api)
+        })
+    }
+
+    /// Sends `req`, expecting `text/event-stream`. A JSON answer is the API's error
+    /// (coze-api.md §6.3: failures before the stream starts come as `{code,msg}`).
+    pub fn stream(&self, req: &Request<'_>) -> Result<Stream> {
+        self.with_retries(req, |resp| {
+            let (status, logid, retry_after) = head_of(&resp);
+            let content_type = header(&resp, "content-type")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if status == 200 && content_type.starts_with("text/event-stream") {
+                self.log_response(status, &logid, 0);
+                let reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+                return Ok(Stream {
+                    reader: BufReader::with_capacity(64 * 1024, reader),
+                    logid,
+                });
+            }
+            let mut body = Vec::new();
+            resp.into_body()
+                .into_reader()
+                .take(1 << 20)
+                .read_to_end(&mut body)
+                .map_err(|e| network_error(&req.url, &e.into()))?;
+            self.log_response(status, &logid, body.len());
+            match decode(status, logid.clone(), retry_after, &body, Dialect::Envelope) {
+                Err(api) => Err(Error::Api(api)),
+                Ok(_) => Err(Error::Api(ApiError {
+                    status,
+                    code: ApiCode::Http,
+                    msg: format!("expected an event stream, got {content_type:?}"),
+                    logid,
+                    retry_after: None,
+                })),
+            }
+        })
+    }
+
+    /// Runs `handle` on the response of `req`, retrying what is worth retrying.
+    fn with_retries<T>(
+        &self,
+        req: &Request<'_>,
+        mut handle: impl FnMut(ureq::http::Response<ureq::Body>) -> Result<T>,
+    ) -> Result<T> {
+        url::check_transport(&req.url).map_err(Error::Usage)?;
+        let mut attempt = 0u32;
+        loop {
+            let outcome = self.send_once(req).and_then(&mut handle);
+            let err = match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let wait = match self.retry_wait(&err, req, attempt) {
+                Some(wait) if attempt < self.config.retries => wait,
+                _ => return Err(err),
+            };
+            if self.config.verbose {
+                eprintln!(
+                    "* {}; retrying in {} ms",
+                    redact::scrub(&err.to_string()),
+                    wait.as_millis()
+                );
+            }
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn send_once(&self, req: &Request<'_>) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut builder = ureq::http::Request::builder()
+            .method(req.method)
+            .uri(&req.url)
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(token) = req.bearer {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        let body = match req.body {
+            Some(v) => {
+                builder = builder.header("Content-Type", "application/json");
+                serde_json::to_vec(v).expect("serde_json::Value always serializes")
+            }
+            None => Vec::new(),
+        };
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::Usage(format!("bad request to {}: {e}", req.url)))?;
+        if self.config.verbose {
+            eprintln!("> {} {}", req.method, redact::scrub(&req.url));
+        }
+        self.agent
+            .run(request)
+            .map_err(|e| network_error(&req.url, &e))
+    }
+
+    /// How long to wait before the next attempt, or None if `err` is final.
+    fn retry_wait(&self, err: &Error, req: &Request<'_>, attempt: u32) -> Option<Duration> {
+        let backoff = backoff(self.config.backoff_base, self.config.backoff_cap, attempt);
+        match err.root() {
+            Error::Network(_) => Some(backoff),
+            Error::Api(api) if api.is_transient() || (req.retry_busy && api.is_busy()) => {
+                match api.retry_after {
+                    Some(after) if after > self.config.max_retry_after => None,
+                    Some(after) => Some(after),
+                    None => Some(backoff),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn log_response(&self, status: u16, logid: &Option<String>, bytes: usize) {
+        if self.config.verbose {
+            let logid = logid.as_deref().unwrap_or("-");
+            eprintln!("< {status} logid={logid} {bytes} bytes");
+        }
+    }
+}
+
+/// Full-jitter exponential backoff: uniform in [0.5, 1.0] × min(cap, base·2^attempt).
+pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let step = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    step.mul_f64(0.5 + f64::from(byte[0]) / 510.0)
+}
+
+fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn head_of(resp: &ureq::http::Response<ureq::Body>) -> (u16, Option<String>, Option<Duration>) {
+    let status = resp.status().as_u16();
+    let logid = header(resp, "x-tt-logid").filter(|s| !s.is_empty());
+    let retry_after = header(resp, "retry-after").and_then(|v| parse_retry_after(&v));
+    (status, logid, retry_after)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and treated as absent).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Names a transport failure the way a person can act on it.
+pub fn network_error(target: &str, err: &ureq::Error) -> Error {
+    let why = match err {
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+        ureq::Error::Io(e) => describe_io(e),
+        other => other.to_string(),
+    };
+    Error::Network(format!("{}: {why}", redact::scrub(target)))
+}
+
+/// An io error from a response body, which may wrap a ureq error (timeouts do).
+pub fn describe_io(e: &io::Error) -> String {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+        return match inner {
+            ureq::Error::Timeout(t) => format!("timed out ({t})"),
+            other => other.to_string(),
+        };
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        io::ErrorKind::ConnectionReset => "connection reset by the server".to_owned(),
+        io::ErrorKind::UnexpectedEof => "the server closed the connection early".to_owned(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Decodes a JSON response in `dialect`: the value on success, the server's error
+/// otherwise. Pure, so every shape is unit-tested.
+pub fn decode(
+    status: u16,
+    header_logid: Option<String>,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    dialect: Dialect,
+) -> std::result::Result<Value, ApiError> {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let body_logid = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/detail/logid")
+                .or_else(|| v.pointer("/error/logid"))
+        })
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let logid = body_logid.or(header_logid);
+    let fail = |code: ApiCode, msg: String| ApiError {
+        status,
+        code,
+        msg,
+        logid: logid.clone(),
+        retry_after,
+    };
+    let Some(value) = parsed.filter(Value::is_object) else {
+        return Err(fail(ApiCode::Http, non_json_message(status, body)));
+    };
+    match dialect {
+        Dialect::Envelope => match value.get("code").and_then(Value::as_i64) {
+            Some(0) if status < 400 => Ok(value),
+            Some(code) if code != 0 => {
+                let msg = value
+                    .get("msg")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                Err(fail(ApiCode::Coze(code), msg))
+            }
+            _ if status >= 400 => Err(fail(ApiCode::Http, non_json_message(status, body))),
+            _ => Err(fail(
+                ApiCode::Http,
+                "the response has no `code` field".to_owned(),
+            )),
+        },
+        Dialect::OAuth => {
+            let text = |k: &str| {
+                value
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            };
+            if let Some(code) = text("error_code").or_else(|| text("error")) {
+                let msg = text("error_message")
+                    .or_else(|| text("error_description"))
+                    .unwrap_or_default();
+                return Err(fail(ApiCode::OAuth(code.to_owned()), msg.to_owned()));
+            }
+            // Some gateways answer the OAuth endpoints with the envelope.
+            if let Some(code) = value
+                .get("code")
+                .and_then(Value::as_i64)
+                .filter(|c| *c != 0)
+            {
+                let msg = text("msg").unwrap_or_default().to_owned();
+                return Err(fail(ApiCode::Coze(code), msg));
+            }
+            if status >= 400 {
+                return Err(fail(ApiCode::Http, non_json_message(status, body)));
+            }
+            Ok(value)
+        }
+    }
+}
+
+/// A short, one-line excerpt of a body that is not the JSON we expected.
+fn non_json_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = if text.trim_start().starts_with('<') {
+        strip_tags(&text)
+    } else {
+        text.into_owned()
+    };
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut excerpt: String = line.chars().take(160).collect();
+    if excerpt.len() < line.len() {
+        excerpt.push('…');
+    }
+    if excerpt.is_empty() {
+        match status {
+            200..=299 => "empty or truncated response body".to_owned(),
+            _ => String::new(),
+        }
+    } else if (200..300).contains(&status) {
+        format!("not JSON: {excerpt}")
+    } else {
+        excerpt
+    }
+}
+
+/// Gateway error pages are HTML; the text between tags is what a person wants to see.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Milliseconds since `start`, for `-v` timings.
+pub fn elapsed_ms(start: Instant) -> u128 {
+    start.elapsed().as_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(status: u16, body: &str) -> std::result::Result<Value, ApiError> {
+        decode(
+            status,
+            Some("HDR".into()),
+            None,
+            body.as_bytes(),
+            Dialect::Envelope,
+        )
+    }
+
+    fn oauth(status: u16, body: &str) -> std::result::Result<Value, ApiError> {
+        decode(
+            status,
+            Some("HDR".into()),
+            None,
+            body.as_bytes(),
+            Dialect::OAuth,
+        )
+    }
+
+    #[test]
+    fn envelope_success_and_errors() {
+        let ok = env(
+            200,
+            r#"{"code":0,"msg":"","data":{"id":"1"},"detail":{"logid":"B"}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok["data"]["id"], "1");
+        let e = env(
+            200,
+            r#"{"code":4016,"msg":"busy","detail":{"logid":"BODY"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code.clone(), e.msg.as_str(), e.logid.as_deref()),
+            (ApiCode::Coze(4016), "busy", Some("BODY"))
+        );
+        assert!(e.is_busy());
+        let e = env(401, r#"{"code":4100,"msg":"authentication is invalid"}"#).unwrap_err();
+        assert_eq!(
+            e.logid.as_deref(),
+            Some("HDR"),
+            "header logid when the body has none"
+        );
+        assert!(e.is_auth());
+        assert_eq!(
+            e.to_string(),
+            "code 4100: authentication is invalid (logid HDR)"
+        );
+    }
+
+    #[test]
+    fn non_json_bodies_become_http_errors() {
+        let e = env(502, "<html><body><h1>502 Bad Gateway</h1></body></html>").unwrap_err();
+        assert_eq!(e.code, ApiCode::Http);
+        assert_eq!(e.msg, "502 Bad Gateway");
+        assert!(e.is_transient());
+        let e = env(200, r#"{"code":0,"da"#).unwrap_err();
+        assert!(e.msg.starts_with("not JSON"), "{}", e.msg);
+        let e = env(500, "").unwrap_err();
+        assert_eq!(e.to_string(), "HTTP 500 (logid HDR)");
+        assert!(env(429, "").unwrap_err().is_rate_limit());
+    }
+
+    #[test]
+    fn oauth_error_shapes() {
+        let e = oauth(
+            400,
+            r#"{"error_code":"invalid_request","error_message":"invalid request: code"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid_request: invalid request: code (logid HDR)"
+        );
+        let e = oauth(
+            400,
+            r#"{"error":"authorization_pending","error_description":"wait"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.oauth_code(), Some("authorization_pending"));
+        assert_eq!(e.msg, "wait");
+        // Decided on the body, not the status (coze-api.md §2.2).
+        let e = oauth(
+            200,
+            r#"{"error_code":"access_deny","error_message":"app off"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.oauth_code(), Some("access_deny"));
+        let ok = oauth(
+            200,
+            r#"{"access_token":"t","expires_in":1720098388,"refresh_token":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            json!({"access_token":"t","expires_in":1720098388,"refresh_token":"r"})
+        );
+        let e = oauth(200, r#"{"code":4100,"msg":"bad"}"#).unwrap_err();
+        assert_eq!(e.coze_code(), Some(4100));
+    }
+
+    #[test]
+    fn retry_after_and_backoff() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        for attempt in 0..20 {
+            let d = backoff(Duration::from_millis(100), Duration::from_secs(2), attempt);
+            let step = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(16))
+                .min(Duration::from_secs(2));
+            assert!(
+                d >= step / 2 && d <= step,
+                "attempt {attempt}: {d:?} vs {step:?}"
+            );
+        }
+    }
+}

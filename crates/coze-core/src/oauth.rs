@@ -1,0 +1,314 @@
+//! The OAuth side of Coze: the authorize URL, and the token endpoint's grants
+//! (authorization code + PKCE, refresh, device code) as coze-api.md §2–3 describe them.
+//!
+//! Bodies are JSON (not form-encoded); success bodies are bare objects whose
+//! `expires_in` is an absolute Unix time, which we store as `expires_at`. Errors are
+//! decided on the body (`error_code`/`error`), not the status. Storing tokens is
+//! `token_store`'s job, getting a person's consent is coze-auth's.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{ApiError, Error, Result};
+use crate::http::{Dialect, Http, Request};
+use crate::records::{AuthorizationCode, DeviceCode, Token};
+use crate::{redact, url};
+
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// What goes into the authorize URL.
+#[derive(Debug, Clone)]
+pub struct Authorize<'a> {
+    pub www_base: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub state: &'a str,
+    pub code_challenge: &'a str,
+    pub workspace_id: Option<&'a str>,
+}
+
+/// `{www}/api/permission/oauth2/authorize?...` (or the workspace variant), S256 always.
+pub fn authorize_url(a: &Authorize<'_>) -> String {
+    let path = match a.workspace_id {
+        Some(ws) => format!(
+            "/api/permission/oauth2/workspace_id/{}/authorize",
+            url::encode(ws)
+        ),
+        None => "/api/permission/oauth2/authorize".to_owned(),
+    };
+    let query = url::query(&[
+        ("response_type", "code"),
+        ("client_id", a.client_id),
+        ("redirect_uri", a.redirect_uri),
+        ("state", a.state),
+        ("code_challenge", a.code_challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    format!("{}{path}?{query}", url::trim_base(a.www_base))
+}
+
+fn token_endpoint(api_base: &str) -> String {
+    format!("{}/api/permission/oauth2/token", url::trim_base(api_base))
+}
+
+/// Values below this are lifetimes, not Unix times: a defensive reading of
+/// `expires_in`, which Coze documents as absolute (coze-api.md §9.1).
+const ABSOLUTE_TIME_FLOOR: i64 = 1_000_000_000;
+
+/// Builds our `token` record from a token endpoint success body.
+pub fn token_from_response(
+    body: Value,
+    client_id: Option<&str>,
+    base_url: &str,
+    now: i64,
+) -> Result<Token> {
+    let Value::Object(mut obj) = body else {
+        return Err(Error::Network(
+            "token endpoint answered something that is not a JSON object".into(),
+        ));
+    };
+    let access_token = match obj.remove("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        _ => {
+            return Err(Error::Api(ApiError {
+                status: 200,
+                code: crate::error::ApiCode::Http,
+                msg: "the token endpoint's answer has no access_token".into(),
+                logid: None,
+                retry_after: None,
+            }))
+        }
+    };
+    redact::register(&access_token);
+    let expires_in = obj
+        .remove("expires_in")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    let expires_at = match expires_in {
+        0 => 0,
+        v if v < ABSOLUTE_TIME_FLOOR => now + v,
+        v => v,
+    };
+    let refresh_token = match obj.remove("refresh_token") {
+        Some(Value::String(s)) if !s.is_empty() => {
+            redact::register(&s);
+            Some(s)
+        }
+        _ => None,
+    };
+    let token_type = match obj.remove("token_type") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        _ => "Bearer".to_owned(),
+    };
+    Ok(Token {
+        access_token,
+        token_type,
+        expires_at,
+        refresh_token,
+        client_id: client_id.map(str::to_owned),
+        base_url: Some(url::trim_base(base_url).to_owned()),
+        extra: Map::new(),
+    })
+}
+
+/// Exchanges coze-auth's code (PKCE; a web app adds its client secret as bearer).
+pub fn exchange_code(
+    http: &Http,
+    grant: &AuthorizationCode,
+    client_secret: Option<&str>,
+    now: i64,
+) -> Result<Token> {
+    redact::register(&grant.code);
+    redact::register(&grant.code_verifier);
+    let body = json!({
+        "grant_type": "authorization_code",
+        "code": grant.code,
+        "redirect_uri": grant.redirect_uri,
+        "client_id": grant.client_id,
+        "code_verifier": grant.code_verifier,
+    });
+    let mut req = Request::post(token_endpoint(&grant.base_url), &body);
+    if let Some(secret) = client_secret {
+        req = req.bearer(secret);
+    }
+    let answer = http
+        .json(&req, Dialect::OAuth)
+        .map_err(|e| e.context("exchanging the authorization code"))?;
+    token_from_response(answer, Some(&grant.client_id), &grant.base_url, now)
+}
+
+/// Trades a refresh token for a new pair. The refresh token sent is dead afterwards
+/// (Coze rotates them): the caller must store the new pair before anything else.
+pub fn refresh(
+    http: &Http,
+    api_base: &str,
+    refresh_token: &str,
+    client_id: &str,
+    client_secret: Option<&str>,
+    now: i64,
+) -> Result<Token> {
+    redact::register(refresh_token);
+    let body = json!({"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id});
+    let mut req = Request::post(token_endpoint(api_base), &body);
+    if let Some(secret) = client_secret {
+        req = req.bearer(secret);
+    }
+    let answer = http.json(&req, Dialect::OAuth).map_err(|e| match e.api() {
+        // Coze says `invalid_request` (or similar) for a used or expired refresh token;
+        // what the user needs to know is that only a new login helps.
+        Some(api) if api.oauth_code().is_some() && api.oauth_code() != Some("internal_error") => Error::Auth(format!(
+            "the refresh token was refused ({api}); it is used up (refresh tokens work once) or expired: \
+             log in again with `coze-auth | coze-token --save`"
+        )),
+        _ => e.context("refreshing the token"),
+    })?;
+    token_from_response(answer, Some(client_id), api_base, now)
+}
+
+/// Asks for a device code (coze-api.md §3.1).
+pub fn request_device_code(
+    http: &Http,
+    api_base: &str,
+    client_id: &str,
+    workspace_id: Option<&str>,
+    now: i64,
+) -> Result<DeviceCode> {
+    let base = url::trim_base(api_base);
+    let endpoint = match workspace_id {
+        Some(ws) => format!(
+            "{base}/api/permission/oauth2/workspace_id/{}/device/code",
+            url::encode(ws)
+        ),
+        None => format!("{base}/api/permission/oauth2/device/code"),
+    };
+    let body = json!({"client_id": client_id});
+    let v = http
+        .json(&Request::post(endpoint, &body), Dialect::OAuth)
+        .map_err(|e| e.context("requesting a device code"))?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let missing = |k: &str| Error::Network(format!("the device code answer has no {k}"));
+    let device_code = text("device_code").ok_or_else(|| missing("device_code"))?;
+    redact::register(&device_code);
+    // The docs type user_code as an integer but show a string (coze-api.md §3.1).
+    let user_code = text("user_code")
+        .or_else(|| {
+            v.get("user_code")
+                .and_then(Value::as_i64)
+                .map(|n| n.to_string())
+        })
+        .ok_or_else(|| missing("user_code"))?;
+    Ok(DeviceCode {
+        device_code,
+        user_code,
+        verification_uri: text("verification_uri").ok_or_else(|| missing("verification_uri"))?,
+        interval: v
+            .get("interval")
+            .and_then(Value::as_u64)
+            .filter(|i| *i > 0)
+            .unwrap_or(5),
+        // Here expires_in is a lifetime (the opposite of the token endpoint's).
+        expires_at: now + v.get("expires_in").and_then(Value::as_i64).unwrap_or(300),
+        client_id: client_id.to_owned(),
+        base_url: base.to_owned(),
+        extra: Map::new(),
+    })
+}
+
+/// What one device poll said.
+#[derive(Debug)]
+pub enum DevicePoll {
+    Token(Token),
+    Pending,
+    SlowDown,
+}
+
+/// Polls the token endpoint once for a device code.
+pub fn poll_device(http: &Http, grant: &DeviceCode, now: i64) -> Result<DevicePoll> {
+    redact::register(&grant.device_code);
+    let body = json!({"client_id": grant.client_id, "grant_type": DEVICE_GRANT, "device_code": grant.device_code});
+    match http.json(
+        &Request::post(token_endpoint(&grant.base_url), &body),
+        Dialect::OAuth,
+    ) {
+        Ok(v) => Ok(DevicePoll::Token(token_from_response(
+            v,
+            Some(&grant.client_id),
+            &grant.base_url,
+            now,
+        )?)),
+        Err(e) => match e.api().and_then(|a| a.oauth_code()) {
+            Some("authorization_pending") => Ok(DevicePoll::Pending),
+            Some("slow_down") => Ok(DevicePoll::SlowDown),
+            Some("access_denied") => Err(Error::Auth("the device login was denied".into())),
+            Some("expired_token") => Err(Error::Auth(
+                "the device code expired before it was approved: run coze-auth --device again"
+                    .into(),
+            )),
+            _ => Err(e.context("polling for the device login")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorize_url_matches_the_sdk_vector() {
+        // coze-api.md §2.1 (py test), modulo py's `+` for spaces, which is the form encoding.
+        let u = authorize_url(&Authorize {
+            www_base: "https://www.coze.com/",
+            client_id: "client id",
+            redirect_uri: "https://example.com",
+            state: "state",
+            code_challenge: "73oehA2tBul5grZPhXUGQwNAjxh69zNES8bu2bVD0EM",
+            workspace_id: None,
+        });
+        assert_eq!(
+            u,
+            "https://www.coze.com/api/permission/oauth2/authorize?response_type=code&client_id=client%20id\
+             &redirect_uri=https%3A%2F%2Fexample.com&state=state\
+             &code_challenge=73oehA2tBul5grZPhXUGQwNAjxh69zNES8bu2bVD0EM&code_challenge_method=S256"
+        );
+        let w = authorize_url(&Authorize {
+            workspace_id: Some("77"),
+            ..Authorize {
+                www_base: "https://www.coze.cn",
+                client_id: "c",
+                redirect_uri: "r",
+                state: "s",
+                code_challenge: "x",
+                workspace_id: None,
+            }
+        });
+        assert!(
+            w.starts_with("https://www.coze.cn/api/permission/oauth2/workspace_id/77/authorize?"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn expires_in_is_absolute_with_a_lifetime_fallback() {
+        let now = 1_800_000_000;
+        let t = token_from_response(
+            json!({"access_token":"czu_abcdefgh","expires_in":1_800_000_900,"refresh_token":"r12345678"}),
+            Some("c"),
+            "http://127.0.0.1:1/",
+            now,
+        )
+        .unwrap();
+        assert_eq!(t.expires_at, 1_800_000_900);
+        assert_eq!(t.refresh_token.as_deref(), Some("r12345678"));
+        assert_eq!(t.base_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(t.token_type, "Bearer");
+        let t = token_from_response(
+            json!({"access_token":"czs_abcdefgh","expires_in":900}),
+            None,
+            "b",
+            now,
+        )
+        .unwrap();
+        assert_eq!(t.expires_at, now + 900);
+        assert_eq!(t.refresh_token, None);
+        assert!(token_from_response(json!({"expires_in":1}), None, "b", now).is_err());
+    }
+}

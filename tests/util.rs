@@ -1,0 +1,297 @@
+//! The harness: a sandbox directory per test, an in-process coze-fake, and commands
+//! with a cleared environment and a deadline. A failure prints the command, its status,
+//! stdout and stderr.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use coze_fake::{Fake, Options};
+
+/// Path of one of the root package's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "coze-auth" => PathBuf::from(env!("CARGO_BIN_EXE_coze-auth")),
+        "coze-token" => PathBuf::from(env!("CARGO_BIN_EXE_coze-token")),
+        "coze-conv" => PathBuf::from(env!("CARGO_BIN_EXE_coze-conv")),
+        "coze-chat" => PathBuf::from(env!("CARGO_BIN_EXE_coze-chat")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// A directory of its own and a fake of its own, for one test.
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub fake: Fake,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Sandbox {
+    pub fn new(name: &str) -> Sandbox {
+        Sandbox::with_options(name, Options::default())
+    }
+
+    pub fn with_options(name: &str, options: Options) -> Sandbox {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("e2e-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let fake = Fake::start(options).expect("coze-fake starts");
+        Sandbox { dir, fake }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.fake.base_url()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// The default token file of the sandbox's environment.
+    pub fn token_path(&self) -> PathBuf {
+        self.dir.join("config/coze/token.json")
+    }
+
+    /// A command for `tool` with only what it needs in its environment.
+    pub fn cmd(&self, tool: &str) -> Command {
+        let mut c = Command::new(bin(tool));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("COZE_API_BASE", self.base_url())
+            .current_dir(&self.dir);
+        c
+    }
+
+    /// GET a /_fake/ admin path as JSON.
+    pub fn admin_get(&self, path: &str) -> Value {
+        http_json("GET", &format!("{}{path}", self.base_url()), None)
+    }
+
+    /// POST JSON to a /_fake/ admin path.
+    pub fn admin_post(&self, path: &str, body: &Value) -> Value {
+        http_json("POST", &format!("{}{path}", self.base_url()), Some(body))
+    }
+
+    pub fn stats(&self) -> Value {
+        self.fake.stats()
+    }
+}
+
+/// A tiny HTTP/1.1 client for admin calls, so the tests do not share code with the tools.
+pub fn http_json(method: &str, url: &str, body: Option<&Value>) -> Value {
+    let (status, text) = http_raw(method, url, body.map(|b| b.to_string()), &[]);
+    assert!(status < 400, "{method} {url}: HTTP {status}: {text}");
+    if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+}
+
+/// Sends one request with `Connection: close` and returns status and body text.
+pub fn http_raw(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = body.unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// What a finished command did.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub what: String,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    /// Panics with everything a reader needs unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit status\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    pub fn ok(&self) -> &Self {
+        self.expect_code(0)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "command: {}\nstatus: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what, self.status, self.stdout, self.stderr
+        )
+    }
+
+    /// stdout as JSON lines.
+    pub fn records(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("stdout line {l:?} is not JSON: {e}\n{}", self.describe())
+                })
+            })
+            .collect()
+    }
+}
+
+/// Runs `cmd` with `stdin` as input, killing it after `deadline`.
+pub fn run(cmd: &mut Command, stdin: &str) -> Run {
+    run_deadline(cmd, stdin, Duration::from_secs(60))
+}
+
+pub fn run_deadline(cmd: &mut Command, stdin: &str, deadline: Duration) -> Run {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+    let input = stdin.to_owned();
+    let mut sin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = sin.write_all(input.as_bytes());
+    });
+    let output = wait_with_deadline(child, deadline, &what);
+    let _ = writer.join();
+    Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        what,
+    }
+}
+
+/// Waits for `child`, killing it (and failing the test) past `deadline`.
+pub fn wait_with_deadline(mut child: Child, deadline: Duration, what: &str) -> Output {
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut v);
+        }
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+            let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+            panic!("{what} ran past its {deadline:?} deadline ({status:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Mode bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Writes an executable script.
+pub fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
