@@ -1,1 +1,8 @@
+//! End-to-end tests: the real binaries against coze-fake over loopback, real files,
+//! real processes, real signals. Each module is one tool or one concern.
 
+mod util;
+
+mod auth;
+mod basics;
+mod token;

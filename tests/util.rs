@@ -21,7 +21,8 @@ pub fn bin(name: &str) -> PathBuf {
         "coze-token" => PathBuf::from(env!("CARGO_BIN_EXE_coze-token")),
         "coze-conv" => PathBuf::from(env!("CARGO_BIN_EXE_coze-conv")),
         "coze-chat" => PathBuf::from(env!("CARGO_BIN_EXE_coze-chat")),
-        other => panic!("unknown binary {other}"),
+        // Any other program (sh, curl) from PATH, with the same sandboxed environment.
+        other => PathBuf::from(other),
     }
 }
 
@@ -86,6 +87,83 @@ impl Sandbox {
     pub fn stats(&self) -> Value {
         self.fake.stats()
     }
+
+    /// Gets an authorization code from the fake the way a browser would: the authorize
+    /// URL, then Approve on the consent page (or the auto-approve redirect). Returns the
+    /// `authorization_code` record coze-auth would print.
+    pub fn authorization_code(&self, client_id: &str) -> Value {
+        let verifier = format!(
+            "v{}",
+            "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~".repeat(1)
+        );
+        let challenge = coze_core::pkce::challenge_s256(&verifier);
+        let redirect = "http://127.0.0.1:9/callback";
+        let url = format!(
+            "{}/api/permission/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}&state=st&code_challenge={challenge}&code_challenge_method=S256",
+            self.base_url(),
+            coze_core::url::encode(redirect)
+        );
+        let r = http_request("GET", &url, None, &[]);
+        let mut location = r
+            .header("location")
+            .unwrap_or_else(|| panic!("authorize: no redirect: {}", r.body))
+            .to_owned();
+        if location.contains("/oauth/consent") {
+            let key = location
+                .split("authorize_key=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap()
+                .to_owned();
+            let r = http_request(
+                "POST",
+                &format!("{}/oauth/consent", self.base_url()),
+                Some(format!("authorize_key={key}&decision=approve")),
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+            );
+            location = r.header("location").expect("consent redirects").to_owned();
+        }
+        let query = location.split_once('?').unwrap().1;
+        let code = coze_core::url::parse_query(query)
+            .into_iter()
+            .find(|(k, _)| k == "code")
+            .expect("code")
+            .1;
+        serde_json::json!({
+            "type": "authorization_code", "code": code, "code_verifier": verifier,
+            "redirect_uri": redirect, "client_id": client_id, "base_url": self.base_url(),
+        })
+    }
+
+    /// Logs in through coze-token and saves the token file at the default path.
+    pub fn login(&self) -> Value {
+        let grant = self.authorization_code("42.app.coze");
+        run(self.cmd("coze-token").arg("--save"), &format!("{grant}\n")).ok();
+        read_token(&self.token_path())
+    }
+}
+
+/// The token record in a token file.
+pub fn read_token(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {text:?}", path.display()))
+}
+
+/// Rewrites a token file's `expires_at` (our record only; the fake keeps its own expiry).
+pub fn set_expires_at(path: &Path, expires_at: i64) {
+    let mut t = read_token(path);
+    t["expires_at"] = expires_at.into();
+    std::fs::write(path, format!("{t}\n")).unwrap();
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A tiny HTTP/1.1 client for admin calls, so the tests do not share code with the tools.
@@ -106,6 +184,34 @@ pub fn http_raw(
     body: Option<String>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let r = http_request(method, url, body, headers);
+    (r.status, r.body)
+}
+
+/// A raw response: status, header lines (lower-cased names) and body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A tiny HTTP/1.1 client (one request, `Connection: close`), so the tests share no
+/// HTTP code with the tools they test.
+pub fn http_request(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -116,7 +222,10 @@ pub fn http_raw(
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let body = body.unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -131,23 +240,32 @@ pub fn http_raw(
     req.push_str(&body);
     stream.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
         dechunk(body)
     } else {
         body.to_owned()
     };
-    (status, body)
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut s: &str) -> String {

@@ -1,42 +1,317 @@
-//! coze-token: placeholder until its issue lands; answers --help and --version.
+//! coze-token: grant records in, tokens out; refresh, print, status and exec over a
+//! token file. A translator: flags → config → coze-core → exit code.
 
+mod flags;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use coze_core::cli::{self, Parsed};
-use coze_core::Error;
+use coze_core::cli::{self, unix_now, Parsed};
+use coze_core::config::{self, Env};
+use coze_core::http::{Http, HttpConfig};
+use coze_core::jsonl::{JsonlWriter, LineReader};
+use coze_core::oauth::{self, DevicePoll};
+use coze_core::records::{DeviceCode, Record, Token};
+use coze_core::token_store::{self, Renewer, TokenStore};
+use coze_core::{Error, Result};
 
-const HELP: &str = "coze-token: (not implemented yet)
+use flags::{Command, Flags};
 
-USAGE:
-    coze-token [--help] [--version]
-";
-
-fn parse() -> coze_core::Result<Parsed<()>> {
-    use lexopt::prelude::*;
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next().map_err(cli::usage)? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help),
-            Short('V') | Long("version") => return Ok(Parsed::Version),
-            _ => return Err(cli::usage(arg.unexpected())),
-        }
-    }
-    Ok(Parsed::Run(()))
-}
+const TOOL: &str = "coze-token";
 
 fn main() -> ExitCode {
-    cli::run("coze-token", || match parse()? {
-        Parsed::Help => {
-            print!("{HELP}");
-            Ok(())
-        }
-        Parsed::Version => {
-            println!(
+    let mut exit = None;
+    let code = cli::run(TOOL, || {
+        match flags::parse(std::env::args_os().skip(1))? {
+            Parsed::Help => print!("{}{}\n", flags::HELP, coze_core::error::EXIT_CODES_HELP),
+            Parsed::Version => println!(
                 "{}",
-                cli::version_text("coze-token", option_env!("COZE_GIT_COMMIT"))
-            );
-            Ok(())
+                cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
+            ),
+            Parsed::Run(f) => exit = run(f, &Env::from_process())?,
         }
-        Parsed::Run(()) => Err(Error::usage("not implemented yet")),
+        Ok(())
+    });
+    match exit {
+        Some(status) => ExitCode::from(status),
+        None => code,
+    }
+}
+
+/// Runs the command; `Some(status)` when a child's exit status is ours (exec).
+fn run(f: Flags, env: &Env) -> Result<Option<u8>> {
+    let http = Http::new(HttpConfig {
+        verbose: f.verbose,
+        ..HttpConfig::default()
+    });
+    let token_path = || -> Result<PathBuf> {
+        f.token_file
+            .clone()
+            .or_else(|| env.token_file.clone())
+            .or_else(|| config::default_token_path(env))
+            .ok_or_else(|| {
+                Error::Auth(
+                    "no token file: pass --token-file or set COZE_TOKEN_FILE (HOME is not set)"
+                        .into(),
+                )
+            })
+    };
+    let api_base = config::api_base(f.base_url.as_deref(), f.region, env, None);
+    let renewer = Renewer {
+        api_base: &api_base,
+        client_secret: None,
+    };
+    let min_ttl = f.min_ttl.as_secs() as i64;
+    match &f.command {
+        Command::Grants => {
+            let save = match &f.save {
+                Some(Some(p)) => Some(TokenStore::new(p)),
+                Some(None) => Some(TokenStore::new(token_path()?)),
+                None => None,
+            };
+            grants(&http, &f, &api_base, save.as_ref())?;
+        }
+        Command::Refresh => {
+            let store = TokenStore::new(token_path()?);
+            let t = if f.force {
+                store.renew_now(&http, &renewer)?
+            } else {
+                store.fresh(&http, min_ttl, &renewer)?
+            };
+            eprintln!(
+                "{TOOL}: {} valid until {}",
+                store.path().display(),
+                describe_expiry(&t)
+            );
+        }
+        Command::Print => {
+            let token = current_token(&f, env, &http, &renewer, min_ttl, token_path)?;
+            let mut out = io::stdout().lock();
+            let line = if f.header {
+                format!("Authorization: Bearer {token}\n")
+            } else {
+                format!("{token}\n")
+            };
+            out.write_all(line.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::io("stdout", e))?;
+        }
+        Command::Status => status(&token_path()?)?,
+        Command::Exec(argv) => {
+            let token = current_token(&f, env, &http, &renewer, min_ttl, token_path)?;
+            return exec(argv, &token).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The bare token for print/exec: `COZE_API_TOKEN` when no file is named, else the
+/// file's, refreshed if it expires within `min_ttl`.
+fn current_token(
+    f: &Flags,
+    env: &Env,
+    http: &Http,
+    renewer: &Renewer<'_>,
+    min_ttl: i64,
+    token_path: impl Fn() -> Result<PathBuf>,
+) -> Result<String> {
+    match config::credentials(f.token_file.clone(), env)? {
+        config::Credentials::Static(t) => Ok(t),
+        config::Credentials::File(_) => Ok(TokenStore::new(token_path()?)
+            .fresh(http, min_ttl, renewer)?
+            .access_token),
+    }
+}
+
+/// Reads grant records from stdin and writes one token for each.
+fn grants(http: &Http, f: &Flags, api_base: &str, save: Option<&TokenStore>) -> Result<()> {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        eprintln!(
+            "{TOOL}: reading grant records from the terminal (pipe coze-auth into me; Ctrl-D ends)"
+        );
+    }
+    let mut reader = LineReader::new(stdin.lock());
+    let stdout = io::stdout();
+    tighten_stdout_file(&stdout);
+    let mut out = JsonlWriter::new(stdout.lock());
+    let mut seen = 0;
+    while let Some((line_no, text)) = reader.next_line().map_err(|e| Error::BadInput {
+        line: None,
+        message: e.to_string(),
+    })? {
+        if text.trim().is_empty() {
+            continue;
+        }
+        seen += 1;
+        let token = match Record::from_line(line_no, &text)? {
+            Record::AuthorizationCode(grant) => oauth::exchange_code(http, &grant, None, unix_now())?,
+            Record::DeviceCode(grant) => poll_device(http, &grant, f.timeout)?,
+            Record::Token(old) => {
+                let renewer = Renewer { api_base, client_secret: None };
+                token_store::renew(http, &old, &renewer)?
+            }
+            other => {
+                return Err(Error::input(
+                    line_no,
+                    format!("a {} record is not a grant (expected authorization_code, device_code or token)", other.type_name()),
+                ))
+            }
+        };
+        match save {
+            Some(store) => {
+                store.save(&token)?;
+                eprintln!(
+                    "{TOOL}: saved to {}, valid until {}",
+                    store.path().display(),
+                    describe_expiry(&token)
+                );
+            }
+            None => out
+                .write(&Record::Token(token))
+                .map_err(|e| Error::io("stdout", e))?,
+        }
+    }
+    if seen == 0 {
+        return Err(Error::BadInput {
+            line: None,
+            message: "no grant record on stdin (pipe coze-auth into coze-token)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `> token.json` must not leave a token world-readable: tighten a regular-file stdout.
+fn tighten_stdout_file(stdout: &io::Stdout) {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(fd) = stdout.as_fd().try_clone_to_owned() {
+        let file = std::fs::File::from(fd);
+        if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+/// Polls a device code until approved, denied or expired (coze-api.md §3.2).
+fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Result<Token> {
+    let started = Instant::now();
+    let mut interval = Duration::from_secs(grant.interval.max(1));
+    let countdown = io::stderr().is_terminal();
+    eprintln!(
+        "{TOOL}: waiting for approval of code {} at {}",
+        grant.user_code, grant.verification_uri
+    );
+    loop {
+        let now = unix_now();
+        if now >= grant.expires_at {
+            return Err(Error::Auth(format!(
+                "the device code expired before code {} was approved: run coze-auth --device again",
+                grant.user_code
+            )));
+        }
+        if let Some(limit) = timeout {
+            if started.elapsed() >= limit {
+                return Err(Error::Auth(format!(
+                    "no approval of code {} within {} s",
+                    grant.user_code,
+                    limit.as_secs()
+                )));
+            }
+        }
+        match oauth::poll_device(http, grant, now)? {
+            DevicePoll::Token(t) => {
+                if countdown {
+                    eprintln!();
+                }
+                return Ok(t);
+            }
+            DevicePoll::Pending => {}
+            // RFC 8628 §3.5: every slow_down adds 5 seconds for the rest of the polling.
+            DevicePoll::SlowDown => interval += Duration::from_secs(5),
+        }
+        if countdown {
+            let left = grant.expires_at - unix_now();
+            eprint!(
+                "\r{TOOL}: code {} — {}:{:02} left ",
+                grant.user_code,
+                left.max(0) / 60,
+                left.max(0) % 60
+            );
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn describe_expiry(t: &Token) -> String {
+    if t.expires_at == 0 {
+        return "an unknown time (no expiry recorded)".into();
+    }
+    token_store::ago(t.expires_at, unix_now())
+}
+
+/// Prints what the token file holds; exit 0 when it can be used, 4 when not.
+fn status(path: &std::path::Path) -> Result<()> {
+    let store = TokenStore::new(path);
+    let t = store.load()?;
+    let now = unix_now();
+    let ttl = t.ttl(now);
+    let refreshable = t.refresh_token.is_some() && t.client_id.is_some();
+    let usable = ttl > 0 || refreshable;
+    let record = serde_json::json!({
+        "type": "token_status",
+        "path": path.display().to_string(),
+        "usable": usable,
+        "expires_at": t.expires_at,
+        "expires_in": if t.expires_at == 0 { serde_json::Value::Null } else { ttl.into() },
+        "refreshable": refreshable,
+        "client_id": t.client_id,
+        "base_url": t.base_url,
+    });
+    JsonlWriter::new(io::stdout().lock())
+        .write(&record)
+        .map_err(|e| Error::io("stdout", e))?;
+    let state = if ttl > 0 {
+        format!("valid, expires {}", describe_expiry(&t))
+    } else {
+        format!("expired {}", describe_expiry(&t))
+    };
+    let renew = if refreshable {
+        "refreshable"
+    } else {
+        "not refreshable"
+    };
+    eprintln!(
+        "{TOOL}: {}: {state}; {renew}; {}",
+        path.display(),
+        t.base_url.as_deref().unwrap_or("no base_url")
+    );
+    if usable {
+        Ok(())
+    } else {
+        Err(Error::Auth(format!(
+            "{} holds an expired token that cannot be refreshed: log in again",
+            path.display()
+        )))
+    }
+}
+
+/// Runs `argv` with `COZE_API_TOKEN` in its environment only (never in argv).
+fn exec(argv: &[std::ffi::OsString], token: &str) -> Result<u8> {
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("COZE_API_TOKEN", token)
+        .env_remove("COZE_TOKEN_FILE")
+        .status()
+        .map_err(|e| Error::io(PathBuf::from(&argv[0]), e).context("exec"))?;
+    Ok(match status.code() {
+        Some(c) => c.clamp(0, 255) as u8,
+        None => {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status)
+                .unwrap_or(0)
+                .clamp(0, 127) as u8
+        }
     })
 }

@@ -16,6 +16,7 @@ pub mod pkce;
 pub mod records;
 pub mod redact;
 pub mod sse;
+pub mod token_store;
 pub mod url;
 
 pub use error::{Error, Result};

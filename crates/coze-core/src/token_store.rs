@@ -1,0 +1,447 @@
+//! The token file: read it, write it safely, and renew it single-flight.
+//!
+//! Coze access tokens live 15 minutes and refresh tokens rotate on every use
+//! (coze-api.md §2.2), so two processes that refresh the same file at once would lock
+//! each other out. Every renewal therefore happens under an exclusive lock on a sibling
+//! `<file>.lock`: take the lock, re-read the file, renew only if it is still stale,
+//! write the new pair (temp file, fsync, rename, fsync the directory) and only then use
+//! it. The lock is `flock`-style (`File::lock`), so a killed holder releases it and the
+//! lock file itself never blocks a later run. Files are 0600 and directories we create
+//! 0700, set by us, never left to the umask.
+//!
+//! Not here: how a person logs in (coze-auth), what the tools do with the token.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::cli::unix_now;
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::oauth;
+use crate::records::{Record, Token};
+use crate::redact;
+
+/// Renew when the token has less than this left (design.md §3).
+pub const DEFAULT_MIN_TTL: i64 = 120;
+
+/// A token file on disk.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    path: PathBuf,
+}
+
+impl TokenStore {
+    pub fn new(path: impl Into<PathBuf>) -> TokenStore {
+        TokenStore { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        sibling(&self.path, ".lock", false)
+    }
+
+    /// Reads the token file. A missing or broken file means a login is needed (exit 4).
+    pub fn load(&self) -> Result<Token> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Auth(format!(
+                    "no token file at {}: log in with `coze-auth --client-id ID | coze-token --save`, \
+                     or set COZE_API_TOKEN",
+                    self.path.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(&self.path, e)),
+        };
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
+        let token = match Record::from_line(1, first) {
+            Ok(Record::Token(t)) => t,
+            Ok(other) => {
+                return Err(Error::Auth(format!(
+                    "{} holds a {} record, not a token: pipe it through coze-token first",
+                    self.path.display(),
+                    other.type_name()
+                )))
+            }
+            Err(e) => return Err(Error::Auth(format!(
+                "{} is not a token file ({}): log in again with `coze-auth | coze-token --save`",
+                self.path.display(),
+                e.root()
+            ))),
+        };
+        redact::register(&token.access_token);
+        if let Some(r) = &token.refresh_token {
+            redact::register(r);
+        }
+        Ok(token)
+    }
+
+    /// Replaces the file atomically with `token`, under the lock.
+    pub fn save(&self, token: &Token) -> Result<()> {
+        let _lock = self.lock()?;
+        self.write_locked(token)
+    }
+
+    /// Writes while the caller holds the lock: temp file (0600) in the same directory,
+    /// fsync, rename over the file, fsync the directory. Stale temp files of killed
+    /// writers are removed first (no writer can be active: we hold the lock).
+    fn write_locked(&self, token: &Token) -> Result<()> {
+        let dir = parent_dir(&self.path);
+        self.remove_stale_temps(&dir);
+        let tmp = sibling(&self.path, &format!(".tmp-{}", std::process::id()), true);
+        let mut line = serde_json::to_vec(&Record::Token(token.clone())).expect("tokens serialize");
+        line.push(b'\n');
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            // An existing file keeps its mode on open: set it explicitly.
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
+            f.write_all(&line)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            File::open(&dir)?.sync_all()
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&self.path, e).context("saving the token")
+        })
+    }
+
+    fn remove_stale_temps(&self, dir: &Path) {
+        let prefix = format!(".{}.tmp-", file_name(&self.path));
+        if let Ok(entries) = fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Takes the exclusive lock, creating the directory (0700) and lock file (0600).
+    fn lock(&self) -> Result<File> {
+        let dir = parent_dir(&self.path);
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io(&dir, e).context("creating the token directory"))?;
+        }
+        let lock_path = self.lock_path();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e).context("opening the token lock"))?;
+        file.lock()
+            .map_err(|e| Error::io(&lock_path, e).context("locking the token file"))?;
+        Ok(file)
+    }
+
+    /// A token with at least `min_ttl` seconds left, renewed single-flight if needed.
+    pub fn fresh(&self, http: &Http, min_ttl: i64, renewer: &Renewer<'_>) -> Result<Token> {
+        let token = self.load()?;
+        if token.ttl(unix_now()) > min_ttl {
+            return Ok(token);
+        }
+        let _lock = self.lock()?;
+        let token = self.load()?;
+        if token.ttl(unix_now()) > min_ttl {
+            return Ok(token); // another process renewed it while we waited
+        }
+        self.renew_locked(http, &token, renewer)
+    }
+
+    /// The server refused `rejected` (4100): renew unless another process already did.
+    pub fn renew_after_rejection(
+        &self,
+        http: &Http,
+        rejected: &str,
+        renewer: &Renewer<'_>,
+    ) -> Result<Token> {
+        let _lock = self.lock()?;
+        let token = self.load()?;
+        if token.access_token != rejected {
+            return Ok(token);
+        }
+        self.renew_locked(http, &token, renewer)
+    }
+
+    /// Renews unconditionally (coze-token refresh --force, a `token` record on stdin).
+    pub fn renew_now(&self, http: &Http, renewer: &Renewer<'_>) -> Result<Token> {
+        let _lock = self.lock()?;
+        let token = self.load()?;
+        self.renew_locked(http, &token, renewer)
+    }
+
+    fn renew_locked(&self, http: &Http, token: &Token, renewer: &Renewer<'_>) -> Result<Token> {
+        let fresh = renew(http, token, renewer)?;
+        // The old refresh token is dead from here on: the new pair reaches the disk
+        // before anything else happens, so a crash cannot lose both.
+        self.write_locked(&fresh)?;
+        Ok(fresh)
+    }
+}
+
+/// What renewing needs besides the token itself.
+#[derive(Debug, Clone, Default)]
+pub struct Renewer<'a> {
+    /// Where to refresh when the token does not say (`--base-url`, env, default).
+    pub api_base: &'a str,
+    /// A web app's client secret, sent as bearer on refresh.
+    pub client_secret: Option<&'a str>,
+}
+
+/// Renews `token` with its refresh token; the new token keeps the old one's extra fields.
+pub fn renew(http: &Http, token: &Token, renewer: &Renewer<'_>) -> Result<Token> {
+    let now = unix_now();
+    let Some(refresh_token) = token.refresh_token.as_deref() else {
+        return Err(Error::Auth(format!(
+            "the token expired {} and has no refresh token: log in again with `coze-auth | coze-token --save`",
+            ago(token.expires_at, now)
+        )));
+    };
+    let Some(client_id) = token.client_id.as_deref() else {
+        return Err(Error::Auth(
+            "the token has a refresh token but no client_id, so it cannot be refreshed: log in again".into(),
+        ));
+    };
+    let base = token.base_url.as_deref().unwrap_or(renewer.api_base);
+    let mut fresh = oauth::refresh(
+        http,
+        base,
+        refresh_token,
+        client_id,
+        renewer.client_secret,
+        now,
+    )?;
+    fresh.extra = token.extra.clone();
+    if fresh.base_url.is_none() {
+        fresh.base_url = token.base_url.clone();
+    }
+    Ok(fresh)
+}
+
+/// "3 min ago" / "in 14 min", for messages.
+pub fn ago(at: i64, now: i64) -> String {
+    if at == 0 {
+        return "at an unknown time".into();
+    }
+    let d = at - now;
+    let (n, unit) = match d.abs() {
+        s if s < 120 => (s, "s"),
+        s if s < 7200 => (s / 60, "min"),
+        s if s < 172_800 => (s / 3600, "h"),
+        s => (s / 86_400, "days"),
+    };
+    if d >= 0 {
+        format!("in {n} {unit}")
+    } else {
+        format!("{n} {unit} ago")
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "token.json".into())
+}
+
+/// `dir/.name<suffix>` (hidden) or `dir/name<suffix>`.
+fn sibling(path: &Path, suffix: &str, hidden: bool) -> PathBuf {
+    let name = file_name(path);
+    let dot = if hidden { "." } else { "" };
+    parent_dir(path).join(format!("{dot}{name}{suffix}"))
+}
+
+/// Where the API tools get their bearer token.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// `COZE_API_TOKEN`: used as is, never refreshed.
+    Static(String),
+    /// A token file, renewed through the store.
+    Store {
+        store: TokenStore,
+        min_ttl: i64,
+        api_base: String,
+    },
+}
+
+impl TokenSource {
+    /// A usable access token now.
+    pub fn current(&self, http: &Http) -> Result<String> {
+        match self {
+            TokenSource::Static(t) => Ok(t.clone()),
+            TokenSource::Store {
+                store,
+                min_ttl,
+                api_base,
+            } => {
+                let renewer = Renewer {
+                    api_base,
+                    client_secret: None,
+                };
+                Ok(store.fresh(http, *min_ttl, &renewer)?.access_token)
+            }
+        }
+    }
+
+    /// After the server refused `rejected`: a renewed token to retry with, or None when
+    /// there is nothing to renew (a static token).
+    pub fn after_rejection(&self, http: &Http, rejected: &str) -> Result<Option<String>> {
+        match self {
+            TokenSource::Static(_) => Ok(None),
+            TokenSource::Store {
+                store, api_base, ..
+            } => {
+                let renewer = Renewer {
+                    api_base,
+                    client_secret: None,
+                };
+                let t = store.renew_after_rejection(http, rejected, &renewer)?;
+                Ok(Some(t.access_token))
+            }
+        }
+    }
+
+    /// The `base_url` recorded in the token file, for config::api_base.
+    pub fn recorded_base(&self) -> Option<String> {
+        match self {
+            TokenSource::Static(_) => None,
+            TokenSource::Store { store, .. } => store.load().ok().and_then(|t| t.base_url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn token(access: &str, expires_at: i64) -> Token {
+        Token {
+            access_token: access.into(),
+            token_type: "Bearer".into(),
+            expires_at,
+            refresh_token: Some("refresh-1234567".into()),
+            client_id: Some("c".into()),
+            base_url: Some("http://127.0.0.1:1".into()),
+            extra: Map::new(),
+        }
+    }
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("coze-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn save_creates_private_dir_and_file_atomically() {
+        let dir = tmpdir("save");
+        let store = TokenStore::new(dir.join("sub/token.json"));
+        store.save(&token("czu_first_token", 5)).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        assert_eq!(store.load().unwrap().access_token, "czu_first_token");
+        // A stale temp file of a killed writer is cleaned up by the next write.
+        fs::write(dir.join("sub/.token.json.tmp-999999"), "half").unwrap();
+        store.save(&token("czu_second_token", 6)).unwrap();
+        let names: Vec<String> = fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+        assert_eq!(store.load().unwrap().expires_at, 6);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_loose_existing_file_is_tightened() {
+        let dir = tmpdir("tighten");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.json");
+        fs::write(&path, "{}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        TokenStore::new(&path)
+            .save(&token("czu_x_token", 1))
+            .unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn missing_and_broken_files_ask_for_a_login() {
+        let dir = tmpdir("broken");
+        fs::create_dir_all(&dir).unwrap();
+        let store = TokenStore::new(dir.join("none.json"));
+        let e = store.load().unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("no token file"), "{e}");
+        fs::write(dir.join("bad.json"), "{\"type\":\"tok").unwrap();
+        let e = TokenStore::new(dir.join("bad.json")).load().unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("is not a token file"), "{e}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_fresh_token_is_returned_without_any_request() {
+        let dir = tmpdir("fresh");
+        let store = TokenStore::new(dir.join("t.json"));
+        store
+            .save(&token("czu_valid_token", unix_now() + 900))
+            .unwrap();
+        // An HTTP client pointed nowhere: any request would fail the test.
+        let http = Http::new(crate::http::HttpConfig {
+            retries: 0,
+            ..Default::default()
+        });
+        let t = store
+            .fresh(
+                &http,
+                120,
+                &Renewer {
+                    api_base: "http://127.0.0.1:1",
+                    client_secret: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(t.access_token, "czu_valid_token");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn ago_reads_naturally() {
+        assert_eq!(ago(1000, 1000 - 30), "in 30 s");
+        assert_eq!(ago(1000, 1000 + 600), "10 min ago");
+        assert_eq!(ago(0, 5), "at an unknown time");
+    }
+}
