@@ -6,3 +6,5 @@ mod util;
 mod auth;
 mod basics;
 mod token;
+mod chat;
+mod conv;

@@ -5,6 +5,7 @@
 //! loopback listener) stays at the edges. Nothing below the binaries' `main` reads
 //! the environment: `config` resolves flags and environment once, up front.
 
+pub mod api;
 pub mod callback;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod oauth;
 pub mod pkce;
 pub mod records;
 pub mod redact;
+pub mod session;
 pub mod sse;
 pub mod token_store;
 pub mod url;

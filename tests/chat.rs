@@ -1,0 +1,1 @@
+//! coze-chat end to end.

@@ -1,0 +1,1 @@
+//! coze-conv end to end.
