@@ -1,1 +1,195 @@
-pub fn placeholder() {}
+//! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE and device
+//! flows, conversations, messages, Chat v3 streaming and polled), written from
+//! `coze-api.md` independently of coze-core so that a misreading of the API cannot hide
+//! in code both sides share. Tests start it in-process with [`Fake::start`]; scripts run
+//! the `coze-fake` binary. Both are steered through the `/_fake/` admin endpoints.
+
+mod admin;
+mod chat;
+mod conversations;
+mod faults;
+mod http;
+mod oauth;
+mod pages;
+mod router;
+mod state;
+mod util;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use admin::ENDPOINTS as ADMIN_ENDPOINTS;
+pub use chat::{answer_text, follow_ups};
+pub use faults::TYPES as FAULT_TYPES;
+
+/// How the fake behaves; every field has a command-line flag in the binary.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Listen address; must be loopback. Port 0 picks a free port.
+    pub addr: String,
+    /// Skip the consent page: authorize redirects straight back with a code.
+    pub auto_approve: bool,
+    /// Access token lifetime in seconds.
+    pub token_ttl: u64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_ttl: u64,
+    /// Device flow: minimum seconds between polls (`interval`).
+    pub device_interval: u64,
+    /// Device flow: device code lifetime in seconds (`expires_in`).
+    pub device_ttl: u64,
+    /// How long each chat takes to start answering (ms).
+    pub chat_latency_ms: u64,
+    /// Pause between answer deltas (ms).
+    pub delta_delay_ms: u64,
+    /// Bearer tokens always accepted (e.g. `pat_...` personal access tokens).
+    pub static_tokens: Vec<String>,
+    /// Log one line per request to stderr.
+    pub verbose: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            addr: "127.0.0.1:0".into(),
+            auto_approve: false,
+            token_ttl: 900,
+            refresh_ttl: 30 * 86_400,
+            device_interval: 5,
+            device_ttl: 300,
+            chat_latency_ms: 0,
+            delta_delay_ms: 0,
+            static_tokens: Vec::new(),
+            verbose: false,
+        }
+    }
+}
+
+/// Shared by every connection thread: options, state, and the server's stop machinery.
+pub(crate) struct App {
+    pub opts: Options,
+    pub base_url: String,
+    pub start: Instant,
+    pub state: Mutex<state::State>,
+    pub server: Arc<http::Server>,
+}
+
+impl App {
+    pub fn lock(&self) -> MutexGuard<'_, state::State> {
+        // A panicking handler must not take the whole fake down with a poisoned lock.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleep in small slices so that stopping the fake is never held up by a long delay.
+    pub fn sleep_ms(&self, ms: u64) {
+        let end = Instant::now() + Duration::from_millis(ms);
+        while !self.server.stopping() {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// A running fake server. Dropping it stops the server and joins its threads.
+pub struct Fake {
+    app: Arc<App>,
+    addr: SocketAddr,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Fake {
+    /// Bind `opts.addr` (loopback only) and start serving on background threads.
+    pub fn start(opts: Options) -> io::Result<Fake> {
+        let addr = opts
+            .addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        if !addr.ip().is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("refusing non-loopback address {addr}: the fake is for local tests only"),
+            ));
+        }
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let server = http::Server::new();
+        let app = Arc::new(App {
+            base_url: format!("http://{addr}"),
+            opts,
+            start: Instant::now(),
+            state: Mutex::new(state::State::new()),
+            server: server.clone(),
+        });
+        let handler: Arc<dyn http::Handler> = Arc::new(router::Router(app.clone()));
+        let accept = std::thread::Builder::new()
+            .name("coze-fake-accept".into())
+            .spawn(move || http::serve(listener, server, handler))?;
+        Ok(Fake {
+            app,
+            addr,
+            accept: Some(accept),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the API base and also the web (authorize) base.
+    pub fn base_url(&self) -> String {
+        self.app.base_url.clone()
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The counters of `GET /_fake/stats`.
+    pub fn stats(&self) -> Value {
+        self.app.lock().stats.to_json()
+    }
+
+    /// The request log of `GET /_fake/log`.
+    pub fn log(&self) -> Value {
+        Value::Array(self.app.lock().log.clone())
+    }
+
+    /// Queue `fault` (an object with `"type"`, see `--help`) for the next `count` requests
+    /// to `endpoint` (e.g. `"chat"`, `"token"`, `"*"`).
+    pub fn push_fault(&self, endpoint: &str, fault: Value, count: u32) {
+        faults::push(&mut self.app.lock(), endpoint, fault, count);
+    }
+
+    /// Set the bot's behaviour, as `POST /_fake/bot` (`{}` resets to defaults).
+    pub fn set_bot(&self, bot: Value) {
+        self.app.lock().bot = chat::Bot::from_json(&bot);
+    }
+
+    /// As `POST /_fake/reset`: clear faults, counters, log and bot settings.
+    pub fn reset(&self) {
+        admin::reset(&self.app);
+    }
+
+    /// As `POST /_fake/expire`: every issued access token expires now.
+    pub fn expire_tokens(&self) {
+        admin::expire(&self.app);
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.app.server.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which then closes every connection and joins its threads.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        self.app.server.close_all();
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,1 +1,168 @@
-fn main() {}
+//! The `coze-fake` binary: parse flags (lexopt), start the fake, print one ready line
+//! (`{"type":"fake","base_url":...}`) and serve until stdin reaches EOF or SIGTERM.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use coze_fake::{Fake, Options, ADMIN_ENDPOINTS, FAULT_TYPES};
+
+fn help() -> String {
+    let mut h = String::from(
+        "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE and device flows,
+conversations, messages, Chat v3 streaming and polled), for tests, demos and scripts.
+
+USAGE:
+    coze-fake [OPTIONS]
+
+When ready it prints one line on stdout, {\"type\":\"fake\",\"base_url\":\"http://127.0.0.1:PORT\"},
+and serves until its stdin reaches EOF or it gets SIGTERM. The base URL is both the API base and
+the web base (authorize URL: BASE/api/permission/oauth2/authorize?...).
+
+OPTIONS:
+    --addr ADDR              listen address, loopback only [default: 127.0.0.1:0 (free port)]
+    --auto-approve           authorize redirects straight back with a code (no consent page)
+    --token-ttl S            access token lifetime in seconds [default: 900]
+    --refresh-ttl S          refresh token lifetime in seconds [default: 2592000 (30 days)]
+    --device-interval S      device flow polling interval in seconds [default: 5]
+    --device-ttl S           device code lifetime in seconds [default: 300]
+    --chat-latency-ms MS     how long each chat takes to start answering [default: 0]
+    --delta-delay-ms MS      pause between answer deltas [default: 0]
+    --pat TOKEN              also accept TOKEN as a bearer token (repeatable; e.g. pat_...)
+    -v, --verbose            log one line per request to stderr (tokens never logged)
+    --quiet                  log nothing (the default)
+    -h, --help               print this help
+    -V, --version            print the version
+
+WEB PAGES (for people, or curl):
+    GET  /oauth/consent?authorize_key=K   consent page; form POST /oauth/consent with
+                                          authorize_key=K and decision=approve|deny
+    GET  /oauth/device?user_code=X        device page; form POST /oauth/device with
+                                          user_code=X and decision=approve|deny
+
+ADMIN ENDPOINTS (no auth, loopback only, not counted in stats or the log):
+",
+    );
+    for (e, d) in ADMIN_ENDPOINTS {
+        h.push_str(&format!("    {e:<20} {d}\n"));
+    }
+    h.push_str(
+        "
+FAULT ENDPOINT NAMES:
+    token device_code users.me conversation.create conversation.retrieve conversation.list
+    conversation.update conversation.delete conversation.clear message.list message.create
+    message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
+    chat.cancel, and * (any API endpoint)
+
+FAULT TYPES:
+",
+    );
+    for (t, d) in FAULT_TYPES {
+        h.push_str(&format!("    {t:<16} {d}\n"));
+    }
+    h.push_str(
+        "
+EXAMPLES:
+    # start, remember the base URL, stop by closing stdin
+    coproc FAKE { coze-fake --device-interval 1; }
+    read -r line <&\"${FAKE[0]}\"; base=$(jq -r .base_url <<<\"$line\")
+
+    # approve a PKCE login with curl
+    consent=$(curl -s -o /dev/null -w '%{redirect_url}' \"$authorize_url\")
+    key=${consent##*authorize_key=}
+    curl -s -o /dev/null -w '%{redirect_url}' -d authorize_key=$key -d decision=approve $base/oauth/consent
+
+    # the next 2 chats answer HTTP 429 with Retry-After: 1
+    curl -s $base/_fake/fault -d '{\"endpoint\":\"chat\",\"fault\":{\"type\":\"http\",\"status\":429,\"retry_after\":1},\"count\":2}'
+
+    # cut the next stream after 5 events; then a long, slow answer
+    curl -s $base/_fake/fault -d '{\"endpoint\":\"chat\",\"fault\":{\"type\":\"cut\",\"after_events\":5}}'
+    curl -s $base/_fake/bot -d '{\"deltas\":500,\"delta_delay_ms\":10,\"style\":{\"space\":true}}'
+
+    # counters, then force every client to refresh
+    curl -s $base/_fake/stats; curl -s -X POST $base/_fake/expire
+
+EXIT STATUS:
+    0 stopped normally; 1 could not start (e.g. address in use); 2 usage error
+",
+    );
+    h
+}
+
+fn parse() -> Result<Option<Options>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut o = Options::default();
+    let mut p = lexopt::Parser::from_env();
+    let secs = |p: &mut lexopt::Parser| -> Result<u64, lexopt::Error> { p.value()?.parse() };
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("addr") => o.addr = p.value()?.string()?,
+            Long("auto-approve") => o.auto_approve = true,
+            Long("token-ttl") => o.token_ttl = secs(&mut p)?,
+            Long("refresh-ttl") => o.refresh_ttl = secs(&mut p)?,
+            Long("device-interval") => o.device_interval = secs(&mut p)?,
+            Long("device-ttl") => o.device_ttl = secs(&mut p)?,
+            Long("chat-latency-ms") => o.chat_latency_ms = secs(&mut p)?,
+            Long("delta-delay-ms") => o.delta_delay_ms = secs(&mut p)?,
+            Long("pat") => o.static_tokens.push(p.value()?.string()?),
+            Short('v') | Long("verbose") => o.verbose = true,
+            Long("quiet") => o.verbose = false,
+            Short('h') | Long("help") => {
+                print!("{}", help());
+                return Ok(None);
+            }
+            Short('V') | Long("version") => {
+                println!("coze-fake {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(o))
+}
+
+fn main() -> ExitCode {
+    let opts = match parse() {
+        Ok(Some(o)) => o,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coze-fake: {e} (try --help)");
+            return ExitCode::from(2);
+        }
+    };
+    // A non-loopback address is a usage error, not a start failure.
+    match opts.addr.parse::<std::net::SocketAddr>() {
+        Ok(a) if !a.ip().is_loopback() => {
+            eprintln!(
+                "coze-fake: refusing non-loopback address {a}: the fake is for local use only"
+            );
+            return ExitCode::from(2);
+        }
+        Err(_) if !opts.addr.starts_with("localhost:") => {
+            eprintln!(
+                "coze-fake: invalid --addr {:?}: want IP:PORT on loopback, e.g. 127.0.0.1:0",
+                opts.addr
+            );
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let fake = match Fake::start(opts) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("coze-fake: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let line = serde_json::json!({"type": "fake", "base_url": fake.base_url()});
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+        return ExitCode::from(1);
+    }
+    drop(out);
+    // Serve until stdin reaches EOF: the parent holding our stdin decides our lifetime.
+    let mut sink = [0u8; 4096];
+    let mut stdin = std::io::stdin().lock();
+    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    drop(fake);
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,93 @@
+//! The `/_fake/` admin endpoints tests steer the fake with: queue faults, read counters
+//! and the request log, reset, expire every access token, and set the bot's behaviour.
+//! No authentication; answered only to loopback peers (the fake only binds loopback).
+
+use serde_json::{json, Value};
+
+use crate::http::{Reply, Request};
+use crate::App;
+
+/// One line per admin endpoint (printed by `--help` too).
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("POST /_fake/fault", "body {\"endpoint\":E,\"fault\":F,\"count\":N}: fault F for the next N (default 1) requests to E"),
+    ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired"),
+    ("GET  /_fake/log", "every API request: {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
+    ("POST /_fake/reset", "clear faults, counters, log and bot settings (tokens and conversations stay)"),
+    ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
+    ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes}}; {} resets; GET shows it"),
+];
+
+fn bad(msg: &str) -> Reply {
+    Reply::json(400, &json!({"ok": false, "error": msg}))
+}
+
+fn done() -> Reply {
+    Reply::json(200, &json!({"ok": true}))
+}
+
+pub fn reset(app: &App) {
+    let mut st = app.lock();
+    st.faults.clear();
+    st.stats = Default::default();
+    st.log.clear();
+    st.bot = Default::default();
+}
+
+pub fn expire(app: &App) {
+    let mut st = app.lock();
+    for exp in st.access.values_mut() {
+        *exp = 0;
+    }
+}
+
+pub fn handle(app: &App, req: &Request) -> Reply {
+    if req.peer.is_some_and(|p| !p.ip().is_loopback()) {
+        return Reply::json(
+            403,
+            &json!({"ok": false, "error": "admin endpoints are loopback only"}),
+        );
+    }
+    match (req.method.as_str(), req.path.trim_end_matches('/')) {
+        ("GET", "/_fake/stats") => Reply::json(200, &app.lock().stats.to_json()),
+        ("GET", "/_fake/log") => Reply::json(200, &Value::Array(app.lock().log.clone())),
+        ("POST", "/_fake/reset") => {
+            reset(app);
+            done()
+        }
+        ("POST", "/_fake/expire") => {
+            expire(app);
+            done()
+        }
+        ("GET", "/_fake/bot") => Reply::json(200, &app.lock().bot.to_json()),
+        ("POST", "/_fake/bot") => {
+            let v = req.json().unwrap_or(json!({}));
+            if !v.is_object() {
+                return bad("bot settings must be a JSON object");
+            }
+            app.lock().bot = crate::chat::Bot::from_json(&v);
+            done()
+        }
+        ("POST", "/_fake/fault") => {
+            let Some(v) = req.json().filter(Value::is_object) else {
+                return bad("body must be {\"endpoint\":E,\"fault\":F,\"count\":N}");
+            };
+            let Some(endpoint) = v.get("endpoint").and_then(Value::as_str) else {
+                return bad("missing \"endpoint\"");
+            };
+            let fault = v.get("fault").cloned().unwrap_or(Value::Null);
+            if let Err(e) = crate::faults::validate(&fault) {
+                return bad(&e);
+            }
+            let count = v.get("count").and_then(Value::as_u64).unwrap_or(1) as u32;
+            crate::faults::push(&mut app.lock(), endpoint, fault, count);
+            Reply::json(
+                200,
+                &json!({"ok": true, "endpoint": endpoint, "count": count.max(1)}),
+            )
+        }
+        _ => Reply::json(
+            404,
+            &json!({"ok": false, "error": format!("no admin endpoint {} {}", req.method, req.path)}),
+        ),
+    }
+}

@@ -1,0 +1,515 @@
+//! A small HTTP/1.1 server on std::net: accept loop, one thread per connection, a request
+//! parser (Content-Length and chunked bodies, `Expect: 100-continue`), fixed-length
+//! responses and chunked streaming responses. Written by hand rather than on tiny_http
+//! because the fake must count TCP connections, keep connections alive across completed
+//! streams, flush each SSE event on demand and misbehave at the socket level (abortive
+//! resets, bodies cut mid-way) — things a general server library hides.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Requests larger than this are refused; the fake has no endpoint that needs more.
+const MAX_BODY: usize = 64 << 20;
+const MAX_HEAD_LINE: usize = 64 << 10;
+
+/// One parsed request.
+#[derive(Debug, Default)]
+pub struct Request {
+    pub method: String,
+    /// Path without the query string, still percent-encoded.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub peer: Option<SocketAddr>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// Body as JSON; `None` for an empty or invalid body.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
+            return None;
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+    pub fn form(&self) -> Vec<(String, String)> {
+        crate::util::parse_form(&String::from_utf8_lossy(&self.body))
+    }
+    fn wants_close(&self, http10: bool) -> bool {
+        let c = self.header("connection").unwrap_or("").to_ascii_lowercase();
+        c.contains("close") || (http10 && !c.contains("keep-alive"))
+    }
+}
+
+/// How a streamed body ended, so the connection loop knows whether it may go on.
+pub enum StreamEnd {
+    /// The terminating chunk was written; the connection can serve the next request.
+    Finished,
+    /// Close abortively (a fault, or the client went away).
+    Abort,
+}
+
+pub type StreamFn = Box<dyn FnOnce(&mut ChunkedOut<'_>) -> StreamEnd + Send>;
+
+/// What a handler answers. A `stream` replaces `body` with a chunked body.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub stream: Option<StreamFn>,
+    /// For the request log: the conversation this request touched, if the handler knows.
+    pub conversation_id: Option<String>,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+            stream: None,
+            conversation_id: None,
+        }
+    }
+    pub fn json(status: u16, v: &serde_json::Value) -> Reply {
+        Reply::new(status, "application/json; charset=utf-8", v.to_string())
+    }
+    pub fn html(status: u16, s: String) -> Reply {
+        Reply::new(status, "text/html; charset=utf-8", s)
+    }
+    pub fn redirect(location: &str) -> Reply {
+        let mut r = Reply::new(302, "text/html; charset=utf-8", Vec::new());
+        r.headers.push(("Location".into(), location.to_string()));
+        r
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+/// What the router decides to do with a request.
+pub enum Action {
+    Reply(Reply),
+    /// Send headers and the first `n` bytes of the body, then reset.
+    CutAfter(Reply, usize),
+    /// Close the connection abortively without answering.
+    Reset,
+}
+
+/// The application side: turns one request into an action. `logid` is the fresh
+/// `x-tt-logid` of this response.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: &Request, logid: &str, first_on_conn: bool) -> Action;
+}
+
+/// Chunked body writer. Events are appended to `buf`; `flush` sends everything buffered
+/// as ONE chunk and flushes the socket, so a burst of small events costs one syscall and
+/// a delayed event reaches the client at once.
+pub struct ChunkedOut<'a> {
+    w: &'a mut BufWriter<TcpStream>,
+    pub buf: Vec<u8>,
+    pub bytes_sent: usize,
+}
+
+impl ChunkedOut<'_> {
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            write!(self.w, "{:x}\r\n", self.buf.len())?;
+            self.w.write_all(&self.buf)?;
+            self.w.write_all(b"\r\n")?;
+            self.bytes_sent += self.buf.len();
+            self.buf.clear();
+        }
+        self.w.flush()
+    }
+    /// Flush and write the terminating zero-length chunk.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.w.write_all(b"0\r\n\r\n")?;
+        self.w.flush()
+    }
+}
+
+/// Shared server bookkeeping: the stop flag and the open connections (so `stop` can
+/// unblock threads parked in `read`).
+pub struct Server {
+    pub stop: AtomicBool,
+    next_conn: AtomicU64,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+}
+
+impl Server {
+    pub fn new() -> Arc<Server> {
+        Arc::new(Server {
+            stop: AtomicBool::new(false),
+            next_conn: AtomicU64::new(1),
+            conns: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Shut down every open connection; their threads then see EOF and exit.
+    pub fn close_all(&self) {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for s in conns.values() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Run the accept loop until `server.stop` is set (the stopper then connects once to wake
+/// `accept`). Joins every connection thread before returning.
+pub fn serve(listener: TcpListener, server: Arc<Server>, handler: Arc<dyn Handler>) {
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    for conn in listener.incoming() {
+        if server.stopping() {
+            break;
+        }
+        let Ok(stream) = conn else { continue };
+        let server2 = server.clone();
+        let handler2 = handler.clone();
+        threads.retain(|t| !t.is_finished());
+        match std::thread::Builder::new()
+            .name("coze-fake-conn".into())
+            .spawn(move || connection(stream, server2, handler2))
+        {
+            Ok(t) => threads.push(t),
+            Err(_) => continue,
+        }
+    }
+    server.close_all();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+fn connection(stream: TcpStream, server: Arc<Server>, handler: Arc<dyn Handler>) {
+    let _ = stream.set_nodelay(true);
+    let id = server.next_conn.fetch_add(1, Ordering::Relaxed);
+    if let Ok(c) = stream.try_clone() {
+        server
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, c);
+    }
+    let abort = {
+        let Ok(rd) = stream.try_clone() else { return };
+        let Ok(wr) = stream.try_clone() else { return };
+        let mut reader = BufReader::with_capacity(16 << 10, rd);
+        let mut writer = BufWriter::with_capacity(32 << 10, wr);
+        let abort = conn_loop(&mut reader, &mut writer, &stream, &server, &*handler);
+        if !abort {
+            let _ = writer.flush();
+        }
+        abort
+    };
+    // Drop the registry's clone before the last descriptor closes: an abortive close
+    // (SO_LINGER 0) only sends RST when the final descriptor of the socket goes away.
+    server
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    if abort {
+        set_linger_zero(&stream);
+    } else {
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// Serve requests on one connection; returns true if it must end with a reset.
+fn conn_loop(
+    reader: &mut BufReader<TcpStream>,
+    writer: &mut BufWriter<TcpStream>,
+    stream: &TcpStream,
+    server: &Server,
+    handler: &dyn Handler,
+) -> bool {
+    let peer = stream.peer_addr().ok();
+    let mut first = true;
+    loop {
+        if server.stopping() {
+            return false;
+        }
+        let (mut req, http10) = match read_request(reader, writer) {
+            Ok(Some(r)) => r,
+            Ok(None) => return false,
+            Err(_) => {
+                let _ = write_simple(writer, 400, "bad request");
+                return false;
+            }
+        };
+        req.peer = peer;
+        let close = req.wants_close(http10);
+        let logid = crate::util::new_logid();
+        let head = req.method == "HEAD";
+        let action = handler.handle(&req, &logid, first);
+        first = false;
+        let res = match action {
+            Action::Reset => return true,
+            Action::CutAfter(reply, n) => {
+                let _ = write_head(writer, &reply, &logid, reply.body.len(), false, close);
+                let n = n.min(reply.body.len());
+                let _ = writer.write_all(&reply.body[..n]);
+                let _ = writer.flush();
+                return true;
+            }
+            Action::Reply(mut reply) => match reply.stream.take() {
+                Some(f) => {
+                    if write_head(writer, &reply, &logid, 0, true, close).is_err() {
+                        return true;
+                    }
+                    let mut out = ChunkedOut {
+                        w: writer,
+                        buf: Vec::with_capacity(20 << 10),
+                        bytes_sent: 0,
+                    };
+                    match f(&mut out) {
+                        StreamEnd::Finished => Ok(()),
+                        StreamEnd::Abort => return true,
+                    }
+                }
+                None => write_head(writer, &reply, &logid, reply.body.len(), false, close)
+                    .and_then(|_| {
+                        if head {
+                            Ok(())
+                        } else {
+                            writer.write_all(&reply.body)
+                        }
+                    })
+                    .and_then(|_| writer.flush()),
+            },
+        };
+        if res.is_err() || close {
+            return false;
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn write_head(
+    w: &mut BufWriter<TcpStream>,
+    r: &Reply,
+    logid: &str,
+    len: usize,
+    chunked: bool,
+    close: bool,
+) -> io::Result<()> {
+    let mut h = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nx-tt-logid: {}\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        logid
+    );
+    if chunked {
+        h.push_str("Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
+    } else {
+        h.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    for (k, v) in &r.headers {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if close {
+        h.push_str("Connection: close\r\n");
+    }
+    h.push_str("\r\n");
+    w.write_all(h.as_bytes())
+}
+
+fn write_simple(w: &mut BufWriter<TcpStream>, status: u16, msg: &str) -> io::Result<()> {
+    let r = Reply::new(status, "text/plain", msg);
+    write_head(w, &r, &crate::util::new_logid(), msg.len(), false, true)?;
+    w.write_all(msg.as_bytes())?;
+    w.flush()
+}
+
+fn read_line(r: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let n = r
+        .by_ref()
+        .take(MAX_HEAD_LINE as u64)
+        .read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "line too long or truncated",
+        ));
+    }
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+}
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// Read one request; `Ok(None)` on a clean EOF between requests.
+fn read_request(
+    r: &mut BufReader<TcpStream>,
+    w: &mut BufWriter<TcpStream>,
+) -> io::Result<Option<(Request, bool)>> {
+    let line = loop {
+        match read_line(r)? {
+            None => return Ok(None),
+            Some(l) if l.is_empty() => continue, // tolerate stray CRLF between requests
+            Some(l) => break l,
+        }
+    };
+    let mut parts = line.split_whitespace();
+    let method = parts.next().ok_or_else(|| bad("no method"))?.to_string();
+    let target = parts.next().ok_or_else(|| bad("no target"))?;
+    let version = parts.next().unwrap_or("HTTP/1.1");
+    let http10 = version == "HTTP/1.0";
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), crate::util::parse_form(q)),
+        None => (target.to_string(), Vec::new()),
+    };
+    let mut headers = Vec::new();
+    loop {
+        let l = read_line(r)?.ok_or_else(|| bad("eof in headers"))?;
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        if headers.len() > 200 {
+            return Err(bad("too many headers"));
+        }
+    }
+    let mut req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        peer: None,
+    };
+    if req
+        .header("expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        w.flush()?;
+    }
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            let size_line = read_line(r)?.ok_or_else(|| bad("eof in chunk size"))?;
+            let hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(hex, 16).map_err(|_| bad("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, then the blank line.
+                while let Some(t) = read_line(r)? {
+                    if t.is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            if req.body.len() + size > MAX_BODY {
+                return Err(bad("body too large"));
+            }
+            let start = req.body.len();
+            req.body.resize(start + size, 0);
+            r.read_exact(&mut req.body[start..])?;
+            read_line(r)?;
+        }
+    } else if let Some(cl) = req.header("content-length") {
+        let n: usize = cl.parse().map_err(|_| bad("bad content-length"))?;
+        if n > MAX_BODY {
+            return Err(bad("body too large"));
+        }
+        req.body.resize(n, 0);
+        r.read_exact(&mut req.body)?;
+    }
+    Ok(Some((req, http10)))
+}
+
+/// Make the coming close abortive (RST instead of FIN). std has no stable `set_linger`,
+/// so on Linux call setsockopt directly; elsewhere fall back to a plain shutdown.
+#[cfg(target_os = "linux")]
+fn set_linger_zero(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Linger {
+        l_onoff: i32,
+        l_linger: i32,
+    }
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, val: *const Linger, len: u32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 1;
+    const SO_LINGER: i32 = 13;
+    let l = Linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is a live socket owned by `s`; the option value points at a
+    // properly sized `struct linger` that outlives the call.
+    unsafe {
+        setsockopt(
+            s.as_raw_fd(),
+            SOL_SOCKET,
+            SO_LINGER,
+            &l,
+            std::mem::size_of::<Linger>() as u32,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_linger_zero(s: &TcpStream) {
+    let _ = s.shutdown(Shutdown::Both);
+}

@@ -1,0 +1,243 @@
+//! Request routing: names each request's endpoint (the names faults and stats use),
+//! counts and logs it, fires queued faults, checks the bearer token on `/v1` and `/v3`,
+//! and hands the request to the module that implements it. Also the Coze envelope
+//! helpers (`{"code","msg","data","detail":{"logid"}}`) every API module answers with.
+
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use crate::http::{Action, Handler, Reply, Request};
+use crate::App;
+
+/// Per-request context: the response's logid and the fault fired for this request (a
+/// module that knows how to apply it, e.g. chat for stream faults, takes it).
+pub struct Ctx {
+    pub logid: String,
+    pub fault: Option<Value>,
+    pub conversation_id: Option<String>,
+}
+
+impl Ctx {
+    pub fn fault_type(&self) -> &str {
+        self.fault
+            .as_ref()
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// Success envelope.
+pub fn ok(ctx: &Ctx, data: Value) -> Reply {
+    Reply::json(
+        200,
+        &json!({"code": 0, "msg": "", "data": data, "detail": {"logid": ctx.logid}}),
+    )
+}
+
+/// Error envelope; real Coze answers these with HTTP 200.
+pub fn err(ctx: &Ctx, code: i64, msg: &str) -> Reply {
+    err_status(ctx, 200, code, msg)
+}
+
+pub fn err_status(ctx: &Ctx, status: u16, code: i64, msg: &str) -> Reply {
+    Reply::json(
+        status,
+        &json!({"code": code, "msg": msg, "detail": {"logid": ctx.logid}}),
+    )
+}
+
+/// The endpoint name of a request, as used by faults, stats and the log.
+pub fn endpoint_name(method: &str, path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        ("POST", ["api", "permission", "oauth2", "token"])
+        | ("POST", ["api", "permission", "oauth2", "account", _, "token"]) => "token",
+        ("POST", ["api", "permission", "oauth2", "device", "code"])
+        | ("POST", ["api", "permission", "oauth2", "workspace_id", _, "device", "code"]) => {
+            "device_code"
+        }
+        ("GET", ["api", "permission", "oauth2", "authorize"])
+        | ("GET", ["api", "permission", "oauth2", "workspace_id", _, "authorize"]) => "authorize",
+        ("GET", ["oauth", "consent"]) => "consent.page",
+        ("POST", ["oauth", "consent"]) => "consent.submit",
+        ("GET", ["oauth", "device"]) => "device.page",
+        ("POST", ["oauth", "device"]) => "device.submit",
+        ("GET", ["v1", "users", "me"]) => "users.me",
+        ("POST", ["v1", "conversation", "create"]) => "conversation.create",
+        ("GET", ["v1", "conversation", "retrieve"]) => "conversation.retrieve",
+        ("GET", ["v1", "conversations"]) => "conversation.list",
+        ("PUT", ["v1", "conversations", _]) => "conversation.update",
+        ("DELETE", ["v1", "conversations", _]) => "conversation.delete",
+        ("POST", ["v1", "conversations", _, "clear"]) => "conversation.clear",
+        ("POST", ["v1", "conversation", "message", "list"]) => "message.list",
+        ("POST", ["v1", "conversation", "message", "create"]) => "message.create",
+        ("GET", ["v1", "conversation", "message", "retrieve"]) => "message.retrieve",
+        ("POST", ["v3", "chat"]) => "chat",
+        ("GET" | "POST", ["v3", "chat", "retrieve"]) => "chat.retrieve",
+        ("GET", ["v3", "chat", "message", "list"]) => "chat.message.list",
+        ("POST", ["v3", "chat", "cancel"]) => "chat.cancel",
+        (_, ["_fake", ..]) => "_fake",
+        _ => "unknown",
+    }
+}
+
+/// Endpoints a `*` fault applies to: the API, not the web pages a person clicks.
+fn is_api(endpoint: &str) -> bool {
+    !matches!(
+        endpoint,
+        "authorize" | "consent.page" | "consent.submit" | "device.page" | "device.submit"
+    ) && endpoint != "unknown"
+        && endpoint != "_fake"
+}
+
+pub struct Router(pub Arc<App>);
+
+impl Handler for Router {
+    fn handle(&self, req: &Request, logid: &str, first_on_conn: bool) -> Action {
+        let app = &*self.0;
+        let endpoint = endpoint_name(&req.method, &req.path);
+        if endpoint == "_fake" {
+            // Admin traffic is neither counted nor logged, so tests can read the counters
+            // over HTTP without disturbing them.
+            return Action::Reply(crate::admin::handle(app, req));
+        }
+        let fault = {
+            let mut st = app.lock();
+            if first_on_conn {
+                st.stats.connections += 1;
+            }
+            *st.stats.requests.entry(endpoint.to_string()).or_insert(0) += 1;
+            if endpoint == "unknown" {
+                None
+            } else {
+                st.take_fault(endpoint, is_api(endpoint))
+            }
+        };
+        let mut ctx = Ctx {
+            logid: logid.to_string(),
+            fault,
+            conversation_id: None,
+        };
+        let t_ms = app.start.elapsed().as_secs_f64() * 1000.0;
+        let action = dispatch(&self.0, endpoint, req, &mut ctx);
+        let (status, conv) = match &action {
+            Action::Reply(r) | Action::CutAfter(r, _) => (r.status, r.conversation_id.clone()),
+            Action::Reset => (0, None),
+        };
+        let conv = conv
+            .or(ctx.conversation_id)
+            .or_else(|| conversation_of(req));
+        let mut entry = json!({
+            "t_ms": (t_ms * 1000.0).round() / 1000.0,
+            "method": req.method,
+            "path": req.path,
+            "endpoint": endpoint,
+            "status": status,
+        });
+        if let Some(c) = &conv {
+            entry["conversation_id"] = json!(c);
+        }
+        if app.opts.verbose {
+            eprintln!(
+                "coze-fake: {} {} -> {} ({}){}",
+                req.method,
+                req.path,
+                status,
+                endpoint,
+                conv.map(|c| format!(" conversation {c}"))
+                    .unwrap_or_default()
+            );
+        }
+        app.lock().log.push(entry);
+        action
+    }
+}
+
+/// Best-effort conversation id of a request, for the log (never a token).
+fn conversation_of(req: &Request) -> Option<String> {
+    if let Some(c) = req.query("conversation_id") {
+        return Some(c.to_string());
+    }
+    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    if let ["v1", "conversations", id, ..] = segs.as_slice() {
+        return Some(id.to_string());
+    }
+    req.json().and_then(|v| {
+        v.get("conversation_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+fn dispatch(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Action {
+    // Faults that replace the answer entirely fire before anything is processed.
+    if let Some(a) = crate::faults::pre_handler(ctx, endpoint) {
+        return a;
+    }
+    let needs_bearer = req.path.starts_with("/v1/") || req.path.starts_with("/v3/");
+    let mut reply = if needs_bearer && endpoint != "unknown" && !bearer_ok(app, req) {
+        err_status(ctx, 401, 4100, "authentication is invalid")
+    } else {
+        route(app, endpoint, req, ctx)
+    };
+    if let Some(c) = ctx.conversation_id.clone() {
+        reply.conversation_id.get_or_insert(c);
+    }
+    crate::faults::post_handler(app, ctx, reply)
+}
+
+fn bearer_ok(app: &App, req: &Request) -> bool {
+    let Some(token) = req
+        .header("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+    else {
+        return false;
+    };
+    if token.is_empty() {
+        return false;
+    }
+    if app.opts.static_tokens.iter().any(|t| t == token) {
+        return true;
+    }
+    let st = app.lock();
+    st.access
+        .get(token)
+        .is_some_and(|&exp| exp > crate::util::now_ms())
+}
+
+fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Reply {
+    use crate::{chat, conversations as conv, oauth};
+    match endpoint {
+        "token" => oauth::token(app, req, ctx),
+        "device_code" => oauth::device_code(app, req, ctx),
+        "authorize" => oauth::authorize(app, req),
+        "consent.page" => oauth::consent_page(app, req),
+        "consent.submit" => oauth::consent_submit(app, req),
+        "device.page" => oauth::device_page(app, req),
+        "device.submit" => oauth::device_submit(app, req),
+        "users.me" => ok(ctx, oauth::user_json(app)),
+        "conversation.create" => conv::create(app, req, ctx),
+        "conversation.retrieve" => conv::retrieve(app, req, ctx),
+        "conversation.list" => conv::list(app, req, ctx),
+        "conversation.update" => conv::update(app, req, ctx),
+        "conversation.delete" => conv::delete(app, req, ctx),
+        "conversation.clear" => conv::clear(app, req, ctx),
+        "message.list" => conv::message_list(app, req, ctx),
+        "message.create" => conv::message_create(app, req, ctx),
+        "message.retrieve" => conv::message_retrieve(app, req, ctx),
+        "chat" => chat::create(app, req, ctx),
+        "chat.retrieve" => chat::retrieve(app, req, ctx),
+        "chat.message.list" => chat::message_list(app, req, ctx),
+        "chat.cancel" => chat::cancel(app, req, ctx),
+        _ => Reply::json(
+            404,
+            &json!({"code": 404, "msg": format!("no such endpoint: {} {}", req.method, req.path),
+                    "detail": {"logid": ctx.logid}}),
+        ),
+    }
+}

@@ -1,0 +1,941 @@
+//! Integration tests of coze-fake over real sockets, with a tiny raw HTTP/1.1 client
+//! (no HTTP library) so that keep-alive and chunked framing are checked byte for byte.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use coze_fake::{Fake, Options};
+use serde_json::{json, Value};
+
+const PAT: &str = "pat_test_token";
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8 body")
+    }
+}
+
+/// One persistent connection.
+struct Conn {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Conn {
+    fn open(fake: &Fake) -> Conn {
+        let s = TcpStream::connect(fake.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Conn {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        }
+    }
+
+    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: fake\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        self.w.write_all(req.as_bytes()).unwrap();
+        self.w.write_all(body).unwrap();
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        l.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    fn head(&mut self) -> Resp {
+        let status_line = self.line();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .unwrap_or_else(|| panic!("bad status {status_line:?}"))
+            .parse()
+            .unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let l = self.line();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap();
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    fn body(&mut self, mut r: Resp) -> Resp {
+        if r.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let size = usize::from_str_radix(&self.line(), 16).unwrap();
+                if size == 0 {
+                    assert_eq!(self.line(), "");
+                    break;
+                }
+                let mut chunk = vec![0; size];
+                self.r.read_exact(&mut chunk).unwrap();
+                r.body.extend_from_slice(&chunk);
+                assert_eq!(self.line(), "");
+            }
+        } else {
+            let n: usize = r.header("content-length").unwrap().parse().unwrap();
+            r.body.resize(n, 0);
+            self.r.read_exact(&mut r.body).unwrap();
+        }
+        r
+    }
+
+    fn req(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        self.send(method, path, headers, body);
+        let h = self.head();
+        self.body(h)
+    }
+}
+
+fn call(fake: &Fake, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    Conn::open(fake).req(method, path, headers, body)
+}
+
+fn post_json(fake: &Fake, path: &str, token: Option<&str>, body: &Value) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut h = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        h.push(("Authorization", a));
+    }
+    call(fake, "POST", path, &h, body.to_string().as_bytes())
+}
+
+fn get(fake: &Fake, path: &str, token: &str) -> Resp {
+    call(
+        fake,
+        "GET",
+        path,
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+fn start(opts: Options) -> Fake {
+    Fake::start(Options {
+        static_tokens: vec![PAT.into()],
+        ..opts
+    })
+    .unwrap()
+}
+
+fn query_param(url: &str, k: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&')
+        .find_map(|p| p.strip_prefix(&format!("{k}=")).map(str::to_string))
+}
+
+const VERIFIER: &str = "code_verifier";
+const CHALLENGE: &str = "73oehA2tBul5grZPhXUGQwNAjxh69zNES8bu2bVD0EM";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+fn authorize_path(state: &str) -> String {
+    format!(
+        "/api/permission/oauth2/authorize?response_type=code&client_id=cid&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&state={state}&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    )
+}
+
+/// Authorize, load the consent page, click `decision`; returns the redirect back.
+fn click(fake: &Fake, decision: &str) -> String {
+    let r = call(fake, "GET", &authorize_path("xyz"), &[], b"");
+    assert_eq!(r.status, 302);
+    let consent = r.header("location").unwrap().to_string();
+    assert!(consent.starts_with(&format!("{}/oauth/consent?authorize_key=", fake.base_url())));
+    let key = query_param(&consent, "authorize_key").unwrap();
+    let page = call(fake, "GET", &consent[fake.base_url().len()..], &[], b"");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    for needle in [
+        "<form method=\"POST\" action=\"/oauth/consent\"",
+        "id=\"approve\"",
+        "id=\"deny\"",
+        "cid",
+        &key,
+    ] {
+        assert!(html.contains(needle), "consent page lacks {needle}");
+    }
+    let form = format!("authorize_key={key}&decision={decision}");
+    let r = call(
+        fake,
+        "POST",
+        "/oauth/consent",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    );
+    assert_eq!(r.status, 302);
+    r.header("location").unwrap().to_string()
+}
+
+fn exchange(fake: &Fake, code: &str, verifier: &str) -> Resp {
+    post_json(
+        fake,
+        "/api/permission/oauth2/token",
+        None,
+        &json!({"grant_type":"authorization_code","code":code,"redirect_uri":REDIRECT,"client_id":"cid","code_verifier":verifier}),
+    )
+}
+
+#[test]
+fn consent_approve_gives_code_and_tokens() {
+    let fake = start(Options::default());
+    let back = click(&fake, "approve");
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert_eq!(query_param(&back, "state").as_deref(), Some("xyz"));
+    let code = query_param(&back, "code").unwrap();
+    assert!(code.starts_with("code_"));
+    let r = exchange(&fake, &code, VERIFIER);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.json();
+    assert!(t["access_token"].as_str().unwrap().starts_with("czu_"));
+    assert_eq!(t["token_type"], "Bearer");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = t["expires_in"].as_u64().unwrap();
+    assert!(
+        exp >= now + 890 && exp <= now + 910,
+        "expires_in must be absolute"
+    );
+    let me = get(&fake, "/v1/users/me", t["access_token"].as_str().unwrap());
+    assert_eq!(me.json()["data"]["user_name"], "fake_user");
+    assert_eq!(fake.stats()["grants"]["authorization_code"], 1);
+}
+
+#[test]
+fn auto_approve_redirects_straight_back() {
+    let fake = start(Options {
+        auto_approve: true,
+        ..Options::default()
+    });
+    let r = call(&fake, "GET", &authorize_path("s1"), &[], b"");
+    let back = r.header("location").unwrap();
+    assert!(
+        back.starts_with(&format!("{REDIRECT}?code=code_")),
+        "{back}"
+    );
+}
+
+#[test]
+fn consent_deny_redirects_with_access_denied() {
+    let fake = start(Options::default());
+    let back = click(&fake, "deny");
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert_eq!(query_param(&back, "state").as_deref(), Some("xyz"));
+    assert!(query_param(&back, "code").is_none());
+}
+
+#[test]
+fn pkce_mismatch_and_code_reuse_rejected() {
+    let fake = start(Options::default());
+    let code = query_param(&click(&fake, "approve"), "code").unwrap();
+    let r = exchange(&fake, &code, "wrong_verifier");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error_code"], "invalid_request");
+    assert_eq!(r.json()["error_message"], "invalid request: code_verifier");
+
+    let code = query_param(&click(&fake, "approve"), "code").unwrap();
+    assert_eq!(exchange(&fake, &code, VERIFIER).status, 200);
+    let again = exchange(&fake, &code, VERIFIER);
+    assert_eq!(again.status, 400);
+    assert_eq!(again.json()["error_code"], "invalid_request");
+
+    // Form bodies are not what Coze takes.
+    let r = call(
+        &fake,
+        "POST",
+        "/api/permission/oauth2/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"grant_type=refresh_token&refresh_token=x",
+    );
+    assert_eq!(r.json()["error_code"], "invalid_request");
+    let r = post_json(
+        &fake,
+        "/api/permission/oauth2/token",
+        None,
+        &json!({"grant_type":"password"}),
+    );
+    assert_eq!(r.json()["error_code"], "unsupported_grant_type");
+    assert_eq!(
+        r.json()["error_message"],
+        "not supported grant type: password"
+    );
+}
+
+#[test]
+fn refresh_rotates() {
+    let fake = start(Options::default());
+    let code = query_param(&click(&fake, "approve"), "code").unwrap();
+    let first = exchange(&fake, &code, VERIFIER).json();
+    let refresh = |rt: &str| {
+        post_json(
+            &fake,
+            "/api/permission/oauth2/token",
+            None,
+            &json!({"grant_type":"refresh_token","refresh_token":rt,"client_id":"cid"}),
+        )
+    };
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    let second = refresh(rt1);
+    assert_eq!(second.status, 200);
+    let second = second.json();
+    let rt2 = second["refresh_token"].as_str().unwrap();
+    assert_ne!(rt1, rt2);
+    let old = refresh(rt1);
+    assert_eq!(old.status, 400);
+    assert_eq!(old.json()["error_code"], "invalid_request");
+    assert_eq!(refresh(rt2).status, 200);
+    // The old access token stays valid until it expires...
+    assert_eq!(
+        get(
+            &fake,
+            "/v1/users/me",
+            first["access_token"].as_str().unwrap()
+        )
+        .status,
+        200
+    );
+    // ...and /_fake/expire ends every one.
+    fake.expire_tokens();
+    let r = get(
+        &fake,
+        "/v1/users/me",
+        second["access_token"].as_str().unwrap(),
+    );
+    assert_eq!(r.json()["code"], 4100);
+    let s = fake.stats();
+    assert_eq!(s["refreshes"], 2);
+    assert_eq!(s["grants"]["refresh_token"], 2);
+}
+
+#[test]
+fn bad_bearer_gets_401_4100_with_logid() {
+    let fake = start(Options::default());
+    for auth in [None, Some("Bearer nope")] {
+        let h: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        let r = call(&fake, "GET", "/v1/users/me", &h, b"");
+        assert_eq!(r.status, 401);
+        let b = r.json();
+        assert_eq!(b["code"], 4100);
+        assert_eq!(b["msg"], "authentication is invalid");
+        let logid = r.header("x-tt-logid").unwrap();
+        assert_eq!(logid.len(), 30);
+        assert_eq!(b["detail"]["logid"], logid);
+    }
+    assert_eq!(get(&fake, "/v1/users/me", PAT).status, 200);
+    let r = call(&fake, "GET", "/nope", &[], b"");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn device_flow_pending_slow_down_approve() {
+    let fake = start(Options {
+        device_interval: 1,
+        ..Options::default()
+    });
+    let d = post_json(
+        &fake,
+        "/api/permission/oauth2/device/code",
+        None,
+        &json!({"client_id":"dev"}),
+    )
+    .json();
+    assert_eq!(d["interval"], 1);
+    assert_eq!(d["expires_in"], 300);
+    assert_eq!(
+        d["verification_uri"],
+        format!("{}/oauth/device", fake.base_url())
+    );
+    let user_code = d["user_code"].as_str().unwrap();
+    assert_eq!(user_code.len(), 9);
+    let poll = || {
+        post_json(
+            &fake,
+            "/api/permission/oauth2/token",
+            None,
+            &json!({"grant_type":"urn:ietf:params:oauth:grant-type:device_code","device_code":d["device_code"],"client_id":"dev"}),
+        )
+    };
+    let p = poll();
+    assert_eq!(p.status, 400);
+    assert_eq!(p.json()["error_code"], "authorization_pending");
+    assert_eq!(p.json()["error"], "authorization_pending");
+    assert_eq!(poll().json()["error_code"], "slow_down");
+
+    let page = call(
+        &fake,
+        "GET",
+        &format!("/oauth/device?user_code={user_code}"),
+        &[],
+        b"",
+    );
+    assert!(page.text().contains(&format!("value=\"{user_code}\"")));
+    let form = format!("user_code={user_code}&decision=approve");
+    let done = call(&fake, "POST", "/oauth/device", &[], form.as_bytes());
+    assert_eq!(done.status, 200);
+    assert!(done.text().contains("approved"));
+    let t = poll();
+    assert_eq!(t.status, 200, "{}", t.text());
+    assert!(t.json()["refresh_token"].is_string());
+    assert_eq!(
+        poll().json()["error_code"],
+        "invalid_request",
+        "device code is spent"
+    );
+    let bad = call(
+        &fake,
+        "POST",
+        "/oauth/device",
+        &[],
+        b"user_code=ZZZZ-ZZZZ&decision=approve",
+    );
+    assert_eq!(bad.status, 400);
+}
+
+fn chat_body(prompt: &str, stream: bool) -> Value {
+    json!({"bot_id":"b1","user_id":"u1","stream":stream,"auto_save_history":true,
+           "additional_messages":[{"role":"user","content":prompt,"content_type":"text"}]})
+}
+
+/// Parse an SSE body written in the default style into (event, data) pairs.
+fn events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            let mut ev = String::new();
+            let mut data = String::new();
+            for l in b.lines() {
+                if let Some(e) = l.strip_prefix("event:") {
+                    ev = e.to_string();
+                } else if let Some(d) = l.strip_prefix("data:") {
+                    data = d.to_string();
+                }
+            }
+            (ev, data)
+        })
+        .collect()
+}
+
+#[test]
+fn stream_events_in_real_order_with_quoted_done() {
+    let fake = start(Options::default());
+    let r = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("你好🌏", true));
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    let evs = events(&r.text());
+    let names: Vec<&str> = evs.iter().map(|(e, _)| e.as_str()).collect();
+    let deltas = names
+        .iter()
+        .filter(|n| **n == "conversation.message.delta")
+        .count();
+    assert!(deltas >= 3);
+    let mut want = vec!["conversation.chat.created", "conversation.chat.in_progress"];
+    want.extend(std::iter::repeat_n("conversation.message.delta", deltas));
+    want.extend(std::iter::repeat_n("conversation.message.completed", 5));
+    want.extend(["conversation.chat.completed", "done"]);
+    assert_eq!(names, want);
+    assert_eq!(evs.last().unwrap().1, "\"[DONE]\"");
+    let text: String = evs
+        .iter()
+        .filter(|(e, _)| e == "conversation.message.delta")
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, coze_fake::answer_text("你好🌏"));
+    let kinds: Vec<String> = evs
+        .iter()
+        .filter(|(e, _)| e == "conversation.message.completed")
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["answer", "verbose", "follow_up", "follow_up", "follow_up"]
+    );
+    let done: Value = serde_json::from_str(&evs[evs.len() - 2].1).unwrap();
+    assert_eq!(done["status"], "completed");
+    assert!(done["usage"]["output_count"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn keep_alive_serves_many_requests_and_streams_on_one_connection() {
+    let fake = start(Options::default());
+    let mut c = Conn::open(&fake);
+    let auth = format!("Bearer {PAT}");
+    let h = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    assert_eq!(c.req("GET", "/v1/users/me", &h, b"").status, 200);
+    for _ in 0..3 {
+        let r = c.req(
+            "POST",
+            "/v3/chat",
+            &h,
+            chat_body("hi", true).to_string().as_bytes(),
+        );
+        assert!(r.text().ends_with("event:done\ndata:\"[DONE]\"\n\n"));
+    }
+    assert_eq!(c.req("GET", "/v1/users/me", &h, b"").status, 200);
+    assert_eq!(fake.stats()["connections"], 1);
+    assert_eq!(fake.stats()["requests"]["chat"], 3);
+}
+
+#[test]
+fn queued_fault_fires_once_then_normal() {
+    let fake = start(Options::default());
+    fake.push_fault(
+        "users.me",
+        json!({"type":"http","status":429,"retry_after":2}),
+        1,
+    );
+    let r = get(&fake, "/v1/users/me", PAT);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("2"));
+    assert_eq!(r.json()["code"], 4013);
+    assert_eq!(get(&fake, "/v1/users/me", PAT).status, 200);
+
+    fake.push_fault("*", json!({"type":"http","status":502}), 1);
+    let r = get(&fake, "/v1/users/me", PAT);
+    assert_eq!(r.status, 502);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+
+    fake.push_fault(
+        "chat",
+        json!({"type":"json_body","code":4000,"msg":"json fail"}),
+        1,
+    );
+    let r = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    assert_eq!(r.json()["code"], 4000);
+
+    fake.push_fault("chat", json!({"type":"cut","after_events":3}), 1);
+    let r = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true));
+    assert_eq!(events(&r.text()).len(), 3);
+
+    fake.push_fault(
+        "chat",
+        json!({"type":"error_event","after_events":2,"code":5000,"msg":"boom"}),
+        1,
+    );
+    let evs = events(&post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text());
+    assert_eq!(evs.last().unwrap().0, "error");
+
+    fake.push_fault(
+        "chat",
+        json!({"type":"chat_failed","shape":"bare","code":701231,"msg":"error"}),
+        1,
+    );
+    let evs = events(&post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text());
+    assert_eq!(evs[evs.len() - 2].0, "conversation.chat.failed");
+    assert_eq!(evs[evs.len() - 2].1, r#"{"code":701231,"msg":"error"}"#);
+
+    fake.push_fault("users.me", json!({"type":"reset"}), 1);
+    let mut c = Conn::open(&fake);
+    c.send("GET", "/v1/users/me", &[], b"");
+    let mut buf = [0u8; 16];
+    assert!(
+        !matches!(c.r.read(&mut buf), Ok(n) if n > 0),
+        "reset sends nothing"
+    );
+
+    assert_eq!(fake.stats()["faults_fired"], 7);
+    let normal = events(&post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text());
+    assert_eq!(normal.last().unwrap().0, "done");
+}
+
+#[test]
+fn second_concurrent_chat_in_a_conversation_gets_4016() {
+    let fake = start(Options::default());
+    let conv = post_json(
+        &fake,
+        "/v1/conversation/create",
+        Some(PAT),
+        &json!({"bot_id":"b1"}),
+    )
+    .json();
+    let cid = conv["data"]["id"].as_str().unwrap().to_string();
+    fake.set_bot(json!({"first_delta_hold_ms": 1500}));
+    let path = format!("/v3/chat?conversation_id={cid}");
+    let mut a = Conn::open(&fake);
+    let auth = format!("Bearer {PAT}");
+    a.send(
+        "POST",
+        &path,
+        &[("Authorization", &auth)],
+        chat_body("one", true).to_string().as_bytes(),
+    );
+    let head = a.head();
+    assert_eq!(head.status, 200);
+    let b = post_json(&fake, &path, Some(PAT), &chat_body("two", true));
+    assert!(b
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    assert_eq!(b.json()["code"], 4016);
+    let first = a.body(head);
+    assert!(first.text().ends_with("data:\"[DONE]\"\n\n"));
+    // Done means free: the next chat is accepted at once.
+    fake.set_bot(json!({}));
+    let c = post_json(&fake, &path, Some(PAT), &chat_body("three", true));
+    assert!(c.text().contains("event:done"));
+    let s = fake.stats();
+    assert_eq!(s["busy_refusals"], 1);
+    assert_eq!(s["max_chats_in_flight_per_conversation"], 2);
+}
+
+#[test]
+fn polled_chat_completes_and_lists_messages_and_cancel() {
+    let fake = start(Options::default());
+    let r = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("轮询", false)).json();
+    assert_eq!(r["data"]["status"], "in_progress");
+    let (conv, chat) = (
+        r["data"]["conversation_id"].as_str().unwrap(),
+        r["data"]["id"].as_str().unwrap(),
+    );
+    let q = format!("conversation_id={conv}&chat_id={chat}");
+    let got = get(&fake, &format!("/v3/chat/retrieve?{q}"), PAT).json();
+    assert_eq!(got["data"]["status"], "completed");
+    let msgs = get(&fake, &format!("/v3/chat/message/list?{q}"), PAT).json();
+    let data = msgs["data"].as_array().unwrap();
+    assert_eq!(data[0]["type"], "answer");
+    assert_eq!(data[0]["content"], coze_fake::answer_text("轮询"));
+    assert_eq!(data.len(), 5);
+    let c = post_json(
+        &fake,
+        "/v3/chat/cancel",
+        Some(PAT),
+        &json!({"conversation_id":conv,"chat_id":chat}),
+    )
+    .json();
+    assert_eq!(c["code"], 4104);
+
+    fake.set_bot(json!({"latency_ms": 60_000}));
+    let r = post_json(
+        &fake,
+        &format!("/v3/chat?conversation_id={conv}"),
+        Some(PAT),
+        &chat_body("slow", false),
+    )
+    .json();
+    let chat = r["data"]["id"].as_str().unwrap();
+    let c = post_json(
+        &fake,
+        "/v3/chat/cancel",
+        Some(PAT),
+        &json!({"conversation_id":conv,"chat_id":chat}),
+    )
+    .json();
+    assert_eq!(c["data"]["status"], "canceled");
+    assert_eq!(fake.stats()["cancels"], 1);
+}
+
+#[test]
+fn message_list_pages_by_after_and_before_id() {
+    let fake = start(Options::default());
+    let msgs: Vec<Value> = (0..7)
+        .map(|i| json!({"role":"user","content":format!("m{i}"),"content_type":"text"}))
+        .collect();
+    let conv = post_json(
+        &fake,
+        "/v1/conversation/create",
+        Some(PAT),
+        &json!({"bot_id":"b1","messages":msgs}),
+    )
+    .json();
+    let cid = conv["data"]["id"].as_str().unwrap();
+    let path = format!("/v1/conversation/message/list?conversation_id={cid}");
+    let list = |body: Value| post_json(&fake, &path, Some(PAT), &body).json();
+    let contents = |v: &Value| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    let p1 = list(json!({"order":"desc","limit":3}));
+    assert_eq!(p1["code"], 0);
+    assert_eq!(contents(&p1), ["m6", "m5", "m4"]);
+    assert_eq!(p1["has_more"], true);
+    assert_eq!(p1["first_id"], p1["data"][0]["id"]);
+    assert_eq!(p1["last_id"], p1["data"][2]["id"]);
+    let p2 = list(json!({"order":"desc","limit":3,"after_id":p1["last_id"]}));
+    assert_eq!(contents(&p2), ["m3", "m2", "m1"]);
+    let p3 = list(json!({"order":"desc","limit":3,"after_id":p2["last_id"]}));
+    assert_eq!(contents(&p3), ["m0"]);
+    assert_eq!(p3["has_more"], false);
+    let back = list(json!({"order":"desc","limit":3,"before_id":p3["first_id"]}));
+    assert_eq!(contents(&back), ["m3", "m2", "m1"]);
+    let asc = list(json!({"order":"asc","limit":2}));
+    assert_eq!(contents(&asc), ["m0", "m1"]);
+
+    // Conversation list pages too.
+    for _ in 0..3 {
+        post_json(
+            &fake,
+            "/v1/conversation/create",
+            Some(PAT),
+            &json!({"bot_id":"b1"}),
+        );
+    }
+    let l = get(
+        &fake,
+        "/v1/conversations?bot_id=b1&page_num=1&page_size=3",
+        PAT,
+    )
+    .json();
+    assert_eq!(l["data"]["conversations"].as_array().unwrap().len(), 3);
+    assert_eq!(l["data"]["has_more"], true);
+    let l2 = get(
+        &fake,
+        "/v1/conversations?bot_id=b1&page_num=2&page_size=3",
+        PAT,
+    )
+    .json();
+    assert_eq!(l2["data"]["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(l2["data"]["has_more"], false);
+    let missing = get(&fake, "/v1/conversation/retrieve?conversation_id=1", PAT).json();
+    assert_eq!(missing["code"], 4200);
+}
+
+#[test]
+fn client_disconnect_mid_stream_frees_the_conversation() {
+    let fake = start(Options::default());
+    fake.set_bot(json!({"deltas": 200, "delta_delay_ms": 20}));
+    let conv = post_json(
+        &fake,
+        "/v1/conversation/create",
+        Some(PAT),
+        &json!({"bot_id":"b1"}),
+    )
+    .json();
+    let cid = conv["data"]["id"].as_str().unwrap().to_string();
+    let path = format!("/v3/chat?conversation_id={cid}");
+    {
+        let mut a = Conn::open(&fake);
+        let auth = format!("Bearer {PAT}");
+        a.send(
+            "POST",
+            &path,
+            &[("Authorization", &auth)],
+            chat_body("bye", true).to_string().as_bytes(),
+        );
+        a.head();
+    } // dropped: the fake notices on its next write
+    fake.set_bot(json!({}));
+    let mut ok = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(30));
+        let r = post_json(&fake, &path, Some(PAT), &chat_body("again", true));
+        if r.header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "conversation stayed busy after the client went away");
+}
+
+#[test]
+fn big_stream_is_fast() {
+    let fake = start(Options::default());
+    fake.set_bot(json!({"deltas": 20_000}));
+    let t = std::time::Instant::now();
+    let r = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true));
+    let n = r.text().matches("event:conversation.message.delta").count();
+    assert_eq!(n, 20_000);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn styles_change_the_wire_format() {
+    let fake = start(Options::default());
+    fake.set_bot(json!({"style":{"space":true,"crlf":true,"comments":true,"done":"bare","multiline_data":true}}));
+    let body = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text();
+    assert!(body.contains("event: conversation.chat.created\r\n"));
+    assert!(body.contains(": keep-alive\r\n"));
+    assert!(body.contains("data: {\r\n"));
+    assert!(body.ends_with("event: done\r\ndata: [DONE]\r\n\r\n"));
+}
+
+#[test]
+fn socket_and_stream_faults() {
+    let fake = start(Options::default());
+    let auth = format!("Bearer {PAT}");
+
+    // reset_mid_body on a JSON answer: headers and 10 bytes, then the connection dies.
+    fake.push_fault(
+        "users.me",
+        json!({"type":"reset_mid_body","after_bytes":10}),
+        1,
+    );
+    let mut c = Conn::open(&fake);
+    c.send("GET", "/v1/users/me", &[("Authorization", &auth)], b"");
+    let h = c.head();
+    assert_eq!(h.status, 200);
+    let mut got = Vec::new();
+    let _ = c.r.read_to_end(&mut got);
+    assert_eq!(got.len(), 10);
+
+    // reset_mid_body on a stream counts events.
+    fake.push_fault("chat", json!({"type":"reset_mid_body","after_events":2}), 1);
+    let mut c = Conn::open(&fake);
+    c.send(
+        "POST",
+        "/v3/chat",
+        &[("Authorization", &auth)],
+        chat_body("x", true).to_string().as_bytes(),
+    );
+    c.head();
+    let mut got = Vec::new();
+    let _ = c.r.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("event:").count(), 2);
+    assert!(
+        !text.contains("\r\n0\r\n\r\n"),
+        "no terminating chunk after a reset"
+    );
+
+    // truncated_json: honest Content-Length, broken JSON.
+    fake.push_fault("users.me", json!({"type":"truncated_json"}), 1);
+    let r = get(&fake, "/v1/users/me", PAT);
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+
+    // malformed: one broken event, then the stream goes on to done.
+    fake.push_fault("chat", json!({"type":"malformed","after_events":2}), 1);
+    let body = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text();
+    assert!(body.contains("data:{\"id\":\n\n"));
+    assert!(body.ends_with("event:done\ndata:\"[DONE]\"\n\n"));
+
+    // stall: a pause mid-stream.
+    fake.push_fault("chat", json!({"type":"stall","after_events":3,"ms":300}), 1);
+    let t = std::time::Instant::now();
+    let body = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text();
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert!(body.contains("event:done"));
+
+    // requires_action ends with a Chat carrying one tool call.
+    fake.push_fault("chat", json!({"type":"requires_action"}), 1);
+    let evs = events(&post_json(&fake, "/v3/chat", Some(PAT), &chat_body("x", true)).text());
+    let (name, data) = &evs[evs.len() - 2];
+    assert_eq!(name, "conversation.chat.requires_action");
+    let chat: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(chat["status"], "requires_action");
+    assert_eq!(
+        chat["required_action"]["submit_tool_outputs"]["tool_calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // split_writes still yields a well-formed stream.
+    fake.set_bot(json!({"style":{"split_writes":true}}));
+    let body = post_json(&fake, "/v3/chat", Some(PAT), &chat_body("分开写", true)).text();
+    assert!(body.ends_with("event:done\ndata:\"[DONE]\"\n\n"));
+    fake.set_bot(json!({}));
+}
+
+#[test]
+fn delay_fault_still_rotates_the_refresh_token() {
+    let fake = start(Options {
+        auto_approve: true,
+        ..Options::default()
+    });
+    let back = call(&fake, "GET", &authorize_path("d"), &[], b"")
+        .header("location")
+        .unwrap()
+        .to_string();
+    let t = exchange(&fake, &query_param(&back, "code").unwrap(), VERIFIER).json();
+    let rt = t["refresh_token"].as_str().unwrap();
+    fake.push_fault("token", json!({"type":"delay","ms":2000}), 1);
+    {
+        // The client gives up before the answer arrives.
+        let mut c = Conn::open(&fake);
+        let body =
+            json!({"grant_type":"refresh_token","refresh_token":rt,"client_id":"cid"}).to_string();
+        c.send(
+            "POST",
+            "/api/permission/oauth2/token",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = post_json(
+        &fake,
+        "/api/permission/oauth2/token",
+        None,
+        &json!({"grant_type":"refresh_token","refresh_token":rt,"client_id":"cid"}),
+    );
+    assert_eq!(
+        r.json()["error_code"],
+        "invalid_request",
+        "the delayed refresh already rotated"
+    );
+    let log = fake.log();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| !e.to_string().contains(rt)),
+        "log never holds tokens"
+    );
+}

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Referee: the official Python SDK (cozepy 0.20.0) against coze-fake.
+
+Usage: referee.py BASE_URL   (the fake must run with --device-interval 1)
+
+If the SDK and the fake disagree, the fake is wrong (unless coze-api.md says the SDK is).
+Uses only cozepy, plus urllib for the /_fake/ admin endpoints and for clicking the
+consent and device pages as a person would. Prints one line per check and a final
+"N passed, M failed"; exits 1 if any check failed.
+"""
+
+import json
+import secrets
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import cozepy
+from cozepy import (
+    ChatEventType,
+    ChatStatus,
+    Coze,
+    CozeAPIError,
+    CozePKCEAuthError,
+    CozePKCEAuthErrorType,
+    DeviceOAuthApp,
+    Message,
+    MessageType,
+    PKCEOAuthApp,
+    TokenAuth,
+)
+
+BASE = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else sys.exit("usage: referee.py BASE_URL")
+CLIENT_ID = "1234567890123456789.app.coze"
+REDIRECT = "http://127.0.0.1:9/callback"
+BOT = "7379462189365198898"
+USER = "referee-user"
+
+results = {"passed": 0, "failed": 0}
+
+
+def check(name):
+    """Decorator: run a check now, print one line, count the outcome."""
+
+    def run(fn):
+        try:
+            fn()
+            results["passed"] += 1
+            print(f"ok   {name}", flush=True)
+        except Exception as e:  # noqa: BLE001 - a referee reports every failure
+            results["failed"] += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+            traceback.print_exc(file=sys.stderr)
+        return fn
+
+    return run
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def http(method, url, data=None, content_type=None):
+    """Returns (status, headers, body text) without following redirects."""
+    body = None
+    headers = {}
+    if data is not None:
+        body = data if isinstance(data, bytes) else data.encode()
+        headers["Content-Type"] = content_type or "application/json"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with _opener.open(req, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def admin(path, payload=None):
+    status, _, body = http("POST" if payload is not None else "GET", BASE + path,
+                           None if payload is None else json.dumps(payload))
+    assert status == 200, f"{path}: {status} {body}"
+    return json.loads(body)
+
+
+def fault(endpoint, f, count=1):
+    admin("/_fake/fault", {"endpoint": endpoint, "fault": f, "count": count})
+
+
+def click_consent(authorize_url, decision):
+    """Follow authorize -> consent page -> submit; returns the redirect back (a dict)."""
+    status, headers, _ = http("GET", authorize_url)
+    assert status == 302, f"authorize answered {status}"
+    consent = headers["Location"]
+    status, _, page = http("GET", consent)
+    assert status == 200 and 'id="approve"' in page and 'action="/oauth/consent"' in page, "consent page"
+    key = urllib.parse.parse_qs(urllib.parse.urlparse(consent).query)["authorize_key"][0]
+    form = urllib.parse.urlencode({"authorize_key": key, "decision": decision})
+    status, headers, _ = http("POST", BASE + "/oauth/consent", form, "application/x-www-form-urlencoded")
+    assert status == 302, f"consent answered {status}"
+    back = headers["Location"]
+    assert back.startswith(REDIRECT), back
+    return {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(back).query).items()}
+
+
+def expect_raises(exc, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except exc as e:
+        return e
+    raise AssertionError(f"expected {exc.__name__}")
+
+
+admin("/_fake/reset", {})
+pkce = PKCEOAuthApp(client_id=CLIENT_ID, base_url=BASE)
+state = {}
+
+
+@check("pkce: get_oauth_url (S256) is built on the fake's base")
+def _():
+    verifier = secrets.token_urlsafe(32)
+    url = pkce.get_oauth_url(redirect_uri=REDIRECT, code_verifier=verifier,
+                             code_challenge_method="S256", state="st-1")
+    assert url.startswith(BASE + "/api/permission/oauth2/authorize?"), url
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+    assert q["code_challenge_method"] == ["S256"] and q["state"] == ["st-1"]
+    state["verifier"], state["url"] = verifier, url
+
+
+@check("pkce: approve on the consent page -> code and state come back")
+def _():
+    back = click_consent(state["url"], "approve")
+    assert back["state"] == "st-1" and back["code"].startswith("code_"), back
+    state["code"] = back["code"]
+
+
+@check("pkce: get_access_token -> absolute expires_in in the future")
+def _():
+    t = pkce.get_access_token(redirect_uri=REDIRECT, code=state["code"], code_verifier=state["verifier"])
+    now = int(time.time())
+    assert t.access_token.startswith("czu_"), t.access_token
+    assert now < t.expires_in < now + 3600, f"expires_in {t.expires_in} is not now+900"
+    assert t.refresh_token and t.token_type == "Bearer"
+    state["token"] = t
+
+
+@check("pkce: the same code again is rejected")
+def _():
+    e = expect_raises(CozeAPIError, pkce.get_access_token, redirect_uri=REDIRECT,
+                      code=state["code"], code_verifier=state["verifier"])
+    assert "invalid request" in str(e.msg), e
+
+
+@check("pkce: a wrong code_verifier is rejected")
+def _():
+    v = secrets.token_urlsafe(32)
+    url = pkce.get_oauth_url(redirect_uri=REDIRECT, code_verifier=v, code_challenge_method="S256", state="s2")
+    code = click_consent(url, "approve")["code"]
+    e = expect_raises(CozeAPIError, pkce.get_access_token, redirect_uri=REDIRECT, code=code,
+                      code_verifier=v + "x")
+    assert e.msg == "invalid request: code_verifier", e.msg
+
+
+@check("pkce: deny on the consent page -> error=access_denied")
+def _():
+    url = pkce.get_oauth_url(redirect_uri=REDIRECT, code_verifier="v" * 43, code_challenge_method="S256", state="s3")
+    back = click_consent(url, "deny")
+    assert back.get("error") == "access_denied" and back.get("state") == "s3" and "code" not in back, back
+
+
+@check("pkce: refresh_access_token rotates; the old refresh token is then rejected")
+def _():
+    old = state["token"]
+    new = pkce.refresh_access_token(old.refresh_token)
+    assert new.refresh_token != old.refresh_token and new.access_token != old.access_token
+    assert new.expires_in > int(time.time())
+    expect_raises(CozeAPIError, pkce.refresh_access_token, old.refresh_token)
+    state["token"] = new
+
+
+device = DeviceOAuthApp(client_id=CLIENT_ID, base_url=BASE)
+
+
+@check("device: get_device_code, pending, slow_down")
+def _():
+    code = device.get_device_code()
+    assert code.verification_uri == BASE + "/oauth/device", code.verification_uri
+    assert code.interval == 1 and code.expires_in == 300, code
+    assert len(code.user_code) == 9 and code.user_code[4] == "-"
+    e = expect_raises(CozePKCEAuthError, device.get_access_token, code.device_code)
+    assert e.error == CozePKCEAuthErrorType.AUTHORIZATION_PENDING, e.error
+    e = expect_raises(CozePKCEAuthError, device.get_access_token, code.device_code)
+    assert e.error == CozePKCEAuthErrorType.SLOW_DOWN, e.error
+    state["device"] = code
+
+
+@check("device: approve through the page while get_access_token(poll=True) waits")
+def _():
+    code = device.get_device_code()  # fresh: no earlier poll, so no slow_down back-off
+
+    def approve():
+        time.sleep(1)
+        status, _, page = http("GET", code.verification_url)
+        assert status == 200 and code.user_code in page
+        form = urllib.parse.urlencode({"user_code": code.user_code, "decision": "approve"})
+        http("POST", BASE + "/oauth/device", form, "application/x-www-form-urlencoded")
+
+    t = threading.Thread(target=approve)
+    t.start()
+    tok = device.get_access_token(code.device_code, poll=True)
+    t.join()
+    assert tok.access_token.startswith("czu_") and tok.expires_in > int(time.time())
+    stats = admin("/_fake/stats")
+    assert stats["grants"]["device_code"] == 1, stats["grants"]
+
+
+coze = Coze(auth=TokenAuth(state["token"].access_token), base_url=BASE)
+
+
+@check("auth: a bad token raises CozeAPIError 4100 with the logid")
+def _():
+    bad = Coze(auth=TokenAuth("czu_nope"), base_url=BASE)
+    e = expect_raises(CozeAPIError, bad.users.me)
+    assert e.code == 4100 and e.logid and len(e.logid) == 30, (e.code, e.logid)
+
+
+@check("users.me")
+def _():
+    me = coze.users.me()
+    assert me.user_name == "fake_user" and me.user_id
+
+
+@check("conversations: create / retrieve")
+def _():
+    c = coze.conversations.create(bot_id=BOT, meta_data={"k": "v"},
+                                  messages=[Message.build_user_question_text("你好"),
+                                            Message.build_assistant_answer("你好！")])
+    assert c.id and c.meta_data == {"k": "v"} and c.last_section_id
+    r = coze.conversations.retrieve(conversation_id=c.id)
+    assert r.id == c.id and r.created_at == c.created_at
+    state["conv"] = c
+
+
+@check("conversations: list iterates every page")
+def _():
+    ids = {state["conv"].id}
+    for _ in range(4):
+        ids.add(coze.conversations.create(bot_id=BOT).id)
+    pages = list(coze.conversations.list(bot_id=BOT, page_size=2).iter_pages())
+    seen = [c.id for p in pages for c in p.items]
+    assert len(pages) >= 3, len(pages)
+    assert ids <= set(seen) and len(seen) == len(set(seen)), seen
+
+
+@check("conversations: clear gives a new section")
+def _():
+    s = coze.conversations.clear(conversation_id=state["conv"].id)
+    assert s.conversation_id == state["conv"].id and s.id != state["conv"].last_section_id
+
+
+@check("conversations.messages.list pages by last_id")
+def _():
+    cid = state["conv"].id
+    for i in range(5):
+        coze.conversations.messages.create(conversation_id=cid, role="user", content=f"m{i}", content_type="text")
+    paged = coze.conversations.messages.list(conversation_id=cid, limit=2)
+    pages = list(paged.iter_pages())
+    items = [m for p in pages for m in p.items]
+    assert len(items) == 7 and len(pages) == 4, (len(items), len(pages))
+    assert items[0].content == "m4" and items[-1].content == "你好", [m.content for m in items]
+
+
+@check("chat.stream: events in order, deltas = the echo, usage filled")
+def _():
+    prompt = "今天天气怎么样？🌤"
+    events = list(coze.chat.stream(bot_id=BOT, user_id=USER, conversation_id=state["conv"].id,
+                                   additional_messages=[Message.build_user_question_text(prompt)]))
+    kinds = [e.event for e in events]
+    assert kinds[:2] == [ChatEventType.CONVERSATION_CHAT_CREATED, ChatEventType.CONVERSATION_CHAT_IN_PROGRESS], kinds
+    assert kinds[-1] == ChatEventType.CONVERSATION_CHAT_COMPLETED, kinds[-1]
+    deltas = [e.message.content for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
+    want = f"收到：「{prompt}」👍 这是扣子假机器人的回答。"
+    assert len(deltas) > 3 and "".join(deltas) == want, deltas
+    done = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED]
+    assert [m.type for m in done] == [MessageType.ANSWER, MessageType.VERBOSE] + [MessageType.FOLLOW_UP] * 3
+    assert done[0].content == want
+    chat = events[-1].chat
+    assert chat.status == ChatStatus.COMPLETED and chat.usage.output_count > 0 and chat.usage.token_count > 0
+
+
+@check("chat.stream: reasoning deltas come before the content")
+def _():
+    admin("/_fake/bot", {"reasoning": True})
+    try:
+        events = list(coze.chat.stream(bot_id=BOT, user_id=USER,
+                                       additional_messages=[Message.build_user_question_text("想一想")]))
+    finally:
+        admin("/_fake/bot", {})
+    deltas = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
+    assert deltas[0].reasoning_content and not deltas[0].content, deltas[0]
+    assert deltas[-1].content and not deltas[-1].reasoning_content
+
+
+@check("chat.create_and_poll: completed, messages include the answer")
+def _():
+    poll = coze.chat.create_and_poll(bot_id=BOT, user_id=USER, conversation_id=state["conv"].id,
+                                     additional_messages=[Message.build_user_question_text("轮询")])
+    assert poll.chat.status == ChatStatus.COMPLETED, poll.chat.status
+    answers = [m.content for m in poll.messages if m.type == MessageType.ANSWER]
+    assert answers == ["收到：「轮询」👍 这是扣子假机器人的回答。"], answers
+
+
+@check("chat.stream: a JSON body instead of a stream raises CozeAPIError with its code")
+def _():
+    fault("chat", {"type": "json_body", "code": 4000, "msg": "json fail"})
+    e = expect_raises(CozeAPIError, lambda: list(coze.chat.stream(
+        bot_id=BOT, user_id=USER, additional_messages=[Message.build_user_question_text("x")])))
+    assert e.code == 4000 and e.msg == "json fail", (e.code, e.msg)
+
+
+@check("chat.stream: a second chat in a busy conversation raises 4016")
+def _():
+    fault("chat", {"type": "api_error", "code": 4016, "msg": "conversation busy"})
+    e = expect_raises(CozeAPIError, lambda: list(coze.chat.stream(
+        bot_id=BOT, user_id=USER, additional_messages=[Message.build_user_question_text("x")])))
+    assert e.code == 4016, e.code
+
+
+@check("chat.stream: conversation.chat.failed (chat shape) reaches the caller")
+def _():
+    fault("chat", {"type": "chat_failed", "shape": "chat", "code": 5000, "msg": "event interval error"})
+    events = list(coze.chat.stream(bot_id=BOT, user_id=USER,
+                                   additional_messages=[Message.build_user_question_text("x")]))
+    last = events[-1]
+    assert last.event == ChatEventType.CONVERSATION_CHAT_FAILED, last.event
+    assert last.chat.status == ChatStatus.FAILED and last.chat.last_error.code == 5000
+
+
+@check("stats: counters agree with what the referee did")
+def _():
+    s = admin("/_fake/stats")
+    assert s["grants"]["authorization_code"] == 1 and s["refreshes"] == 1, s
+    assert s["max_chats_in_flight_per_conversation"] == 1 and s["busy_refusals"] == 0, s
+    assert s["faults_fired"] == 3, s
+
+
+print(f"{results['passed']} passed, {results['failed']} failed")
+sys.exit(1 if results["failed"] else 0)
