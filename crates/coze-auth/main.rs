@@ -1,42 +1,106 @@
-//! coze-auth: placeholder until its issue lands; answers --help and --version.
+//! coze-auth: get a grant from a person. The browser login (PKCE, loopback callback or
+//! `--paste`) writes an `authorization_code` record, `--device` a `device_code` record;
+//! coze-token turns either into tokens.
+//!
+//! A translator, not a worker: parse flags, resolve settings from the one snapshot of
+//! the environment, call coze-core (`callback::login`, `oauth::request_device_code`),
+//! write the one record, and let `cli::run` turn the outcome into an exit code.
 
+mod flags;
+
+use std::io;
 use std::process::ExitCode;
 
+use coze_core::callback::{self, Browser, Login};
 use coze_core::cli::{self, Parsed};
-use coze_core::Error;
+use coze_core::config::{self, Env};
+use coze_core::error::EXIT_CODES_HELP;
+use coze_core::http::{Http, HttpConfig};
+use coze_core::jsonl::JsonlWriter;
+use coze_core::records::Record;
+use coze_core::{oauth, url, Error, Result};
 
-const HELP: &str = "coze-auth: (not implemented yet)
-
-USAGE:
-    coze-auth [--help] [--version]
-";
-
-fn parse() -> coze_core::Result<Parsed<()>> {
-    use lexopt::prelude::*;
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next().map_err(cli::usage)? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help),
-            Short('V') | Long("version") => return Ok(Parsed::Version),
-            _ => return Err(cli::usage(arg.unexpected())),
-        }
-    }
-    Ok(Parsed::Run(()))
-}
+use flags::Flags;
 
 fn main() -> ExitCode {
-    cli::run("coze-auth", || match parse()? {
-        Parsed::Help => {
-            print!("{HELP}");
-            Ok(())
+    cli::run("coze-auth", || {
+        match flags::parse(std::env::args_os().skip(1))? {
+            Parsed::Help => {
+                println!("{}{EXIT_CODES_HELP}", flags::HELP);
+                Ok(())
+            }
+            Parsed::Version => {
+                println!(
+                    "{}",
+                    cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
+                );
+                Ok(())
+            }
+            Parsed::Run(f) => run(f, Env::from_process()),
         }
-        Parsed::Version => {
-            println!(
-                "{}",
-                cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
-            );
-            Ok(())
-        }
-        Parsed::Run(()) => Err(Error::usage("not implemented yet")),
     })
+}
+
+fn run(f: Flags, env: Env) -> Result<()> {
+    let client_id = f
+        .client_id
+        .clone()
+        .or(env.client_id.clone())
+        .ok_or_else(|| {
+            Error::usage(
+                "no client ID: pass --client-id or set COZE_CLIENT_ID (the OAuth app's client ID, \
+             like 1234….app.coze)",
+            )
+        })?;
+    let api_base = config::api_base(f.base_url.as_deref(), f.region, &env, None);
+    url::check_transport(&api_base).map_err(|e| Error::usage(format!("API base: {e}")))?;
+    let record = if f.device {
+        device(&f, &api_base, &client_id)?
+    } else {
+        let www_base = config::www_base(&api_base, f.www_url.as_deref(), &env);
+        url::parse(&www_base).map_err(|e| Error::usage(format!("--www-url: {e}")))?;
+        let login = Login {
+            api_base: &api_base,
+            www_base: &www_base,
+            client_id: &client_id,
+            redirect_uri: &f.redirect_uri,
+            workspace_id: f.workspace_id.as_deref(),
+            timeout: f.timeout,
+            browser: Browser::choose(f.no_browser || f.paste, env.browser.as_deref()),
+            paste: f.paste,
+            verbose: f.verbose,
+        };
+        let grant = callback::login(&login, &mut io::stdin().lock(), &mut io::stderr())?;
+        Record::AuthorizationCode(grant)
+    };
+    JsonlWriter::new(io::stdout().lock())
+        .write(&record)
+        .map_err(|e| Error::io("stdout", e))
+}
+
+/// The device flow's first half: get a code, tell the person where to enter it.
+fn device(f: &Flags, api_base: &str, client_id: &str) -> Result<Record> {
+    let http = Http::new(HttpConfig {
+        verbose: f.verbose,
+        ..HttpConfig::default()
+    });
+    let now = cli::unix_now();
+    let dc =
+        oauth::request_device_code(&http, api_base, client_id, f.workspace_id.as_deref(), now)?;
+    let sep = if dc.verification_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    eprintln!(
+        "To log in to Coze, open {} in a browser on any device and enter the code\n\n    \
+         {}\n\nor open {}{sep}user_code={}\n\nThe code expires in {} s; coze-token waits \
+         for the approval.",
+        dc.verification_uri,
+        dc.user_code,
+        dc.verification_uri,
+        url::encode(&dc.user_code),
+        dc.expires_at - now
+    );
+    Ok(Record::DeviceCode(dc))
 }

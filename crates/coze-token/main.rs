@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let mut exit = None;
     let code = cli::run(TOOL, || {
         match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => print!("{}{}\n", flags::HELP, coze_core::error::EXIT_CODES_HELP),
+            Parsed::Help => println!("{}{}", flags::HELP, coze_core::error::EXIT_CODES_HELP),
             Parsed::Version => println!(
                 "{}",
                 cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
