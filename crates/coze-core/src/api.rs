@@ -34,7 +34,11 @@ pub struct Page {
 
 impl<'a> Client<'a> {
     pub fn new(http: &'a Http, base: impl Into<String>, tokens: &'a TokenSource) -> Client<'a> {
-        Client { http, base: url::trim_base(&base.into()).to_owned(), tokens }
+        Client {
+            http,
+            base: url::trim_base(&base.into()).to_owned(),
+            tokens,
+        }
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
@@ -58,23 +62,43 @@ impl<'a> Client<'a> {
             Some(renewed) => send(&renewed),
             None => Err(err),
         };
-        retried.map_err(|e| match (e.api().is_some_and(|a| a.is_auth()), config::region_hint(&self.base)) {
-            (true, Some(hint)) => e.with_hint(hint),
-            _ => e,
+        retried.map_err(|e| {
+            match (
+                e.api().is_some_and(|a| a.is_auth()),
+                config::region_hint(&self.base),
+            ) {
+                (true, Some(hint)) => e.with_hint(hint),
+                _ => e,
+            }
         })
     }
 
     /// A JSON call in the envelope dialect; returns the whole body.
-    pub fn call(&self, method: &'static str, url: &str, body: Option<&Value>, retry_busy: bool) -> Result<Value> {
+    pub fn call(
+        &self,
+        method: &'static str,
+        url: &str,
+        body: Option<&Value>,
+        retry_busy: bool,
+    ) -> Result<Value> {
         self.authed(|token| {
-            let req = Request { method, url: url.to_owned(), bearer: Some(token), body, retry_busy };
+            let req = Request {
+                method,
+                url: url.to_owned(),
+                bearer: Some(token),
+                body,
+                retry_busy,
+            };
             self.http.json(&req, Dialect::Envelope)
         })
     }
 
     /// Opens an event stream (a POST with a JSON body).
     pub fn stream(&self, url: &str, body: &Value) -> Result<Stream> {
-        self.authed(|token| self.http.stream(&Request::post(url, body).bearer(token).retry_busy(true)))
+        self.authed(|token| {
+            self.http
+                .stream(&Request::post(url, body).bearer(token).retry_busy(true))
+        })
     }
 
     fn data(mut body: Value) -> Value {
@@ -83,7 +107,12 @@ impl<'a> Client<'a> {
 
     // --- conversations (coze-api.md §5.1)
 
-    pub fn create_conversation(&self, bot_id: Option<&str>, name: Option<&str>, meta: &Map<String, Value>) -> Result<Value> {
+    pub fn create_conversation(
+        &self,
+        bot_id: Option<&str>,
+        name: Option<&str>,
+        meta: &Map<String, Value>,
+    ) -> Result<Value> {
         let mut body = Map::new();
         if let Some(b) = bot_id {
             body.insert("bot_id".into(), b.into());
@@ -95,7 +124,12 @@ impl<'a> Client<'a> {
             body.insert("meta_data".into(), Value::Object(meta.clone()));
         }
         let url = self.url("/v1/conversation/create", &[]);
-        Ok(Self::data(self.call("POST", &url, Some(&Value::Object(body)), false)?))
+        Ok(Self::data(self.call(
+            "POST",
+            &url,
+            Some(&Value::Object(body)),
+            false,
+        )?))
     }
 
     pub fn retrieve_conversation(&self, id: &str) -> Result<Value> {
@@ -106,11 +140,21 @@ impl<'a> Client<'a> {
     /// One page of a bot's conversations (page_size at most 50).
     pub fn list_conversations(&self, bot_id: &str, page_num: u32, page_size: u32) -> Result<Page> {
         let (num, size) = (page_num.to_string(), page_size.to_string());
-        let url = self.url("/v1/conversations", &[("bot_id", bot_id), ("page_num", &num), ("page_size", &size)]);
+        let url = self.url(
+            "/v1/conversations",
+            &[("bot_id", bot_id), ("page_num", &num), ("page_size", &size)],
+        );
         let data = Self::data(self.call("GET", &url, None, false)?);
         Ok(Page {
-            items: data.get("conversations").and_then(Value::as_array).cloned().unwrap_or_default(),
-            has_more: data.get("has_more").and_then(Value::as_bool).unwrap_or(false),
+            items: data
+                .get("conversations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            has_more: data
+                .get("has_more")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             ..Page::default()
         })
     }
@@ -136,7 +180,10 @@ impl<'a> Client<'a> {
         before_id: Option<&str>,
         limit: u32,
     ) -> Result<Page> {
-        let url = self.url("/v1/conversation/message/list", &[("conversation_id", conversation_id)]);
+        let url = self.url(
+            "/v1/conversation/message/list",
+            &[("conversation_id", conversation_id)],
+        );
         let mut body = json!({"order": order, "limit": limit});
         if let Some(a) = after_id {
             body["after_id"] = a.into();
@@ -145,9 +192,18 @@ impl<'a> Client<'a> {
             body["before_id"] = b.into();
         }
         let v = self.call("POST", &url, Some(&body), false)?;
-        let id = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && *s != "0").map(str::to_owned);
+        let id = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty() && *s != "0")
+                .map(str::to_owned)
+        };
         Ok(Page {
-            items: v.get("data").and_then(Value::as_array).cloned().unwrap_or_default(),
+            items: v
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             has_more: v.get("has_more").and_then(Value::as_bool).unwrap_or(false),
             first_id: id("first_id"),
             last_id: id("last_id"),
@@ -170,18 +226,32 @@ impl<'a> Client<'a> {
 
     /// Starts a chat without streaming; returns the Chat object.
     pub fn chat_create(&self, conversation_id: Option<&str>, body: &Value) -> Result<Value> {
-        Ok(Self::data(self.call("POST", &self.chat_url(conversation_id), Some(body), true)?))
+        Ok(Self::data(self.call(
+            "POST",
+            &self.chat_url(conversation_id),
+            Some(body),
+            true,
+        )?))
     }
 
     pub fn chat_retrieve(&self, conversation_id: &str, chat_id: &str) -> Result<Value> {
-        let url = self.url("/v3/chat/retrieve", &[("conversation_id", conversation_id), ("chat_id", chat_id)]);
+        let url = self.url(
+            "/v3/chat/retrieve",
+            &[("conversation_id", conversation_id), ("chat_id", chat_id)],
+        );
         Ok(Self::data(self.call("GET", &url, None, false)?))
     }
 
     /// Every message of a finished chat except the user's query.
     pub fn chat_messages(&self, conversation_id: &str, chat_id: &str) -> Result<Vec<Value>> {
-        let url = self.url("/v3/chat/message/list", &[("conversation_id", conversation_id), ("chat_id", chat_id)]);
-        Ok(Self::data(self.call("GET", &url, None, false)?).as_array().cloned().unwrap_or_default())
+        let url = self.url(
+            "/v3/chat/message/list",
+            &[("conversation_id", conversation_id), ("chat_id", chat_id)],
+        );
+        Ok(Self::data(self.call("GET", &url, None, false)?)
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Cancels a chat in progress (IDs in the body, unlike the other chat calls).

@@ -51,6 +51,36 @@ pub fn version_text(tool: &str, commit: Option<&str>) -> String {
     }
 }
 
+/// A lexopt argument that no longer borrows the parser, so a shared flag helper can
+/// take the parser to read the flag's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Short(char),
+    Long(String),
+    Value(OsString),
+}
+
+impl From<lexopt::Arg<'_>> for Arg {
+    fn from(a: lexopt::Arg<'_>) -> Arg {
+        match a {
+            lexopt::Arg::Short(c) => Arg::Short(c),
+            lexopt::Arg::Long(l) => Arg::Long(l.to_owned()),
+            lexopt::Arg::Value(v) => Arg::Value(v),
+        }
+    }
+}
+
+impl Arg {
+    /// The usage error for an argument nobody took.
+    pub fn unexpected(&self) -> Error {
+        match self {
+            Arg::Short(c) => Error::usage(format!("invalid option '-{c}'")),
+            Arg::Long(l) => Error::usage(format!("invalid option '--{l}'")),
+            Arg::Value(v) => Error::usage(format!("unexpected argument {:?}", v.to_string_lossy())),
+        }
+    }
+}
+
 /// Turns a lexopt error into a usage error (exit 2, not the 1 lexopt would give).
 pub fn usage(e: lexopt::Error) -> Error {
     Error::Usage(e.to_string())

@@ -7,10 +7,12 @@
 
 pub mod api;
 pub mod callback;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod interrupt;
 pub mod jsonl;
 pub mod oauth;
 pub mod pkce;

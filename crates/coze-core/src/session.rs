@@ -45,22 +45,41 @@ CONNECTION:
 
 impl ApiFlags {
     /// Takes `arg` if it is one of the shared flags; false leaves it to the caller.
-    pub fn take(&mut self, arg: &lexopt::Arg<'_>, p: &mut lexopt::Parser) -> Result<bool> {
-        use lexopt::Arg::{Long, Short};
-        match arg {
-            Long("token-file") => self.token_file = Some(p.value().map_err(cli::usage)?.into()),
-            Long("base-url") => self.base_url = Some(cli::string("--base-url", p.value().map_err(cli::usage)?)?),
-            Long("region") => {
-                self.region = Some(Region::parse(&cli::string("--region", p.value().map_err(cli::usage)?)?)?)
+    pub fn take(&mut self, arg: &cli::Arg, p: &mut lexopt::Parser) -> Result<bool> {
+        let Some(name) = (match arg {
+            cli::Arg::Long(l) => Some(l.as_str()),
+            cli::Arg::Short('v') => Some("verbose"),
+            _ => None,
+        }) else {
+            return Ok(false);
+        };
+        match name {
+            "token-file" => self.token_file = Some(p.value().map_err(cli::usage)?.into()),
+            "base-url" => {
+                self.base_url = Some(cli::string("--base-url", p.value().map_err(cli::usage)?)?)
             }
-            Long("idle-timeout") => {
-                self.idle_timeout = Some(cli::seconds("--idle-timeout", p.value().map_err(cli::usage)?)?)
+            "region" => {
+                self.region = Some(Region::parse(&cli::string(
+                    "--region",
+                    p.value().map_err(cli::usage)?,
+                )?)?)
             }
-            Long("connect-timeout") => {
-                self.connect_timeout = Some(cli::seconds("--connect-timeout", p.value().map_err(cli::usage)?)?)
+            "idle-timeout" => {
+                self.idle_timeout = Some(cli::seconds(
+                    "--idle-timeout",
+                    p.value().map_err(cli::usage)?,
+                )?)
             }
-            Long("retries") => self.retries = Some(cli::number("--retries", p.value().map_err(cli::usage)?)?),
-            Short('v') | Long("verbose") => self.verbose = true,
+            "connect-timeout" => {
+                self.connect_timeout = Some(cli::seconds(
+                    "--connect-timeout",
+                    p.value().map_err(cli::usage)?,
+                )?)
+            }
+            "retries" => {
+                self.retries = Some(cli::number("--retries", p.value().map_err(cli::usage)?)?)
+            }
+            "verbose" => self.verbose = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -92,10 +111,22 @@ impl Session {
                 let store = TokenStore::new(path);
                 // The token knows where it was issued; a missing file is reported on first use.
                 let recorded = store.load().ok().and_then(|t| t.base_url);
-                (TokenSource::Store { store, min_ttl: DEFAULT_MIN_TTL, api_base: base_hint }, recorded)
+                (
+                    TokenSource::Store {
+                        store,
+                        min_ttl: DEFAULT_MIN_TTL,
+                        api_base: base_hint,
+                    },
+                    recorded,
+                )
             }
         };
-        let base = config::api_base(flags.base_url.as_deref(), flags.region, env, recorded.as_deref());
+        let base = config::api_base(
+            flags.base_url.as_deref(),
+            flags.region,
+            env,
+            recorded.as_deref(),
+        );
         Ok(Session { http, tokens, base })
     }
 

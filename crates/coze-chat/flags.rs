@@ -1,0 +1,245 @@
+//! coze-chat's command line, parsed into a plain struct; nothing resolved yet.
+
+use std::ffi::OsString;
+
+use serde_json::{Map, Value};
+
+use coze_core::cli::{self, Parsed};
+use coze_core::session::ApiFlags;
+use coze_core::{Error, Result};
+
+pub const HELP: &str = "\
+coze-chat: prompts in, the bot's answers out
+
+USAGE:
+    coze-chat --bot ID [OPTIONS] PROMPT      one prompt
+    coze-chat --bot ID [OPTIONS] -           all of stdin as one prompt
+    coze-chat --bot ID [OPTIONS] < FILE      one prompt per line
+
+Each line of stdin is a prompt: plain text, or a JSON record. A `prompt` record
+({\"type\":\"prompt\",\"content\":\"…\",\"id\":…}) may carry an `id` (echoed on every
+output line it causes), `conversation_id`, `bot_id`, `user_id`, `custom_variables`
+and `meta_data`. A `conversation` record (from coze-conv) switches the conversation
+for the lines after it. Without --conversation, the first chat's conversation is
+kept for the following prompts, so a multi-line script is one conversation;
+--new-each gives every prompt its own.
+
+OPTIONS:
+    --bot ID               the bot [env: COZE_BOT_ID]
+    --conversation ID      continue this conversation
+    --new-each             a new conversation for every prompt
+    --user ID              your user id for the bot's memory [env: COZE_USER_ID]
+                           [default: a random id per run]
+    --var KEY=VALUE        a custom variable for the bot's prompt (repeatable)
+    --meta KEY=VALUE       meta_data for the chat (repeatable)
+    --no-save              do not save the exchange in the conversation
+                           (auto_save_history false; needs streaming)
+    --no-stream            create the chat, poll until it is done, then list its
+                           messages; the same output as streaming
+    -o, --output MODE      events: every Coze event as a JSON line, lossless
+                                   ({\"event\":…,\"data\":…,\"id\":…})
+                           text:   the answer only, streamed; reasoning and
+                                   follow-up suggestions on stderr
+                           answers: one `answer` record per prompt
+                           [default: text on a terminal, events otherwise]
+    --keep-going           after a bad stdin line, go on with the next lines
+                           (the exit status still reports it)
+    -h, --help             this text
+    -V, --version          version and commit
+
+";
+
+pub const HELP_TAIL: &str = "
+
+OUTPUT RECORDS:
+    answer: {\"type\":\"answer\",\"id\":…,\"prompt\":…,\"content\":…,
+             \"reasoning_content\":…,\"follow_ups\":[…],\"conversation_id\":…,
+             \"chat_id\":…,\"bot_id\":…,\"usage\":{…},\"status\":\"completed\"|\"failed\"|…,
+             \"error\":null|{\"message\":…,\"code\":…,\"logid\":…,\"exit_code\":…}}
+    In events mode a failed prompt adds {\"event\":\"error\",\"data\":{\"code\":…,
+    \"msg\":…,\"logid\":…,\"exit_code\":…},\"id\":…}.
+
+FAILURES:
+    Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
+    prompt's answer has been printed; 4016 (conversation busy) is waited out; an
+    expired token is refreshed once. A failed prompt is reported and the next
+    prompts still run; the exit status is that of the first failure. Ctrl-C
+    cancels the chat on the server and exits 130; a closed stdout (| head -1)
+    cancels it and exits 0.
+
+EXAMPLES:
+    coze-chat --bot $BOT \"你好\"
+    echo \"Summarize: $(cat notes.txt)\" | coze-chat --bot $BOT -o text -
+    printf 'hi\\nand again?\\n' | coze-chat --bot $BOT -o text
+    coze-conv create --bot $BOT | coze-chat --bot $BOT -o text \"hello\"
+    coze-chat --bot $BOT -o answers < questions.txt > answers.jsonl
+    coze-chat --bot $BOT -o answers < questions.txt | jq -r 'select(.status==\"failed\") | .id'
+    coze-chat --bot $BOT -o events \"hi\" | jq -c 'select(.event==\"conversation.message.delta\") | .data.content'
+
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Events,
+    Text,
+    Answers,
+}
+
+/// Where prompts come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The PROMPT argument.
+    Argument(String),
+    /// `-`: all of stdin is one prompt.
+    WholeStdin,
+    /// One prompt per stdin line.
+    Lines,
+}
+
+#[derive(Debug)]
+pub struct Flags {
+    pub api: ApiFlags,
+    pub bot: Option<String>,
+    pub conversation: Option<String>,
+    pub new_each: bool,
+    pub user: Option<String>,
+    pub vars: Map<String, Value>,
+    pub meta: Map<String, Value>,
+    pub no_save: bool,
+    pub no_stream: bool,
+    pub mode: Option<Mode>,
+    pub keep_going: bool,
+    pub source: Source,
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
+    let mut p = lexopt::Parser::from_args(args);
+    let mut f = Flags {
+        api: ApiFlags::default(),
+        bot: None,
+        conversation: None,
+        new_each: false,
+        user: None,
+        vars: Map::new(),
+        meta: Map::new(),
+        no_save: false,
+        no_stream: false,
+        mode: None,
+        keep_going: false,
+        source: Source::Lines,
+    };
+    let mut prompt: Option<String> = None;
+    while let Some(arg) = p.next().map_err(cli::usage)? {
+        let arg = cli::Arg::from(arg);
+        if f.api.take(&arg, &mut p)? {
+            continue;
+        }
+        let name = match &arg {
+            cli::Arg::Short(c) => format!("-{c}"),
+            cli::Arg::Long(l) => format!("--{l}"),
+            cli::Arg::Value(v) => {
+                if prompt.is_some() {
+                    return Err(Error::usage(
+                        "more than one PROMPT argument (quote the prompt, or send several prompts on stdin)",
+                    ));
+                }
+                prompt = Some(cli::string("PROMPT", v.clone())?);
+                continue;
+            }
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "--bot" => f.bot = Some(cli::string("--bot", p.value().map_err(cli::usage)?)?),
+            "--conversation" => {
+                f.conversation = Some(cli::string(
+                    "--conversation",
+                    p.value().map_err(cli::usage)?,
+                )?)
+            }
+            "--new-each" => f.new_each = true,
+            "--user" => f.user = Some(cli::string("--user", p.value().map_err(cli::usage)?)?),
+            "--var" => {
+                let (k, v) = cli::key_value("--var", p.value().map_err(cli::usage)?)?;
+                f.vars.insert(k, v.into());
+            }
+            "--meta" => {
+                let (k, v) = cli::key_value("--meta", p.value().map_err(cli::usage)?)?;
+                f.meta.insert(k, v.into());
+            }
+            "--no-save" => f.no_save = true,
+            "--no-stream" => f.no_stream = true,
+            "--keep-going" => f.keep_going = true,
+            "-o" | "--output" => {
+                let v = cli::string("--output", p.value().map_err(cli::usage)?)?;
+                f.mode = Some(match v.as_str() {
+                    "events" => Mode::Events,
+                    "text" => Mode::Text,
+                    "answers" => Mode::Answers,
+                    other => {
+                        return Err(Error::usage(format!(
+                            "--output: expected events, text or answers, got {other:?}"
+                        )))
+                    }
+                });
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    f.source = match prompt {
+        Some(p) if p == "-" => Source::WholeStdin,
+        Some(p) if p.trim().is_empty() => return Err(Error::usage("the PROMPT argument is empty")),
+        Some(p) => Source::Argument(p),
+        None => Source::Lines,
+    };
+    if f.no_save && f.no_stream {
+        return Err(Error::usage(
+            "--no-save cannot go with --no-stream: a chat that is not saved cannot be polled (coze-api.md §6.1)",
+        ));
+    }
+    Ok(Parsed::Run(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Result<Parsed<Flags>> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn sources_and_modes() {
+        let Parsed::Run(f) = flags(&["--bot", "b", "-o", "answers", "hi there"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.source, Source::Argument("hi there".into()));
+        assert_eq!(f.mode, Some(Mode::Answers));
+        let Parsed::Run(f) = flags(&["-"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.source, Source::WholeStdin);
+        let Parsed::Run(f) =
+            flags(&["--var", "a=1", "--meta", "m=x", "-v", "--idle-timeout", "3"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(f.source, Source::Lines);
+        assert_eq!(f.vars["a"], "1");
+        assert!(f.api.verbose);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &["-o", "xml"][..],
+            &["a", "b"],
+            &["--no-save", "--no-stream"],
+            &["--var", "novalue"],
+            &[""],
+        ] {
+            let e = flags(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+        }
+    }
+}

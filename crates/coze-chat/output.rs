@@ -1,0 +1,185 @@
+//! The three ways coze-chat prints a chat: `events` (every Coze event, lossless, one
+//! JSON line each), `text` (the answer as it streams; reasoning and follow-ups on
+//! stderr) and `answers` (one record per prompt). Every line is flushed the moment it
+//! is complete; text is flushed per delta.
+
+use std::io::{self, IsTerminal, Write};
+
+use serde_json::{json, Map, Value};
+
+use coze_core::chat::{ChatState, Sink};
+use coze_core::jsonl::JsonlWriter;
+use coze_core::{redact, Error};
+
+use crate::flags::Mode;
+
+/// Writes one prompt's chat to stdout in the chosen mode.
+pub struct Printer<W: Write> {
+    mode: Mode,
+    out: JsonlWriter<W>,
+    /// The prompt's `id`, echoed on every line it causes.
+    id: Option<Value>,
+    /// Text mode: the answer so far ends without a newline.
+    open_line: bool,
+    dim_reasoning: bool,
+    reasoning_open: bool,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(mode: Mode, out: W) -> Self {
+        Printer {
+            mode,
+            out: JsonlWriter::new(out),
+            id: None,
+            open_line: false,
+            dim_reasoning: io::stderr().is_terminal(),
+            reasoning_open: false,
+        }
+    }
+
+    /// Starts a new prompt.
+    pub fn begin(&mut self, id: Option<Value>) {
+        self.id = id;
+        self.open_line = false;
+        self.reasoning_open = false;
+    }
+
+    fn with_id(&self, mut record: Map<String, Value>) -> Value {
+        if let Some(id) = &self.id {
+            record.insert("id".into(), id.clone());
+        }
+        Value::Object(record)
+    }
+
+    /// Ends a prompt: text mode closes its line and shows follow-ups; answers mode
+    /// writes the record; events mode reports a failure as an `error` line.
+    pub fn end(
+        &mut self,
+        prompt: &str,
+        state: &ChatState,
+        error: Option<&Error>,
+    ) -> io::Result<()> {
+        match self.mode {
+            Mode::Text => {
+                self.close_reasoning();
+                if self.open_line {
+                    let w = self.out.get_mut();
+                    w.write_all(b"\n")?;
+                    w.flush()?;
+                    self.open_line = false;
+                }
+                for f in &state.follow_ups {
+                    eprintln!("  › {f}");
+                }
+                Ok(())
+            }
+            Mode::Answers => {
+                let mut r = Map::new();
+                r.insert("type".into(), "answer".into());
+                if let Some(id) = &self.id {
+                    r.insert("id".into(), id.clone());
+                }
+                r.insert("prompt".into(), prompt.into());
+                r.insert("content".into(), state.content.clone().into());
+                r.insert("reasoning_content".into(), state.reasoning.clone().into());
+                r.insert("follow_ups".into(), state.follow_ups.clone().into());
+                r.insert(
+                    "conversation_id".into(),
+                    state.conversation_id.clone().into(),
+                );
+                r.insert("chat_id".into(), state.chat_id.clone().into());
+                r.insert("bot_id".into(), state.bot_id.clone().into());
+                r.insert("usage".into(), state.usage.clone().unwrap_or(Value::Null));
+                let status = match error {
+                    None => "completed".to_owned(),
+                    Some(_)
+                        if state.status.is_empty()
+                            || state.status == "in_progress"
+                            || state.status == "created" =>
+                    {
+                        "failed".to_owned()
+                    }
+                    Some(_) if state.status == "completed" => "failed".to_owned(),
+                    Some(_) => state.status.clone(),
+                };
+                r.insert("status".into(), status.into());
+                r.insert("error".into(), error.map(error_json).unwrap_or(Value::Null));
+                self.out.write(&Value::Object(r))
+            }
+            Mode::Events => match error {
+                None => Ok(()),
+                Some(e) => {
+                    let mut data = error_json(e);
+                    data["msg"] = data["message"].take();
+                    data.as_object_mut().map(|o| o.remove("message"));
+                    let line = self.with_id(Map::from_iter([
+                        ("event".into(), "error".into()),
+                        ("data".into(), data),
+                    ]));
+                    self.out.write(&line)
+                }
+            },
+        }
+    }
+
+    fn close_reasoning(&mut self) {
+        if self.reasoning_open {
+            if self.dim_reasoning {
+                eprint!("\x1b[0m");
+            }
+            eprintln!();
+            self.reasoning_open = false;
+        }
+    }
+}
+
+/// A failure as data: the one-line message (secrets scrubbed), the server's code and
+/// logid when there are some, and the exit code it maps to.
+pub fn error_json(e: &Error) -> Value {
+    let api = e.api();
+    json!({
+        "message": redact::scrub(&e.to_string()),
+        "code": api.and_then(|a| a.coze_code()).map(Value::from)
+            .or_else(|| api.and_then(|a| a.oauth_code()).map(Value::from))
+            .unwrap_or(Value::Null),
+        "logid": api.and_then(|a| a.logid.clone()),
+        "exit_code": e.exit_code(),
+    })
+}
+
+impl<W: Write> Sink for Printer<W> {
+    fn event(&mut self, name: &str, data: &Value) -> io::Result<()> {
+        if self.mode != Mode::Events {
+            return Ok(());
+        }
+        let line = self.with_id(Map::from_iter([
+            ("event".into(), name.into()),
+            ("data".into(), data.clone()),
+        ]));
+        self.out.write(&line)
+    }
+
+    fn answer(&mut self, text: &str) -> io::Result<()> {
+        if self.mode != Mode::Text || text.is_empty() {
+            return Ok(());
+        }
+        self.close_reasoning();
+        let w = self.out.get_mut();
+        w.write_all(text.as_bytes())?;
+        w.flush()?;
+        self.open_line = !text.ends_with('\n');
+        Ok(())
+    }
+
+    fn reasoning(&mut self, text: &str) -> io::Result<()> {
+        if self.mode != Mode::Text {
+            return Ok(());
+        }
+        if !self.reasoning_open && self.dim_reasoning {
+            eprint!("\x1b[2m");
+        }
+        self.reasoning_open = true;
+        eprint!("{text}");
+        Ok(())
+    }
+}

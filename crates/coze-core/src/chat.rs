@@ -1,0 +1,631 @@
+//! One chat with a bot, streamed or polled, turned into the same sequence of events.
+//!
+//! `ChatState` is the event machine: it takes `(event name, data)` pairs in the order
+//! Coze sends them (coze-api.md §6.3) and keeps what a caller needs (ids, the answer,
+//! reasoning, follow-ups, usage, the failure), while a `Sink` sees every event as it
+//! arrives. The streamed path feeds it from the SSE reader; `--no-stream` feeds it
+//! events synthesized from create → retrieve → message list, so both produce the
+//! same output. Printing is the sink's business (coze-chat), not this module's.
+
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::api::Client;
+use crate::error::{ApiCode, ApiError, Error, Result};
+use crate::http::describe_io;
+use crate::sse::{SseError, SseReader};
+
+/// What to ask.
+#[derive(Debug, Clone, Default)]
+pub struct ChatSpec {
+    pub bot_id: String,
+    pub user_id: String,
+    pub content: String,
+    pub conversation_id: Option<String>,
+    pub custom_variables: Map<String, Value>,
+    pub meta_data: Map<String, Value>,
+    /// auto_save_history (default true in the API; must be true without streaming).
+    pub auto_save: bool,
+}
+
+impl ChatSpec {
+    /// The `/v3/chat` body (coze-api.md §6.1); conversation_id goes in the query.
+    pub fn body(&self, stream: bool) -> Value {
+        let mut body = json!({
+            "bot_id": self.bot_id,
+            "user_id": self.user_id,
+            "stream": stream,
+            "auto_save_history": self.auto_save,
+            "additional_messages": [{"role": "user", "content": self.content, "content_type": "text"}],
+        });
+        if !self.custom_variables.is_empty() {
+            body["custom_variables"] = Value::Object(self.custom_variables.clone());
+        }
+        if !self.meta_data.is_empty() {
+            body["meta_data"] = Value::Object(self.meta_data.clone());
+        }
+        body
+    }
+}
+
+/// Receives a chat as it happens. An error (a closed stdout) stops the chat.
+pub trait Sink {
+    /// Every event, lossless: its name and its data (JSON when it parses, else text).
+    fn event(&mut self, name: &str, data: &Value) -> io::Result<()>;
+    /// A piece of the answer.
+    fn answer(&mut self, _text: &str) -> io::Result<()> {
+        Ok(())
+    }
+    /// A piece of the model's reasoning.
+    fn reasoning(&mut self, _text: &str) -> io::Result<()> {
+        Ok(())
+    }
+    /// A suggested follow-up question.
+    fn follow_up(&mut self, _text: &str) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the chat produced, complete or not.
+#[derive(Debug, Clone, Default)]
+pub struct ChatState {
+    pub chat_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub bot_id: Option<String>,
+    pub content: String,
+    pub reasoning: String,
+    pub follow_ups: Vec<String>,
+    pub usage: Option<Value>,
+    /// The chat's status as last reported (`created`, `in_progress`, `completed`, ...).
+    pub status: String,
+    pub events: u64,
+    /// Event data that was not JSON although the event type promises JSON.
+    pub malformed: u64,
+    /// `done` arrived (the stream's own end mark).
+    pub done: bool,
+    /// How the chat failed, when it did.
+    pub failure: Option<Failure>,
+    answer_message: Option<String>,
+    saw_delta_for: Option<String>,
+}
+
+/// The server ended the chat without an answer.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// `conversation.chat.failed` or an `error` event: the server's code and message.
+    Api { code: i64, msg: String },
+    /// `conversation.chat.requires_action`: a tool call we cannot answer.
+    RequiresAction(String),
+    /// The chat was cancelled.
+    Canceled,
+}
+
+impl ChatState {
+    pub fn finished(&self) -> bool {
+        self.done
+            || matches!(
+                self.status.as_str(),
+                "completed" | "failed" | "requires_action" | "canceled"
+            )
+    }
+
+    /// Takes one event. Returns whether the chat is over.
+    pub fn feed(&mut self, name: &str, data: &Value, sink: &mut dyn Sink) -> io::Result<bool> {
+        self.events += 1;
+        sink.event(name, data)?;
+        let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
+        match name {
+            "conversation.chat.created"
+            | "conversation.chat.in_progress"
+            | "conversation.chat.completed" => {
+                self.take_chat(data);
+            }
+            "conversation.message.delta" if data.is_object() => {
+                if matches!(text("type"), "answer" | "") {
+                    let id = text("id").to_owned();
+                    self.separate_answers(&id, sink)?;
+                    self.saw_delta_for = Some(id);
+                    let r = text("reasoning_content");
+                    if !r.is_empty() {
+                        self.reasoning.push_str(r);
+                        sink.reasoning(r)?;
+                    }
+                    let c = text("content");
+                    if !c.is_empty() {
+                        self.content.push_str(c);
+                        sink.answer(c)?;
+                    }
+                }
+            }
+            "conversation.message.completed" if data.is_object() => match text("type") {
+                // An answer that came only as `completed` (polling, or a short answer).
+                "answer" if self.saw_delta_for.as_deref() != Some(text("id")) => {
+                    let id = text("id").to_owned();
+                    self.separate_answers(&id, sink)?;
+                    let r = text("reasoning_content");
+                    if !r.is_empty() {
+                        self.reasoning.push_str(r);
+                        sink.reasoning(r)?;
+                    }
+                    self.content.push_str(text("content"));
+                    sink.answer(text("content"))?;
+                }
+                "follow_up" => {
+                    self.follow_ups.push(text("content").to_owned());
+                    sink.follow_up(text("content"))?;
+                }
+                _ => {}
+            },
+            "conversation.message.delta" | "conversation.message.completed" => self.malformed += 1,
+            "conversation.chat.failed" => {
+                self.take_chat(data);
+                self.status = "failed".into();
+                // Two shapes: a Chat with last_error, or a bare {code,msg} (coze-api.md §6.3).
+                let err = data
+                    .get("last_error")
+                    .filter(|e| e.is_object())
+                    .unwrap_or(data);
+                self.failure = Some(Failure::Api {
+                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    msg: err
+                        .get("msg")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the chat failed")
+                        .to_owned(),
+                });
+            }
+            "conversation.chat.requires_action" => {
+                self.take_chat(data);
+                self.status = "requires_action".into();
+                let tools: Vec<&str> = data
+                    .pointer("/required_action/submit_tool_outputs/tool_calls")
+                    .and_then(Value::as_array)
+                    .map(|calls| {
+                        calls
+                            .iter()
+                            .filter_map(|c| c.pointer("/function/name")?.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.failure = Some(Failure::RequiresAction(if tools.is_empty() {
+                    "a tool call".into()
+                } else {
+                    tools.join(", ")
+                }));
+            }
+            "error" => {
+                self.failure = Some(Failure::Api {
+                    code: data.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    msg: data
+                        .get("msg")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("error event: {data}")),
+                });
+                return Ok(true);
+            }
+            "done" => {
+                self.done = true;
+                return Ok(true);
+            }
+            _ => {} // unknown events: the sink has seen them; nothing to keep
+        }
+        Ok(false)
+    }
+
+    fn take_chat(&mut self, data: &Value) {
+        let text = |k: &str| {
+            data.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        self.chat_id = text("id").or(self.chat_id.take());
+        self.conversation_id = text("conversation_id").or(self.conversation_id.take());
+        self.bot_id = text("bot_id").or(self.bot_id.take());
+        if let Some(s) = text("status") {
+            self.status = s;
+        }
+        if let Some(u) = data.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(u.clone());
+        }
+        if self.status == "canceled" {
+            self.failure = Some(Failure::Canceled);
+        }
+    }
+
+    /// Several answer messages in one chat are separated by a blank line.
+    fn separate_answers(&mut self, id: &str, sink: &mut dyn Sink) -> io::Result<()> {
+        if self.answer_message.as_deref() != Some(id) {
+            if self.answer_message.is_some() && !self.content.is_empty() {
+                self.content.push_str("\n\n");
+                sink.answer("\n\n")?;
+            }
+            self.answer_message = Some(id.to_owned());
+        }
+        Ok(())
+    }
+
+    /// The error this chat ended with, if any, for the exit code and the message.
+    pub fn error(&self, logid: Option<&str>) -> Option<Error> {
+        let api = |code: i64, msg: String| {
+            Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Coze(code),
+                msg,
+                logid: logid.map(str::to_owned),
+                retry_after: None,
+            })
+        };
+        match &self.failure {
+            Some(Failure::Api { code, msg }) => Some(api(*code, msg.clone()).context("the chat failed")),
+            Some(Failure::RequiresAction(tools)) => Some(Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Http,
+                msg: format!(
+                    "the bot requires an action coze-chat cannot take ({tools}): \
+                     the bot uses a local plugin or a question node; answer it with the API's submit_tool_outputs"
+                ),
+                logid: logid.map(str::to_owned),
+                retry_after: None,
+            })),
+            Some(Failure::Canceled) => Some(Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Http,
+                msg: "the chat was cancelled".into(),
+                logid: logid.map(str::to_owned),
+                retry_after: None,
+            })),
+            None => None,
+        }
+    }
+}
+
+/// The chat in progress, for cancelling it on Ctrl-C or a closed stdout.
+#[derive(Debug, Default)]
+pub struct Active(Mutex<Option<(String, String)>>);
+
+impl Active {
+    pub fn set(&self, state: &ChatState) {
+        if let (Some(conv), Some(chat)) = (&state.conversation_id, &state.chat_id) {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((conv.clone(), chat.clone()));
+        }
+    }
+    pub fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+    /// Cancels the chat in progress, if any; failures are reported, not fatal.
+    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
+        let current = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((conv, chat)) = current {
+            match client.chat_cancel(&conv, &chat) {
+                // 4104: the chat already finished; nothing left to stop.
+                Err(e) if e.api().and_then(|a| a.coze_code()) == Some(4104) => {}
+                Err(e) => eprintln!(
+                    "{tool}: cancelling chat {chat}: {}",
+                    crate::redact::scrub(&e.to_string())
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// Parses an event's data: JSON when it is JSON, else the text itself (a bare
+/// `[DONE]`, or a malformed line, which must still reach `-o events` losslessly).
+pub fn parse_data(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
+}
+
+/// Runs a streamed chat to its end. The state is returned even on failure: what was
+/// received is the caller's to report.
+pub fn stream(
+    client: &Client<'_>,
+    spec: &ChatSpec,
+    sink: &mut dyn Sink,
+    active: &Active,
+) -> (ChatState, Result<()>) {
+    let mut state = ChatState::default();
+    let opened = client.chat_stream(spec.conversation_id.as_deref(), &spec.body(true));
+    let stream = match opened {
+        Ok(s) => s,
+        Err(e) => return (state, Err(e)),
+    };
+    let logid = stream.logid.clone();
+    let mut reader = SseReader::new(stream.reader);
+    let outcome = loop {
+        match reader.next_event() {
+            Ok(Some(ev)) => {
+                let data = parse_data(&ev.data);
+                match state.feed(&ev.event, &data, sink) {
+                    Ok(true) => break Ok(()),
+                    Ok(false) => active.set(&state),
+                    Err(e) => break Err(Error::io("stdout", e)),
+                }
+            }
+            Ok(None) if state.finished() => break Ok(()),
+            Ok(None) => break Err(cut(&state, "the server ended the stream", logid.as_deref())),
+            Err(SseError::Truncated { .. }) => {
+                break Err(cut(
+                    &state,
+                    "the stream ended in the middle of an event",
+                    logid.as_deref(),
+                ))
+            }
+            Err(SseError::Io(e)) => break Err(cut(&state, &describe_io(&e), logid.as_deref())),
+            Err(e @ SseError::InvalidUtf8 { .. }) => {
+                break Err(cut(&state, &e.to_string(), logid.as_deref()))
+            }
+        }
+    };
+    if outcome.is_err() && !state.finished() {
+        active.cancel(client, "coze-chat");
+    }
+    active.clear();
+    let outcome = outcome.and_then(|()| state.error(logid.as_deref()).map_or(Ok(()), Err));
+    (state, outcome)
+}
+
+/// A stream that stopped before the chat was over (exit 5).
+fn cut(state: &ChatState, why: &str, logid: Option<&str>) -> Error {
+    let logid = logid.map(|l| format!(" (logid {l})")).unwrap_or_default();
+    Error::Network(format!(
+        "the answer stream was cut after {} events, before the chat completed: {why}{logid}",
+        state.events
+    ))
+}
+
+/// Runs a chat without streaming: create, poll retrieve with backoff until the status
+/// is final, then list its messages; fed through the same machine as a stream.
+pub fn poll(
+    client: &Client<'_>,
+    spec: &ChatSpec,
+    sink: &mut dyn Sink,
+    active: &Active,
+) -> (ChatState, Result<()>) {
+    let mut state = ChatState::default();
+    let result = (|| -> Result<()> {
+        let sink_err = |e: io::Error| Error::io("stdout", e);
+        let chat = client.chat_create(spec.conversation_id.as_deref(), &spec.body(false))?;
+        state
+            .feed("conversation.chat.created", &chat, sink)
+            .map_err(sink_err)?;
+        active.set(&state);
+        let (conv, chat_id) = match (&state.conversation_id, &state.chat_id) {
+            (Some(c), Some(i)) => (c.clone(), i.clone()),
+            _ => {
+                return Err(Error::Network(
+                    "the chat was created without an id or conversation_id".into(),
+                ))
+            }
+        };
+        let mut wait = Duration::from_millis(200);
+        let last = loop {
+            let chat = client.chat_retrieve(&conv, &chat_id)?;
+            let status = chat
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if matches!(
+                status.as_str(),
+                "completed" | "failed" | "requires_action" | "canceled"
+            ) {
+                break chat;
+            }
+            if status == "in_progress" && state.status != "in_progress" {
+                state
+                    .feed("conversation.chat.in_progress", &chat, sink)
+                    .map_err(sink_err)?;
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 3 / 2).min(Duration::from_secs(2));
+        };
+        let status = last
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if status == "completed" {
+            for message in client.chat_messages(&conv, &chat_id)? {
+                state
+                    .feed("conversation.message.completed", &message, sink)
+                    .map_err(sink_err)?;
+            }
+        }
+        let name = match status.as_str() {
+            "completed" => "conversation.chat.completed",
+            "failed" => "conversation.chat.failed",
+            "requires_action" => "conversation.chat.requires_action",
+            _ => "conversation.chat.canceled",
+        };
+        state.feed(name, &last, sink).map_err(sink_err)?;
+        state
+            .feed("done", &Value::String("[DONE]".into()), sink)
+            .map_err(sink_err)?;
+        Ok(())
+    })();
+    if result.is_err() && !state.finished() {
+        active.cancel(client, "coze-chat");
+    }
+    active.clear();
+    let result = result.and_then(|()| state.error(None).map_or(Ok(()), Err));
+    (state, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Record {
+        events: Vec<String>,
+        answer: String,
+        reasoning: String,
+        follow: Vec<String>,
+    }
+
+    impl Sink for Record {
+        fn event(&mut self, name: &str, _: &Value) -> io::Result<()> {
+            self.events.push(name.into());
+            Ok(())
+        }
+        fn answer(&mut self, t: &str) -> io::Result<()> {
+            self.answer.push_str(t);
+            Ok(())
+        }
+        fn reasoning(&mut self, t: &str) -> io::Result<()> {
+            self.reasoning.push_str(t);
+            Ok(())
+        }
+        fn follow_up(&mut self, t: &str) -> io::Result<()> {
+            self.follow.push(t.into());
+            Ok(())
+        }
+    }
+
+    fn feed_all(events: &[(&str, Value)]) -> (ChatState, Record) {
+        let mut st = ChatState::default();
+        let mut sink = Record::default();
+        for (n, d) in events {
+            if st.feed(n, d, &mut sink).unwrap() {
+                break;
+            }
+        }
+        (st, sink)
+    }
+
+    #[test]
+    fn a_normal_stream() {
+        let (st, sink) = feed_all(&[
+            (
+                "conversation.chat.created",
+                json!({"id":"c1","conversation_id":"v1","bot_id":"b","status":"created"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","reasoning_content":"想"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","content":"你"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","content":"好👍"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m1","type":"answer","content":"你好👍"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m2","type":"verbose","content":"{}"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m3","type":"follow_up","content":"再来?"}),
+            ),
+            ("some.future.event", json!({})),
+            (
+                "conversation.chat.completed",
+                json!({"id":"c1","conversation_id":"v1","status":"completed","usage":{"token_count":3}}),
+            ),
+            ("done", json!("[DONE]")),
+        ]);
+        assert_eq!(st.content, "你好👍");
+        assert_eq!(sink.answer, "你好👍");
+        assert_eq!(st.reasoning, "想");
+        assert_eq!(st.follow_ups, vec!["再来?"]);
+        assert_eq!(
+            (st.chat_id.as_deref(), st.conversation_id.as_deref()),
+            (Some("c1"), Some("v1"))
+        );
+        assert_eq!(st.usage, Some(json!({"token_count":3})));
+        assert!(st.done && st.finished() && st.error(None).is_none());
+        assert_eq!(sink.events.len(), 10);
+    }
+
+    #[test]
+    fn answers_only_as_completed_and_several_answers() {
+        let (st, _) = feed_all(&[
+            (
+                "conversation.message.completed",
+                json!({"id":"a","type":"answer","content":"one"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"b","type":"answer","content":"tw"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"b","type":"answer","content":"o"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"b","type":"answer","content":"two"}),
+            ),
+        ]);
+        assert_eq!(st.content, "one\n\ntwo");
+    }
+
+    #[test]
+    fn failures_in_both_shapes_and_requires_action() {
+        let (st, _) = feed_all(&[(
+            "conversation.chat.failed",
+            json!({"id":"c","status":"failed","last_error":{"code":5000,"msg":"event interval error"}}),
+        )]);
+        let e = st.error(Some("L")).unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the chat failed: code 5000: event interval error (logid L)"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let (st, _) = feed_all(&[(
+            "conversation.chat.failed",
+            json!({"code":701231,"msg":"error"}),
+        )]);
+        assert!(st.error(None).unwrap().to_string().contains("701231"));
+        let (st, _) = feed_all(&[("error", json!({"code":4013,"msg":"too fast"}))]);
+        assert_eq!(st.error(None).unwrap().exit_code(), 6);
+        let (st, _) = feed_all(&[(
+            "conversation.chat.requires_action",
+            json!({"id":"c","status":"requires_action","required_action":{"type":"submit_tool_outputs","submit_tool_outputs":{"tool_calls":[{"id":"t","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}}),
+        )]);
+        assert!(st.finished());
+        assert!(st.error(None).unwrap().to_string().contains("get_weather"));
+    }
+
+    #[test]
+    fn data_parsing_is_lossless() {
+        assert_eq!(parse_data("\"[DONE]\""), json!("[DONE]"));
+        assert_eq!(parse_data("[DONE]"), json!("[DONE]"));
+        assert_eq!(parse_data("{\"id\":"), json!("{\"id\":"));
+        let (st, _) = feed_all(&[("conversation.message.delta", json!("{\"id\":"))]);
+        assert_eq!(st.malformed, 1);
+    }
+
+    #[test]
+    fn the_request_body() {
+        let spec = ChatSpec {
+            bot_id: "b".into(),
+            user_id: "u".into(),
+            content: "hi".into(),
+            auto_save: true,
+            ..ChatSpec::default()
+        };
+        let b = spec.body(true);
+        assert_eq!(b["stream"], true);
+        assert_eq!(
+            b["additional_messages"][0],
+            json!({"role":"user","content":"hi","content_type":"text"})
+        );
+        assert!(
+            b.get("conversation_id").is_none(),
+            "conversation_id goes in the query"
+        );
+    }
+}
