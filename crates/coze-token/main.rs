@@ -81,7 +81,7 @@ fn run(f: Flags, env: &Env) -> Result<Option<u8>> {
                 store.fresh(&http, min_ttl, &renewer)?
             };
             eprintln!(
-                "{TOOL}: {} valid until {}",
+                "{TOOL}: {} refreshed; expires {}",
                 store.path().display(),
                 describe_expiry(&t)
             );
@@ -164,7 +164,7 @@ fn grants(http: &Http, f: &Flags, api_base: &str, save: Option<&TokenStore>) -> 
             Some(store) => {
                 store.save(&token)?;
                 eprintln!(
-                    "{TOOL}: saved to {}, valid until {}",
+                    "{TOOL}: saved to {}; expires {}",
                     store.path().display(),
                     describe_expiry(&token)
                 );
