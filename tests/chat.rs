@@ -1,1 +1,1242 @@
-//! coze-chat end to end.
+//! coze-chat end to end: the real binary against coze-fake. Output modes and input
+//! shapes, conversations, UTF-8 across deltas and TCP writes, SSE wire styles, every
+//! failure shape with its exit code, retries and the one token refresh, several prompts
+//! with a failure among them, bad stdin lines, Ctrl-C and `| head -1` cancelling the
+//! chat on the server, `--no-stream`, and usage errors.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coze_fake::{answer_text, follow_ups};
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+const DELTA: &str = "conversation.message.delta";
+const COMPLETED: &str = "conversation.message.completed";
+
+/// A sandbox with a saved login.
+fn logged_in(name: &str) -> Sandbox {
+    let sb = Sandbox::new(name);
+    sb.login();
+    sb
+}
+
+/// `coze-chat --bot 7` in the sandbox.
+fn chat(sb: &Sandbox) -> Command {
+    let mut c = sb.cmd("coze-chat");
+    c.args(["--bot", "7"]);
+    c
+}
+
+/// The first `n` characters of `s`.
+fn chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// What text mode prints on stderr after an answer: the follow-ups.
+fn follow_up_lines(prompt: &str) -> String {
+    follow_ups(prompt)
+        .iter()
+        .map(|f| format!("  › {f}\n"))
+        .collect()
+}
+
+/// The event names of `-o events` output.
+fn names(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            r["event"]
+                .as_str()
+                .expect("every line has an event")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The answer as the deltas of `-o events` output carry it.
+fn delta_text(records: &[Value]) -> String {
+    records
+        .iter()
+        .filter(|r| r["event"] == DELTA && r["data"]["type"] == "answer")
+        .map(|r| r["data"]["content"].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// A counter of the fake: `path` like "/chats" or "/requests/chat" (absent is 0).
+fn stat(sb: &Sandbox, path: &str) -> u64 {
+    sb.stats()
+        .pointer(path)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// An API call with the sandbox's saved access token, over the harness's own HTTP.
+fn api(sb: &Sandbox, method: &str, path: &str, body: Option<Value>) -> Value {
+    let token = read_token(&sb.token_path())["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let url = format!("{}{path}", sb.base_url());
+    let r = http_request(
+        method,
+        &url,
+        body.map(|b| b.to_string()),
+        &[("Authorization", &bearer)],
+    );
+    let v: Value = serde_json::from_str(&r.body)
+        .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {}", r.body));
+    assert_eq!(
+        (r.status, &v["code"]),
+        (200, &json!(0)),
+        "{method} {path}: {v}"
+    );
+    v
+}
+
+/// The user questions stored in a conversation, oldest first.
+fn questions(sb: &Sandbox, conversation_id: &str) -> Vec<String> {
+    let v = api(
+        sb,
+        "POST",
+        &format!("/v1/conversation/message/list?conversation_id={conversation_id}"),
+        Some(json!({"order": "asc", "limit": 50})),
+    );
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user" && m["type"] == "question")
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The ids of the fake's conversations of bot 7.
+fn conversations_of_bot_7(sb: &Sandbox) -> Vec<String> {
+    let v = api(
+        sb,
+        "GET",
+        "/v1/conversations?bot_id=7&page_num=1&page_size=50",
+        None,
+    );
+    v["data"]["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Asserts an `answer` record for a prompt that completed.
+fn assert_completed(r: &Value, prompt: &str) {
+    assert_eq!(r["type"], "answer", "{r}");
+    assert_eq!(r["prompt"], prompt, "{r}");
+    assert_eq!(r["content"], answer_text(prompt), "{r}");
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["error"], Value::Null, "{r}");
+    assert_eq!(r["follow_ups"], json!(follow_ups(prompt)), "{r}");
+    assert_eq!(r["bot_id"], "7", "{r}");
+    for k in ["conversation_id", "chat_id"] {
+        assert!(
+            r[k].as_str().is_some_and(|s| !s.is_empty()),
+            "{k} missing: {r}"
+        );
+    }
+}
+
+/// The usage the fake reports for a completed echo answer.
+fn usage_for(prompt: &str) -> Value {
+    let input = prompt.chars().count() as u64 + 12;
+    let output = answer_text(prompt).chars().count() as u64;
+    json!({"token_count": input + output, "output_count": output, "input_count": input})
+}
+
+// ---------------------------------------------------------------- 1. output modes
+
+#[test]
+fn text_mode_prints_the_answer_and_the_follow_ups_on_stderr() {
+    let sb = logged_in("chat-text");
+    let prompt = "你好，coze";
+    let r = run(chat(&sb).args(["-o", "text", prompt]), "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text(prompt)),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr, follow_up_lines(prompt), "{}", r.describe());
+    assert_eq!(stat(&sb, "/chats"), 1);
+}
+
+#[test]
+fn events_mode_is_lossless_and_in_the_real_order() {
+    let sb = logged_in("chat-events");
+    let prompt = "事件 events 🎉";
+    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
+    r.ok();
+    assert!(r.stderr.is_empty(), "{}", r.describe());
+    let recs = r.records();
+    let answer = answer_text(prompt);
+    let n_deltas = answer.chars().count().div_ceil(3);
+    let mut expected = vec![
+        "conversation.chat.created".to_owned(),
+        "conversation.chat.in_progress".to_owned(),
+    ];
+    expected.extend(std::iter::repeat_n(DELTA.to_owned(), n_deltas));
+    expected.extend(std::iter::repeat_n(COMPLETED.to_owned(), 5));
+    expected.push("conversation.chat.completed".into());
+    expected.push("done".into());
+    assert_eq!(names(&recs), expected, "{}", r.describe());
+    assert_eq!(delta_text(&recs), answer);
+    // Every line is exactly {event, data}: nothing added, nothing dropped.
+    for rec in &recs {
+        let keys: Vec<&String> = rec.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["event", "data"], "{rec}");
+    }
+    let completed: Vec<&Value> = recs.iter().filter(|r| r["event"] == COMPLETED).collect();
+    let types: Vec<&str> = completed
+        .iter()
+        .map(|r| r["data"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["answer", "verbose", "follow_up", "follow_up", "follow_up"]
+    );
+    assert_eq!(completed[0]["data"]["content"], answer);
+    let fups: Vec<&Value> = completed[2..]
+        .iter()
+        .map(|r| &r["data"]["content"])
+        .collect();
+    assert_eq!(json!(fups), json!(follow_ups(prompt)));
+    // The message fields survive: ids, role, content_type, the chat's ids on each delta.
+    let chat_id = recs[0]["data"]["id"].as_str().unwrap();
+    let conv_id = recs[0]["data"]["conversation_id"].as_str().unwrap();
+    for d in recs.iter().filter(|r| r["event"] == DELTA) {
+        assert_eq!(d["data"]["role"], "assistant");
+        assert_eq!(d["data"]["content_type"], "text");
+        assert_eq!(d["data"]["chat_id"], chat_id);
+        assert_eq!(d["data"]["conversation_id"], conv_id);
+        assert_eq!(d["data"]["id"], completed[0]["data"]["id"]);
+    }
+    let last = &recs[recs.len() - 2]["data"];
+    assert_eq!(last["status"], "completed");
+    assert_eq!(last["usage"], usage_for(prompt));
+    assert_eq!(recs.last().unwrap()["data"], "[DONE]");
+}
+
+#[test]
+fn answers_mode_writes_one_record() {
+    let sb = logged_in("chat-answers");
+    let prompt = "answers 模式";
+    let r = run(chat(&sb).args(["-o", "answers", prompt]), "");
+    r.ok();
+    assert!(r.stderr.is_empty(), "{}", r.describe());
+    let recs = r.records();
+    assert_eq!(recs.len(), 1, "{}", r.describe());
+    let a = &recs[0];
+    assert_completed(a, prompt);
+    assert_eq!(a["usage"], usage_for(prompt));
+    assert_eq!(a["reasoning_content"], "");
+    assert!(a.get("id").is_none(), "no id without a prompt record: {a}");
+    // The ids are the chat the fake really ran.
+    let log = sb.fake.log();
+    let chat_req = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == "chat")
+        .unwrap();
+    assert_eq!(chat_req["conversation_id"], a["conversation_id"]);
+}
+
+#[test]
+fn the_default_mode_is_events_when_stdout_is_not_a_terminal() {
+    let sb = logged_in("chat-default-mode");
+    let r = run(chat(&sb).arg("hi"), "");
+    r.ok();
+    let recs = r.records();
+    assert_eq!(
+        recs[0]["event"],
+        "conversation.chat.created",
+        "{}",
+        r.describe()
+    );
+    assert_eq!(recs.last().unwrap()["event"], "done");
+    assert_eq!(delta_text(&recs), answer_text("hi"));
+}
+
+#[test]
+fn dash_reads_all_of_stdin_as_one_prompt() {
+    let sb = logged_in("chat-dash");
+    let r = run(
+        chat(&sb).args(["-o", "text", "-"]),
+        "first line\nsecond line\n\n",
+    );
+    r.ok();
+    let prompt = "first line\nsecond line";
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text(prompt)),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(stat(&sb, "/chats"), 1);
+    let r = run(chat(&sb).args(["-o", "text", "-"]), "\n  \n");
+    r.expect_code(3);
+    assert_eq!(stat(&sb, "/chats"), 1, "an empty stdin asks nothing");
+}
+
+#[test]
+fn every_stdin_line_is_one_prompt() {
+    let sb = logged_in("chat-lines");
+    let r = run(chat(&sb).args(["-o", "text"]), "first\n\nsecond 第二\n");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n{}\n", answer_text("first"), answer_text("second 第二")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        r.stderr,
+        follow_up_lines("first") + &follow_up_lines("second 第二")
+    );
+    assert_eq!(stat(&sb, "/chats"), 2);
+}
+
+// ---------------------------------------------------------------- 2. conversations
+
+#[test]
+fn a_multi_line_script_is_one_conversation() {
+    let sb = logged_in("chat-one-conv");
+    let lines = ["one", "two", "three"];
+    let r = run(
+        chat(&sb).args(["-o", "answers"]),
+        &(lines.join("\n") + "\n"),
+    );
+    r.ok();
+    let recs = r.records();
+    assert_eq!(recs.len(), 3, "{}", r.describe());
+    for (rec, p) in recs.iter().zip(lines) {
+        assert_completed(rec, p);
+    }
+    let conv = recs[0]["conversation_id"].as_str().unwrap();
+    assert!(
+        recs.iter().all(|a| a["conversation_id"] == conv),
+        "{}",
+        r.stdout
+    );
+    let chat_ids: std::collections::BTreeSet<&str> = recs
+        .iter()
+        .map(|a| a["chat_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(chat_ids.len(), 3, "one chat per prompt");
+    assert_eq!(conversations_of_bot_7(&sb), [conv]);
+    assert_eq!(questions(&sb, conv), lines);
+}
+
+#[test]
+fn new_each_gives_every_prompt_its_own_conversation() {
+    let sb = logged_in("chat-new-each");
+    let r = run(
+        chat(&sb).args(["-o", "answers", "--new-each"]),
+        "one\ntwo\nthree\n",
+    );
+    r.ok();
+    let recs = r.records();
+    assert_eq!(recs.len(), 3, "{}", r.describe());
+    let convs: std::collections::BTreeSet<&str> = recs
+        .iter()
+        .map(|a| a["conversation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(convs.len(), 3, "{}", r.stdout);
+    assert_eq!(conversations_of_bot_7(&sb).len(), 3);
+}
+
+#[test]
+fn a_conversation_record_switches_the_conversation_for_the_lines_after_it() {
+    let sb = logged_in("chat-switch");
+    let created = api(
+        &sb,
+        "POST",
+        "/v1/conversation/create",
+        Some(json!({"bot_id": "7"})),
+    );
+    let target = created["data"]["id"].as_str().unwrap().to_owned();
+    // What `coze-conv create` prints, unknown fields and all.
+    let record = json!({
+        "type": "conversation", "conversation_id": target, "bot_id": "7",
+        "created_at": created["data"]["created_at"], "meta_data": {},
+        "last_section_id": created["data"]["last_section_id"], "name": "",
+    });
+    let input = format!("before\n{record}\nafter one\nafter two\n");
+    let r = run(chat(&sb).args(["-o", "answers"]), &input);
+    r.ok();
+    let recs = r.records();
+    assert_eq!(recs.len(), 3, "{}", r.describe());
+    assert_completed(&recs[0], "before");
+    assert_ne!(recs[0]["conversation_id"], target.as_str());
+    assert_eq!(recs[1]["conversation_id"], target.as_str(), "{}", r.stdout);
+    assert_eq!(recs[2]["conversation_id"], target.as_str(), "{}", r.stdout);
+    assert_eq!(questions(&sb, &target), ["after one", "after two"]);
+    let first = recs[0]["conversation_id"].as_str().unwrap();
+    assert_eq!(questions(&sb, first), ["before"]);
+}
+
+#[test]
+fn a_prompt_record_id_is_echoed_on_every_line_it_causes() {
+    let sb = logged_in("chat-prompt-id");
+    let input = "{\"type\":\"prompt\",\"content\":\"带 id 的问题\",\"id\":\"q-1\"}\n";
+    let r = run(chat(&sb).args(["-o", "events"]), input);
+    r.ok();
+    let recs = r.records();
+    assert!(recs.len() > 5, "{}", r.describe());
+    for rec in &recs {
+        assert_eq!(rec["id"], "q-1", "{rec}");
+    }
+    assert_eq!(delta_text(&recs), answer_text("带 id 的问题"));
+
+    let input = "{\"type\":\"prompt\",\"content\":\"a\",\"id\":\"q-1\"}\nplain\n{\"type\":\"prompt\",\"content\":\"c\",\"id\":{\"row\":3}}\n";
+    let r = run(chat(&sb).args(["-o", "answers"]), input);
+    r.ok();
+    let recs = r.records();
+    assert_eq!(recs.len(), 3, "{}", r.describe());
+    assert_eq!(recs[0]["id"], "q-1");
+    assert!(recs[1].get("id").is_none(), "{}", recs[1]);
+    assert_eq!(recs[2]["id"], json!({"row": 3}));
+    assert_completed(&recs[0], "a");
+    assert_completed(&recs[1], "plain");
+    assert_completed(&recs[2], "c");
+}
+
+// ---------------------------------------------------------------- 3. UTF-8
+
+#[test]
+fn cjk_and_emoji_split_across_deltas_and_tcp_writes_arrive_intact() {
+    let sb = logged_in("chat-utf8");
+    sb.fake.set_bot(json!({"style": {"split_writes": true}}));
+    let prompt = "汉字かな한글🌏👨‍👩‍👧🇨🇳é";
+    let r = run(chat(&sb).args(["-o", "text", prompt]), "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text(prompt)),
+        "{}",
+        r.describe()
+    );
+    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
+    r.ok();
+    let recs = r.records();
+    assert_eq!(delta_text(&recs), answer_text(prompt));
+    assert!(
+        recs.iter().filter(|r| r["event"] == DELTA).count() > 5,
+        "the answer came in many deltas"
+    );
+}
+
+#[test]
+fn a_long_answer_in_text_mode_is_exact() {
+    let sb = logged_in("chat-long");
+    sb.fake.set_bot(json!({"deltas": 5000}));
+    let r = run(chat(&sb).args(["-o", "text", "long"]), "");
+    r.ok();
+    let expected = "春夏秋冬".repeat(1250);
+    assert_eq!(r.stdout.len(), expected.len() + 1, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{expected}\n"));
+}
+
+// ---------------------------------------------------------------- 4. wire styles
+
+#[test]
+fn every_wire_style_gives_the_identical_answer() {
+    let sb = logged_in("chat-styles");
+    let prompt = "风格 style ✨";
+    let reference = run(chat(&sb).args(["-o", "answers", prompt]), "");
+    reference.ok();
+    let reference = reference.records().remove(0);
+    assert_completed(&reference, prompt);
+    let styles = [
+        json!({"space": true}),
+        json!({"crlf": true}),
+        json!({"multiline_data": true}),
+        json!({"comments": true}),
+        json!({"done": "bare"}),
+        json!({"done": "quoted"}),
+        json!({"space": true, "crlf": true, "multiline_data": true, "comments": true, "done": "bare"}),
+    ];
+    for style in styles {
+        sb.fake.set_bot(json!({"style": style}));
+        let r = run(chat(&sb).args(["-o", "answers", prompt]), "");
+        r.ok();
+        let a = r.records().remove(0);
+        assert_completed(&a, prompt);
+        for k in ["content", "follow_ups", "status", "usage", "error"] {
+            assert_eq!(a[k], reference[k], "style {style}: {k}\n{}", r.describe());
+        }
+        assert!(r.stderr.is_empty(), "style {style}\n{}", r.describe());
+        let r = run(chat(&sb).args(["-o", "events", prompt]), "");
+        r.ok();
+        let recs = r.records();
+        assert_eq!(delta_text(&recs), answer_text(prompt), "style {style}");
+        let done = recs.last().unwrap();
+        assert_eq!(done["event"], "done", "style {style}");
+        assert_eq!(done["data"], "[DONE]", "style {style}");
+        assert_eq!(
+            recs[0]["event"], "conversation.chat.created",
+            "style {style}"
+        );
+        assert!(recs[0]["data"].is_object(), "style {style}: {}", recs[0]);
+    }
+}
+
+// ---------------------------------------------------------------- 5. failure shapes
+
+#[test]
+fn a_json_error_body_instead_of_a_stream_is_one_line_and_exit_1() {
+    let sb = logged_in("chat-json-body");
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "json_body", "code": 4000, "msg": "invalid parameter: bot_id"}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
+    r.expect_code(1);
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    let line = r.stderr.trim_end();
+    assert!(
+        line.starts_with("coze-chat: ") && line.contains("code 4000: invalid parameter: bot_id"),
+        "{}",
+        r.describe()
+    );
+    let logid = line
+        .split("(logid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no logid\n{}", r.describe()));
+    assert!(!logid.trim().is_empty(), "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 1, "a 4000 is not retried");
+}
+
+#[test]
+fn an_error_event_exits_by_its_code_and_keeps_the_partial_answer() {
+    let sb = logged_in("chat-error-event");
+    let prompt = "错误 event";
+    let answer = answer_text(prompt);
+    // created, in_progress, 3 deltas of 3 characters, then `error`.
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "error_event", "after_events": 5, "code": 5000, "msg": "model overloaded"}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "text", prompt]), "");
+    r.expect_code(1);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", chars(&answer, 9)),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(
+        r.stderr.contains("code 5000: model overloaded"),
+        "{}",
+        r.describe()
+    );
+
+    // A rate-limit code in the error event exits 6.
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "error_event", "after_events": 3, "code": 4013, "msg": "too fast"}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
+    r.expect_code(6);
+    let recs = r.records();
+    assert_eq!(delta_text(&recs), chars(&answer, 3), "{}", r.describe());
+    let server_error = recs.iter().find(|r| r["event"] == "error").unwrap();
+    assert_eq!(
+        server_error["data"],
+        json!({"code": 4013, "msg": "too fast"})
+    );
+    let ours = recs.last().unwrap();
+    assert_eq!(ours["event"], "error", "{}", r.describe());
+    assert_eq!(ours["data"]["code"], 4013);
+    assert_eq!(ours["data"]["exit_code"], 6);
+    assert_eq!(
+        stat(&sb, "/requests/chat"),
+        2,
+        "nothing is retried once output began"
+    );
+}
+
+#[test]
+fn chat_failed_in_both_shapes_exits_1() {
+    for shape in ["chat", "bare"] {
+        let sb = logged_in(&format!("chat-failed-{shape}"));
+        sb.fake.push_fault(
+            "chat",
+            json!({"type": "chat_failed", "shape": shape, "code": 701231, "msg": "event interval error"}),
+            1,
+        );
+        let r = run(chat(&sb).args(["-o", "answers", "fail"]), "");
+        r.expect_code(1);
+        let recs = r.records();
+        assert_eq!(recs.len(), 1, "{}", r.describe());
+        assert_eq!(recs[0]["status"], "failed", "{shape}: {}", recs[0]);
+        assert_eq!(recs[0]["error"]["code"], 701231, "{shape}: {}", recs[0]);
+        assert_eq!(recs[0]["error"]["exit_code"], 1, "{shape}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+        assert!(
+            r.stderr
+                .contains("the chat failed: code 701231: event interval error"),
+            "{shape}\n{}",
+            r.describe()
+        );
+    }
+}
+
+#[test]
+fn requires_action_exits_1_naming_the_tool() {
+    let sb = logged_in("chat-requires-action");
+    sb.fake
+        .push_fault("chat", json!({"type": "requires_action"}), 1);
+    let r = run(chat(&sb).args(["-o", "events", "weather?"]), "");
+    r.expect_code(1);
+    let recs = r.records();
+    let ra = recs
+        .iter()
+        .find(|r| r["event"] == "conversation.chat.requires_action")
+        .unwrap_or_else(|| panic!("no requires_action event\n{}", r.describe()));
+    assert_eq!(
+        ra["data"]["required_action"]["submit_tool_outputs"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+    assert!(names(&recs).contains(&"done".to_owned()));
+    assert_eq!(recs.last().unwrap()["event"], "error");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(
+        r.stderr.contains("requires an action") && r.stderr.contains("get_weather"),
+        "{}",
+        r.describe()
+    );
+    // The answers record says so too.
+    sb.fake
+        .push_fault("chat", json!({"type": "requires_action"}), 1);
+    let r = run(chat(&sb).args(["-o", "answers", "weather?"]), "");
+    r.expect_code(1);
+    assert_eq!(r.records()[0]["status"], "requires_action");
+}
+
+#[test]
+fn a_cut_stream_exits_5_with_the_partial_answer_on_stdout() {
+    let sb = logged_in("chat-cut");
+    let prompt = "切断 cut";
+    let answer = answer_text(prompt);
+    sb.fake
+        .push_fault("chat", json!({"type": "cut", "after_events": 6}), 1);
+    let r = run(chat(&sb).args(["-o", "text", prompt]), "");
+    r.expect_code(5);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", chars(&answer, 12)),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("cut after 6 events"), "{}", r.describe());
+
+    sb.fake
+        .push_fault("chat", json!({"type": "cut", "after_events": 4}), 1);
+    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
+    r.expect_code(5);
+    let recs = r.records();
+    let expected = vec![
+        "conversation.chat.created",
+        "conversation.chat.in_progress",
+        DELTA,
+        DELTA,
+        "error",
+    ];
+    assert_eq!(names(&recs), expected, "{}", r.describe());
+    assert_eq!(delta_text(&recs), chars(&answer, 6));
+    assert_eq!(recs[4]["data"]["exit_code"], 5);
+    assert_eq!(
+        stat(&sb, "/requests/chat"),
+        2,
+        "a cut stream is not re-asked"
+    );
+}
+
+#[test]
+fn http_429_with_retry_after_is_waited_out() {
+    let sb = logged_in("chat-429");
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "http", "status": 429, "retry_after": 1}),
+        1,
+    );
+    let start = Instant::now();
+    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
+    r.ok();
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured ({:?})",
+        start.elapsed()
+    );
+    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
+    assert_eq!(stat(&sb, "/requests/chat"), 2);
+    assert_eq!(stat(&sb, "/chats"), 1);
+}
+
+#[test]
+fn a_busy_conversation_4016_is_waited_out() {
+    let sb = logged_in("chat-4016");
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "api_error", "code": 4016, "msg": "A chat is already in progress"}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
+    assert_eq!(stat(&sb, "/requests/chat"), 2);
+}
+
+#[test]
+fn http_500_is_retried() {
+    let sb = logged_in("chat-500");
+    sb.fake
+        .push_fault("chat", json!({"type": "http", "status": 500}), 1);
+    let r = run(chat(&sb).args(["-o", "answers", "hi"]), "");
+    r.ok();
+    assert_completed(&r.records()[0], "hi");
+    assert_eq!(stat(&sb, "/requests/chat"), 2);
+    // Still refused after every retry: exit 1, and the retries are bounded.
+    sb.fake
+        .push_fault("chat", json!({"type": "http", "status": 500}), 10);
+    let r = run(chat(&sb).args(["-o", "text", "--retries", "2", "hi"]), "");
+    r.expect_code(1);
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 2 + 3);
+}
+
+#[test]
+fn a_token_the_server_expired_is_refreshed_once() {
+    let sb = logged_in("chat-401");
+    let before = read_token(&sb.token_path());
+    let r = run(chat(&sb).args(["-o", "text", "first"]), "");
+    r.ok();
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 0);
+    // The file still says the token is good for minutes; the server disagrees.
+    sb.fake.expire_tokens();
+    let r = run(chat(&sb).args(["-o", "text", "second"]), "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("second")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1);
+    assert_eq!(stat(&sb, "/requests/chat"), 3, "refused once, then retried");
+    let after = read_token(&sb.token_path());
+    assert_ne!(after["access_token"], before["access_token"]);
+    assert_ne!(after["refresh_token"], before["refresh_token"]);
+    // The next run uses the renewed token without refreshing again.
+    let r = run(chat(&sb).args(["-o", "text", "third"]), "");
+    r.ok();
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1);
+}
+
+#[test]
+fn an_expired_static_token_exits_4_without_refreshing() {
+    let sb = Sandbox::new("chat-static-token");
+    let r = run(
+        chat(&sb)
+            .env("COZE_API_TOKEN", "pat_not_known_to_the_fake")
+            .args(["-o", "text", "hi"]),
+        "",
+    );
+    r.expect_code(4);
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("4100"), "{}", r.describe());
+    assert!(
+        !r.stderr.contains("pat_not_known"),
+        "the token leaked: {}",
+        r.stderr
+    );
+    assert_eq!(stat(&sb, "/token_requests"), 0);
+
+    let sb = Sandbox::with_options(
+        "chat-pat",
+        Options {
+            static_tokens: vec!["pat_e2e_static".into()],
+            ..Options::default()
+        },
+    );
+    let r = run(
+        chat(&sb)
+            .env("COZE_API_TOKEN", "pat_e2e_static")
+            .args(["-o", "text", "hi"]),
+        "",
+    );
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
+}
+
+// ---------------------------------------------------------------- 6. several prompts
+
+#[test]
+fn a_failed_prompt_is_reported_and_the_next_ones_still_run() {
+    let sb = logged_in("chat-several");
+    // Prompt 1: stream cut (exit 5); prompt 2: API error (exit 1); prompt 3: fine.
+    sb.fake
+        .push_fault("chat", json!({"type": "cut", "after_events": 3}), 1);
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "json_body", "code": 4000, "msg": "bad"}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "answers"]), "one\ntwo\nthree\n");
+    r.expect_code(5);
+    let recs = r.records();
+    assert_eq!(recs.len(), 3, "{}", r.describe());
+    assert_eq!(recs[0]["prompt"], "one");
+    assert_eq!(recs[0]["status"], "failed");
+    assert_eq!(recs[0]["error"]["exit_code"], 5);
+    assert_eq!(recs[0]["content"], chars(&answer_text("one"), 3));
+    assert_eq!(recs[1]["prompt"], "two");
+    assert_eq!(recs[1]["status"], "failed");
+    assert_eq!(recs[1]["error"]["exit_code"], 1);
+    assert_eq!(recs[1]["error"]["code"], 4000);
+    assert_completed(&recs[2], "three");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.describe());
+    assert!(lines[0].contains("prompt on line 1"), "{}", r.describe());
+    assert!(lines[1].contains("prompt on line 2"), "{}", r.describe());
+    assert!(lines[1].contains("code 4000: bad"), "{}", r.describe());
+}
+
+// ---------------------------------------------------------------- 7. bad stdin lines
+
+#[test]
+fn a_bad_stdin_line_stops_the_run_unless_keep_going() {
+    let sb = logged_in("chat-bad-line");
+    let input = "first\n{\"type\":\"prompt\",\"content\":\n third\n";
+    let r = run(chat(&sb).args(["-o", "text"]), input);
+    r.expect_code(3);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("first")),
+        "{}",
+        r.describe()
+    );
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("coze-chat: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", r.describe());
+    assert!(errors[0].contains("line 2"), "{}", r.describe());
+    assert_eq!(
+        stat(&sb, "/chats"),
+        1,
+        "lines after the bad one must not run"
+    );
+
+    let r = run(chat(&sb).args(["-o", "text", "--keep-going"]), input);
+    r.expect_code(3);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n{}\n", answer_text("first"), answer_text(" third")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(stat(&sb, "/chats"), 3);
+
+    // A record that is not for coze-chat is bad input too, named by its line.
+    let r = run(
+        chat(&sb).args(["-o", "text"]),
+        "{\"type\":\"token\",\"access_token\":\"x\"}\nnext\n",
+    );
+    r.expect_code(3);
+    assert!(r.stderr.contains("line 1"), "{}", r.describe());
+    assert_eq!(stat(&sb, "/chats"), 3);
+}
+
+// ---------------------------------------------------------------- 8. Ctrl-C
+
+#[test]
+fn sigint_cancels_the_chat_on_the_server_and_exits_130() {
+    let sb = logged_in("chat-sigint");
+    sb.fake
+        .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
+    let mut cmd = chat(&sb);
+    cmd.args(["-o", "text", "slow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut sent = false;
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                if !sent {
+                    let _ = tx.send(());
+                    sent = true;
+                }
+            }
+        })
+    };
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("no answer bytes within 30 s: {what}");
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let start = Instant::now();
+    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
+    reader.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stderr}\n--- stdout\n{stdout}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(stderr.contains("coze-chat: interrupted"), "{stderr}");
+    assert!(
+        !stdout.is_empty() && stdout.len() < "春".len() * 200,
+        "{stdout}"
+    );
+    assert!(
+        "春夏秋冬".repeat(50).starts_with(stdout.trim_end()),
+        "{stdout}"
+    );
+    assert_eq!(stat(&sb, "/cancels"), 1, "{stderr}");
+}
+
+// ---------------------------------------------------------------- 9. | head -1
+
+#[test]
+fn head_1_ends_it_quietly_and_cancels_the_chat() {
+    let sb = logged_in("chat-head");
+    sb.fake
+        .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
+    let script = format!(
+        "'{}' --bot 7 -o events \"hi\" | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+        bin("coze-chat").display()
+    );
+    let start = Instant::now();
+    let r = run(sb.cmd("bash").args(["-c", &script]), "");
+    r.ok();
+    assert_eq!(r.stderr, "status=0\n", "{}", r.describe());
+    let recs = r.records();
+    assert_eq!(recs.len(), 1, "{}", r.describe());
+    assert_eq!(recs[0]["event"], "conversation.chat.created");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "coze-chat kept streaming into a closed pipe ({:?})",
+        start.elapsed()
+    );
+    assert_eq!(stat(&sb, "/cancels"), 1);
+}
+
+// ---------------------------------------------------------------- 10. --no-stream
+
+#[test]
+fn no_stream_gives_the_same_answer_as_streaming() {
+    let sb = logged_in("chat-no-stream");
+    let prompt = "轮询 poll 🐢";
+    let streamed = run(chat(&sb).args(["-o", "answers", prompt]), "");
+    streamed.ok();
+    let polled = run(chat(&sb).args(["-o", "answers", "--no-stream", prompt]), "");
+    polled.ok();
+    let (s, p) = (&streamed.records()[0], &polled.records()[0]);
+    assert_completed(p, prompt);
+    for k in [
+        "content",
+        "follow_ups",
+        "status",
+        "usage",
+        "error",
+        "prompt",
+    ] {
+        assert_eq!(s[k], p[k], "{k}\n{}", polled.describe());
+    }
+    assert_eq!(stat(&sb, "/requests/chat.message.list"), 1);
+
+    let r = run(chat(&sb).args(["-o", "events", "--no-stream", prompt]), "");
+    r.ok();
+    let recs = r.records();
+    let n = names(&recs);
+    assert_eq!(
+        n.first().map(String::as_str),
+        Some("conversation.chat.created")
+    );
+    assert_eq!(
+        &n[n.len() - 2..],
+        ["conversation.chat.completed", "done"],
+        "{}",
+        r.describe()
+    );
+    assert_eq!(recs.last().unwrap()["data"], "[DONE]");
+    let answer = recs
+        .iter()
+        .find(|r| r["event"] == COMPLETED && r["data"]["type"] == "answer")
+        .unwrap_or_else(|| panic!("no answer message\n{}", r.describe()));
+    assert_eq!(answer["data"]["content"], answer_text(prompt));
+
+    let r = run(chat(&sb).args(["-o", "text", "--no-stream", prompt]), "");
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text(prompt)));
+    assert_eq!(r.stderr, follow_up_lines(prompt));
+}
+
+#[test]
+fn no_save_with_no_stream_is_a_usage_error() {
+    let sb = logged_in("chat-no-save");
+    let r = run(chat(&sb).args(["--no-save", "--no-stream", "hi"]), "");
+    r.expect_code(2);
+    assert!(r.stdout.is_empty());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("--no-save"), "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 0);
+    // --no-save alone streams and keeps nothing in the conversation.
+    let r = run(chat(&sb).args(["-o", "answers", "--no-save", "hi"]), "");
+    r.ok();
+    let a = &r.records()[0];
+    assert_completed(a, "hi");
+    assert!(questions(&sb, a["conversation_id"].as_str().unwrap()).is_empty());
+}
+
+// ---------------------------------------------------------------- 11. usage, timeouts
+
+#[test]
+fn no_bot_is_a_usage_error_naming_bot() {
+    let sb = logged_in("chat-no-bot");
+    let r = run(sb.cmd("coze-chat").arg("hi"), "");
+    r.expect_code(2);
+    assert!(r.stdout.is_empty());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("--bot"), "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 0);
+    // COZE_BOT_ID does instead.
+    let r = run(
+        sb.cmd("coze-chat")
+            .env("COZE_BOT_ID", "7")
+            .args(["-o", "text", "hi"]),
+        "",
+    );
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
+}
+
+#[test]
+fn an_idle_stream_times_out_with_exit_5_and_keeps_the_partial_answer() {
+    let sb = logged_in("chat-idle");
+    let prompt = "idle";
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "stall", "after_events": 3, "ms": 4000}),
+        1,
+    );
+    let start = Instant::now();
+    let r = run(
+        chat(&sb).args(["-o", "text", "--idle-timeout", "1", prompt]),
+        "",
+    );
+    let took = start.elapsed();
+    r.expect_code(5);
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", chars(&answer_text(prompt), 3)),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("timed out"), "{}", r.describe());
+}
+
+// ---------------------------------------------------------------- more of the same ground
+
+/// Spawns `cmd` with `stdin`, returns the child once its stdout has shown a first byte,
+/// with a thread collecting the rest of stdout.
+fn spawn_until_output(
+    mut cmd: Command,
+    stdin: &str,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<Vec<u8>>,
+    String,
+) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap();
+    let mut sin = child.stdin.take().unwrap();
+    let input = stdin.to_owned();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = sin.write_all(input.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if all.is_empty() {
+                let _ = tx.send(());
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("no output within 30 s: {what}");
+    }
+    (child, reader, what)
+}
+
+#[test]
+fn a_token_expired_between_two_prompts_of_one_run_is_refreshed_once() {
+    let sb = logged_in("chat-401-mid-run");
+    // The first answer holds after its first delta: time to expire every token.
+    sb.fake.set_bot(json!({"first_delta_hold_ms": 1000}));
+    let mut cmd = chat(&sb);
+    cmd.args(["-o", "text"]);
+    let (child, reader, what) = spawn_until_output(cmd, "one\ntwo\n");
+    sb.fake.expire_tokens();
+    let out = wait_with_deadline(child, Duration::from_secs(30), &what);
+    let stdout = String::from_utf8(reader.join().unwrap()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
+    assert_eq!(
+        stdout,
+        format!("{}\n{}\n", answer_text("one"), answer_text("two"))
+    );
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1, "{stderr}");
+    assert_eq!(stat(&sb, "/requests/chat"), 3, "{stderr}");
+    assert_eq!(stat(&sb, "/chats"), 2);
+}
+
+#[test]
+fn sigint_while_polling_cancels_the_chat() {
+    let sb = logged_in("chat-sigint-poll");
+    sb.fake.set_bot(json!({"latency_ms": 20000}));
+    let mut cmd = chat(&sb);
+    cmd.args(["-o", "events", "--no-stream", "slow"]);
+    // Events mode prints chat.created as soon as the chat exists.
+    let (child, reader, what) = spawn_until_output(cmd, "");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
+    let stdout = String::from_utf8(reader.join().unwrap()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
+    let first: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event"], "conversation.chat.created");
+    assert_eq!(stat(&sb, "/cancels"), 1, "{stderr}");
+}
+
+#[test]
+fn a_malformed_event_is_kept_in_events_mode_and_skipped_with_a_warning() {
+    let sb = logged_in("chat-malformed");
+    sb.fake
+        .push_fault("chat", json!({"type": "malformed", "after_events": 3}), 1);
+    let r = run(chat(&sb).args(["-o", "events", "hi"]), "");
+    r.ok();
+    let recs = r.records();
+    assert_eq!(delta_text(&recs), answer_text("hi"));
+    assert!(
+        recs.iter()
+            .any(|r| r["event"] == DELTA && r["data"] == "{\"id\":"),
+        "the malformed event must reach -o events as text\n{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("1 malformed event"), "{}", r.describe());
+}
+
+#[test]
+fn a_reset_before_the_answer_is_retried_and_a_reset_mid_stream_exits_5() {
+    let sb = logged_in("chat-reset");
+    sb.fake.push_fault("chat", json!({"type": "reset"}), 1);
+    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
+    assert_eq!(stat(&sb, "/requests/chat"), 2);
+
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "reset_mid_body", "after_events": 4}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
+    r.expect_code(5);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", chars(&answer_text("hi"), 6)),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 3, "output began: no retry");
+}
+
+#[test]
+fn a_failed_chat_without_streaming_exits_1_too() {
+    let sb = logged_in("chat-poll-failed");
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "chat_failed", "code": 5000, "msg": "event interval error"}),
+        1,
+    );
+    let r = run(chat(&sb).args(["-o", "answers", "--no-stream", "hi"]), "");
+    r.expect_code(1);
+    let a = &r.records()[0];
+    assert_eq!(a["status"], "failed", "{a}");
+    assert_eq!(a["error"]["code"], 5000, "{a}");
+    assert_eq!(a["content"], "", "{a}");
+    assert!(
+        r.stderr.contains("code 5000: event interval error"),
+        "{}",
+        r.describe()
+    );
+}

@@ -12,7 +12,7 @@ use coze_core::{Error, Result};
 pub enum Item {
     Prompt {
         line: u64,
-        prompt: Prompt,
+        prompt: Box<Prompt>,
     },
     /// Chat in this conversation from now on.
     Switch {
@@ -59,14 +59,14 @@ pub fn parse_line(line: u64, text: &str) -> Result<Item> {
     if !text.trim_start().starts_with('{') {
         return Ok(Item::Prompt {
             line,
-            prompt: plain(text),
+            prompt: Box::new(plain(text)),
         });
     }
     match Record::from_line(line, text)? {
         Record::Prompt(p) if p.content.trim().is_empty() => {
             Err(Error::input(line, "prompt record: `content` is empty"))
         }
-        Record::Prompt(prompt) => Ok(Item::Prompt { line, prompt }),
+        Record::Prompt(prompt) => Ok(Item::Prompt { line, prompt: Box::new(prompt) }),
         Record::Conversation(c) => Ok(Item::Switch {
             conversation_id: c.conversation_id,
         }),

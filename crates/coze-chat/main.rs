@@ -28,8 +28,8 @@ fn main() -> ExitCode {
     let code = cli::run(TOOL, || {
         match flags::parse(std::env::args_os().skip(1))? {
             Parsed::Help => {
-                print!(
-                    "{}{API_FLAGS_HELP}{}{}\n",
+                println!(
+                    "{}{API_FLAGS_HELP}{}{}",
                     flags::HELP,
                     flags::HELP_TAIL,
                     coze_core::error::EXIT_CODES_HELP
@@ -134,7 +134,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     while let Some(item) = items.next_item() {
                         match item {
                             Ok(Item::Prompt { line, prompt }) => {
-                                runner.prompt(Some(line), prompt, &mut printer)?
+                                runner.prompt(Some(line), *prompt, &mut printer)?
                             }
                             Ok(Item::Switch { conversation_id }) => {
                                 runner.conversation = Some(conversation_id)
