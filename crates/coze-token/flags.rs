@@ -13,6 +13,8 @@ coze-token: turn a grant into tokens; refresh, print and guard the token file
 
 USAGE:
     coze-auth ... | coze-token [--save [PATH]]     grant records in, a token out
+    coze-token --jwt --client-id ID --key PATH --kid KEY_ID [--save [PATH]]
+                                                    a service app's token, no person
     coze-token refresh [--force]                    refresh the token file now
     coze-token print [--min-ttl S] [--header]       the bare access token, fresh
     coze-token status                               what the token file holds
@@ -26,6 +28,16 @@ the new pair is on disk before it is used, and refreshes of one file are
 single-flight across processes (a lock beside the file), so parallel jobs never lock
 each other out. Token files are written 0600 and replaced atomically; when stdout is
 a regular file (`> token.json`) it is tightened to 0600 as well.
+
+SERVICE APPS (JWT): with --jwt, no stdin is read. coze-token signs a short RS256 JWT
+with the app's private key and trades it for an access token (no refresh token). The
+token record remembers the key's path, kid, --ttl and --session-name (never the key),
+so every tool mints the next token by itself when this one runs out: a cron host
+logs in once. The key file must be private (chmod 600), as ssh wants.
+
+WEB APPS: a confidential app's code exchange and refreshes need its client secret:
+--client-secret-file PATH (or COZE_CLIENT_SECRET). The file's path, never the secret,
+is recorded in the token, so the other tools can refresh it too.
 
 OPTIONS:
     --save [PATH]          write the token file instead of stdout (default: the token
@@ -41,13 +53,29 @@ OPTIONS:
     --region cn|com        api.coze.cn or api.coze.com
     --timeout SECONDS      device flow: give up after this long [default: the device
                            code's own expiry]
+    --client-secret-file PATH
+                           a web app's client secret, for the code exchange and
+                           refreshes; the file must be 0600 [env: COZE_CLIENT_SECRET
+                           holds the secret itself]
     -v, --verbose          one line per HTTP request on stderr (tokens redacted)
     -h, --help             this text
     -V, --version          version and commit
 
+JWT (SERVICE APP) OPTIONS:
+    --jwt                  mint a token with the app's key instead of reading stdin
+    --client-id ID         the service app's id [env: COZE_CLIENT_ID]
+    --key PATH             its RSA private key, PEM (PKCS#8 or PKCS#1), mode 0600
+                           [env: COZE_JWT_KEY_FILE]
+    --kid KEY_ID           the public key's id from the app's page [env: COZE_JWT_KID]
+    --ttl SECONDS          lifetime of each token, 1..86399 [default: 900]
+    --session-name NAME    the `session_name` claim: your user id, which isolates
+                           conversations per user
+
 EXAMPLES:
     coze-auth --client-id 1234.app.coze | coze-token --save
     coze-auth --client-id 1234.app.coze --device | coze-token > token.json
+    coze-token --jwt --client-id 1234.app.coze --key ~/.config/coze/key.pem \\
+        --kid _JrQwMkA0tlu2hR1T3vnpUuJ1x4 --save     # then cron jobs just run
     curl -H \"$(coze-token print --header)\" https://api.coze.cn/v1/users/me
     coze-token exec -- python3 my_bot_script.py
     coze-token status && echo logged in
@@ -62,6 +90,8 @@ pub enum Command {
     Print,
     Status,
     Exec(Vec<OsString>),
+    /// `--jwt`: mint a service app's token.
+    Jwt,
 }
 
 #[derive(Debug)]
@@ -77,6 +107,13 @@ pub struct Flags {
     pub region: Option<Region>,
     pub timeout: Option<Duration>,
     pub verbose: bool,
+    pub client_secret_file: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub key: Option<PathBuf>,
+    pub kid: Option<String>,
+    /// `duration_seconds` of a JWT token, validated 1..=86399.
+    pub ttl: Option<u32>,
+    pub session_name: Option<String>,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
@@ -93,8 +130,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         region: None,
         timeout: None,
         verbose: false,
+        client_secret_file: None,
+        client_id: None,
+        key: None,
+        kid: None,
+        ttl: None,
+        session_name: None,
     };
     let mut command: Option<Command> = None;
+    let mut jwt = false;
     while let Some(arg) = p.next().map_err(cli::usage)? {
         match arg {
             Short('h') | Long("help") => return Ok(Parsed::Help),
@@ -125,6 +169,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 f.timeout = Some(cli::seconds("--timeout", p.value().map_err(cli::usage)?)?)
             }
             Short('v') | Long("verbose") => f.verbose = true,
+            Long("client-secret-file") => {
+                f.client_secret_file = Some(p.value().map_err(cli::usage)?.into())
+            }
+            Long("jwt") => jwt = true,
+            Long("client-id") => {
+                f.client_id = Some(cli::string("--client-id", p.value().map_err(cli::usage)?)?)
+            }
+            Long("key") => f.key = Some(p.value().map_err(cli::usage)?.into()),
+            Long("kid") => f.kid = Some(cli::string("--kid", p.value().map_err(cli::usage)?)?),
+            Long("ttl") => {
+                let ttl: u32 = cli::number("--ttl", p.value().map_err(cli::usage)?)?;
+                if !(1..=coze_core::jwt::MAX_TTL).contains(&ttl) {
+                    return Err(coze_core::Error::usage(format!(
+                        "--ttl: Coze grants 1 to {} seconds, not {ttl}",
+                        coze_core::jwt::MAX_TTL
+                    )));
+                }
+                f.ttl = Some(ttl);
+            }
+            Long("session-name") => {
+                f.session_name = Some(cli::string(
+                    "--session-name",
+                    p.value().map_err(cli::usage)?,
+                )?)
+            }
             Value(v) if command.is_none() => {
                 let word = cli::string("command", v)?;
                 command = Some(match word.as_str() {
@@ -159,8 +228,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             _ => return Err(cli::usage(arg.unexpected())),
         }
     }
-    f.command = command.unwrap_or(Command::Grants);
-    if f.save.is_some() && f.command != Command::Grants {
+    f.command = match (command, jwt) {
+        (None, true) => Command::Jwt,
+        (Some(_), true) => {
+            return Err(coze_core::Error::usage(
+                "--jwt mints a token and saves or prints it: it takes no subcommand",
+            ))
+        }
+        (c, false) => c.unwrap_or(Command::Grants),
+    };
+    let jwt_only = [
+        ("--client-id", f.client_id.is_some()),
+        ("--key", f.key.is_some()),
+        ("--kid", f.kid.is_some()),
+        ("--ttl", f.ttl.is_some()),
+        ("--session-name", f.session_name.is_some()),
+    ];
+    if let Some((flag, _)) = jwt_only.iter().find(|(_, given)| *given && !jwt) {
+        return Err(coze_core::Error::usage(format!("{flag} goes with --jwt")));
+    }
+    if jwt && f.client_secret_file.is_some() {
+        return Err(coze_core::Error::usage(
+            "--client-secret-file is for web apps; a service app (--jwt) signs with --key",
+        ));
+    }
+    if f.save.is_some() && !matches!(f.command, Command::Grants | Command::Jwt) {
         return Err(coze_core::Error::usage(
             "--save goes with grant records on stdin, not with a subcommand",
         ));
@@ -205,5 +297,44 @@ mod tests {
         assert!(parse(["exec"].map(OsString::from)).is_err());
         assert!(parse(["bogus"].map(OsString::from)).is_err());
         assert!(parse(["print", "--save"].map(OsString::from)).is_err());
+    }
+
+    #[test]
+    fn jwt_flags() {
+        let f = flags(&[
+            "--jwt",
+            "--client-id",
+            "1.app.coze",
+            "--key",
+            "k.pem",
+            "--kid",
+            "K",
+            "--ttl",
+            "3600",
+            "--session-name",
+            "u1",
+            "--save",
+        ]);
+        assert_eq!(f.command, Command::Jwt);
+        assert_eq!(f.ttl, Some(3600));
+        assert_eq!(f.key, Some("k.pem".into()));
+        assert_eq!(f.save, Some(None));
+        assert_eq!(flags(&["--jwt"]).command, Command::Jwt);
+        let err = |args: &[&str]| match parse(args.iter().map(OsString::from)) {
+            Err(e) => {
+                assert_eq!(e.exit_code(), 2, "{e}");
+                e.to_string()
+            }
+            Ok(other) => panic!("{args:?} parsed: {other:?}"),
+        };
+        assert!(err(&["--jwt", "--ttl", "86400"]).contains("1 to 86399"));
+        assert!(err(&["--jwt", "--ttl", "0"]).contains("1 to 86399"));
+        assert!(err(&["--kid", "K"]).contains("--kid goes with --jwt"));
+        assert!(err(&["--jwt", "print"]).contains("no subcommand"));
+        assert!(err(&["--jwt", "--client-secret-file", "s"]).contains("web apps"));
+        assert_eq!(
+            flags(&["refresh", "--client-secret-file", "s"]).client_secret_file,
+            Some("s".into())
+        );
     }
 }

@@ -12,6 +12,7 @@ use coze_core::cli::{self, unix_now, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::http::{Http, HttpConfig};
 use coze_core::jsonl::{JsonlWriter, LineReader};
+use coze_core::jwt::{self, JwtGrant};
 use coze_core::oauth::{self, DevicePoll};
 use coze_core::records::{DeviceCode, Record, Token};
 use coze_core::token_store::{self, Renewer, TokenStore};
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
                 "{}",
                 cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
             ),
-            Parsed::Run(f) => exit = run(f, &Env::from_process())?,
+            Parsed::Run(f) => exit = run(f, &Env::from_process(), &Secrets::from_process())?,
         }
         Ok(())
     });
@@ -40,12 +41,64 @@ fn main() -> ExitCode {
     }
 }
 
+/// The environment only coze-token reads (service-app and web-app credentials), read
+/// once in `main` like `Env`.
+#[derive(Default)]
+struct Secrets {
+    jwt_key_file: Option<PathBuf>,
+    jwt_kid: Option<String>,
+    /// `COZE_CLIENT_SECRET`: a web app's secret itself.
+    client_secret: Option<String>,
+}
+
+impl Secrets {
+    fn from_process() -> Secrets {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Secrets {
+            jwt_key_file: var("COZE_JWT_KEY_FILE").map(PathBuf::from),
+            jwt_kid: var("COZE_JWT_KID"),
+            client_secret: var("COZE_CLIENT_SECRET"),
+        }
+    }
+}
+
+/// A web app's client secret: `--client-secret-file` (whose absolute path the token
+/// records) beats `COZE_CLIENT_SECRET`.
+struct ClientSecret {
+    secret: String,
+    file: Option<PathBuf>,
+}
+
+fn client_secret(f: &Flags, secrets: &Secrets) -> Result<Option<ClientSecret>> {
+    if let Some(path) = &f.client_secret_file {
+        let file = absolute(path)?;
+        return Ok(Some(ClientSecret {
+            secret: oauth::read_client_secret(&file)?,
+            file: Some(file),
+        }));
+    }
+    Ok(secrets.client_secret.as_ref().map(|s| {
+        coze_core::redact::register(s);
+        ClientSecret {
+            secret: s.clone(),
+            file: None,
+        }
+    }))
+}
+
+/// `path` made absolute without resolving symlinks: a key mounted through a symlink
+/// that is swapped on rotation (Kubernetes secrets) keeps working.
+fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(path, e))
+}
+
 /// Runs the command; `Some(status)` when a child's exit status is ours (exec).
-fn run(f: Flags, env: &Env) -> Result<Option<u8>> {
+fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
     let http = Http::new(HttpConfig {
         verbose: f.verbose,
         ..HttpConfig::default()
     });
+    let secret = client_secret(&f, secrets)?;
     let token_path = || -> Result<PathBuf> {
         f.token_file
             .clone()
@@ -61,17 +114,26 @@ fn run(f: Flags, env: &Env) -> Result<Option<u8>> {
     let api_base = config::api_base(f.base_url.as_deref(), f.region, env, None);
     let renewer = Renewer {
         api_base: &api_base,
-        client_secret: None,
+        client_secret: secret.as_ref().map(|s| s.secret.as_str()),
     };
     let min_ttl = f.min_ttl.as_secs() as i64;
+    let save = || -> Result<Option<TokenStore>> {
+        Ok(match &f.save {
+            Some(Some(p)) => Some(TokenStore::new(p)),
+            Some(None) => Some(TokenStore::new(token_path()?)),
+            None => None,
+        })
+    };
     match &f.command {
-        Command::Grants => {
-            let save = match &f.save {
-                Some(Some(p)) => Some(TokenStore::new(p)),
-                Some(None) => Some(TokenStore::new(token_path()?)),
-                None => None,
-            };
-            grants(&http, &f, &api_base, save.as_ref())?;
+        Command::Grants => grants(&http, &f, &renewer, secret.as_ref(), save()?.as_ref())?,
+        Command::Jwt => {
+            let grant = jwt_grant(&f, env, secrets)?;
+            let token = jwt::mint(&http, &api_base, &grant, unix_now())?;
+            emit(
+                token,
+                save()?.as_ref(),
+                &mut JsonlWriter::new(io::stdout().lock()),
+            )?;
         }
         Command::Refresh => {
             let store = TokenStore::new(token_path()?);
@@ -125,8 +187,65 @@ fn current_token(
     }
 }
 
+/// The service app's grant from flags and environment: every part is required.
+fn jwt_grant(f: &Flags, env: &Env, secrets: &Secrets) -> Result<JwtGrant> {
+    let missing = |flag: &str, var: &str| Error::usage(format!("--jwt needs {flag} (or {var})"));
+    let client_id = f
+        .client_id
+        .clone()
+        .or_else(|| env.client_id.clone())
+        .ok_or_else(|| missing("--client-id ID", "COZE_CLIENT_ID"))?;
+    let key = f
+        .key
+        .clone()
+        .or_else(|| secrets.jwt_key_file.clone())
+        .ok_or_else(|| missing("--key PATH", "COZE_JWT_KEY_FILE"))?;
+    let kid = f
+        .kid
+        .clone()
+        .or_else(|| secrets.jwt_kid.clone())
+        .ok_or_else(|| missing("--kid KEY_ID", "COZE_JWT_KID"))?;
+    Ok(JwtGrant {
+        client_id,
+        key_file: absolute(&key)?,
+        kid,
+        ttl: f.ttl.unwrap_or(jwt::DEFAULT_TTL),
+        session_name: f.session_name.clone(),
+    })
+}
+
+/// Saves `token` into `save`, or writes it as a record on stdout.
+fn emit(
+    token: Token,
+    save: Option<&TokenStore>,
+    out: &mut JsonlWriter<io::StdoutLock<'_>>,
+) -> Result<()> {
+    match save {
+        Some(store) => {
+            store.save(&token)?;
+            eprintln!(
+                "{TOOL}: saved to {}; expires {}",
+                store.path().display(),
+                describe_expiry(&token)
+            );
+            Ok(())
+        }
+        None => {
+            tighten_stdout_file(&io::stdout());
+            out.write(&Record::Token(token))
+                .map_err(|e| Error::io("stdout", e))
+        }
+    }
+}
+
 /// Reads grant records from stdin and writes one token for each.
-fn grants(http: &Http, f: &Flags, api_base: &str, save: Option<&TokenStore>) -> Result<()> {
+fn grants(
+    http: &Http,
+    f: &Flags,
+    renewer: &Renewer<'_>,
+    secret: Option<&ClientSecret>,
+    save: Option<&TokenStore>,
+) -> Result<()> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
         eprintln!(
@@ -134,9 +253,7 @@ fn grants(http: &Http, f: &Flags, api_base: &str, save: Option<&TokenStore>) -> 
         );
     }
     let mut reader = LineReader::new(stdin.lock());
-    let stdout = io::stdout();
-    tighten_stdout_file(&stdout);
-    let mut out = JsonlWriter::new(stdout.lock());
+    let mut out = JsonlWriter::new(io::stdout().lock());
     let mut seen = 0;
     while let Some((line_no, text)) = reader.next_line().map_err(|e| Error::BadInput {
         line: None,
@@ -146,13 +263,12 @@ fn grants(http: &Http, f: &Flags, api_base: &str, save: Option<&TokenStore>) -> 
             continue;
         }
         seen += 1;
-        let token = match Record::from_line(line_no, &text)? {
-            Record::AuthorizationCode(grant) => oauth::exchange_code(http, &grant, None, unix_now())?,
-            Record::DeviceCode(grant) => poll_device(http, &grant, f.timeout)?,
-            Record::Token(old) => {
-                let renewer = Renewer { api_base, client_secret: None };
-                token_store::renew(http, &old, &renewer)?
+        let mut token = match Record::from_line(line_no, &text)? {
+            Record::AuthorizationCode(grant) => {
+                oauth::exchange_code(http, &grant, renewer.client_secret, unix_now())?
             }
+            Record::DeviceCode(grant) => poll_device(http, &grant, f.timeout)?,
+            Record::Token(old) => token_store::renew(http, &old, renewer)?,
             other => {
                 return Err(Error::input(
                     line_no,
@@ -160,19 +276,14 @@ fn grants(http: &Http, f: &Flags, api_base: &str, save: Option<&TokenStore>) -> 
                 ))
             }
         };
-        match save {
-            Some(store) => {
-                store.save(&token)?;
-                eprintln!(
-                    "{TOOL}: saved to {}; expires {}",
-                    store.path().display(),
-                    describe_expiry(&token)
-                );
-            }
-            None => out
-                .write(&Record::Token(token))
-                .map_err(|e| Error::io("stdout", e))?,
+        // The path (never the secret) lets every tool refresh a web app's token.
+        if let Some(file) = secret.and_then(|s| s.file.as_ref()) {
+            token.extra.insert(
+                "client_secret_file".into(),
+                file.to_string_lossy().into_owned().into(),
+            );
         }
+        emit(token, save, &mut out)?;
     }
     if seen == 0 {
         return Err(Error::BadInput {
@@ -258,7 +369,7 @@ fn status(path: &std::path::Path) -> Result<()> {
     let t = store.load()?;
     let now = unix_now();
     let ttl = t.ttl(now);
-    let refreshable = t.refresh_token.is_some() && t.client_id.is_some();
+    let refreshable = token_store::renewable(&t);
     let usable = ttl > 0 || refreshable;
     let record = serde_json::json!({
         "type": "token_status",

@@ -7,8 +7,10 @@
 //! events synthesized from create → retrieve → message list, so both produce the
 //! same output. Printing is the sink's business (coze-chat), not this module's.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -284,33 +286,56 @@ impl ChatState {
     }
 }
 
-/// The chat in progress, for cancelling it on Ctrl-C or a closed stdout.
+/// The chats in progress (one per worker thread), for cancelling them on Ctrl-C or a
+/// closed stdout.
 #[derive(Debug, Default)]
-pub struct Active(Mutex<Option<(String, String)>>);
+pub struct Active(Mutex<HashMap<ThreadId, (String, String)>>);
 
 impl Active {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, (String, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records this thread's chat once its ids are known.
     pub fn set(&self, state: &ChatState) {
         if let (Some(conv), Some(chat)) = (&state.conversation_id, &state.chat_id) {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((conv.clone(), chat.clone()));
+            self.map()
+                .insert(std::thread::current().id(), (conv.clone(), chat.clone()));
         }
     }
+
+    /// This thread's chat is over.
     pub fn clear(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.map().remove(&std::thread::current().id());
     }
-    /// Cancels the chat in progress, if any; failures are reported, not fatal.
-    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
-        let current = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((conv, chat)) = current {
-            match client.chat_cancel(&conv, &chat) {
-                // 4104: the chat already finished; nothing left to stop.
-                Err(e) if e.api().and_then(|a| a.coze_code()) == Some(4104) => {}
-                Err(e) => eprintln!(
-                    "{tool}: cancelling chat {chat}: {}",
-                    crate::redact::scrub(&e.to_string())
-                ),
-                Ok(_) => {}
-            }
+
+    /// Cancels this thread's chat, if one is in progress.
+    pub fn cancel_mine(&self, client: &Client<'_>, tool: &str) {
+        let mine = self.map().remove(&std::thread::current().id());
+        if let Some((conv, chat)) = mine {
+            cancel_one(client, tool, &conv, &chat);
         }
+    }
+
+    /// Cancels every chat in progress (Ctrl-C).
+    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
+        let all: Vec<(String, String)> = self.map().drain().map(|(_, v)| v).collect();
+        for (conv, chat) in all {
+            cancel_one(client, tool, &conv, &chat);
+        }
+    }
+}
+
+/// Cancels one chat; failures are reported, not fatal.
+fn cancel_one(client: &Client<'_>, tool: &str, conv: &str, chat: &str) {
+    match client.chat_cancel(conv, chat) {
+        // 4104: the chat already finished; nothing left to stop.
+        Err(e) if e.api().and_then(|a| a.coze_code()) == Some(4104) => {}
+        Err(e) => eprintln!(
+            "{tool}: cancelling chat {chat}: {}",
+            crate::redact::scrub(&e.to_string())
+        ),
+        Ok(_) => {}
     }
 }
 
@@ -362,7 +387,7 @@ pub fn stream(
         }
     };
     if outcome.is_err() && !state.finished() {
-        active.cancel(client, "coze-chat");
+        active.cancel_mine(client, "coze-chat");
     }
     active.clear();
     let outcome = outcome.and_then(|()| state.error(logid.as_deref()).map_or(Ok(()), Err));
@@ -449,7 +474,7 @@ pub fn poll(
         Ok(())
     })();
     if result.is_err() && !state.finished() {
-        active.cancel(client, "coze-chat");
+        active.cancel_mine(client, "coze-chat");
     }
     active.clear();
     let result = result.and_then(|()| state.error(None).map_or(Ok(()), Err));

@@ -16,11 +16,13 @@
 //! Not here: what the endpoints mean (`api`, `oauth`), tokens (`token_store`).
 
 use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::error::{ApiCode, ApiError, Error, Result};
+use crate::pace::Pacer;
 use crate::{redact, url};
 
 /// The decisions of design.md §3 that a user can change.
@@ -38,6 +40,8 @@ pub struct HttpConfig {
     pub max_retry_after: Duration,
     /// `-v`: one line per request and response on stderr, secrets redacted.
     pub verbose: bool,
+    /// Requests per second across all threads (`--rate`); None: as fast as answered.
+    pub rate: Option<f64>,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +54,7 @@ impl Default for HttpConfig {
             backoff_cap: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
             verbose: false,
+            rate: None,
         }
     }
 }
@@ -129,6 +134,10 @@ pub struct Stream {
 pub struct Http {
     agent: ureq::Agent,
     config: HttpConfig,
+    /// Shared by every thread: `--rate` and the pool-wide pause after a 429.
+    pacer: Pacer,
+    /// Requests sent again after a transient failure (for the batch summary).
+    retried: AtomicU64,
 }
 
 impl Http {
@@ -142,7 +151,18 @@ impl Http {
             .user_agent(user_agent())
             .build()
             .new_agent();
-        Http { agent, config }
+        let pacer = Pacer::new(config.rate);
+        Http {
+            agent,
+            config,
+            pacer,
+            retried: AtomicU64::new(0),
+        }
+    }
+
+    /// How many requests were sent again after a transient failure.
+    pub fn retries(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &HttpConfig {
@@ -224,7 +244,13 @@ impl Http {
                     wait.as_millis()
                 );
             }
-            std::thread::sleep(wait);
+            if err.api().is_some_and(ApiError::is_rate_limit) {
+                // The whole pool slows down, not just this thread.
+                self.pacer.throttled(wait);
+            } else {
+                std::thread::sleep(wait);
+            }
+            self.retried.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
         }
     }
@@ -247,6 +273,7 @@ impl Http {
         let request = builder
             .body(body)
             .map_err(|e| Error::Usage(format!("bad request to {}: {e}", req.url)))?;
+        self.pacer.acquire();
         if self.config.verbose {
             eprintln!("> {} {}", req.method, redact::scrub(&req.url));
         }

@@ -1,5 +1,6 @@
 //! The OAuth side of Coze: the authorize URL, and the token endpoint's grants
-//! (authorization code + PKCE, refresh, device code) as coze-api.md §2–3 describe them.
+//! (authorization code + PKCE, refresh, device code, a service app's JWT; a web app's
+//! client secret as bearer) as coze-api.md §2–4 describe them.
 //!
 //! Bodies are JSON (not form-encoded); success bodies are bare objects whose
 //! `expires_in` is an absolute Unix time, which we store as `expires_at`. Errors are
@@ -14,6 +15,7 @@ use crate::records::{AuthorizationCode, DeviceCode, Token};
 use crate::{redact, url};
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// What goes into the authorize URL.
 #[derive(Debug, Clone)]
@@ -130,9 +132,16 @@ pub fn exchange_code(
     if let Some(secret) = client_secret {
         req = req.bearer(secret);
     }
-    let answer = http
-        .json(&req, Dialect::OAuth)
-        .map_err(|e| e.context("exchanging the authorization code"))?;
+    let answer = http.json(&req, Dialect::OAuth).map_err(|e| {
+        let refused = e.api().and_then(|a| a.oauth_code()) == Some("invalid_client");
+        let e = e.context("exchanging the authorization code");
+        match (refused, client_secret) {
+            (true, None) => {
+                e.with_hint("a web app needs its client secret: --client-secret-file PATH")
+            }
+            _ => e,
+        }
+    })?;
     token_from_response(answer, Some(&grant.client_id), &grant.base_url, now)
 }
 
@@ -153,6 +162,15 @@ pub fn refresh(
         req = req.bearer(secret);
     }
     let answer = http.json(&req, Dialect::OAuth).map_err(|e| match e.api() {
+        // The app, not the refresh token, was refused: a web app without its secret.
+        Some(api) if api.oauth_code() == Some("invalid_client") => {
+            let hint = if client_secret.is_some() {
+                "check the web app's client secret"
+            } else {
+                "a web app refreshes with its client secret: --client-secret-file PATH"
+            };
+            e.context("refreshing the token").with_hint(hint)
+        }
         // Coze says `invalid_request` (or similar) for a used or expired refresh token;
         // what the user needs to know is that only a new login helps.
         Some(api) if api.oauth_code().is_some() && api.oauth_code() != Some("internal_error") => Error::Auth(format!(
@@ -162,6 +180,51 @@ pub fn refresh(
         _ => e.context("refreshing the token"),
     })?;
     token_from_response(answer, Some(client_id), api_base, now)
+}
+
+/// Trades a signed JWT (coze-api.md §4.1; `jwt::mint` builds it) for an access token.
+/// There is no refresh token: the next token takes a new JWT.
+pub fn jwt_token(
+    http: &Http,
+    api_base: &str,
+    jwt: &str,
+    duration_seconds: u32,
+    client_id: &str,
+    now: i64,
+) -> Result<Token> {
+    redact::register(jwt);
+    let body = json!({"duration_seconds": duration_seconds, "grant_type": JWT_GRANT});
+    let req = Request::post(token_endpoint(api_base), &body).bearer(jwt);
+    let answer = http.json(&req, Dialect::OAuth).map_err(|e| {
+        let refused = e.api().and_then(|a| a.oauth_code()) == Some("invalid_client");
+        let e = e.context("minting a token with the service app's JWT");
+        if refused {
+            e.with_hint(
+                "check the app id, the kid, and that the key is the one whose public key \
+                 is registered with the app",
+            )
+        } else {
+            e
+        }
+    })?;
+    let mut token = token_from_response(answer, Some(client_id), api_base, now)?;
+    // A JWT token is renewed by minting, never refreshed, whatever the server sends.
+    token.refresh_token = None;
+    Ok(token)
+}
+
+/// Reads a web app's client secret from `path` (mode 0600 or stricter, as for keys).
+pub fn read_client_secret(path: &std::path::Path) -> Result<String> {
+    let text = crate::token_store::read_private_file(path, "client secret file")?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(Error::Auth(format!(
+            "client secret file {} is empty",
+            path.display()
+        )));
+    }
+    redact::register(secret);
+    Ok(secret.to_owned())
 }
 
 /// Asks for a device code (coze-api.md §3.1).

@@ -235,6 +235,25 @@ pub struct Prompt {
     pub extra: Extra,
 }
 
+/// The id of a prompt that has none of its own: `sha256:` and the first 16 hex digits
+/// of the SHA-256 of its content. Stable across runs, so `--resume` can recognise a
+/// plain-text line it answered before (two identical lines share an id).
+pub fn derived_prompt_id(content: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(content.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+impl Prompt {
+    /// The prompt's own `id`, or one derived from its content.
+    pub fn effective_id(&self) -> Value {
+        self.id
+            .clone()
+            .unwrap_or_else(|| Value::String(derived_prompt_id(&self.content)))
+    }
+}
+
 impl Record {
     /// The record as one JSON object, `type` first.
     pub fn to_value(&self) -> Value {
@@ -294,6 +313,13 @@ mod tests {
         );
         let e = Record::from_line(3, "[1]").unwrap_err();
         assert!(e.to_string().starts_with("stdin line 3:"), "{e}");
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_content_based() {
+        // SHA-256("hello") = 2cf24dba5fb0a30e...
+        assert_eq!(derived_prompt_id("hello"), "sha256:2cf24dba5fb0a30e");
+        assert_ne!(derived_prompt_id("hello "), derived_prompt_id("hello"));
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! lock file itself never blocks a later run. Files are 0600 and directories we create
 //! 0700, set by us, never left to the umask.
 //!
+//! Renewing dispatches on the record: a `grant: "jwt"` token (a service app's) is
+//! minted again from its key (`jwt`); any other is refreshed with its refresh token, a
+//! web app's with the client secret read from the `client_secret_file` it names. The
+//! files holding those secrets must be private: [`read_private_file`] refuses them
+//! otherwise, as ssh refuses a loose key.
+//!
 //! Not here: how a person logs in (coze-auth), what the tools do with the token.
 
 use std::fs::{self, File, OpenOptions};
@@ -19,6 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::unix_now;
 use crate::error::{Error, Result};
 use crate::http::Http;
+use crate::jwt::{self, JwtGrant};
 use crate::oauth;
 use crate::records::{Record, Token};
 use crate::redact;
@@ -71,11 +78,13 @@ impl TokenStore {
                     other.type_name()
                 )))
             }
-            Err(e) => return Err(Error::Auth(format!(
+            Err(e) => {
+                return Err(Error::Auth(format!(
                 "{} is not a token file ({}): log in again with `coze-auth | coze-token --save`",
                 self.path.display(),
                 e.root()
-            ))),
+            )))
+            }
         };
         redact::register(&token.access_token);
         if let Some(r) = &token.refresh_token {
@@ -208,9 +217,18 @@ pub struct Renewer<'a> {
     pub client_secret: Option<&'a str>,
 }
 
-/// Renews `token` with its refresh token; the new token keeps the old one's extra fields.
+/// Renews `token`: a JWT token is minted again from its key, any other is refreshed
+/// with its refresh token. The new token keeps the old one's extra fields.
 pub fn renew(http: &Http, token: &Token, renewer: &Renewer<'_>) -> Result<Token> {
     let now = unix_now();
+    let base = token.base_url.as_deref().unwrap_or(renewer.api_base);
+    if let Some(grant) = JwtGrant::from_token(token) {
+        let mut fresh = jwt::mint(http, base, &grant?, now)?;
+        let mut extra = token.extra.clone();
+        extra.append(&mut fresh.extra);
+        fresh.extra = extra;
+        return Ok(fresh);
+    }
     let Some(refresh_token) = token.refresh_token.as_deref() else {
         return Err(Error::Auth(format!(
             "the token expired {} and has no refresh token: log in again with `coze-auth | coze-token --save`",
@@ -222,20 +240,69 @@ pub fn renew(http: &Http, token: &Token, renewer: &Renewer<'_>) -> Result<Token>
             "the token has a refresh token but no client_id, so it cannot be refreshed: log in again".into(),
         ));
     };
-    let base = token.base_url.as_deref().unwrap_or(renewer.api_base);
-    let mut fresh = oauth::refresh(
-        http,
-        base,
-        refresh_token,
-        client_id,
-        renewer.client_secret,
-        now,
-    )?;
+    // A web app's secret: the caller's, else the file the record names.
+    let from_file;
+    let client_secret = match (renewer.client_secret, client_secret_file(token)) {
+        (Some(s), _) => Some(s),
+        (None, Some(path)) => {
+            from_file = oauth::read_client_secret(&path)?;
+            Some(from_file.as_str())
+        }
+        (None, None) => None,
+    };
+    let mut fresh = oauth::refresh(http, base, refresh_token, client_id, client_secret, now)?;
     fresh.extra = token.extra.clone();
     if fresh.base_url.is_none() {
         fresh.base_url = token.base_url.clone();
     }
     Ok(fresh)
+}
+
+/// The web-app secret file a token record names (`client_secret_file`), if any.
+pub fn client_secret_file(token: &Token) -> Option<PathBuf> {
+    token
+        .extra
+        .get("client_secret_file")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Whether `renew` has what it needs: a JWT grant, or a refresh token and client id.
+pub fn renewable(token: &Token) -> bool {
+    match JwtGrant::from_token(token) {
+        Some(grant) => grant.is_ok(),
+        None => token.refresh_token.is_some() && token.client_id.is_some(),
+    }
+}
+
+/// Reads a file that holds a secret (a private key, a client secret), refusing it when
+/// group or others may read or write it: `what` names it in the message ("key file").
+/// The mode is checked on the open file, so it is the file that is then read.
+pub fn read_private_file(path: &Path, what: &str) -> Result<String> {
+    let mut file =
+        File::open(path).map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        let who = if mode & 0o044 != 0 {
+            "readable"
+        } else {
+            "accessible"
+        };
+        return Err(Error::Auth(format!(
+            "{what} {p} is {who} by others (mode {m:04o}): chmod 600 {p}",
+            p = path.display(),
+            m = mode & 0o7777
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?;
+    Ok(text)
 }
 
 /// "3 min ago" / "in 14 min", for messages.
@@ -436,6 +503,51 @@ mod tests {
             .unwrap();
         assert_eq!(t.access_token, "czu_valid_token");
         let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn private_files_must_not_be_open_to_others() {
+        let dir = tmpdir("private");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key.pem");
+        fs::write(&path, "secret\n").unwrap();
+        for (mode, who) in [
+            (0o644, "readable"),
+            (0o640, "readable"),
+            (0o620, "accessible"),
+        ] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let e = read_private_file(&path, "key file").unwrap_err();
+            assert_eq!(e.exit_code(), 4);
+            let p = path.display();
+            assert_eq!(
+                e.to_string(),
+                format!("key file {p} is {who} by others (mode {mode:04o}): chmod 600 {p}")
+            );
+        }
+        for mode in [0o600, 0o400] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_private_file(&path, "key file").unwrap(), "secret\n");
+        }
+        let e = read_private_file(&dir.join("none"), "key file").unwrap_err();
+        assert!(e.to_string().starts_with("reading the key file: "), "{e}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn renewable_knows_jwt_and_refresh_tokens() {
+        let mut t = token("czu_a", 1);
+        assert!(renewable(&t));
+        t.refresh_token = None;
+        assert!(!renewable(&t));
+        t.extra.insert("grant".into(), "jwt".into());
+        assert!(!renewable(&t), "a jwt record without key_file and kid");
+        t.extra.insert("key_file".into(), "/k.pem".into());
+        t.extra.insert("kid".into(), "kid".into());
+        assert!(renewable(&t));
+        assert_eq!(client_secret_file(&t), None);
+        t.extra.insert("client_secret_file".into(), "/s".into());
+        assert_eq!(client_secret_file(&t), Some(PathBuf::from("/s")));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::App;
 
 /// One line per admin endpoint (printed by `--help` too).
 pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("POST /_fake/fault", "body {\"endpoint\":E,\"fault\":F,\"count\":N}: fault F for the next N (default 1) requests to E"),
-    ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired"),
+    ("POST /_fake/fault", "body {\"endpoint\":E,\"fault\":F,\"count\":N}: fault F for the next N (default 1) requests to E; with \"probability\":P (and optional \"seed\":S) each request to E fails with probability P, until N (default unlimited) have fired"),
+    ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code,jwt}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired"),
     ("GET  /_fake/log", "every API request: {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
     ("POST /_fake/reset", "clear faults, counters, log and bot settings (tokens and conversations stay)"),
     ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
@@ -78,8 +78,27 @@ pub fn handle(app: &App, req: &Request) -> Reply {
             if let Err(e) = crate::faults::validate(&fault) {
                 return bad(&e);
             }
-            let count = v.get("count").and_then(Value::as_u64).unwrap_or(1) as u32;
-            crate::faults::push(&mut app.lock(), endpoint, fault, count);
+            let probability = v.get("probability").and_then(Value::as_f64);
+            if probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+                return bad("\"probability\" must be between 0 and 1");
+            }
+            // A probabilistic fault fires until it has fired `count` times (default: forever).
+            let default_count = if probability.is_some() {
+                u32::MAX as u64
+            } else {
+                1
+            };
+            let count = v
+                .get("count")
+                .and_then(Value::as_u64)
+                .unwrap_or(default_count)
+                .min(u32::MAX as u64) as u32;
+            let mut st = app.lock();
+            if let Some(seed) = v.get("seed").and_then(Value::as_u64) {
+                st.rng = seed | 1;
+            }
+            crate::faults::push_with(&mut st, endpoint, fault, count, probability);
+            drop(st);
             Reply::json(
                 200,
                 &json!({"ok": true, "endpoint": endpoint, "count": count.max(1)}),

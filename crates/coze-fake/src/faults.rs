@@ -43,10 +43,23 @@ pub fn validate(fault: &Value) -> Result<(), String> {
 }
 
 pub fn push(st: &mut State, endpoint: &str, fault: Value, count: u32) {
+    push_with(st, endpoint, fault, count, None);
+}
+
+/// Queues a fault that fires on each matching request with `probability` (None: on the
+/// next `count` requests).
+pub fn push_with(
+    st: &mut State,
+    endpoint: &str,
+    fault: Value,
+    count: u32,
+    probability: Option<f64>,
+) {
     st.faults.push_back(QueuedFault {
         endpoint: endpoint.to_string(),
         fault,
         remaining: count.max(1),
+        probability,
     });
 }
 

@@ -1,5 +1,6 @@
-//! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE and device
-//! flows, conversations, messages, Chat v3 streaming and polled), written from
+//! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web
+//! (client secret) and JWT service-app flows, conversations, messages, Chat v3
+//! streaming and polled), written from
 //! `coze-api.md` independently of coze-core so that a misreading of the API cannot hide
 //! in code both sides share. Tests start it in-process with [`Fake::start`]; scripts run
 //! the `coze-fake` binary. Both are steered through the `/_fake/` admin endpoints.
@@ -9,6 +10,7 @@ mod chat;
 mod conversations;
 mod faults;
 mod http;
+mod jwt;
 mod oauth;
 mod pages;
 mod router;
@@ -49,6 +51,14 @@ pub struct Options {
     pub delta_delay_ms: u64,
     /// Bearer tokens always accepted (e.g. `pat_...` personal access tokens).
     pub static_tokens: Vec<String>,
+    /// PEM public key (`BEGIN PUBLIC KEY`, SPKI) that JWT grants must be signed for.
+    /// Without one every JWT grant is refused.
+    pub jwt_public_key: Option<String>,
+    /// If set, a JWT's header `kid` must equal it.
+    pub jwt_kid: Option<String>,
+    /// Web (confidential) apps: `(client_id, secret)`. Their code exchange and refresh
+    /// need `Authorization: Bearer <secret>`; their authorize needs no PKCE.
+    pub client_secrets: Vec<(String, String)>,
     /// Log one line per request to stderr.
     pub verbose: bool,
 }
@@ -65,6 +75,9 @@ impl Default for Options {
             chat_latency_ms: 0,
             delta_delay_ms: 0,
             static_tokens: Vec::new(),
+            jwt_public_key: None,
+            jwt_kid: None,
+            client_secrets: Vec::new(),
             verbose: false,
         }
     }
@@ -74,6 +87,8 @@ impl Default for Options {
 pub(crate) struct App {
     pub opts: Options,
     pub base_url: String,
+    /// `opts.jwt_public_key` as the PKCS#1 RSAPublicKey DER ring verifies with.
+    pub jwt_key: Option<Vec<u8>>,
     pub start: Instant,
     pub state: Mutex<state::State>,
     pub server: Arc<http::Server>,
@@ -119,11 +134,18 @@ impl Fake {
                 format!("refusing non-loopback address {addr}: the fake is for local tests only"),
             ));
         }
+        let jwt_key = match &opts.jwt_public_key {
+            Some(pem) => Some(jwt::public_key_der(pem).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("JWT public key: {e}"))
+            })?),
+            None => None,
+        };
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let server = http::Server::new();
         let app = Arc::new(App {
             base_url: format!("http://{addr}"),
+            jwt_key,
             opts,
             start: Instant::now(),
             state: Mutex::new(state::State::new()),

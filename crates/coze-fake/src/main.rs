@@ -8,8 +8,9 @@ use coze_fake::{Fake, Options, ADMIN_ENDPOINTS, FAULT_TYPES};
 
 fn help() -> String {
     let mut h = String::from(
-        "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE and device flows,
-conversations, messages, Chat v3 streaming and polled), for tests, demos and scripts.
+        "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web-app and
+JWT service-app flows, conversations, messages, Chat v3 streaming and polled), for tests, demos
+and scripts.
 
 USAGE:
     coze-fake [OPTIONS]
@@ -28,6 +29,18 @@ OPTIONS:
     --chat-latency-ms MS     how long each chat takes to start answering [default: 0]
     --delta-delay-ms MS      pause between answer deltas [default: 0]
     --pat TOKEN              also accept TOKEN as a bearer token (repeatable; e.g. pat_...)
+    --jwt-public-key PATH    PEM public key (BEGIN PUBLIC KEY, e.g. from openssl pkey -pubout)
+                             that service-app JWTs must be signed with; without it every JWT
+                             grant is refused. Checked: RS256 signature, header alg and kid,
+                             aud = this server's host:port, exp in the future and after iat,
+                             iat at most 60 s ahead, jti never reused. Failures answer HTTP 401
+                             invalid_client naming the check; success {\"access_token\":\"czs_...\",
+                             \"expires_in\":<now+duration_seconds>}, no refresh token
+    --jwt-kid KID            JWT headers must carry this kid [default: any]
+    --client-secret ID=SECRET
+                             ID is a web app (repeatable): its code exchange and refresh need
+                             Authorization: Bearer SECRET (else 401 invalid_client); its
+                             authorize needs no PKCE
     -v, --verbose            log one line per request to stderr (tokens never logged)
     --quiet                  log nothing (the default)
     -h, --help               print this help
@@ -78,6 +91,14 @@ EXAMPLES:
     curl -s $base/_fake/fault -d '{\"endpoint\":\"chat\",\"fault\":{\"type\":\"cut\",\"after_events\":5}}'
     curl -s $base/_fake/bot -d '{\"deltas\":500,\"delta_delay_ms\":10,\"style\":{\"space\":true}}'
 
+    # a service app: clients sign JWTs with key.pem (coze-token --jwt --key key.pem ...)
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out key.pem
+    openssl pkey -in key.pem -pubout -out pub.pem
+    coze-fake --jwt-public-key pub.pem --jwt-kid my-kid
+
+    # a web app whose code exchange and refresh need the secret
+    coze-fake --client-secret 42.app.coze=s3cret
+
     # counters, then force every client to refresh
     curl -s $base/_fake/stats; curl -s -X POST $base/_fake/expire
 
@@ -104,6 +125,29 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
             Long("chat-latency-ms") => o.chat_latency_ms = secs(&mut p)?,
             Long("delta-delay-ms") => o.delta_delay_ms = secs(&mut p)?,
             Long("pat") => o.static_tokens.push(p.value()?.string()?),
+            Long("jwt-public-key") => {
+                let path = p.value()?;
+                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                    lexopt::Error::Custom(
+                        format!("--jwt-public-key {}: {e}", path.to_string_lossy()).into(),
+                    )
+                })?;
+                o.jwt_public_key = Some(pem);
+            }
+            Long("jwt-kid") => o.jwt_kid = Some(p.value()?.string()?),
+            Long("client-secret") => {
+                let v = p.value()?.string()?;
+                match v.split_once('=') {
+                    Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                        o.client_secrets.push((id.to_string(), secret.to_string()))
+                    }
+                    _ => {
+                        return Err(lexopt::Error::Custom(
+                            "--client-secret: expected CLIENT_ID=SECRET".into(),
+                        ))
+                    }
+                }
+            }
             Short('v') | Long("verbose") => o.verbose = true,
             Long("quiet") => o.verbose = false,
             Short('h') | Long("help") => {

@@ -1,9 +1,11 @@
-//! OAuth as Coze does it (coze-api.md §2–3): the authorize redirect and consent page,
-//! the token endpoint (JSON bodies only; authorization_code with PKCE, rotating
-//! refresh_token, device_code) and the device flow. Success bodies are bare (no
+//! OAuth as Coze does it (coze-api.md §2–4): the authorize redirect and consent page,
+//! the token endpoint (JSON bodies only; authorization_code with PKCE or, for web apps,
+//! a client secret as bearer; rotating refresh_token; device_code; a service app's JWT
+//! as bearer, checked in `jwt`) and the device flow. Success bodies are bare (no
 //! envelope) with an ABSOLUTE `expires_in`; errors are HTTP 400 with
 //! `error_code`/`error_message` (device-flow states also carry `error`/
-//! `error_description`, since SDKs read either pair).
+//! `error_description`, since SDKs read either pair); a bad client (secret or JWT) is
+//! HTTP 401 `invalid_client`.
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -38,6 +40,41 @@ fn device_error(code: &str, msg: &str) -> Reply {
         400,
         &json!({"error": code, "error_description": msg, "error_code": code, "error_message": msg}),
     )
+}
+
+/// A client that failed to authenticate (wrong secret, bad JWT): says which check.
+fn invalid_client(msg: &str) -> Reply {
+    Reply::json(
+        401,
+        &json!({"error_code": "invalid_client", "error_message": msg}),
+    )
+}
+
+/// The bearer value of a request, if any.
+fn bearer(req: &Request) -> Option<&str> {
+    req.header("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// A web app (one with a client secret) must send it as bearer (coze-api.md §4.2).
+fn client_secret_error(app: &App, req: &Request, client_id: &str) -> Option<Reply> {
+    let (_, secret) = app
+        .opts
+        .client_secrets
+        .iter()
+        .find(|(id, _)| id == client_id)?;
+    match bearer(req) {
+        Some(b) if b == secret => None,
+        Some(_) => Some(invalid_client("client secret is wrong")),
+        None => Some(invalid_client(
+            "this is a web app: send its client secret as Authorization: Bearer",
+        )),
+    }
 }
 
 fn invalid(param: &str) -> Reply {
@@ -180,13 +217,13 @@ pub fn token(app: &App, req: &Request, _ctx: &mut Ctx) -> Reply {
         return invalid("body");
     };
     let b = Body(body);
-    // One function per grant; a JWT grant (`urn:ietf:params:oauth:grant-type:jwt-bearer`,
-    // JWT in `Authorization: Bearer`) slots in here as another arm.
+    // One function per grant.
     match b.s("grant_type") {
         None => invalid("grant_type"),
-        Some("authorization_code") => grant_code(app, &b),
-        Some("refresh_token") => grant_refresh(app, &b),
+        Some("authorization_code") => grant_code(app, req, &b),
+        Some("refresh_token") => grant_refresh(app, req, &b),
         Some("urn:ietf:params:oauth:grant-type:device_code") => grant_device(app, &b),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => grant_jwt(app, req, &b),
         Some(other) => oauth_error(
             "unsupported_grant_type",
             &format!("not supported grant type: {other}"),
@@ -245,10 +282,18 @@ fn pkce_ok(method: &str, challenge: &str, verifier: &str) -> bool {
     }
 }
 
-fn grant_code(app: &App, b: &Body) -> Reply {
+fn grant_code(app: &App, req: &Request, b: &Body) -> Reply {
     let Some(code) = b.s("code") else {
         return invalid("code");
     };
+    // A web app's secret is checked before the code is touched: a client that forgot
+    // its secret does not burn the person's code.
+    if let Some(refused) = b
+        .s("client_id")
+        .and_then(|c| client_secret_error(app, req, c))
+    {
+        return refused;
+    }
     // Removed on any attempt: a code is single use even when the attempt fails.
     let entry = app.lock().codes.remove(code);
     let Some(entry) = entry else {
@@ -273,16 +318,22 @@ fn grant_code(app: &App, b: &Body) -> Reply {
     issue(app, &a.client_id, "authorization_code")
 }
 
-fn grant_refresh(app: &App, b: &Body) -> Reply {
+fn grant_refresh(app: &App, req: &Request, b: &Body) -> Reply {
     let Some(rt) = b.s("refresh_token") else {
         return invalid("refresh_token");
     };
     let mut st = app.lock();
-    let ok = st.refresh.get(rt).is_some_and(|r| {
-        r.expires_ms > now_ms() && b.s("client_id").is_none_or(|c| c == r.client_id)
-    });
-    if !ok {
+    let owner = st
+        .refresh
+        .get(rt)
+        .filter(|r| r.expires_ms > now_ms() && b.s("client_id").is_none_or(|c| c == r.client_id))
+        .map(|r| r.client_id.clone());
+    let Some(owner) = owner else {
         return invalid("refresh_token");
+    };
+    // Before rotation: a refused client keeps its refresh token.
+    if let Some(refused) = client_secret_error(app, req, &owner) {
+        return refused;
     }
     // Rotation: the refresh token sent is retired; access tokens live on until expiry.
     let old = st
@@ -331,6 +382,51 @@ fn grant_device(app: &App, b: &Body) -> Reply {
             }
         }
     }
+}
+
+/// The JWT grant (coze-api.md §4.1): the signed JWT is the bearer; the body asks for
+/// `duration_seconds` (default 900, at most 86399). The answer has no refresh token.
+fn grant_jwt(app: &App, req: &Request, b: &Body) -> Reply {
+    let Some(jwt) = bearer(req) else {
+        return invalid_client("send the signed JWT as Authorization: Bearer");
+    };
+    let duration = match b.0.get("duration_seconds") {
+        None | Some(Value::Null) => 900,
+        Some(v) => match v.as_u64() {
+            Some(d @ 1..=86_399) => d,
+            _ => return invalid("duration_seconds"),
+        },
+    };
+    let audience = app
+        .base_url
+        .strip_prefix("http://")
+        .unwrap_or(&app.base_url);
+    let now = now_s() as i64;
+    let jti = match crate::jwt::verify(
+        jwt,
+        app.jwt_key.as_deref(),
+        app.opts.jwt_kid.as_deref(),
+        audience,
+        now,
+    ) {
+        Ok(c) => c,
+        Err(why) => return invalid_client(&why),
+    };
+    let access = format!("czs_{}", random_string(48, ALNUM));
+    let expires_s = now_s() + duration;
+    let mut st = app.lock();
+    if !st.jtis.insert(jti.clone()) {
+        return invalid_client(&format!(
+            "jwt jti {jti:?} was already used: every JWT works once"
+        ));
+    }
+    st.access.insert(access.clone(), expires_s * 1000);
+    *st.stats.grants.entry("jwt".to_string()).or_insert(0) += 1;
+    drop(st);
+    Reply::json(
+        200,
+        &json!({"access_token": access, "expires_in": expires_s}),
+    )
 }
 
 /// POST .../device/code.

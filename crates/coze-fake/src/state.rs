@@ -1,10 +1,11 @@
 //! Everything the fake remembers, behind one mutex: issued codes and tokens, device
-//! codes, conversations with their messages, chats, the counters behind `/_fake/stats`,
-//! the request log, queued faults and the bot's current behaviour. Handlers lock it only
-//! to read or change state, never while sleeping or writing to a socket.
+//! codes, used JWT ids, conversations with their messages, chats, the counters behind
+//! `/_fake/stats`, the request log, queued faults and the bot's current behaviour.
+//! Handlers lock it only to read or change state, never while sleeping or writing to a
+//! socket.
 
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -193,7 +194,7 @@ pub struct Stats {
 impl Stats {
     pub fn to_json(&self) -> Value {
         let mut grants = Map::new();
-        for k in ["authorization_code", "refresh_token", "device_code"] {
+        for k in ["authorization_code", "refresh_token", "device_code", "jwt"] {
             grants.insert(k.into(), json!(self.grants.get(k).copied().unwrap_or(0)));
         }
         json!({
@@ -217,6 +218,9 @@ pub struct QueuedFault {
     pub endpoint: String,
     pub fault: Value,
     pub remaining: u32,
+    /// Fire on each matching request with this probability (until `remaining` have
+    /// fired) instead of on the next `remaining` requests: "5% of chats fail".
+    pub probability: Option<f64>,
 }
 
 pub struct State {
@@ -230,9 +234,13 @@ pub struct State {
     pub access: HashMap<String, u64>,
     pub refresh: HashMap<String, RefreshToken>,
     pub devices: HashMap<String, DeviceGrant>,
+    /// Every `jti` of an accepted JWT: each JWT works once.
+    pub jtis: HashSet<String>,
     pub conversations: HashMap<String, Conversation>,
     pub chats: HashMap<String, Chat>,
     pub conv_seq: u64,
+    /// A deterministic generator for probabilistic faults (xorshift64*).
+    pub rng: u64,
 }
 
 impl State {
@@ -247,10 +255,20 @@ impl State {
             access: HashMap::new(),
             refresh: HashMap::new(),
             devices: HashMap::new(),
+            jtis: HashSet::new(),
             conversations: HashMap::new(),
             chats: HashMap::new(),
             conv_seq: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
         }
+    }
+
+    /// A uniform draw in [0, 1), reproducible for a given seed.
+    pub fn draw(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     pub fn new_conversation(&mut self, bot_id: &str, creator: &str) -> String {
@@ -361,10 +379,27 @@ impl State {
 
     /// Take the next queued fault for `endpoint` (or `*`, which `api` endpoints match).
     pub fn take_fault(&mut self, endpoint: &str, api: bool) -> Option<Value> {
-        let idx = self
-            .faults
-            .iter()
-            .position(|f| f.endpoint == endpoint || (api && f.endpoint == "*"))?;
+        let matching: Vec<usize> = (0..self.faults.len())
+            .filter(|&i| {
+                self.faults[i].endpoint == endpoint || (api && self.faults[i].endpoint == "*")
+            })
+            .collect();
+        let mut chosen = None;
+        for i in matching {
+            match self.faults[i].probability {
+                None => {
+                    chosen = Some(i);
+                    break;
+                }
+                Some(p) => {
+                    if self.draw() < p {
+                        chosen = Some(i);
+                        break;
+                    }
+                }
+            }
+        }
+        let idx = chosen?;
         let f = &mut self.faults[idx];
         let fault = f.fault.clone();
         f.remaining = f.remaining.saturating_sub(1);
