@@ -6,5 +6,7 @@ mod util;
 mod auth;
 mod basics;
 mod token;
+mod jwt;
+mod batch;
 mod chat;
 mod conv;

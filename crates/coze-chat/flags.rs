@@ -44,6 +44,22 @@ OPTIONS:
                            [default: text on a terminal, events otherwise]
     --keep-going           after a bad stdin line, go on with the next lines
                            (the exit status still reports it)
+
+BATCH (see README \"Batch\"):
+    --jobs N               N prompts in flight at once [default: 1]; with N > 1
+                           each prompt gets a new conversation unless it names one,
+                           and one conversation never has two chats at once
+    --rate R               at most R requests per second across all jobs; on 429
+                           (or 4013/4020) the whole pool pauses and slows down
+    --resume FILE          skip every prompt whose id is already `completed` in
+                           FILE (an earlier -o answers output). A line without an
+                           id gets one derived from its content:
+                           \"sha256:\" + the first 16 hex digits of its SHA-256
+    --append               with --resume: append the new answers to FILE instead of
+                           writing them to stdout
+    --ordered              print in input order (default: as they complete)
+    --summary              print the final `summary` record on stdout (by default
+                           it goes to stderr when --jobs, --rate or --resume is used)
     -h, --help             this text
     -V, --version          version and commit
 
@@ -110,6 +126,12 @@ pub struct Flags {
     pub mode: Option<Mode>,
     pub keep_going: bool,
     pub source: Source,
+    pub jobs: usize,
+    pub rate: Option<f64>,
+    pub resume: Option<std::path::PathBuf>,
+    pub append: bool,
+    pub ordered: bool,
+    pub summary: bool,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
@@ -127,6 +149,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         mode: None,
         keep_going: false,
         source: Source::Lines,
+        jobs: 1,
+        rate: None,
+        resume: None,
+        append: false,
+        ordered: false,
+        summary: false,
     };
     let mut prompt: Option<String> = None;
     while let Some(arg) = p.next().map_err(cli::usage)? {
@@ -170,6 +198,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,
             "--keep-going" => f.keep_going = true,
+            "--jobs" | "-j" => {
+                f.jobs = cli::number("--jobs", p.value().map_err(cli::usage)?)?;
+                if !(1..=256).contains(&f.jobs) {
+                    return Err(Error::usage("--jobs: expected 1 to 256"));
+                }
+            }
+            "--rate" => {
+                let r: f64 = cli::number("--rate", p.value().map_err(cli::usage)?)?;
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(Error::usage(
+                        "--rate: expected a positive number of requests per second",
+                    ));
+                }
+                f.rate = Some(r);
+            }
+            "--resume" => f.resume = Some(p.value().map_err(cli::usage)?.into()),
+            "--append" => f.append = true,
+            "--ordered" => f.ordered = true,
+            "--summary" => f.summary = true,
             "-o" | "--output" => {
                 let v = cli::string("--output", p.value().map_err(cli::usage)?)?;
                 f.mode = Some(match v.as_str() {
@@ -195,6 +242,26 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     if f.no_save && f.no_stream {
         return Err(Error::usage(
             "--no-save cannot go with --no-stream: a chat that is not saved cannot be polled (coze-api.md §6.1)",
+        ));
+    }
+    if f.append && f.resume.is_none() {
+        return Err(Error::usage(
+            "--append goes with --resume FILE (it appends to FILE)",
+        ));
+    }
+    if f.resume.is_some() && f.mode != Some(Mode::Answers) {
+        return Err(Error::usage(
+            "--resume reads and continues an answers file: use it with -o answers",
+        ));
+    }
+    if f.jobs > 1 && f.mode == Some(Mode::Text) {
+        return Err(Error::usage(
+            "--jobs > 1 interleaves answers: use -o answers or -o events",
+        ));
+    }
+    if f.jobs > 1 && f.source != Source::Lines {
+        return Err(Error::usage(
+            "--jobs runs the prompts of stdin lines; a PROMPT argument is one prompt",
         ));
     }
     Ok(Parsed::Run(f))

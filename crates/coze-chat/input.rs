@@ -66,7 +66,10 @@ pub fn parse_line(line: u64, text: &str) -> Result<Item> {
         Record::Prompt(p) if p.content.trim().is_empty() => {
             Err(Error::input(line, "prompt record: `content` is empty"))
         }
-        Record::Prompt(prompt) => Ok(Item::Prompt { line, prompt: Box::new(prompt) }),
+        Record::Prompt(prompt) => Ok(Item::Prompt {
+            line,
+            prompt: Box::new(prompt),
+        }),
         Record::Conversation(c) => Ok(Item::Switch {
             conversation_id: c.conversation_id,
         }),

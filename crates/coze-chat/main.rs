@@ -1,40 +1,48 @@
 //! coze-chat: prompts in, the bot's answers out. A translator: flags → session →
 //! coze-core's chat machine → a printer per output mode → exit code.
 
+mod ask;
+mod batch;
 mod flags;
 mod input;
 mod output;
+mod resume;
 
-use std::io::{self, IsTerminal, Read};
+use std::collections::HashSet;
+use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use coze_core::chat::{self, Active, ChatSpec};
+use coze_core::api::Client;
+use coze_core::chat::Active;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Env;
+use coze_core::http::HttpConfig;
+use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
 use coze_core::{interrupt, pkce, Error, Result};
 
+use ask::{ask, Plan, Tally};
 use flags::{Flags, Mode, Source};
 use input::{Item, Items};
 use output::Printer;
 
-const TOOL: &str = "coze-chat";
+pub const TOOL: &str = "coze-chat";
 
 fn main() -> ExitCode {
     let mut status = 0u8;
     let code = cli::run(TOOL, || {
         match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => {
-                println!(
-                    "{}{API_FLAGS_HELP}{}{}",
-                    flags::HELP,
-                    flags::HELP_TAIL,
-                    coze_core::error::EXIT_CODES_HELP
-                )
-            }
+            Parsed::Help => println!(
+                "{}{API_FLAGS_HELP}{}{}",
+                flags::HELP,
+                flags::HELP_TAIL,
+                coze_core::error::EXIT_CODES_HELP
+            ),
             Parsed::Version => println!(
                 "{}",
                 cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
@@ -50,27 +58,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// Everything every prompt shares.
-struct Plan {
-    bot: String,
-    user: String,
-    vars: Map<String, Value>,
-    meta: Map<String, Value>,
-    auto_save: bool,
-    stream: bool,
-    new_each: bool,
+/// The `id` a prompt's output lines carry: answers always have one (derived from the
+/// content when the input gave none, so `--resume` can find it); events echo the input's.
+pub fn printed_id(mode: Mode, p: &Prompt) -> Option<Value> {
+    match mode {
+        Mode::Answers => Some(p.effective_id()),
+        _ => p.id.clone(),
+    }
 }
 
 /// Runs every prompt; returns the exit status of the first failure (0 when none).
 /// Failures of single prompts are reported as they happen; `Err` is for what ends the
-/// whole run (usage, a closed stdout, a bad line without --keep-going).
+/// whole run (usage, a closed stdout).
 fn run(f: Flags, env: &Env) -> Result<u8> {
+    let started = Instant::now();
     let bot = f
         .bot
         .clone()
         .or_else(|| env.bot_id.clone())
         .ok_or_else(|| Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"))?;
-    let session = Session::open(&f.api, env)?;
+    let mut session = Session::open(&f.api, env)?;
+    if f.rate.is_some() {
+        let config = HttpConfig {
+            rate: f.rate,
+            ..session.http.config().clone()
+        };
+        session.http = coze_core::http::Http::new(config);
+    }
     let client = session.client();
     let mode = f.mode.unwrap_or(if io::stdout().is_terminal() {
         Mode::Text
@@ -91,146 +105,165 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         meta: f.meta.clone(),
         auto_save: !f.no_save,
         stream: !f.no_stream,
-        new_each: f.new_each,
+        new_each: f.new_each || f.jobs > 1,
     };
+    let done_ids = match &f.resume {
+        Some(path) => resume::completed_ids(path)?,
+        None => HashSet::new(),
+    };
+    let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
+        (Some(path), true) => Box::new(resume::open_for_append(path)?),
+        _ => Box::new(io::stdout()),
+    };
+    let tally = Mutex::new(Tally::default());
     let active = Active::default();
-    interrupt::guarded(
+    let outcome = interrupt::guarded(
         TOOL,
         || active.cancel(&client, TOOL),
         || {
-            let mut printer = Printer::new(mode, io::stdout().lock());
-            let mut runner = Runner {
-                client: &client,
-                plan: &plan,
-                active: &active,
-                conversation: f.conversation.clone(),
-                first_failure: 0,
-            };
-            match &f.source {
-                Source::Argument(text) => runner.prompt(None, input::plain(text), &mut printer)?,
-                Source::WholeStdin => {
-                    let mut all = String::new();
-                    io::stdin()
-                        .lock()
-                        .read_to_string(&mut all)
-                        .map_err(|e| Error::BadInput {
-                            line: None,
-                            message: format!("reading stdin: {e}"),
-                        })?;
-                    let text = all.trim_end_matches(['\n', '\r']);
-                    if text.trim().is_empty() {
-                        return Err(Error::BadInput {
-                            line: None,
-                            message: "stdin is empty: nothing to ask".into(),
-                        });
-                    }
-                    runner.prompt(None, input::plain(text), &mut printer)?;
-                }
-                Source::Lines => {
-                    if io::stdin().is_terminal() {
-                        eprintln!("{TOOL}: one prompt per line; Ctrl-D ends");
-                    }
-                    let mut items = Items::new(io::stdin().lock());
-                    while let Some(item) = items.next_item() {
-                        match item {
-                            Ok(Item::Prompt { line, prompt }) => {
-                                runner.prompt(Some(line), *prompt, &mut printer)?
-                            }
-                            Ok(Item::Switch { conversation_id }) => {
-                                runner.conversation = Some(conversation_id)
-                            }
-                            Err(e) => {
-                                cli::report(TOOL, &e);
-                                runner.fail(e.exit_code());
-                                if !f.keep_going {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
+            if f.jobs > 1 {
+                let shared = batch::SharedOut::new(out, f.ordered);
+                let batch = batch::Batch {
+                    client: &client,
+                    plan: &plan,
+                    active: &active,
+                    mode,
+                    jobs: f.jobs,
+                    keep_going: f.keep_going,
+                    conversation: f.conversation.clone(),
+                    done_ids: &done_ids,
+                    out: &shared,
+                    tally: &tally,
+                };
+                batch.run(io::stdin().lock())
+            } else {
+                let mut runner = Runner {
+                    client: &client,
+                    plan: &plan,
+                    active: &active,
+                    conversation: f.conversation.clone(),
+                    tally: &tally,
+                    done_ids: &done_ids,
+                    mode,
+                    seq: 0,
+                };
+                runner.run(&f, Printer::new(mode, out))
             }
-            Ok(runner.first_failure)
         },
-    )
+    );
+    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    outcome?;
+    let batchy = f.jobs > 1 || f.rate.is_some() || f.resume.is_some();
+    if f.summary || batchy {
+        let summary = tally.summary(started.elapsed(), session.http.retries());
+        if f.summary {
+            JsonlWriter::new(io::stdout().lock())
+                .write(&summary)
+                .map_err(|e| Error::io("stdout", e))?;
+        } else {
+            eprintln!("{summary}");
+        }
+    }
+    Ok(tally.exit_status())
 }
 
+/// One prompt after another (`--jobs 1`): the first chat's conversation is kept for the
+/// following prompts unless `--new-each`.
 struct Runner<'a> {
-    client: &'a coze_core::api::Client<'a>,
+    client: &'a Client<'a>,
     plan: &'a Plan,
     active: &'a Active,
     /// The conversation the next prompt goes to, unless it names its own.
     conversation: Option<String>,
-    first_failure: u8,
+    tally: &'a Mutex<Tally>,
+    done_ids: &'a HashSet<String>,
+    mode: Mode,
+    seq: u64,
 }
 
 impl Runner<'_> {
-    fn fail(&mut self, code: u8) {
-        if self.first_failure == 0 {
-            self.first_failure = code;
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run<W: Write>(&mut self, f: &Flags, mut printer: Printer<W>) -> Result<()> {
+        match &f.source {
+            Source::Argument(text) => self.prompt(None, input::plain(text), &mut printer),
+            Source::WholeStdin => {
+                let mut all = String::new();
+                io::stdin()
+                    .lock()
+                    .read_to_string(&mut all)
+                    .map_err(|e| Error::BadInput {
+                        line: None,
+                        message: format!("reading stdin: {e}"),
+                    })?;
+                let text = all.trim_end_matches(['\n', '\r']);
+                if text.trim().is_empty() {
+                    return Err(Error::BadInput {
+                        line: None,
+                        message: "stdin is empty: nothing to ask".into(),
+                    });
+                }
+                self.prompt(None, input::plain(text), &mut printer)
+            }
+            Source::Lines => {
+                if io::stdin().is_terminal() {
+                    eprintln!("{TOOL}: one prompt per line; Ctrl-D ends");
+                }
+                let mut items = Items::new(io::stdin().lock());
+                while let Some(item) = items.next_item() {
+                    match item {
+                        Ok(Item::Prompt { line, prompt }) => {
+                            self.prompt(Some(line), *prompt, &mut printer)?
+                        }
+                        Ok(Item::Switch { conversation_id }) => {
+                            self.conversation = Some(conversation_id)
+                        }
+                        Err(e) => {
+                            cli::report(TOOL, &e);
+                            let seq = self.next_seq();
+                            self.tally().fail(seq, e.exit_code());
+                            if !f.keep_going {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
+    }
+
     /// Asks one prompt and prints its answer. Only a closed stdout is an `Err`.
-    fn prompt<W: io::Write>(
+    fn prompt<W: Write>(
         &mut self,
         line: Option<u64>,
         p: Prompt,
         printer: &mut Printer<W>,
     ) -> Result<()> {
-        let mut vars = self.plan.vars.clone();
-        vars.extend(p.custom_variables.clone().unwrap_or_default());
-        let mut meta = self.plan.meta.clone();
-        meta.extend(p.meta_data.clone().unwrap_or_default());
-        let spec = ChatSpec {
-            bot_id: p.bot_id.clone().unwrap_or_else(|| self.plan.bot.clone()),
-            user_id: p.user_id.clone().unwrap_or_else(|| self.plan.user.clone()),
-            content: p.content.clone(),
-            conversation_id: p
-                .conversation_id
-                .clone()
-                .or_else(|| self.conversation.clone()),
-            custom_variables: vars,
-            meta_data: meta,
-            auto_save: self.plan.auto_save,
-        };
-        printer.begin(p.id.clone());
-        let (state, result) = if self.plan.stream {
-            chat::stream(self.client, &spec, printer, self.active)
-        } else {
-            chat::poll(self.client, &spec, printer, self.active)
-        };
-        let error = match result {
-            Err(e) if e.is_closed_pipe() => return Err(e),
-            Err(e) => Some(e),
-            Ok(()) => None,
-        };
-        if state.malformed > 0 {
-            eprintln!(
-                "{TOOL}: warning: {} malformed event(s) in the stream were skipped",
-                state.malformed
-            );
+        let seq = self.next_seq();
+        if !self.done_ids.is_empty() && self.done_ids.contains(&resume::key(&p.effective_id())) {
+            self.tally().skipped += 1;
+            return Ok(());
         }
-        printer
-            .end(&p.content, &state, error.as_ref())
-            .map_err(|e| Error::io("stdout", e))?;
-        match error {
-            None => {
-                // Keep talking in the conversation the first chat made.
-                if !self.plan.new_each && self.conversation.is_none() && p.conversation_id.is_none()
-                {
-                    self.conversation = state.conversation_id.clone();
-                }
-            }
-            Some(e) => {
-                let e = match line {
-                    Some(n) => e.context(format!("prompt on line {n}")),
-                    None => e,
-                };
-                cli::report(TOOL, &e);
-                self.fail(e.exit_code());
-            }
+        let spec = self.plan.spec(&p, self.conversation.clone());
+        printer.begin(printed_id(self.mode, &p));
+        let (state, error) = ask(self.client, self.plan, self.active, &spec, &p, printer)?;
+        // Keep talking in the conversation the first chat made.
+        if error.is_none()
+            && !self.plan.new_each
+            && self.conversation.is_none()
+            && p.conversation_id.is_none()
+        {
+            self.conversation = state.conversation_id.clone();
         }
+        self.tally().record(seq, line, &state, error);
         Ok(())
     }
 }

@@ -1,0 +1,148 @@
+//! Asking one prompt, shared by the sequential run and the parallel batch: the chat
+//! request built from the run's plan and the prompt's overrides, the chat itself, its
+//! printing, and the tally every run keeps for its exit status and summary.
+
+use std::io::Write;
+
+use serde_json::{json, Map, Value};
+
+use coze_core::api::Client;
+use coze_core::chat::{self, Active, ChatSpec, ChatState};
+use coze_core::records::Prompt;
+use coze_core::{cli, Error, Result};
+
+use crate::output::Printer;
+use crate::TOOL;
+
+/// What every prompt of a run shares.
+pub struct Plan {
+    pub bot: String,
+    pub user: String,
+    pub vars: Map<String, Value>,
+    pub meta: Map<String, Value>,
+    pub auto_save: bool,
+    pub stream: bool,
+    pub new_each: bool,
+}
+
+impl Plan {
+    /// The chat request for `p` in `conversation` (the prompt's own wins).
+    pub fn spec(&self, p: &Prompt, conversation: Option<String>) -> ChatSpec {
+        let mut vars = self.vars.clone();
+        vars.extend(p.custom_variables.clone().unwrap_or_default());
+        let mut meta = self.meta.clone();
+        meta.extend(p.meta_data.clone().unwrap_or_default());
+        ChatSpec {
+            bot_id: p.bot_id.clone().unwrap_or_else(|| self.bot.clone()),
+            user_id: p.user_id.clone().unwrap_or_else(|| self.user.clone()),
+            content: p.content.clone(),
+            conversation_id: p.conversation_id.clone().or(conversation),
+            custom_variables: vars,
+            meta_data: meta,
+            auto_save: self.auto_save,
+        }
+    }
+}
+
+/// Asks `p` and prints the chat. `Ok` carries the chat and its failure, if any (already
+/// printed in the chosen mode, not yet reported on stderr); only a closed stdout is an
+/// `Err`, since it ends the whole run.
+pub fn ask<W: Write>(
+    client: &Client<'_>,
+    plan: &Plan,
+    active: &Active,
+    spec: &ChatSpec,
+    p: &Prompt,
+    printer: &mut Printer<W>,
+) -> Result<(ChatState, Option<Error>)> {
+    let (state, result) = if plan.stream {
+        chat::stream(client, spec, printer, active)
+    } else {
+        chat::poll(client, spec, printer, active)
+    };
+    let error = match result {
+        Err(e) if e.is_closed_pipe() => return Err(e),
+        Err(e) => Some(e),
+        Ok(()) => None,
+    };
+    if state.malformed > 0 {
+        eprintln!(
+            "{TOOL}: warning: {} malformed event(s) in the stream were skipped",
+            state.malformed
+        );
+    }
+    printer
+        .end(&p.content, &state, error.as_ref())
+        .map_err(|e| Error::io("stdout", e))?;
+    Ok((state, error))
+}
+
+/// Counts of a run, for the exit status and the `summary` record.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub prompts: u64,
+    pub completed: u64,
+    pub skipped: u64,
+    /// Failed prompts by the chat status they ended in (`failed`, `canceled`, ...).
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    pub tokens: u64,
+    /// The exit status of the first failure in input order: (input sequence, status).
+    pub first_failure: Option<(u64, u8)>,
+}
+
+impl Tally {
+    /// Records a failure at input position `seq`; the earliest one decides the exit status.
+    pub fn fail(&mut self, seq: u64, code: u8) {
+        if self.first_failure.is_none_or(|(s, _)| seq < s) {
+            self.first_failure = Some((seq, code));
+        }
+    }
+
+    /// Records one asked prompt; reports its failure on stderr.
+    pub fn record(&mut self, seq: u64, line: Option<u64>, state: &ChatState, error: Option<Error>) {
+        self.prompts += 1;
+        self.tokens += state
+            .usage
+            .as_ref()
+            .and_then(|u| u.get("token_count"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        match error {
+            None => self.completed += 1,
+            Some(e) => {
+                let status = match state.status.as_str() {
+                    "" | "created" | "in_progress" | "completed" => "failed",
+                    other => other,
+                };
+                *self.by_status.entry(status.to_owned()).or_default() += 1;
+                let e = match line {
+                    Some(n) => e.context(format!("prompt on line {n}")),
+                    None => e,
+                };
+                cli::report(TOOL, &e);
+                self.fail(seq, e.exit_code());
+            }
+        }
+    }
+
+    pub fn exit_status(&self) -> u8 {
+        self.first_failure.map_or(0, |(_, code)| code)
+    }
+
+    /// The `summary` record.
+    pub fn summary(&self, wall: std::time::Duration, retries: u64) -> Value {
+        let failed: u64 = self.by_status.values().sum();
+        json!({
+            "type": "summary",
+            "prompts": self.prompts + self.skipped,
+            "completed": self.completed,
+            "failed": failed,
+            "skipped": self.skipped,
+            "by_status": self.by_status,
+            "tokens": self.tokens,
+            "wall_ms": wall.as_millis() as u64,
+            "retries": retries,
+            "exit_code": self.exit_status(),
+        })
+    }
+}
