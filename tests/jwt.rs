@@ -566,3 +566,28 @@ fn a_web_app_exchanges_and_refreshes_with_its_client_secret() {
         "the secret leaked: {all_stderr}"
     );
 }
+
+#[test]
+fn a_failed_mint_is_retried_with_a_new_jwt() {
+    let (sb, keys) = service_app("jwt-retry");
+    // The first answer is lost after the server accepted (and so spent) the JWT: the
+    // retry must sign a new one, or the server refuses the reused jti.
+    sb.fake
+        .push_fault("token", json!({"type":"reset_mid_body","after_bytes":5}), 1);
+    let r = run(&mut mint(&sb, keys.pkcs8.to_str().unwrap()), "");
+    r.ok();
+    assert!(jwt_grants(&sb) >= 1, "{}", r.describe());
+    assert!(r.records()[0]["access_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("czs_"));
+    let tokens = sb
+        .fake
+        .log()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["endpoint"] == "token")
+        .count();
+    assert_eq!(tokens, 2, "one failed attempt, one retry");
+}

@@ -88,6 +88,7 @@ impl<'a> Client<'a> {
                 bearer: Some(token),
                 body,
                 retry_busy,
+                once: false,
             };
             self.http.json(&req, Dialect::Envelope)
         })

@@ -74,6 +74,9 @@ pub struct Request<'a> {
     pub body: Option<&'a Value>,
     /// Retry 4016 (conversation busy) too: only for creating a chat.
     pub retry_busy: bool,
+    /// Never resend this request as is: it carries something single-use (a JWT), so
+    /// the caller retries with a new one.
+    pub once: bool,
 }
 
 impl<'a> Request<'a> {
@@ -84,6 +87,7 @@ impl<'a> Request<'a> {
             bearer: None,
             body: None,
             retry_busy: false,
+            once: false,
         }
     }
     pub fn post(url: impl Into<String>, body: &'a Value) -> Self {
@@ -93,6 +97,7 @@ impl<'a> Request<'a> {
             bearer: None,
             body: Some(body),
             retry_busy: false,
+            once: false,
         }
     }
     pub fn method(method: &'static str, url: impl Into<String>) -> Self {
@@ -102,6 +107,7 @@ impl<'a> Request<'a> {
             bearer: None,
             body: None,
             retry_busy: false,
+            once: false,
         }
     }
     pub fn bearer(mut self, token: &'a str) -> Self {
@@ -110,6 +116,10 @@ impl<'a> Request<'a> {
     }
     pub fn retry_busy(mut self, yes: bool) -> Self {
         self.retry_busy = yes;
+        self
+    }
+    pub fn once(mut self) -> Self {
+        self.once = true;
         self
     }
 }
@@ -234,7 +244,7 @@ impl Http {
                 Err(e) => e,
             };
             let wait = match self.retry_wait(&err, req, attempt) {
-                Some(wait) if attempt < self.config.retries => wait,
+                Some(wait) if attempt < self.config.retries && !req.once => wait,
                 _ => return Err(err),
             };
             if self.config.verbose {

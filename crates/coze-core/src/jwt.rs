@@ -292,17 +292,36 @@ impl JwtGrant {
 /// token record that comes back says how to mint the next one.
 pub fn mint(http: &Http, api_base: &str, grant: &JwtGrant, now: i64) -> Result<Token> {
     let key = SigningKey::load(&grant.key_file)?;
-    let claims = Claims::new(
-        &grant.client_id,
-        &audience(api_base),
-        now,
-        grant.session_name.as_deref(),
-    )?;
-    let jwt = encode(&Header::rs256(&grant.kid), &claims, &key)?;
-    redact::register(&jwt);
-    let mut token = oauth::jwt_token(http, api_base, &jwt, grant.ttl, &grant.client_id, now)?;
-    grant.record_into(&mut token.extra);
-    Ok(token)
+    let mut attempt = 0;
+    loop {
+        // A new JWT (new jti) for every attempt: the server refuses a reused one, and a
+        // lost answer may mean the last one was already spent.
+        let claims = Claims::new(
+            &grant.client_id,
+            &audience(api_base),
+            now,
+            grant.session_name.as_deref(),
+        )?;
+        let jwt = encode(&Header::rs256(&grant.kid), &claims, &key)?;
+        redact::register(&jwt);
+        match oauth::jwt_token(http, api_base, &jwt, grant.ttl, &grant.client_id, now) {
+            Ok(mut token) => {
+                grant.record_into(&mut token.extra);
+                return Ok(token);
+            }
+            Err(e) if attempt < http.config().retries && transient(&e) => {
+                let c = http.config();
+                std::thread::sleep(crate::http::backoff(c.backoff_base, c.backoff_cap, attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Worth a new attempt: the network, 5xx, rate limits.
+fn transient(e: &crate::Error) -> bool {
+    matches!(e.root(), crate::Error::Network(_)) || e.api().is_some_and(|a| a.is_transient())
 }
 
 #[cfg(test)]

@@ -194,7 +194,11 @@ pub fn jwt_token(
 ) -> Result<Token> {
     redact::register(jwt);
     let body = json!({"duration_seconds": duration_seconds, "grant_type": JWT_GRANT});
-    let req = Request::post(token_endpoint(api_base), &body).bearer(jwt);
+    // Each JWT works once: a lost answer must not be retried with the same one
+    // (`jwt::mint` signs a new JWT for each attempt).
+    let req = Request::post(token_endpoint(api_base), &body)
+        .bearer(jwt)
+        .once();
     let answer = http.json(&req, Dialect::OAuth).map_err(|e| {
         let refused = e.api().and_then(|a| a.oauth_code()) == Some("invalid_client");
         let e = e.context("minting a token with the service app's JWT");
