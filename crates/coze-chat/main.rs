@@ -147,7 +147,10 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     mode,
                     seq: 0,
                 };
-                runner.run(&f, Printer::new(mode, out))
+                runner.run(
+                    &f,
+                    Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out)),
+                )
             }
         },
     );

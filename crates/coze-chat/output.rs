@@ -64,6 +64,7 @@ impl<W: Write> Printer<W> {
         state: &ChatState,
         error: Option<&Error>,
     ) -> io::Result<()> {
+        self.out.flush()?;
         match self.mode {
             Mode::Text => {
                 self.close_reasoning();
@@ -161,7 +162,15 @@ impl<W: Write> Sink for Printer<W> {
             ("event".into(), name.into()),
             ("data".into(), data.clone()),
         ]));
-        self.out.write(&line)
+        self.out.write_unflushed(&line)
+    }
+
+    fn wants_events(&self) -> bool {
+        self.mode == Mode::Events
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn answer(&mut self, text: &str) -> io::Result<()> {
@@ -169,9 +178,8 @@ impl<W: Write> Sink for Printer<W> {
             return Ok(());
         }
         self.close_reasoning();
-        let w = self.out.get_mut();
-        w.write_all(text.as_bytes())?;
-        w.flush()?;
+        // Flushed by `flush`, before the stream reader waits for more input.
+        self.out.get_mut().write_all(text.as_bytes())?;
         self.open_line = !text.ends_with('\n');
         Ok(())
     }

@@ -235,12 +235,23 @@ impl<'a> Client<'a> {
         )?))
     }
 
-    pub fn chat_retrieve(&self, conversation_id: &str, chat_id: &str) -> Result<Value> {
+    /// The Chat object, and the logid of the answer (a failed chat's error carries it).
+    pub fn chat_retrieve(
+        &self,
+        conversation_id: &str,
+        chat_id: &str,
+    ) -> Result<(Value, Option<String>)> {
         let url = self.url(
             "/v3/chat/retrieve",
             &[("conversation_id", conversation_id), ("chat_id", chat_id)],
         );
-        Ok(Self::data(self.call("GET", &url, None, false)?))
+        let body = self.call("GET", &url, None, false)?;
+        let logid = body
+            .pointer("/detail/logid")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        Ok((Self::data(body), logid))
     }
 
     /// Every message of a finished chat except the user's query.

@@ -69,6 +69,30 @@ pub trait Sink {
     fn follow_up(&mut self, _text: &str) -> io::Result<()> {
         Ok(())
     }
+    /// Whether `event` wants every event. When it does not, answer deltas skip the
+    /// generic JSON tree (`Value`) and are decoded straight into the few fields used.
+    fn wants_events(&self) -> bool {
+        true
+    }
+    /// Called before the stream reader may block for more input: whatever the sink
+    /// has buffered must go out now.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The fields of a `conversation.message.delta` the machine uses, borrowed from the
+/// event's data where no unescaping is needed.
+#[derive(serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default, rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    content: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    reasoning_content: std::borrow::Cow<'a, str>,
 }
 
 /// What the chat produced, complete or not.
@@ -126,21 +150,13 @@ impl ChatState {
                 self.take_chat(data);
             }
             "conversation.message.delta" if data.is_object() => {
-                if matches!(text("type"), "answer" | "") {
-                    let id = text("id").to_owned();
-                    self.separate_answers(&id, sink)?;
-                    self.saw_delta_for = Some(id);
-                    let r = text("reasoning_content");
-                    if !r.is_empty() {
-                        self.reasoning.push_str(r);
-                        sink.reasoning(r)?;
-                    }
-                    let c = text("content");
-                    if !c.is_empty() {
-                        self.content.push_str(c);
-                        sink.answer(c)?;
-                    }
-                }
+                self.delta(
+                    text("type"),
+                    text("id"),
+                    text("reasoning_content"),
+                    text("content"),
+                    sink,
+                )?;
             }
             "conversation.message.completed" if data.is_object() => match text("type") {
                 // An answer that came only as `completed` (polling, or a short answer).
@@ -216,6 +232,44 @@ impl ChatState {
             _ => {} // unknown events: the sink has seen them; nothing to keep
         }
         Ok(false)
+    }
+
+    /// Takes a `conversation.message.delta` whose data did not go through `feed`
+    /// (the sink does not want events): its fields decoded straight from the data
+    /// text. `Ok(None)`: not decodable this way; feed it the generic way.
+    fn feed_delta_text(&mut self, data: &str, sink: &mut dyn Sink) -> Option<io::Result<bool>> {
+        let d: Delta<'_> = serde_json::from_str(data).ok()?;
+        self.events += 1;
+        Some(
+            self.delta(&d.kind, &d.id, &d.reasoning_content, &d.content, sink)
+                .map(|()| false),
+        )
+    }
+
+    fn delta(
+        &mut self,
+        kind: &str,
+        id: &str,
+        r: &str,
+        c: &str,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
+        if !matches!(kind, "answer" | "") {
+            return Ok(());
+        }
+        if self.saw_delta_for.as_deref() != Some(id) {
+            self.separate_answers(id, sink)?;
+            self.saw_delta_for = Some(id.to_owned());
+        }
+        if !r.is_empty() {
+            self.reasoning.push_str(r);
+            sink.reasoning(r)?;
+        }
+        if !c.is_empty() {
+            self.content.push_str(c);
+            sink.answer(c)?;
+        }
+        Ok(())
     }
 
     fn take_chat(&mut self, data: &Value) {
@@ -361,13 +415,40 @@ pub fn stream(
     };
     let logid = stream.logid.clone();
     let mut reader = SseReader::new(stream.reader);
+    let fast_deltas = !sink.wants_events();
+    let mut registered = false;
     let outcome = loop {
         match reader.next_event() {
             Ok(Some(ev)) => {
-                let data = parse_data(&ev.data);
-                match state.feed(&ev.event, &data, sink) {
-                    Ok(true) => break Ok(()),
-                    Ok(false) => active.set(&state),
+                let fed = match fast_deltas && ev.event == "conversation.message.delta" {
+                    true => state.feed_delta_text(&ev.data, sink),
+                    false => None,
+                };
+                let fed = fed.unwrap_or_else(|| state.feed(&ev.event, &parse_data(&ev.data), sink));
+                let fed = fed.and_then(|end| {
+                    if end || !reader.event_buffered() {
+                        sink.flush()?;
+                    }
+                    Ok(end)
+                });
+                match fed {
+                    Ok(true) => {
+                        if state.done {
+                            // The body ends right after `done`: read its end so the
+                            // connection goes back to the pool (keep-alive).
+                            let _ = reader.drain(64 << 10);
+                        }
+                        break Ok(());
+                    }
+                    Ok(false)
+                        if !registered
+                            && state.chat_id.is_some()
+                            && state.conversation_id.is_some() =>
+                    {
+                        active.set(&state);
+                        registered = true;
+                    }
+                    Ok(false) => {}
                     Err(e) => break Err(Error::io("stdout", e)),
                 }
             }
@@ -412,6 +493,8 @@ pub fn poll(
     active: &Active,
 ) -> (ChatState, Result<()>) {
     let mut state = ChatState::default();
+    // The logid of the last retrieve: the one that reported how the chat ended.
+    let mut logid = None;
     let result = (|| -> Result<()> {
         let sink_err = |e: io::Error| Error::io("stdout", e);
         let chat = client.chat_create(spec.conversation_id.as_deref(), &spec.body(false))?;
@@ -429,7 +512,8 @@ pub fn poll(
         };
         let mut wait = Duration::from_millis(200);
         let last = loop {
-            let chat = client.chat_retrieve(&conv, &chat_id)?;
+            let (chat, id) = client.chat_retrieve(&conv, &chat_id)?;
+            logid = id;
             let status = chat
                 .get("status")
                 .and_then(Value::as_str)
@@ -446,6 +530,8 @@ pub fn poll(
                     .feed("conversation.chat.in_progress", &chat, sink)
                     .map_err(sink_err)?;
             }
+            // Nothing may wait in the sink's buffer while we wait for the server.
+            sink.flush().map_err(sink_err)?;
             std::thread::sleep(wait);
             wait = (wait * 3 / 2).min(Duration::from_secs(2));
         };
@@ -477,7 +563,7 @@ pub fn poll(
         active.cancel_mine(client, "coze-chat");
     }
     active.clear();
-    let result = result.and_then(|()| state.error(None).map_or(Ok(()), Err));
+    let result = result.and_then(|()| state.error(logid.as_deref()).map_or(Ok(()), Err));
     (state, result)
 }
 
