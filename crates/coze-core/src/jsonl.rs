@@ -186,6 +186,20 @@ impl<W: Write> JsonlWriter<W> {
         self.inner.flush()
     }
 
+    /// As [`write`](Self::write) without the flush, for a caller that flushes itself
+    /// before it waits for more input (a stream of events arriving faster than one
+    /// write per line is worth). The line still goes out in one `write_all`.
+    pub fn write_unflushed<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, value)?;
+        self.buf.push(b'\n');
+        self.inner.write_all(&self.buf)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }

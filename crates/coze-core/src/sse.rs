@@ -15,7 +15,7 @@
 //! line that is not UTF-8 is an error instead of being silently dropped or patched.
 
 use std::fmt;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +160,17 @@ impl<R: BufRead> SseReader<R> {
         self.inner
     }
 
+    /// Reads and discards what is left of the stream after the last event, up to
+    /// `limit` bytes; returns how many were discarded. Call it after the stream's
+    /// final event (Coze's `done`), when the server ends the body right away: an HTTP
+    /// body read to its end gives its connection back to the agent's pool (keep-alive),
+    /// one dropped before then closes it. Never call it on a stream that may go on
+    /// (it would block until the server ends it or the idle timeout).
+    pub fn drain(&mut self, limit: u64) -> io::Result<u64> {
+        let mut rest = (&mut self.inner).take(limit);
+        io::copy(&mut rest, &mut io::sink())
+    }
+
     /// Applies one line to the pending event; returns the event a blank line completes.
     fn apply(
         text: &str,
@@ -269,8 +280,59 @@ impl<R: BufRead> SseReader<R> {
     }
 }
 
+impl<R: Read> SseReader<BufReader<R>> {
+    /// True when the bytes already buffered hold the rest of an event, so the next
+    /// [`next_event`](Self::next_event) returns without reading (which may block).
+    /// A writer that batches its output flushes when this is false: nothing then
+    /// waits in its buffer while we wait for the network. Conservative: it may say
+    /// false when an event is buffered (a partial line kept after an I/O error, the
+    /// very first line), never true when one is not.
+    pub fn event_buffered(&self) -> bool {
+        if !self.line.is_empty() || self.lines_read == 0 {
+            return false;
+        }
+        event_in(
+            self.inner.buffer(),
+            self.skip_lf,
+            self.seen_event || self.seen_data,
+        )
+    }
+}
+
+/// Whether `buf`, read from a line start, completes an event: a blank line after a
+/// `data` or `event` field (`pending`: one arrived before `buf`). Mirrors `apply`.
+fn event_in(mut buf: &[u8], skip_lf: bool, mut pending: bool) -> bool {
+    if skip_lf {
+        buf = buf.strip_prefix(b"\n").unwrap_or(buf);
+    }
+    while let Some(i) = find_eol(buf) {
+        let line = &buf[..i];
+        let mut next = i + 1;
+        if buf[i] == b'\r' && buf.get(next) == Some(&b'\n') {
+            next += 1;
+        }
+        buf = &buf[next..];
+        if line.is_empty() {
+            if pending {
+                return true;
+            }
+            continue;
+        }
+        let field = match line.iter().position(|&b| b == b':') {
+            Some(0) => continue, // comment
+            Some(c) => &line[..c],
+            None => line,
+        };
+        if field == b"data" || field == b"event" {
+            pending = true;
+        }
+    }
+    false
+}
+
 /// Position of the first CR or LF. Scans 16 bytes at a time with a branch-free test
 /// the compiler vectorises, since this loop touches every byte of the stream.
+/// (A movemask-style variant measured slower: see docs/benchmarks.md.)
 fn find_eol(s: &[u8]) -> Option<usize> {
     let is_eol = |b: &u8| *b == b'\n' || *b == b'\r';
     let mut chunks = s.chunks_exact(16);
@@ -295,6 +357,50 @@ fn find_eol(s: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use std::io::{BufReader, Cursor, Read};
+
+    #[test]
+    fn event_in_needs_a_blank_line_after_a_field() {
+        assert!(event_in(b"event:x\ndata:1\n\n", false, false));
+        assert!(event_in(b"data:1\r\n\r\n", false, false));
+        assert!(event_in(b"data:1\r\r", false, false));
+        assert!(event_in(b"\n", false, true));
+        assert!(
+            event_in(b"\n\n", true, true),
+            "the skipped LF is not a blank line"
+        );
+        assert!(!event_in(b"\n", true, true));
+        assert!(!event_in(b"event:x\ndata:1\n", false, false));
+        assert!(!event_in(
+            b"event:x\ndata:1\n\n"[..14].as_ref(),
+            false,
+            false
+        ));
+        assert!(
+            !event_in(b": keep-alive\n\n", false, false),
+            "a comment dispatches nothing"
+        );
+        assert!(!event_in(b"id:7\nretry:5\n\n", false, false));
+        assert!(!event_in(b"", false, true));
+    }
+
+    #[test]
+    fn event_buffered_tracks_the_reader() {
+        let stream = b"event:a\ndata:1\n\nevent:b\ndata:2\n\nevent:c\ndata:";
+        let mut r = SseReader::new(BufReader::with_capacity(1024, &stream[..]));
+        assert!(!r.event_buffered(), "nothing read yet");
+        assert_eq!(r.next_event().unwrap().unwrap().event, "a");
+        assert!(r.event_buffered(), "b is in the buffer");
+        assert_eq!(r.next_event().unwrap().unwrap().event, "b");
+        assert!(!r.event_buffered(), "c is incomplete");
+    }
+
+    #[test]
+    fn drain_reads_what_is_left() {
+        let mut r = SseReader::new(BufReader::new(&b"event:done\ndata:1\n\ntrailer"[..]));
+        assert_eq!(r.next_event().unwrap().unwrap().event, "done");
+        assert_eq!(r.drain(1 << 16).unwrap(), 7);
+        assert!(r.next_event().unwrap().is_none());
+    }
 
     /// The recorded stream of coze-api.md §6.3 (py `chat_text_stream_resp.txt`), with
     /// the elided chat.completed object written out in full.

@@ -1,0 +1,379 @@
+"""`make bench`: coze-chat against curl (the floor) and cozepy (the peer), in one run.
+
+    bench.py --bin DIR --python VENV_PYTHON [--reps N] [--long-reps N] [--out FILE]
+
+Starts DIR/coze-fake on loopback (stdin held by a pipe; closing it stops the fake),
+then measures each case several times, every tool in the same run, interleaved so that
+noise from other work on the machine falls on all of them alike. Each process is
+measured with os.wait4: wall time (spawn to reaped), user+sys CPU and peak RSS
+(ru_maxrss) of that process alone. The fake's own CPU is read from
+/proc/<pid>/stat (utime+stime) before and after every run, so a case where the fake,
+not the client, sets the pace is visible (its CPU close to the wall time).
+
+Prints a Markdown report (and writes it to --out). No target is asserted: the report
+states each ratio and whether it meets the target in the issue.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOKEN = "pat_bench"
+BOT = "bench-bot"
+TICK = os.sysconf("SC_CLK_TCK")
+DEVNULL = subprocess.DEVNULL
+
+
+class Fake:
+    def __init__(self, path):
+        self.proc = subprocess.Popen([path, "--pat", TOKEN], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=DEVNULL)
+        line = self.proc.stdout.readline()
+        self.base = json.loads(line)["base_url"]
+
+    def cpu(self):
+        """utime+stime of the fake so far, in seconds."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def admin(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    def bot(self, settings):
+        self.admin("POST", "/_fake/bot", settings)
+
+    def connections(self):
+        return self.admin("GET", "/_fake/stats")["connections"]
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Run:
+    """One measured process."""
+
+    def __init__(self, wall, cpu, rss_kb, fake_cpu, ttfb=None):
+        self.wall, self.cpu, self.rss_kb, self.fake_cpu, self.ttfb = wall, cpu, rss_kb, fake_cpu, ttfb
+
+
+def measure(fake, argv, env, stdin=None, first_byte=False):
+    """Spawn argv, wait for it with wait4; optionally time its first stdout byte.
+
+    Its ru_maxrss is not the tool's: Linux carries the high-water mark across execve,
+    so a child of this Python process starts at Python's size. Peak RSS comes from
+    `peak_rss` instead.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    fin = os.open(stdin, os.O_RDONLY) if stdin else null
+    rfd = wfd = None
+    if first_byte:
+        rfd, wfd = os.pipe()
+    actions = [(os.POSIX_SPAWN_DUP2, fin, 0), (os.POSIX_SPAWN_DUP2, wfd if first_byte else null, 1),
+               (os.POSIX_SPAWN_DUP2, null, 2)]
+    path = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env["PATH"])
+    f0 = fake.cpu()
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(path, argv, env, file_actions=actions)
+    ttfb = None
+    if first_byte:
+        os.close(wfd)
+        if os.read(rfd, 1):
+            ttfb = time.perf_counter() - t0
+        while os.read(rfd, 1 << 16):
+            pass
+        os.close(rfd)
+    _, status, ru = os.wait4(pid, 0)
+    t1 = time.perf_counter()
+    os.close(null)
+    if stdin:
+        os.close(fin)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"bench: {shlex.join(argv)} exited {code}")
+    return Run(t1 - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, fake.cpu() - f0, ttfb)
+
+
+def peak_rss(argv, env, stdin=None):
+    """Peak RSS in KiB of argv, run under /usr/bin/time (whose own few hundred KiB are
+    the floor), or None when /usr/bin/time is missing."""
+    if not os.path.exists("/usr/bin/time"):
+        return None
+    with tempfile.NamedTemporaryFile("r") as f:
+        fin = open(stdin, "rb") if stdin else DEVNULL
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name] + argv, env=env, stdin=fin,
+                       stdout=DEVNULL, stderr=DEVNULL, check=True)
+        if stdin:
+            fin.close()
+        return int(f.read().strip().splitlines()[-1])
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def fmt_s(x):
+    if x >= 1:
+        return f"{x:.2f} s"
+    if x >= 0.01:
+        return f"{x * 1e3:.0f} ms"
+    return f"{x * 1e3:.1f} ms"
+
+
+def spread(xs, f=fmt_s):
+    return f"{f(med(xs))} ({f(min(xs))}–{f(max(xs))})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--python", required=True)
+    ap.add_argument("--reps", type=int, default=9)
+    ap.add_argument("--long-reps", type=int, default=3)
+    ap.add_argument("--deltas", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--out")
+    ap.add_argument("--command", default="make bench")
+    a = ap.parse_args()
+
+    chat = os.path.join(a.bin, "coze-chat")
+    fake = Fake(os.path.join(a.bin, "coze-fake"))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.mkdtemp(),
+           "COZE_API_BASE": fake.base, "COZE_API_TOKEN": TOKEN, "COZE_BOT_ID": BOT,
+           "PYTHONWARNINGS": "ignore", "LC_ALL": "C.UTF-8"}
+    cozepy = [a.python, os.path.join(HERE, "cozepy_chat.py")]
+    prompt = "你好"
+    body = json.dumps({"bot_id": BOT, "user_id": "bench-user", "stream": True,
+                       "auto_save_history": True,
+                       "additional_messages": [{"role": "user", "content": prompt,
+                                                "content_type": "text"}]}, ensure_ascii=False)
+    curl = ["curl", "-sN", "-H", f"Authorization: Bearer {TOKEN}",
+            "-H", "Content-Type: application/json", "--data-binary", body,
+            fake.base + "/v3/chat"]
+    ours_text = [chat, "-o", "text", prompt]
+    ours_events = [chat, "-o", "events", prompt]
+    out = []
+    rows = []  # (target, ours, floor/peer, ratio, goal, met)
+
+    def p(line=""):
+        print(line, flush=True)
+        out.append(line)
+
+    def case(settings, tools, reps, **kw):
+        """Run every tool `reps` times, interleaved; returns {name: [Run]}."""
+        fake.bot(settings)
+        for argv in tools.values():  # warm-up: page cache, the fake's first conversation
+            measure(fake, argv, env, **kw)
+        res = {n: [] for n in tools}
+        for _ in range(reps):
+            for n, argv in tools.items():
+                res[n].append(measure(fake, argv, env, **kw))
+        for n, argv in tools.items():
+            rss[n] = peak_rss(argv, env)
+        return res
+
+    rss = {}  # tool -> peak RSS (KiB) of one extra run under /usr/bin/time
+
+    def table(res, per_event=None, ttfb=False, rss_of=rss):
+        head = "| tool | wall | user+sys CPU | peak RSS | fake CPU |"
+        sep = "|---|---|---|---|---|"
+        if ttfb:
+            head = "| tool | first byte on stdout | wall | user+sys CPU | peak RSS |"
+        if per_event:
+            head += " CPU per event |"
+            sep += "---|"
+        p(head)
+        p(sep if not ttfb else "|---|---|---|---|---|")
+        for n, runs in res.items():
+            w = [r.wall for r in runs]
+            c = [r.cpu for r in runs]
+            fc = [r.fake_cpu for r in runs]
+            rss = "n/a" if rss_of.get(n) is None else f"{rss_of[n] / 1024:.1f} MB"
+            if ttfb:
+                p(f"| {n} | {spread([r.ttfb for r in runs])} | {fmt_s(med(w))} | {fmt_s(med(c))} | {rss} |")
+                continue
+            line = f"| {n} | {spread(w)} | {spread(c)} | {rss} | {fmt_s(med(fc))} |"
+            if per_event:
+                line += f" {med(c) / per_event * 1e6:.2f} µs |"
+            p(line)
+        p()
+
+    def ratio(name, ours, other, goal, met):
+        rows.append((name, ours, other, goal, met))
+
+    started = time.time()
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                      if l.startswith("model name")), platform.processor())
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                         text=True).stdout.strip()
+    p(f"Run: `{a.command}` on {when}; commit {git or '?'}")
+    p(f"Machine: {os.cpu_count()} CPUs (`nproc` {os.sched_getaffinity(0).__len__()}), "
+      f"{cpu_model}, Linux {platform.release()}; load average at start "
+      f"{os.getloadavg()[0]:.2f}")
+    p(f"Repetitions: {a.reps} per short case, {a.long_reps} per long case, after one "
+      f"warm-up each, tools interleaved; medians with (min–max). Wall: spawn to reaped; "
+      f"CPU: the process's user+sys (wait4); peak RSS: one more run under /usr/bin/time; "
+      f"fake CPU: the fake's utime+stime over the run (10 ms ticks).")
+    p()
+
+    # 1. Start-up to answer.
+    p("### 1. Start-up: one short prompt, answered")
+    p()
+    r1 = case({}, {"coze-chat -o text": ours_text, "cozepy chat.stream": cozepy + ["one", prompt],
+                   "curl -sN": curl}, a.reps)
+    table(r1)
+    ours = med([r.wall for r in r1["coze-chat -o text"]])
+    py = med([r.wall for r in r1["cozepy chat.stream"]])
+    cu = med([r.wall for r in r1["curl -sN"]])
+    ratio("Start-up vs cozepy", ours, py, "≥ 50× faster", py / ours >= 50)
+    ratio("Start-up vs curl", ours, cu, "≤ 2× curl", ours / cu <= 2)
+
+    # 2. A long answer.
+    n = a.deltas
+    p(f"### 2. A long answer: {n:,} deltas of one CJK character, to /dev/null")
+    p()
+    r2 = case({"deltas": n}, {"coze-chat -o text": ours_text, "coze-chat -o events": ours_events,
+                              "curl -sN": curl, "cozepy chat.stream": cozepy + ["one", prompt]},
+              a.long_reps)
+    events = n + 8  # created, in_progress, n deltas, completed x5 (answer, verbose, 3 follow-ups)
+    table(r2, per_event=events)
+    ours = med([r.wall for r in r2["coze-chat -o text"]])
+    py = med([r.wall for r in r2["cozepy chat.stream"]])
+    cu = med([r.wall for r in r2["curl -sN"]])
+    ratio("Long answer vs curl (wall)", ours, cu, "≤ 1.2× curl", ours / cu <= 1.2)
+    ratio("Long answer vs cozepy (wall)", ours, py, "≥ 20× faster", py / ours >= 20)
+    cpu_ev = med([r.cpu for r in r2["coze-chat -o text"]]) / events
+    rows.append(("CPU per event, `-o text` (whole process, incl. syscalls)",
+                 f"{cpu_ev * 1e6:.2f} µs", None, "< 1 µs", cpu_ev < 1e-6))
+    fake_share = med([r.fake_cpu / r.wall for r in r2["curl -sN"]])
+    p(f"The fake's CPU during curl's run: {fake_share:.0%} of curl's wall time "
+      f"({'the fake sets the pace of this case' if fake_share > 0.8 else 'the fake is not the bottleneck'}).")
+    p()
+
+    # 3. Time to first delta.
+    p("### 3. Time to first delta (the fake holds the stream 1 s after it)")
+    p()
+    r3 = case({"first_delta_hold_ms": 1000},
+              {"coze-chat -o text": ours_text, "curl -sN": curl}, max(5, a.reps // 2 + 1),
+              first_byte=True)
+    table(r3, ttfb=True)
+    ours = med([r.ttfb for r in r3["coze-chat -o text"]])
+    cu = med([r.ttfb for r in r3["curl -sN"]])
+    ratio("Time to first delta vs curl", ours, cu, "≤ curl + 1 ms", ours - cu <= 1e-3)
+
+    # 4. Batch.
+    m = a.batch
+    p(f"### 4. Batch: {m} prompts in one process")
+    p()
+    prompts = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+    prompts.write("".join(f"question {i} 问题\n" for i in range(m)))
+    prompts.close()
+    fake.bot({})
+    conns = {}
+    res4 = {"coze-chat -o answers": [], "cozepy chat.stream loop": []}
+    tools4 = {"coze-chat -o answers": [chat, "-o", "answers"],
+              "cozepy chat.stream loop": cozepy + ["batch"]}
+    for i in range(a.long_reps):
+        for name, argv in tools4.items():
+            c0 = fake.connections()
+            res4[name].append(measure(fake, argv, env, stdin=prompts.name))
+            conns.setdefault(name, []).append(fake.connections() - c0)
+    for name, argv in tools4.items():
+        rss[name] = peak_rss(argv, env, stdin=prompts.name)
+    os.unlink(prompts.name)
+    table(res4)
+    for name, cs in conns.items():
+        p(f"TCP connections the fake accepted for {name}: {', '.join(map(str, cs))}")
+    p()
+    ours = med([r.wall for r in res4["coze-chat -o answers"]])
+    py = med([r.wall for r in res4["cozepy chat.stream loop"]])
+    ratio(f"Batch of {m} vs cozepy", ours, py, "≥ 10× faster", py / ours >= 10)
+    c = max(conns["coze-chat -o answers"])
+    rows.append((f"Batch of {m}: TCP connections", str(c), None, "1", c == 1))
+
+    # 5. Memory.
+    p("### 5. Peak RSS by answer size")
+    p()
+    p("| answer | -o text | -o events | -o answers |")
+    p("|---|---|---|---|")
+    worst = 0
+    for d in (1, n):
+        fake.bot({"deltas": d})
+        cells = []
+        for mode in ("text", "events", "answers"):
+            kb = [peak_rss([chat, "-o", mode, prompt], env) for _ in range(3)]
+            if None in kb:
+                cells.append("n/a (no /usr/bin/time)")
+                continue
+            mb = max(kb) / 1024
+            if mode != "answers":
+                worst = max(worst, mb)
+            cells.append(f"{mb:.1f} MB")
+        p(f"| {d:,} delta{'s' if d > 1 else ''} | " + " | ".join(cells) + " |")
+    p()
+    p("(max of 3 runs under /usr/bin/time; `answers` keeps the whole answer for its record, so it grows by "
+      "the answer's size, 3 bytes per delta here)")
+    p()
+    rows.append(("Peak RSS, text and events, any answer size", f"{worst:.1f} MB", None,
+                 "< 8 MB", worst < 8))
+
+    # 6. Binary sizes.
+    p("### 6. Release binaries")
+    p()
+    p("| binary | size |")
+    p("|---|---|")
+    biggest = 0
+    for b in ("coze-auth", "coze-token", "coze-conv", "coze-chat", "coze-fake"):
+        size = os.path.getsize(os.path.join(a.bin, b))
+        biggest = max(biggest, size) if b != "coze-fake" else biggest
+        p(f"| {b} | {size / 2**20:.2f} MiB ({size:,} bytes) |")
+    p()
+    rows.append(("Largest release binary (the four tools)", f"{biggest / 2**20:.2f} MiB", None,
+                 "< 4 MB", biggest < 4e6))
+
+    # Summary.
+    p("### Targets")
+    p()
+    p("| target | coze-chat | other | ratio | goal | met |")
+    p("|---|---|---|---|---|---|")
+    for name, ours, other, goal, met in rows:
+        if other is None:
+            p(f"| {name} | {ours} | | | {goal} | {'yes' if met else '**no**'} |")
+            continue
+        if "first delta" in name:
+            r = f"{(ours - other) * 1e3:+.2f} ms"
+        elif "curl" in name:
+            r = f"{ours / other:.2f}× curl"
+        else:
+            r = f"{other / ours:.1f}× faster"
+        p(f"| {name} | {fmt_s(ours)} | {fmt_s(other)} | {r} | {goal} | {'yes' if met else '**no**'} |")
+    p()
+    p(f"Load average at the end {os.getloadavg()[0]:.2f}; the whole run took "
+      f"{time.time() - started:.0f} s.")
+    fake.stop()
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
