@@ -10,3 +10,5 @@ mod jwt;
 mod batch;
 mod chat;
 mod conv;
+mod crash;
+mod load;

@@ -11,6 +11,8 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod http;
 pub mod interrupt;
 pub mod jsonl;

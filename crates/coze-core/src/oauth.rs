@@ -101,6 +101,12 @@ pub fn token_from_response(
         Some(Value::String(s)) if !s.is_empty() => s,
         _ => "Bearer".to_owned(),
     };
+    // How long the token was issued for: the store scales its renewal margin to it
+    // (`token_store::renew_margin`), so a short-lived token is not renewed on every use.
+    let mut extra = Map::new();
+    if expires_at > now {
+        extra.insert(LIFETIME.to_owned(), (expires_at - now).into());
+    }
     Ok(Token {
         access_token,
         token_type,
@@ -108,9 +114,12 @@ pub fn token_from_response(
         refresh_token,
         client_id: client_id.map(str::to_owned),
         base_url: Some(url::trim_base(base_url).to_owned()),
-        extra: Map::new(),
+        extra,
     })
 }
+
+/// The token record field that holds the seconds a token was issued for.
+pub const LIFETIME: &str = "lifetime";
 
 /// Exchanges coze-auth's code (PKCE; a web app adds its client secret as bearer).
 pub fn exchange_code(
@@ -145,6 +154,14 @@ pub fn exchange_code(
     token_from_response(answer, Some(&grant.client_id), &grant.base_url, now)
 }
 
+const REFRESH_REFUSED: &str = "the refresh token was refused";
+
+/// The error [`refresh`] gives when the server refused the refresh token itself (used
+/// up or expired), as opposed to the app, the network or a server fault.
+pub fn refresh_refused(e: &Error) -> bool {
+    matches!(e.root(), Error::Auth(m) if m.starts_with(REFRESH_REFUSED))
+}
+
 /// Trades a refresh token for a new pair. The refresh token sent is dead afterwards
 /// (Coze rotates them): the caller must store the new pair before anything else.
 pub fn refresh(
@@ -173,10 +190,12 @@ pub fn refresh(
         }
         // Coze says `invalid_request` (or similar) for a used or expired refresh token;
         // what the user needs to know is that only a new login helps.
-        Some(api) if api.oauth_code().is_some() && api.oauth_code() != Some("internal_error") => Error::Auth(format!(
-            "the refresh token was refused ({api}); it is used up (refresh tokens work once) or expired: \
+        Some(api) if api.oauth_code().is_some() && api.oauth_code() != Some("internal_error") => {
+            Error::Auth(format!(
+                "{REFRESH_REFUSED} ({api}); it is used up (refresh tokens work once) or expired: \
              log in again with `coze-auth | coze-token --save`"
-        )),
+            ))
+        }
         _ => e.context("refreshing the token"),
     })?;
     token_from_response(answer, Some(client_id), api_base, now)
@@ -364,6 +383,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.expires_at, 1_800_000_900);
+        assert_eq!(t.extra[LIFETIME], 900, "the lifetime is recorded");
         assert_eq!(t.refresh_token.as_deref(), Some("r12345678"));
         assert_eq!(t.base_url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(t.token_type, "Bearer");

@@ -19,7 +19,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::cli::unix_now;
@@ -32,6 +32,24 @@ use crate::redact;
 
 /// Renew when the token has less than this left (design.md §3).
 pub const DEFAULT_MIN_TTL: i64 = 120;
+
+/// The renewal margin the API tools use for `token`: `min_ttl`, but never more than a
+/// quarter of the token's recorded lifetime. Coze's 15-minute tokens keep the 120 s
+/// margin (a quarter is 225 s); a token issued for 6 s (a test fake) or 60 s (a short
+/// JWT `--ttl`) is renewed 1 s or 15 s before it expires, instead of on every use,
+/// which is what a fixed 120 s margin would do to any token living under 120 s. A
+/// token without a recorded lifetime (written by an older version, or by hand) keeps
+/// `min_ttl`.
+pub fn renew_margin(token: &Token, min_ttl: i64) -> i64 {
+    match token
+        .extra
+        .get(oauth::LIFETIME)
+        .and_then(serde_json::Value::as_i64)
+    {
+        Some(lifetime) if lifetime > 0 => min_ttl.min(lifetime / 4),
+        _ => min_ttl,
+    }
+}
 
 /// A token file on disk.
 #[derive(Debug, Clone)]
@@ -101,10 +119,11 @@ impl TokenStore {
 
     /// Writes while the caller holds the lock: temp file (0600) in the same directory,
     /// fsync, rename over the file, fsync the directory. Stale temp files of killed
-    /// writers are removed first (no writer can be active: we hold the lock).
+    /// writers are removed afterwards (no writer can be active: we hold the lock), so
+    /// that after a refresh nothing but the write stands between the server's answer
+    /// and the new pair on disk.
     fn write_locked(&self, token: &Token) -> Result<()> {
         let dir = parent_dir(&self.path);
-        self.remove_stale_temps(&dir);
         let tmp = sibling(&self.path, &format!(".tmp-{}", std::process::id()), true);
         let mut line = serde_json::to_vec(&Record::Token(token.clone())).expect("tokens serialize");
         line.push(b'\n');
@@ -122,10 +141,12 @@ impl TokenStore {
             fs::rename(&tmp, &self.path)?;
             File::open(&dir)?.sync_all()
         })();
-        result.map_err(|e| {
+        let result = result.map_err(|e| {
             let _ = fs::remove_file(&tmp);
             Error::io(&self.path, e).context("saving the token")
-        })
+        });
+        self.remove_stale_temps(&dir);
+        result
     }
 
     fn remove_stale_temps(&self, dir: &Path) {
@@ -163,18 +184,30 @@ impl TokenStore {
         Ok(file)
     }
 
-    /// A token with at least `min_ttl` seconds left, renewed single-flight if needed.
+    /// A token with more than `min_ttl` seconds left, renewed single-flight if needed
+    /// (`coze-token print --min-ttl`: exactly the margin asked for).
     pub fn fresh(&self, http: &Http, min_ttl: i64, renewer: &Renewer<'_>) -> Result<Token> {
+        self.fresh_with(http, |_| min_ttl, renewer)
+    }
+
+    /// A token renewed single-flight once it is within `margin(token)` seconds of
+    /// its expiry (the API tools pass [`renew_margin`]).
+    pub fn fresh_with(
+        &self,
+        http: &Http,
+        margin: impl Fn(&Token) -> i64,
+        renewer: &Renewer<'_>,
+    ) -> Result<Token> {
         let token = self.load()?;
-        if token.ttl(unix_now()) > min_ttl {
+        if token.ttl(unix_now()) > margin(&token) {
             return Ok(token);
         }
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let token = self.load()?;
-        if token.ttl(unix_now()) > min_ttl {
+        if token.ttl(unix_now()) > margin(&token) {
             return Ok(token); // another process renewed it while we waited
         }
-        self.renew_locked(http, &token, renewer)
+        self.renew_locked(&lock, http, &token, renewer)
     }
 
     /// The server refused `rejected` (4100): renew unless another process already did.
@@ -184,28 +217,78 @@ impl TokenStore {
         rejected: &str,
         renewer: &Renewer<'_>,
     ) -> Result<Token> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let token = self.load()?;
         if token.access_token != rejected {
             return Ok(token);
         }
-        self.renew_locked(http, &token, renewer)
+        self.renew_locked(&lock, http, &token, renewer)
     }
 
     /// Renews unconditionally (coze-token refresh --force, a `token` record on stdin).
     pub fn renew_now(&self, http: &Http, renewer: &Renewer<'_>) -> Result<Token> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let token = self.load()?;
-        self.renew_locked(http, &token, renewer)
+        self.renew_locked(&lock, http, &token, renewer)
     }
 
-    fn renew_locked(&self, http: &Http, token: &Token, renewer: &Renewer<'_>) -> Result<Token> {
-        let fresh = renew(http, token, renewer)?;
+    /// Renews while holding `lock`. Before a refresh token is sent, its fingerprint is
+    /// noted in the lock file: if this process dies after the server rotated the pair
+    /// but before the new one reached the disk (a window no client can close), the
+    /// next run finds its own note, and when the server then refuses the token it says
+    /// plainly that the token was used by an interrupted refresh and a login is needed.
+    fn renew_locked(
+        &self,
+        lock: &File,
+        http: &Http,
+        token: &Token,
+        renewer: &Renewer<'_>,
+    ) -> Result<Token> {
+        let note = token.refresh_token.as_deref().map(in_flight_note);
+        let interrupted = note.is_some() && read_note(lock) == note;
+        if let Some(note) = &note {
+            write_note(lock, note);
+        }
+        let fresh = renew(http, token, renewer).map_err(|e| {
+            if interrupted && oauth::refresh_refused(&e) {
+                Error::Auth(format!(
+                    "the refresh token in {} was already used (a refresh was interrupted \
+                     after the server rotated it): log in again with \
+                     `coze-auth | coze-token --save`",
+                    self.path.display()
+                ))
+            } else {
+                e
+            }
+        })?;
         // The old refresh token is dead from here on: the new pair reaches the disk
         // before anything else happens, so a crash cannot lose both.
         self.write_locked(&fresh)?;
         Ok(fresh)
     }
+}
+
+/// What the lock file says while a refresh token is being sent: a fingerprint of the
+/// token (never the token), so a later run can tell it is the same one.
+fn in_flight_note(refresh_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(refresh_token.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("refreshing sha256:{hex}\n")
+}
+
+fn read_note(lock: &File) -> Option<String> {
+    let mut buf = [0u8; 128];
+    let n = lock.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok().map(str::to_owned)
+}
+
+/// Best effort: the note only improves a message, so a failure to write it is ignored.
+/// One `pwrite` of a fixed-length note (no truncation first), so a kill leaves either
+/// the old note or the new one. Not fsynced: it has to survive a killed process,
+/// which the page cache does.
+fn write_note(lock: &File, note: &str) {
+    let _ = lock.write_all_at(note.as_bytes(), 0);
 }
 
 /// What renewing needs besides the token itself.
@@ -251,7 +334,11 @@ pub fn renew(http: &Http, token: &Token, renewer: &Renewer<'_>) -> Result<Token>
         (None, None) => None,
     };
     let mut fresh = oauth::refresh(http, base, refresh_token, client_id, client_secret, now)?;
-    fresh.extra = token.extra.clone();
+    // The old record's extra fields survive; what the new answer says (its lifetime)
+    // replaces them.
+    let mut extra = token.extra.clone();
+    extra.append(&mut fresh.extra);
+    fresh.extra = extra;
     if fresh.base_url.is_none() {
         fresh.base_url = token.base_url.clone();
     }
@@ -371,7 +458,8 @@ impl TokenSource {
                     api_base,
                     client_secret: None,
                 };
-                Ok(store.fresh(http, *min_ttl, &renewer)?.access_token)
+                let margin = |t: &Token| renew_margin(t, *min_ttl);
+                Ok(store.fresh_with(http, margin, &renewer)?.access_token)
             }
         }
     }
@@ -502,6 +590,69 @@ mod tests {
             )
             .unwrap();
         assert_eq!(t.access_token, "czu_valid_token");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_margin_scales_with_a_short_lifetime() {
+        let mut t = token("czu_a", 1);
+        assert_eq!(renew_margin(&t, 120), 120, "no recorded lifetime");
+        for (lifetime, margin) in [
+            (900, 120),
+            (480, 120),
+            (400, 100),
+            (60, 15),
+            (6, 1),
+            (0, 120),
+        ] {
+            t.extra.insert(oauth::LIFETIME.into(), lifetime.into());
+            assert_eq!(renew_margin(&t, 120), margin, "lifetime {lifetime}");
+        }
+        // A 6 s token with 3 s left is used as is: no request (the HTTP client points
+        // nowhere), where a fixed 120 s margin would renew it on every use.
+        let dir = tmpdir("margin");
+        let store = TokenStore::new(dir.join("t.json"));
+        let mut short = token("czu_short_token", unix_now() + 3);
+        short.extra.insert(oauth::LIFETIME.into(), 6.into());
+        store.save(&short).unwrap();
+        let http = Http::new(crate::http::HttpConfig {
+            retries: 0,
+            ..Default::default()
+        });
+        let renewer = Renewer {
+            api_base: "http://127.0.0.1:1",
+            client_secret: None,
+        };
+        let got = store
+            .fresh_with(&http, |t| renew_margin(t, 120), &renewer)
+            .unwrap();
+        assert_eq!(got.access_token, "czu_short_token");
+        assert!(
+            store.fresh(&http, 120, &renewer).is_err(),
+            "an exact margin renews"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_in_flight_note_names_the_token_without_showing_it() {
+        let dir = tmpdir("note");
+        fs::create_dir_all(&dir).unwrap();
+        let store = TokenStore::new(dir.join("t.json"));
+        let lock = store.lock().unwrap();
+        assert_eq!(read_note(&lock).as_deref(), Some(""));
+        let a = in_flight_note("refresh-token-a");
+        let b = in_flight_note("refresh-token-b");
+        assert_ne!(a, b);
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "fixed length: one pwrite replaces the whole note"
+        );
+        assert!(!a.contains("refresh-token-a"));
+        write_note(&lock, &a);
+        write_note(&lock, &b);
+        assert_eq!(read_note(&lock), Some(b));
         let _ = fs::remove_dir_all(dir);
     }
 
