@@ -10,7 +10,8 @@
 # docs/benchmarks.md (between the bench:begin / bench:end markers).
 #
 # Other options go to bench.py: --reps N (short cases, default 9), --long-reps N
-# (default 3), --deltas N (default 200000), --batch N (default 500).
+# (default 3), --deltas N (default 200000), --batch N (default 500), --scale-prompts N
+# (default 1000: the --jobs 1/4/16 scaling case; 0 skips it).
 # Nothing here asserts a timing; `make test` never runs it.
 set -euo pipefail
 

@@ -150,6 +150,8 @@ def main():
     ap.add_argument("--long-reps", type=int, default=3)
     ap.add_argument("--deltas", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--scale-prompts", type=int, default=1000,
+                    help="prompts of the --jobs scaling case (0 skips it)")
     ap.add_argument("--out")
     ap.add_argument("--command", default="make bench")
     a = ap.parse_args()
@@ -349,6 +351,31 @@ def main():
     p()
     rows.append(("Largest release binary (the four tools)", f"{biggest / 2**20:.2f} MiB", None,
                  "< 4 MB", biggest < 4e6))
+
+    # 7. Batch scaling with --jobs.
+    k = a.scale_prompts
+    if k:
+        p(f"### 7. Batch scaling: {k:,} prompts, the fake answering each in 200 ms")
+        p()
+        p("| --jobs | wall | prompts/s | speed-up vs --jobs 1 | TCP connections |")
+        p("|---|---|---|---|---|")
+        fake.bot({"latency_ms": 200})
+        qs = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+        qs.write("".join(f"scaling question {i}\n" for i in range(k)))
+        qs.close()
+        base = None
+        for jobs in (1, 4, 16):
+            c0 = fake.connections()
+            r = measure(fake, [chat, "-o", "answers", "--jobs", str(jobs)], env, stdin=qs.name)
+            conns7 = fake.connections() - c0
+            base = base or r.wall
+            p(f"| {jobs} | {fmt_s(r.wall)} | {k / r.wall:.1f} | {base / r.wall:.1f}× | {conns7} |")
+        os.unlink(qs.name)
+        fake.bot({})
+        p()
+        p("(one run each: with a 200 ms answer the wall time is the server's latency divided "
+          "among the jobs, so repetitions add little but time)")
+        p()
 
     # Summary.
     p("### Targets")
