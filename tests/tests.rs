@@ -10,5 +10,7 @@ mod jwt;
 mod batch;
 mod chat;
 mod conv;
+mod faults;
+mod secrets;
 mod crash;
 mod load;
