@@ -408,7 +408,9 @@ pub fn stream(
     active: &Active,
 ) -> (ChatState, Result<()>) {
     let mut state = ChatState::default();
-    let opened = client.chat_stream(spec.conversation_id.as_deref(), &spec.body(true));
+    let opened = client
+        .chat_stream(spec.conversation_id.as_deref(), &spec.body(true))
+        .map_err(|e| e.context("starting the chat"));
     let stream = match opened {
         Ok(s) => s,
         Err(e) => return (state, Err(e)),
@@ -497,7 +499,9 @@ pub fn poll(
     let mut logid = None;
     let result = (|| -> Result<()> {
         let sink_err = |e: io::Error| Error::io("stdout", e);
-        let chat = client.chat_create(spec.conversation_id.as_deref(), &spec.body(false))?;
+        let chat = client
+            .chat_create(spec.conversation_id.as_deref(), &spec.body(false))
+            .map_err(|e| e.context("starting the chat"))?;
         state
             .feed("conversation.chat.created", &chat, sink)
             .map_err(sink_err)?;

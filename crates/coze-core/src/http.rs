@@ -400,6 +400,14 @@ pub fn decode(
         retry_after,
     };
     let Some(value) = parsed.filter(Value::is_object) else {
+        // A token endpoint's success body holds tokens: a cut one is never quoted.
+        if dialect == Dialect::OAuth && (200..300).contains(&status) {
+            let msg = format!(
+                "the answer is not whole JSON ({} bytes; not shown, it may hold tokens)",
+                body.len()
+            );
+            return Err(fail(ApiCode::Http, msg));
+        }
         return Err(fail(ApiCode::Http, non_json_message(status, body)));
     };
     match dialect {
@@ -561,6 +569,13 @@ mod tests {
         assert!(e.is_transient());
         let e = env(200, r#"{"code":0,"da"#).unwrap_err();
         assert!(e.msg.starts_with("not JSON"), "{}", e.msg);
+        let cut = oauth(
+            200,
+            r#"{"access_token":"czu_x","refresh_token":"plainsecret1234"#,
+        )
+        .unwrap_err();
+        assert!(!cut.msg.contains("plainsecret"), "{}", cut.msg);
+        assert!(cut.msg.contains("not whole JSON"), "{}", cut.msg);
         let e = env(500, "").unwrap_err();
         assert_eq!(e.to_string(), "HTTP 500 (logid HDR)");
         assert!(env(429, "").unwrap_err().is_rate_limit());
