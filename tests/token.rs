@@ -341,3 +341,53 @@ fn device_flow_waits_for_approval_and_obeys_slow_down() {
         .count();
     assert!(polls >= 2, "polled {polls} times");
 }
+
+#[test]
+fn retries_and_idle_timeout_are_flags_too() {
+    let sb = Sandbox::new("token-retries");
+    sb.login();
+    sb.fake
+        .push_fault("token", json!({"type":"http","status":500}), 5);
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["refresh", "--force", "--retries", "1"]),
+        "",
+    );
+    r.expect_code(1);
+    let tries = sb
+        .fake
+        .log()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["endpoint"] == "token")
+        .count();
+    assert_eq!(
+        tries,
+        1 + 2,
+        "the login's exchange, then one try and one retry"
+    );
+    // A refresh answer held longer than --idle-timeout is a network error (exit 5).
+    let sb = Sandbox::new("token-idle");
+    sb.login();
+    sb.fake
+        .push_fault("token", json!({"type":"delay","ms":3000}), 1);
+    let started = std::time::Instant::now();
+    let r = run(
+        sb.cmd("coze-token").args([
+            "refresh",
+            "--force",
+            "--idle-timeout",
+            "1",
+            "--retries",
+            "0",
+        ]),
+        "",
+    );
+    r.expect_code(5);
+    assert!(
+        started.elapsed() < Duration::from_millis(2800),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -57,6 +57,11 @@ OPTIONS:
                            a web app's client secret, for the code exchange and
                            refreshes; the file must be 0600 [env: COZE_CLIENT_SECRET
                            holds the secret itself]
+    --retries N            retries of transient failures (network, 429, 5xx)
+                           [default: 4]
+    --connect-timeout SECS [default: 10]
+    --idle-timeout SECS    give up when the server sends nothing for this long
+                           [default: 120]
     -v, --verbose          one line per HTTP request on stderr (tokens redacted)
     -h, --help             this text
     -V, --version          version and commit
@@ -106,6 +111,9 @@ pub struct Flags {
     pub base_url: Option<String>,
     pub region: Option<Region>,
     pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub connect_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
     pub verbose: bool,
     pub client_secret_file: Option<PathBuf>,
     pub client_id: Option<String>,
@@ -129,6 +137,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         base_url: None,
         region: None,
         timeout: None,
+        retries: None,
+        connect_timeout: None,
+        idle_timeout: None,
         verbose: false,
         client_secret_file: None,
         client_id: None,
@@ -167,6 +178,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             }
             Long("timeout") => {
                 f.timeout = Some(cli::seconds("--timeout", p.value().map_err(cli::usage)?)?)
+            }
+            Long("retries") => {
+                f.retries = Some(cli::number("--retries", p.value().map_err(cli::usage)?)?)
+            }
+            Long("connect-timeout") => {
+                f.connect_timeout = Some(cli::seconds(
+                    "--connect-timeout",
+                    p.value().map_err(cli::usage)?,
+                )?)
+            }
+            Long("idle-timeout") => {
+                f.idle_timeout = Some(cli::seconds(
+                    "--idle-timeout",
+                    p.value().map_err(cli::usage)?,
+                )?)
             }
             Short('v') | Long("verbose") => f.verbose = true,
             Long("client-secret-file") => {

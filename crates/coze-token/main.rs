@@ -94,9 +94,13 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 
 /// Runs the command; `Some(status)` when a child's exit status is ours (exec).
 fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
+    let defaults = HttpConfig::default();
     let http = Http::new(HttpConfig {
         verbose: f.verbose,
-        ..HttpConfig::default()
+        retries: f.retries.unwrap_or(defaults.retries),
+        connect_timeout: f.connect_timeout.unwrap_or(defaults.connect_timeout),
+        idle_timeout: f.idle_timeout.unwrap_or(defaults.idle_timeout),
+        ..defaults
     });
     let secret = client_secret(&f, secrets)?;
     let token_path = || -> Result<PathBuf> {
