@@ -245,7 +245,9 @@ fn answers_mode_writes_one_record() {
     assert_eq!(a["reasoning_content"], "");
     // Without an id of its own, an answer gets one derived from the prompt's content
     // (sha256: + 16 hex digits), the same in every run, so --resume can find it.
-    let id = a["id"].as_str().unwrap_or_else(|| panic!("answers always carry an id: {a}"));
+    let id = a["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("answers always carry an id: {a}"));
     assert!(id.starts_with("sha256:") && id.len() == 23, "{id}");
     let again = run(chat(&sb).args(["-o", "answers", prompt]), "");
     assert_eq!(again.records()[0]["id"], a["id"]);
@@ -413,7 +415,11 @@ fn a_prompt_record_id_is_echoed_on_every_line_it_causes() {
     let recs = r.records();
     assert_eq!(recs.len(), 3, "{}", r.describe());
     assert_eq!(recs[0]["id"], "q-1");
-    assert!(recs[1]["id"].as_str().unwrap().starts_with("sha256:"), "{}", recs[1]);
+    assert!(
+        recs[1]["id"].as_str().unwrap().starts_with("sha256:"),
+        "{}",
+        recs[1]
+    );
     assert_eq!(recs[2]["id"], json!({"row": 3}));
     assert_completed(&recs[0], "a");
     assert_completed(&recs[1], "plain");

@@ -92,7 +92,8 @@ impl Sandbox {
     /// URL, then Approve on the consent page (or the auto-approve redirect). Returns the
     /// `authorization_code` record coze-auth would print.
     pub fn authorization_code(&self, client_id: &str) -> Value {
-        let verifier = "v0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~".to_owned();
+        let verifier =
+            "v0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~".to_owned();
         let challenge = coze_core::pkce::challenge_s256(&verifier);
         let redirect = "http://127.0.0.1:9/callback";
         let url = format!(

@@ -15,6 +15,8 @@ USAGE:
     coze-auth --client-id ID [OPTIONS] | coze-token --save
     coze-auth --client-id ID --paste [OPTIONS]       browser on another machine
     coze-auth --client-id ID --device [OPTIONS]      no browser at all (device flow)
+    coze-auth doctor [OPTIONS]                       check the setup, one line per check
+                                                     (coze-auth doctor --help)
 
 Runs the OAuth authorization-code flow with PKCE (S256) for a Coze OAuth app of
 the PKCE (\"mobile/PC/single-page\") type: listens on the loopback redirect URI,

@@ -6,6 +6,7 @@
 //! the environment, call coze-core (`callback::login`, `oauth::request_device_code`),
 //! write the one record, and let `cli::run` turn the outcome into an exit code.
 
+mod doctor;
 mod flags;
 
 use std::io;
@@ -23,22 +24,52 @@ use coze_core::{oauth, url, Error, Result};
 use flags::Flags;
 
 fn main() -> ExitCode {
-    cli::run("coze-auth", || {
-        match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => {
-                println!("{}{EXIT_CODES_HELP}", flags::HELP);
-                Ok(())
-            }
-            Parsed::Version => {
-                println!(
-                    "{}",
-                    cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
-                );
-                Ok(())
-            }
-            Parsed::Run(f) => run(f, Env::from_process()),
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "doctor") {
+        args.next();
+        return doctor_main(args);
+    }
+    cli::run("coze-auth", || match flags::parse(args)? {
+        Parsed::Help => {
+            println!("{}{EXIT_CODES_HELP}", flags::HELP);
+            Ok(())
         }
+        Parsed::Version => {
+            println!(
+                "{}",
+                cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
+            );
+            Ok(())
+        }
+        Parsed::Run(f) => run(f, Env::from_process()),
     })
+}
+
+/// `coze-auth doctor`: the report's exit status is the check's verdict, not an error.
+fn doctor_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let mut code = 0;
+    let outcome = cli::run("coze-auth doctor", || match doctor::parse(args)? {
+        Parsed::Help => {
+            println!("{}", doctor::HELP);
+            Ok(())
+        }
+        Parsed::Version => {
+            println!(
+                "{}",
+                cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
+            );
+            Ok(())
+        }
+        Parsed::Run(f) => {
+            code = doctor::run(f, Env::from_process(), doctor::proxy_vars_from_process())?;
+            Ok(())
+        }
+    });
+    if code != 0 {
+        ExitCode::from(code)
+    } else {
+        outcome
+    }
 }
 
 fn run(f: Flags, env: Env) -> Result<()> {

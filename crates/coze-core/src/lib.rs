@@ -10,6 +10,7 @@ pub mod callback;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
 #[cfg(test)]
 mod fuzz_tests;

@@ -339,9 +339,10 @@ fn write_head(
     close: bool,
 ) -> io::Result<()> {
     let mut h = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nx-tt-logid: {}\r\n",
+        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nx-tt-logid: {}\r\n",
         r.status,
         reason(r.status),
+        http_date(std::time::SystemTime::now()),
         r.content_type,
         logid
     );
@@ -358,6 +359,38 @@ fn write_head(
     }
     h.push_str("\r\n");
     w.write_all(h.as_bytes())
+}
+
+/// An IMF-fixdate (RFC 9110 §5.6.7), `Sun, 06 Nov 1994 08:49:37 GMT`: every response
+/// carries one, as the real API's do, so clients can measure their clock skew.
+fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
 }
 
 fn write_simple(w: &mut BufWriter<TcpStream>, status: u16, msg: &str) -> io::Result<()> {
@@ -512,4 +545,19 @@ fn set_linger_zero(s: &TcpStream) {
 #[cfg(not(target_os = "linux"))]
 fn set_linger_zero(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_date;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn dates_are_imf_fixdate() {
+        let at = |s: u64| http_date(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(at(1_767_225_599), "Wed, 31 Dec 2025 23:59:59 GMT");
+    }
 }
