@@ -191,22 +191,25 @@ def evaluate(b, session, expr):
     return r.get("result", {}).get("value")
 
 
-SNAPSHOT = """(() => ({
+# One evaluation reads everything about the page, so no answer mixes two pages (a
+# navigation can land between two separate evaluations).
+SNAPSHOT = """((sel) => ({
   url: location.href,
   ready: document.readyState,
   title: document.title,
   text: document.body ? document.body.innerText : "",
   fields: Object.fromEntries([...document.querySelectorAll("input[id]")]
                              .map(i => [i.id, i.value])),
-}))()"""
+  has_button: !!document.querySelector(sel),
+}))(%s)"""
 
 
-def wait_page(b, session, want, deadline, what):
+def wait_page(b, session, want, deadline, what, button):
     """Polls the page until `want(snapshot)` holds and it is fully loaded."""
     last = None
     while time.monotonic() < deadline:
         try:
-            snap = evaluate(b, session, SNAPSHOT)
+            snap = evaluate(b, session, SNAPSHOT % json.dumps(button))
         except CdpError:
             snap = None  # mid-navigation: the old context is gone, the new one not ready
         if snap:
@@ -278,21 +281,19 @@ def run(args):
 
         def on_form(s):
             path = urllib.parse.urlsplit(s["url"]).path
-            return path == form_path and button_present(s)
+            return path == form_path and s["has_button"]
 
-        def button_present(_s):
-            return bool(evaluate(b, session, f"!!document.querySelector({json.dumps(button)})"))
-
-        form = wait_page(b, session, on_form, deadline, f"the {args.page} page ({form_path})")
+        form = wait_page(b, session, on_form, deadline, f"the {args.page} page ({form_path})", button)
         if args.form_shot:
             screenshot(b, session, args.form_shot)
         click(b, session, button)
         result = wait_page(
             b,
             session,
-            lambda s: not button_present(s),
+            lambda s: not s["has_button"],
             deadline,
             f"the page after clicking {button}",
+            button,
         )
         screenshot(b, session, args.shot)
         out = {
