@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use coze_core::cli::{self, Parsed};
-use coze_core::config::Region;
+use coze_core::session::ApiFlags;
 use coze_core::Result;
 
 pub const HELP: &str = "\
@@ -104,17 +104,13 @@ pub struct Flags {
     pub command: Command,
     /// `--save` given; the inner path if one was named.
     pub save: Option<Option<PathBuf>>,
-    pub token_file: Option<PathBuf>,
+    /// The connection flags every API tool shares (token file, base URL, region,
+    /// retries, timeouts, -v).
+    pub api: ApiFlags,
     pub min_ttl: Duration,
     pub header: bool,
     pub force: bool,
-    pub base_url: Option<String>,
-    pub region: Option<Region>,
     pub timeout: Option<Duration>,
-    pub retries: Option<u32>,
-    pub connect_timeout: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
-    pub verbose: bool,
     pub client_secret_file: Option<PathBuf>,
     pub client_id: Option<String>,
     pub key: Option<PathBuf>,
@@ -125,22 +121,15 @@ pub struct Flags {
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
-    use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut f = Flags {
         command: Command::Grants,
         save: None,
-        token_file: None,
+        api: ApiFlags::default(),
         min_ttl: Duration::from_secs(coze_core::token_store::DEFAULT_MIN_TTL as u64),
         header: false,
         force: false,
-        base_url: None,
-        region: None,
         timeout: None,
-        retries: None,
-        connect_timeout: None,
-        idle_timeout: None,
-        verbose: false,
         client_secret_file: None,
         client_id: None,
         key: None,
@@ -151,77 +140,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     let mut command: Option<Command> = None;
     let mut jwt = false;
     while let Some(arg) = p.next().map_err(cli::usage)? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help),
-            Short('V') | Long("version") => return Ok(Parsed::Version),
-            Long("save") => {
-                let path = p
-                    .optional_value()
-                    .map(|v| cli::string("--save", v))
-                    .transpose()?;
-                f.save = Some(path.map(PathBuf::from));
-            }
-            Long("token-file") => f.token_file = Some(p.value().map_err(cli::usage)?.into()),
-            Long("min-ttl") => {
-                f.min_ttl = cli::seconds("--min-ttl", p.value().map_err(cli::usage)?)?
-            }
-            Long("header") => f.header = true,
-            Long("force") => f.force = true,
-            Long("base-url") => {
-                f.base_url = Some(cli::string("--base-url", p.value().map_err(cli::usage)?)?)
-            }
-            Long("region") => {
-                f.region = Some(Region::parse(&cli::string(
-                    "--region",
-                    p.value().map_err(cli::usage)?,
-                )?)?)
-            }
-            Long("timeout") => {
-                f.timeout = Some(cli::seconds("--timeout", p.value().map_err(cli::usage)?)?)
-            }
-            Long("retries") => {
-                f.retries = Some(cli::number("--retries", p.value().map_err(cli::usage)?)?)
-            }
-            Long("connect-timeout") => {
-                f.connect_timeout = Some(cli::seconds(
-                    "--connect-timeout",
-                    p.value().map_err(cli::usage)?,
-                )?)
-            }
-            Long("idle-timeout") => {
-                f.idle_timeout = Some(cli::seconds(
-                    "--idle-timeout",
-                    p.value().map_err(cli::usage)?,
-                )?)
-            }
-            Short('v') | Long("verbose") => f.verbose = true,
-            Long("client-secret-file") => {
-                f.client_secret_file = Some(p.value().map_err(cli::usage)?.into())
-            }
-            Long("jwt") => jwt = true,
-            Long("client-id") => {
-                f.client_id = Some(cli::string("--client-id", p.value().map_err(cli::usage)?)?)
-            }
-            Long("key") => f.key = Some(p.value().map_err(cli::usage)?.into()),
-            Long("kid") => f.kid = Some(cli::string("--kid", p.value().map_err(cli::usage)?)?),
-            Long("ttl") => {
-                let ttl: u32 = cli::number("--ttl", p.value().map_err(cli::usage)?)?;
-                if !(1..=coze_core::jwt::MAX_TTL).contains(&ttl) {
-                    return Err(coze_core::Error::usage(format!(
-                        "--ttl: Coze grants 1 to {} seconds, not {ttl}",
-                        coze_core::jwt::MAX_TTL
-                    )));
-                }
-                f.ttl = Some(ttl);
-            }
-            Long("session-name") => {
-                f.session_name = Some(cli::string(
-                    "--session-name",
-                    p.value().map_err(cli::usage)?,
-                )?)
-            }
-            Value(v) if command.is_none() => {
-                let word = cli::string("command", v)?;
+        let arg = cli::Arg::from(arg);
+        if f.api.take(&arg, &mut p)? {
+            continue;
+        }
+        let name = match &arg {
+            cli::Arg::Short(c) => format!("-{c}"),
+            cli::Arg::Long(l) => format!("--{l}"),
+            cli::Arg::Value(v) if command.is_none() => {
+                let word = cli::string("command", v.clone())?;
                 command = Some(match word.as_str() {
                     "refresh" => Command::Refresh,
                     "print" => Command::Print,
@@ -250,8 +177,52 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                         )))
                     }
                 });
+                continue;
             }
-            _ => return Err(cli::usage(arg.unexpected())),
+            cli::Arg::Value(_) => return Err(arg.unexpected()),
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "--save" => {
+                let path = p
+                    .optional_value()
+                    .map(|v| cli::string("--save", v))
+                    .transpose()?;
+                f.save = Some(path.map(PathBuf::from));
+            }
+            "--min-ttl" => f.min_ttl = cli::seconds("--min-ttl", p.value().map_err(cli::usage)?)?,
+            "--header" => f.header = true,
+            "--force" => f.force = true,
+            "--timeout" => {
+                f.timeout = Some(cli::seconds("--timeout", p.value().map_err(cli::usage)?)?)
+            }
+            "--client-secret-file" => {
+                f.client_secret_file = Some(p.value().map_err(cli::usage)?.into())
+            }
+            "--jwt" => jwt = true,
+            "--client-id" => {
+                f.client_id = Some(cli::string("--client-id", p.value().map_err(cli::usage)?)?)
+            }
+            "--key" => f.key = Some(p.value().map_err(cli::usage)?.into()),
+            "--kid" => f.kid = Some(cli::string("--kid", p.value().map_err(cli::usage)?)?),
+            "--ttl" => {
+                let ttl: u32 = cli::number("--ttl", p.value().map_err(cli::usage)?)?;
+                if !(1..=coze_core::jwt::MAX_TTL).contains(&ttl) {
+                    return Err(coze_core::Error::usage(format!(
+                        "--ttl: Coze grants 1 to {} seconds, not {ttl}",
+                        coze_core::jwt::MAX_TTL
+                    )));
+                }
+                f.ttl = Some(ttl);
+            }
+            "--session-name" => {
+                f.session_name = Some(cli::string(
+                    "--session-name",
+                    p.value().map_err(cli::usage)?,
+                )?)
+            }
+            _ => return Err(arg.unexpected()),
         }
     }
     f.command = match (command, jwt) {

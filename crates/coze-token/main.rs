@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use coze_core::cli::{self, unix_now, Parsed};
 use coze_core::config::{self, Env};
-use coze_core::http::{Http, HttpConfig};
+use coze_core::http::Http;
 use coze_core::jsonl::{JsonlWriter, LineReader};
 use coze_core::jwt::{self, JwtGrant};
 use coze_core::oauth::{self, DevicePoll};
@@ -94,17 +94,11 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 
 /// Runs the command; `Some(status)` when a child's exit status is ours (exec).
 fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
-    let defaults = HttpConfig::default();
-    let http = Http::new(HttpConfig {
-        verbose: f.verbose,
-        retries: f.retries.unwrap_or(defaults.retries),
-        connect_timeout: f.connect_timeout.unwrap_or(defaults.connect_timeout),
-        idle_timeout: f.idle_timeout.unwrap_or(defaults.idle_timeout),
-        ..defaults
-    });
+    let http = Http::new(f.api.http_config());
     let secret = client_secret(&f, secrets)?;
     let token_path = || -> Result<PathBuf> {
-        f.token_file
+        f.api
+            .token_file
             .clone()
             .or_else(|| env.token_file.clone())
             .or_else(|| config::default_token_path(env))
@@ -115,7 +109,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
                 )
             })
     };
-    let api_base = config::api_base(f.base_url.as_deref(), f.region, env, None);
+    let api_base = config::api_base(f.api.base_url.as_deref(), f.api.region, env, None);
     let renewer = Renewer {
         api_base: &api_base,
         client_secret: secret.as_ref().map(|s| s.secret.as_str()),
@@ -183,7 +177,7 @@ fn current_token(
     min_ttl: i64,
     token_path: impl Fn() -> Result<PathBuf>,
 ) -> Result<String> {
-    match config::credentials(f.token_file.clone(), env)? {
+    match config::credentials(f.api.token_file.clone(), env)? {
         config::Credentials::Static(t) => Ok(t),
         config::Credentials::File(_) => Ok(TokenStore::new(token_path()?)
             .fresh(http, min_ttl, renewer)?

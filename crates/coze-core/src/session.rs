@@ -86,6 +86,20 @@ impl ApiFlags {
     }
 }
 
+impl ApiFlags {
+    /// The HTTP decisions these flags change; the rest are `HttpConfig`'s defaults.
+    pub fn http_config(&self) -> HttpConfig {
+        let defaults = HttpConfig::default();
+        HttpConfig {
+            verbose: self.verbose,
+            idle_timeout: self.idle_timeout.unwrap_or(defaults.idle_timeout),
+            connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
+            retries: self.retries.unwrap_or(defaults.retries),
+            ..defaults
+        }
+    }
+}
+
 /// What an API tool talks through.
 pub struct Session {
     pub http: Http,
@@ -96,14 +110,7 @@ pub struct Session {
 impl Session {
     /// Resolves flags and environment once. Nothing is sent yet.
     pub fn open(flags: &ApiFlags, env: &Env) -> Result<Session> {
-        let defaults = HttpConfig::default();
-        let http = Http::new(HttpConfig {
-            verbose: flags.verbose,
-            idle_timeout: flags.idle_timeout.unwrap_or(defaults.idle_timeout),
-            connect_timeout: flags.connect_timeout.unwrap_or(defaults.connect_timeout),
-            retries: flags.retries.unwrap_or(defaults.retries),
-            ..defaults
-        });
+        let http = Http::new(flags.http_config());
         let base_hint = config::api_base(flags.base_url.as_deref(), flags.region, env, None);
         let (tokens, recorded) = match config::credentials(flags.token_file.clone(), env)? {
             Credentials::Static(t) => (TokenSource::Static(t), None),
