@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::util::*;
-
-fn logged_in(name: &str) -> Sandbox {
-    let sb = Sandbox::new(name);
-    sb.login();
-    sb
-}
-
 /// `n` prompt records with ids `q0..`, plus extra fields from `extra(i)`.
 fn prompts(n: usize, extra: impl Fn(usize) -> Value) -> String {
     (0..n)

@@ -18,13 +18,6 @@ use crate::util::*;
 const DELTA: &str = "conversation.message.delta";
 const COMPLETED: &str = "conversation.message.completed";
 
-/// A sandbox with a saved login.
-fn logged_in(name: &str) -> Sandbox {
-    let sb = Sandbox::new(name);
-    sb.login();
-    sb
-}
-
 /// `coze-chat --bot 7` in the sandbox.
 fn chat(sb: &Sandbox) -> Command {
     let mut c = sb.cmd("coze-chat");
@@ -65,38 +58,6 @@ fn delta_text(records: &[Value]) -> String {
         .filter(|r| r["event"] == DELTA && r["data"]["type"] == "answer")
         .map(|r| r["data"]["content"].as_str().unwrap_or_default())
         .collect()
-}
-
-/// A counter of the fake: `path` like "/chats" or "/requests/chat" (absent is 0).
-fn stat(sb: &Sandbox, path: &str) -> u64 {
-    sb.stats()
-        .pointer(path)
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-/// An API call with the sandbox's saved access token, over the harness's own HTTP.
-fn api(sb: &Sandbox, method: &str, path: &str, body: Option<Value>) -> Value {
-    let token = read_token(&sb.token_path())["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bearer = format!("Bearer {token}");
-    let url = format!("{}{path}", sb.base_url());
-    let r = http_request(
-        method,
-        &url,
-        body.map(|b| b.to_string()),
-        &[("Authorization", &bearer)],
-    );
-    let v: Value = serde_json::from_str(&r.body)
-        .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {}", r.body));
-    assert_eq!(
-        (r.status, &v["code"]),
-        (200, &json!(0)),
-        "{method} {path}: {v}"
-    );
-    v
 }
 
 /// The user questions stored in a conversation, oldest first.
@@ -1250,4 +1211,19 @@ fn a_failed_chat_without_streaming_exits_1_too() {
         "{}",
         r.describe()
     );
+}
+
+#[test]
+fn an_authentication_failure_stops_the_run_instead_of_failing_every_line() {
+    let sb = Sandbox::new("chat-auth-stops");
+    let r = run(
+        sb.cmd("coze-chat")
+            .args(["--bot", "7", "-o", "answers"])
+            .env("COZE_API_TOKEN", "pat_unknown_to_the_fake"),
+        "one\ntwo\nthree\n",
+    );
+    r.expect_code(4);
+    assert_eq!(r.records().len(), 1, "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 1, "{}", r.describe());
+    assert!(r.stderr.contains("stopping"), "{}", r.describe());
 }

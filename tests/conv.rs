@@ -14,47 +14,8 @@ use crate::util::*;
 
 const BOT: &str = "7301";
 
-/// A sandbox with a saved login.
-fn logged_in(name: &str) -> Sandbox {
-    let sb = Sandbox::new(name);
-    sb.login();
-    sb
-}
-
 fn conv(sb: &Sandbox) -> Command {
     sb.cmd("coze-conv")
-}
-
-/// A counter of the fake: `path` like "/refreshes" or "/requests/conversation.list".
-fn stat(sb: &Sandbox, path: &str) -> u64 {
-    sb.stats()
-        .pointer(path)
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-/// An API call with the sandbox's saved access token over the harness's own HTTP; the
-/// envelope must say success.
-fn api(sb: &Sandbox, method: &str, path: &str, body: Option<Value>) -> Value {
-    let token = read_token(&sb.token_path())["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bearer = format!("Bearer {token}");
-    let r = http_request(
-        method,
-        &format!("{}{path}", sb.base_url()),
-        body.map(|b| b.to_string()),
-        &[("Authorization", &bearer)],
-    );
-    let v: Value = serde_json::from_str(&r.body)
-        .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {}", r.body));
-    assert_eq!(
-        (r.status, &v["code"]),
-        (200, &json!(0)),
-        "{method} {path}: {v}"
-    );
-    v
 }
 
 /// Creates `n` conversations of `bot` over raw HTTP; returns their ids, oldest first.

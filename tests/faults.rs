@@ -414,25 +414,6 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// An API call with the sandbox's token over the harness's own HTTP; the envelope.
-fn api(sb: &Sandbox, method: &str, path: &str, body: Option<Value>) -> Value {
-    let token = read_token(&sb.token_path())["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bearer = format!("Bearer {token}");
-    let r = http_request(
-        method,
-        &format!("{}{path}", sb.base_url()),
-        body.map(|b| b.to_string()),
-        &[("Authorization", &bearer)],
-    );
-    let v: Value = serde_json::from_str(&r.body)
-        .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {}", r.body));
-    assert_eq!(v["code"], 0, "{method} {path}: {v}");
-    v
-}
-
 /// Builds the cell's command (and stdin) after preparing the sandbox for the call.
 fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
     let refused = (fault == "refused").then(|| format!("http://127.0.0.1:{}", closed_port()));

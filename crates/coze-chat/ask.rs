@@ -98,8 +98,16 @@ impl Tally {
         }
     }
 
-    /// Records one asked prompt; reports its failure on stderr.
-    pub fn record(&mut self, seq: u64, line: Option<u64>, state: &ChatState, error: Option<Error>) {
+    /// Records one asked prompt; reports its failure on stderr. Returns true when the
+    /// failure is one every later prompt would meet too (authentication: no or a dead
+    /// token), so the run should stop rather than repeat it for every line.
+    pub fn record(
+        &mut self,
+        seq: u64,
+        line: Option<u64>,
+        state: &ChatState,
+        error: Option<Error>,
+    ) -> bool {
         self.prompts += 1;
         self.tokens += state
             .usage
@@ -121,8 +129,12 @@ impl Tally {
                 };
                 cli::report(TOOL, &e);
                 self.fail(seq, e.exit_code());
+                if e.exit_code() == coze_core::error::exit::AUTH {
+                    return true;
+                }
             }
         }
+        false
     }
 
     pub fn exit_status(&self) -> u8 {

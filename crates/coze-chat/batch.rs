@@ -316,12 +316,15 @@ impl Batch<'_> {
             sched.done(job.conversation.as_deref());
             let failure = match (asked, finished) {
                 (Ok((state, error)), Ok(())) => {
-                    self.tally.lock().unwrap_or_else(|p| p.into_inner()).record(
+                    let fatal = self.tally.lock().unwrap_or_else(|p| p.into_inner()).record(
                         job.seq,
                         Some(job.line),
                         &state,
                         error,
                     );
+                    if fatal {
+                        sched.stop();
+                    }
                     continue;
                 }
                 (Err(e), _) => e,

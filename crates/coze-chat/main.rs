@@ -146,6 +146,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     done_ids: &done_ids,
                     mode,
                     seq: 0,
+                    stop: false,
                 };
                 runner.run(
                     &f,
@@ -182,6 +183,8 @@ struct Runner<'a> {
     done_ids: &'a HashSet<String>,
     mode: Mode,
     seq: u64,
+    /// An authentication failure ended the run.
+    stop: bool,
 }
 
 impl Runner<'_> {
@@ -216,6 +219,12 @@ impl Runner<'_> {
                 }
                 let mut items = Items::new(io::stdin().lock());
                 while let Some(item) = items.next_item() {
+                    if self.stop {
+                        eprintln!(
+                            "{TOOL}: stopping: the remaining prompts would fail the same way"
+                        );
+                        break;
+                    }
                     match item {
                         Ok(Item::Prompt { line, prompt }) => {
                             self.prompt(Some(line), *prompt, &mut printer)?
@@ -266,7 +275,8 @@ impl Runner<'_> {
         {
             self.conversation = state.conversation_id.clone();
         }
-        self.tally().record(seq, line, &state, error);
+        let fatal = self.tally().record(seq, line, &state, error);
+        self.stop = fatal;
         Ok(())
     }
 }

@@ -360,6 +360,9 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         cancel: cancel.clone(),
     };
     let chat_json = chat.to_json();
+    if chat.ready_at.is_some() {
+        st.polled.insert(chat_id.clone());
+    }
     st.chats.insert(chat_id.clone(), chat);
     drop(st);
 

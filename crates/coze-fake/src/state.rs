@@ -238,6 +238,9 @@ pub struct State {
     pub jtis: HashSet<String>,
     pub conversations: HashMap<String, Conversation>,
     pub chats: HashMap<String, Chat>,
+    /// Polled (non-stream) chats not yet settled: `settle` looks only at these, so its
+    /// cost does not grow with every chat the fake has ever run.
+    pub polled: HashSet<String>,
     pub conv_seq: u64,
     /// A deterministic generator for probabilistic faults (xorshift64*).
     pub rng: u64,
@@ -258,6 +261,7 @@ impl State {
             jtis: HashSet::new(),
             conversations: HashMap::new(),
             chats: HashMap::new(),
+            polled: HashSet::new(),
             conv_seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
         }
@@ -297,14 +301,15 @@ impl State {
     /// conversation's messages and busy state are current before a handler reads them.
     pub fn settle(&mut self, conv: &str) {
         let now = Instant::now();
+        let chats = &self.chats;
+        // Forget settled (or removed) chats; keep the rest for later calls.
+        self.polled
+            .retain(|id| chats.get(id).is_some_and(|c| !c.status.terminal()));
         let due: Vec<String> = self
-            .chats
-            .values()
-            .filter(|c| {
-                c.conversation_id == conv
-                    && !c.status.terminal()
-                    && c.ready_at.is_some_and(|t| t <= now)
-            })
+            .polled
+            .iter()
+            .filter_map(|id| self.chats.get(id))
+            .filter(|c| c.conversation_id == conv && c.ready_at.is_some_and(|t| t <= now))
             .map(|c| c.id.clone())
             .collect();
         for id in due {
