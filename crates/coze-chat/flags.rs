@@ -79,7 +79,9 @@ FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
     prompt's answer has been printed; 4016 (conversation busy) is waited out; an
     expired token is refreshed once. A failed prompt is reported and the next
-    prompts still run; the exit status is that of the first failure. Ctrl-C
+    prompts still run (but an authentication failure, exit 4, ends the run: every
+    later prompt would meet it too); the exit status is that of the first
+    failure. Ctrl-C
     cancels the chat on the server and exits 130; a closed stdout (| head -1)
     cancels it and exits 0.
 
