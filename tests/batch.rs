@@ -293,6 +293,7 @@ fn ordered_keeps_input_order_and_unordered_loses_nothing() {
     // Later prompts answer faster: unordered output comes back shuffled.
     let input = prompts(24, |_| json!({}));
     sb.fake.set_bot(json!({"delta_delay_ms": 3}));
+    let connections = stat(&sb, "/connections");
     let r = run(
         sb.cmd("coze-chat")
             .args(["--bot", "7", "-o", "answers", "--jobs", "6", "--ordered"]),
@@ -306,6 +307,9 @@ fn ordered_keeps_input_order_and_unordered_loses_nothing() {
         .collect();
     let expected: Vec<String> = (0..24).map(|i| format!("q{i}")).collect();
     assert_eq!(ids, expected);
+    // Keep-alive for every job: at most a connection each, never one per chat.
+    let opened = stat(&sb, "/connections") - connections;
+    assert!(opened <= 6, "{opened} connections for 6 jobs");
     let r = run(
         sb.cmd("coze-chat")
             .args(["--bot", "7", "-o", "events", "--jobs", "6"]),

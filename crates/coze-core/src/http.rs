@@ -158,6 +158,10 @@ impl Http {
             .timeout_per_read(Some(config.idle_timeout))
             .timeout_per_write(Some(config.idle_timeout))
             .max_redirects(0)
+            // Keep a connection per job of a `--jobs` batch (ureq keeps 3 per host by
+            // default, so a pool of 4 or more jobs would reconnect for most chats).
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(256)
             .user_agent(user_agent())
             .build()
             .new_agent();
