@@ -49,21 +49,21 @@ fn by_id(records: &[Value]) -> HashMap<String, Value> {
     map
 }
 
+/// A conversation of bot 7, made over the harness's own HTTP.
+fn new_conversation(sb: &Sandbox) -> String {
+    let v = api(
+        sb,
+        "POST",
+        "/v1/conversation/create",
+        Some(json!({"bot_id":"7"})),
+    );
+    v["data"]["id"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn a_thousand_prompts_on_eight_jobs_through_faults_and_a_rate_limit() {
     let sb = logged_in("batch-1000");
-    let token = read_token(&sb.token_path())["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let created = http_request(
-        "POST",
-        &format!("{}/v1/conversation/create", sb.base_url()),
-        Some(json!({"bot_id":"7"}).to_string()),
-        &[("Authorization", &format!("Bearer {token}"))],
-    );
-    let shared: Value = serde_json::from_str(&created.body).unwrap();
-    let shared = shared["data"]["id"].as_str().unwrap().to_owned();
+    let shared = new_conversation(&sb);
     // 5 % of chats answer 500, 2 % answer 429, and one burst of five 4016s.
     fault(
         &sb,
@@ -326,20 +326,7 @@ fn ordered_keeps_input_order_and_unordered_loses_nothing() {
 #[test]
 fn one_conversation_is_never_asked_twice_at_once() {
     let sb = logged_in("batch-serial");
-    let token = read_token(&sb.token_path())["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let created = http_request(
-        "POST",
-        &format!("{}/v1/conversation/create", sb.base_url()),
-        Some(json!({"bot_id":"7"}).to_string()),
-        &[("Authorization", &format!("Bearer {token}"))],
-    );
-    let conv = serde_json::from_str::<Value>(&created.body).unwrap()["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conv = new_conversation(&sb);
     sb.fake.set_bot(json!({"delta_delay_ms": 2}));
     let r = run(
         sb.cmd("coze-chat").args([
