@@ -210,12 +210,8 @@ fn messages<W: Write>(
 }
 
 /// An answer we cannot page through or turn into a record: the API's fault (exit 1).
-// See: a dedicated protocol variant in coze-core's Error would say this better.
 fn bad_reply(msg: String) -> Error {
-    Error::io(
-        "unexpected API reply",
-        io::Error::new(io::ErrorKind::InvalidData, msg),
-    )
+    Error::Protocol(format!("unexpected API reply: {msg}"))
 }
 
 /// The Coze conversation object as a `conversation` record: `id` becomes

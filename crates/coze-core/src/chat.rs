@@ -509,7 +509,7 @@ pub fn poll(
         let (conv, chat_id) = match (&state.conversation_id, &state.chat_id) {
             (Some(c), Some(i)) => (c.clone(), i.clone()),
             _ => {
-                return Err(Error::Network(
+                return Err(Error::Protocol(
                     "the chat was created without an id or conversation_id".into(),
                 ))
             }

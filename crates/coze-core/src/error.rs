@@ -125,6 +125,9 @@ pub enum Error {
     Auth(String),
     /// Connection refused, DNS, timeouts, a cut stream (exit 5).
     Network(String),
+    /// The server answered something we cannot use: a missing field, a cursor that
+    /// repeats (exit 1, like any other answer that is the API's fault).
+    Protocol(String),
     /// A local file could not be read or written.
     Io { path: PathBuf, source: io::Error },
     /// Ctrl-C (exit 130).
@@ -199,6 +202,7 @@ impl Error {
             Error::BadInput { .. } => exit::BAD_INPUT,
             Error::Auth(_) => exit::AUTH,
             Error::Network(_) => exit::NETWORK,
+            Error::Protocol(_) => exit::API,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,
             Error::Io { .. } => exit::API,
@@ -227,7 +231,7 @@ impl fmt::Display for Error {
                 message,
             } => write!(f, "stdin: {message}"),
             Error::Api(e) => write!(f, "{e}"),
-            Error::Auth(m) | Error::Network(m) => write!(f, "{m}"),
+            Error::Auth(m) | Error::Network(m) | Error::Protocol(m) => write!(f, "{m}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Interrupted => write!(f, "interrupted"),
             Error::Context { what, source } => write!(f, "{what}: {source}"),
@@ -272,6 +276,7 @@ mod tests {
         assert_eq!(Error::input(3, "x").exit_code(), 3);
         assert_eq!(Error::Auth("x".into()).exit_code(), 4);
         assert_eq!(Error::Network("x".into()).exit_code(), 5);
+        assert_eq!(Error::Protocol("x".into()).exit_code(), 1);
         assert_eq!(Error::Interrupted.exit_code(), 130);
         assert_eq!(api(200, ApiCode::Coze(4000)).exit_code(), 1);
         assert_eq!(api(401, ApiCode::Coze(4100)).exit_code(), 4);

@@ -64,7 +64,7 @@ pub fn token_from_response(
     now: i64,
 ) -> Result<Token> {
     let Value::Object(mut obj) = body else {
-        return Err(Error::Network(
+        return Err(Error::Protocol(
             "token endpoint answered something that is not a JSON object".into(),
         ));
     };
@@ -271,7 +271,7 @@ pub fn request_device_code(
         .json(&Request::post(endpoint, &body), Dialect::OAuth)
         .map_err(|e| e.context("requesting a device code"))?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let missing = |k: &str| Error::Network(format!("the device code answer has no {k}"));
+    let missing = |k: &str| Error::Protocol(format!("the device code answer has no {k}"));
     let device_code = text("device_code").ok_or_else(|| missing("device_code"))?;
     redact::register(&device_code);
     // The docs type user_code as an integer but show a string (coze-api.md §3.1).
