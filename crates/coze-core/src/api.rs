@@ -23,6 +23,18 @@ pub struct Client<'a> {
     pub tokens: &'a TokenSource,
 }
 
+/// An authentication error against one official host usually means a token of the
+/// other (coze-api.md §9.9): say so. Other errors and other hosts pass unchanged.
+pub fn with_region_hint(e: crate::Error, base: &str) -> crate::Error {
+    match (
+        e.api().is_some_and(|a| a.is_auth()),
+        config::region_hint(base),
+    ) {
+        (true, Some(hint)) => e.with_hint(hint),
+        _ => e,
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -62,15 +74,7 @@ impl<'a> Client<'a> {
             Some(renewed) => send(&renewed),
             None => Err(err),
         };
-        retried.map_err(|e| {
-            match (
-                e.api().is_some_and(|a| a.is_auth()),
-                config::region_hint(&self.base),
-            ) {
-                (true, Some(hint)) => e.with_hint(hint),
-                _ => e,
-            }
-        })
+        retried.map_err(|e| with_region_hint(e, &self.base))
     }
 
     /// A JSON call in the envelope dialect; returns the whole body.
@@ -276,5 +280,40 @@ impl<'a> Client<'a> {
     pub fn users_me(&self) -> Result<Value> {
         let url = self.url("/v1/users/me", &[]);
         Ok(Self::data(self.call("GET", &url, None, false)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiCode, ApiError, Error};
+
+    fn api(code: i64, status: u16) -> Error {
+        Error::Api(ApiError {
+            status,
+            code: ApiCode::Coze(code),
+            msg: "m".into(),
+            logid: None,
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn auth_errors_on_official_hosts_get_the_region_hint() {
+        let e = with_region_hint(api(4101, 200), "https://api.coze.com");
+        assert!(
+            e.to_string()
+                .ends_with("(if this token is from coze.cn, try --region cn)"),
+            "{e}"
+        );
+        let e = with_region_hint(api(4100, 401), "https://api.coze.cn/");
+        assert!(e.to_string().contains("try --region com"), "{e}");
+        // Not for other errors, nor for other hosts (coze-fake, private deployments).
+        assert!(!with_region_hint(api(4000, 200), "https://api.coze.com")
+            .to_string()
+            .contains("region"));
+        assert!(!with_region_hint(api(4100, 401), "http://127.0.0.1:9")
+            .to_string()
+            .contains("region"));
     }
 }
