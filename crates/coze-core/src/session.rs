@@ -116,14 +116,12 @@ impl Session {
             Credentials::Static(t) => (TokenSource::Static(t), None),
             Credentials::File(path) => {
                 let store = TokenStore::new(path);
-                // The token knows where it was issued; a missing file is reported on first use.
-                let recorded = store.load().ok().and_then(|t| t.base_url);
+                // The token knows where it was issued; a missing file is reported on first
+                // use. What is read here primes the source, so the file is read once.
+                let loaded = store.load().ok();
+                let recorded = loaded.as_ref().and_then(|t| t.base_url.clone());
                 (
-                    TokenSource::Store {
-                        store,
-                        min_ttl: DEFAULT_MIN_TTL,
-                        api_base: base_hint,
-                    },
+                    TokenSource::store(store, DEFAULT_MIN_TTL, base_hint, loaded),
                     recorded,
                 )
             }

@@ -21,6 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::cli::unix_now;
 use crate::error::{Error, Result};
@@ -432,7 +433,13 @@ fn sibling(path: &Path, suffix: &str, hidden: bool) -> PathBuf {
 }
 
 /// Where the API tools get their bearer token.
-#[derive(Debug, Clone)]
+///
+/// A token file is read once and the token kept in memory while it has more than its
+/// renewal margin left: a run of 2,000 prompts does not re-read and re-parse the file
+/// for every request. That stays right when another process renews the file meanwhile,
+/// since the token we hold is still valid until it expires; if the server refuses it
+/// anyway, `after_rejection` goes back to the file (single-flight) for the new one.
+#[derive(Debug)]
 pub enum TokenSource {
     /// `COZE_API_TOKEN`: used as is, never refreshed.
     Static(String),
@@ -441,10 +448,22 @@ pub enum TokenSource {
         store: TokenStore,
         min_ttl: i64,
         api_base: String,
+        /// The token last read or renewed.
+        cached: Mutex<Option<Token>>,
     },
 }
 
 impl TokenSource {
+    /// A token file source, primed with `loaded` when the caller has already read it.
+    pub fn store(store: TokenStore, min_ttl: i64, api_base: String, loaded: Option<Token>) -> Self {
+        TokenSource::Store {
+            store,
+            min_ttl,
+            api_base,
+            cached: Mutex::new(loaded),
+        }
+    }
+
     /// A usable access token now.
     pub fn current(&self, http: &Http) -> Result<String> {
         match self {
@@ -453,13 +472,21 @@ impl TokenSource {
                 store,
                 min_ttl,
                 api_base,
+                cached,
             } => {
+                let margin = |t: &Token| renew_margin(t, *min_ttl);
+                let mut cached = cached.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(t) = cached.as_ref().filter(|t| t.ttl(unix_now()) > margin(t)) {
+                    return Ok(t.access_token.clone());
+                }
                 let renewer = Renewer {
                     api_base,
                     client_secret: None,
                 };
-                let margin = |t: &Token| renew_margin(t, *min_ttl);
-                Ok(store.fresh_with(http, margin, &renewer)?.access_token)
+                let token = store.fresh_with(http, margin, &renewer)?;
+                let access = token.access_token.clone();
+                *cached = Some(token);
+                Ok(access)
             }
         }
     }
@@ -470,23 +497,20 @@ impl TokenSource {
         match self {
             TokenSource::Static(_) => Ok(None),
             TokenSource::Store {
-                store, api_base, ..
+                store,
+                api_base,
+                cached,
+                ..
             } => {
                 let renewer = Renewer {
                     api_base,
                     client_secret: None,
                 };
-                let t = store.renew_after_rejection(http, rejected, &renewer)?;
-                Ok(Some(t.access_token))
+                let token = store.renew_after_rejection(http, rejected, &renewer)?;
+                let access = token.access_token.clone();
+                *cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+                Ok(Some(access))
             }
-        }
-    }
-
-    /// The `base_url` recorded in the token file, for config::api_base.
-    pub fn recorded_base(&self) -> Option<String> {
-        match self {
-            TokenSource::Static(_) => None,
-            TokenSource::Store { store, .. } => store.load().ok().and_then(|t| t.base_url),
         }
     }
 }
@@ -699,6 +723,34 @@ mod tests {
         assert_eq!(client_secret_file(&t), None);
         t.extra.insert("client_secret_file".into(), "/s".into());
         assert_eq!(client_secret_file(&t), Some(PathBuf::from("/s")));
+    }
+
+    #[test]
+    fn a_token_source_reads_the_file_once_while_the_token_is_fresh() {
+        let dir = tmpdir("source-cache");
+        let store = TokenStore::new(dir.join("t.json"));
+        store
+            .save(&token("czu_cached_token", unix_now() + 900))
+            .unwrap();
+        let http = Http::new(crate::http::HttpConfig {
+            retries: 0,
+            ..Default::default()
+        });
+        let source = TokenSource::store(store.clone(), 120, "http://127.0.0.1:1".into(), None);
+        assert_eq!(source.current(&http).unwrap(), "czu_cached_token");
+        // The file changes under us: the fresh token in memory is still used...
+        fs::write(store.path(), "not a token").unwrap();
+        assert_eq!(source.current(&http).unwrap(), "czu_cached_token");
+        // ...until it is within its margin; then the file is read again.
+        let stale = TokenSource::store(
+            store,
+            120,
+            "http://127.0.0.1:1".into(),
+            Some(token("czu_old", unix_now() + 30)),
+        );
+        let e = stale.current(&http).unwrap_err();
+        assert!(e.to_string().contains("is not a token file"), "{e}");
+        let _ = fs::remove_dir_all(dir);
     }
 
     #[test]
