@@ -440,6 +440,8 @@ fn sibling(path: &Path, suffix: &str, hidden: bool) -> PathBuf {
 /// since the token we hold is still valid until it expires; if the server refuses it
 /// anyway, `after_rejection` goes back to the file (single-flight) for the new one.
 #[derive(Debug)]
+// One per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum TokenSource {
     /// `COZE_API_TOKEN`: used as is, never refreshed.
     Static(String),
