@@ -156,6 +156,7 @@ pub fn run(f: Flags, env: Env, proxy_vars: Vec<(String, String)>) -> Result<u8> 
             connect_timeout: Some(f.timeout),
             // A diagnosis reports what happens now; it does not wait out a flaky server.
             retries: Some(0),
+            rate: None,
         },
         redirect_uri: f.redirect_uri,
         proxy_vars,

@@ -129,7 +129,6 @@ pub struct Flags {
     pub keep_going: bool,
     pub source: Source,
     pub jobs: usize,
-    pub rate: Option<f64>,
     pub resume: Option<std::path::PathBuf>,
     pub append: bool,
     pub ordered: bool,
@@ -152,7 +151,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         keep_going: false,
         source: Source::Lines,
         jobs: 1,
-        rate: None,
         resume: None,
         append: false,
         ordered: false,
@@ -213,7 +211,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                         "--rate: expected a positive number of requests per second",
                     ));
                 }
-                f.rate = Some(r);
+                f.api.rate = Some(r);
             }
             "--resume" => f.resume = Some(p.value().map_err(cli::usage)?.into()),
             "--append" => f.append = true,

@@ -20,7 +20,6 @@ use coze_core::api::Client;
 use coze_core::chat::Active;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Env;
-use coze_core::http::HttpConfig;
 use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
@@ -77,14 +76,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         .clone()
         .or_else(|| env.bot_id.clone())
         .ok_or_else(|| Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"))?;
-    let mut session = Session::open(&f.api, env)?;
-    if f.rate.is_some() {
-        let config = HttpConfig {
-            rate: f.rate,
-            ..session.http.config().clone()
-        };
-        session.http = coze_core::http::Http::new(config);
-    }
+    let session = Session::open(&f.api, env)?;
     let client = session.client();
     let mode = f.mode.unwrap_or(if io::stdout().is_terminal() {
         Mode::Text
@@ -157,7 +149,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     );
     let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
     outcome?;
-    let batchy = f.jobs > 1 || f.rate.is_some() || f.resume.is_some();
+    let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
     if f.summary || batchy {
         let summary = tally.summary(started.elapsed(), session.http.retries());
         if f.summary {

@@ -25,6 +25,9 @@ pub struct ApiFlags {
     pub idle_timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     pub retries: Option<u32>,
+    /// Requests per second across all threads; set by tools that offer `--rate`
+    /// (coze-chat), not parsed by `take`.
+    pub rate: Option<f64>,
 }
 
 /// Help text for the shared flags, for each tool's --help.
@@ -95,6 +98,7 @@ impl ApiFlags {
             idle_timeout: self.idle_timeout.unwrap_or(defaults.idle_timeout),
             connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
             retries: self.retries.unwrap_or(defaults.retries),
+            rate: self.rate,
             ..defaults
         }
     }
