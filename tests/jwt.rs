@@ -4,8 +4,6 @@
 //! (code exchange and refresh, by coze-token and by coze-chat).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use coze_core::jwt::{self, Claims, Header, SigningKey};
 use serde_json::{json, Value};
@@ -227,21 +225,7 @@ fn a_jwt_token_chats_and_is_reminted_once_by_eight_processes() {
     set_expires_at(&sb.token_path(), now() + 30);
     sb.fake.expire_tokens();
     let before = jwt_grants(&sb);
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            sb.cmd("coze-token")
-                .arg("print")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| wait_with_deadline(c, Duration::from_secs(60), "coze-token print"))
-        .collect();
+    let outputs = print_tokens_at_once(&sb, 8);
     let after = read_token(&sb.token_path());
     for o in &outputs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

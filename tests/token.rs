@@ -155,21 +155,7 @@ fn sixteen_processes_refresh_a_stale_file_exactly_once() {
         })
     };
     let started = std::time::Instant::now();
-    let children: Vec<_> = (0..16)
-        .map(|_| {
-            sb.cmd("coze-token")
-                .arg("print")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| wait_with_deadline(c, Duration::from_secs(60), "coze-token print"))
-        .collect();
+    let outputs = print_tokens_at_once(&sb, 16);
     let wall = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let reads = watcher.join().unwrap();

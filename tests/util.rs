@@ -182,6 +182,26 @@ pub fn api(sb: &Sandbox, method: &str, path: &str, body: Option<Value>) -> Value
     v
 }
 
+/// Starts `n` copies of `coze-token print` at once and waits for them all: the
+/// single-flight renewal tests.
+pub fn print_tokens_at_once(sb: &Sandbox, n: usize) -> Vec<Output> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            sb.cmd("coze-token")
+                .arg("print")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| wait_with_deadline(c, Duration::from_secs(60), "coze-token print"))
+        .collect()
+}
+
 /// The token record in a token file.
 pub fn read_token(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

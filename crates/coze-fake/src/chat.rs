@@ -770,14 +770,23 @@ fn ids(req: &Request) -> (Option<String>, Option<String>) {
     (get("conversation_id"), get("chat_id"))
 }
 
-/// GET (or POST) /v3/chat/retrieve?conversation_id&chat_id.
-pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
-    let (Some(conv), Some(chat)) = ids(req) else {
-        return err(
+/// Both ids of the query, or the 4000 answer for a request that lacks one.
+fn required_ids(req: &Request, ctx: &mut Ctx) -> Result<(String, String), Reply> {
+    match ids(req) {
+        (Some(conv), Some(chat)) => Ok((conv, chat)),
+        _ => Err(err(
             ctx,
             4000,
             "invalid parameter: conversation_id and chat_id are required",
-        );
+        )),
+    }
+}
+
+/// GET (or POST) /v3/chat/retrieve?conversation_id&chat_id.
+pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+    let (conv, chat) = match required_ids(req, ctx) {
+        Ok(ids) => ids,
+        Err(reply) => return reply,
     };
     let mut st = app.lock();
     st.settle(&conv);
@@ -790,12 +799,9 @@ pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
 /// GET /v3/chat/message/list?conversation_id&chat_id: every message of the chat except
 /// the user's query.
 pub fn message_list(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
-    let (Some(conv), Some(chat)) = ids(req) else {
-        return err(
-            ctx,
-            4000,
-            "invalid parameter: conversation_id and chat_id are required",
-        );
+    let (conv, chat) = match required_ids(req, ctx) {
+        Ok(ids) => ids,
+        Err(reply) => return reply,
     };
     let mut st = app.lock();
     st.settle(&conv);
