@@ -1227,3 +1227,24 @@ fn an_authentication_failure_stops_the_run_instead_of_failing_every_line() {
     assert_eq!(stat(&sb, "/requests/chat"), 1, "{}", r.describe());
     assert!(r.stderr.contains("stopping"), "{}", r.describe());
 }
+
+#[test]
+fn reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record() {
+    let sb = logged_in("chat-reasoning");
+    sb.fake.set_bot(json!({"reasoning": true}));
+    let reasoning = "让我想想……这个问题很简单。";
+    let r = run(chat(&sb).args(["-o", "text", "想一想"]), "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("想一想")),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stderr.contains(reasoning), "{}", r.describe());
+    let r = run(chat(&sb).args(["-o", "answers", "想一想"]), "");
+    r.ok();
+    let a = &r.records()[0];
+    assert_eq!(a["reasoning_content"], reasoning);
+    assert_eq!(a["content"], answer_text("想一想"));
+}
