@@ -379,3 +379,47 @@ fn retries_and_idle_timeout_are_flags_too() {
         started.elapsed()
     );
 }
+
+#[test]
+fn device_polling_shows_a_countdown_when_stderr_is_a_terminal() {
+    let sb = Sandbox::with_options(
+        "device-tty",
+        Options {
+            device_interval: 1,
+            ..Options::default()
+        },
+    );
+    let code: Value = http_json(
+        "POST",
+        &format!("{}/api/permission/oauth2/device/code", sb.base_url()),
+        Some(&json!({"client_id":"42.app.coze"})),
+    );
+    let record = json!({
+        "type":"device_code","device_code":code["device_code"],"user_code":code["user_code"],
+        "verification_uri":code["verification_uri"],"interval":1,"expires_at":now()+300,
+        "client_id":"42.app.coze","base_url":sb.base_url(),
+    });
+    std::fs::write(sb.path("device.json"), format!("{record}\n")).unwrap();
+    let user_code = code["user_code"].as_str().unwrap().to_owned();
+    let base = sb.base_url();
+    let approver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        http_raw(
+            "POST",
+            &format!("{base}/oauth/device"),
+            Some(format!("user_code={user_code}&decision=approve")),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        )
+    });
+    // script(1) gives the command a terminal for stdout and stderr.
+    let inner = format!("{} < device.json", bin("coze-token").display());
+    let r = run(sb.cmd("script").args(["-qec", &inner, "/dev/null"]), "");
+    approver.join().unwrap();
+    r.ok();
+    assert!(
+        r.stdout.contains(" left"),
+        "no countdown on the terminal:\n{}",
+        r.describe()
+    );
+    assert!(r.stdout.contains("\"access_token\""), "{}", r.describe());
+}
