@@ -17,7 +17,7 @@
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -80,32 +80,12 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    pub fn get(url: impl Into<String>) -> Self {
-        Request {
-            method: "GET",
-            url: url.into(),
-            bearer: None,
-            body: None,
-            retry_busy: false,
-            once: false,
-        }
-    }
     pub fn post(url: impl Into<String>, body: &'a Value) -> Self {
         Request {
             method: "POST",
             url: url.into(),
             bearer: None,
             body: Some(body),
-            retry_busy: false,
-            once: false,
-        }
-    }
-    pub fn method(method: &'static str, url: impl Into<String>) -> Self {
-        Request {
-            method,
-            url: url.into(),
-            bearer: None,
-            body: None,
             retry_busy: false,
             once: false,
         }
@@ -502,11 +482,6 @@ fn strip_tags(html: &str) -> String {
         }
     }
     out
-}
-
-/// Milliseconds since `start`, for `-v` timings.
-pub fn elapsed_ms(start: Instant) -> u128 {
-    start.elapsed().as_millis()
 }
 
 #[cfg(test)]
