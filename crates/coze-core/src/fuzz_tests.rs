@@ -11,7 +11,7 @@
 //! line (exit 3), and a parsed record survives a round trip; callback: the code of a
 //! well-formed callback comes back exactly, whatever it contains.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 
 use serde_json::Value;
 
@@ -19,6 +19,7 @@ use crate::callback::{self, Outcome};
 use crate::jsonl::{LineError, LineReader};
 use crate::records::Record;
 use crate::sse::{Event, SseError, SseReader};
+use crate::test_io::Chunked;
 use crate::url;
 
 /// xorshift64*: small, fast, and the same sequence on every machine.
@@ -50,59 +51,23 @@ impl Rng {
     }
 }
 
-/// Hands out its bytes in the given pieces, at most one piece per `read`.
-struct Chunked {
-    pieces: Vec<Vec<u8>>,
-    next: usize,
-    pos: usize,
-}
-
-impl Chunked {
-    /// `bytes` cut at random points (sorted, possibly equal: empty pieces are skipped).
-    fn random(bytes: &[u8], rng: &mut Rng) -> Chunked {
-        let mut cuts: Vec<usize> = (0..rng.below(6))
-            .map(|_| rng.below(bytes.len() + 1))
-            .collect();
-        if rng.chance(20) {
-            // Byte by byte now and then: every boundary is a cut.
-            cuts = (1..bytes.len()).collect();
-        }
-        cuts.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut last = 0;
-        for c in cuts {
-            pieces.push(bytes[last..c].to_vec());
-            last = c;
-        }
-        pieces.push(bytes[last..].to_vec());
-        Chunked {
-            pieces,
-            next: 0,
-            pos: 0,
-        }
+/// `bytes` cut at random points (sorted, possibly equal: empty pieces are skipped).
+fn random_chunks(bytes: &[u8], rng: &mut Rng) -> Chunked {
+    let mut cuts: Vec<usize> = (0..rng.below(6))
+        .map(|_| rng.below(bytes.len() + 1))
+        .collect();
+    if rng.chance(20) {
+        // Byte by byte now and then: every boundary is a cut.
+        cuts = (1..bytes.len()).collect();
     }
-}
-
-impl Read for Chunked {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.next < self.pieces.len() && self.pos == self.pieces[self.next].len() {
-            self.next += 1;
-            self.pos = 0;
-        }
-        let Some(piece) = self.pieces.get(self.next) else {
-            return Ok(0);
-        };
-        let n = out.len().min(piece.len() - self.pos);
-        out[..n].copy_from_slice(&piece[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
+    cuts.sort_unstable();
+    Chunked::new(bytes, &cuts)
 }
 
 /// `bytes` behind a random chunking and a random (small) buffer.
 fn chopped(bytes: &[u8], rng: &mut Rng) -> BufReader<Chunked> {
     let cap = *rng.pick(&[1, 2, 3, 7, 16, 64, 8192]);
-    BufReader::with_capacity(cap, Chunked::random(bytes, rng))
+    BufReader::with_capacity(cap, random_chunks(bytes, rng))
 }
 
 /// Bytes that look like the inputs the parsers meet, broken in every way.

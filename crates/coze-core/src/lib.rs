@@ -25,6 +25,8 @@ pub mod records;
 pub mod redact;
 pub mod session;
 pub mod sse;
+#[cfg(test)]
+mod test_io;
 pub mod token_store;
 pub mod url;
 

@@ -356,6 +356,7 @@ fn find_eol(s: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_io::Chunked;
     use std::io::{BufReader, Cursor, Read};
 
     #[test]
@@ -457,53 +458,6 @@ mod tests {
 
     /// A `Read` that hands out the bytes in the given pieces, one piece per call at
     /// most, optionally failing once with an error before a given piece.
-    struct Chunked {
-        pieces: Vec<Vec<u8>>,
-        next: usize,
-        pos: usize,
-        fail_before: Option<(usize, io::ErrorKind)>,
-    }
-
-    impl Chunked {
-        fn new(bytes: &[u8], cuts: &[usize]) -> Self {
-            let mut pieces = Vec::new();
-            let mut last = 0;
-            for &c in cuts {
-                pieces.push(bytes[last..c].to_vec());
-                last = c;
-            }
-            pieces.push(bytes[last..].to_vec());
-            Chunked {
-                pieces,
-                next: 0,
-                pos: 0,
-                fail_before: None,
-            }
-        }
-    }
-
-    impl Read for Chunked {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            while self.next < self.pieces.len() && self.pos == self.pieces[self.next].len() {
-                self.next += 1;
-                self.pos = 0;
-            }
-            if let Some((at, kind)) = self.fail_before {
-                if at == self.next && self.pos == 0 {
-                    self.fail_before = None;
-                    return Err(io::Error::new(kind, "injected"));
-                }
-            }
-            let Some(piece) = self.pieces.get(self.next) else {
-                return Ok(0);
-            };
-            let n = out.len().min(piece.len() - self.pos);
-            out[..n].copy_from_slice(&piece[self.pos..self.pos + n]);
-            self.pos += n;
-            Ok(n)
-        }
-    }
-
     #[test]
     fn recorded_stream_no_space_form() {
         let events = parse(RECORDED.as_bytes()).unwrap();
