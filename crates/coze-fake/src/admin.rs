@@ -11,7 +11,7 @@ use crate::App;
 pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST /_fake/fault", "body {\"endpoint\":E,\"fault\":F,\"count\":N}: fault F for the next N (default 1) requests to E; with \"probability\":P (and optional \"seed\":S) each request to E fails with probability P, until N (default unlimited) have fired"),
     ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code,jwt}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired"),
-    ("GET  /_fake/log", "every API request: {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
+    ("GET  /_fake/log", "every API request (the newest 100,000): {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
     ("POST /_fake/reset", "clear faults, counters, log and bot settings (tokens and conversations stay)"),
     ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
     ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes}}; {} resets; GET shows it"),

@@ -149,7 +149,13 @@ impl Handler for Router {
                     .unwrap_or_default()
             );
         }
-        app.lock().log.push(entry);
+        let mut st = app.lock();
+        // A fake left running under a user's scripts must not grow without bound: keep
+        // the newest LOG_LIMIT entries (tests read far fewer).
+        if st.log.len() >= crate::state::LOG_LIMIT {
+            st.log.drain(..crate::state::LOG_LIMIT / 10);
+        }
+        st.log.push(entry);
         action
     }
 }

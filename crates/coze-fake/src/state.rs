@@ -223,6 +223,9 @@ pub struct QueuedFault {
     pub probability: Option<f64>,
 }
 
+/// How many request-log entries the fake keeps (the oldest tenth goes when it is full).
+pub const LOG_LIMIT: usize = 100_000;
+
 pub struct State {
     pub stats: Stats,
     pub log: Vec<Value>,
