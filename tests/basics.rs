@@ -39,3 +39,50 @@ fn unknown_flag_is_a_usage_error_on_one_line() {
         assert!(r.stderr.contains("--no-such-flag"), "{}", r.describe());
     }
 }
+
+/// Every error line leaves in one write(2), so a line is never split by another
+/// process sharing stderr (CI saw a BROWSER helper's line land inside coze-auth's).
+/// A datagram socket as stderr keeps write boundaries: one write, one datagram.
+#[test]
+fn each_error_line_is_written_at_once() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Stdio;
+    let sb = Sandbox::new("one-write");
+    let prompt = sb.path("prompt.txt");
+    std::fs::write(&prompt, "hi\n").unwrap();
+    let cases: [(&str, &[&str], i32); 6] = [
+        ("coze-auth", &["--no-such-flag"], 2),
+        ("coze-token", &["print"], 4),
+        ("coze-conv", &["get"], 2),
+        ("coze-conv", &["create", "--bot", "7000000000000000001"], 4),
+        ("coze-chat", &["--bot", "7000000000000000001"], 4),
+        ("coze-chat", &["--no-such-flag"], 2),
+    ];
+    for (tool, args, code) in cases {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        ours.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let status = sb
+            .cmd(tool)
+            .args(args)
+            .stdin(std::fs::File::open(&prompt).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{tool} {args:?}");
+        let mut buf = vec![0u8; 65536];
+        let n = ours.recv(&mut buf).unwrap();
+        let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            first.starts_with(&format!("{tool}: ")) && first.ends_with('\n'),
+            "{tool} {args:?}: the first write was {first:?}"
+        );
+        assert_eq!(first.matches('\n').count(), 1, "{tool} {args:?}: {first:?}");
+        ours.set_nonblocking(true).unwrap();
+        assert!(
+            ours.recv(&mut buf).is_err(),
+            "{tool} {args:?}: more than one write after {first:?}"
+        );
+    }
+}

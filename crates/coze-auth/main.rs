@@ -123,7 +123,7 @@ fn device(f: &Flags, api_base: &str, client_id: &str) -> Result<Record> {
     } else {
         '?'
     };
-    eprintln!(
+    coze_core::say!(
         "To log in to Coze, open {} in a browser on any device and enter the code\n\n    \
          {}\n\nor open {}{sep}user_code={}\n\nThe code expires in {} s; coze-token waits \
          for the approval.",

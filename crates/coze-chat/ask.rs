@@ -66,7 +66,7 @@ pub fn ask<W: Write>(
         Ok(()) => None,
     };
     if state.malformed > 0 {
-        eprintln!(
+        coze_core::say!(
             "{TOOL}: warning: {} malformed event(s) in the stream were skipped",
             state.malformed
         );

@@ -157,7 +157,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                 .write(&summary)
                 .map_err(|e| Error::io("stdout", e))?;
         } else {
-            eprintln!("{summary}");
+            coze_core::say!("{summary}");
         }
     }
     Ok(tally.exit_status())
@@ -207,12 +207,12 @@ impl Runner<'_> {
             }
             Source::Lines => {
                 if io::stdin().is_terminal() {
-                    eprintln!("{TOOL}: one prompt per line; Ctrl-D ends");
+                    coze_core::say!("{TOOL}: one prompt per line; Ctrl-D ends");
                 }
                 let mut items = Items::new(io::stdin().lock());
                 while let Some(item) = items.next_item() {
                     if self.stop {
-                        eprintln!(
+                        coze_core::say!(
                             "{TOOL}: stopping: the remaining prompts would fail the same way"
                         );
                         break;

@@ -75,7 +75,7 @@ impl<W: Write> Printer<W> {
                     self.open_line = false;
                 }
                 for f in &state.follow_ups {
-                    eprintln!("  › {f}");
+                    coze_core::say!("  › {f}");
                 }
                 Ok(())
             }

@@ -72,7 +72,7 @@ pub fn open_for_append(path: &Path) -> Result<File> {
                 None => len, // a last line over 1 MiB: leave it rather than guess
             };
             if keep < len {
-                eprintln!(
+                coze_core::say!(
                     "coze-chat: {}: removing a half-written last line ({} bytes)",
                     path.display(),
                     len - keep

@@ -140,7 +140,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             } else {
                 store.fresh(&http, min_ttl, &renewer)?
             };
-            eprintln!(
+            coze_core::say!(
                 "{TOOL}: {} refreshed; expires {}",
                 store.path().display(),
                 describe_expiry(&t)
@@ -221,7 +221,7 @@ fn emit(
     match save {
         Some(store) => {
             store.save(&token)?;
-            eprintln!(
+            coze_core::say!(
                 "{TOOL}: saved to {}; expires {}",
                 store.path().display(),
                 describe_expiry(&token)
@@ -246,7 +246,7 @@ fn grants(
 ) -> Result<()> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
-        eprintln!(
+        coze_core::say!(
             "{TOOL}: reading grant records from the terminal (pipe coze-auth into me; Ctrl-D ends)"
         );
     }
@@ -309,9 +309,10 @@ fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Re
     let started = Instant::now();
     let mut interval = Duration::from_secs(grant.interval.max(1));
     let countdown = io::stderr().is_terminal();
-    eprintln!(
+    coze_core::say!(
         "{TOOL}: waiting for approval of code {} at {}",
-        grant.user_code, grant.verification_uri
+        grant.user_code,
+        grant.verification_uri
     );
     loop {
         let now = unix_now();
@@ -333,7 +334,7 @@ fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Re
         match oauth::poll_device(http, grant, now)? {
             DevicePoll::Token(t) => {
                 if countdown {
-                    eprintln!();
+                    coze_core::say!("");
                 }
                 return Ok(t);
             }
@@ -392,7 +393,7 @@ fn status(path: &std::path::Path) -> Result<()> {
     } else {
         "not refreshable"
     };
-    eprintln!(
+    coze_core::say!(
         "{TOOL}: {}: {state}; {renew}; {}",
         path.display(),
         t.base_url.as_deref().unwrap_or("no base_url")

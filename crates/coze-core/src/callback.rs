@@ -486,7 +486,7 @@ pub fn open_browser(browser: &Browser, url: &str) -> io::Result<()> {
     let what = format!("{:?}", cmd.get_program());
     let mut child = cmd.stdin(Stdio::null()).stdout(stdout).spawn()?;
     std::thread::spawn(move || match child.wait() {
-        Ok(status) if !status.success() => eprintln!(
+        Ok(status) if !status.success() => crate::say!(
             "coze-auth: warning: the browser command {what} exited with {status}; open the \
              URL above by hand"
         ),

@@ -385,7 +385,7 @@ fn cancel_one(client: &Client<'_>, tool: &str, conv: &str, chat: &str) {
     match client.chat_cancel(conv, chat) {
         // 4104: the chat already finished; nothing left to stop.
         Err(e) if e.api().and_then(|a| a.coze_code()) == Some(4104) => {}
-        Err(e) => eprintln!(
+        Err(e) => crate::say!(
             "{tool}: cancelling chat {chat}: {}",
             crate::redact::scrub(&e.to_string())
         ),

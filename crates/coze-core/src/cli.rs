@@ -6,6 +6,7 @@
 //! call the library, and hand the `Result` to [`run`].
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -39,7 +40,27 @@ pub fn report(tool: &str, e: &Error) {
     if let Error::Usage(_) = e.root() {
         line.push_str(&format!(" (see {tool} --help)"));
     }
-    eprintln!("{tool}: {line}");
+    say(&format!("{tool}: {line}"));
+}
+
+/// Writes `text` and a newline to stderr in one write(2). `eprintln!` issues a write
+/// per formatted piece on the unbuffered stderr, so a line could be split by another
+/// process sharing the stream (a BROWSER helper, parallel scripts) and reach a log or
+/// a `grep` in pieces. One write of up to PIPE_BUF bytes to a pipe is never split.
+pub fn say(text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    // Nothing sensible is left to do when stderr itself is gone.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `eprintln!` as one write: see [`say`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say(&format!($($arg)*))
+    };
 }
 
 /// `coze-chat 0.1.0 (commit abc1234)`; the commit is baked in at build time when the

@@ -232,7 +232,7 @@ impl Http {
                 _ => return Err(err),
             };
             if self.config.verbose {
-                eprintln!(
+                crate::say!(
                     "* {}; retrying in {} ms",
                     redact::scrub(&err.to_string()),
                     wait.as_millis()
@@ -269,7 +269,7 @@ impl Http {
             .map_err(|e| Error::Usage(format!("bad request to {}: {e}", req.url)))?;
         self.pacer.acquire();
         if self.config.verbose {
-            eprintln!("> {} {}", req.method, redact::scrub(&req.url));
+            crate::say!("> {} {}", req.method, redact::scrub(&req.url));
         }
         self.agent
             .run(request)
@@ -295,7 +295,7 @@ impl Http {
     fn log_response(&self, status: u16, logid: &Option<String>, bytes: usize) {
         if self.config.verbose {
             let logid = logid.as_deref().unwrap_or("-");
-            eprintln!("< {status} logid={logid} {bytes} bytes");
+            crate::say!("< {status} logid={logid} {bytes} bytes");
         }
     }
 }

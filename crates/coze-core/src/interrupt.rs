@@ -64,7 +64,7 @@ pub fn guarded<T>(tool: &str, cleanup: impl Fn() + Sync, work: impl FnOnce() -> 
             while !finished.load(Ordering::SeqCst) {
                 if interrupted() {
                     cleanup();
-                    eprintln!("{tool}: interrupted");
+                    crate::say!("{tool}: interrupted");
                     // Ends every thread, including the one blocked in a socket read.
                     std::process::exit(130);
                 }

@@ -139,7 +139,7 @@ impl Handler for Router {
             entry["conversation_id"] = json!(c);
         }
         if app.opts.verbose {
-            eprintln!(
+            crate::util::say(&format!(
                 "coze-fake: {} {} -> {} ({}){}",
                 req.method,
                 req.path,
@@ -147,7 +147,7 @@ impl Handler for Router {
                 endpoint,
                 conv.map(|c| format!(" conversation {c}"))
                     .unwrap_or_default()
-            );
+            ));
         }
         let mut st = app.lock();
         // A fake left running under a user's scripts must not grow without bound: keep

@@ -2,7 +2,15 @@
 //! format, URL query/form decoding and JSON string escaping. Kept dependency-free so
 //! the fake stays an independent reading of coze-api.md.
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One stderr line in one write(2), so `--verbose` lines from the server's threads
+/// (and from whatever else shares the terminal or log) never split mid-line.
+pub fn say(text: &str) {
+    let line = format!("{text}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
 
 /// Unix time in whole seconds (the unit of every `*_at` field and of token `expires_in`).
 pub fn now_s() -> u64 {
