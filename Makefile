@@ -61,7 +61,7 @@ bench:
 # `make test` or CI (those run the deterministic crates/coze-core/src/fuzz_tests.rs).
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 enables them on a stable toolchain.
 FUZZ_SECONDS ?= 120
-FUZZ_TARGETS ?= sse jsonl callback
+FUZZ_TARGETS ?= sse jsonl callback json_pick
 
 .PHONY: fuzz
 

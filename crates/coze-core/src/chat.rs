@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::api::Client;
 use crate::error::{ApiCode, ApiError, Error, Result};
 use crate::http::describe_io;
+use crate::json_pick;
 use crate::sse::{SseError, SseReader};
 
 /// What to ask.
@@ -79,20 +80,6 @@ pub trait Sink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// The fields of a `conversation.message.delta` the machine uses, borrowed from the
-/// event's data where no unescaping is needed.
-#[derive(serde::Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow, default)]
-    id: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default, rename = "type")]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    content: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    reasoning_content: std::borrow::Cow<'a, str>,
 }
 
 /// What the chat produced, complete or not.
@@ -238,11 +225,18 @@ impl ChatState {
     /// (the sink does not want events): its fields decoded straight from the data
     /// text. `Ok(None)`: not decodable this way; feed it the generic way.
     fn feed_delta_text(&mut self, data: &str, sink: &mut dyn Sink) -> Option<io::Result<bool>> {
-        let d: Delta<'_> = serde_json::from_str(data).ok()?;
+        let [id, kind, content, reasoning] =
+            json_pick::pick(data, ["id", "type", "content", "reasoning_content"])?;
         self.events += 1;
         Some(
-            self.delta(&d.kind, &d.id, &d.reasoning_content, &d.content, sink)
-                .map(|()| false),
+            self.delta(
+                kind.as_deref().unwrap_or_default(),
+                id.as_deref().unwrap_or_default(),
+                reasoning.as_deref().unwrap_or_default(),
+                content.as_deref().unwrap_or_default(),
+                sink,
+            )
+            .map(|()| false),
         )
     }
 
@@ -420,15 +414,17 @@ pub fn stream(
     let fast_deltas = !sink.wants_events();
     let mut registered = false;
     let outcome = loop {
-        match reader.next_event() {
+        // The output is flushed right before a read that may block, so no answer text
+        // waits in a buffer while we wait for the network.
+        match reader.next_ref_with(&mut || sink.flush()) {
             Ok(Some(ev)) => {
                 let fed = match fast_deltas && ev.event == "conversation.message.delta" {
-                    true => state.feed_delta_text(&ev.data, sink),
+                    true => state.feed_delta_text(ev.data, sink),
                     false => None,
                 };
-                let fed = fed.unwrap_or_else(|| state.feed(&ev.event, &parse_data(&ev.data), sink));
+                let fed = fed.unwrap_or_else(|| state.feed(ev.event, &parse_data(ev.data), sink));
                 let fed = fed.and_then(|end| {
-                    if end || !reader.event_buffered() {
+                    if end {
                         sink.flush()?;
                     }
                     Ok(end)
@@ -464,6 +460,7 @@ pub fn stream(
                 ))
             }
             Err(SseError::Io(e)) => break Err(cut(&state, &describe_io(&e), logid.as_deref())),
+            Err(SseError::Hook(e)) => break Err(Error::io("stdout", e)),
             Err(e @ SseError::InvalidUtf8 { .. }) => {
                 break Err(cut(&state, &e.to_string(), logid.as_deref()))
             }

@@ -485,3 +485,178 @@ fn callback_queries_never_panic_and_codes_come_back_exactly() {
         }
     }
 }
+
+/// A random JSON value for `json_pick`: every scalar form, strings with every kind of
+/// escape and raw Unicode, nested containers, and whitespace between tokens.
+fn random_json(rng: &mut Rng, depth: usize, out: &mut String) {
+    let ws = |rng: &mut Rng, out: &mut String| {
+        if rng.chance(15) {
+            out.push_str(*rng.pick(&[" ", "\n", "\t ", "\r\n  "]));
+        }
+    };
+    ws(rng, out);
+    match rng.below(if depth > 3 { 6 } else { 8 }) {
+        0 | 1 => random_json_string(rng, out),
+        2 => out.push_str(*rng.pick(&[
+            "0",
+            "-0",
+            "7",
+            "-12.5",
+            "1795611679",
+            "0.001",
+            "123456789012345678901234567890",
+        ])),
+        3 => out.push_str(*rng.pick(&["true", "false", "null"])),
+        4 | 5 => random_json_string(rng, out),
+        6 => {
+            out.push('[');
+            for i in 0..rng.below(4) {
+                if i > 0 {
+                    out.push(',');
+                }
+                random_json(rng, depth + 1, out);
+            }
+            ws(rng, out);
+            out.push(']');
+        }
+        _ => {
+            random_json_object(rng, depth + 1, out);
+        }
+    }
+    ws(rng, out);
+}
+
+const PICK_KEYS: [&str; 4] = ["id", "type", "content", "reasoning_content"];
+
+/// Returns whether a wanted key appears twice in this object (not in nested ones).
+fn random_json_object(rng: &mut Rng, depth: usize, out: &mut String) -> bool {
+    out.push('{');
+    let mut used = Vec::new();
+    for i in 0..rng.below(8) {
+        if i > 0 {
+            out.push(',');
+        }
+        if rng.chance(40) {
+            // A wanted key (maybe escaped), mostly with a string; now and then twice.
+            let key = *rng.pick(&PICK_KEYS);
+            if used.contains(&key) && !rng.chance(20) {
+                continue;
+            }
+            used.push(key);
+            if rng.chance(10) {
+                out.push_str(&format!("\"\\u{:04x}{}\"", key.as_bytes()[0], &key[1..]));
+            } else {
+                out.push_str(&format!("\"{key}\""));
+            }
+            out.push(':');
+            if rng.chance(85) {
+                random_json_string(rng, out);
+            } else {
+                random_json(rng, depth, out);
+            }
+        } else {
+            random_json_string(rng, out);
+            out.push(':');
+            random_json(rng, depth, out);
+        }
+    }
+    out.push('}');
+    let mut unique = used.clone();
+    unique.sort();
+    unique.dedup();
+    unique.len() < used.len()
+}
+
+fn random_json_string(rng: &mut Rng, out: &mut String) {
+    out.push('"');
+    for _ in 0..rng.below(12) {
+        let piece: &str = *rng.pick(&[
+            "a",
+            "Z",
+            "7",
+            " ",
+            "字",
+            "😀",
+            "é",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\b",
+            "\\f",
+            "\\n",
+            "\\r",
+            "\\t",
+            "\\u00e9",
+            "\\u4f60",
+            "\\ud83d\\ude00",
+            "\\u0000",
+            "\\u001f",
+            "'",
+            "{",
+            "}",
+            ":",
+            ",",
+            "[",
+        ]);
+        out.push_str(piece);
+        if rng.chance(1) {
+            out.push_str("\\ud800"); // a lone surrogate: both must refuse it
+        }
+    }
+    out.push('"');
+}
+
+/// What serde_json makes of `json` for the four keys `pick` is asked for: `None`
+/// where `pick` must decline (not an object, a wanted key twice or not a string).
+fn serde_pick(json: &str) -> Option<[Option<String>; 4]> {
+    let Value::Object(map) = serde_json::from_str::<Value>(json).ok()? else {
+        return None;
+    };
+    // serde_json keeps the last of duplicate keys; pick declines a wanted one twice.
+    let mut out: [Option<String>; 4] = Default::default();
+    for (slot, key) in PICK_KEYS.iter().enumerate() {
+        let Some(v) = map.get(*key) else { continue };
+        out[slot] = Some(v.as_str()?.to_owned());
+    }
+    Some(out)
+}
+
+#[test]
+fn json_pick_reads_what_serde_json_reads_or_declines() {
+    use crate::json_pick::pick;
+    let mut rng = Rng::new(0x5EED_0006);
+    let (mut accepted, mut declined_valid) = (0, 0);
+    for case in 0..40_000 {
+        let mut json = String::new();
+        let dup = random_json_object(&mut rng, 0, &mut json);
+        let is_mutated = rng.chance(40);
+        let mutated;
+        let text = if is_mutated {
+            mutated = String::from_utf8_lossy(&mutate(json.as_bytes(), &mut rng)).into_owned();
+            mutated.as_str()
+        } else {
+            json.as_str()
+        };
+        let ours = pick(text, PICK_KEYS).map(|a| a.map(|v| v.map(|c| c.into_owned())));
+        let theirs = serde_pick(text);
+        match (&ours, &theirs) {
+            // Whatever pick accepts, serde_json reads the same way.
+            (Some(o), Some(t)) => {
+                assert_eq!(o, t, "case {case}: {text:?}");
+                accepted += 1;
+            }
+            (Some(o), None) => panic!("case {case}: pick read {o:?} from {text:?}"),
+            (None, Some(_)) => {
+                // Valid, but one of the documented declines: of what the generator
+                // makes, only a wanted key twice (serde_json refuses lone surrogates
+                // too, and the generator writes no exponents or deep nesting).
+                assert!(dup || is_mutated, "case {case}: declined {text:?}");
+                declined_valid += 1;
+            }
+            (None, None) => {}
+        }
+    }
+    // The generator must exercise both sides, or this test proves nothing.
+    assert!(accepted > 10_000, "accepted {accepted}");
+    assert!(declined_valid > 100, "declined valid {declined_valid}");
+}

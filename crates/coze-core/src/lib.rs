@@ -16,6 +16,7 @@ pub mod error;
 mod fuzz_tests;
 pub mod http;
 pub mod interrupt;
+pub mod json_pick;
 pub mod jsonl;
 pub mod jwt;
 pub mod oauth;
