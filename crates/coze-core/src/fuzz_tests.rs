@@ -491,13 +491,13 @@ fn callback_queries_never_panic_and_codes_come_back_exactly() {
 fn random_json(rng: &mut Rng, depth: usize, out: &mut String) {
     let ws = |rng: &mut Rng, out: &mut String| {
         if rng.chance(15) {
-            out.push_str(*rng.pick(&[" ", "\n", "\t ", "\r\n  "]));
+            out.push_str(rng.pick::<&str>(&[" ", "\n", "\t ", "\r\n  "]));
         }
     };
     ws(rng, out);
     match rng.below(if depth > 3 { 6 } else { 8 }) {
         0 | 1 => random_json_string(rng, out),
-        2 => out.push_str(*rng.pick(&[
+        2 => out.push_str(rng.pick::<&str>(&[
             "0",
             "-0",
             "7",
@@ -506,7 +506,7 @@ fn random_json(rng: &mut Rng, depth: usize, out: &mut String) {
             "0.001",
             "123456789012345678901234567890",
         ])),
-        3 => out.push_str(*rng.pick(&["true", "false", "null"])),
+        3 => out.push_str(rng.pick::<&str>(&["true", "false", "null"])),
         4 | 5 => random_json_string(rng, out),
         6 => {
             out.push('[');
@@ -570,7 +570,7 @@ fn random_json_object(rng: &mut Rng, depth: usize, out: &mut String) -> bool {
 fn random_json_string(rng: &mut Rng, out: &mut String) {
     out.push('"');
     for _ in 0..rng.below(12) {
-        let piece: &str = *rng.pick(&[
+        let piece = rng.pick::<&str>(&[
             "a",
             "Z",
             "7",
