@@ -56,8 +56,8 @@ bench:
 	bash scripts/bench.sh $(BENCH_ARGS)
 
 # Coverage-guided fuzzers (cargo-fuzz, libFuzzer + ASan) over the parsers that read
-# untrusted bytes: the SSE reader (random chunking), JSON lines + records, and the OAuth
-# callback query. FUZZ_SECONDS each (default 120), seeded from fuzz/seeds/. Not part of
+# untrusted bytes: the SSE reader (random chunking), JSON lines + records, the OAuth
+# callback query, and json_pick (against serde_json). FUZZ_SECONDS each (default 120), seeded from fuzz/seeds/. Not part of
 # `make test` or CI (those run the deterministic crates/coze-core/src/fuzz_tests.rs).
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 enables them on a stable toolchain.
 FUZZ_SECONDS ?= 120
