@@ -555,8 +555,10 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_connecting() {
         let r = run_deadline(&mut cmd, "", Duration::from_secs(20));
         let took = start.elapsed();
         r.expect_code(2);
+        // A connection attempt would take the whole 1 s connect timeout; the margin
+        // below it is for a loaded CI machine.
         assert!(
-            took < Duration::from_millis(700),
+            took < Duration::from_millis(950),
             "{name}: took {took:?}: it must refuse before connecting\n{}",
             r.describe()
         );
