@@ -544,3 +544,65 @@ fn the_state_is_random_and_the_challenge_s256() {
     assert_ne!(seen[0].0, seen[1].0);
     assert_ne!(seen[0].1, seen[1].1);
 }
+
+/// Puts an `xdg-open` running `body` first on PATH; returns the PATH to use.
+fn path_with_xdg_open(sb: &Sandbox, body: &str) -> String {
+    let dir = sb.path("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_script(&dir.join("xdg-open"), body);
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn without_browser_set_xdg_open_opens_the_url() {
+    let sb = Sandbox::new("auth-xdg-open");
+    let port = free_port();
+    let approve = fixture("browser-approve.sh");
+    let path = path_with_xdg_open(
+        &sb,
+        &format!(
+            "#!/usr/bin/env bash\necho \"xdg-open: called with $#\" >&2\nexec bash {} \"$@\"\n",
+            approve.display()
+        ),
+    );
+    let r = run(auth(&sb, port).env("PATH", path), "");
+    r.ok();
+    assert!(
+        r.stderr.contains("xdg-open: called with 1"),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stderr.contains("browser-approve: ok"), "{}", r.describe());
+    assert_grant_works(&sb, &r, &redirect_uri(port));
+}
+
+#[test]
+fn a_failing_xdg_open_is_a_warning_and_the_login_still_waits() {
+    let sb = Sandbox::new("auth-xdg-open-fails");
+    let port = free_port();
+    let path = path_with_xdg_open(&sb, "#!/bin/sh\nexit 3\n");
+    let r = run(
+        auth(&sb, port).env("PATH", path).args(["--timeout", "2"]),
+        "",
+    );
+    // Nobody opened the URL, so the wait ends at the timeout, not at the failure.
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains(
+            "coze-auth: warning: the browser command \"xdg-open\" exited with exit status: 3; \
+             open the URL above by hand"
+        ),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("coze-auth: no callback within 2 s;"),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+}
