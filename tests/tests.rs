@@ -16,5 +16,6 @@ mod faults;
 mod jwt;
 mod load;
 mod packaging;
+mod proxy;
 mod secrets;
 mod token;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{Env, Region};
-use coze_core::doctor::{self, Setup, NO_PROXY_VARS, PROXY_VARS};
+use coze_core::doctor::{self, Setup};
 use coze_core::session::ApiFlags;
 use coze_core::{Error, Result};
 
@@ -130,22 +130,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     Ok(Parsed::Run(f))
 }
 
-/// The proxy variables that are set, read from the process environment (main's job).
-pub fn proxy_vars_from_process() -> Vec<(String, String)> {
-    PROXY_VARS
-        .iter()
-        .chain(NO_PROXY_VARS.iter())
-        .filter_map(|k| {
-            std::env::var(k)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| (k.to_string(), v))
-        })
-        .collect()
-}
-
 /// Runs the checks; `Ok(code)` is the exit status the report calls for.
-pub fn run(f: Flags, env: Env, proxy_vars: Vec<(String, String)>) -> Result<u8> {
+pub fn run(f: Flags, env: Env) -> Result<u8> {
     let setup = Setup {
         api: ApiFlags {
             token_file: f.token_file,
@@ -159,7 +145,6 @@ pub fn run(f: Flags, env: Env, proxy_vars: Vec<(String, String)>) -> Result<u8> 
             rate: None,
         },
         redirect_uri: f.redirect_uri,
-        proxy_vars,
     };
     let checks = doctor::run(&setup, &env, &mut io::stdout().lock())?;
     Ok(doctor::exit_code(&checks))

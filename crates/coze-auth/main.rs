@@ -61,7 +61,7 @@ fn doctor_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
             Ok(())
         }
         Parsed::Run(f) => {
-            code = doctor::run(f, Env::from_process(), doctor::proxy_vars_from_process())?;
+            code = doctor::run(f, Env::from_process())?;
             Ok(())
         }
     });

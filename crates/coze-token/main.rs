@@ -94,7 +94,7 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 
 /// Runs the command; `Some(status)` when a child's exit status is ours (exec).
 fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
-    let http = Http::new(f.api.http_config());
+    let http = Http::new(f.api.http_config(env));
     let secret = client_secret(&f, secrets)?;
     let token_path = || -> Result<PathBuf> {
         f.api

@@ -27,6 +27,8 @@ pub struct Env {
     pub xdg_config_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
     pub browser: Option<String>,
+    /// The set proxy variables, as (name, value): see `proxy`.
+    pub proxy_vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -45,6 +47,7 @@ impl Env {
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
             browser: var("BROWSER"),
+            proxy_vars: crate::proxy::vars_from_process(),
         }
     }
 }

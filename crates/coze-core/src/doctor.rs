@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::callback::Loopback;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::{exit, Error, Result};
+use crate::proxy::{first_set, no_proxy_covers, redact_proxy, NO_PROXY_VARS, PROXY_VARS};
 use crate::records::Token;
 use crate::session::{ApiFlags, Session};
 use crate::token_store::{self, TokenStore};
@@ -290,65 +291,10 @@ pub fn callback_port(addr: SocketAddr, bound: &io::Result<()>) -> Check {
 
 // ------------------------------------------------------------------ proxies
 
-/// The variables ureq reads, in the order it tries them: the first set one is the
-/// proxy for every request. `NO_PROXY`/`no_proxy` (the first set one) exempts hosts.
-pub const PROXY_VARS: [&str; 6] = [
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-];
-pub const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
-
-/// A proxy URL with its credentials (`user:password@`) replaced by `***@`.
-pub fn redact_proxy(value: &str) -> String {
-    let (scheme, rest) = match value.split_once("://") {
-        Some((s, r)) => (format!("{s}://"), r),
-        None => (String::new(), value),
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
-        None => value.to_owned(),
-    }
-}
-
-/// Whether a NO_PROXY list exempts `host`: `*`, an exact host, or a domain suffix
-/// (`example.com`, `.example.com`, `*.example.com` all cover `api.example.com`).
-pub fn no_proxy_covers(list: &str, host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    list.split(',').map(str::trim).any(|entry| {
-        let entry = entry.trim_start_matches("*.").trim_start_matches('.');
-        // A port on an entry (`host:443`) does not narrow it here; `::1` has no port.
-        let entry = match entry.rsplit_once(':') {
-            Some((h, p))
-                if !h.contains(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                h
-            }
-            _ => entry,
-        };
-        let entry = entry
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let host = host.to_ascii_lowercase();
-        !entry.is_empty() && (entry == "*" || host == entry || host.ends_with(&format!(".{entry}")))
-    })
-}
-
 /// The proxy in effect for `api_base`. `vars` are the set ones among [`PROXY_VARS`]
 /// and [`NO_PROXY_VARS`], as (name, value).
 pub fn proxy(vars: &[(String, String)], api_base: &str) -> Check {
-    let get = |names: &[&str]| {
-        names.iter().find_map(|n| {
-            vars.iter()
-                .find(|(k, v)| k == n && !v.is_empty())
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-        })
-    };
+    let get = |names: &[&str]| first_set(vars, names);
     let host = url::parse(api_base).map(|p| p.host).unwrap_or_default();
     let Some((name, value)) = get(&PROXY_VARS) else {
         return Check::ok(
@@ -523,8 +469,6 @@ pub struct Setup {
     /// The shared API flags (`--token-file`, `--base-url`, `--region`, timeouts, -v).
     pub api: ApiFlags,
     pub redirect_uri: String,
-    /// The set proxy variables, as (name, value); see [`PROXY_VARS`].
-    pub proxy_vars: Vec<(String, String)>,
 }
 
 /// Runs every check, printing each line to `out` as soon as it is known, and returns
@@ -576,7 +520,7 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
         let timeout = f.connect_timeout.unwrap_or(Duration::from_secs(10));
         let started = Instant::now();
         let before = now();
-        let c = match server_date(&api_base, timeout) {
+        let c = match server_date(&api_base, timeout, &env.proxy_vars) {
             Ok(date) => {
                 // The midpoint of the request is when the server most likely stamped it.
                 let local = before + (started.elapsed().as_secs_f64() / 2.0).round() as i64;
@@ -608,7 +552,7 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
         )?,
     }
 
-    say(proxy(&setup.proxy_vars, &api_base), &mut checks)?;
+    say(proxy(&env.proxy_vars, &api_base), &mut checks)?;
 
     // The token, then the token at work.
     let usable = match (&credentials, &stored) {
@@ -675,7 +619,11 @@ fn file_mode(path: &Path) -> io::Result<u32> {
 /// The `Date` header of the API host's answer to `GET /` (any status will do). Its own
 /// small agent, configured like [`crate::http::Http`]'s (proxies from the environment,
 /// no redirects, timeouts), since `Http` hands out bodies, not headers.
-fn server_date(api_base: &str, timeout: Duration) -> std::result::Result<Option<String>, String> {
+fn server_date(
+    api_base: &str,
+    timeout: Duration,
+    proxy_vars: &[(String, String)],
+) -> std::result::Result<Option<String>, String> {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(timeout))
@@ -688,7 +636,7 @@ fn server_date(api_base: &str, timeout: Duration) -> std::result::Result<Option<
     let resp = agent
         .get(&target)
         .call()
-        .map_err(|e| crate::http::network_error(&target, &e).to_string())?;
+        .map_err(|e| crate::http::network_error(&target, &e, proxy_vars).to_string())?;
     Ok(resp
         .headers()
         .get("date")

@@ -42,6 +42,9 @@ pub struct HttpConfig {
     pub verbose: bool,
     /// Requests per second across all threads (`--rate`); None: as fast as answered.
     pub rate: Option<f64>,
+    /// The set proxy variables (ureq reads them itself); a connection error names
+    /// the proxy it went through.
+    pub proxy_vars: Vec<(String, String)>,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +58,7 @@ impl Default for HttpConfig {
             max_retry_after: Duration::from_secs(60),
             verbose: false,
             rate: None,
+            proxy_vars: Vec::new(),
         }
     }
 }
@@ -171,7 +175,7 @@ impl Http {
             resp.into_body()
                 .into_reader()
                 .read_to_end(&mut body)
-                .map_err(|e| network_error(&req.url, &e.into()))?;
+                .map_err(|e| self.network_error(&req.url, &e.into()))?;
             self.log_response(status, &logid, body.len());
             decode(status, logid, retry_after, &body, dialect).map_err(Error::Api)
         })
@@ -198,7 +202,7 @@ impl Http {
                 .into_reader()
                 .take(1 << 20)
                 .read_to_end(&mut body)
-                .map_err(|e| network_error(&req.url, &e.into()))?;
+                .map_err(|e| self.network_error(&req.url, &e.into()))?;
             self.log_response(status, &logid, body.len());
             match decode(status, logid.clone(), retry_after, &body, Dialect::Envelope) {
                 Err(api) => Err(Error::Api(api)),
@@ -273,7 +277,11 @@ impl Http {
         }
         self.agent
             .run(request)
-            .map_err(|e| network_error(&req.url, &e))
+            .map_err(|e| self.network_error(&req.url, &e))
+    }
+
+    fn network_error(&self, target: &str, err: &ureq::Error) -> Error {
+        network_error(target, err, &self.config.proxy_vars)
     }
 
     /// How long to wait before the next attempt, or None if `err` is final.
@@ -327,8 +335,9 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// Names a transport failure the way a person can act on it.
-pub fn network_error(target: &str, err: &ureq::Error) -> Error {
+/// Names a transport failure the way a person can act on it, and the proxy it went
+/// through: a refused or timed-out connection is then the proxy's answer.
+pub fn network_error(target: &str, err: &ureq::Error, proxy_vars: &[(String, String)]) -> Error {
     let why = match err {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found".to_owned(),
@@ -336,7 +345,10 @@ pub fn network_error(target: &str, err: &ureq::Error) -> Error {
         ureq::Error::Io(e) => describe_io(e),
         other => other.to_string(),
     };
-    Error::Network(format!("{}: {why}", redact::scrub(target)))
+    let via = crate::proxy::in_effect(proxy_vars, target)
+        .map(|p| format!(" (through the proxy {p})"))
+        .unwrap_or_default();
+    Error::Network(format!("{}: {why}{via}", redact::scrub(target)))
 }
 
 /// An io error from a response body, which may wrap a ureq error (timeouts do).

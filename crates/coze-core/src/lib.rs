@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod oauth;
 pub mod pace;
 pub mod pkce;
+pub mod proxy;
 pub mod records;
 pub mod redact;
 pub mod session;

@@ -91,7 +91,7 @@ impl ApiFlags {
 
 impl ApiFlags {
     /// The HTTP decisions these flags change; the rest are `HttpConfig`'s defaults.
-    pub fn http_config(&self) -> HttpConfig {
+    pub fn http_config(&self, env: &Env) -> HttpConfig {
         let defaults = HttpConfig::default();
         HttpConfig {
             verbose: self.verbose,
@@ -99,6 +99,7 @@ impl ApiFlags {
             connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
             retries: self.retries.unwrap_or(defaults.retries),
             rate: self.rate,
+            proxy_vars: env.proxy_vars.clone(),
             ..defaults
         }
     }
@@ -114,7 +115,7 @@ pub struct Session {
 impl Session {
     /// Resolves flags and environment once. Nothing is sent yet.
     pub fn open(flags: &ApiFlags, env: &Env) -> Result<Session> {
-        let http = Http::new(flags.http_config());
+        let http = Http::new(flags.http_config(env));
         let base_hint = config::api_base(flags.base_url.as_deref(), flags.region, env, None);
         let (tokens, recorded) = match config::credentials(flags.token_file.clone(), env)? {
             Credentials::Static(t) => (TokenSource::Static(t), None),
