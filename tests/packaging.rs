@@ -286,19 +286,20 @@ fn bash_completes_subcommands_flags_and_values() {
 
 #[test]
 fn zsh_and_fish_completions_parse() {
-    // Their shells are optional here (CI has bash only); when present, they must parse.
+    // Both shells are required, like Chromium: a missing one fails, never skips.
     let sb = Sandbox::new("packaging-shells");
     for (shell, dir, name) in [("zsh", "zsh", "_{}"), ("fish", "fish", "{}.fish")] {
-        let present = Command::new(shell).arg("--version").output().is_ok();
+        assert!(
+            Command::new(shell).arg("--version").output().is_ok(),
+            "{shell} is missing: apt-get install {shell} (.ci/run does)"
+        );
         for prog in BINS {
             let path = root()
                 .join("completions")
                 .join(dir)
                 .join(name.replace("{}", prog));
             assert!(path.is_file(), "{}", path.display());
-            if present {
-                run(sb.cmd(shell).arg("-n").arg(&path), "").ok();
-            }
+            run(sb.cmd(shell).arg("-n").arg(&path), "").ok();
         }
     }
 }
