@@ -789,12 +789,7 @@ mod tests {
         assert_eq!(callback_port(addr, &bound).level, Level::Fail);
     }
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::proxy::tests::vars;
 
     #[test]
     fn proxy_credentials_are_redacted() {
