@@ -102,23 +102,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             Short('h') | Long("help") => return Ok(Parsed::Help),
             Short('V') | Long("version") => return Ok(Parsed::Version),
             Long("redirect-uri") => {
-                f.redirect_uri = cli::string("--redirect-uri", parser.value().map_err(cli::usage)?)?
+                f.redirect_uri = cli::string("--redirect-uri", cli::value(&mut parser)?)?
             }
             Long("token-file") => {
-                f.token_file = Some(parser.value().map_err(cli::usage)?.into());
+                f.token_file = Some(cli::value(&mut parser)?.into());
             }
             Long("base-url") => {
-                f.base_url = Some(cli::string(
-                    "--base-url",
-                    parser.value().map_err(cli::usage)?,
-                )?)
+                f.base_url = Some(cli::string("--base-url", cli::value(&mut parser)?)?)
             }
             Long("region") => {
-                let v = cli::string("--region", parser.value().map_err(cli::usage)?)?;
+                let v = cli::string("--region", cli::value(&mut parser)?)?;
                 f.region = Some(Region::parse(&v)?);
             }
             Long("timeout") => {
-                f.timeout = cli::seconds("--timeout", parser.value().map_err(cli::usage)?)?;
+                f.timeout = cli::seconds("--timeout", cli::value(&mut parser)?)?;
                 if f.timeout.is_zero() {
                     return Err(Error::usage("--timeout: must be more than 0 seconds"));
                 }

@@ -110,44 +110,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     use lexopt::prelude::*;
     let mut f = Flags::default();
     let mut parser = lexopt::Parser::from_args(args);
-    let nonempty = |flag: &str, v: OsString| -> Result<String> {
-        let s = cli::string(flag, v)?;
-        if s.trim().is_empty() {
-            return Err(Error::usage(format!("{flag}: empty value")));
-        }
-        Ok(s)
-    };
     while let Some(arg) = parser.next().map_err(cli::usage)? {
         match arg {
             Short('h') | Long("help") => return Ok(Parsed::Help),
             Short('V') | Long("version") => return Ok(Parsed::Version),
             Long("client-id") => {
-                f.client_id = Some(nonempty(
-                    "--client-id",
-                    parser.value().map_err(cli::usage)?,
-                )?)
+                f.client_id = Some(cli::nonempty("--client-id", cli::value(&mut parser)?)?)
             }
             Long("redirect-uri") => {
-                f.redirect_uri = nonempty("--redirect-uri", parser.value().map_err(cli::usage)?)?
+                f.redirect_uri = cli::nonempty("--redirect-uri", cli::value(&mut parser)?)?
             }
             Long("region") => {
-                let v = cli::string("--region", parser.value().map_err(cli::usage)?)?;
+                let v = cli::string("--region", cli::value(&mut parser)?)?;
                 f.region = Some(Region::parse(&v)?);
             }
             Long("base-url") => {
-                f.base_url = Some(nonempty("--base-url", parser.value().map_err(cli::usage)?)?)
+                f.base_url = Some(cli::nonempty("--base-url", cli::value(&mut parser)?)?)
             }
             Long("www-url") => {
-                f.www_url = Some(nonempty("--www-url", parser.value().map_err(cli::usage)?)?)
+                f.www_url = Some(cli::nonempty("--www-url", cli::value(&mut parser)?)?)
             }
             Long("workspace-id") => {
-                f.workspace_id = Some(nonempty(
-                    "--workspace-id",
-                    parser.value().map_err(cli::usage)?,
-                )?)
+                f.workspace_id = Some(cli::nonempty("--workspace-id", cli::value(&mut parser)?)?)
             }
             Long("timeout") => {
-                f.timeout = cli::seconds("--timeout", parser.value().map_err(cli::usage)?)?;
+                f.timeout = cli::seconds("--timeout", cli::value(&mut parser)?)?;
                 if f.timeout.is_zero() {
                     return Err(Error::usage("--timeout: must be more than 0 seconds"));
                 }

@@ -178,34 +178,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         match name.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "-V" | "--version" => return Ok(Parsed::Version),
-            "--bot" => f.bot = Some(cli::string("--bot", p.value().map_err(cli::usage)?)?),
+            "--bot" => f.bot = Some(cli::string("--bot", cli::value(&mut p)?)?),
             "--conversation" => {
-                f.conversation = Some(cli::string(
-                    "--conversation",
-                    p.value().map_err(cli::usage)?,
-                )?)
+                f.conversation = Some(cli::string("--conversation", cli::value(&mut p)?)?)
             }
             "--new-each" => f.new_each = true,
-            "--user" => f.user = Some(cli::string("--user", p.value().map_err(cli::usage)?)?),
+            "--user" => f.user = Some(cli::string("--user", cli::value(&mut p)?)?),
             "--var" => {
-                let (k, v) = cli::key_value("--var", p.value().map_err(cli::usage)?)?;
+                let (k, v) = cli::key_value("--var", cli::value(&mut p)?)?;
                 f.vars.insert(k, v.into());
             }
             "--meta" => {
-                let (k, v) = cli::key_value("--meta", p.value().map_err(cli::usage)?)?;
+                let (k, v) = cli::key_value("--meta", cli::value(&mut p)?)?;
                 f.meta.insert(k, v.into());
             }
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,
             "--keep-going" => f.keep_going = true,
             "--jobs" | "-j" => {
-                f.jobs = cli::number("--jobs", p.value().map_err(cli::usage)?)?;
+                f.jobs = cli::number("--jobs", cli::value(&mut p)?)?;
                 if !(1..=256).contains(&f.jobs) {
                     return Err(Error::usage("--jobs: expected 1 to 256"));
                 }
             }
             "--rate" => {
-                let r: f64 = cli::number("--rate", p.value().map_err(cli::usage)?)?;
+                let r: f64 = cli::number("--rate", cli::value(&mut p)?)?;
                 if !(r.is_finite() && r > 0.0) {
                     return Err(Error::usage(
                         "--rate: expected a positive number of requests per second",
@@ -213,12 +210,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 }
                 f.api.rate = Some(r);
             }
-            "--resume" => f.resume = Some(p.value().map_err(cli::usage)?.into()),
+            "--resume" => f.resume = Some(cli::value(&mut p)?.into()),
             "--append" => f.append = true,
             "--ordered" => f.ordered = true,
             "--summary" => f.summary = true,
             "-o" | "--output" => {
-                let v = cli::string("--output", p.value().map_err(cli::usage)?)?;
+                let v = cli::string("--output", cli::value(&mut p)?)?;
                 f.mode = Some(match v.as_str() {
                     "events" => Mode::Events,
                     "text" => Mode::Text,

@@ -135,7 +135,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 continue;
             }
             Arg::Value(v) if id.is_none() && word.as_deref().is_some_and(takes_id) => {
-                id = Some(nonempty("CONVERSATION_ID", v.clone())?);
+                id = Some(cli::nonempty("CONVERSATION_ID", v.clone())?);
                 continue;
             }
             _ => return Err(arg.unexpected()),
@@ -144,15 +144,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "help" => return Ok(Parsed::Help),
             "version" => return Ok(Parsed::Version),
             "bot" => {
-                bot = Some(nonempty("--bot", p.value().map_err(cli::usage)?)?);
+                bot = Some(cli::nonempty("--bot", cli::value(&mut p)?)?);
                 given.push("--bot");
             }
             "name" => {
-                name_flag = Some(cli::string("--name", p.value().map_err(cli::usage)?)?);
+                name_flag = Some(cli::string("--name", cli::value(&mut p)?)?);
                 given.push("--name");
             }
             "meta" => {
-                let (k, v) = cli::key_value("--meta", p.value().map_err(cli::usage)?)?;
+                let (k, v) = cli::key_value("--meta", cli::value(&mut p)?)?;
                 if meta.contains_key(&k) {
                     return Err(Error::usage(format!("--meta: key {k:?} given twice")));
                 }
@@ -160,7 +160,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 given.push("--meta");
             }
             "order" => {
-                let v = cli::string("--order", p.value().map_err(cli::usage)?)?;
+                let v = cli::string("--order", cli::value(&mut p)?)?;
                 order = Some(match v.to_ascii_lowercase().as_str() {
                     "asc" => Order::Asc,
                     "desc" => Order::Desc,
@@ -173,7 +173,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 given.push("--order");
             }
             "limit" => {
-                let n: u64 = cli::number("--limit", p.value().map_err(cli::usage)?)?;
+                let n: u64 = cli::number("--limit", cli::value(&mut p)?)?;
                 if n == 0 {
                     return Err(Error::usage("--limit: expected 1 or more, got 0"));
                 }
@@ -235,14 +235,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
 
 fn takes_id(word: &str) -> bool {
     matches!(word, "get" | "clear" | "delete" | "messages")
-}
-
-fn nonempty(what: &str, v: OsString) -> Result<String> {
-    let s = cli::string(what, v)?;
-    if s.is_empty() {
-        return Err(Error::usage(format!("{what}: must not be empty")));
-    }
-    Ok(s)
 }
 
 #[cfg(test)]

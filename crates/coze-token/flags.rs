@@ -191,23 +191,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     .transpose()?;
                 f.save = Some(path.map(PathBuf::from));
             }
-            "--min-ttl" => f.min_ttl = cli::seconds("--min-ttl", p.value().map_err(cli::usage)?)?,
+            "--min-ttl" => f.min_ttl = cli::seconds("--min-ttl", cli::value(&mut p)?)?,
             "--header" => f.header = true,
             "--force" => f.force = true,
-            "--timeout" => {
-                f.timeout = Some(cli::seconds("--timeout", p.value().map_err(cli::usage)?)?)
-            }
-            "--client-secret-file" => {
-                f.client_secret_file = Some(p.value().map_err(cli::usage)?.into())
-            }
+            "--timeout" => f.timeout = Some(cli::seconds("--timeout", cli::value(&mut p)?)?),
+            "--client-secret-file" => f.client_secret_file = Some(cli::value(&mut p)?.into()),
             "--jwt" => jwt = true,
-            "--client-id" => {
-                f.client_id = Some(cli::string("--client-id", p.value().map_err(cli::usage)?)?)
-            }
-            "--key" => f.key = Some(p.value().map_err(cli::usage)?.into()),
-            "--kid" => f.kid = Some(cli::string("--kid", p.value().map_err(cli::usage)?)?),
+            "--client-id" => f.client_id = Some(cli::string("--client-id", cli::value(&mut p)?)?),
+            "--key" => f.key = Some(cli::value(&mut p)?.into()),
+            "--kid" => f.kid = Some(cli::string("--kid", cli::value(&mut p)?)?),
             "--ttl" => {
-                let ttl: u32 = cli::number("--ttl", p.value().map_err(cli::usage)?)?;
+                let ttl: u32 = cli::number("--ttl", cli::value(&mut p)?)?;
                 if !(1..=coze_core::jwt::MAX_TTL).contains(&ttl) {
                     return Err(coze_core::Error::usage(format!(
                         "--ttl: Coze grants 1 to {} seconds, not {ttl}",
@@ -217,10 +211,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 f.ttl = Some(ttl);
             }
             "--session-name" => {
-                f.session_name = Some(cli::string(
-                    "--session-name",
-                    p.value().map_err(cli::usage)?,
-                )?)
+                f.session_name = Some(cli::string("--session-name", cli::value(&mut p)?)?)
             }
             _ => return Err(arg.unexpected()),
         }

@@ -107,11 +107,25 @@ pub fn usage(e: lexopt::Error) -> Error {
     Error::Usage(e.to_string())
 }
 
+/// The value of the option just read; a missing one is a usage error.
+pub fn value(p: &mut lexopt::Parser) -> Result<OsString> {
+    p.value().map_err(usage)
+}
+
 /// The value of a flag as UTF-8, or a usage error naming the flag.
 pub fn string(flag: &str, value: OsString) -> Result<String> {
     value
         .into_string()
         .map_err(|v| Error::usage(format!("{flag}: not valid UTF-8: {v:?}")))
+}
+
+/// A UTF-8 value with something in it besides spaces.
+pub fn nonempty(flag: &str, value: OsString) -> Result<String> {
+    let s = string(flag, value)?;
+    if s.trim().is_empty() {
+        return Err(Error::usage(format!("{flag}: must not be empty")));
+    }
+    Ok(s)
 }
 
 /// `KEY=VALUE` as given to `--var` / `--meta`.
@@ -171,6 +185,10 @@ mod tests {
         assert!(seconds("--timeout", "-1".into()).is_err());
         assert_eq!(number::<u32>("--limit", "7".into()).unwrap(), 7);
         assert!(number::<u32>("--limit", "x".into()).is_err());
+        assert_eq!(nonempty("--bot", "7".into()).unwrap(), "7");
+        let e = nonempty("--bot", "  ".into()).unwrap_err();
+        assert_eq!(e.to_string(), "--bot: must not be empty");
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

@@ -57,31 +57,18 @@ impl ApiFlags {
             return Ok(false);
         };
         match name {
-            "token-file" => self.token_file = Some(p.value().map_err(cli::usage)?.into()),
-            "base-url" => {
-                self.base_url = Some(cli::string("--base-url", p.value().map_err(cli::usage)?)?)
-            }
+            "token-file" => self.token_file = Some(cli::value(p)?.into()),
+            "base-url" => self.base_url = Some(cli::string("--base-url", cli::value(p)?)?),
             "region" => {
-                self.region = Some(Region::parse(&cli::string(
-                    "--region",
-                    p.value().map_err(cli::usage)?,
-                )?)?)
+                self.region = Some(Region::parse(&cli::string("--region", cli::value(p)?)?)?)
             }
             "idle-timeout" => {
-                self.idle_timeout = Some(cli::seconds(
-                    "--idle-timeout",
-                    p.value().map_err(cli::usage)?,
-                )?)
+                self.idle_timeout = Some(cli::seconds("--idle-timeout", cli::value(p)?)?)
             }
             "connect-timeout" => {
-                self.connect_timeout = Some(cli::seconds(
-                    "--connect-timeout",
-                    p.value().map_err(cli::usage)?,
-                )?)
+                self.connect_timeout = Some(cli::seconds("--connect-timeout", cli::value(p)?)?)
             }
-            "retries" => {
-                self.retries = Some(cli::number("--retries", p.value().map_err(cli::usage)?)?)
-            }
+            "retries" => self.retries = Some(cli::number("--retries", cli::value(p)?)?),
             "verbose" => self.verbose = true,
             _ => return Ok(false),
         }
