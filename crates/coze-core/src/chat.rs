@@ -221,9 +221,20 @@ impl ChatState {
         Ok(false)
     }
 
-    /// Takes a `conversation.message.delta` whose data did not go through `feed`
-    /// (the sink does not want events): its fields decoded straight from the data
-    /// text. `Ok(None)`: not decodable this way; feed it the generic way.
+    /// Takes one event as the stream carries it: `data` is the event's text. An answer
+    /// delta for a sink that does not want whole events skips the `Value` tree (the
+    /// hot path of a long answer); everything else, and any delta `json_pick`
+    /// declines, goes through [`feed`](Self::feed).
+    pub fn feed_text(&mut self, name: &str, data: &str, sink: &mut dyn Sink) -> io::Result<bool> {
+        if name == "conversation.message.delta" && !sink.wants_events() {
+            if let Some(fed) = self.feed_delta_text(data, sink) {
+                return fed;
+            }
+        }
+        self.feed(name, &parse_data(data), sink)
+    }
+
+    /// A delta's fields decoded straight from its text; None: not decodable this way.
     fn feed_delta_text(&mut self, data: &str, sink: &mut dyn Sink) -> Option<io::Result<bool>> {
         let [id, kind, content, reasoning] =
             json_pick::pick(data, ["id", "type", "content", "reasoning_content"])?;
@@ -411,19 +422,13 @@ pub fn stream(
     };
     let logid = stream.logid.clone();
     let mut reader = SseReader::new(stream.reader);
-    let fast_deltas = !sink.wants_events();
     let mut registered = false;
     let outcome = loop {
         // The output is flushed right before a read that may block, so no answer text
         // waits in a buffer while we wait for the network.
         match reader.next_ref_with(&mut || sink.flush()) {
             Ok(Some(ev)) => {
-                let fed = match fast_deltas && ev.event == "conversation.message.delta" {
-                    true => state.feed_delta_text(ev.data, sink),
-                    false => None,
-                };
-                let fed = fed.unwrap_or_else(|| state.feed(ev.event, &parse_data(ev.data), sink));
-                let fed = fed.and_then(|end| {
+                let fed = state.feed_text(ev.event, ev.data, sink).and_then(|end| {
                     if end {
                         sink.flush()?;
                     }
@@ -597,6 +602,93 @@ mod tests {
             self.follow.push(t.into());
             Ok(())
         }
+    }
+
+    /// A sink like `Record` that does not want whole events, so answer deltas take
+    /// the `json_pick` path of `feed_text`.
+    #[derive(Default)]
+    struct TextOnly(Record);
+
+    impl Sink for TextOnly {
+        fn event(&mut self, name: &str, data: &Value) -> io::Result<()> {
+            self.0.event(name, data)
+        }
+        fn answer(&mut self, t: &str) -> io::Result<()> {
+            self.0.answer(t)
+        }
+        fn reasoning(&mut self, t: &str) -> io::Result<()> {
+            self.0.reasoning(t)
+        }
+        fn follow_up(&mut self, t: &str) -> io::Result<()> {
+            self.0.follow_up(t)
+        }
+        fn wants_events(&self) -> bool {
+            false
+        }
+    }
+
+    /// Both routes of `feed_text` end in the same state and the same answer, including
+    /// the deltas `json_pick` declines and hands to `feed`.
+    #[test]
+    fn deltas_read_by_json_pick_or_by_serde_json_end_the_same() {
+        let stream = [
+            (
+                "conversation.chat.created",
+                r#"{"id":"c","conversation_id":"v","status":"created"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","reasoning_content":"想"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":"a\n\u4f60"}"#,
+            ),
+            // Declined by json_pick: content not a string, a wanted key twice, an exponent.
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":null}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":"x","content":"y"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":"b","n":1e3}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"verbose","content":"not the answer"}"#,
+            ),
+            ("conversation.message.delta", r#"not json"#),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m2","type":"answer","content":"second"}"#,
+            ),
+            (
+                "conversation.chat.completed",
+                r#"{"id":"c","conversation_id":"v","status":"completed"}"#,
+            ),
+        ];
+        let mut generic = (ChatState::default(), Record::default());
+        let mut fast = (ChatState::default(), TextOnly::default());
+        for (name, data) in stream {
+            generic.0.feed_text(name, data, &mut generic.1).unwrap();
+            fast.0.feed_text(name, data, &mut fast.1).unwrap();
+        }
+        assert_eq!(fast.0.content, generic.0.content);
+        assert_eq!(fast.1 .0.answer, generic.1.answer);
+        assert_eq!(fast.0.reasoning, "想");
+        assert_eq!(fast.0.content, "a\n你yb\n\nsecond");
+        assert_eq!(
+            (fast.0.events, fast.0.malformed),
+            (generic.0.events, generic.0.malformed)
+        );
+        assert!(fast.0.finished());
+        // The fast route skips `Sink::event` for the deltas it read itself.
+        assert_eq!(generic.1.events.len(), stream.len());
+        assert_eq!(fast.1 .0.events.len(), 6);
     }
 
     fn feed_all(events: &[(&str, Value)]) -> (ChatState, Record) {
