@@ -19,7 +19,7 @@ use crate::callback::{self, Outcome};
 use crate::jsonl::{LineError, LineReader};
 use crate::records::Record;
 use crate::sse::{Event, SseError, SseReader};
-use crate::test_io::Chunked;
+use crate::test_io::{Chunked, RECORDED};
 use crate::url;
 
 /// xorshift64*: small, fast, and the same sequence on every machine.
@@ -173,19 +173,6 @@ fn sse_steps<R: BufRead>(reader: R, limit: usize) -> (Vec<SseStep>, u64) {
     }
     (out, r.lines_read())
 }
-
-/// The stream of coze-api.md §6.3, as the unit tests of `sse` have it.
-const RECORDED: &str = concat!(
-    "event:conversation.chat.created\n",
-    r#"data:{"id":"7382159487131697202","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","completed_at":1718792949,"last_error":{"code":0,"msg":""},"status":"created","usage":{"token_count":0,"output_count":0,"input_count":0}}"#,
-    "\n\n",
-    "event:conversation.message.delta\n",
-    r#"data:{"id":"7382159494123470858","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","role":"assistant","type":"answer","content":"2","content_type":"text","chat_id":"7382159487131697202"}"#,
-    "\n\n",
-    "event:done\n",
-    "data:\"[DONE]\"\n",
-    "\n",
-);
 
 /// Any chunking of any bytes reads the same as one piece: same events, same errors,
 /// same line count. Half the inputs are mutations of the recorded stream.

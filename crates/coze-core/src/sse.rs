@@ -342,7 +342,7 @@ fn find_eol(s: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_io::Chunked;
+    use crate::test_io::{Chunked, RECORDED};
     use std::io::{BufReader, Cursor, Read};
 
     /// The hook runs exactly before the reads that may block: when the buffer is
@@ -385,23 +385,6 @@ mod tests {
         assert_eq!(r.drain(1 << 16).unwrap(), 7);
         assert!(r.next_event().unwrap().is_none());
     }
-
-    /// The recorded stream of coze-api.md §6.3 (py `chat_text_stream_resp.txt`), with
-    /// the elided chat.completed object written out in full.
-    const RECORDED: &str = concat!(
-        "event:conversation.chat.created\n",
-        r#"data:{"id":"7382159487131697202","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","completed_at":1718792949,"last_error":{"code":0,"msg":""},"status":"created","usage":{"token_count":0,"output_count":0,"input_count":0}}"#,
-        "\n\n",
-        "event:conversation.message.delta\n",
-        r#"data:{"id":"7382159494123470858","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","role":"assistant","type":"answer","content":"2","content_type":"text","chat_id":"7382159487131697202"}"#,
-        "\n\n",
-        "event:conversation.chat.completed\n",
-        r#"data:{"id":"7382159487131697202","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","completed_at":1718792951,"last_error":{"code":0,"msg":""},"status":"completed","usage":{"token_count":633,"output_count":19,"input_count":614}}"#,
-        "\n\n",
-        "event:done\n",
-        "data:\"[DONE]\"\n",
-        "\n",
-    );
 
     fn expected_recorded() -> Vec<Event> {
         let mut out = Vec::new();

@@ -1,5 +1,6 @@
-//! Readers for unit tests: bytes handed out in chosen pieces, so parsers are tested at
-//! every split point of their input, and an I/O error injected between two pieces.
+//! For unit tests: readers that hand out bytes in chosen pieces, so parsers are tested
+//! at every split point of their input (and an I/O error injected between two pieces),
+//! and the recorded chat stream the SSE tests and the randomized tests share.
 
 use std::io::{self, Read};
 
@@ -52,3 +53,20 @@ impl Read for Chunked {
         Ok(n)
     }
 }
+
+/// The recorded stream of coze-api.md §6.3 (py `chat_text_stream_resp.txt`), with
+/// the elided chat.completed object written out in full.
+pub const RECORDED: &str = concat!(
+    "event:conversation.chat.created\n",
+    r#"data:{"id":"7382159487131697202","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","completed_at":1718792949,"last_error":{"code":0,"msg":""},"status":"created","usage":{"token_count":0,"output_count":0,"input_count":0}}"#,
+    "\n\n",
+    "event:conversation.message.delta\n",
+    r#"data:{"id":"7382159494123470858","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","role":"assistant","type":"answer","content":"2","content_type":"text","chat_id":"7382159487131697202"}"#,
+    "\n\n",
+    "event:conversation.chat.completed\n",
+    r#"data:{"id":"7382159487131697202","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","completed_at":1718792951,"last_error":{"code":0,"msg":""},"status":"completed","usage":{"token_count":633,"output_count":19,"input_count":614}}"#,
+    "\n\n",
+    "event:done\n",
+    "data:\"[DONE]\"\n",
+    "\n",
+);
