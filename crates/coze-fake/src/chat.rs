@@ -782,8 +782,14 @@ fn required_ids(req: &Request, ctx: &mut Ctx) -> Result<(String, String), Reply>
     }
 }
 
-/// GET (or POST) /v3/chat/retrieve?conversation_id&chat_id.
-pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+/// The chat both ids of `req` name, settled first, handed to `answer`; the 4000 or
+/// 4200 answer when an id is missing or names no chat of that conversation.
+fn with_chat(
+    app: &Arc<App>,
+    req: &Request,
+    ctx: &mut Ctx,
+    answer: impl FnOnce(&Chat) -> Value,
+) -> Reply {
     let (conv, chat) = match required_ids(req, ctx) {
         Ok(ids) => ids,
         Err(reply) => return reply,
@@ -791,25 +797,23 @@ pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     let mut st = app.lock();
     st.settle(&conv);
     match st.chats.get(&chat).filter(|c| c.conversation_id == conv) {
-        Some(c) => ok(ctx, c.to_json()),
+        Some(c) => ok(ctx, answer(c)),
         None => err(ctx, 4200, "chat not found"),
     }
 }
 
+/// GET (or POST) /v3/chat/retrieve?conversation_id&chat_id.
+pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+    with_chat(app, req, ctx, Chat::to_json)
+}
+
 /// GET /v3/chat/message/list?conversation_id&chat_id: every message of the chat except
-/// the user's query.
+/// the user's query (none before it completed).
 pub fn message_list(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
-    let (conv, chat) = match required_ids(req, ctx) {
-        Ok(ids) => ids,
-        Err(reply) => return reply,
-    };
-    let mut st = app.lock();
-    st.settle(&conv);
-    match st.chats.get(&chat).filter(|c| c.conversation_id == conv) {
-        Some(c) if c.status == ChatStatus::Completed => ok(ctx, Value::Array(c.messages.clone())),
-        Some(_) => ok(ctx, json!([])),
-        None => err(ctx, 4200, "chat not found"),
-    }
+    with_chat(app, req, ctx, |c| match c.status {
+        ChatStatus::Completed => Value::Array(c.messages.clone()),
+        _ => json!([]),
+    })
 }
 
 /// POST /v3/chat/cancel with `{conversation_id, chat_id}` in the BODY.

@@ -30,17 +30,12 @@ pub struct Request {
 }
 
 impl Request {
+    /// `name` in lower case: header names are stored lower-cased.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::util::field(&self.headers, name)
     }
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::util::field(&self.query, name)
     }
     /// Body as JSON; `None` for an empty or invalid body.
     pub fn json(&self) -> Option<serde_json::Value> {

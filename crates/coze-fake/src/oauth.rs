@@ -172,12 +172,7 @@ pub fn consent_page(app: &App, req: &Request) -> Reply {
 
 pub fn consent_submit(app: &App, req: &Request) -> Reply {
     let form = req.form();
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let get = |k: &str| crate::util::field(&form, k).unwrap_or("");
     let pending = app.lock().consents.remove(get("authorize_key"));
     let Some(auth) = pending else {
         return Reply::html(
@@ -488,12 +483,7 @@ pub fn device_page(_app: &App, req: &Request) -> Reply {
 
 pub fn device_submit(app: &App, req: &Request) -> Reply {
     let form = req.form();
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let get = |k: &str| crate::util::field(&form, k).unwrap_or("");
     let code = normalize_user_code(get("user_code"));
     let approve = get("decision") == "approve";
     let now = now_ms();

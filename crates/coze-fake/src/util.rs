@@ -97,6 +97,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Decode `application/x-www-form-urlencoded` text (also used for query strings).
+/// The value of `name` in decoded pairs (a query or a form); the first one wins.
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 pub fn parse_form(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|p| !p.is_empty())
