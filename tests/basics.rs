@@ -86,3 +86,50 @@ fn each_error_line_is_written_at_once() {
         );
     }
 }
+
+/// `--help | head -1` and a full disk: help and version are output like any other,
+/// so a closed stdout ends quietly and a failing one is one error line, never a panic.
+#[test]
+fn help_and_version_survive_a_closed_or_full_stdout() {
+    use std::process::Stdio;
+    let sb = Sandbox::new("help-closed");
+    let runs: [&[&str]; 3] = [&["--help"], &["--version"], &["doctor", "--help"]];
+    // coze-fake too: `make build` puts it next to the tools.
+    let fake = bin("coze-auth").with_file_name("coze-fake");
+    assert!(
+        fake.is_file(),
+        "{} is missing: run make build",
+        fake.display()
+    );
+    let fake = fake.display().to_string();
+    for tool in TOOLS.into_iter().chain([fake.as_str()]) {
+        for args in runs {
+            if args[0] == "doctor" && tool != "coze-auth" {
+                continue;
+            }
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let out = sb
+                .cmd(tool)
+                .args(args)
+                .stdout(Stdio::from(writer))
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{tool} {args:?}: {stderr}");
+            assert!(stderr.is_empty(), "{tool} {args:?}: {stderr}");
+
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            let out = sb.cmd(tool).args(args).stdout(full).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{tool} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{tool} {args:?}: {stderr}");
+            assert!(stderr.contains(": stdout: "), "{tool} {args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{tool} {args:?}: {stderr}");
+        }
+    }
+}

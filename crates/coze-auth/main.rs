@@ -30,36 +30,25 @@ fn main() -> ExitCode {
         return doctor_main(args);
     }
     cli::run("coze-auth", || match flags::parse(args)? {
-        Parsed::Help => {
-            println!("{}{EXIT_CODES_HELP}", flags::HELP);
-            Ok(())
-        }
-        Parsed::Version => {
-            println!(
-                "{}",
-                cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
-            );
-            Ok(())
-        }
+        Parsed::Help => cli::print(&format!("{}{EXIT_CODES_HELP}\n", flags::HELP)),
+        Parsed::Version => print_version(),
         Parsed::Run(f) => run(f, Env::from_process()),
     })
+}
+
+fn print_version() -> Result<()> {
+    cli::print(&format!(
+        "{}\n",
+        cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
+    ))
 }
 
 /// `coze-auth doctor`: the report's exit status is the check's verdict, not an error.
 fn doctor_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
     let mut code = 0;
     let outcome = cli::run("coze-auth doctor", || match doctor::parse(args)? {
-        Parsed::Help => {
-            println!("{}", doctor::HELP);
-            Ok(())
-        }
-        Parsed::Version => {
-            println!(
-                "{}",
-                cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
-            );
-            Ok(())
-        }
+        Parsed::Help => cli::print(&format!("{}\n", doctor::HELP)),
+        Parsed::Version => print_version(),
         Parsed::Run(f) => {
             code = doctor::run(f, Env::from_process())?;
             Ok(())

@@ -36,16 +36,16 @@ fn main() -> ExitCode {
     let mut status = 0u8;
     let code = cli::run(TOOL, || {
         match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => println!(
-                "{}{API_FLAGS_HELP}{}{}",
+            Parsed::Help => cli::print(&format!(
+                "{}{API_FLAGS_HELP}{}{}\n",
                 flags::HELP,
                 flags::HELP_TAIL,
                 coze_core::error::EXIT_CODES_HELP
-            ),
-            Parsed::Version => println!(
-                "{}",
+            ))?,
+            Parsed::Version => cli::print(&format!(
+                "{}\n",
                 cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
-            ),
+            ))?,
             Parsed::Run(f) => status = run(f, &Env::from_process())?,
         }
         Ok(())

@@ -28,27 +28,18 @@ const PAGE: u64 = 50;
 
 fn main() -> ExitCode {
     cli::run(TOOL, || match flags::parse(std::env::args_os().skip(1))? {
-        Parsed::Help => print_text(&format!(
+        Parsed::Help => cli::print(&format!(
             "{}{API_FLAGS_HELP}\n\n{}{}\n",
             flags::HELP,
             flags::EXAMPLES,
             coze_core::error::EXIT_CODES_HELP
         )),
-        Parsed::Version => print_text(&format!(
+        Parsed::Version => cli::print(&format!(
             "{}\n",
             cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
         )),
         Parsed::Run(f) => run(f, &Env::from_process()),
     })
-}
-
-/// Help and version go through the same closed-pipe handling as records
-/// (`coze-conv --help | head -1` must not panic the way `print!` would).
-fn print_text(text: &str) -> Result<()> {
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("stdout", e))
 }
 
 fn run(f: Flags, env: &Env) -> Result<()> {

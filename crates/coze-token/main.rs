@@ -26,11 +26,15 @@ fn main() -> ExitCode {
     let mut exit = None;
     let code = cli::run(TOOL, || {
         match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => println!("{}{}", flags::HELP, coze_core::error::EXIT_CODES_HELP),
-            Parsed::Version => println!(
-                "{}",
+            Parsed::Help => cli::print(&format!(
+                "{}{}\n",
+                flags::HELP,
+                coze_core::error::EXIT_CODES_HELP
+            ))?,
+            Parsed::Version => cli::print(&format!(
+                "{}\n",
                 cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
-            ),
+            ))?,
             Parsed::Run(f) => exit = run(f, &Env::from_process(), &Secrets::from_process())?,
         }
         Ok(())

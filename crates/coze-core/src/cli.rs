@@ -63,6 +63,16 @@ macro_rules! say {
     };
 }
 
+/// Writes `text` to stdout (help, version). A closed stdout comes back as the error
+/// [`run`] treats as a quiet success, so `coze-chat --help | head -1` cannot panic the
+/// way `println!` does.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("stdout", e))
+}
+
 /// `coze-chat 0.1.0 (commit abc1234)`; the commit is baked in at build time when the
 /// source is a git checkout.
 pub fn version_text(tool: &str, commit: Option<&str>) -> String {

@@ -109,7 +109,14 @@ EXIT STATUS:
     h
 }
 
-fn parse() -> Result<Option<Options>, lexopt::Error> {
+/// What the command line asks for.
+enum Parsed {
+    Serve(Options),
+    /// Help or version, to print and exit.
+    Print(String),
+}
+
+fn parse() -> Result<Parsed, lexopt::Error> {
     use lexopt::prelude::*;
     let mut o = Options::default();
     let mut p = lexopt::Parser::from_env();
@@ -150,24 +157,38 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
             }
             Short('v') | Long("verbose") => o.verbose = true,
             Long("quiet") => o.verbose = false,
-            Short('h') | Long("help") => {
-                print!("{}", help());
-                return Ok(None);
-            }
+            // print!/println! would panic on a closed stdout (`--help | head -1`).
+            Short('h') | Long("help") => return Ok(Parsed::Print(help())),
             Short('V') | Long("version") => {
-                println!("coze-fake {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
+                return Ok(Parsed::Print(format!(
+                    "coze-fake {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )))
             }
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Some(o))
+    Ok(Parsed::Serve(o))
+}
+
+/// Help or version on stdout: a closed stdout is a quiet success, another failure one
+/// line and exit 1.
+fn print_text(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coze-fake: stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let opts = match parse() {
-        Ok(Some(o)) => o,
-        Ok(None) => return ExitCode::SUCCESS,
+        Ok(Parsed::Serve(o)) => o,
+        Ok(Parsed::Print(text)) => return print_text(&text),
         Err(e) => {
             eprintln!("coze-fake: {e} (try --help)");
             return ExitCode::from(2);
