@@ -260,10 +260,11 @@ fn pat_from_the_environment_is_printed_as_is() {
     assert_eq!(r.ok().stdout, "pat_example_123456\n");
 }
 
-#[test]
-fn device_flow_waits_for_approval_and_obeys_slow_down() {
+/// A fake that wants 1 s between device polls, and the `device_code` record
+/// coze-auth --device would print for a code it handed out.
+fn device_code(name: &str) -> (Sandbox, Value) {
     let sb = Sandbox::with_options(
-        "device",
+        name,
         Options {
             device_interval: 1,
             ..Options::default()
@@ -279,6 +280,12 @@ fn device_flow_waits_for_approval_and_obeys_slow_down() {
         "verification_uri":code["verification_uri"],"interval":1,"expires_at":now()+300,
         "client_id":"42.app.coze","base_url":sb.base_url(),
     });
+    (sb, record)
+}
+
+#[test]
+fn device_flow_waits_for_approval_and_obeys_slow_down() {
+    let (sb, record) = device_code("device");
     // One slow_down from the server: the client must add 5 s to its interval.
     sb.fake.push_fault(
         "token",
@@ -301,7 +308,7 @@ fn device_flow_waits_for_approval_and_obeys_slow_down() {
         .unwrap();
     let started = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(2500));
-    let user_code = code["user_code"].as_str().unwrap();
+    let user_code = record["user_code"].as_str().unwrap();
     let (status, page) = http_raw(
         "POST",
         &format!("{}/oauth/device", sb.base_url()),
@@ -382,25 +389,9 @@ fn retries_and_idle_timeout_are_flags_too() {
 
 #[test]
 fn device_polling_shows_a_countdown_when_stderr_is_a_terminal() {
-    let sb = Sandbox::with_options(
-        "device-tty",
-        Options {
-            device_interval: 1,
-            ..Options::default()
-        },
-    );
-    let code: Value = http_json(
-        "POST",
-        &format!("{}/api/permission/oauth2/device/code", sb.base_url()),
-        Some(&json!({"client_id":"42.app.coze"})),
-    );
-    let record = json!({
-        "type":"device_code","device_code":code["device_code"],"user_code":code["user_code"],
-        "verification_uri":code["verification_uri"],"interval":1,"expires_at":now()+300,
-        "client_id":"42.app.coze","base_url":sb.base_url(),
-    });
+    let (sb, record) = device_code("device-tty");
     std::fs::write(sb.path("device.json"), format!("{record}\n")).unwrap();
-    let user_code = code["user_code"].as_str().unwrap().to_owned();
+    let user_code = record["user_code"].as_str().unwrap().to_owned();
     let base = sb.base_url();
     let approver = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(2500));
