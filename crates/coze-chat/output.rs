@@ -181,6 +181,11 @@ impl<W: Write> Sink for Printer<W> {
         self.mode == Mode::Events
     }
 
+    /// Only the answer record needs the whole answer; text and events stream it.
+    fn keeps_answer(&self) -> bool {
+        self.mode == Mode::Answers
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -70,6 +70,12 @@ pub trait Sink {
     fn follow_up(&mut self, _text: &str) -> io::Result<()> {
         Ok(())
     }
+    /// Whether the state should keep the whole answer and reasoning (`ChatState::content`
+    /// and `reasoning`), for a record written at the end. A printer that streams them
+    /// says no, so its memory does not grow with the answer.
+    fn keeps_answer(&self) -> bool {
+        true
+    }
     /// Whether `event` wants every event. When it does not, answer deltas skip the
     /// generic JSON tree (`Value`) and are decoded straight into the few fields used.
     fn wants_events(&self) -> bool {
@@ -88,6 +94,7 @@ pub struct ChatState {
     pub chat_id: Option<String>,
     pub conversation_id: Option<String>,
     pub bot_id: Option<String>,
+    /// The whole answer and reasoning, when the sink `keeps_answer`; else empty.
     pub content: String,
     pub reasoning: String,
     pub follow_ups: Vec<String>,
@@ -103,6 +110,8 @@ pub struct ChatState {
     pub failure: Option<Failure>,
     answer_message: Option<String>,
     saw_delta_for: Option<String>,
+    /// Some answer text went out (`content` may not keep it: see `Sink::keeps_answer`).
+    answered: bool,
 }
 
 /// The server ended the chat without an answer.
@@ -150,13 +159,7 @@ impl ChatState {
                 "answer" if self.saw_delta_for.as_deref() != Some(text("id")) => {
                     let id = text("id").to_owned();
                     self.separate_answers(&id, sink)?;
-                    let r = text("reasoning_content");
-                    if !r.is_empty() {
-                        self.reasoning.push_str(r);
-                        sink.reasoning(r)?;
-                    }
-                    self.content.push_str(text("content"));
-                    sink.answer(text("content"))?;
+                    self.answer_text(text("reasoning_content"), text("content"), sink)?;
                 }
                 "follow_up" => {
                     self.follow_ups.push(text("content").to_owned());
@@ -266,12 +269,23 @@ impl ChatState {
             self.separate_answers(id, sink)?;
             self.saw_delta_for = Some(id.to_owned());
         }
+        self.answer_text(r, c, sink)
+    }
+
+    /// A piece of reasoning and of the answer, to the sink, and kept when it asks.
+    fn answer_text(&mut self, r: &str, c: &str, sink: &mut dyn Sink) -> io::Result<()> {
+        let keep = sink.keeps_answer();
         if !r.is_empty() {
-            self.reasoning.push_str(r);
+            if keep {
+                self.reasoning.push_str(r);
+            }
             sink.reasoning(r)?;
         }
         if !c.is_empty() {
-            self.content.push_str(c);
+            if keep {
+                self.content.push_str(c);
+            }
+            self.answered = true;
             sink.answer(c)?;
         }
         Ok(())
@@ -301,8 +315,10 @@ impl ChatState {
     /// Several answer messages in one chat are separated by a blank line.
     fn separate_answers(&mut self, id: &str, sink: &mut dyn Sink) -> io::Result<()> {
         if self.answer_message.as_deref() != Some(id) {
-            if self.answer_message.is_some() && !self.content.is_empty() {
-                self.content.push_str("\n\n");
+            if self.answer_message.is_some() && self.answered {
+                if sink.keeps_answer() {
+                    self.content.push_str("\n\n");
+                }
                 sink.answer("\n\n")?;
             }
             self.answer_message = Some(id.to_owned());
