@@ -138,16 +138,11 @@ impl<R: BufRead> SseReader<R> {
     /// fields). After `Truncated` the pending fields are dropped and the next call
     /// returns `Ok(None)`.
     pub fn next_event(&mut self) -> Result<Option<Event>, SseError> {
-        Ok(self.next_ref()?.map(EventRef::to_owned))
+        Ok(self.next_ref_with(&mut || Ok(()))?.map(EventRef::to_owned))
     }
 
-    /// [`next_event`](Self::next_event), borrowing the event instead of handing over
-    /// its buffers: no allocation per event once the buffers have grown.
-    pub fn next_ref(&mut self) -> Result<Option<EventRef<'_>>, SseError> {
-        self.next_ref_with(&mut || Ok(()))
-    }
-
-    /// [`next_ref`](Self::next_ref) that runs `before_wait` before every read of the
+    /// [`next_event`](Self::next_event), borrowing the event (no allocation per event
+    /// once the buffers have grown), and running `before_wait` before every read of the
     /// underlying stream, i.e. whenever the buffered bytes are used up and the next
     /// read may block on the network. A caller that batches its output flushes there:
     /// nothing then waits in its buffer while we wait for input, and no byte of the
