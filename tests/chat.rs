@@ -1248,3 +1248,53 @@ fn reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record() {
     assert_eq!(a["reasoning_content"], reasoning);
     assert_eq!(a["content"], answer_text("想一想"));
 }
+
+/// What goes on the wire, seen through the test proxy: `--user`, `--var` and `--meta`
+/// reach the request body, `COZE_USER_ID` stands in for `--user`, without either the
+/// user id is a new random one per run, and the user agent names the tools.
+#[test]
+fn user_variables_and_meta_data_reach_the_request() {
+    let sb = logged_in("chat-wire");
+    let proxy = crate::proxy::Proxy::start();
+    let ask = |args: &[&str], user_env: Option<&str>| {
+        let mut cmd = chat(&sb);
+        cmd.env("HTTP_PROXY", &proxy.url).args(args);
+        if let Some(u) = user_env {
+            cmd.env("COZE_USER_ID", u);
+        }
+        run(&mut cmd, "").ok();
+    };
+    ask(
+        &[
+            "--user",
+            "ada",
+            "--var",
+            "city=上海",
+            "--meta",
+            "k=v=w",
+            "-o",
+            "text",
+            "hi",
+        ],
+        Some("ignored-for-the-flag"),
+    );
+    ask(&["-o", "text", "hi"], Some("bob"));
+    ask(&["-o", "text", "hi"], None);
+    ask(&["-o", "text", "hi"], None);
+    let bodies = proxy.bodies("/v3/chat");
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    assert_eq!(bodies[0]["user_id"], "ada");
+    assert_eq!(bodies[0]["custom_variables"], json!({"city": "上海"}));
+    assert_eq!(bodies[0]["meta_data"], json!({"k": "v=w"}));
+    assert_eq!(bodies[1]["user_id"], "bob");
+    assert!(bodies[1].get("custom_variables").is_none(), "{}", bodies[1]);
+    let (a, b) = (&bodies[2]["user_id"], &bodies[3]["user_id"]);
+    assert!(a.as_str().is_some_and(|s| s.len() >= 8), "{a}");
+    assert_ne!(a, b, "each run gets its own user id");
+    assert!(
+        proxy
+            .sent_text()
+            .contains(&format!("coze-tools/{}", env!("CARGO_PKG_VERSION"))),
+        "no user agent naming the tools"
+    );
+}

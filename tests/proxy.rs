@@ -1,28 +1,35 @@
 //! The proxy variables reach the real requests: a small CONNECT proxy on loopback
-//! stands between the tools and coze-fake and records what it tunnelled.
+//! stands between the tools and coze-fake and records what it tunnelled. Other tests
+//! use it to see requests as they go on the wire (headers and bodies).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
+
 use crate::util::*;
 
-/// What the proxy tunnelled: each CONNECT target and its Proxy-Authorization.
-type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+/// What the proxy saw: each CONNECT target with its Proxy-Authorization, and every
+/// byte the client sent through the tunnels.
+#[derive(Default)]
+struct Seen {
+    targets: Vec<(String, Option<String>)>,
+    sent: Vec<u8>,
+}
 
 /// A CONNECT-only forward proxy (what ureq speaks to an HTTP proxy, for http and https
-/// targets alike). Records each CONNECT target; `Proxy-Authorization` too, to check
-/// that credentials in the proxy URL are sent to the proxy.
-struct Proxy {
-    url: String,
-    seen: Seen,
+/// targets alike).
+pub struct Proxy {
+    pub url: String,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Proxy {
-    fn start() -> Proxy {
+    pub fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let log = seen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -34,11 +41,34 @@ impl Proxy {
     }
 
     fn targets(&self) -> Vec<(String, Option<String>)> {
-        self.seen.lock().unwrap().clone()
+        self.seen.lock().unwrap().targets.clone()
+    }
+
+    /// The JSON bodies of the requests sent to `path` (plain http only), in order.
+    pub fn bodies(&self, path: &str) -> Vec<Value> {
+        let sent = String::from_utf8_lossy(&self.seen.lock().unwrap().sent).into_owned();
+        sent.split(&format!(" {path}"))
+            .skip(1)
+            .filter(|request| request.starts_with([' ', '?']))
+            .filter_map(|request| {
+                let (head, rest) = request.split_once("\r\n\r\n")?;
+                let len: usize = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })?;
+                serde_json::from_str(rest.get(..len)?).ok()
+            })
+            .collect()
+    }
+
+    /// Every client request line and header the proxy carried, as text.
+    pub fn sent_text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap().sent).into_owned()
     }
 }
 
-fn tunnel(client: TcpStream, log: &Mutex<Vec<(String, Option<String>)>>) {
+fn tunnel(client: TcpStream, log: &Mutex<Seen>) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -62,7 +92,7 @@ fn tunnel(client: TcpStream, log: &Mutex<Vec<(String, Option<String>)>>) {
             (&client).write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
         return;
     };
-    log.lock().unwrap().push((target.to_owned(), auth));
+    log.lock().unwrap().targets.push((target.to_owned(), auth));
     let Ok(upstream) = TcpStream::connect(target) else {
         let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
         return;
@@ -70,18 +100,23 @@ fn tunnel(client: TcpStream, log: &Mutex<Vec<(String, Option<String>)>>) {
     (&client)
         .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         .unwrap();
-    // Whatever the reader buffered past the head belongs to the tunnel.
-    let early = reader.buffer().to_vec();
     let (mut up_w, mut up_r) = (upstream.try_clone().unwrap(), upstream);
-    let (mut down_w, mut down_r) = (client.try_clone().unwrap(), client);
-    let up = std::thread::spawn(move || {
-        let _ = up_w.write_all(&early);
-        let _ = std::io::copy(&mut down_r, &mut up_w);
-        let _ = up_w.shutdown(Shutdown::Write);
+    let mut down_w = client;
+    std::thread::scope(|s| {
+        // Client to server, recorded; `reader` still holds what it buffered past the head.
+        s.spawn(|| {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || up_w.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                log.lock().unwrap().sent.extend_from_slice(&buf[..n]);
+            }
+            let _ = up_w.shutdown(Shutdown::Write);
+        });
+        let _ = std::io::copy(&mut up_r, &mut down_w);
+        let _ = down_w.shutdown(Shutdown::Write);
     });
-    let _ = std::io::copy(&mut up_r, &mut down_w);
-    let _ = down_w.shutdown(Shutdown::Write);
-    let _ = up.join();
 }
 
 fn fake_authority(sb: &Sandbox) -> String {

@@ -260,14 +260,17 @@ fn pat_from_the_environment_is_printed_as_is() {
     assert_eq!(r.ok().stdout, "pat_example_123456\n");
 }
 
-/// A fake that wants 1 s between device polls, and the `device_code` record
-/// coze-auth --device would print for a code it handed out.
-fn device_code(name: &str) -> (Sandbox, Value) {
+/// A fake that wants 1 s between device polls (and keeps its codes `device_ttl`
+/// seconds, when given), and the `device_code` record coze-auth --device would print
+/// for a code it handed out, good for five minutes.
+fn device_code(name: &str, device_ttl: Option<u64>) -> (Sandbox, Value) {
+    let defaults = Options::default();
     let sb = Sandbox::with_options(
         name,
         Options {
             device_interval: 1,
-            ..Options::default()
+            device_ttl: device_ttl.unwrap_or(defaults.device_ttl),
+            ..defaults
         },
     );
     let code: Value = http_json(
@@ -285,7 +288,7 @@ fn device_code(name: &str) -> (Sandbox, Value) {
 
 #[test]
 fn device_flow_waits_for_approval_and_obeys_slow_down() {
-    let (sb, record) = device_code("device");
+    let (sb, record) = device_code("device", None);
     // One slow_down from the server: the client must add 5 s to its interval.
     sb.fake.push_fault(
         "token",
@@ -389,7 +392,7 @@ fn retries_and_idle_timeout_are_flags_too() {
 
 #[test]
 fn device_polling_shows_a_countdown_when_stderr_is_a_terminal() {
-    let (sb, record) = device_code("device-tty");
+    let (sb, record) = device_code("device-tty", None);
     std::fs::write(sb.path("device.json"), format!("{record}\n")).unwrap();
     let user_code = record["user_code"].as_str().unwrap().to_owned();
     let base = sb.base_url();
@@ -413,4 +416,34 @@ fn device_polling_shows_a_countdown_when_stderr_is_a_terminal() {
         r.describe()
     );
     assert!(r.stdout.contains("\"access_token\""), "{}", r.describe());
+}
+
+/// Polling ends at the device code's expiry, both when our clock says so (the record's
+/// `expires_at`) and when the server answers `expired_token` first: exit 4, one line
+/// that says to start again, nothing on stdout.
+#[test]
+fn device_polling_stops_when_the_code_expires() {
+    // Our clock: the record says the code is good for one more second.
+    let (sb, mut record) = device_code("device-expiry-local", None);
+    record["expires_at"] = (now() + 1).into();
+    let r = run(&mut sb.cmd("coze-token"), &format!("{record}\n"));
+    r.expect_code(4);
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert!(
+        r.stderr.contains("the device code expired before code")
+            && r.stderr.contains("run coze-auth --device again"),
+        "{}",
+        r.describe()
+    );
+    // The server's: its codes live 1 s, the record claims five minutes.
+    let (sb, record) = device_code("device-expiry-server", Some(1));
+    let r = run(&mut sb.cmd("coze-token"), &format!("{record}\n"));
+    r.expect_code(4);
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("the device code expired before it was approved"),
+        "{}",
+        r.describe()
+    );
 }
