@@ -127,6 +127,19 @@ fn a_thousand_prompts_on_eight_jobs_through_faults_and_a_rate_limit() {
             assert_eq!(a["conversation_id"], shared.as_str());
         }
     }
+    // A prompt that names no conversation gets one of its own.
+    let mut others: Vec<&str> = (0..1000)
+        .filter(|i| i % 20 != 0)
+        .map(|i| {
+            answers[&format!("q{i}")]["conversation_id"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    assert_eq!(others.len(), 950, "unnamed prompts shared a conversation");
+    assert!(!others.contains(&shared.as_str()));
     let stats = sb.stats();
     assert_eq!(stats["max_chats_in_flight_per_conversation"], 1, "{stats}");
     assert_eq!(stats["busy_refusals"], 0, "{stats}");
@@ -159,6 +172,15 @@ fn a_thousand_prompts_on_eight_jobs_through_faults_and_a_rate_limit() {
     assert_eq!(summary["completed"], 1000);
     assert_eq!(summary["failed"], 0);
     assert!(summary["retries"].as_u64().unwrap() >= 50, "{summary}");
+    // Tokens are the answers' own usage, summed; the wall time is this run's.
+    let tokens: u64 = answers
+        .values()
+        .map(|a| a["usage"]["token_count"].as_u64().unwrap())
+        .sum();
+    assert!(tokens > 0);
+    assert_eq!(summary["tokens"], tokens, "{summary}");
+    let wall_ms = summary["wall_ms"].as_u64().unwrap() as u128;
+    assert!(wall_ms > 0 && wall_ms <= wall.as_millis(), "{summary}");
     eprintln!(
         "1000 prompts, 8 jobs, rate {rate}/s: {:.1} s, {} chat requests, busiest second {worst}, {} retries",
         wall.as_secs_f64(),

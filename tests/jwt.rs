@@ -490,6 +490,21 @@ fn a_web_app_exchanges_and_refreshes_with_its_client_secret() {
         "{}",
         r.describe()
     );
+    // The wrong secret is refused by the server (and the code still not burnt).
+    std::fs::write(sb.path("wrong.txt"), "not-the-secret\n").unwrap();
+    std::fs::set_permissions(
+        sb.path("wrong.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["--client-secret-file", "wrong.txt"]),
+        &format!("{grant}\n"),
+    );
+    r.expect_code(4);
+    assert!(r.stderr.contains("invalid_client"), "{}", r.describe());
+    assert!(!r.stderr.contains("not-the-secret"), "{}", r.describe());
     chmod(0o600);
     let r = run(
         sb.cmd("coze-token")

@@ -447,3 +447,65 @@ fn device_polling_stops_when_the_code_expires() {
         r.describe()
     );
 }
+
+/// `--min-ttl` is the margin `print` renews at: the default (120 s) leaves a token with
+/// ten minutes left alone, `--min-ttl 900` renews it first and prints the new one.
+#[test]
+fn print_min_ttl_sets_the_renewal_margin() {
+    let sb = logged_in("token-min-ttl");
+    let path = sb.token_path();
+    set_expires_at(&path, now() + 600);
+    let before = read_token(&path)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = run(sb.cmd("coze-token").arg("print"), "");
+    assert_eq!(r.ok().stdout.trim(), before);
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 0);
+    let r = run(sb.cmd("coze-token").args(["print", "--min-ttl", "900"]), "");
+    let printed = r.ok().stdout.trim().to_owned();
+    assert_ne!(printed, before);
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1);
+    assert_eq!(read_token(&path)["access_token"], printed.as_str());
+}
+
+/// `--save PATH` writes exactly there (0600, its directory made 0700), and
+/// `COZE_TOKEN_FILE` points every tool at it.
+#[test]
+fn an_explicit_token_path_and_coze_token_file() {
+    let sb = Sandbox::new("token-paths");
+    let path = sb.path("secrets/coze/bot-a.json");
+    let grant = sb.authorization_code("42.app.coze");
+    let r = run(
+        sb.cmd("coze-token").arg("--save").arg(&path),
+        &format!("{grant}\n"),
+    );
+    r.ok();
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    assert!(
+        !sb.token_path().exists(),
+        "the default path was written too"
+    );
+    let saved = read_token(&path)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = run(
+        sb.cmd("coze-token")
+            .arg("print")
+            .env("COZE_TOKEN_FILE", &path),
+        "",
+    );
+    assert_eq!(r.ok().stdout.trim(), saved);
+    let r = run(
+        sb.cmd("coze-conv")
+            .env("COZE_TOKEN_FILE", &path)
+            .args(["create", "--bot", "7"]),
+        "",
+    );
+    r.ok();
+    // Without it, the default path is looked for, and is not there.
+    run(sb.cmd("coze-token").arg("print"), "").expect_code(4);
+}
