@@ -225,3 +225,53 @@ fn curl_with_token_prints_the_user() {
     r.expect_code(4);
     assert_eq!(sb.stats()["requests"]["users.me"], Value::Null);
 }
+
+/// `make demo` (scripts/demo.sh): the whole pipeline offline, in seconds, leaving
+/// nothing behind. The fake it starts shares our stderr, so the run only ends once
+/// the fake is gone too; its temporary directory must be removed.
+#[test]
+fn the_demo_runs_offline_and_leaves_nothing_behind() {
+    let sb = Sandbox::new("demo");
+    let target = bin("coze-auth")
+        .parent()
+        .and_then(|debug| debug.parent())
+        .unwrap()
+        .to_path_buf();
+    let r = run_deadline(
+        sb.cmd("bash")
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh"))
+            .env("CARGO_TARGET_DIR", &target),
+        "",
+        Duration::from_secs(60),
+    );
+    r.ok();
+    // The chat in the conversation, then the answer records, then the user's side of
+    // the conversation as the API lists it.
+    for line in ["你好", "今天天气怎么样？", "谢谢！"] {
+        assert!(
+            r.stdout.contains(&coze_fake::answer_text(line)),
+            "{}",
+            r.describe()
+        );
+        assert!(r.stdout.lines().any(|l| l == line), "{}", r.describe());
+    }
+    let records: Vec<Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v.get("status").is_some())
+        .collect();
+    assert_eq!(records.len(), 3, "{}", r.describe());
+    assert!(
+        records.iter().all(|v| v["status"] == "completed"),
+        "{records:?}"
+    );
+    let tmp = r
+        .stderr
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("demo: done; the fake stops and "))
+        .and_then(|l| l.strip_suffix(" is removed"))
+        .unwrap_or_else(|| panic!("no closing line\n{}", r.describe()));
+    assert!(!std::path::Path::new(tmp).exists(), "{tmp} is still there");
+}

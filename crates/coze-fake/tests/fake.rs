@@ -40,7 +40,11 @@ struct Conn {
 
 impl Conn {
     fn open(fake: &Fake) -> Conn {
-        let s = TcpStream::connect(fake.addr()).unwrap();
+        Conn::to(fake.addr())
+    }
+
+    fn to(addr: std::net::SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Conn {
             r: BufReader::new(s.try_clone().unwrap()),
@@ -938,4 +942,81 @@ fn delay_fault_still_rotates_the_refresh_token() {
             .all(|e| !e.to_string().contains(rt)),
         "log never holds tokens"
     );
+}
+
+/// The `coze-fake` program as users run it: the base URL as its first stdout line, the
+/// flags doing what `--help` says, loopback only, and gone when its stdin closes.
+#[test]
+fn the_binary_serves_until_stdin_closes_and_stays_on_loopback() {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_coze-fake");
+    let mut child = Command::new(bin)
+        .args(["--pat", PAT, "--auto-approve", "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let hello: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(hello["type"], "fake", "{first}");
+    let base = hello["base_url"].as_str().unwrap();
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{base}");
+    let mut c = Conn::to(addr);
+    // --pat: the token is accepted.
+    let r = c.req(
+        "GET",
+        "/v1/users/me",
+        &[("Authorization", &format!("Bearer {PAT}"))],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (200, json!(0)),
+        "{}",
+        r.text()
+    );
+    // --auto-approve: the authorize page redirects straight back with a code.
+    let r = c.req(
+        "GET",
+        "/api/permission/oauth2/authorize?response_type=code&client_id=1.app.coze&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&state=s&code_challenge=abc&code_challenge_method=S256",
+        &[],
+        b"",
+    );
+    let location = r.header("location").unwrap_or_default().to_owned();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/cb?") && location.contains("code="),
+        "{} {location}",
+        r.status
+    );
+    drop(c);
+    // Closing stdin ends it, promptly and cleanly.
+    drop(child.stdin.take());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still listening on {addr}"
+    );
+
+    // A non-loopback address is refused before anything is bound.
+    let out = Command::new(bin)
+        .args(["--addr", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing non-loopback address"), "{stderr}");
+    assert!(out.stdout.is_empty());
 }
