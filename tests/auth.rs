@@ -51,7 +51,7 @@ fn authorize_url(r: &Run) -> String {
     r.stderr
         .lines()
         .map(str::trim)
-        .find(|l| l.contains("/api/permission/oauth2/authorize?"))
+        .find(|l| l.contains("/api/permission/oauth2/") && l.contains("/authorize?"))
         .unwrap_or_else(|| panic!("no authorize URL on stderr\n{}", r.describe()))
         .to_owned()
 }
@@ -605,4 +605,46 @@ fn a_failing_xdg_open_is_a_warning_and_the_login_still_waits() {
         r.describe()
     );
     assert!(r.stdout.is_empty(), "{}", r.describe());
+}
+
+/// Where the authorize page is: `--region com` picks www.coze.com, `--workspace-id`
+/// the workspace path, `--www-url` and `COZE_WWW_BASE` any host (the flag first).
+#[test]
+fn region_workspace_and_www_url_shape_the_authorize_url() {
+    let sb = Sandbox::new("auth-www");
+    let port = free_port();
+    let url_for = |cmd: &mut Command| {
+        let r = run(cmd.args(["--no-browser", "--timeout", "1"]), "");
+        r.expect_code(4);
+        authorize_url(&r)
+    };
+    let url = url_for(auth(&sb, port).env_remove("COZE_API_BASE").args([
+        "--region",
+        "com",
+        "--workspace-id",
+        "7400",
+    ]));
+    assert!(
+        url.starts_with("https://www.coze.com/api/permission/oauth2/workspace_id/7400/authorize?"),
+        "{url}"
+    );
+    let url = url_for(auth(&sb, port).env_remove("COZE_API_BASE"));
+    assert!(
+        url.starts_with("https://www.coze.cn/api/permission/oauth2/authorize?"),
+        "{url}"
+    );
+    let url = url_for(auth(&sb, port).env("COZE_WWW_BASE", "http://127.0.0.1:9/"));
+    assert!(
+        url.starts_with("http://127.0.0.1:9/api/permission/oauth2/authorize?"),
+        "{url}"
+    );
+    let url = url_for(
+        auth(&sb, port)
+            .env("COZE_WWW_BASE", "http://127.0.0.1:9/")
+            .args(["--www-url", "http://localhost:8/"]),
+    );
+    assert!(
+        url.starts_with("http://localhost:8/api/permission/oauth2/authorize?"),
+        "{url}"
+    );
 }

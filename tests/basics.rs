@@ -11,7 +11,21 @@ fn help_and_version_for_every_tool() {
         let r = run(sb.cmd(tool).arg("--help"), "");
         r.ok();
         assert!(r.stdout.contains(tool), "{}", r.describe());
-        assert!(r.stdout.contains("USAGE"), "{}", r.describe());
+        for section in ["USAGE", "EXAMPLES", "EXIT STATUS"] {
+            assert!(
+                r.stdout.contains(section),
+                "{tool}: no {section}\n{}",
+                r.describe()
+            );
+        }
+        // The exit codes are listed with their meanings.
+        for code in ["0 ", "2 ", "3 ", "4 ", "5 "] {
+            assert!(
+                r.stdout.lines().any(|l| l.trim_start().starts_with(code)),
+                "{tool}: exit code {code}not listed\n{}",
+                r.describe()
+            );
+        }
         let r = run(sb.cmd(tool).arg("--version"), "");
         r.ok();
         assert!(

@@ -1020,3 +1020,40 @@ fn the_binary_serves_until_stdin_closes_and_stays_on_loopback() {
     assert!(stderr.contains("refusing non-loopback address"), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+/// `coze-fake --help` documents every flag its parser takes and every admin endpoint
+/// it serves: both lists are read from the sources, so a new one without help fails.
+#[test]
+fn help_documents_every_flag_and_admin_endpoint() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coze-fake"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let src = |file: &str| {
+        std::fs::read_to_string(format!("{}/src/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let quoted_after = |text: &str, marker: &str| -> Vec<String> {
+        text.split(marker)
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+            .collect()
+    };
+    let flags = quoted_after(&src("main.rs"), "Long(\"");
+    assert!(flags.len() >= 10, "{flags:?}");
+    for flag in flags {
+        assert!(
+            help.contains(&format!("--{flag}")),
+            "--{flag} is not in --help"
+        );
+    }
+    let endpoints = quoted_after(&src("admin.rs"), "\"/_fake/");
+    assert!(endpoints.len() >= 5, "{endpoints:?}");
+    for e in endpoints {
+        assert!(
+            help.contains(&format!("/_fake/{e}")),
+            "/_fake/{e} is not in --help"
+        );
+    }
+}
