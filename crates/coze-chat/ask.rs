@@ -158,3 +158,22 @@ impl Tally {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With `--jobs`, failures arrive in any order; the exit status is that of the
+    /// earliest failed prompt in the input, not of the first to fail in time.
+    #[test]
+    fn the_earliest_failed_prompt_decides_the_exit_status() {
+        let mut t = Tally::default();
+        assert_eq!(t.exit_status(), 0);
+        t.fail(7, 1);
+        t.fail(3, 5);
+        t.fail(5, 4);
+        assert_eq!(t.exit_status(), 5);
+        t.fail(3, 1);
+        assert_eq!(t.exit_status(), 5, "the same prompt again changes nothing");
+    }
+}
