@@ -149,14 +149,18 @@ impl ChunkedOut<'_> {
 /// unblock threads parked in `read`).
 pub struct Server {
     pub stop: AtomicBool,
+    /// The response header that carries each response's logid (`x-tt-logid` on
+    /// coze.cn, `X-Log-ID` on a self-hosted Coze Studio).
+    pub logid_header: &'static str,
     next_conn: AtomicU64,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
 
 impl Server {
-    pub fn new() -> Arc<Server> {
+    pub fn new(logid_header: &'static str) -> Arc<Server> {
         Arc::new(Server {
             stop: AtomicBool::new(false),
+            logid_header,
             next_conn: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
         })
@@ -254,7 +258,7 @@ fn conn_loop(
             Ok(Some(r)) => r,
             Ok(None) => return false,
             Err(_) => {
-                let _ = write_simple(writer, 400, "bad request");
+                let _ = write_simple(writer, server.logid_header, 400, "bad request");
                 return false;
             }
         };
@@ -267,7 +271,14 @@ fn conn_loop(
         let res = match action {
             Action::Reset => return true,
             Action::CutAfter(reply, n) => {
-                let _ = write_head(writer, &reply, &logid, reply.body.len(), false, close);
+                let _ = write_head(
+                    writer,
+                    &reply,
+                    (server.logid_header, &logid),
+                    reply.body.len(),
+                    false,
+                    close,
+                );
                 let n = n.min(reply.body.len());
                 let _ = writer.write_all(&reply.body[..n]);
                 let _ = writer.flush();
@@ -275,7 +286,16 @@ fn conn_loop(
             }
             Action::Reply(mut reply) => match reply.stream.take() {
                 Some(f) => {
-                    if write_head(writer, &reply, &logid, 0, true, close).is_err() {
+                    if write_head(
+                        writer,
+                        &reply,
+                        (server.logid_header, &logid),
+                        0,
+                        true,
+                        close,
+                    )
+                    .is_err()
+                    {
                         return true;
                     }
                     let mut out = ChunkedOut {
@@ -288,15 +308,22 @@ fn conn_loop(
                         StreamEnd::Abort => return true,
                     }
                 }
-                None => write_head(writer, &reply, &logid, reply.body.len(), false, close)
-                    .and_then(|_| {
-                        if head {
-                            Ok(())
-                        } else {
-                            writer.write_all(&reply.body)
-                        }
-                    })
-                    .and_then(|_| writer.flush()),
+                None => write_head(
+                    writer,
+                    &reply,
+                    (server.logid_header, &logid),
+                    reply.body.len(),
+                    false,
+                    close,
+                )
+                .and_then(|_| {
+                    if head {
+                        Ok(())
+                    } else {
+                        writer.write_all(&reply.body)
+                    }
+                })
+                .and_then(|_| writer.flush()),
             },
         };
         if res.is_err() || close {
@@ -328,18 +355,19 @@ fn reason(status: u16) -> &'static str {
 fn write_head(
     w: &mut BufWriter<TcpStream>,
     r: &Reply,
-    logid: &str,
+    logid: (&str, &str),
     len: usize,
     chunked: bool,
     close: bool,
 ) -> io::Result<()> {
     let mut h = format!(
-        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nx-tt-logid: {}\r\n",
+        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\n{}: {}\r\n",
         r.status,
         reason(r.status),
         http_date(std::time::SystemTime::now()),
         r.content_type,
-        logid
+        logid.0,
+        logid.1
     );
     if chunked {
         h.push_str("Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
@@ -388,9 +416,15 @@ fn http_date(t: std::time::SystemTime) -> String {
     )
 }
 
-fn write_simple(w: &mut BufWriter<TcpStream>, status: u16, msg: &str) -> io::Result<()> {
+fn write_simple(
+    w: &mut BufWriter<TcpStream>,
+    logid_header: &str,
+    status: u16,
+    msg: &str,
+) -> io::Result<()> {
     let r = Reply::new(status, "text/plain", msg);
-    write_head(w, &r, &crate::util::new_logid(), msg.len(), false, true)?;
+    let logid = crate::util::new_logid();
+    write_head(w, &r, (logid_header, &logid), msg.len(), false, true)?;
     w.write_all(msg.as_bytes())?;
     w.flush()
 }

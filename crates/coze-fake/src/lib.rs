@@ -19,6 +19,7 @@ mod util;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -29,6 +30,45 @@ use serde_json::Value;
 pub use admin::ENDPOINTS as ADMIN_ENDPOINTS;
 pub use chat::{answer_text, follow_ups};
 pub use faults::TYPES as FAULT_TYPES;
+
+/// Which server the fake imitates: coze.cn / coze.com, or a self-hosted Coze Studio,
+/// which speaks a dialect of the same API (PAT only, other stream endings and error
+/// shapes, its logid in `X-Log-ID`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Coze,
+    Studio,
+}
+
+impl Dialect {
+    /// The name used on the command line and in the ready line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Coze => "coze",
+            Dialect::Studio => "studio",
+        }
+    }
+
+    /// The response header that carries the logid.
+    pub fn logid_header(self) -> &'static str {
+        match self {
+            Dialect::Coze => "x-tt-logid",
+            Dialect::Studio => "X-Log-ID",
+        }
+    }
+}
+
+/// Serving HTTPS instead of plain HTTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsOptions {
+    /// A certificate chain and its private key, PEM files (`--tls-cert`, `--tls-key`).
+    Files { cert: PathBuf, key: PathBuf },
+    /// A throwaway CA made at start and a certificate it signs for 127.0.0.1, ::1 and
+    /// localhost; the CA's certificate (PEM) is written to `ca_out` when given
+    /// (`--tls-ca-out`), for clients to trust.
+    Generate { ca_out: Option<PathBuf> },
+}
 
 /// How the fake behaves; every field has a command-line flag in the binary.
 #[derive(Clone, Debug)]
@@ -61,6 +101,10 @@ pub struct Options {
     pub client_secrets: Vec<(String, String)>,
     /// Log one line per request to stderr.
     pub verbose: bool,
+    /// The server imitated (`--dialect`).
+    pub dialect: Dialect,
+    /// Serve HTTPS (`--tls-cert`/`--tls-key`, or `--tls-ca-out`); None: plain HTTP.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for Options {
@@ -79,6 +123,8 @@ impl Default for Options {
             jwt_kid: None,
             client_secrets: Vec::new(),
             verbose: false,
+            dialect: Dialect::Coze,
+            tls: None,
         }
     }
 }
@@ -142,7 +188,7 @@ impl Fake {
         };
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let server = http::Server::new();
+        let server = http::Server::new(opts.dialect.logid_header());
         let app = Arc::new(App {
             base_url: format!("http://{addr}"),
             jwt_key,

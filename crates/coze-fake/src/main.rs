@@ -2,9 +2,10 @@
 //! (`{"type":"fake","base_url":...}`) and serve until stdin reaches EOF or SIGTERM.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use coze_fake::{Fake, Options, ADMIN_ENDPOINTS, FAULT_TYPES};
+use coze_fake::{Dialect, Fake, Options, TlsOptions, ADMIN_ENDPOINTS, FAULT_TYPES};
 
 fn help() -> String {
     let mut h = String::from(
@@ -41,6 +42,17 @@ OPTIONS:
                              ID is a web app (repeatable): its code exchange and refresh need
                              Authorization: Bearer SECRET (else 401 invalid_client); its
                              authorize needs no PKCE
+    --dialect coze|studio    the server to imitate [default: coze]: studio speaks a self-hosted
+                             Coze Studio's dialect (PAT only, no OAuth; /v3/chat ends with
+                             conversation.stream.done; `cancelled`; errors after a chat is
+                             accepted as SSE error events with HTTP 200; bad tokens answer
+                             code 700012006; endpoints Studio lacks answer 401 \"missing
+                             session_key in cookie\"; the logid in X-Log-ID)
+    --tls-cert PATH          serve HTTPS with this certificate chain (PEM); needs --tls-key
+    --tls-key PATH           the certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1)
+    --tls-ca-out PATH        serve HTTPS with a throwaway CA made at start, whose certificate
+                             (PEM) is written to PATH for clients to trust; it signs a
+                             certificate for 127.0.0.1, ::1 and localhost
     -v, --verbose            log one line per request to stderr (tokens never logged)
     --quiet                  log nothing (the default)
     -h, --help               print this help
@@ -121,6 +133,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
     let mut o = Options::default();
     let mut p = lexopt::Parser::from_env();
     let secs = |p: &mut lexopt::Parser| -> Result<u64, lexopt::Error> { p.value()?.parse() };
+    let (mut tls_cert, mut tls_key, mut tls_ca_out) = (None, None, None);
     while let Some(arg) = p.next()? {
         match arg {
             Long("addr") => o.addr = p.value()?.string()?,
@@ -155,6 +168,20 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     }
                 }
             }
+            Long("dialect") => {
+                o.dialect = match p.value()?.string()?.as_str() {
+                    "coze" => Dialect::Coze,
+                    "studio" => Dialect::Studio,
+                    other => {
+                        return Err(lexopt::Error::Custom(
+                            format!("--dialect: expected coze or studio, got {other:?}").into(),
+                        ))
+                    }
+                }
+            }
+            Long("tls-cert") => tls_cert = Some(PathBuf::from(p.value()?)),
+            Long("tls-key") => tls_key = Some(PathBuf::from(p.value()?)),
+            Long("tls-ca-out") => tls_ca_out = Some(PathBuf::from(p.value()?)),
             Short('v') | Long("verbose") => o.verbose = true,
             Long("quiet") => o.verbose = false,
             // print!/println! would panic on a closed stdout (`--help | head -1`).
@@ -168,6 +195,23 @@ fn parse() -> Result<Parsed, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
+    o.tls =
+        match (tls_cert, tls_key, tls_ca_out) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), None) => Some(TlsOptions::Files { cert, key }),
+            (None, None, Some(ca_out)) => Some(TlsOptions::Generate {
+                ca_out: Some(ca_out),
+            }),
+            (_, _, Some(_)) => return Err(lexopt::Error::Custom(
+                "--tls-ca-out makes its own certificate: it does not go with --tls-cert/--tls-key"
+                    .into(),
+            )),
+            _ => {
+                return Err(lexopt::Error::Custom(
+                    "--tls-cert and --tls-key go together".into(),
+                ))
+            }
+        };
     Ok(Parsed::Serve(o))
 }
 
