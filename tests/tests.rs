@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries against coze-fake over loopback, real files,
 //! real processes, real signals. Each module is one tool or one concern.
 
+mod socks_server;
 mod util;
 
 mod auth;
