@@ -30,12 +30,18 @@ release:
 	$(CARGO) build --workspace --release
 
 # Unit tests of every crate, the end-to-end tests (real binaries against coze-fake),
-# then the official Python SDK refereeing coze-fake.
-test: build
+# then the official Python SDK refereeing coze-fake. scripts/test-deps.sh comes first:
+# silent when the programs the tests run are all there; as root on Debian it installs
+# the missing ones, otherwise it names them and stops.
+test:
+	@bash scripts/test-deps.sh
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 	bash scripts/referee.sh
 
-referee: build
+referee:
+	@bash scripts/test-deps.sh --for 'make referee' python3 venv
+	$(CARGO) build --workspace
 	bash scripts/referee.sh
 
 lint:
