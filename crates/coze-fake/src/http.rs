@@ -1,16 +1,21 @@
-//! A small HTTP/1.1 server on std::net: accept loop, one thread per connection, a request
-//! parser (Content-Length and chunked bodies, `Expect: 100-continue`), fixed-length
-//! responses and chunked streaming responses. Written by hand rather than on tiny_http
-//! because the fake must count TCP connections, keep connections alive across completed
-//! streams, flush each SSE event on demand and misbehave at the socket level (abortive
-//! resets, bodies cut mid-way) — things a general server library hides.
+//! A small HTTP/1.1 server on std::net, plain or over TLS (rustls): accept loop, one
+//! thread per connection, a request parser (Content-Length and chunked bodies,
+//! `Expect: 100-continue`), fixed-length responses and chunked streaming responses.
+//! Written by hand rather than on tiny_http because the fake must count TCP connections,
+//! keep connections alive across completed streams, flush each SSE event on demand and
+//! misbehave at the socket level (abortive resets, bodies cut mid-way) — things a
+//! general server library hides.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// Requests larger than this are refused; the fake has no endpoint that needs more.
 const MAX_BODY: usize = 64 << 20;
@@ -121,7 +126,7 @@ pub trait Handler: Send + Sync + 'static {
 /// as ONE chunk and flushes the socket, so a burst of small events costs one syscall and
 /// a delayed event reaches the client at once.
 pub struct ChunkedOut<'a> {
-    w: &'a mut BufWriter<TcpStream>,
+    w: &'a mut Writer,
     pub buf: Vec<u8>,
     pub bytes_sent: usize,
 }
@@ -153,20 +158,32 @@ pub struct Server {
     /// coze.cn, `X-Log-ID` on a self-hosted Coze Studio).
     pub logid_header: &'static str,
     next_conn: AtomicU64,
+    /// The underlying TCP socket of every open connection, TLS or not.
     conns: Mutex<HashMap<u64, TcpStream>>,
+    /// Serve HTTPS with this configuration; None: plain HTTP.
+    tls: Option<Arc<ServerConfig>>,
+    /// Say on stderr why a connection ended early (a failed TLS handshake).
+    verbose: bool,
 }
 
 impl Server {
-    pub fn new(logid_header: &'static str) -> Arc<Server> {
+    pub fn new(
+        logid_header: &'static str,
+        tls: Option<Arc<ServerConfig>>,
+        verbose: bool,
+    ) -> Arc<Server> {
         Arc::new(Server {
             stop: AtomicBool::new(false),
             logid_header,
             next_conn: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
+            tls,
+            verbose,
         })
     }
 
-    /// Shut down every open connection; their threads then see EOF and exit.
+    /// Shut down every open connection (the TCP sockets under any TLS); their threads
+    /// then see EOF and exit.
     pub fn close_all(&self) {
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         for s in conns.values() {
@@ -205,6 +222,107 @@ pub fn serve(listener: TcpListener, server: Arc<Server>, handler: Arc<dyn Handle
     }
 }
 
+/// One connection's bytes as the request reader and the response writer see them.
+enum Io {
+    /// A clone of the socket: reads and writes go straight to it, as without TLS support.
+    Plain(TcpStream),
+    /// The one TLS session, shared by reader and writer because it cannot be cloned. A
+    /// connection is served by one thread that reads a request, then writes its answer,
+    /// so the two never borrow it at once (a clash would be an io::Error, not a panic).
+    Tls(Rc<RefCell<StreamOwned<ServerConnection, TcpStream>>>),
+}
+
+type Reader = BufReader<Io>;
+type Writer = BufWriter<Io>;
+
+impl Io {
+    fn tls(&self) -> io::Result<std::cell::RefMut<'_, StreamOwned<ServerConnection, TcpStream>>> {
+        match self {
+            Io::Tls(t) => t
+                .try_borrow_mut()
+                .map_err(|_| io::Error::other("TLS session in use")),
+            Io::Plain(_) => Err(io::Error::other("not TLS")),
+        }
+    }
+
+    /// End a TLS session cleanly (close_notify), so the client can tell the end of the
+    /// connection from a truncation. Nothing to do without TLS.
+    fn close_notify(&self) {
+        if let Ok(mut t) = self.tls() {
+            t.conn.send_close_notify();
+            let _ = t.flush();
+        }
+    }
+}
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.read(buf),
+            // Many clients drop a kept-alive TLS connection without close_notify; to the
+            // request parser that is the same clean EOF as a plain close (a body cut
+            // short is still caught by its framing).
+            Io::Tls(_) => match self.tls()?.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.write(buf),
+            Io::Tls(_) => self.tls()?.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.flush(),
+            Io::Tls(_) => self.tls()?.flush(),
+        }
+    }
+}
+
+/// The reader's and the writer's ends of `stream`: two socket clones, or one TLS session
+/// whose handshake is completed here. None if the connection is over before it began.
+fn open(stream: &TcpStream, server: &Server) -> Option<(Io, Io)> {
+    let Some(config) = &server.tls else {
+        let rd = stream.try_clone().ok()?;
+        let wr = stream.try_clone().ok()?;
+        return Some((Io::Plain(rd), Io::Plain(wr)));
+    };
+    let mut sock = stream.try_clone().ok()?;
+    let handshake = ServerConnection::new(config.clone())
+        .map_err(io::Error::other)
+        .and_then(|mut conn| {
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut sock)? == (0, 0) {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            Ok(conn)
+        });
+    match handshake {
+        Ok(conn) => {
+            let shared = Rc::new(RefCell::new(StreamOwned::new(conn, sock)));
+            Some((Io::Tls(shared.clone()), Io::Tls(shared)))
+        }
+        // A client that does not trust the certificate, a port probe, a stop: this
+        // connection just ends; the server goes on.
+        Err(e) => {
+            if server.verbose && !server.stopping() {
+                let peer = stream
+                    .peer_addr()
+                    .map_or_else(|_| "?".to_string(), |a| a.to_string());
+                crate::util::say(&format!("coze-fake: TLS handshake with {peer} failed: {e}"));
+            }
+            None
+        }
+    }
+}
+
 fn connection(stream: TcpStream, server: Arc<Server>, handler: Arc<dyn Handler>) {
     let _ = stream.set_nodelay(true);
     let id = server.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -215,16 +333,19 @@ fn connection(stream: TcpStream, server: Arc<Server>, handler: Arc<dyn Handler>)
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, c);
     }
-    let abort = {
-        let Ok(rd) = stream.try_clone() else { return };
-        let Ok(wr) = stream.try_clone() else { return };
-        let mut reader = BufReader::with_capacity(16 << 10, rd);
-        let mut writer = BufWriter::with_capacity(32 << 10, wr);
-        let abort = conn_loop(&mut reader, &mut writer, &stream, &server, &*handler);
-        if !abort {
-            let _ = writer.flush();
+    let abort = match open(&stream, &server) {
+        Some((rd, wr)) => {
+            let mut reader = BufReader::with_capacity(16 << 10, rd);
+            let mut writer = BufWriter::with_capacity(32 << 10, wr);
+            let peer = stream.peer_addr().ok();
+            let abort = conn_loop(&mut reader, &mut writer, peer, &server, &*handler);
+            if !abort {
+                let _ = writer.flush();
+                writer.get_ref().close_notify();
+            }
+            abort
         }
-        abort
+        None => false,
     };
     // Drop the registry's clone before the last descriptor closes: an abortive close
     // (SO_LINGER 0) only sends RST when the final descriptor of the socket goes away.
@@ -242,13 +363,12 @@ fn connection(stream: TcpStream, server: Arc<Server>, handler: Arc<dyn Handler>)
 
 /// Serve requests on one connection; returns true if it must end with a reset.
 fn conn_loop(
-    reader: &mut BufReader<TcpStream>,
-    writer: &mut BufWriter<TcpStream>,
-    stream: &TcpStream,
+    reader: &mut Reader,
+    writer: &mut Writer,
+    peer: Option<SocketAddr>,
     server: &Server,
     handler: &dyn Handler,
 ) -> bool {
-    let peer = stream.peer_addr().ok();
     let mut first = true;
     loop {
         if server.stopping() {
@@ -353,7 +473,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn write_head(
-    w: &mut BufWriter<TcpStream>,
+    w: &mut Writer,
     r: &Reply,
     logid: (&str, &str),
     len: usize,
@@ -416,12 +536,7 @@ fn http_date(t: std::time::SystemTime) -> String {
     )
 }
 
-fn write_simple(
-    w: &mut BufWriter<TcpStream>,
-    logid_header: &str,
-    status: u16,
-    msg: &str,
-) -> io::Result<()> {
+fn write_simple(w: &mut Writer, logid_header: &str, status: u16, msg: &str) -> io::Result<()> {
     let r = Reply::new(status, "text/plain", msg);
     let logid = crate::util::new_logid();
     write_head(w, &r, (logid_header, &logid), msg.len(), false, true)?;
@@ -429,7 +544,7 @@ fn write_simple(
     w.flush()
 }
 
-fn read_line(r: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+fn read_line(r: &mut Reader) -> io::Result<Option<String>> {
     let mut line = Vec::new();
     let n = r
         .by_ref()
@@ -455,10 +570,7 @@ fn bad(msg: &str) -> io::Error {
 }
 
 /// Read one request; `Ok(None)` on a clean EOF between requests.
-fn read_request(
-    r: &mut BufReader<TcpStream>,
-    w: &mut BufWriter<TcpStream>,
-) -> io::Result<Option<(Request, bool)>> {
+fn read_request(r: &mut Reader, w: &mut Writer) -> io::Result<Option<(Request, bool)>> {
     let line = loop {
         match read_line(r)? {
             None => return Ok(None),

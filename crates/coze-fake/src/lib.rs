@@ -15,6 +15,7 @@ mod oauth;
 mod pages;
 mod router;
 mod state;
+mod tls;
 mod util;
 
 use std::io;
@@ -164,6 +165,8 @@ pub struct Fake {
     app: Arc<App>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    /// The generated CA's certificate (PEM), when serving HTTPS with one.
+    ca_pem: Option<String>,
 }
 
 impl Fake {
@@ -186,11 +189,24 @@ impl Fake {
             })?),
             None => None,
         };
+        // Built before binding, so a bad certificate file fails the start at once.
+        let tls = opts.tls.as_ref().map(tls::setup).transpose()?;
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let server = http::Server::new(opts.dialect.logid_header());
+        // Written only once the fake is sure to start, and before anyone is told it did.
+        if let (Some(TlsOptions::Generate { ca_out: Some(path) }), Some(t)) = (&opts.tls, &tls) {
+            if let Some(pem) = &t.ca_pem {
+                tls::write_atomically(path, pem)?;
+            }
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (tls_config, ca_pem) = match tls {
+            Some(t) => (Some(t.config), t.ca_pem),
+            None => (None, None),
+        };
+        let server = http::Server::new(opts.dialect.logid_header(), tls_config, opts.verbose);
         let app = Arc::new(App {
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             jwt_key,
             opts,
             start: Instant::now(),
@@ -205,12 +221,20 @@ impl Fake {
             app,
             addr,
             accept: Some(accept),
+            ca_pem,
         })
     }
 
-    /// `http://127.0.0.1:PORT`: the API base and also the web (authorize) base.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS): the API base and also the
+    /// web (authorize) base.
     pub fn base_url(&self) -> String {
         self.app.base_url.clone()
+    }
+
+    /// The certificate (PEM) of the CA generated for [`TlsOptions::Generate`], for
+    /// clients to trust; None when serving plain HTTP or the user's certificate files.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
     }
 
     /// The bound socket address.

@@ -16,9 +16,10 @@ and scripts.
 USAGE:
     coze-fake [OPTIONS]
 
-When ready it prints one line on stdout, {\"type\":\"fake\",\"base_url\":\"http://127.0.0.1:PORT\"},
-and serves until its stdin reaches EOF or it gets SIGTERM. The base URL is both the API base and
-the web base (authorize URL: BASE/api/permission/oauth2/authorize?...).
+When ready it prints one line on stdout, {\"type\":\"fake\",\"base_url\":\"http://127.0.0.1:PORT\"}
+(https://... when serving TLS; with --tls-ca-out also \"ca_file\":\"PATH\"), and serves until its
+stdin reaches EOF or it gets SIGTERM. The base URL is both the API base and the web base
+(authorize URL: BASE/api/permission/oauth2/authorize?...).
 
 OPTIONS:
     --addr ADDR              listen address, loopback only [default: 127.0.0.1:0 (free port)]
@@ -51,8 +52,9 @@ OPTIONS:
     --tls-cert PATH          serve HTTPS with this certificate chain (PEM); needs --tls-key
     --tls-key PATH           the certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1)
     --tls-ca-out PATH        serve HTTPS with a throwaway CA made at start, whose certificate
-                             (PEM) is written to PATH for clients to trust; it signs a
-                             certificate for 127.0.0.1, ::1 and localhost
+                             (PEM) is written to PATH (atomically) for clients to trust; it
+                             signs a certificate for 127.0.0.1, ::1 and localhost. The CA's
+                             key never leaves the process
     -v, --verbose            log one line per request to stderr (tokens never logged)
     --quiet                  log nothing (the default)
     -h, --help               print this help
@@ -255,6 +257,10 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    let ca_file = match &opts.tls {
+        Some(TlsOptions::Generate { ca_out: Some(p) }) => Some(p.to_string_lossy().into_owned()),
+        _ => None,
+    };
     let fake = match Fake::start(opts) {
         Ok(f) => f,
         Err(e) => {
@@ -262,7 +268,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let line = serde_json::json!({"type": "fake", "base_url": fake.base_url()});
+    let mut line = serde_json::json!({"type": "fake", "base_url": fake.base_url()});
+    if let Some(path) = ca_file {
+        line["ca_file"] = path.into();
+    }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
         return ExitCode::from(1);
