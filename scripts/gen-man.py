@@ -303,8 +303,10 @@ SUBCOMMANDS = {
     "coze-token": [
         ("refresh", "refresh the token file now"),
         ("print", "print the bare access token, refreshed if needed"),
-        ("status", "what the token file holds (exit 0 usable, 4 not)"),
+        ("status", "what the credentials in use hold (exit 0 usable, 4 not)"),
         ("exec", "run a command with COZE_API_TOKEN set"),
+        ("profiles", "list the profiles and their state"),
+        ("logout", "remove a profile's tokens"),
     ],
     "coze-conv": [
         ("create", "create a conversation"),

@@ -1251,7 +1251,8 @@ fn reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record() {
 
 /// What goes on the wire, seen through the test proxy: `--user`, `--var` and `--meta`
 /// reach the request body, `COZE_USER_ID` stands in for `--user`, without either the
-/// user id is a new random one per run, and the user agent names the tools.
+/// user id is the profile's own, the same from run to run (kept beside the token), and
+/// the user agent names the tools.
 #[test]
 fn user_variables_and_meta_data_reach_the_request() {
     let sb = logged_in("chat-wire");
@@ -1281,16 +1282,38 @@ fn user_variables_and_meta_data_reach_the_request() {
     ask(&["-o", "text", "hi"], Some("bob"));
     ask(&["-o", "text", "hi"], None);
     ask(&["-o", "text", "hi"], None);
+    let r = run(
+        chat(&sb)
+            .env("HTTP_PROXY", &proxy.url)
+            .args(["-o", "text", "--profile", "other", "hi"]),
+        "",
+    );
+    r.expect_code(4);
     let bodies = proxy.bodies("/v3/chat");
-    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    assert_eq!(
+        bodies.len(),
+        4,
+        "the other profile has no token: {bodies:?}"
+    );
     assert_eq!(bodies[0]["user_id"], "ada");
     assert_eq!(bodies[0]["custom_variables"], json!({"city": "上海"}));
     assert_eq!(bodies[0]["meta_data"], json!({"k": "v=w"}));
     assert_eq!(bodies[1]["user_id"], "bob");
     assert!(bodies[1].get("custom_variables").is_none(), "{}", bodies[1]);
     let (a, b) = (&bodies[2]["user_id"], &bodies[3]["user_id"]);
-    assert!(a.as_str().is_some_and(|s| s.len() >= 8), "{a}");
-    assert_ne!(a, b, "each run gets its own user id");
+    assert!(
+        a.as_str().is_some_and(|s| s.starts_with("coze-tools-")),
+        "{a}"
+    );
+    assert_eq!(a, b, "the same user from one run to the next");
+    let kept = std::fs::read_to_string(sb.path("config/coze/user_id")).unwrap();
+    assert_eq!(
+        kept.trim(),
+        a.as_str().unwrap(),
+        "kept beside the default token"
+    );
+    let other = std::fs::read_to_string(sb.path("config/coze/profiles/other/user_id")).unwrap();
+    assert_ne!(other.trim(), kept.trim(), "each profile is its own user");
     assert!(
         proxy
             .sent_text()

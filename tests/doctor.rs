@@ -31,12 +31,14 @@ fn line<'a>(r: &'a Run, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} line\n{}", r.describe()))
 }
 
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 10] = [
     "region",
+    "proxy",
+    "trust",
     "clock",
     "redirect URI",
     "callback port",
-    "proxy",
+    "credentials",
     "token file",
     "token",
     "api",
@@ -159,20 +161,42 @@ fn proxy_credentials_are_redacted_and_no_proxy_is_honoured() {
     sb.login();
     let r = run(
         doctor(&sb, free_port())
-            .env("HTTPS_PROXY", "http://ada:s3cret@127.0.0.1:9")
-            .env("NO_PROXY", "localhost,127.0.0.1"),
+            .env("HTTP_PROXY", "http://ada:s3cret@127.0.0.1:9")
+            .env("NO_PROXY", "localhost,127.0.0.0/8"),
         "",
     );
     r.ok();
     let l = line(&r, "proxy");
-    assert!(
-        l.starts_with("ok    proxy: HTTPS_PROXY=http://***@127.0.0.1:9"),
+    assert_eq!(
+        l,
+        "ok    proxy: NO_PROXY=localhost,127.0.0.0/8 exempts 127.0.0.1: direct connections \
+         to 127.0.0.1",
         "{}",
         r.describe()
     );
-    assert!(l.contains("exempts 127.0.0.1"), "{}", r.describe());
-    assert!(!r.stdout.contains("s3cret"), "{}", r.describe());
-    assert!(!r.stdout.contains("ada"), "{}", r.describe());
+    // Without the exemption the report names the proxy, its variable, and no secret.
+    let r = run(
+        doctor(&sb, free_port()).env("HTTP_PROXY", "http://ada:s3cret@127.0.0.1:9"),
+        "",
+    );
+    let l = line(&r, "proxy");
+    assert!(
+        l.starts_with(
+            "warn  proxy: requests to 127.0.0.1 go through http://***@127.0.0.1:9 from HTTP_PROXY"
+        ),
+        "{}",
+        r.describe()
+    );
+    for secret in ["s3cret", "ada"] {
+        assert!(!r.stdout.contains(secret), "{}", r.describe());
+        assert!(!r.stderr.contains(secret), "{}", r.describe());
+    }
+    // The report is the truth: the requests did go to the (closed) proxy port.
+    assert!(
+        line(&r, "clock").contains("through the proxy http://***@127.0.0.1:9"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]

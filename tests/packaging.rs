@@ -241,7 +241,7 @@ fn bash_completes_subcommands_flags_and_values() {
     );
     assert_eq!(
         bash_complete(&sb, "coze-token", &[""]),
-        set(&["refresh", "print", "status", "exec"])
+        set(&["refresh", "print", "status", "exec", "profiles", "logout"])
     );
     assert_eq!(bash_complete(&sb, "coze-auth", &["d"]), set(&["doctor"]));
     // Once a subcommand is there, no second one is offered.

@@ -17,6 +17,8 @@ mod faults;
 mod jwt;
 mod load;
 mod packaging;
+mod profiles;
 mod proxy;
 mod secrets;
+mod tls;
 mod token;

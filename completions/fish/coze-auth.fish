@@ -15,4 +15,8 @@ complete -c coze-auth -l device -d 'the device flow: print a code to enter, writ
 complete -c coze-auth -s v -l verbose -d 'one line per callback request and HTTP request on stderr (secrets redacted)'
 complete -c coze-auth -s h -l help -d 'this text'
 complete -c coze-auth -s V -l version -d 'version and commit'
+complete -c coze-auth -l proxy -x -d 'the proxy for every request: http://, https://, socks4://, socks4a://, socks5:// or socks5h:// (the proxy resolves names), with user:password@ if it needs them'
+complete -c coze-auth -l cacert -r -F -d 'also trust the CAs in this PEM file'
+complete -c coze-auth -l allow-http -d 'allow plain http:// to a host that is not loopback (a self-hosted Coze Studio on your network)'
+complete -c coze-auth -l profile -x -d 'check profile NAME\'s token file'
 complete -c coze-auth -l token-file -r -F -d 'token file'

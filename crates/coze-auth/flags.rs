@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Region;
+use coze_core::session::NetFlags;
 use coze_core::{Error, Result};
 
 pub const HELP: &str = "\
@@ -54,6 +55,11 @@ OPTIONS:
     -h, --help             this text
     -V, --version          version and commit
 
+";
+
+/// The rest of the help, after the network flags.
+pub const HELP_TAIL: &str = "
+
 ENVIRONMENT:
     BROWSER                the browser command, given the URL as its one argument (a
                            command with spaces runs through sh) [default: xdg-open,
@@ -63,6 +69,7 @@ EXAMPLES:
     coze-auth --client-id 1234.app.coze | coze-token --save
     coze-auth --client-id 1234.app.coze --region com | coze-token --save
     ssh box 'coze-auth --client-id 1234.app.coze --paste | coze-token --save'
+    ALL_PROXY=socks5h://127.0.0.1:7890 coze-auth --client-id 1234.app.coze | coze-token --save
     coze-auth --client-id 1234.app.coze --device | coze-token --save
     coze-auth --client-id 1234.app.coze --redirect-uri http://localhost:9000/cb \\
         --no-browser > grant.json
@@ -85,6 +92,8 @@ pub struct Flags {
     pub paste: bool,
     pub device: bool,
     pub verbose: bool,
+    /// `--proxy`, `--cacert`, `--allow-http`.
+    pub net: NetFlags,
 }
 
 impl Default for Flags {
@@ -101,49 +110,50 @@ impl Default for Flags {
             paste: false,
             device: false,
             verbose: false,
+            net: NetFlags::default(),
         }
     }
 }
 
 /// Parses `args` (without the program name). Only records and validates.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
-    use lexopt::prelude::*;
     let mut f = Flags::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(cli::usage)? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Parsed::Help),
-            Short('V') | Long("version") => return Ok(Parsed::Version),
-            Long("client-id") => {
-                f.client_id = Some(cli::nonempty("--client-id", cli::value(&mut parser)?)?)
+        let arg = cli::Arg::from(arg);
+        if f.net.take(&arg, &mut parser)? {
+            continue;
+        }
+        let name = match &arg {
+            cli::Arg::Short(c) => format!("-{c}"),
+            cli::Arg::Long(l) => format!("--{l}"),
+            cli::Arg::Value(_) => return Err(arg.unexpected()),
+        };
+        let p = &mut parser;
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "--client-id" => f.client_id = Some(cli::nonempty("--client-id", cli::value(p)?)?),
+            "--redirect-uri" => f.redirect_uri = cli::nonempty("--redirect-uri", cli::value(p)?)?,
+            "--region" => {
+                f.region = Some(Region::parse(&cli::string("--region", cli::value(p)?)?)?)
             }
-            Long("redirect-uri") => {
-                f.redirect_uri = cli::nonempty("--redirect-uri", cli::value(&mut parser)?)?
+            "--base-url" => f.base_url = Some(cli::nonempty("--base-url", cli::value(p)?)?),
+            "--www-url" => f.www_url = Some(cli::nonempty("--www-url", cli::value(p)?)?),
+            "--workspace-id" => {
+                f.workspace_id = Some(cli::nonempty("--workspace-id", cli::value(p)?)?)
             }
-            Long("region") => {
-                let v = cli::string("--region", cli::value(&mut parser)?)?;
-                f.region = Some(Region::parse(&v)?);
-            }
-            Long("base-url") => {
-                f.base_url = Some(cli::nonempty("--base-url", cli::value(&mut parser)?)?)
-            }
-            Long("www-url") => {
-                f.www_url = Some(cli::nonempty("--www-url", cli::value(&mut parser)?)?)
-            }
-            Long("workspace-id") => {
-                f.workspace_id = Some(cli::nonempty("--workspace-id", cli::value(&mut parser)?)?)
-            }
-            Long("timeout") => {
-                f.timeout = cli::seconds("--timeout", cli::value(&mut parser)?)?;
+            "--timeout" => {
+                f.timeout = cli::seconds("--timeout", cli::value(p)?)?;
                 if f.timeout.is_zero() {
                     return Err(Error::usage("--timeout: must be more than 0 seconds"));
                 }
             }
-            Long("no-browser") => f.no_browser = true,
-            Long("paste") => f.paste = true,
-            Long("device") => f.device = true,
-            Short('v') | Long("verbose") => f.verbose = true,
-            _ => return Err(cli::usage(arg.unexpected())),
+            "--no-browser" => f.no_browser = true,
+            "--paste" => f.paste = true,
+            "--device" => f.device = true,
+            "-v" | "--verbose" => f.verbose = true,
+            _ => return Err(arg.unexpected()),
         }
     }
     if f.device && f.paste {
@@ -195,7 +205,20 @@ mod tests {
             "1.5",
             "--no-browser",
             "-v",
+            "--proxy",
+            "socks5h://127.0.0.1:1080",
+            "--cacert",
+            "corp.pem",
+            "--allow-http",
         ]);
+        assert_eq!(
+            f.net,
+            NetFlags {
+                proxy: Some("socks5h://127.0.0.1:1080".into()),
+                cacert: Some("corp.pem".into()),
+                allow_http: true
+            }
+        );
         assert_eq!(f.client_id.as_deref(), Some("1.app.coze"));
         assert_eq!(f.redirect_uri, "http://localhost:9/cb");
         assert_eq!(f.region, Some(Region::Com));
@@ -226,6 +249,7 @@ mod tests {
             (&["--client-id", ""], "--client-id"),
             (&["--device", "--paste"], "--device"),
             (&["extra"], "extra"),
+            (&["--proxy"], "--proxy"),
         ] {
             let e = p(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -247,6 +271,9 @@ mod tests {
             "--paste",
             "--device",
             "--verbose",
+            "--proxy",
+            "--cacert",
+            "--allow-http",
             "COZE_CLIENT_ID",
             "COZE_API_BASE",
             "COZE_WWW_BASE",
@@ -254,7 +281,8 @@ mod tests {
             "| coze-token --save",
             "EXAMPLES",
         ] {
-            assert!(HELP.contains(flag), "{flag}");
+            let all = format!("{HELP}{}{HELP_TAIL}", coze_core::session::NET_FLAGS_HELP);
+            assert!(all.contains(flag), "{flag}");
         }
     }
 }

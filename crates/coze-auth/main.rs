@@ -19,6 +19,7 @@ use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::{Http, HttpConfig};
 use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Record;
+use coze_core::session::NET_FLAGS_HELP;
 use coze_core::{oauth, url, Error, Result};
 
 use flags::Flags;
@@ -30,7 +31,11 @@ fn main() -> ExitCode {
         return doctor_main(args);
     }
     cli::run("coze-auth", || match flags::parse(args)? {
-        Parsed::Help => cli::print(&format!("{}{EXIT_CODES_HELP}\n", flags::HELP)),
+        Parsed::Help => cli::print(&format!(
+            "{}{NET_FLAGS_HELP}{}{EXIT_CODES_HELP}\n",
+            flags::HELP,
+            flags::HELP_TAIL
+        )),
         Parsed::Version => print_version(),
         Parsed::Run(f) => run(f, Env::from_process()),
     })
@@ -73,9 +78,20 @@ fn run(f: Flags, env: Env) -> Result<()> {
             )
         })?;
     let api_base = config::api_base(f.base_url.as_deref(), f.region, &env, None);
-    url::check_transport(&api_base).map_err(|e| Error::usage(format!("API base: {e}")))?;
+    let http = Http::new(HttpConfig {
+        verbose: f.verbose,
+        network: f.net.network(&env)?,
+        ..HttpConfig::default()
+    });
+    url::check_transport(&api_base, http.config().network.allow_http)
+        .map_err(|e| Error::usage(format!("API base: {e}")))?;
+    // A server of one's own may have no OAuth at all (a self-hosted Coze Studio): say
+    // so before a person is sent to a browser for nothing.
+    if config::region_hint(&api_base).is_none() {
+        oauth::check_offered(&http, &api_base)?;
+    }
     let record = if f.device {
-        device(&f, &api_base, &client_id)?
+        device(&http, &f, &api_base, &client_id)?
     } else {
         let www_base = config::www_base(&api_base, f.www_url.as_deref(), &env);
         url::parse(&www_base).map_err(|e| Error::usage(format!("--www-url: {e}")))?;
@@ -99,14 +115,9 @@ fn run(f: Flags, env: Env) -> Result<()> {
 }
 
 /// The device flow's first half: get a code, tell the person where to enter it.
-fn device(f: &Flags, api_base: &str, client_id: &str) -> Result<Record> {
-    let http = Http::new(HttpConfig {
-        verbose: f.verbose,
-        ..HttpConfig::default()
-    });
+fn device(http: &Http, f: &Flags, api_base: &str, client_id: &str) -> Result<Record> {
     let now = cli::unix_now();
-    let dc =
-        oauth::request_device_code(&http, api_base, client_id, f.workspace_id.as_deref(), now)?;
+    let dc = oauth::request_device_code(http, api_base, client_id, f.workspace_id.as_deref(), now)?;
     let sep = if dc.verification_uri.contains('?') {
         '&'
     } else {

@@ -29,7 +29,9 @@ OPTIONS:
     --conversation ID      continue this conversation
     --new-each             a new conversation for every prompt
     --user ID              your user id for the bot's memory [env: COZE_USER_ID]
-                           [default: a random id per run]
+                           [default: one made once per profile and kept in its
+                           directory (user_id beside the token file), so the bot
+                           knows you from run to run]
     --var KEY=VALUE        a custom variable for the bot's prompt (repeatable)
     --meta KEY=VALUE       meta_data for the chat (repeatable)
     --no-save              do not save the exchange in the conversation

@@ -23,7 +23,7 @@ use coze_core::config::Env;
 use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
-use coze_core::{interrupt, pkce, Error, Result};
+use coze_core::{interrupt, Error, Result};
 
 use ask::{ask, Plan, Tally};
 use flags::{Flags, Mode, Source};
@@ -85,10 +85,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     });
     let user = match f.user.clone().or_else(|| env.user_id.clone()) {
         Some(u) => u,
-        None => format!(
-            "coze-tools-{}",
-            pkce::random_hex(8).map_err(|e| Error::Network(e.to_string()))?
-        ),
+        None => default_user(&f, env)?,
     };
     let plan = Plan {
         bot,
@@ -161,6 +158,22 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         }
     }
     Ok(tally.exit_status())
+}
+
+/// The profile's stable user id, so the bot's memory of this user carries over from run
+/// to run; without a settings directory, one for this run.
+fn default_user(f: &Flags, env: &Env) -> Result<String> {
+    let mut warn = |w: &str| cli::warn(w);
+    let id = match f.api.user_id_path(env) {
+        Ok(path) => coze_core::user_id::stable(&path, &mut warn),
+        Err(e) => {
+            warn(&format!(
+                "{e}; using a new user id for this run (pass --user or set COZE_USER_ID)"
+            ));
+            coze_core::user_id::generate()
+        }
+    };
+    id.map_err(|e| Error::io("the random source", e))
 }
 
 /// One prompt after another (`--jobs 1`): the first chat's conversation is kept for the

@@ -17,8 +17,12 @@ USAGE:
                                                     a service app's token, no person
     coze-token refresh [--force]                    refresh the token file now
     coze-token print [--min-ttl S] [--header]       the bare access token, fresh
-    coze-token status                               what the token file holds
+    coze-token status                               what the credentials in use hold
     coze-token exec -- COMMAND [ARGS...]            run COMMAND with COZE_API_TOKEN set
+    coze-token --pat [--base-url URL] --save [PATH] a personal access token (stdin) into
+                                                    a token file (a profile)
+    coze-token profiles                             the profiles and their state
+    coze-token logout [--profile NAME]              remove a profile's tokens
 
 Reads JSON-lines records on stdin: an `authorization_code` (from coze-auth) is
 exchanged, a `device_code` (from coze-auth --device) is polled until the person
@@ -35,6 +39,20 @@ token record remembers the key's path, kid, --ttl and --session-name (never the 
 so every tool mints the next token by itself when this one runs out: a cron host
 logs in once. The key file must be private (chmod 600), as ssh wants.
 
+PERSONAL ACCESS TOKENS: with --pat, one line of stdin is a PAT (on a terminal it is
+asked for and not shown); it is written as a token record with the --base-url it
+belongs to, so the profile remembers the server: the way to keep a self-hosted Coze
+Studio (PAT only) beside a coze.cn login. A PAT is used as is, never refreshed. With
+--allow-http the record also allows plain http to that very base URL.
+
+PROFILES: --profile NAME (or COZE_PROFILE) keeps a token file of its own at
+$XDG_CONFIG_HOME/coze/profiles/NAME/token.json, with its own lock and default user
+id; `default` is the token file below. Every tool takes --profile. `profiles` lists
+them (a table on a terminal, `profile` records otherwise); `logout` removes a
+profile's token file and lock (after any refresh in progress; the user id stays).
+Credentials: --token-file > --profile > COZE_TOKEN_FILE > COZE_PROFILE >
+COZE_API_TOKEN > the default token file.
+
 WEB APPS: a confidential app's code exchange and refreshes need its client secret:
 --client-secret-file PATH (or COZE_CLIENT_SECRET). The file's path, never the secret,
 is recorded in the token, so the other tools can refresh it too.
@@ -42,9 +60,11 @@ is recorded in the token, so the other tools can refresh it too.
 OPTIONS:
     --save [PATH]          write the token file instead of stdout (default: the token
                            file below)
+    --profile NAME         the token file of profile NAME [env: COZE_PROFILE]
     --token-file PATH      the token file [env: COZE_TOKEN_FILE]
                            [default: $XDG_CONFIG_HOME/coze/token.json, else
                            ~/.config/coze/token.json]
+    --pat                  read a personal access token from stdin (see above)
     --min-ttl SECONDS      print/exec: refresh first if the token expires within this
                            [default: 120]
     --header               print: `Authorization: Bearer …`, for curl -H @-
@@ -66,6 +86,14 @@ OPTIONS:
     -h, --help             this text
     -V, --version          version and commit
 
+NETWORK:
+    --proxy URL            the proxy for every request (http, https, socks4, socks4a,
+                           socks5, socks5h; '' for none) [default: https_proxy,
+                           HTTPS_PROXY, all_proxy, ALL_PROXY; NO_PROXY exempts]
+    --cacert FILE          also trust the CAs in this PEM file [env: COZE_CA_BUNDLE]
+    --allow-http           allow plain http:// to a host that is not loopback
+                           [env: COZE_ALLOW_HTTP=1]; with --pat, recorded in the token
+
 JWT (SERVICE APP) OPTIONS:
     --jwt                  mint a token with the app's key instead of reading stdin
     --client-id ID         the service app's id [env: COZE_CLIENT_ID]
@@ -84,6 +112,11 @@ EXAMPLES:
     curl -H \"$(coze-token print --header)\" https://api.coze.cn/v1/users/me
     coze-token exec -- python3 my_bot_script.py
     coze-token status && echo logged in
+    coze-auth --region com --client-id 1234.app.coze | coze-token --profile com --save
+    coze-token --pat --base-url http://studio.corp:8888 --allow-http --profile studio \
+        --save < pat.txt                          # then: coze-chat --profile studio ...
+    coze-token profiles
+    coze-token logout --profile com
 
 ";
 
@@ -97,6 +130,10 @@ pub enum Command {
     Exec(Vec<OsString>),
     /// `--jwt`: mint a service app's token.
     Jwt,
+    /// `--pat`: a personal access token from stdin.
+    Pat,
+    Profiles,
+    Logout,
 }
 
 #[derive(Debug)]
@@ -139,6 +176,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     };
     let mut command: Option<Command> = None;
     let mut jwt = false;
+    let mut pat = false;
     while let Some(arg) = p.next().map_err(cli::usage)? {
         let arg = cli::Arg::from(arg);
         if f.api.take(&arg, &mut p)? {
@@ -153,6 +191,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     "refresh" => Command::Refresh,
                     "print" => Command::Print,
                     "status" => Command::Status,
+                    "profiles" => Command::Profiles,
+                    "logout" => Command::Logout,
                     "exec" => {
                         let rest: Vec<OsString> = p.raw_args().map_err(cli::usage)?.collect();
                         let rest = match rest.first() {
@@ -173,7 +213,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     }
                     other => {
                         return Err(coze_core::Error::usage(format!(
-                            "unknown command {other:?} (expected refresh, print, status or exec)"
+                            "unknown command {other:?} (expected refresh, print, status, exec, \
+                             profiles or logout)"
                         )))
                     }
                 });
@@ -197,6 +238,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--timeout" => f.timeout = Some(cli::seconds("--timeout", cli::value(&mut p)?)?),
             "--client-secret-file" => f.client_secret_file = Some(cli::value(&mut p)?.into()),
             "--jwt" => jwt = true,
+            "--pat" => pat = true,
             "--client-id" => f.client_id = Some(cli::string("--client-id", cli::value(&mut p)?)?),
             "--key" => f.key = Some(cli::value(&mut p)?.into()),
             "--kid" => f.kid = Some(cli::string("--kid", cli::value(&mut p)?)?),
@@ -216,14 +258,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             _ => return Err(arg.unexpected()),
         }
     }
-    f.command = match (command, jwt) {
-        (None, true) => Command::Jwt,
-        (Some(_), true) => {
+    f.command = match (command, jwt, pat) {
+        (_, true, true) => {
             return Err(coze_core::Error::usage(
-                "--jwt mints a token and saves or prints it: it takes no subcommand",
+                "--jwt and --pat are two kinds of token: give one",
             ))
         }
-        (c, false) => c.unwrap_or(Command::Grants),
+        (None, true, false) => Command::Jwt,
+        (None, false, true) => Command::Pat,
+        (Some(_), true, _) | (Some(_), _, true) => {
+            return Err(coze_core::Error::usage(
+                "--jwt and --pat make a token and save or print it: they take no subcommand",
+            ))
+        }
+        (c, false, false) => c.unwrap_or(Command::Grants),
     };
     let jwt_only = [
         ("--client-id", f.client_id.is_some()),
@@ -240,7 +288,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--client-secret-file is for web apps; a service app (--jwt) signs with --key",
         ));
     }
-    if f.save.is_some() && !matches!(f.command, Command::Grants | Command::Jwt) {
+    if pat && f.client_secret_file.is_some() {
+        return Err(coze_core::Error::usage(
+            "--client-secret-file is for web apps' OAuth; a PAT needs no secret",
+        ));
+    }
+    if f.save.is_some() && !matches!(f.command, Command::Grants | Command::Jwt | Command::Pat) {
         return Err(coze_core::Error::usage(
             "--save goes with grant records on stdin, not with a subcommand",
         ));
@@ -285,6 +338,28 @@ mod tests {
         assert!(parse(["exec"].map(OsString::from)).is_err());
         assert!(parse(["bogus"].map(OsString::from)).is_err());
         assert!(parse(["print", "--save"].map(OsString::from)).is_err());
+        assert_eq!(flags(&["profiles"]).command, Command::Profiles);
+        assert_eq!(
+            flags(&["logout", "--profile", "w"]).api.profile.as_deref(),
+            Some("w")
+        );
+        let f = flags(&[
+            "--pat",
+            "--base-url",
+            "http://s:8888",
+            "--allow-http",
+            "--save",
+        ]);
+        assert_eq!(f.command, Command::Pat);
+        assert!(f.api.net.allow_http);
+        for bad in [
+            &["--pat", "--jwt"][..],
+            &["--pat", "print"],
+            &["logout", "--save"],
+        ] {
+            let e = parse(bad.iter().map(OsString::from)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
+        }
     }
 
     #[test]

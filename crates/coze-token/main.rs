@@ -2,14 +2,16 @@
 //! token file. A translator: flags → config → coze-core → exit code.
 
 mod flags;
+mod pat;
+mod profiles;
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use coze_core::cli::{self, unix_now, Parsed};
-use coze_core::config::{self, Env};
+use coze_core::config::{self, Credentials, Env};
 use coze_core::http::Http;
 use coze_core::jsonl::{JsonlWriter, LineReader};
 use coze_core::jwt::{self, JwtGrant};
@@ -20,7 +22,7 @@ use coze_core::{Error, Result};
 
 use flags::{Command, Flags};
 
-const TOOL: &str = "coze-token";
+pub const TOOL: &str = "coze-token";
 
 fn main() -> ExitCode {
     let mut exit = None;
@@ -98,20 +100,12 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 
 /// Runs the command; `Some(status)` when a child's exit status is ours (exec).
 fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
-    let http = Http::new(f.api.http_config(env));
+    let http = Http::new(f.api.http_config(env)?);
     let secret = client_secret(&f, secrets)?;
+    // The file to write, refresh or remove: COZE_API_TOKEN names none.
     let token_path = || -> Result<PathBuf> {
-        f.api
-            .token_file
-            .clone()
-            .or_else(|| env.token_file.clone())
-            .or_else(|| config::default_token_path(env))
-            .ok_or_else(|| {
-                Error::Auth(
-                    "no token file: pass --token-file or set COZE_TOKEN_FILE (HOME is not set)"
-                        .into(),
-                )
-            })
+        let chosen = f.api.token_file_choice(env)?;
+        Ok(chosen.path().map(Path::to_path_buf).unwrap_or_default())
     };
     let api_base = config::api_base(f.api.base_url.as_deref(), f.api.region, env, None);
     let renewer = Renewer {
@@ -137,6 +131,14 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
                 &mut JsonlWriter::new(io::stdout().lock()),
             )?;
         }
+        Command::Pat => {
+            let token = pat::read(&f, &api_base)?;
+            emit(
+                token,
+                save()?.as_ref(),
+                &mut JsonlWriter::new(io::stdout().lock()),
+            )?;
+        }
         Command::Refresh => {
             let store = TokenStore::new(token_path()?);
             let t = if f.force {
@@ -151,7 +153,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             );
         }
         Command::Print => {
-            let token = current_token(&f, env, &http, &renewer, min_ttl, token_path)?;
+            let token = current_token(&f, env, &http, &renewer, min_ttl)?;
             let mut out = io::stdout().lock();
             let line = if f.header {
                 format!("Authorization: Bearer {token}\n")
@@ -162,28 +164,29 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("stdout", e))?;
         }
-        Command::Status => status(&token_path()?)?,
+        Command::Status => status(&f.api.credentials(env)?)?,
         Command::Exec(argv) => {
-            let token = current_token(&f, env, &http, &renewer, min_ttl, token_path)?;
+            let token = current_token(&f, env, &http, &renewer, min_ttl)?;
             return exec(argv, &token).map(Some);
         }
+        Command::Profiles => profiles::list(&f, env)?,
+        Command::Logout => profiles::logout(&f.api.token_file_choice(env)?, env)?,
     }
     Ok(None)
 }
 
-/// The bare token for print/exec: `COZE_API_TOKEN` when no file is named, else the
-/// file's, refreshed if it expires within `min_ttl`.
+/// The bare token for print/exec: the credentials every tool would use, a token file's
+/// refreshed if it expires within `min_ttl`.
 fn current_token(
     f: &Flags,
     env: &Env,
     http: &Http,
     renewer: &Renewer<'_>,
     min_ttl: i64,
-    token_path: impl Fn() -> Result<PathBuf>,
 ) -> Result<String> {
-    match config::credentials(f.api.token_file.clone(), env)? {
-        config::Credentials::Static(t) => Ok(t),
-        config::Credentials::File(_) => Ok(TokenStore::new(token_path()?)
+    match f.api.credentials(env)? {
+        Credentials::Static(t) => Ok(t),
+        Credentials::File { path, .. } => Ok(TokenStore::new(path)
             .fresh(http, min_ttl, renewer)?
             .access_token),
     }
@@ -366,8 +369,29 @@ fn describe_expiry(t: &Token) -> String {
     token_store::ago(t.expires_at, unix_now())
 }
 
-/// Prints what the token file holds; exit 0 when it can be used, 4 when not.
-fn status(path: &std::path::Path) -> Result<()> {
+/// Prints what the credentials in use hold; exit 0 when they can be used, 4 when not.
+/// They are resolved exactly as the API tools resolve them.
+fn status(credentials: &Credentials) -> Result<()> {
+    let described = credentials.describe();
+    let path = match credentials {
+        Credentials::Static(_) => {
+            let record = serde_json::json!({
+                "type": "token_status",
+                "credentials": described,
+                "usable": true,
+                "refreshable": false,
+            });
+            JsonlWriter::new(io::stdout().lock())
+                .write(&record)
+                .map_err(|e| Error::io("stdout", e))?;
+            coze_core::say!(
+                "{TOOL}: {described}: a bare token or PAT, used as is and never refreshed \
+                 (its expiry is unknown here)"
+            );
+            return Ok(());
+        }
+        Credentials::File { path, .. } => path,
+    };
     let store = TokenStore::new(path);
     let t = store.load()?;
     let now = unix_now();
@@ -376,6 +400,7 @@ fn status(path: &std::path::Path) -> Result<()> {
     let usable = ttl > 0 || refreshable;
     let record = serde_json::json!({
         "type": "token_status",
+        "credentials": described,
         "path": path.display().to_string(),
         "usable": usable,
         "expires_at": t.expires_at,
@@ -387,7 +412,9 @@ fn status(path: &std::path::Path) -> Result<()> {
     JsonlWriter::new(io::stdout().lock())
         .write(&record)
         .map_err(|e| Error::io("stdout", e))?;
-    let state = if ttl > 0 {
+    let state = if t.expires_at == 0 {
+        "no expiry recorded (a personal access token?)".to_owned()
+    } else if ttl > 0 {
         format!("valid, expires {}", describe_expiry(&t))
     } else {
         format!("expired {}", describe_expiry(&t))
@@ -398,8 +425,7 @@ fn status(path: &std::path::Path) -> Result<()> {
         "not refreshable"
     };
     coze_core::say!(
-        "{TOOL}: {}: {state}; {renew}; {}",
-        path.display(),
+        "{TOOL}: {described}: {state}; {renew}; {}",
         t.base_url.as_deref().unwrap_or("no base_url")
     );
     if usable {
@@ -417,7 +443,9 @@ fn exec(argv: &[std::ffi::OsString], token: &str) -> Result<u8> {
     let status = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("COZE_API_TOKEN", token)
+        // Either would beat COZE_API_TOKEN in a coze tool the child runs.
         .env_remove("COZE_TOKEN_FILE")
+        .env_remove("COZE_PROFILE")
         .status()
         .map_err(|e| Error::io(PathBuf::from(&argv[0]), e).context("exec"))?;
     Ok(match status.code() {

@@ -35,6 +35,22 @@ pub fn with_region_hint(e: crate::Error, base: &str) -> crate::Error {
     }
 }
 
+/// `e` unchanged, or, when the server says it has no such endpoint (a self-hosted Coze
+/// Studio answers every path it lacks with 401 "missing session_key in cookie"), which
+/// endpoint this server does not offer: not a login problem (exit 1, not 4).
+fn offered(e: crate::Error, method: &str, url: &str) -> crate::Error {
+    if e.api()
+        .is_some_and(crate::error::ApiError::is_missing_endpoint)
+    {
+        let path = url::parse(url).map(|p| p.path).unwrap_or_default();
+        e.context(format!(
+            "this server does not offer {method} {path} (a self-hosted Coze Studio lacks it)"
+        ))
+    } else {
+        e
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -85,6 +101,19 @@ impl<'a> Client<'a> {
         body: Option<&Value>,
         retry_busy: bool,
     ) -> Result<Value> {
+        self.call_with_logid(method, url, body, retry_busy)
+            .map(|(v, _)| v)
+    }
+
+    /// [`call`](Self::call), and the logid of the answer (from its body, or a header:
+    /// a self-hosted Coze Studio sends it only as `X-Log-ID`).
+    pub fn call_with_logid(
+        &self,
+        method: &'static str,
+        url: &str,
+        body: Option<&Value>,
+        retry_busy: bool,
+    ) -> Result<(Value, Option<String>)> {
         self.authed(|token| {
             let req = Request {
                 method,
@@ -94,8 +123,9 @@ impl<'a> Client<'a> {
                 retry_busy,
                 once: false,
             };
-            self.http.json(&req, Dialect::Envelope)
+            self.http.json_with_logid(&req, Dialect::Envelope)
         })
+        .map_err(|e| offered(e, method, url))
     }
 
     /// Opens an event stream (a POST with a JSON body).
@@ -104,6 +134,7 @@ impl<'a> Client<'a> {
             self.http
                 .stream(&Request::post(url, body).bearer(token).retry_busy(true))
         })
+        .map_err(|e| offered(e, "POST", url))
     }
 
     fn data(mut body: Value) -> Value {
@@ -249,12 +280,7 @@ impl<'a> Client<'a> {
             "/v3/chat/retrieve",
             &[("conversation_id", conversation_id), ("chat_id", chat_id)],
         );
-        let body = self.call("GET", &url, None, false)?;
-        let logid = body
-            .pointer("/detail/logid")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
+        let (body, logid) = self.call_with_logid("GET", &url, None, false)?;
         Ok((Self::data(body), logid))
     }
 
@@ -315,5 +341,26 @@ mod tests {
         assert!(!with_region_hint(api(4100, 401), "http://127.0.0.1:9")
             .to_string()
             .contains("region"));
+    }
+
+    #[test]
+    fn an_endpoint_the_server_lacks_is_named_and_is_not_a_login_problem() {
+        let lacking = Error::Api(ApiError {
+            status: 401,
+            code: ApiCode::Coze(401),
+            msg: "missing session_key in cookie".into(),
+            logid: Some("L".into()),
+            retry_after: None,
+        });
+        let e = offered(lacking, "GET", "http://studio:8888/v1/users/me?x=1");
+        assert_eq!(
+            e.to_string(),
+            "this server does not offer GET /v1/users/me (a self-hosted Coze Studio lacks \
+             it): code 401: missing session_key in cookie (logid L)"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let auth = offered(api(4100, 401), "GET", "http://x/v1/users/me");
+        assert_eq!(auth.exit_code(), 4, "a real 401 stays a login problem");
+        assert!(!auth.to_string().contains("does not offer"));
     }
 }

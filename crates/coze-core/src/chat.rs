@@ -125,6 +125,29 @@ pub enum Failure {
     Canceled,
 }
 
+/// An id field as text: a string, or an integer (a self-hosted Coze Studio sends some
+/// 64-bit ids as JSON numbers; serde_json keeps integers exact, so the digits survive).
+/// Empty when absent or of another type.
+pub fn id_text(data: &Value, key: &str) -> String {
+    match data.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The chat statuses after which nothing more happens. A self-hosted Coze Studio spells
+/// the cancelled one `cancelled` (coze-dev/coze-studio
+/// `backend/domain/conversation/agentrun/entity/const.go`); [`ChatState`] keeps
+/// coze.cn's `canceled`.
+pub const FINAL_STATUSES: [&str; 5] = [
+    "completed",
+    "failed",
+    "requires_action",
+    "canceled",
+    "cancelled",
+];
+
 impl ChatState {
     pub fn finished(&self) -> bool {
         self.done
@@ -142,13 +165,16 @@ impl ChatState {
         match name {
             "conversation.chat.created"
             | "conversation.chat.in_progress"
-            | "conversation.chat.completed" => {
+            | "conversation.chat.completed"
+            // coze.cn's spelling and a self-hosted Coze Studio's.
+            | "conversation.chat.canceled"
+            | "conversation.chat.cancelled" => {
                 self.take_chat(data);
             }
             "conversation.message.delta" if data.is_object() => {
                 self.delta(
                     text("type"),
-                    text("id"),
+                    &id_text(data, "id"),
                     text("reasoning_content"),
                     text("content"),
                     sink,
@@ -156,8 +182,8 @@ impl ChatState {
             }
             "conversation.message.completed" if data.is_object() => match text("type") {
                 // An answer that came only as `completed` (polling, or a short answer).
-                "answer" if self.saw_delta_for.as_deref() != Some(text("id")) => {
-                    let id = text("id").to_owned();
+                "answer" if self.saw_delta_for.as_deref() != Some(id_text(data, "id").as_str()) => {
+                    let id = id_text(data, "id");
                     self.separate_answers(&id, sink)?;
                     self.answer_text(text("reasoning_content"), text("content"), sink)?;
                 }
@@ -215,7 +241,10 @@ impl ChatState {
                 });
                 return Ok(true);
             }
-            "done" => {
+            // A self-hosted Coze Studio ends `/v3/chat` with `conversation.stream.done` and
+            // an empty data line instead of `done` (coze-dev/coze-studio
+            // `backend/domain/conversation/agentrun/entity`, `RunEventStreamDone`).
+            "done" | "conversation.stream.done" => {
                 self.done = true;
                 return Ok(true);
             }
@@ -292,17 +321,15 @@ impl ChatState {
     }
 
     fn take_chat(&mut self, data: &Value) {
-        let text = |k: &str| {
-            data.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        self.chat_id = text("id").or(self.chat_id.take());
-        self.conversation_id = text("conversation_id").or(self.conversation_id.take());
-        self.bot_id = text("bot_id").or(self.bot_id.take());
-        if let Some(s) = text("status") {
-            self.status = s;
+        let id = |k: &str| Some(id_text(data, k)).filter(|s| !s.is_empty());
+        self.chat_id = id("id").or(self.chat_id.take());
+        self.conversation_id = id("conversation_id").or(self.conversation_id.take());
+        self.bot_id = id("bot_id").or(self.bot_id.take());
+        match data.get("status").and_then(Value::as_str) {
+            // One spelling for scripts reading answer records, whatever the server.
+            Some("cancelled") => self.status = "canceled".into(),
+            Some(s) if !s.is_empty() => self.status = s.to_owned(),
+            _ => {}
         }
         if let Some(u) = data.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(u.clone());
@@ -541,10 +568,7 @@ pub fn poll(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            if matches!(
-                status.as_str(),
-                "completed" | "failed" | "requires_action" | "canceled"
-            ) {
+            if FINAL_STATUSES.contains(&status.as_str()) {
                 break chat;
             }
             if status == "in_progress" && state.status != "in_progress" {
@@ -825,6 +849,59 @@ mod tests {
         )]);
         assert!(st.finished());
         assert!(st.error(None).unwrap().to_string().contains("get_weather"));
+    }
+
+    /// A self-hosted Coze Studio's stream: `conversation.stream.done` with empty data
+    /// ends it; `cancelled` is canceled; ids may be JSON numbers and stay exact.
+    #[test]
+    fn the_studio_dialect() {
+        let mut st = ChatState::default();
+        let mut sink = Record::default();
+        let stream = [
+            (
+                "conversation.chat.created",
+                r#"{"id":"7512345678901234567","conversation_id":7512345678901234568,"bot_id":"b","status":"created"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":7512345678901234569,"type":"answer","content":"你"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":7512345678901234569,"type":"answer","content":"好"}"#,
+            ),
+            (
+                "conversation.message.completed",
+                r#"{"id":7512345678901234569,"type":"answer","content":"你好"}"#,
+            ),
+            (
+                "conversation.chat.completed",
+                r#"{"id":"7512345678901234567","conversation_id":"7512345678901234568","status":"completed"}"#,
+            ),
+            ("conversation.stream.done", ""),
+        ];
+        let mut ended = false;
+        for (name, data) in stream {
+            ended = st.feed_text(name, data, &mut sink).unwrap();
+        }
+        assert!(ended && st.done && st.finished());
+        assert_eq!(sink.answer, "你好", "one message: no separator, no repeat");
+        assert_eq!(st.conversation_id.as_deref(), Some("7512345678901234568"));
+        assert!(st.error(None).is_none());
+        let (st, _) = feed_all(&[(
+            "conversation.chat.cancelled",
+            json!({"id":"c","conversation_id":"v","status":"cancelled"}),
+        )]);
+        assert_eq!(st.status, "canceled");
+        assert!(st.finished());
+        assert!(st.error(None).unwrap().to_string().contains("cancelled"));
+        let (st, _) = feed_all(&[(
+            "conversation.chat.canceled",
+            json!({"id":"c","conversation_id":"v","status":"canceled"}),
+        )]);
+        assert!(st.error(None).is_some(), "coze.cn's spelling too");
+        assert_eq!(id_text(&json!({"id": 1.5}), "id"), "");
+        assert_eq!(id_text(&json!({"id": -3}), "id"), "-3");
     }
 
     #[test]

@@ -21,9 +21,23 @@ pub enum Parsed<T> {
     Version,
 }
 
+/// The running tool's name, for lines the library prints itself (warnings).
+static TOOL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The name [`run`] was given, or "coze" before it ran.
+pub fn tool() -> &'static str {
+    TOOL.get().map(String::as_str).unwrap_or("coze")
+}
+
+/// One warning line on stderr: `coze-chat: warning: …`, secrets scrubbed.
+pub fn warn(text: &str) {
+    say(&format!("{}: warning: {}", tool(), redact::scrub(text)));
+}
+
 /// Runs a tool's work and translates the outcome: nothing printed on success or a
 /// closed stdout; otherwise `tool: message` (secrets scrubbed) and the exit code.
 pub fn run(tool: &str, work: impl FnOnce() -> Result<()>) -> ExitCode {
+    let _ = TOOL.set(tool.split(' ').next().unwrap_or(tool).to_owned());
     match work() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,

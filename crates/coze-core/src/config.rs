@@ -5,7 +5,7 @@
 //! below works on that snapshot, so nothing else reads the environment and tests can
 //! state an environment instead of mutating the process's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -29,6 +29,17 @@ pub struct Env {
     pub browser: Option<String>,
     /// The set proxy variables, as (name, value): see `proxy`.
     pub proxy_vars: Vec<(String, String)>,
+    /// `COZE_PROFILE`: the profile whose token file the tools use.
+    pub profile: Option<String>,
+    /// `COZE_CA_BUNDLE`: one more CA bundle to trust (as `--cacert`).
+    pub ca_bundle: Option<PathBuf>,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`: OpenSSL's trust variables, which curl and Python
+    /// honour too.
+    pub ssl_cert_file: Option<PathBuf>,
+    pub ssl_cert_dir: Option<String>,
+    /// `COZE_ALLOW_HTTP` as set (checked where it is used: `1`/`true`/`yes` or
+    /// `0`/`false`/`no`).
+    pub allow_http: Option<String>,
 }
 
 impl Env {
@@ -48,6 +59,11 @@ impl Env {
             home: var("HOME").map(PathBuf::from),
             browser: var("BROWSER"),
             proxy_vars: crate::proxy::vars_from_process(),
+            profile: var("COZE_PROFILE"),
+            ca_bundle: var("COZE_CA_BUNDLE").map(PathBuf::from),
+            ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
+            ssl_cert_dir: var("SSL_CERT_DIR"),
+            allow_http: var("COZE_ALLOW_HTTP"),
         }
     }
 }
@@ -78,35 +94,191 @@ impl Region {
     }
 }
 
-/// `$XDG_CONFIG_HOME/coze/token.json`, else `~/.config/coze/token.json`.
-pub fn default_token_path(env: &Env) -> Option<PathBuf> {
+/// The tools' settings directory: `$XDG_CONFIG_HOME/coze`, else `~/.config/coze`.
+pub fn config_dir(env: &Env) -> Option<PathBuf> {
     let base = match &env.xdg_config_home {
         Some(x) if x.is_absolute() => x.clone(),
         _ => env.home.as_ref()?.join(".config"),
     };
-    Some(base.join("coze").join("token.json"))
+    Some(base.join("coze"))
 }
+
+/// `$XDG_CONFIG_HOME/coze/token.json`, else `~/.config/coze/token.json`.
+pub fn default_token_path(env: &Env) -> Option<PathBuf> {
+    Some(config_dir(env)?.join("token.json"))
+}
+
+/// The name of the default profile: its files are the ones outside `profiles/`.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// A profile name: letters, digits, `.`, `_`, `-`; not starting with `.`; at most 64.
+pub fn check_profile_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "profile {name:?}: use letters, digits, '.', '_' and '-' (at most 64, not \
+             starting with '.')"
+        )))
+    }
+}
+
+/// Where a profile keeps its token file and user id: the settings directory itself for
+/// the default profile, `profiles/NAME/` in it for any other.
+pub fn profile_dir(env: &Env, name: &str) -> Result<PathBuf> {
+    check_profile_name(name)?;
+    let dir = config_dir(env).ok_or_else(|| {
+        Error::Auth(
+            "HOME is not set, so there is no settings directory for profiles (set HOME or \
+             XDG_CONFIG_HOME, or pass --token-file)"
+                .to_owned(),
+        )
+    })?;
+    Ok(if name == DEFAULT_PROFILE {
+        dir
+    } else {
+        dir.join("profiles").join(name)
+    })
+}
+
+/// The profile the flags and environment select: `--profile` > `COZE_PROFILE` >
+/// the default.
+pub fn selected_profile(flag_profile: Option<&str>, env: &Env) -> String {
+    flag_profile
+        .or(env.profile.as_deref())
+        .unwrap_or(DEFAULT_PROFILE)
+        .to_owned()
+}
+
+/// The precedence of credentials, as every tool's help and the README state it.
+pub const CREDENTIALS_PRECEDENCE: &str = "--token-file > --profile > COZE_TOKEN_FILE > \
+     COZE_PROFILE > COZE_API_TOKEN > the default profile's token file";
 
 /// Where an API tool's token comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// A token file, refreshed through the single-flight store.
-    File(PathBuf),
+    File { path: PathBuf, origin: Origin },
     /// `COZE_API_TOKEN`: a bare token or PAT, used as is and never refreshed.
     Static(String),
 }
 
-/// `--token-file` > `COZE_TOKEN_FILE` > `COZE_API_TOKEN` > the default path.
-pub fn credentials(flag_token_file: Option<PathBuf>, env: &Env) -> Result<Credentials> {
-    if let Some(path) = flag_token_file.or_else(|| env.token_file.clone()) {
-        return Ok(Credentials::File(path));
+/// Why this token file: the rule of [`CREDENTIALS_PRECEDENCE`] that chose it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    TokenFileFlag,
+    TokenFileEnv,
+    /// A named profile, from `--profile` (true) or `COZE_PROFILE`.
+    Profile {
+        name: String,
+        flag: bool,
+    },
+    Default,
+}
+
+impl Credentials {
+    /// The token file, if the credentials are one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Credentials::File { path, .. } => Some(path),
+            Credentials::Static(_) => None,
+        }
+    }
+
+    /// How a person reads where the token comes from: `profile work
+    /// (/home/u/.config/coze/profiles/work/token.json, from --profile)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Credentials::Static(_) => "COZE_API_TOKEN from the environment".to_owned(),
+            Credentials::File { path, origin } => {
+                let p = path.display();
+                match origin {
+                    Origin::TokenFileFlag => format!("the token file {p} (--token-file)"),
+                    Origin::TokenFileEnv => format!("the token file {p} (COZE_TOKEN_FILE)"),
+                    Origin::Profile { name, flag } => {
+                        let from = if *flag { "--profile" } else { "COZE_PROFILE" };
+                        format!("profile {name} ({p}, from {from})")
+                    }
+                    Origin::Default => format!("the default token file {p}"),
+                }
+            }
+        }
+    }
+}
+
+/// Resolves [`CREDENTIALS_PRECEDENCE`].
+pub fn credentials(
+    flag_token_file: Option<PathBuf>,
+    flag_profile: Option<&str>,
+    env: &Env,
+) -> Result<Credentials> {
+    if let Some(named) = named_token_file(flag_token_file, flag_profile, env)? {
+        return Ok(named);
     }
     if let Some(token) = &env.api_token {
         crate::redact::register(token);
         return Ok(Credentials::Static(token.clone()));
     }
+    default_credentials(env)
+}
+
+/// The token file to write or remove (`coze-token --save`, `refresh`, `logout`): the
+/// precedence of [`credentials`] without `COZE_API_TOKEN`, which names no file.
+pub fn token_file(
+    flag_token_file: Option<PathBuf>,
+    flag_profile: Option<&str>,
+    env: &Env,
+) -> Result<Credentials> {
+    match named_token_file(flag_token_file, flag_profile, env)? {
+        Some(named) => Ok(named),
+        None => default_credentials(env),
+    }
+}
+
+/// The file the flags, `COZE_TOKEN_FILE` or `COZE_PROFILE` name, if any.
+fn named_token_file(
+    flag_token_file: Option<PathBuf>,
+    flag_profile: Option<&str>,
+    env: &Env,
+) -> Result<Option<Credentials>> {
+    let file = |path: PathBuf, origin: Origin| Ok(Some(Credentials::File { path, origin }));
+    let profile = |name: &str, flag: bool| {
+        let origin = if name == DEFAULT_PROFILE {
+            Origin::Default
+        } else {
+            Origin::Profile {
+                name: name.to_owned(),
+                flag,
+            }
+        };
+        file(profile_dir(env, name)?.join("token.json"), origin)
+    };
+    match (flag_token_file, flag_profile) {
+        (Some(_), Some(_)) => Err(Error::usage(
+            "--token-file and --profile both name a token file: give one of them",
+        )),
+        (Some(path), None) => file(path, Origin::TokenFileFlag),
+        (None, Some(name)) => profile(name, true),
+        (None, None) => match (&env.token_file, &env.profile) {
+            (Some(path), _) => file(path.clone(), Origin::TokenFileEnv),
+            (None, Some(name)) => profile(name, false),
+            (None, None) => Ok(None),
+        },
+    }
+}
+
+fn default_credentials(env: &Env) -> Result<Credentials> {
     default_token_path(env)
-        .map(Credentials::File)
+        .map(|path| Credentials::File {
+            path,
+            origin: Origin::Default,
+        })
         .ok_or_else(|| {
             Error::Auth(
                 "no credentials: set COZE_API_TOKEN, pass --token-file, or log in with \
@@ -114,6 +286,22 @@ pub fn credentials(flag_token_file: Option<PathBuf>, env: &Env) -> Result<Creden
                     .to_owned(),
             )
         })
+}
+
+/// Reads `COZE_ALLOW_HTTP`: unset, `0`, `false`, `no` are off; `1`, `true`, `yes` on.
+pub fn allow_http(env: &Env) -> Result<bool> {
+    match env
+        .allow_http
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(Error::usage(format!(
+            "COZE_ALLOW_HTTP={other:?}: expected 1 (allow plain http to a non-loopback host) or 0"
+        ))),
+    }
 }
 
 /// The API base URL: `--base-url` / `--region` > `COZE_API_BASE` > the token's
@@ -170,32 +358,67 @@ mod tests {
 
     #[test]
     fn credentials_precedence() {
+        let c = |flag_file: Option<&str>, flag_profile: Option<&str>, e: &Env| {
+            credentials(flag_file.map(PathBuf::from), flag_profile, e)
+                .map(|c| c.describe())
+                .unwrap_or_else(|e| format!("error {}: {e}", e.exit_code()))
+        };
         let mut e = env();
         assert_eq!(
-            credentials(None, &e).unwrap(),
-            Credentials::File("/home/u/.config/coze/token.json".into())
+            c(None, None, &e),
+            "the default token file /home/u/.config/coze/token.json"
         );
         e.xdg_config_home = Some("/x".into());
         assert_eq!(
-            credentials(None, &e).unwrap(),
-            Credentials::File("/x/coze/token.json".into())
+            c(None, None, &e),
+            "the default token file /x/coze/token.json"
         );
         e.api_token = Some("pat_abcdefgh".into());
+        assert_eq!(c(None, None, &e), "COZE_API_TOKEN from the environment");
+        e.profile = Some("work".into());
         assert_eq!(
-            credentials(None, &e).unwrap(),
-            Credentials::Static("pat_abcdefgh".into())
+            c(None, None, &e),
+            "profile work (/x/coze/profiles/work/token.json, from COZE_PROFILE)"
         );
         e.token_file = Some("/env.json".into());
         assert_eq!(
-            credentials(None, &e).unwrap(),
-            Credentials::File("/env.json".into())
+            c(None, None, &e),
+            "the token file /env.json (COZE_TOKEN_FILE)"
         );
         assert_eq!(
-            credentials(Some("/flag.json".into()), &e).unwrap(),
-            Credentials::File("/flag.json".into())
+            c(None, Some("home"), &e),
+            "profile home (/x/coze/profiles/home/token.json, from --profile)"
         );
-        let err = credentials(None, &Env::default()).unwrap_err();
+        assert_eq!(
+            c(None, Some("default"), &e),
+            "the default token file /x/coze/token.json"
+        );
+        assert_eq!(
+            c(Some("/flag.json"), None, &e),
+            "the token file /flag.json (--token-file)"
+        );
+        assert!(c(Some("/f"), Some("p"), &e).starts_with("error 2: --token-file and --profile"));
+        assert!(c(None, Some("../up"), &e).starts_with("error 2: profile \"../up\""));
+        let err = credentials(None, None, &Env::default()).unwrap_err();
         assert_eq!(err.exit_code(), 4);
+    }
+
+    #[test]
+    fn allow_http_values() {
+        let mut e = env();
+        assert!(!allow_http(&e).unwrap());
+        for (v, want) in [
+            ("1", true),
+            ("TRUE", true),
+            ("yes", true),
+            ("0", false),
+            ("no", false),
+        ] {
+            e.allow_http = Some(v.into());
+            assert_eq!(allow_http(&e).unwrap(), want, "{v}");
+        }
+        e.allow_http = Some("maybe".into());
+        assert_eq!(allow_http(&e).unwrap_err().exit_code(), 2);
     }
 
     #[test]

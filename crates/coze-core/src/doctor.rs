@@ -1,8 +1,9 @@
 //! `coze-auth doctor`: what usually stands between a person and a working login, checked
-//! one thing at a time, one line each: the region and base URL, the clock against the
-//! server's `Date`, the callback port and the redirect URI's form, the proxy variables
-//! in effect, the token file (present, private, not expired) and a live
-//! `GET /v1/users/me` with the token.
+//! one thing at a time, one line each: the region and base URL, the route to it (direct
+//! or which proxy, exactly as the requests take it), the CAs trusted for HTTPS, the
+//! clock against the server's `Date`, the callback port and the redirect URI's form,
+//! which credentials are used and why, the token file (present, private, not expired)
+//! and a live `GET /v1/users/me` with the token.
 //!
 //! Each check is a pure function from what was observed (a header, a mode, a bind
 //! result, a token) to a [`Check`], unit-tested below; [`run`] does the observing (a
@@ -15,16 +16,18 @@ use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::callback::Loopback;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::{exit, Error, Result};
-use crate::proxy::{first_set, no_proxy_covers, redact_proxy, NO_PROXY_VARS, PROXY_VARS};
+use crate::http::Http;
+use crate::proxy::Route;
 use crate::records::Token;
 use crate::session::{ApiFlags, Session};
+use crate::tls::Trust;
 use crate::token_store::{self, TokenStore};
 use crate::url;
 
@@ -112,9 +115,10 @@ pub fn exit_code(checks: &[Check]) -> u8 {
 // ------------------------------------------------------------------ region and base
 
 /// The region the base URL means, and whether the tools will talk to it at all.
-/// `source` says where the base came from ("--base-url", "COZE_API_BASE", ...).
-pub fn region(api_base: &str, source: &str) -> Check {
-    let parts = match url::check_transport(api_base) {
+/// `source` says where the base came from ("--base-url", "COZE_API_BASE", ...);
+/// `allow_http` is the plain-http opt-in in effect.
+pub fn region(api_base: &str, source: &str, allow_http: bool) -> Check {
+    let parts = match url::check_transport(api_base, allow_http) {
         Ok(p) => p,
         Err(e) => return Check::fail("region", format!("{api_base} (from {source}): {e}")),
     };
@@ -125,11 +129,19 @@ pub fn region(api_base: &str, source: &str) -> Check {
             "region",
             format!("a local API at {api_base} (coze-fake or a tunnel; from {source})"),
         ),
+        _ if parts.scheme == "http" => Check::warn(
+            "region",
+            format!(
+                "{api_base} (from {source}): a server of your own (a self-hosted Coze \
+                 Studio?) over plain http, allowed by --allow-http: the token crosses the \
+                 network unencrypted"
+            ),
+        ),
         _ => Check::warn(
             "region",
             format!(
-                "{api_base} (from {source}) is neither {} nor {}: a private deployment? \
-                 --region cn|com picks an official one",
+                "{api_base} (from {source}) is neither {} nor {}: a private deployment \
+                 (a self-hosted Coze Studio?); --region cn|com picks an official one",
                 config::CN_API,
                 config::COM_API
             ),
@@ -291,47 +303,54 @@ pub fn callback_port(addr: SocketAddr, bound: &io::Result<()>) -> Check {
 
 // ------------------------------------------------------------------ proxies
 
-/// The proxy in effect for `api_base`. `vars` are the set ones among [`PROXY_VARS`]
-/// and [`NO_PROXY_VARS`], as (name, value).
-pub fn proxy(vars: &[(String, String)], api_base: &str) -> Check {
-    let get = |names: &[&str]| first_set(vars, names);
+/// The route requests to `api_base` take: the same decision `http` makes for them.
+pub fn proxy(route: &Result<Route>, api_base: &str) -> Check {
     let host = url::parse(api_base).map(|p| p.host).unwrap_or_default();
-    let Some((name, value)) = get(&PROXY_VARS) else {
-        return Check::ok(
+    match route {
+        Err(e) => Check::fail(
             "proxy",
-            "none (no ALL_PROXY, HTTPS_PROXY or HTTP_PROXY set): direct connections",
-        );
-    };
-    let shown = format!("{name}={}", redact_proxy(value));
-    let ignored: Vec<&str> = PROXY_VARS
-        .iter()
-        .filter(|n| **n != name && vars.iter().any(|(k, v)| k == *n && !v.is_empty()))
-        .copied()
-        .collect();
-    let ignored = if ignored.is_empty() {
-        String::new()
-    } else {
-        format!("; {} ignored, {name} wins", ignored.join(", "))
-    };
-    match get(&NO_PROXY_VARS) {
-        Some((np, list)) if no_proxy_covers(list, &host) => Check::ok(
-            "proxy",
-            format!("{shown}, but {np}={list} exempts {host}: direct connections{ignored}"),
-        ),
-        np => {
-            let np = np.map_or(String::new(), |(n, l)| format!(" ({n}={l})"));
-            if url::is_loopback_host(&host) {
-                Check::warn(
-                    "proxy",
-                    format!(
-                        "{shown}{np}: requests to {host} go through the proxy, which cannot \
-                         reach this machine's loopback; add {host} to NO_PROXY{ignored}"
-                    ),
-                )
-            } else {
-                Check::ok("proxy", format!("{shown}{np}: used for {host}{ignored}"))
-            }
+            format!("{e}: the tools refuse to run rather than connect directly"),
+        )
+        .code(exit::USAGE),
+        Ok(Route::Direct { why: None }) => {
+            let scheme = url::parse(api_base).map_or("https".into(), |p| p.scheme);
+            let names = crate::proxy::candidates(&scheme).join(", ");
+            Check::ok(
+                "proxy",
+                format!("none set for {scheme}:// requests (--proxy, {names}): direct connections"),
+            )
         }
+        Ok(Route::Direct { why: Some(why) }) => {
+            Check::ok("proxy", format!("{why}: direct connections to {host}"))
+        }
+        Ok(Route::Proxy(p)) if url::is_loopback_host(&host) => Check::warn(
+            "proxy",
+            format!(
+                "requests to {host} go through {p}, which cannot reach this machine's \
+                 loopback unless it runs here; add {host} to NO_PROXY"
+            ),
+        ),
+        Ok(Route::Proxy(p)) => Check::ok("proxy", format!("requests to {host} go through {p}")),
+    }
+}
+
+/// The CAs trusted for HTTPS; `None` when the base is plain http (nothing to check).
+pub fn trust(loaded: Option<&Result<std::sync::Arc<Trust>>>) -> Check {
+    match loaded {
+        None => Check::ok("trust", "not needed: the API base is plain http"),
+        Some(Ok(t)) => Check::ok("trust", t.describe()),
+        Some(Err(e)) => Check::fail("trust", e.to_string()).code(exit::USAGE),
+    }
+}
+
+/// Which credentials the tools use, and the rule that chose them.
+pub fn credentials(chosen: &Result<Credentials>) -> Check {
+    match chosen {
+        Ok(c) => Check::ok(
+            "credentials",
+            format!("{} ({})", c.describe(), config::CREDENTIALS_PRECEDENCE),
+        ),
+        Err(e) => Check::fail("credentials", e.to_string()).code(e.exit_code()),
     }
 }
 
@@ -446,6 +465,16 @@ pub fn live(result: &Result<Value>) -> Check {
             };
             Check::ok("api", format!("GET /v1/users/me answers: {name}{id}"))
         }
+        Err(e)
+            if e.api()
+                .is_some_and(crate::error::ApiError::is_missing_endpoint) =>
+        {
+            Check::warn(
+                "api",
+                "this server has no GET /v1/users/me (a self-hosted Coze Studio lacks it), so \
+             the token was not checked live",
+            )
+        }
         Err(e) => {
             let code = e.exit_code();
             let check = Check::fail(
@@ -484,20 +513,18 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
     };
     let now = crate::cli::unix_now;
 
-    // Where the tools will go: the same resolution as every API tool's.
-    let credentials = config::credentials(setup.api.token_file.clone(), env);
-    let stored: Option<(std::path::PathBuf, io::Result<u32>, Result<Token>)> = match &credentials {
-        Ok(Credentials::File(path)) => {
-            let mode = file_mode(path);
-            let loaded = TokenStore::new(path.clone()).load();
-            Some((path.clone(), mode, loaded))
-        }
-        _ => None,
-    };
-    let token_base = stored
-        .as_ref()
-        .and_then(|(_, _, t)| t.as_ref().ok())
-        .and_then(|t| t.base_url.clone());
+    let credentials = setup.api.credentials(env);
+    let stored: Option<(std::path::PathBuf, io::Result<u32>, Result<Token>)> =
+        match credentials.as_ref().ok().and_then(Credentials::path) {
+            Some(path) => {
+                let mode = file_mode(path);
+                let loaded = TokenStore::new(path).load();
+                Some((path.to_path_buf(), mode, loaded))
+            }
+            None => None,
+        };
+    let loaded_token = stored.as_ref().and_then(|(_, _, t)| t.as_ref().ok());
+    let token_base = loaded_token.and_then(|t| t.base_url.clone());
     let f = &setup.api;
     let api_base = config::api_base(f.base_url.as_deref(), f.region, env, token_base.as_deref());
     let source = if f.base_url.is_some() {
@@ -511,34 +538,48 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
     } else {
         "the default"
     };
-    let base_check = region(&api_base, source);
-    let reachable = base_check.level != Level::Fail;
+    let mut config = f.http_config(env)?;
+    if loaded_token.is_some_and(|t| crate::session::token_allows_http(t, &api_base)) {
+        config.network.allow_http = true;
+    }
+    let http = Http::new(config);
+    let base_check = region(&api_base, source, http.config().network.allow_http);
+    let mut reachable = base_check.level != Level::Fail;
     say(base_check, &mut checks)?;
 
-    // The clock, from the Date of any answer at all (the base URL's root needs no token).
+    let route = http.route(&api_base);
+    reachable &= route.is_ok();
+    say(proxy(&route, &api_base), &mut checks)?;
+    let trusted = api_base.starts_with("https:").then(|| http.trust());
+    reachable &= !matches!(trusted, Some(Err(_)));
+    say(trust(trusted.as_ref()), &mut checks)?;
+
     if reachable {
-        let timeout = f.connect_timeout.unwrap_or(Duration::from_secs(10));
         let started = Instant::now();
         let before = now();
-        let c = match server_date(&api_base, timeout, &env.proxy_vars) {
-            Ok(date) => {
-                // The midpoint of the request is when the server most likely stamped it.
+        let target = format!("{}/", url::trim_base(&api_base));
+        let c = match http.probe(&target) {
+            Ok((_, date)) => {
                 let local = before + (started.elapsed().as_secs_f64() / 2.0).round() as i64;
                 clock(local, date.as_deref())
             }
-            Err(e) => {
-                Check::fail("clock", format!("cannot ask the server: {e}")).code(exit::NETWORK)
-            }
+            Err(e) => Check::fail(
+                "clock",
+                format!(
+                    "cannot ask the server: {}",
+                    crate::redact::scrub(&e.to_string())
+                ),
+            )
+            .code(exit::NETWORK),
         };
         say(c, &mut checks)?;
     } else {
         say(
-            Check::skip("clock", "no usable base URL to ask"),
+            Check::skip("clock", "no usable base URL or route to ask"),
             &mut checks,
         )?;
     }
 
-    // The callback: its form, then its port.
     let (form, addr) = redirect_uri(&setup.redirect_uri);
     say(form, &mut checks)?;
     match addr {
@@ -552,17 +593,9 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
         )?,
     }
 
-    say(proxy(&env.proxy_vars, &api_base), &mut checks)?;
-
-    // The token, then the token at work.
+    say(self::credentials(&credentials), &mut checks)?;
     let usable = match (&credentials, &stored) {
-        (Err(e), _) => {
-            say(
-                Check::fail("token file", e.to_string()).code(exit::AUTH),
-                &mut checks,
-            )?;
-            false
-        }
+        (Err(_), _) => false,
         (Ok(Credentials::Static(_)), _) => {
             say(
                 Check::ok(
@@ -573,8 +606,7 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
             )?;
             true
         }
-        (Ok(Credentials::File(_)), Some((path, mode, loaded))) => {
-            // A token file open to others still works: the live check runs anyway.
+        (Ok(Credentials::File { .. }), Some((path, mode, loaded))) => {
             say(token_file(path, mode), &mut checks)?;
             match loaded {
                 Ok(t) => {
@@ -596,7 +628,9 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
                 }
             }
         }
-        (Ok(Credentials::File(_)), None) => unreachable!("a token file is always read above"),
+        (Ok(Credentials::File { .. }), None) => {
+            unreachable!("a token file is always read above")
+        }
     };
     if usable && reachable {
         let session = Session::open(&setup.api, env)?;
@@ -604,7 +638,7 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
         say(live(&client.users_me()), &mut checks)?;
     } else {
         say(
-            Check::skip("api", "no usable token or base URL to try"),
+            Check::skip("api", "no usable token, base URL or route to try"),
             &mut checks,
         )?;
     }
@@ -614,34 +648,6 @@ pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> 
 fn file_mode(path: &Path) -> io::Result<u32> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).map(|m| m.permissions().mode())
-}
-
-/// The `Date` header of the API host's answer to `GET /` (any status will do). Its own
-/// small agent, configured like [`crate::http::Http`]'s (proxies from the environment,
-/// no redirects, timeouts), since `Http` hands out bodies, not headers.
-fn server_date(
-    api_base: &str,
-    timeout: Duration,
-    proxy_vars: &[(String, String)],
-) -> std::result::Result<Option<String>, String> {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(timeout))
-        .timeout_per_read(Some(timeout))
-        .max_redirects(0)
-        .user_agent(crate::http::user_agent())
-        .build()
-        .new_agent();
-    let target = format!("{}/", url::trim_base(api_base));
-    let resp = agent
-        .get(&target)
-        .call()
-        .map_err(|e| crate::http::network_error(&target, &e, proxy_vars).to_string())?;
-    Ok(resp
-        .headers()
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -690,6 +696,7 @@ mod tests {
 
     #[test]
     fn regions() {
+        let region = |b: &str, s: &str| super::region(b, s, false);
         let c = region("https://api.coze.cn", "the default");
         assert_eq!(c.level, Level::Ok);
         assert_eq!(c.detail, "coze.cn (https://api.coze.cn, from the default)");
@@ -704,6 +711,9 @@ mod tests {
         assert_eq!(c.level, Level::Fail);
         assert!(c.detail.contains("plain http"), "{c}");
         assert_eq!(region("api.coze.cn", "x").level, Level::Fail);
+        let c = super::region("http://studio.corp:8888", "--base-url", true);
+        assert_eq!(c.level, Level::Warn, "{c}");
+        assert!(c.detail.contains("unencrypted"), "{c}");
     }
 
     #[test]
@@ -790,70 +800,64 @@ mod tests {
     }
 
     use crate::proxy::tests::vars;
+    use crate::proxy::ProxySettings;
+
+    fn route(pairs: &[(&str, &str)], base: &str) -> Result<Route> {
+        ProxySettings {
+            flag: None,
+            vars: vars(pairs),
+        }
+        .route(base)
+    }
 
     #[test]
-    fn proxy_credentials_are_redacted() {
+    fn the_proxy_check_reports_the_route_requests_take() {
+        let base = "https://api.coze.cn";
+        let c = proxy(&route(&[], base), base);
+        assert_eq!(c.level, Level::Ok);
         assert_eq!(
-            redact_proxy("http://ada:s3cret@proxy.corp:3128"),
-            "http://***@proxy.corp:3128"
+            c.detail,
+            "none set for https:// requests (--proxy, https_proxy, HTTPS_PROXY, all_proxy, \
+             ALL_PROXY): direct connections"
         );
-        assert_eq!(redact_proxy("socks5://tok@h:1/x@y"), "socks5://***@h:1/x@y");
-        assert_eq!(redact_proxy("user:pw@proxy:8080"), "***@proxy:8080");
-        assert_eq!(redact_proxy("http://proxy:3128"), "http://proxy:3128");
         let c = proxy(
-            &vars(&[("HTTPS_PROXY", "http://ada:s3cret@proxy.corp:3128")]),
-            "https://api.coze.cn",
+            &route(
+                &[("HTTPS_PROXY", "http://ada:s3cret@proxy.corp:3128")],
+                base,
+            ),
+            base,
         );
         assert_eq!(c.level, Level::Ok);
         assert!(!c.to_string().contains("s3cret"), "{c}");
-        assert!(!c.to_string().contains("ada"), "{c}");
-        assert!(
-            c.detail.contains("HTTPS_PROXY=http://***@proxy.corp:3128"),
-            "{c}"
+        assert_eq!(
+            c.detail,
+            "requests to api.coze.cn go through http://***@proxy.corp:3128 from HTTPS_PROXY"
         );
-    }
-
-    #[test]
-    fn proxies_in_effect() {
-        let c = proxy(&[], "https://api.coze.cn");
-        assert_eq!(c.level, Level::Ok);
-        assert!(c.detail.starts_with("none"), "{c}");
-        // ureq's order: ALL_PROXY wins over HTTPS_PROXY.
         let c = proxy(
-            &vars(&[("HTTPS_PROXY", "http://b:1"), ("ALL_PROXY", "http://a:1")]),
-            "https://api.coze.cn",
+            &route(&[("ALL_PROXY", "socks5h://127.0.0.1:7890")], base),
+            base,
         );
-        assert!(c.detail.starts_with("ALL_PROXY=http://a:1"), "{c}");
-        assert!(c.detail.contains("HTTPS_PROXY ignored"), "{c}");
+        assert!(c.detail.ends_with("(names resolved by the proxy)"), "{c}");
+        let c = proxy(&route(&[("ALL_PROXY", "ftp://p:1")], base), base);
+        assert_eq!((c.level, c.code), (Level::Fail, 2), "{c}");
+        assert!(c.detail.starts_with("ALL_PROXY = ftp://p:1"), "{c}");
         // A proxy for a loopback API must be bypassed.
-        let c = proxy(
-            &vars(&[("HTTPS_PROXY", "http://p:1")]),
-            "http://127.0.0.1:9",
-        );
+        let local = "http://127.0.0.1:9";
+        let c = proxy(&route(&[("HTTP_PROXY", "http://p:1")], local), local);
         assert_eq!(c.level, Level::Warn, "{c}");
         assert!(c.detail.contains("NO_PROXY"), "{c}");
         let c = proxy(
-            &vars(&[
-                ("HTTPS_PROXY", "http://p:1"),
-                ("NO_PROXY", "localhost,127.0.0.1"),
-            ]),
-            "http://127.0.0.1:9",
+            &route(
+                &[
+                    ("HTTP_PROXY", "http://p:1"),
+                    ("NO_PROXY", "localhost,127.0.0.0/8"),
+                ],
+                local,
+            ),
+            local,
         );
         assert_eq!(c.level, Level::Ok, "{c}");
         assert!(c.detail.contains("exempts 127.0.0.1"), "{c}");
-    }
-
-    #[test]
-    fn no_proxy_lists() {
-        assert!(no_proxy_covers("*", "api.coze.cn"));
-        assert!(no_proxy_covers("a, coze.cn", "api.coze.cn"));
-        assert!(no_proxy_covers(".coze.cn", "api.coze.cn"));
-        assert!(no_proxy_covers("*.coze.cn", "api.coze.cn"));
-        assert!(no_proxy_covers("api.coze.cn:443", "api.coze.cn"));
-        assert!(no_proxy_covers("::1", "[::1]"));
-        assert!(!no_proxy_covers("oze.cn", "api.coze.cn"));
-        assert!(!no_proxy_covers("", "api.coze.cn"));
-        assert!(!no_proxy_covers("coze.com", "api.coze.cn"));
     }
 
     #[test]

@@ -74,9 +74,20 @@ impl ApiError {
         }
     }
 
-    /// 4100 ("authentication is invalid"), 4101 (wrong token) or HTTP 401.
+    /// 4100 ("authentication is invalid"), 4101 (wrong token), 700012006 (a
+    /// self-hosted Coze Studio's "authentication failed", sent with HTTP 200) or HTTP
+    /// 401, but not the 401 Studio gives for an endpoint it lacks.
     pub fn is_auth(&self) -> bool {
-        matches!(self.coze_code(), Some(4100 | 4101)) || self.status == 401
+        (matches!(self.coze_code(), Some(4100 | 4101 | 700_012_006)) || self.status == 401)
+            && !self.is_missing_endpoint()
+    }
+
+    /// A self-hosted Coze Studio's answer for a path it does not implement: its session
+    /// middleware runs before the 404 handler, so every unknown path answers 401
+    /// `{"code":401,"msg":"missing session_key in cookie"}` (coze-dev/coze-studio
+    /// `backend/api/middleware/session.go`).
+    pub fn is_missing_endpoint(&self) -> bool {
+        self.status == 401 && self.msg.contains("missing session_key")
     }
 
     /// Rate limit or quota: HTTP 429, 4013 (rate limited), 4020 (quota).
@@ -125,6 +136,9 @@ pub enum Error {
     Auth(String),
     /// Connection refused, DNS, timeouts, a cut stream (exit 5).
     Network(String),
+    /// TLS failed, usually a certificate no trusted CA signed (exit 5, never retried:
+    /// it fails the same way every time).
+    Tls(String),
     /// The server answered something we cannot use: a missing field, a cursor that
     /// repeats (exit 1, like any other answer that is the API's fault).
     Protocol(String),
@@ -201,7 +215,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::BadInput { .. } => exit::BAD_INPUT,
             Error::Auth(_) => exit::AUTH,
-            Error::Network(_) => exit::NETWORK,
+            Error::Network(_) | Error::Tls(_) => exit::NETWORK,
             Error::Protocol(_) => exit::API,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,
@@ -231,7 +245,9 @@ impl fmt::Display for Error {
                 message,
             } => write!(f, "stdin: {message}"),
             Error::Api(e) => write!(f, "{e}"),
-            Error::Auth(m) | Error::Network(m) | Error::Protocol(m) => write!(f, "{m}"),
+            Error::Auth(m) | Error::Network(m) | Error::Tls(m) | Error::Protocol(m) => {
+                write!(f, "{m}")
+            }
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Interrupted => write!(f, "interrupted"),
             Error::Context { what, source } => write!(f, "{what}: {source}"),
@@ -280,6 +296,16 @@ mod tests {
         assert_eq!(Error::Interrupted.exit_code(), 130);
         assert_eq!(api(200, ApiCode::Coze(4000)).exit_code(), 1);
         assert_eq!(api(401, ApiCode::Coze(4100)).exit_code(), 4);
+        assert_eq!(api(200, ApiCode::Coze(700_012_006)).exit_code(), 4);
+        assert_eq!(Error::Tls("x".into()).exit_code(), 5);
+        let missing = Error::Api(ApiError {
+            status: 401,
+            code: ApiCode::Coze(401),
+            msg: "missing session_key in cookie".into(),
+            logid: None,
+            retry_after: None,
+        });
+        assert_eq!(missing.exit_code(), 1, "an endpoint the server lacks");
         assert_eq!(api(200, ApiCode::Coze(4101)).exit_code(), 4);
         assert_eq!(api(429, ApiCode::Http).exit_code(), 6);
         assert_eq!(api(200, ApiCode::Coze(4013)).exit_code(), 6);

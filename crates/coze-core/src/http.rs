@@ -1,13 +1,23 @@
-//! HTTP for the coze tools: one ureq agent per process, every default a decision.
+//! HTTP for the coze tools: one agent per route and process, every default a decision.
 //!
 //! - Status codes are not errors (`http_status_as_error(false)`): the body says what
 //!   went wrong, in the `{code,msg,detail:{logid}}` envelope or an OAuth error shape,
-//!   and both become one [`ApiError`] (decoding is pure and unit-tested below).
+//!   and both become one [`ApiError`] (decoding is pure and unit-tested below). The
+//!   logid comes from the body, else the `x-tt-logid` header (coze.cn, coze.com), else
+//!   `X-Log-ID` (a self-hosted Coze Studio).
 //! - A connect timeout and an idle timeout (no byte for that long), never a total cap:
 //!   an answer may stream for minutes.
-//! - Proxies from `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY` (ureq reads them); redirects are
-//!   not followed (the API never redirects, and a redirect must not carry a bearer).
-//! - Plain `http://` only to loopback (see `url::check_transport`).
+//! - Proxies as `proxy` decides them, per request (`NO_PROXY` can exempt one host and
+//!   not another): one agent per route, built on first use, so connections are reused
+//!   (keep-alive) and nothing reads the environment behind our back (ureq would).
+//!   Redirects are not followed (the API never redirects, and a redirect must not
+//!   carry a bearer).
+//! - TLS trusts what `tls` loads (the system store, `SSL_CERT_FILE`, `SSL_CERT_DIR`,
+//!   `--cacert`), read once on the first HTTPS request. A certificate the trust does not
+//!   cover is `Error::Tls`: never retried, and its message lists the trust sources and
+//!   how to add a CA.
+//! - Plain `http://` only to loopback, unless the user opted in (`--allow-http`); then
+//!   one warning per process (see `url::check_transport`).
 //! - Retries with exponential backoff and full jitter for connection errors, 429, 5xx
 //!   and 4013/4020 (and 4016 when asked), honouring `Retry-After`. Only whole requests
 //!   are retried: once a stream has been handed to the caller, retrying is the caller's
@@ -16,16 +26,28 @@
 //! Not here: what the endpoints mean (`api`, `oauth`), tokens (`token_store`).
 
 use std::io::{self, BufReader, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::error::{ApiCode, ApiError, Error, Result};
 use crate::pace::Pacer;
+use crate::proxy::{ProxySettings, Route};
+use crate::tls::{Trust, TrustSettings, ADD_A_CA};
 use crate::{redact, url};
 
-/// The decisions of design.md §3 that a user can change.
+/// Where requests may go and what they trust, resolved once from flags and environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    pub proxy: ProxySettings,
+    pub trust: TrustSettings,
+    /// Plain `http://` to a host that is not loopback (`--allow-http`, `COZE_ALLOW_HTTP`).
+    pub allow_http: bool,
+}
+
+/// The decisions of the README's "HTTP" notes that a user can change.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub connect_timeout: Duration,
@@ -42,9 +64,8 @@ pub struct HttpConfig {
     pub verbose: bool,
     /// Requests per second across all threads (`--rate`); None: as fast as answered.
     pub rate: Option<f64>,
-    /// The set proxy variables (ureq reads them itself); a connection error names
-    /// the proxy it went through.
-    pub proxy_vars: Vec<(String, String)>,
+    /// Proxies, trust and the plain-http opt-in.
+    pub network: Network,
 }
 
 impl Default for HttpConfig {
@@ -58,7 +79,7 @@ impl Default for HttpConfig {
             max_retry_after: Duration::from_secs(60),
             verbose: false,
             rate: None,
-            proxy_vars: Vec::new(),
+            network: Network::default(),
         }
     }
 }
@@ -124,10 +145,23 @@ pub struct Stream {
     pub logid: Option<String>,
 }
 
-/// One agent per process: connections are reused across requests (keep-alive).
+/// An agent serves one route: direct, or through one proxy; with or without TLS trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AgentKey {
+    proxy: Option<String>,
+    tls: bool,
+}
+
+/// One HTTP client per process: connections are reused across requests (keep-alive).
 pub struct Http {
-    agent: ureq::Agent,
     config: HttpConfig,
+    /// Built on first use, one per route (see [`AgentKey`]).
+    agents: Mutex<Vec<(AgentKey, ureq::Agent)>>,
+    /// The trusted CAs, loaded on the first HTTPS request; the error is a usage error's
+    /// message (an unreadable `--cacert`).
+    trust: OnceLock<std::result::Result<Arc<Trust>, String>>,
+    /// The one warning about plain http to a remote host has been printed.
+    warned_plain: AtomicBool,
     /// Shared by every thread: `--rate` and the pool-wide pause after a 429.
     pacer: Pacer,
     /// Requests sent again after a transient failure (for the batch summary).
@@ -136,23 +170,12 @@ pub struct Http {
 
 impl Http {
     pub fn new(config: HttpConfig) -> Http {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_per_read(Some(config.idle_timeout))
-            .timeout_per_write(Some(config.idle_timeout))
-            .max_redirects(0)
-            // Keep a connection per job of a `--jobs` batch (ureq keeps 3 per host by
-            // default, so a pool of 4 or more jobs would reconnect for most chats).
-            .max_idle_connections(256)
-            .max_idle_connections_per_host(256)
-            .user_agent(user_agent())
-            .build()
-            .new_agent();
         let pacer = Pacer::new(config.rate);
         Http {
-            agent,
             config,
+            agents: Mutex::new(Vec::new()),
+            trust: OnceLock::new(),
+            warned_plain: AtomicBool::new(false),
             pacer,
             retried: AtomicU64::new(0),
         }
@@ -167,8 +190,78 @@ impl Http {
         &self.config
     }
 
+    /// The route a request to `url` takes (for `-v`, doctor and messages).
+    pub fn route(&self, url: &str) -> Result<Route> {
+        self.config.network.proxy.route(url)
+    }
+
+    /// The trusted CAs, loaded now if they were not yet.
+    pub fn trust(&self) -> Result<Arc<Trust>> {
+        let loaded = self.trust.get_or_init(|| {
+            let mut warn = |w: &str| crate::cli::warn(w);
+            let trust = self.config.network.trust.load(&mut warn);
+            if let Ok(t) = &trust {
+                if self.config.verbose {
+                    crate::say!("* trusted CAs: {}", t.describe());
+                }
+            }
+            trust.map(Arc::new).map_err(|e| e.to_string())
+        });
+        loaded.clone().map_err(Error::Usage)
+    }
+
+    /// The agent for `route`, built the first time it is needed.
+    fn agent(&self, route: &Route, tls: bool, target: &str) -> Result<ureq::Agent> {
+        let key = AgentKey {
+            proxy: route.proxy().map(|p| p.shown()),
+            tls,
+        };
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, agent)) = agents.iter().find(|(k, _)| *k == key) {
+            return Ok(agent.clone());
+        }
+        let proxy = route.proxy().map(|p| p.to_ureq()).transpose()?;
+        let mut builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(self.config.connect_timeout))
+            .timeout_per_read(Some(self.config.idle_timeout))
+            .timeout_per_write(Some(self.config.idle_timeout))
+            .max_redirects(0)
+            // Keep a connection per job of a `--jobs` batch (ureq keeps 3 per host by
+            // default, so a pool of 4 or more jobs would reconnect for most chats).
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(256)
+            .user_agent(user_agent())
+            // Explicitly: ureq would otherwise read the proxy variables itself.
+            .proxy(proxy);
+        if tls {
+            let trust = self.trust()?;
+            builder = builder.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(trust.root_certs())
+                    .build(),
+            );
+        }
+        if self.config.verbose {
+            let host = url::parse(target).map(|p| p.host).unwrap_or_default();
+            crate::say!("* {host}: {route}");
+        }
+        let agent = builder.build().new_agent();
+        agents.push((key, agent.clone()));
+        Ok(agent)
+    }
+
     /// Sends `req` and decodes its JSON answer in `dialect`, retrying transient failures.
     pub fn json(&self, req: &Request<'_>, dialect: Dialect) -> Result<Value> {
+        self.json_with_logid(req, dialect).map(|(v, _)| v)
+    }
+
+    /// [`json`](Self::json), and the logid of the answer (from the body or a header).
+    pub fn json_with_logid(
+        &self,
+        req: &Request<'_>,
+        dialect: Dialect,
+    ) -> Result<(Value, Option<String>)> {
         self.with_retries(req, |resp| {
             let (status, logid, retry_after) = head_of(&resp);
             let mut body = Vec::new();
@@ -177,12 +270,15 @@ impl Http {
                 .read_to_end(&mut body)
                 .map_err(|e| self.network_error(&req.url, &e.into()))?;
             self.log_response(status, &logid, body.len());
-            decode(status, logid, retry_after, &body, dialect).map_err(Error::Api)
+            let value =
+                decode(status, logid.clone(), retry_after, &body, dialect).map_err(Error::Api)?;
+            let logid = body_logid(&value).or(logid);
+            Ok((value, logid))
         })
     }
 
     /// Sends `req`, expecting `text/event-stream`. A JSON answer is the API's error
-    /// (coze-api.md §6.3: failures before the stream starts come as `{code,msg}`).
+    /// (failures before the stream starts come as `{code,msg}`).
     pub fn stream(&self, req: &Request<'_>) -> Result<Stream> {
         self.with_retries(req, |resp| {
             let (status, logid, retry_after) = head_of(&resp);
@@ -217,13 +313,44 @@ impl Http {
         })
     }
 
+    /// One GET with no retries, for `coze-auth doctor`: the status and the `Date`
+    /// header of whatever `url` answers.
+    pub fn probe(&self, url: &str) -> Result<(u16, Option<String>)> {
+        let req = Request {
+            method: "GET",
+            url: url.to_owned(),
+            bearer: None,
+            body: None,
+            retry_busy: false,
+            once: true,
+        };
+        self.check(&req.url)?;
+        let resp = self.send_once(&req)?;
+        let date = header(&resp, "date");
+        Ok((resp.status().as_u16(), date))
+    }
+
+    /// Whether `url` may be sent at all; warns once about plain http to a remote host.
+    fn check(&self, url: &str) -> Result<()> {
+        let allow = self.config.network.allow_http;
+        url::check_transport(url, allow).map_err(Error::Usage)?;
+        if url::is_plain_remote(url) && !self.warned_plain.swap(true, Ordering::Relaxed) {
+            let host = url::parse(url).map(|p| p.host).unwrap_or_default();
+            crate::cli::warn(&format!(
+                "plain http:// to {host} (--allow-http): the token crosses the network \
+                 unencrypted"
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs `handle` on the response of `req`, retrying what is worth retrying.
     fn with_retries<T>(
         &self,
         req: &Request<'_>,
         mut handle: impl FnMut(ureq::http::Response<ureq::Body>) -> Result<T>,
     ) -> Result<T> {
-        url::check_transport(&req.url).map_err(Error::Usage)?;
+        self.check(&req.url)?;
         let mut attempt = 0u32;
         loop {
             let outcome = self.send_once(req).and_then(&mut handle);
@@ -254,6 +381,12 @@ impl Http {
     }
 
     fn send_once(&self, req: &Request<'_>) -> Result<ureq::http::Response<ureq::Body>> {
+        let route = self.route(&req.url)?;
+        let tls = req.url.starts_with("https:")
+            || route
+                .proxy()
+                .is_some_and(|p| p.scheme == crate::proxy::Scheme::Https);
+        let agent = self.agent(&route, tls, &req.url)?;
         let mut builder = ureq::http::Request::builder()
             .method(req.method)
             .uri(&req.url)
@@ -268,20 +401,24 @@ impl Http {
             }
             None => Vec::new(),
         };
-        let request = builder
-            .body(body)
-            .map_err(|e| Error::Usage(format!("bad request to {}: {e}", req.url)))?;
+        let request = builder.body(body).map_err(|e| {
+            Error::Usage(format!("bad request to {}: {e}", redact::scrub(&req.url)))
+        })?;
         self.pacer.acquire();
         if self.config.verbose {
             crate::say!("> {} {}", req.method, redact::scrub(&req.url));
         }
-        self.agent
+        agent
             .run(request)
             .map_err(|e| self.network_error(&req.url, &e))
     }
 
+    /// A transport failure, named for a person: the route it took, and for a TLS
+    /// failure the CAs that were trusted.
     fn network_error(&self, target: &str, err: &ureq::Error) -> Error {
-        network_error(target, err, &self.config.proxy_vars)
+        let route = self.route(target).ok();
+        let trust = self.trust.get().and_then(|t| t.as_ref().ok()).cloned();
+        network_error(target, err, route.as_ref(), trust.as_deref())
     }
 
     /// How long to wait before the next attempt, or None if `err` is final.
@@ -308,6 +445,16 @@ impl Http {
     }
 }
 
+/// The logid a JSON body carries (`detail.logid`, or an OAuth error's `error.logid`).
+fn body_logid(value: &Value) -> Option<String> {
+    value
+        .pointer("/detail/logid")
+        .or_else(|| value.pointer("/error/logid"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// Full-jitter exponential backoff: uniform in [0.5, 1.0] × min(cap, base·2^attempt).
 pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
     let step = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
@@ -325,7 +472,10 @@ fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String>
 
 fn head_of(resp: &ureq::http::Response<ureq::Body>) -> (u16, Option<String>, Option<Duration>) {
     let status = resp.status().as_u16();
-    let logid = header(resp, "x-tt-logid").filter(|s| !s.is_empty());
+    // coze.cn and coze.com send x-tt-logid; a self-hosted Coze Studio X-Log-ID.
+    let logid = header(resp, "x-tt-logid")
+        .filter(|s| !s.is_empty())
+        .or_else(|| header(resp, "x-log-id").filter(|s| !s.is_empty()));
     let retry_after = header(resp, "retry-after").and_then(|v| parse_retry_after(&v));
     (status, logid, retry_after)
 }
@@ -336,8 +486,31 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Names a transport failure the way a person can act on it, and the proxy it went
-/// through: a refused or timed-out connection is then the proxy's answer.
-pub fn network_error(target: &str, err: &ureq::Error, proxy_vars: &[(String, String)]) -> Error {
+/// through: a refused or timed-out connection is then the proxy's answer. A TLS failure
+/// is `Error::Tls` (not retried); a certificate nobody trusts lists the trust sources.
+pub fn network_error(
+    target: &str,
+    err: &ureq::Error,
+    route: Option<&Route>,
+    trust: Option<&Trust>,
+) -> Error {
+    let shown = redact::scrub(target);
+    let via = route
+        .and_then(Route::proxy)
+        .map(|p| format!(" (through the proxy {p})"))
+        .unwrap_or_default();
+    if let Some(tls) = tls_failure(err) {
+        let why = match tls {
+            rustls::Error::InvalidCertificate(c) => {
+                let sources = trust
+                    .map(|t| format!("; trusted: {}", t.describe()))
+                    .unwrap_or_default();
+                format!("the server's certificate is not trusted ({c:?}){sources}; {ADD_A_CA}")
+            }
+            other => format!("TLS failed: {other}"),
+        };
+        return Error::Tls(format!("{shown}: {why}{via}"));
+    }
     let why = match err {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::HostNotFound => "host not found".to_owned(),
@@ -345,10 +518,16 @@ pub fn network_error(target: &str, err: &ureq::Error, proxy_vars: &[(String, Str
         ureq::Error::Io(e) => describe_io(e),
         other => other.to_string(),
     };
-    let via = crate::proxy::in_effect(proxy_vars, target)
-        .map(|p| format!(" (through the proxy {p})"))
-        .unwrap_or_default();
-    Error::Network(format!("{}: {why}{via}", redact::scrub(target)))
+    Error::Network(format!("{shown}: {why}{via}"))
+}
+
+/// The rustls error inside a ureq error, if the failure was TLS's.
+fn tls_failure(err: &ureq::Error) -> Option<&rustls::Error> {
+    match err {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(e) => e.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
 }
 
 /// An io error from a response body, which may wrap a ureq error (timeouts do).
@@ -378,16 +557,7 @@ pub fn decode(
     dialect: Dialect,
 ) -> std::result::Result<Value, ApiError> {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let body_logid = parsed
-        .as_ref()
-        .and_then(|v| {
-            v.pointer("/detail/logid")
-                .or_else(|| v.pointer("/error/logid"))
-        })
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let logid = body_logid.or(header_logid);
+    let logid = parsed.as_ref().and_then(body_logid).or(header_logid);
     let fail = |code: ApiCode, msg: String| ApiError {
         status,
         code,

@@ -29,7 +29,9 @@ pub mod session;
 pub mod sse;
 #[cfg(test)]
 mod test_io;
+pub mod tls;
 pub mod token_store;
 pub mod url;
+pub mod user_id;
 
 pub use error::{Error, Result};

@@ -118,6 +118,53 @@ pub fn token_from_response(
     })
 }
 
+/// `http.json` in the OAuth dialect. A server without OAuth gets the advice to use a
+/// personal access token instead: a self-hosted Coze Studio has no OAuth endpoints and
+/// answers them 401 "missing session_key in cookie" (coze-dev/coze-studio
+/// `backend/api/middleware/session.go`).
+fn oauth_json(http: &Http, req: &Request<'_>) -> Result<Value> {
+    http.json(req, Dialect::OAuth).map_err(|e| {
+        let base = url::parse(&req.url)
+            .map(|p| match p.port {
+                Some(port) => format!("{}://{}:{port}", p.scheme, p.host),
+                None => format!("{}://{}", p.scheme, p.host),
+            })
+            .unwrap_or_default();
+        without_oauth(e, &base)
+    })
+}
+
+/// `e` unchanged, or, when it says the server has no OAuth endpoint, an authentication
+/// error (exit 4) that says what to use instead.
+pub fn without_oauth(e: Error, base: &str) -> Error {
+    if !e
+        .api()
+        .is_some_and(crate::error::ApiError::is_missing_endpoint)
+    {
+        return e;
+    }
+    Error::Auth(format!(
+        "{base} has no OAuth login (a self-hosted Coze Studio has none; it answered: {}): \
+         use a personal access token instead: make one in the server's web UI (API \
+         tokens), then `export COZE_API_TOKEN=pat_…`, or keep it in a profile with \
+         `coze-token --pat --base-url {base} --save < pat.txt`",
+        e.root()
+    ))
+}
+
+/// Asks the token endpoint whether the server offers OAuth at all, before a person is
+/// sent to a browser for nothing. Only the "no such endpoint" answer of a server
+/// without OAuth is an error; any other answer (the expected complaint about an empty
+/// request, a network failure) leaves the login to find out for itself.
+pub fn check_offered(http: &Http, api_base: &str) -> Result<()> {
+    let body = json!({});
+    let req = Request::post(token_endpoint(api_base), &body).once();
+    match oauth_json(http, &req) {
+        Err(e @ Error::Auth(_)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The token record field that holds the seconds a token was issued for.
 pub const LIFETIME: &str = "lifetime";
 
@@ -141,7 +188,7 @@ pub fn exchange_code(
     if let Some(secret) = client_secret {
         req = req.bearer(secret);
     }
-    let answer = http.json(&req, Dialect::OAuth).map_err(|e| {
+    let answer = oauth_json(http, &req).map_err(|e| {
         let refused = e.api().and_then(|a| a.oauth_code()) == Some("invalid_client");
         let e = e.context("exchanging the authorization code");
         match (refused, client_secret) {
@@ -178,7 +225,7 @@ pub fn refresh(
     if let Some(secret) = client_secret {
         req = req.bearer(secret);
     }
-    let answer = http.json(&req, Dialect::OAuth).map_err(|e| match e.api() {
+    let answer = oauth_json(http, &req).map_err(|e| match e.api() {
         // The app, not the refresh token, was refused: a web app without its secret.
         Some(api) if api.oauth_code() == Some("invalid_client") => {
             let hint = if client_secret.is_some() {
@@ -218,7 +265,7 @@ pub fn jwt_token(
     let req = Request::post(token_endpoint(api_base), &body)
         .bearer(jwt)
         .once();
-    let answer = http.json(&req, Dialect::OAuth).map_err(|e| {
+    let answer = oauth_json(http, &req).map_err(|e| {
         let refused = e.api().and_then(|a| a.oauth_code()) == Some("invalid_client");
         let e = e.context("minting a token with the service app's JWT");
         if refused {
@@ -267,8 +314,7 @@ pub fn request_device_code(
         None => format!("{base}/api/permission/oauth2/device/code"),
     };
     let body = json!({"client_id": client_id});
-    let v = http
-        .json(&Request::post(endpoint, &body), Dialect::OAuth)
+    let v = oauth_json(http, &Request::post(endpoint, &body))
         .map_err(|e| e.context("requesting a device code"))?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let missing = |k: &str| Error::Protocol(format!("the device code answer has no {k}"));
@@ -311,10 +357,7 @@ pub enum DevicePoll {
 pub fn poll_device(http: &Http, grant: &DeviceCode, now: i64) -> Result<DevicePoll> {
     redact::register(&grant.device_code);
     let body = json!({"client_id": grant.client_id, "grant_type": DEVICE_GRANT, "device_code": grant.device_code});
-    match http.json(
-        &Request::post(token_endpoint(&grant.base_url), &body),
-        Dialect::OAuth,
-    ) {
+    match oauth_json(http, &Request::post(token_endpoint(&grant.base_url), &body)) {
         Ok(v) => Ok(DevicePoll::Token(token_from_response(
             v,
             Some(&grant.client_id),

@@ -42,6 +42,28 @@ pub fn scrub(text: &str) -> String {
     for prefix in ["czu_", "czs_", "pat_", "Bearer "] {
         out = scrub_prefixed(&out, prefix);
     }
+    scrub_userinfo(&out)
+}
+
+/// `scheme://user:password@host` → `scheme://***@host`: a base URL or proxy written
+/// with credentials never shows them.
+fn scrub_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        out.push_str(&rest[..at + 3]);
+        rest = &rest[at + 3..];
+        let end = rest
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(rest.len());
+        if let Some(cut) = rest[..end].rfind('@') {
+            out.push_str("***");
+            rest = &rest[cut..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -93,6 +115,19 @@ mod tests {
         assert!(!clean.contains("abcdefghijk"), "{clean}");
         assert!(clean.contains("<redacted:…-123>"), "{clean}");
         assert!(clean.contains("code 4100"), "{clean}");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        assert_eq!(
+            scrub("http://ada:s3cret@studio.corp:8888/v3/chat: connection refused"),
+            "http://***@studio.corp:8888/v3/chat: connection refused"
+        );
+        assert_eq!(
+            scrub("through socks5h://u:p@127.0.0.1:1080 from ALL_PROXY, then https://h/a@b"),
+            "through socks5h://***@127.0.0.1:1080 from ALL_PROXY, then https://h/a@b"
+        );
+        assert_eq!(scrub("mail ada@corp.example"), "mail ada@corp.example");
     }
 
     #[test]

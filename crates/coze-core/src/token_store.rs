@@ -162,6 +162,11 @@ impl TokenStore {
     }
 
     /// Takes the exclusive lock, creating the directory (0700) and lock file (0600).
+    ///
+    /// `coze-token logout` removes the lock file while holding it, so a process that
+    /// opened it before could lock a file no longer in place while a newcomer locks a
+    /// new one: after locking, the file locked must still be the one at the path, or we
+    /// open it again.
     fn lock(&self) -> Result<File> {
         let dir = parent_dir(&self.path);
         if !dir.exists() {
@@ -172,17 +177,45 @@ impl TokenStore {
                 .map_err(|e| Error::io(&dir, e).context("creating the token directory"))?;
         }
         let lock_path = self.lock_path();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e).context("opening the token lock"))?;
-        file.lock()
-            .map_err(|e| Error::io(&lock_path, e).context("locking the token file"))?;
-        Ok(file)
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&lock_path)
+                .map_err(|e| Error::io(&lock_path, e).context("opening the token lock"))?;
+            file.lock()
+                .map_err(|e| Error::io(&lock_path, e).context("locking the token file"))?;
+            if same_file(&file, &lock_path) {
+                return Ok(file);
+            }
+        }
+    }
+
+    /// Removes the token file and its lock (`coze-token logout`), under the lock, so a
+    /// refresh in progress finishes first and none starts from the removed file. True
+    /// when there was a token file to remove.
+    pub fn remove(&self) -> Result<bool> {
+        if !parent_dir(&self.path).exists() {
+            return Ok(false);
+        }
+        let _lock = self.lock()?;
+        let removed = match fs::remove_file(&self.path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(&self.path, e).context("removing the token")),
+        };
+        self.remove_stale_temps(&parent_dir(&self.path));
+        // Still holding the lock: waiters re-check the path after they get it.
+        let lock_path = self.lock_path();
+        if let Err(e) = fs::remove_file(&lock_path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::io(&lock_path, e).context("removing the token lock"));
+            }
+        }
+        Ok(removed)
     }
 
     /// A token with more than `min_ttl` seconds left, renewed single-flight if needed
@@ -266,6 +299,15 @@ impl TokenStore {
         // before anything else happens, so a crash cannot lose both.
         self.write_locked(&fresh)?;
         Ok(fresh)
+    }
+}
+
+/// Whether the open `file` is the one at `path` now (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -558,6 +600,37 @@ mod tests {
             .collect();
         assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
         assert_eq!(store.load().unwrap().expires_at, 6);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn remove_takes_the_file_and_its_lock_and_a_waiter_sees_the_logout() {
+        let dir = tmpdir("remove");
+        let store = TokenStore::new(dir.join("t.json"));
+        assert!(
+            !store.remove().unwrap(),
+            "nothing to remove, nothing created"
+        );
+        assert!(!dir.exists());
+        store.save(&token("czu_gone_token", 5)).unwrap();
+        // A refresh holds the lock: logout waits for it, then removes both files.
+        let held = store.lock().unwrap();
+        let remover = {
+            let store = store.clone();
+            std::thread::spawn(move || store.remove().unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(store.path().exists(), "logout waits for the lock");
+        drop(held);
+        assert!(remover.join().unwrap());
+        assert!(!store.path().exists());
+        assert!(!store.lock_path().exists());
+        let e = store.load().unwrap_err();
+        assert_eq!(e.exit_code(), 4, "{e}");
+        // A new login after the logout locks a lock file of its own, the one at the path.
+        store.save(&token("czu_new_token", 6)).unwrap();
+        let lock = store.lock().unwrap();
+        assert!(same_file(&lock, &store.lock_path()));
         let _ = fs::remove_dir_all(dir);
     }
 

@@ -142,16 +142,26 @@ pub fn is_loopback_host(host: &str) -> bool {
     }
 }
 
-/// Refuses `http://` to anything but loopback: tokens must not cross a network in clear.
-pub fn check_transport(url: &str) -> Result<Parts, String> {
+/// Refuses `http://` to anything but loopback: tokens must not cross a network in
+/// clear, unless the user opted in (`allow_http`: `--allow-http`, `COZE_ALLOW_HTTP=1`),
+/// as a self-hosted Coze Studio on a company network usually needs.
+pub fn check_transport(url: &str, allow_http: bool) -> Result<Parts, String> {
     let parts = parse(url)?;
-    if parts.scheme == "http" && !is_loopback_host(&parts.host) {
+    if parts.scheme == "http" && !allow_http && !is_loopback_host(&parts.host) {
         return Err(format!(
-            "refusing plain http:// to {}: tokens would cross the network unencrypted (use https://)",
+            "refusing plain http:// to {}: the token would cross the network unencrypted \
+             (use https://, or --allow-http / COZE_ALLOW_HTTP=1 for a server on your own \
+             network, such as a self-hosted Coze Studio)",
             parts.host
         ));
     }
     Ok(parts)
+}
+
+/// Whether requests to `url` go out in plain http to a host that is not loopback: the
+/// case `--allow-http` permits and warns about.
+pub fn is_plain_remote(url: &str) -> bool {
+    parse(url).is_ok_and(|p| p.scheme == "http" && !is_loopback_host(&p.host))
 }
 
 /// `base` without a trailing slash, so paths can be appended.
@@ -191,13 +201,18 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        assert!(check_transport("http://127.0.0.1:9/x").is_ok());
-        assert!(check_transport("http://localhost/x").is_ok());
-        assert!(check_transport("http://[::1]:80/").is_ok());
-        assert!(check_transport("https://api.coze.cn").is_ok());
-        let err = check_transport("http://api.coze.cn").unwrap_err();
+        assert!(check_transport("http://127.0.0.1:9/x", false).is_ok());
+        assert!(check_transport("http://localhost/x", false).is_ok());
+        assert!(check_transport("http://[::1]:80/", false).is_ok());
+        assert!(check_transport("https://api.coze.cn", false).is_ok());
+        let err = check_transport("http://api.coze.cn", false).unwrap_err();
         assert!(err.contains("refusing plain http://"), "{err}");
-        assert!(check_transport("http://10.0.0.1").is_err());
+        assert!(err.contains("--allow-http"), "{err}");
+        assert!(check_transport("http://10.0.0.1", false).is_err());
+        assert!(check_transport("http://10.0.0.1:8888/v3/chat", true).is_ok());
+        assert!(is_plain_remote("http://studio.corp:8888"));
+        assert!(!is_plain_remote("http://127.0.0.1:8888"));
+        assert!(!is_plain_remote("https://studio.corp"));
     }
 
     #[test]
