@@ -4,6 +4,7 @@
 //! text) whose length, pace, wire style and failures tests can steer with `/_fake/bot`
 //! and queued faults. Streams write events in the real order and flush only before a
 //! pause or every ~16 KiB, so a 200,000-delta bench is bound by the client, not by us.
+//! In the Studio dialect the same bot answers, bound and shaped by [`studio`].
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,9 @@ use crate::http::{ChunkedOut, Reply, Request, StreamEnd};
 use crate::router::{err, ok, Ctx};
 use crate::state::{Chat, ChatStatus, Ending};
 use crate::util::{json_escape_into, new_id, now_s};
-use crate::App;
+use crate::{App, Dialect};
+
+pub mod studio;
 
 /// How the `done` event's data looks (coze-api.md §6.3 lists all three).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -182,14 +185,30 @@ const STREAM_FAULTS: &[&str] = &[
     "reset_mid_body",
 ];
 
-/// POST /v3/chat.
-pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+/// The text of the fake's refusal of a second chat in a busy conversation.
+const BUSY: &str = "A chat is already in progress in this conversation. Please wait for it to finish or cancel it.";
+
+/// A `/v3/chat` request once bound, whichever dialect's rules bound it.
+pub struct ChatRequest {
+    pub bot_id: String,
+    /// Recorded on a conversation the chat creates (Studio's `user_id` of it).
+    pub user_id: String,
+    pub stream: bool,
+    pub auto_save: bool,
+    pub additional: Vec<Value>,
+    pub meta: Value,
+    /// The query's `conversation_id`, when not empty.
+    pub conversation_id: Option<String>,
+}
+
+/// coze.cn's binding: 4000 envelopes, checked in this order.
+fn bind(req: &Request, ctx: &Ctx) -> Result<ChatRequest, Reply> {
     let Some(body) = req.json().filter(Value::is_object) else {
-        return err(
+        return Err(err(
             ctx,
             4000,
             "invalid parameter: request body must be a JSON object",
-        );
+        ));
     };
     let s = |k: &str| {
         body.get(k)
@@ -197,89 +216,224 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
             .filter(|v| !v.is_empty())
     };
     let Some(bot_id) = s("bot_id").map(str::to_string) else {
-        return err(ctx, 4000, "invalid parameter: bot_id is required");
+        return Err(err(ctx, 4000, "invalid parameter: bot_id is required"));
     };
-    if s("user_id").is_none() {
-        return err(ctx, 4000, "invalid parameter: user_id is required");
-    }
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let auto_save = body
-        .get("auto_save_history")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
+    let Some(user_id) = s("user_id").map(str::to_string) else {
+        return Err(err(ctx, 4000, "invalid parameter: user_id is required"));
+    };
     let additional = body
         .get("additional_messages")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     if additional.len() > 100 {
-        return err(
+        return Err(err(
             ctx,
             4000,
             "invalid parameter: at most 100 additional_messages",
-        );
+        ));
     }
-    let prompt = prompt_of(&additional);
-    let meta = body
-        .get("meta_data")
-        .filter(|m| m.is_object())
-        .cloned()
-        .unwrap_or(json!({}));
+    Ok(ChatRequest {
+        bot_id,
+        user_id,
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        auto_save: body
+            .get("auto_save_history")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        additional,
+        meta: body
+            .get("meta_data")
+            .filter(|m| m.is_object())
+            .cloned()
+            .unwrap_or(json!({})),
+        conversation_id: req
+            .query("conversation_id")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+    })
+}
 
-    let mut st = app.lock();
-    let bot = st.bot.clone();
-    let conv_id = match req.query("conversation_id").filter(|c| !c.is_empty()) {
-        Some(c) if st.conversations.contains_key(c) => c.to_string(),
-        Some(_) => return err(ctx, NOT_FOUND.0, NOT_FOUND.1),
-        None => st.new_conversation(&bot_id, crate::oauth::USER_ID),
+/// Why a bound chat did not start.
+enum Refused {
+    UnknownConversation,
+    Busy,
+}
+
+/// A chat that started: what its answer (polled or streamed) needs.
+struct Started {
+    chat_id: String,
+    conv_id: String,
+    /// The non-streamed answer, the chat as created.
+    sync_reply: Reply,
+    answer: Answer,
+    answer_msg: Value,
+    bot: Bot,
+    latency_ms: u64,
+    fault: Option<Value>,
+    ending: Ending,
+    cancel: Arc<AtomicBool>,
+}
+
+/// POST /v3/chat.
+pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+    let studio = app.opts.dialect == Dialect::Studio;
+    let bound = if studio {
+        studio::bind(req)
+    } else {
+        bind(req, ctx)
     };
-    ctx.conversation_id = Some(conv_id.clone());
-    st.settle(&conv_id);
-    let conv = st.conversations.get_mut(&conv_id).expect("checked above");
-    // Count the attempt even when it is refused: the stat tells whether a client ever
-    // asked for two chats at once in one conversation.
-    let observed = conv.chats_in_flight as u64 + 1;
-    let busy = conv.chats_in_flight > 0;
-    if conv.bot_id.is_empty() {
-        conv.bot_id = bot_id.clone();
-    }
-    let section = conv.last_section_id.clone();
-    st.stats.max_chats_in_flight_per_conversation =
-        st.stats.max_chats_in_flight_per_conversation.max(observed);
-    if busy {
-        st.stats.busy_refusals += 1;
-        return err(ctx, 4016, "A chat is already in progress in this conversation. Please wait for it to finish or cancel it.");
-    }
-    let chat_id = new_id();
-    let conv = st.conversations.get_mut(&conv_id).expect("checked above");
-    conv.chats_in_flight += 1;
-    if auto_save {
-        for m in &additional {
-            let mut stored = enter_message(&conv_id, &section, m);
-            stored["chat_id"] = json!(chat_id);
-            stored["bot_id"] = json!(bot_id);
-            conv.messages.push(stored);
+    let cr = match bound {
+        Ok(cr) => cr,
+        Err(reply) => return reply,
+    };
+    if studio {
+        if let Err(msg) = studio::check_messages(&cr.additional) {
+            return studio::refused(app, cr.stream, msg);
         }
     }
-    st.stats.chats += 1;
+    let started = match start(app, ctx, &cr) {
+        Ok(s) => s,
+        Err(Refused::UnknownConversation) => return err(ctx, NOT_FOUND.0, NOT_FOUND.1),
+        // Studio itself never refuses a second chat in a conversation (nothing in
+        // `OpenapiAgentRun` checks for one); the fake still does, so that tests keep
+        // seeing a client that overlaps chats, and says so the way Studio reports any
+        // failure after binding.
+        Err(Refused::Busy) if studio => return studio::refused(app, cr.stream, BUSY),
+        Err(Refused::Busy) => return err(ctx, 4016, BUSY),
+    };
+    if cr.stream {
+        stream_answer(app, started, studio)
+    } else {
+        sync_answer(ctx, started)
+    }
+}
 
-    let answer = answer_for(&prompt, bot.deltas);
-    let chat_ref = Some((bot_id.as_str(), chat_id.as_str()));
-    let answer_msg = message(
-        &conv_id,
-        &section,
-        "assistant",
-        "answer",
-        &answer.full,
-        "text",
-        chat_ref,
-        json!({}),
-    );
+fn fault_type(fault: &Option<Value>) -> &str {
+    fault
+        .as_ref()
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// How a chat will end, from the stream fault it took.
+fn ending_of(fault: &Option<Value>, studio: bool) -> Ending {
+    let f = |k: &str| fault.as_ref().and_then(|f| f.get(k));
+    match fault_type(fault) {
+        "chat_failed" => Ending::Fail(
+            // Studio stores every run failure under one code (`Run`'s deferred
+            // `StepToFailed` in backend/domain/conversation/agentrun/internal/run.go).
+            if studio {
+                studio::AGENT_RUN_ERROR
+            } else {
+                f("code").and_then(Value::as_i64).unwrap_or(5000)
+            },
+            f("msg")
+                .and_then(Value::as_str)
+                .unwrap_or("event interval error")
+                .to_string(),
+        ),
+        "requires_action" => Ending::RequiresAction,
+        _ => Ending::Complete,
+    }
+}
+
+/// Take the stream fault this chat applies, if the request fired one.
+fn take_stream_fault(ctx: &mut Ctx, studio: bool) -> Option<Value> {
+    let fault = if STREAM_FAULTS.contains(&ctx.fault_type()) {
+        ctx.fault.take()
+    } else {
+        None
+    };
+    // Studio never emits requires_action on the OpenAPI stream: an agent's interrupt
+    // becomes an ordinary answer message and the run completes (`handlerInterrupt` in
+    // backend/domain/conversation/agentrun/internal/message_event.go), and `pullStream`
+    // in backend/application/conversation/openapi_agent_run.go drops any event it does
+    // not know. So in this dialect the fault is spent and the chat completes normally.
+    if studio && fault_type(&fault) == "requires_action" {
+        return None;
+    }
+    fault
+}
+
+/// The conversation a chat runs in: the query's, or a new one — coze.cn refuses an
+/// unknown id, Studio starts a new conversation for it (`checkConversation` in
+/// backend/application/conversation/openapi_agent_run.go).
+fn conversation_for(
+    st: &mut crate::state::State,
+    cr: &ChatRequest,
+    studio: bool,
+) -> Result<String, Refused> {
+    match cr.conversation_id.as_deref() {
+        Some(c) if st.conversations.contains_key(c) => Ok(c.to_string()),
+        Some(_) if !studio => Err(Refused::UnknownConversation),
+        _ => {
+            let id = st.new_conversation(&cr.bot_id, crate::oauth::USER_ID);
+            if studio {
+                if let Some(c) = st.conversations.get_mut(&id) {
+                    c.meta_data = Value::Null;
+                    c.user_id = cr.user_id.clone();
+                }
+            }
+            Ok(id)
+        }
+    }
+}
+
+/// Store the request's messages in the conversation. Studio files the messages before
+/// the query under a run record of their own (`Run` creates `additionalRunRecord`), so
+/// only the query carries this chat's id there.
+fn save_messages(
+    conv: &mut crate::state::Conversation,
+    cr: &ChatRequest,
+    chat_id: &str,
+    studio: bool,
+) {
+    let query = match cr.additional.last() {
+        Some(m) if m.get("role").and_then(Value::as_str) == Some("user") => {
+            Some(cr.additional.len() - 1)
+        }
+        _ => None,
+    };
+    let earlier_run = if studio { new_id() } else { String::new() };
+    let section = conv.last_section_id.clone();
+    for (i, m) in cr.additional.iter().enumerate() {
+        let mut stored = enter_message(&conv.id, &section, m);
+        let run = if studio && Some(i) != query {
+            &earlier_run
+        } else {
+            chat_id
+        };
+        stored["chat_id"] = json!(run);
+        stored["bot_id"] = json!(cr.bot_id);
+        conv.messages.push(stored);
+    }
+}
+
+/// The answer, verbose and follow-up messages of a chat.
+fn answer_messages(
+    conv_id: &str,
+    section: &str,
+    chat_ref: (&str, &str),
+    prompt: &str,
+    answer: &Answer,
+) -> Vec<Value> {
+    let chat_ref = Some(chat_ref);
     let mut msgs = vec![
-        answer_msg.clone(),
         message(
-            &conv_id,
-            &section,
+            conv_id,
+            section,
+            "assistant",
+            "answer",
+            &answer.full,
+            "text",
+            chat_ref,
+            json!({}),
+        ),
+        message(
+            conv_id,
+            section,
             "assistant",
             "verbose",
             VERBOSE,
@@ -288,10 +442,10 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
             json!({}),
         ),
     ];
-    for f in follow_ups(&prompt) {
+    for f in follow_ups(prompt) {
         msgs.push(message(
-            &conv_id,
-            &section,
+            conv_id,
+            section,
             "assistant",
             "follow_up",
             &f,
@@ -300,47 +454,61 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
             json!({}),
         ));
     }
+    msgs
+}
+
+/// Start the chat: pick its conversation, refuse it when that one is busy, save the
+/// request's messages and record the chat with its answer ready to go out.
+fn start(app: &Arc<App>, ctx: &mut Ctx, cr: &ChatRequest) -> Result<Started, Refused> {
+    let studio = app.opts.dialect == Dialect::Studio;
+    let prompt = prompt_of(&cr.additional);
+    let mut st = app.lock();
+    let bot = st.bot.clone();
+    let conv_id = conversation_for(&mut st, cr, studio)?;
+    ctx.conversation_id = Some(conv_id.clone());
+    st.settle(&conv_id);
+    let conv = st.conversations.get_mut(&conv_id).expect("checked above");
+    // Count the attempt even when it is refused: the stat tells whether a client ever
+    // asked for two chats at once in one conversation.
+    let observed = conv.chats_in_flight as u64 + 1;
+    let busy = conv.chats_in_flight > 0;
+    if conv.bot_id.is_empty() {
+        conv.bot_id = cr.bot_id.clone();
+    }
+    let section = conv.last_section_id.clone();
+    st.stats.max_chats_in_flight_per_conversation =
+        st.stats.max_chats_in_flight_per_conversation.max(observed);
+    if busy {
+        st.stats.busy_refusals += 1;
+        return Err(Refused::Busy);
+    }
+    let chat_id = new_id();
+    let conv = st.conversations.get_mut(&conv_id).expect("checked above");
+    conv.chats_in_flight += 1;
+    if cr.auto_save {
+        save_messages(conv, cr, &chat_id, studio);
+    }
+    st.stats.chats += 1;
+
+    let answer = answer_for(&prompt, bot.deltas);
+    let msgs = answer_messages(&conv_id, &section, (&cr.bot_id, &chat_id), &prompt, &answer);
+    let answer_msg = msgs[0].clone();
     let input = prompt.chars().count() as u64 + 12;
     let output = answer.full.chars().count() as u64;
-    let latency = bot.latency_ms.unwrap_or(app.opts.chat_latency_ms);
-    let fault = if STREAM_FAULTS.contains(&ctx.fault_type()) {
-        ctx.fault.take()
-    } else {
-        None
-    };
-    let ftype = fault
-        .as_ref()
-        .and_then(|f| f.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let ending = match ftype {
-        "chat_failed" => Ending::Fail(
-            fault
-                .as_ref()
-                .and_then(|f| f.get("code"))
-                .and_then(Value::as_i64)
-                .unwrap_or(5000),
-            fault
-                .as_ref()
-                .and_then(|f| f.get("msg"))
-                .and_then(Value::as_str)
-                .unwrap_or("event interval error")
-                .to_string(),
-        ),
-        "requires_action" => Ending::RequiresAction,
-        _ => Ending::Complete,
-    };
+    let latency_ms = bot.latency_ms.unwrap_or(app.opts.chat_latency_ms);
+    let fault = take_stream_fault(ctx, studio);
+    let ending = ending_of(&fault, studio);
     let cancel = Arc::new(AtomicBool::new(false));
     let chat = Chat {
         id: chat_id.clone(),
         conversation_id: conv_id.clone(),
-        bot_id: bot_id.clone(),
+        bot_id: cr.bot_id.clone(),
         section_id: section.clone(),
         created_at: now_s(),
         completed_at: None,
         failed_at: None,
-        meta_data: meta,
-        status: if stream {
+        meta_data: cr.meta.clone(),
+        status: if cr.stream {
             ChatStatus::Created
         } else {
             ChatStatus::InProgress
@@ -350,49 +518,76 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         final_usage: (input, output),
         required_action: None,
         messages: msgs,
-        auto_save,
-        ready_at: if stream {
+        auto_save: cr.auto_save,
+        ready_at: if cr.stream {
             None
         } else {
-            Some(Instant::now() + Duration::from_millis(latency))
+            Some(Instant::now() + Duration::from_millis(latency_ms))
         },
         ending: ending.clone(),
         cancel: cancel.clone(),
+        cancel_marked: false,
+        holds_conversation: true,
     };
-    let chat_json = chat.to_json();
+    let sync_reply = if studio {
+        studio::sync_answer(&chat)
+    } else {
+        ok(ctx, chat.to_json())
+    };
     if chat.ready_at.is_some() {
         st.polled.insert(chat_id.clone());
     }
     st.chats.insert(chat_id.clone(), chat);
-    drop(st);
-
-    if !stream {
-        // Stream-only faults are meaningless without a stream; put back any the chat
-        // did not use (e.g. reset_mid_body applies to the JSON body).
-        if ftype == "reset_mid_body" {
-            ctx.fault = fault;
-        }
-        let mut r = ok(ctx, chat_json);
-        r.conversation_id = Some(conv_id);
-        return r;
-    }
-    let plan = Plan {
-        app: app.clone(),
+    Ok(Started {
         chat_id,
+        conv_id,
+        sync_reply,
         answer,
         answer_msg,
-        reasoning: bot.reasoning,
-        delay_ms: bot.delta_delay_ms.unwrap_or(app.opts.delta_delay_ms),
-        hold_ms: bot.first_delta_hold_ms,
-        latency_ms: latency,
-        style: bot.style.clone(),
+        bot,
+        latency_ms,
         fault,
         ending,
         cancel,
+    })
+}
+
+/// The non-streamed answer: the chat as created; the client polls retrieve.
+fn sync_answer(ctx: &mut Ctx, s: Started) -> Reply {
+    // Stream-only faults are meaningless without a stream; put back any the chat did
+    // not use (e.g. reset_mid_body applies to the JSON body).
+    if fault_type(&s.fault) == "reset_mid_body" {
+        ctx.fault = s.fault;
+    }
+    let mut r = s.sync_reply;
+    r.conversation_id = Some(s.conv_id);
+    r
+}
+
+/// The streamed answer: headers now, the events from `Plan::run`.
+fn stream_answer(app: &Arc<App>, s: Started, studio: bool) -> Reply {
+    let plan = Plan {
+        app: app.clone(),
+        chat_id: s.chat_id,
+        answer: s.answer,
+        answer_msg: s.answer_msg,
+        reasoning: s.bot.reasoning,
+        delay_ms: s.bot.delta_delay_ms.unwrap_or(app.opts.delta_delay_ms),
+        hold_ms: s.bot.first_delta_hold_ms,
+        latency_ms: s.latency_ms,
+        style: s.bot.style.clone(),
+        fault: s.fault,
+        ending: s.ending,
+        cancel: s.cancel,
+        studio,
     };
-    let mut r = Reply::new(200, "text/event-stream; charset=utf-8", Vec::new());
+    let mut r = if studio {
+        studio::sse_reply()
+    } else {
+        Reply::new(200, "text/event-stream; charset=utf-8", Vec::new())
+    };
     r.stream = Some(Box::new(move |out: &mut ChunkedOut<'_>| plan.run(out)));
-    r.conversation_id = Some(conv_id);
+    r.conversation_id = Some(s.conv_id);
     r
 }
 
@@ -410,6 +605,8 @@ struct Plan {
     fault: Option<Value>,
     ending: Ending,
     cancel: Arc<AtomicBool>,
+    /// Speak Studio's dialect of the stream.
+    studio: bool,
 }
 
 /// Why a stream stopped early.
@@ -424,6 +621,48 @@ enum Stop {
     Gone,
 }
 
+/// Append one event to `b` in `style`: `event:NAME` and `data:…` lines (one per line
+/// of pretty JSON with `multiline_data`), optionally preceded by a comment.
+pub(crate) fn format_event(style: &Style, name: &str, data: &[u8], b: &mut Vec<u8>) {
+    let st = style;
+    let nl: &[u8] = if st.crlf { b"\r\n" } else { b"\n" };
+    let sep: &[u8] = if st.space { b": " } else { b":" };
+    if st.comments {
+        b.extend_from_slice(b": keep-alive");
+        b.extend_from_slice(nl);
+        b.extend_from_slice(nl);
+    }
+    b.extend_from_slice(b"event");
+    b.extend_from_slice(sep);
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(nl);
+    let pretty = if st.multiline_data {
+        serde_json::from_slice::<Value>(data)
+            .ok()
+            .filter(|v| v.is_object() || v.is_array())
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+    } else {
+        None
+    };
+    match pretty {
+        Some(p) => {
+            for line in p.lines() {
+                b.extend_from_slice(b"data");
+                b.extend_from_slice(sep);
+                b.extend_from_slice(line.as_bytes());
+                b.extend_from_slice(nl);
+            }
+        }
+        None => {
+            b.extend_from_slice(b"data");
+            b.extend_from_slice(sep);
+            b.extend_from_slice(data);
+            b.extend_from_slice(nl);
+        }
+    }
+    b.extend_from_slice(nl);
+}
+
 struct Emitter<'a, 'b> {
     out: &'a mut ChunkedOut<'b>,
     style: Style,
@@ -435,6 +674,8 @@ struct Emitter<'a, 'b> {
     scratch: Vec<u8>,
     /// Set when an `error` event ended the stream: the chat then failed.
     failed: Option<(i64, String)>,
+    /// Studio's `error` events default to its run-error code.
+    studio: bool,
 }
 
 impl Emitter<'_, '_> {
@@ -452,45 +693,8 @@ impl Emitter<'_, '_> {
 
     /// Format one event into `scratch` in the configured wire style.
     fn format(&mut self, name: &str, data: &[u8]) {
-        let st = &self.style;
-        let nl: &[u8] = if st.crlf { b"\r\n" } else { b"\n" };
-        let sep: &[u8] = if st.space { b": " } else { b":" };
-        let b = &mut self.scratch;
-        b.clear();
-        if st.comments {
-            b.extend_from_slice(b": keep-alive");
-            b.extend_from_slice(nl);
-            b.extend_from_slice(nl);
-        }
-        b.extend_from_slice(b"event");
-        b.extend_from_slice(sep);
-        b.extend_from_slice(name.as_bytes());
-        b.extend_from_slice(nl);
-        let pretty = if st.multiline_data {
-            serde_json::from_slice::<Value>(data)
-                .ok()
-                .filter(|v| v.is_object() || v.is_array())
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        } else {
-            None
-        };
-        match pretty {
-            Some(p) => {
-                for line in p.lines() {
-                    b.extend_from_slice(b"data");
-                    b.extend_from_slice(sep);
-                    b.extend_from_slice(line.as_bytes());
-                    b.extend_from_slice(nl);
-                }
-            }
-            None => {
-                b.extend_from_slice(b"data");
-                b.extend_from_slice(sep);
-                b.extend_from_slice(data);
-                b.extend_from_slice(nl);
-            }
-        }
-        b.extend_from_slice(nl);
+        self.scratch.clear();
+        format_event(&self.style, name, data, &mut self.scratch);
     }
 
     /// Write `scratch` to the body, in two flushed writes when `split_writes` is on.
@@ -537,8 +741,13 @@ impl Emitter<'_, '_> {
                     return Err(Stop::Abort);
                 }
                 "error_event" => {
+                    let default_code = if self.studio {
+                        studio::AGENT_RUN_ERROR
+                    } else {
+                        5000
+                    };
                     let e = json!({
-                        "code": f.get("code").and_then(Value::as_i64).unwrap_or(5000),
+                        "code": f.get("code").and_then(Value::as_i64).unwrap_or(default_code),
                         "msg": f.get("msg").and_then(Value::as_str).unwrap_or("internal error"),
                     });
                     self.raw("error", e.to_string().as_bytes())?;
@@ -581,6 +790,7 @@ impl Plan {
             app: self.app.clone(),
             scratch: Vec::with_capacity(1024),
             failed: None,
+            studio: self.studio,
         };
         let result = self.body(&mut em);
         let app = &self.app;
@@ -601,6 +811,12 @@ impl Plan {
                 app.lock().finish_chat(&self.chat_id, Ending::Complete);
                 StreamEnd::Abort
             }
+            Err(Stop::Gone) if self.studio => {
+                // Studio's run does not notice the client leave (`pullStream` ignores
+                // failed sends): it goes on and completes.
+                app.lock().finish_chat(&self.chat_id, Ending::Complete);
+                StreamEnd::Abort
+            }
             Err(Stop::Gone) => {
                 // The client hung up: the chat ends (canceled) so the conversation is free.
                 app.lock().cancel_chat(&self.chat_id);
@@ -609,16 +825,35 @@ impl Plan {
         }
     }
 
+    /// The chat as its stream events show it.
     fn chat_json(&self) -> Value {
-        self.app
-            .lock()
-            .chats
-            .get(&self.chat_id)
-            .map(Chat::to_json)
-            .unwrap_or(Value::Null)
+        let st = self.app.lock();
+        let chat = st.chats.get(&self.chat_id);
+        let json = if self.studio {
+            chat.map(|c| studio::chat_detail(c, studio::Source::Stream))
+        } else {
+            chat.map(Chat::to_json)
+        };
+        json.unwrap_or(Value::Null)
+    }
+
+    /// A stored message as a `conversation.message.completed` event shows it.
+    fn message_json(&self, m: &Value) -> String {
+        if self.studio {
+            studio::message_detail(m, false).to_string()
+        } else {
+            m.to_string()
+        }
     }
 
     fn done(&self, em: &mut Emitter<'_, '_>) -> Result<(), Stop> {
+        if self.studio {
+            // `entity.RunEventStreamDone` with no data: hertz-contrib/sse still writes
+            // an (empty) `data:` line (`buildDoneEvent` in
+            // backend/application/conversation/build_chunk_event.go).
+            em.event("conversation.stream.done", b"")?;
+            return em.flush();
+        }
         let data = match self.style.done {
             Done::Quoted => "\"[DONE]\"".to_string(),
             Done::Bare => "[DONE]".to_string(),
@@ -716,6 +951,14 @@ impl Plan {
             self.app
                 .lock()
                 .finish_chat(&self.chat_id, self.ending.clone());
+            if self.studio {
+                // `StepToFailed` (backend/domain/conversation/agentrun/internal/
+                // run_process_event.go) reports a failed run as an `error` event: no
+                // conversation.chat.failed, no done.
+                let e = json!({"code": code, "msg": msg});
+                em.event("error", e.to_string().as_bytes())?;
+                return Err(Stop::Ended);
+            }
             let shape = self
                 .fault
                 .as_ref()
@@ -731,7 +974,10 @@ impl Plan {
             return Err(Stop::Ended);
         }
 
-        em.event("conversation.message.completed", m.to_string().as_bytes())?;
+        em.event(
+            "conversation.message.completed",
+            self.message_json(m).as_bytes(),
+        )?;
         let rest: Vec<Value> = self
             .app
             .lock()
@@ -740,7 +986,10 @@ impl Plan {
             .map(|c| c.messages.iter().skip(1).cloned().collect())
             .unwrap_or_default();
         for msg in rest {
-            em.event("conversation.message.completed", msg.to_string().as_bytes())?;
+            em.event(
+                "conversation.message.completed",
+                self.message_json(&msg).as_bytes(),
+            )?;
         }
         // Free the conversation before the client can see the end of the stream, so a
         // client that sends its next chat the moment it reads `done` is never refused.

@@ -2,7 +2,9 @@
 //! page_size, nested `data.conversations`), rename, delete, clear (new section), and the
 //! message endpoints, whose list answer is FLAT (`data`, `first_id`, `last_id`,
 //! `has_more` at the top level) and pages by `before_id` / `after_id` relative to the
-//! requested order.
+//! requested order. The Studio dialect's handlers are in [`studio`].
+
+pub mod studio;
 
 use serde_json::{json, Value};
 

@@ -2,14 +2,15 @@
 //! ways real networks and the real API fail. Faults that replace the answer (HTTP errors,
 //! API errors, resets) fire before the request is processed; faults that alter a normal
 //! answer (delay, truncation, a cut body) fire after it; stream faults are taken by the
-//! chat module, which applies them between events.
+//! chat module, which applies them between events. Error bodies take the dialect's
+//! shape (`router::err_status`).
 
 use serde_json::{json, Value};
 
 use crate::http::{Action, Reply};
 use crate::router::{err_status, Ctx};
 use crate::state::{QueuedFault, State};
-use crate::App;
+use crate::{App, Dialect};
 
 /// Every fault type, with a one-line description (also printed by `--help`).
 pub const TYPES: &[(&str, &str)] = &[
@@ -22,8 +23,8 @@ pub const TYPES: &[(&str, &str)] = &[
     ("stall", "{\"type\":\"stall\",\"after_events\":N,\"ms\":M} stream: hold M ms after N events, then go on"),
     ("cut", "{\"type\":\"cut\",\"after_events\":N} stream: end the body cleanly after N events, no done"),
     ("error_event", "{\"type\":\"error_event\",\"after_events\":N,\"code\":C,\"msg\":M} stream: event:error then end"),
-    ("chat_failed", "{\"type\":\"chat_failed\",\"shape\":\"chat\"|\"bare\",\"code\":C,\"msg\":M} end with conversation.chat.failed, then done"),
-    ("requires_action", "{\"type\":\"requires_action\"} end with conversation.chat.requires_action, then done"),
+    ("chat_failed", "{\"type\":\"chat_failed\",\"shape\":\"chat\"|\"bare\",\"code\":C,\"msg\":M} end with conversation.chat.failed, then done (studio: event:error code 103100001, no done)"),
+    ("requires_action", "{\"type\":\"requires_action\"} end with conversation.chat.requires_action, then done (studio: ignored, as Studio never sends it)"),
     ("malformed", "{\"type\":\"malformed\",\"after_events\":N} stream: one event whose data is not JSON, then go on"),
     ("json_body", "{\"type\":\"json_body\",\"code\":C,\"msg\":M} answer a stream request with an application/json envelope error"),
     ("truncated_json", "{\"type\":\"truncated_json\"} a JSON body cut in the middle (honest Content-Length)"),
@@ -129,6 +130,9 @@ fn http_status(ctx: &Ctx, status: u16, retry_after: Option<u64>) -> Reply {
                 None => r,
             }
         }
+        // Studio's body for an error without an errorx code
+        // (`backend/api/internal/httputil/error_resp.go` `InternalError`).
+        500 if ctx.dialect == Dialect::Studio => err_status(ctx, 500, 500, "internal server error"),
         500 => err_status(ctx, 500, 5000, "internal error"),
         s => {
             let r = err_status(ctx, s, s as i64 * 10, &format!("http error {s}"));

@@ -384,7 +384,7 @@ fn conn_loop(
         };
         req.peer = peer;
         let close = req.wants_close(http10);
-        let logid = crate::util::new_logid();
+        let logid = crate::util::logid_for(server.logid_header);
         let head = req.method == "HEAD";
         let action = handler.handle(&req, &logid, first);
         first = false;
@@ -538,7 +538,7 @@ fn http_date(t: std::time::SystemTime) -> String {
 
 fn write_simple(w: &mut Writer, logid_header: &str, status: u16, msg: &str) -> io::Result<()> {
     let r = Reply::new(status, "text/plain", msg);
-    let logid = crate::util::new_logid();
+    let logid = crate::util::logid_for(logid_header);
     write_head(w, &r, (logid_header, &logid), msg.len(), false, true)?;
     w.write_all(msg.as_bytes())?;
     w.flush()

@@ -44,11 +44,13 @@ OPTIONS:
                              Authorization: Bearer SECRET (else 401 invalid_client); its
                              authorize needs no PKCE
     --dialect coze|studio    the server to imitate [default: coze]: studio speaks a self-hosted
-                             Coze Studio's dialect (PAT only, no OAuth; /v3/chat ends with
-                             conversation.stream.done; `cancelled`; errors after a chat is
-                             accepted as SSE error events with HTTP 200; bad tokens answer
-                             code 700012006; endpoints Studio lacks answer 401 \"missing
-                             session_key in cookie\"; the logid in X-Log-ID)
+                             Coze Studio's dialect (PAT only, no OAuth; /v3/chat streams
+                             unless stream is false and ends with conversation.stream.done;
+                             cancel marks a chat conversation.chat.cancelled and lets it run;
+                             errors after a chat is accepted as SSE error events with HTTP
+                             200; bad tokens answer code 700012006; endpoints Studio lacks
+                             answer 401 \"missing session_key in cookie\"; the logid in
+                             X-Log-ID)
     --tls-cert PATH          serve HTTPS with this certificate chain (PEM); needs --tls-key
     --tls-key PATH           the certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1)
     --tls-ca-out PATH        serve HTTPS with a throwaway CA made at start, whose certificate
@@ -261,6 +263,7 @@ fn main() -> ExitCode {
         Some(TlsOptions::Generate { ca_out: Some(p) }) => Some(p.to_string_lossy().into_owned()),
         _ => None,
     };
+    let dialect = opts.dialect;
     let fake = match Fake::start(opts) {
         Ok(f) => f,
         Err(e) => {
@@ -268,7 +271,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut line = serde_json::json!({"type": "fake", "base_url": fake.base_url()});
+    let mut line =
+        serde_json::json!({"type": "fake", "base_url": fake.base_url(), "dialect": dialect.name()});
     if let Some(path) = ca_file {
         line["ca_file"] = path.into();
     }

@@ -392,10 +392,11 @@ fn grant_jwt(app: &App, req: &Request, b: &Body) -> Reply {
             _ => return invalid("duration_seconds"),
         },
     };
+    // host:port, whether the fake serves http or https.
     let audience = app
         .base_url
-        .strip_prefix("http://")
-        .unwrap_or(&app.base_url);
+        .split_once("://")
+        .map_or(app.base_url.as_str(), |(_, authority)| authority);
     let now = now_s() as i64;
     let jti = match crate::jwt::verify(
         jwt,

@@ -1,13 +1,16 @@
 //! Request routing: names each request's endpoint (the names faults and stats use),
 //! counts and logs it, fires queued faults, checks the bearer token on `/v1` and `/v3`,
-//! and hands the request to the module that implements it. Also the Coze envelope
-//! helpers (`{"code","msg","data","detail":{"logid"}}`) every API module answers with.
+//! and hands the request to the module that implements it — or, in the Studio dialect,
+//! to [`studio`], Studio's own front door. Also the envelope helpers every API module
+//! answers with (coze: `{"code","msg","data","detail":{"logid"}}`; Studio: no `detail`).
+
+pub mod studio;
 
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 use crate::http::{Action, Handler, Reply, Request};
-use crate::App;
+use crate::{App, Dialect};
 
 /// Per-request context: the response's logid and the fault fired for this request (a
 /// module that knows how to apply it, e.g. chat for stream faults, takes it).
@@ -15,6 +18,8 @@ pub struct Ctx {
     pub logid: String,
     pub fault: Option<Value>,
     pub conversation_id: Option<String>,
+    /// The server imitated, which decides the envelopes' shape.
+    pub dialect: Dialect,
 }
 
 impl Ctx {
@@ -27,12 +32,16 @@ impl Ctx {
     }
 }
 
-/// Success envelope.
+/// Success envelope. Studio's bodies carry no logid: it is only in `X-Log-ID`
+/// (`backend/api/middleware/log.go` in coze-dev/coze-studio).
 pub fn ok(ctx: &Ctx, data: Value) -> Reply {
-    Reply::json(
-        200,
-        &json!({"code": 0, "msg": "", "data": data, "detail": {"logid": ctx.logid}}),
-    )
+    match ctx.dialect {
+        Dialect::Coze => Reply::json(
+            200,
+            &json!({"code": 0, "msg": "", "data": data, "detail": {"logid": ctx.logid}}),
+        ),
+        Dialect::Studio => studio::ok_data(data),
+    }
 }
 
 /// Error envelope; real Coze answers these with HTTP 200.
@@ -41,10 +50,13 @@ pub fn err(ctx: &Ctx, code: i64, msg: &str) -> Reply {
 }
 
 pub fn err_status(ctx: &Ctx, status: u16, code: i64, msg: &str) -> Reply {
-    Reply::json(
-        status,
-        &json!({"code": code, "msg": msg, "detail": {"logid": ctx.logid}}),
-    )
+    match ctx.dialect {
+        Dialect::Coze => Reply::json(
+            status,
+            &json!({"code": code, "msg": msg, "detail": {"logid": ctx.logid}}),
+        ),
+        Dialect::Studio => studio::error_body(status, code, msg),
+    }
 }
 
 /// The endpoint name of a request, as used by faults, stats and the log.
@@ -118,6 +130,7 @@ impl Handler for Router {
             logid: logid.to_string(),
             fault,
             conversation_id: None,
+            dialect: app.opts.dialect,
         };
         let t_ms = app.start.elapsed().as_secs_f64() * 1000.0;
         let action = dispatch(&self.0, endpoint, req, &mut ctx);
@@ -181,16 +194,24 @@ fn dispatch(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Act
     if let Some(a) = crate::faults::pre_handler(ctx, endpoint) {
         return a;
     }
-    let needs_bearer = req.path.starts_with("/v1/") || req.path.starts_with("/v3/");
-    let mut reply = if needs_bearer && endpoint != "unknown" && !bearer_ok(app, req) {
-        err_status(ctx, 401, 4100, "authentication is invalid")
-    } else {
-        route(app, endpoint, req, ctx)
+    let mut reply = match app.opts.dialect {
+        Dialect::Coze => coze_route(app, endpoint, req, ctx),
+        Dialect::Studio => studio::route(app, endpoint, req, ctx),
     };
     if let Some(c) = ctx.conversation_id.clone() {
         reply.conversation_id.get_or_insert(c);
     }
     crate::faults::post_handler(app, ctx, reply)
+}
+
+/// coze.cn: a bearer token on `/v1` and `/v3`, then the endpoint.
+fn coze_route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Reply {
+    let needs_bearer = req.path.starts_with("/v1/") || req.path.starts_with("/v3/");
+    if needs_bearer && endpoint != "unknown" && !bearer_ok(app, req) {
+        err_status(ctx, 401, 4100, "authentication is invalid")
+    } else {
+        route(app, endpoint, req, ctx)
+    }
 }
 
 fn bearer_ok(app: &App, req: &Request) -> bool {

@@ -67,6 +67,13 @@ pub struct Conversation {
     /// Messages in creation order (oldest first).
     pub messages: Vec<Value>,
     pub chats_in_flight: u32,
+    /// Studio deletes softly: the conversation leaves the list but can still be
+    /// retrieved and chatted in (`backend/domain/conversation/conversation/internal/dal/dao.go`
+    /// `Delete` sets a status that only `List` filters on). The coze dialect removes it.
+    pub deleted: bool,
+    /// Studio's `user_id` of the conversation (from its create request or the chat that
+    /// made it); empty when none was given.
+    pub user_id: String,
 }
 
 impl Conversation {
@@ -142,6 +149,11 @@ pub struct Chat {
     pub ending: Ending,
     /// Set by cancel; a stream of this chat polls it between events.
     pub cancel: Arc<AtomicBool>,
+    /// Studio's cancel only rewrites the run record's status and lets the run go on
+    /// (see `State::mark_cancelled`); set until the run ends.
+    pub cancel_marked: bool,
+    /// Whether this chat still counts in its conversation's `chats_in_flight`.
+    pub holds_conversation: bool,
 }
 
 impl Chat {
@@ -295,6 +307,8 @@ impl State {
             seq: self.conv_seq,
             messages: Vec::new(),
             chats_in_flight: 0,
+            deleted: false,
+            user_id: String::new(),
         };
         self.conversations.insert(id.clone(), c);
         id
@@ -352,6 +366,7 @@ impl State {
                 chat.messages.clear();
             }
         }
+        chat.cancel_marked = false;
         let save = chat.auto_save && chat.status == ChatStatus::Completed;
         let msgs = if save {
             chat.messages.clone()
@@ -359,8 +374,8 @@ impl State {
             Vec::new()
         };
         let conv_id = chat.conversation_id.clone();
+        self.release(&conv_id, chat_id);
         if let Some(conv) = self.conversations.get_mut(&conv_id) {
-            conv.chats_in_flight = conv.chats_in_flight.saturating_sub(1);
             conv.messages.extend(msgs);
             conv.updated_at = now;
         }
@@ -379,10 +394,34 @@ impl State {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         chat.messages.clear();
         let conv_id = chat.conversation_id.clone();
-        if let Some(conv) = self.conversations.get_mut(&conv_id) {
-            conv.chats_in_flight = conv.chats_in_flight.saturating_sub(1);
-        }
+        self.release(&conv_id, chat_id);
         true
+    }
+
+    /// Studio's cancel (`backend/domain/conversation/agentrun/internal/dal/dao.go`
+    /// `Cancel`): the run record's status becomes `conversation.chat.cancelled`, nothing
+    /// stops the run, and its end overwrites that status. The conversation is freed at
+    /// once, since Studio never refuses a second chat in a conversation.
+    pub fn mark_cancelled(&mut self, chat_id: &str) {
+        let Some(chat) = self.chats.get_mut(chat_id) else {
+            return;
+        };
+        chat.cancel_marked = true;
+        let conv_id = chat.conversation_id.clone();
+        self.release(&conv_id, chat_id);
+    }
+
+    /// Stop counting `chat_id` in its conversation's `chats_in_flight` (once).
+    fn release(&mut self, conv_id: &str, chat_id: &str) {
+        let held = self
+            .chats
+            .get_mut(chat_id)
+            .is_some_and(|c| std::mem::replace(&mut c.holds_conversation, false));
+        if let Some(conv) = self.conversations.get_mut(conv_id) {
+            if held {
+                conv.chats_in_flight = conv.chats_in_flight.saturating_sub(1);
+            }
+        }
     }
 
     /// Take the next queued fault for `endpoint` (or `*`, which `api` endpoints match).

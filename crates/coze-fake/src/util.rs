@@ -1,6 +1,7 @@
-//! Small helpers every module needs: clocks, random ids and tokens, the `x-tt-logid`
-//! format, URL query/form decoding and JSON string escaping. Kept dependency-free so
-//! the fake stays an independent reading of coze-api.md.
+//! Small helpers every module needs: clocks, random ids and tokens, the logid formats
+//! (coze's `x-tt-logid`, Studio's `X-Log-ID` UUID), URL query/form decoding and JSON
+//! string escaping. Kept dependency-free so the fake stays an independent reading of
+//! coze-api.md.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -80,6 +81,36 @@ pub fn new_logid() -> String {
         rem % 60,
         random_u64()
     )
+}
+
+/// A random (version 4) UUID in its lower-case 8-4-4-4-12 form: what a self-hosted Coze
+/// Studio puts in `X-Log-ID` (`backend/api/middleware/log.go` `SetLogIDMW`,
+/// `uuid.New().String()` in coze-dev/coze-studio).
+pub fn new_studio_logid() -> String {
+    let mut b = [0u8; 16];
+    random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// A fresh logid in the format of the server whose logid header is `header` (the
+/// server's `Dialect::logid_header`): a UUID for Studio's `X-Log-ID`, coze's otherwise.
+/// For `http.rs`, which makes every response's logid.
+pub fn logid_for(header: &str) -> String {
+    if header.eq_ignore_ascii_case("x-log-id") {
+        new_studio_logid()
+    } else {
+        new_logid()
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -189,6 +220,27 @@ mod tests {
         let l = new_logid();
         assert_eq!(l.len(), 30);
         assert!(l.starts_with("20"));
+    }
+
+    #[test]
+    fn studio_logid_is_a_v4_uuid() {
+        let l = logid_for("X-Log-ID");
+        let groups: Vec<&str> = l.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{l}"
+        );
+        assert!(l
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(groups[2].starts_with('4'), "{l}");
+        assert!(
+            matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "{l}"
+        );
+        assert_ne!(l, logid_for("X-Log-ID"));
+        assert_eq!(logid_for("x-tt-logid").len(), 30);
     }
 
     #[test]
