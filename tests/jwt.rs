@@ -590,3 +590,31 @@ fn a_failed_mint_is_retried_with_a_new_jwt() {
         .count();
     assert_eq!(tokens, 2, "one failed attempt, one retry");
 }
+
+/// Over HTTPS the JWT's `aud` is still the server's host:port (the scheme is not part
+/// of it), and the fake checks it the same way.
+#[test]
+fn a_service_app_mints_over_https() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("jwt-keys-https-{}", std::process::id()));
+    let k = make_keys(&tmp);
+    let sb = Sandbox::with_options(
+        "jwt-https",
+        Options {
+            jwt_public_key: Some(k.public_pem.clone()),
+            jwt_kid: Some(KID.into()),
+            tls: Some(coze_fake::TlsOptions::Generate { ca_out: None }),
+            ..Options::default()
+        },
+    );
+    std::fs::write(sb.path("ca.pem"), sb.fake.ca_pem().unwrap()).unwrap();
+    let r = run(
+        mint(&sb, &k.pkcs8.display().to_string())
+            .env("COZE_CA_BUNDLE", sb.path("ca.pem"))
+            .arg("--save"),
+        "",
+    );
+    r.ok();
+    assert_eq!(jwt_grants(&sb), 1, "{}", r.describe());
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -297,3 +297,82 @@ fn exec_gives_the_child_the_token_and_not_the_profile() {
     r.ok();
     assert_eq!(r.stdout, "unset\n", "{}", r.describe());
 }
+
+/// On a terminal `profiles` is an aligned table with the profile in use marked; the PAT
+/// prompt does not echo what is typed.
+#[test]
+fn on_a_terminal_profiles_is_a_table_and_the_pat_prompt_hides_the_token() {
+    let sb = Sandbox::new("profiles-tty");
+    login_into(&sb, None);
+    login_into(&sb, Some("work"));
+    let inner = format!("{} profiles", bin("coze-token").display());
+    let r = run(
+        tool(&sb, "script")
+            .env("COZE_PROFILE", "work")
+            .args(["-qec", &inner, "/dev/null"]),
+        "",
+    );
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines.len(), 3, "{}", r.describe());
+    assert!(
+        lines[0].starts_with("  PROFILE  STATE  BASE URL"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        lines[1].starts_with("  default  valid  http://127.0.0.1:"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        lines[2].starts_with("* work     valid  http://127.0.0.1:"),
+        "{}",
+        r.describe()
+    );
+    // The PAT typed at the prompt is not echoed back to the terminal.
+    let pat = "pat_typed0123456789abcdef";
+    let inner = format!(
+        "{} --pat --base-url {} --profile typed --save",
+        bin("coze-token").display(),
+        sb.base_url()
+    );
+    // A person types after the prompt: so does this test.
+    let mut child = tool(&sb, "script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("not shown") {
+        assert!(started.elapsed() < Duration::from_secs(10), "no prompt");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, format!("{pat}\n").as_bytes()).unwrap();
+    }
+    let out = wait_with_deadline(child, Duration::from_secs(10), "coze-token --pat");
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains(pat), "echoed: {text}");
+    let saved = read_token(&sb.path("config/coze/profiles/typed/token.json"));
+    assert_eq!(saved["access_token"], pat);
+}

@@ -228,11 +228,18 @@ fn emit(
     match save {
         Some(store) => {
             store.save(&token)?;
-            coze_core::say!(
-                "{TOOL}: saved to {}; expires {}",
-                store.path().display(),
-                describe_expiry(&token)
-            );
+            if token.expires_at == 0 {
+                coze_core::say!(
+                    "{TOOL}: saved to {} (no expiry recorded: used until the server refuses it)",
+                    store.path().display()
+                );
+            } else {
+                coze_core::say!(
+                    "{TOOL}: saved to {}; expires {}",
+                    store.path().display(),
+                    describe_expiry(&token)
+                );
+            }
             Ok(())
         }
         None => {

@@ -87,10 +87,16 @@ pub fn record(line: &str, api_base: &str, allow_http: bool) -> Result<Token> {
 
 /// Asks on the terminal with echo off.
 fn prompt(stdin: &io::Stdin) -> Result<String> {
-    coze_core::cli::say(&format!(
-        "{TOOL}: paste the personal access token (it is not shown), then Enter:"
-    ));
+    // Echo goes off before the prompt shows, so nothing typed after it is echoed.
     let echo_off = set_echo(false);
+    let hidden = if echo_off {
+        "it is not shown"
+    } else {
+        "it will show"
+    };
+    coze_core::cli::say(&format!(
+        "{TOOL}: paste the personal access token ({hidden}), then Enter:"
+    ));
     let mut line = String::new();
     let read = stdin.lock().take_line(&mut line);
     if echo_off {
