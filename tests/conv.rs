@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::both_dialects;
 use crate::util::*;
 
 const BOT: &str = "7301";
@@ -263,9 +264,8 @@ fn list_walks_every_page_and_limit_stops_early() {
     assert!(r.stdout.is_empty(), "{}", r.describe());
 }
 
-#[test]
-fn head_1_ends_it_quietly_and_stops_paging() {
-    let sb = logged_in("conv-head");
+fn head_1_ends_it_quietly_and_stops_paging(d: Dialect) {
+    let sb = logged_in_as("conv-head", d);
     make_conversations(&sb, BOT, 120);
     sb.fake.reset();
     // Each page is answered late, so `head` is gone before page 2 is written at the latest.
@@ -534,9 +534,8 @@ fn no_credentials_exits_4() {
 
 // ---------------------------------------------------------------- transient failures
 
-#[test]
-fn a_500_is_retried_and_succeeds() {
-    let sb = logged_in("conv-500");
+fn a_500_is_retried_and_succeeds(d: Dialect) {
+    let sb = logged_in_as("conv-500", d);
     sb.fake.reset();
     sb.fake.push_fault(
         "conversation.create",
@@ -682,3 +681,8 @@ fn help_documents_records_examples_and_exit_codes() {
         );
     }
 }
+
+both_dialects!(
+    head_1_ends_it_quietly_and_stops_paging,
+    a_500_is_retried_and_succeeds,
+);

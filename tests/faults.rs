@@ -75,6 +75,8 @@ const FAULTS: &[&str] = &[
 /// One line of the expectations file.
 #[derive(Clone, Debug)]
 struct Expected {
+    /// The server the fake imitates for this cell.
+    dialect: Dialect,
     call: String,
     fault: String,
     /// None: n/a.
@@ -82,8 +84,19 @@ struct Expected {
     note: String,
 }
 
-fn expectations() -> Vec<Expected> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fault-matrix.expected");
+/// The calls a self-hosted Coze Studio takes part in: it has no OAuth (exchange,
+/// refresh, device), and the messages list's setup needs message create, which it lacks.
+const STUDIO_CALLS: &[&str] = &[
+    "conv.create",
+    "conv.list",
+    "chat.stream",
+    "chat.poll",
+    "chat.cancel",
+];
+
+/// The cells of `file`, which must name every call of `calls` with every fault.
+fn expectations(file: &str, calls: &[&str]) -> Vec<Expected> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut cells = Vec::new();
     let mut seen = HashSet::new();
@@ -101,7 +114,7 @@ fn expectations() -> Vec<Expected> {
                 n + 1
             );
         };
-        assert!(CALLS.contains(&call), "line {}: unknown call {call}", n + 1);
+        assert!(calls.contains(&call), "line {}: unknown call {call}", n + 1);
         assert!(
             FAULTS.contains(&fault),
             "line {}: unknown fault {fault}",
@@ -120,13 +133,14 @@ fn expectations() -> Vec<Expected> {
             ),
         };
         cells.push(Expected {
+            dialect: Dialect::Coze,
             call: call.into(),
             fault: fault.into(),
             exit,
             note: words.collect::<Vec<_>>().join(" "),
         });
     }
-    for call in CALLS {
+    for call in calls {
         for fault in FAULTS {
             assert!(
                 seen.contains(&(call.to_string(), fault.to_string())),
@@ -152,7 +166,15 @@ struct Outcome {
 #[test]
 fn the_fault_matrix() {
     let started = Instant::now();
-    let cells = expectations();
+    let mut cells = expectations("tests/fault-matrix.expected", CALLS);
+    cells.extend(
+        expectations("tests/fault-matrix-studio.expected", STUDIO_CALLS)
+            .into_iter()
+            .map(|c| Expected {
+                dialect: Dialect::Studio,
+                ..c
+            }),
+    );
     let queue = Arc::new(Mutex::new(cells.clone()));
     let results = Arc::new(Mutex::new(Vec::<Outcome>::new()));
     let workers: Vec<_> = (0..WORKERS)
@@ -173,7 +195,7 @@ fn the_fault_matrix() {
                     },
                     Some(exit) => {
                         let r = catch_unwind(AssertUnwindSafe(|| {
-                            run_cell(&cell.call, &cell.fault, exit)
+                            run_cell(&cell.call, &cell.fault, exit, cell.dialect)
                         }));
                         let (problems, describe, message) = match r {
                             Ok(v) => v,
@@ -208,20 +230,29 @@ fn the_fault_matrix() {
     }
     let results = std::mem::take(&mut *results.lock().unwrap());
     let runtime = started.elapsed();
-    let report = matrix(&results, runtime);
+    let report = [Dialect::Coze, Dialect::Studio]
+        .iter()
+        .map(|d| {
+            let of: Vec<&Outcome> = results.iter().filter(|o| o.cell.dialect == *d).collect();
+            format!("--- {} dialect\n{}", d.name(), matrix(&of, runtime))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     eprintln!("{report}");
     // The file adds each cell's exit and stderr, for reviewing the messages themselves.
     let mut file = report.clone();
     let mut sorted: Vec<&Outcome> = results.iter().filter(|o| o.problems.is_some()).collect();
     sorted.sort_by_key(|o| {
         (
+            o.cell.dialect == Dialect::Studio,
             CALLS.iter().position(|c| *c == o.cell.call),
             FAULTS.iter().position(|f| *f == o.cell.fault),
         )
     });
     for o in sorted {
         file.push_str(&format!(
-            "\n{} {} -> exit {} ({})\n{}",
+            "\n{} {} {} -> exit {} ({})\n{}",
+            o.cell.dialect.name(),
             o.cell.call,
             o.cell.fault,
             o.cell.exit.unwrap_or_default(),
@@ -242,7 +273,8 @@ fn the_fault_matrix() {
         let mut text = String::new();
         for o in &failed {
             text.push_str(&format!(
-                "\n=== {} {} (expected exit {}: {})\n- {}\n{}\n",
+                "\n=== {} {} {} (expected exit {}: {})\n- {}\n{}\n",
+                o.cell.dialect.name(),
                 o.cell.call,
                 o.cell.fault,
                 o.cell.exit.unwrap(),
@@ -256,7 +288,7 @@ fn the_fault_matrix() {
 }
 
 /// The matrix as a table, with the figures under it.
-fn matrix(results: &[Outcome], runtime: Duration) -> String {
+fn matrix(results: &[&Outcome], runtime: Duration) -> String {
     let mut cell: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     for o in results {
         let mark = match &o.problems {
@@ -272,7 +304,10 @@ fn matrix(results: &[Outcome], runtime: Duration) -> String {
         text.push_str(&format!(" {:>w$}", f, w = f.len().max(4)));
     }
     text.push('\n');
-    for c in CALLS {
+    for c in CALLS
+        .iter()
+        .filter(|c| results.iter().any(|o| o.cell.call == **c))
+    {
         text.push_str(&format!("{c:label$}"));
         for f in FAULTS {
             let mark = cell.get(&(*c, *f)).copied().unwrap_or("?");
@@ -349,6 +384,12 @@ fn second_page(call: &str) -> bool {
     matches!(call, "conv.list" | "conv.messages")
 }
 
+/// Faults that decide the outcome at once: injected on every attempt, or an
+/// authentication failure where there is nothing to refresh (Studio's PAT).
+fn final_at_once(fault: &str, dialect: Dialect) -> bool {
+    always(fault) || (dialect == Dialect::Studio && fault.starts_with("4100"))
+}
+
 /// Faults injected on every attempt: the final outcome, not the retry.
 fn always(fault: &str) -> bool {
     fault.ends_with('N') || matches!(fault, "4028" | "trunc_json" | "stall" | "refused")
@@ -414,6 +455,14 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Credentials for the call: a login (coze), or nothing (Studio: the sandbox's
+/// commands carry its PAT).
+fn login(sb: &Sandbox) {
+    if !sb.studio() {
+        sb.login();
+    }
+}
+
 /// Builds the cell's command (and stdin) after preparing the sandbox for the call.
 fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
     let refused = (fault == "refused").then(|| format!("http://127.0.0.1:{}", closed_port()));
@@ -470,7 +519,7 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c
         }
         "conv.create" | "conv.list" | "conv.messages" => {
-            sb.login();
+            login(sb);
             let mut c = sb.cmd("coze-conv");
             match call {
                 "conv.create" => {
@@ -512,7 +561,7 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c
         }
         "chat.stream" | "chat.poll" => {
-            sb.login();
+            login(sb);
             let mut c = sb.cmd("coze-chat");
             c.args(["--bot", "7", "-o", "events", "-v"])
                 .args(["--retries", &RETRIES.to_string()]);
@@ -522,7 +571,7 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c
         }
         "chat.cancel" => {
-            sb.login();
+            login(sb);
             let mut args = format!("--bot 7 -o events -v --retries {RETRIES}");
             if stall {
                 args.push_str(" --idle-timeout 1");
@@ -553,11 +602,12 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
 
 /// Runs one cell; returns its problems (none: pass), the run described, and its
 /// stderr without the `-v` lines.
-fn run_cell(call: &str, fault: &str, exit: i32) -> (Vec<String>, String, String) {
+fn run_cell(call: &str, fault: &str, exit: i32, dialect: Dialect) -> (Vec<String>, String, String) {
     let sb = Sandbox::with_options(
-        &format!("fault-{call}-{fault}"),
+        &format!("fault-{}-{call}-{fault}", dialect.name()),
         Options {
             device_interval: 1,
+            dialect,
             ..Options::default()
         },
     );
@@ -603,10 +653,13 @@ fn run_cell(call: &str, fault: &str, exit: i32) -> (Vec<String>, String, String)
     if code != exit {
         problems.push(format!("exit {code}, expected {exit}"));
     }
-    problems.extend(check_stderr(call, fault, code, &stderr));
-    problems.extend(check_stdout(call, fault, code, &r));
-    problems.extend(check_counts(call, fault, &stats, took));
-    problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));
+    problems.extend(check_stderr(call, fault, code, &stderr, dialect));
+    problems.extend(check_stdout(call, fault, code, &r, dialect));
+    problems.extend(check_counts(call, fault, &stats, took, dialect));
+    if dialect == Dialect::Coze {
+        // Studio's credentials are a PAT in the environment: there is no token file.
+        problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));
+    }
     let message: String = stderr
         .lines()
         .filter(|l| !is_verbose(l))
@@ -630,7 +683,7 @@ fn logid_of(line: &str) -> Option<&str> {
 }
 
 /// The one error line, its logid against the responses `-v` saw.
-fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str) -> Vec<String> {
+fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str, dialect: Dialect) -> Vec<String> {
     let mut problems = Vec::new();
     let tool = tool(call);
     let seen: HashSet<&str> = stderr
@@ -655,7 +708,7 @@ fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str) -> Vec<String>
         .filter(|l| !informational(l))
         .collect();
     let should_fail = if call == "chat.cancel" {
-        always(fault)
+        final_at_once(fault, dialect)
     } else {
         code != 0
     };
@@ -693,10 +746,17 @@ fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str) -> Vec<String>
                     "logid {id} is not one the fake sent (responses seen: {seen:?})"
                 ));
             }
-            // The fake's logids are `YYYYMMDDhhmmss` + 16 hex digits.
-            let ok = id.len() == 30
-                && id[..14].chars().all(|c| c.is_ascii_digit())
-                && id[14..].chars().all(|c| c.is_ascii_hexdigit());
+            // coze's logids are `YYYYMMDDhhmmss` + 16 hex digits; Studio's a UUID.
+            let ok = match dialect {
+                Dialect::Coze => {
+                    id.len() == 30
+                        && id[..14].chars().all(|c| c.is_ascii_digit())
+                        && id[14..].chars().all(|c| c.is_ascii_hexdigit())
+                }
+                Dialect::Studio => {
+                    id.len() == 36 && id.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+                }
+            };
             if !ok {
                 problems.push(format!("logid {id} does not have the fake's shape"));
             }
@@ -720,8 +780,13 @@ fn server_answered(call: &str, fault: &str) -> bool {
 }
 
 /// stdout holds what was received before the fault, nothing more.
-fn check_stdout(call: &str, fault: &str, code: i32, r: &Run) -> Vec<String> {
+fn check_stdout(call: &str, fault: &str, code: i32, r: &Run, dialect: Dialect) -> Vec<String> {
     let mut problems = Vec::new();
+    // How a stream ends: coze.cn's `done`, Studio's `conversation.stream.done`.
+    let end = match dialect {
+        Dialect::Coze => "done",
+        Dialect::Studio => "conversation.stream.done",
+    };
     let records: Vec<Value> = match r
         .stdout
         .lines()
@@ -795,8 +860,8 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run) -> Vec<String> {
         "chat.stream" => {
             if code == 0 {
                 expect(
-                    names.last() == Some(&"done") && deltas == answer,
-                    format!("expected the whole answer and done; got {names:?}"),
+                    names.last() == Some(&end) && deltas == answer,
+                    format!("expected the whole answer and {end}; got {names:?}"),
                 );
                 if fault == "malformed" {
                     expect(
@@ -828,8 +893,13 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run) -> Vec<String> {
                         server.len()
                     ),
                 ),
+                // Studio reports a failed run as an SSE error event and ends the stream.
+                None if dialect == Dialect::Studio => expect(
+                    names.ends_with(&["error", "error"]),
+                    format!("expected the server's error event and ours, got {names:?}"),
+                ),
                 None => expect(
-                    names.ends_with(&["conversation.chat.failed", "done", "error"]),
+                    names.ends_with(&["conversation.chat.failed", end, "error"]),
                     format!("expected the whole failed stream, got {names:?}"),
                 ),
             }
@@ -889,7 +959,15 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run) -> Vec<String> {
 }
 
 /// Retries are bounded and happen where they should; Retry-After is honoured.
-fn check_counts(call: &str, fault: &str, stats: &Value, took: Duration) -> Vec<String> {
+fn check_counts(
+    call: &str,
+    fault: &str,
+    stats: &Value,
+    took: Duration,
+    dialect: Dialect,
+) -> Vec<String> {
+    // A PAT is never refreshed: a refusal is final at once.
+    let refreshable = dialect == Dialect::Coze;
     let mut problems = Vec::new();
     let ep = endpoint(call, fault);
     let requests = stats
@@ -912,11 +990,14 @@ fn check_counts(call: &str, fault: &str, stats: &Value, took: Duration) -> Vec<S
         .trim_end_matches(['1', 'N']);
     let want = if fault == "4028" {
         Some(base + 1)
-    } else if kind == "4100" && tool(call) != "coze-token" {
+    } else if kind == "4100" && tool(call) != "coze-token" && refreshable {
         // Refused, refreshed once, asked again; a second refusal is final.
         Some(base + 2)
-    } else if kind == "4100" {
+    } else if kind == "4100" && tool(call) == "coze-token" {
         Some(1)
+    } else if kind == "4100" {
+        // A PAT: refused once, final.
+        Some(base + 1)
     } else if transient.contains(&kind) && fault.ends_with('N') {
         Some(base + retries(call) + 1)
     } else if transient.contains(&kind) {
@@ -935,8 +1016,11 @@ fn check_counts(call: &str, fault: &str, stats: &Value, took: Duration) -> Vec<S
             problems.push(format!("{requests} requests to {ep}, expected {n}"));
         }
     }
-    if kind == "4100" && tool(call) != "coze-token" && refreshes != 1 {
-        problems.push(format!("{refreshes} refreshes, expected exactly 1"));
+    let want_refreshes = u64::from(refreshable);
+    if kind == "4100" && tool(call) != "coze-token" && refreshes != want_refreshes {
+        problems.push(format!(
+            "{refreshes} refreshes, expected exactly {want_refreshes}"
+        ));
     }
     if fault == "429RAx1" && took < Duration::from_millis(950) {
         problems.push(format!("Retry-After: 1 was not waited out ({took:?})"));
@@ -945,7 +1029,7 @@ fn check_counts(call: &str, fault: &str, stats: &Value, took: Duration) -> Vec<S
         problems.push(format!("a refused connection took {took:?}"));
     }
     if call == "chat.cancel" {
-        let want = if always(fault) && fault != "trunc_json" && fault != "stall" {
+        let want = if final_at_once(fault, dialect) && fault != "trunc_json" && fault != "stall" {
             0
         } else {
             1

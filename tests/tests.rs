@@ -20,5 +20,6 @@ mod packaging;
 mod profiles;
 mod proxy;
 mod secrets;
+mod studio;
 mod tls;
 mod token;

@@ -12,7 +12,30 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use coze_fake::{Fake, Options};
+pub use coze_fake::{Dialect, Fake, Options};
+
+/// The personal access token of a Studio sandbox (Studio's shape: `pat_` + 64 hex).
+pub const STUDIO_PAT: &str = "pat_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Runs each named test function (`fn NAME(dialect: Dialect)`) against both servers
+/// the tools speak to: `NAME::coze` and `NAME::studio` (a self-hosted Coze Studio).
+#[macro_export]
+macro_rules! both_dialects {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn coze() {
+                    super::$name($crate::util::Dialect::Coze)
+                }
+                #[test]
+                fn studio() {
+                    super::$name($crate::util::Dialect::Studio)
+                }
+            }
+        )+
+    };
+}
 
 /// Path of one of the root package's binaries.
 pub fn bin(name: &str) -> PathBuf {
@@ -30,6 +53,10 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Sandbox {
     pub dir: PathBuf,
     pub fake: Fake,
+    /// The server the fake imitates.
+    pub dialect: Dialect,
+    /// Studio's credentials: the tools get it as `COZE_API_TOKEN` (Studio has no OAuth).
+    pub pat: Option<String>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -45,8 +72,32 @@ impl Sandbox {
             .join(format!("e2e-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).unwrap();
+        let dialect = options.dialect;
+        let pat = (dialect == Dialect::Studio).then(|| STUDIO_PAT.to_owned());
+        let mut options = options;
+        options.static_tokens.extend(pat.clone());
         let fake = Fake::start(options).expect("coze-fake starts");
-        Sandbox { dir, fake }
+        Sandbox {
+            dir,
+            fake,
+            dialect,
+            pat,
+        }
+    }
+
+    /// A sandbox whose fake speaks `dialect`, ready for API calls: logged in (coze), or
+    /// holding a PAT (Studio, which has no OAuth).
+    pub fn ready(name: &str, dialect: Dialect, options: Options) -> Sandbox {
+        let sb = Sandbox::with_options(name, Options { dialect, ..options });
+        if dialect == Dialect::Coze {
+            sb.login();
+        }
+        sb
+    }
+
+    /// Whether the fake imitates a self-hosted Coze Studio.
+    pub fn studio(&self) -> bool {
+        self.dialect == Dialect::Studio
     }
 
     pub fn base_url(&self) -> String {
@@ -71,6 +122,9 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.dir.join("config"))
             .env("COZE_API_BASE", self.base_url())
             .current_dir(&self.dir);
+        if let Some(pat) = &self.pat {
+            c.env("COZE_API_TOKEN", pat);
+        }
         c
     }
 
@@ -150,6 +204,11 @@ pub fn logged_in(name: &str) -> Sandbox {
     sb
 }
 
+/// [`logged_in`] for coze; for Studio a fake of its dialect and its PAT.
+pub fn logged_in_as(name: &str, dialect: Dialect) -> Sandbox {
+    Sandbox::ready(name, dialect, Options::default())
+}
+
 /// A counter of the fake: `path` like "/chats" or "/requests/chat" (absent is 0).
 pub fn stat(sb: &Sandbox, path: &str) -> u64 {
     sb.stats()
@@ -161,10 +220,13 @@ pub fn stat(sb: &Sandbox, path: &str) -> u64 {
 /// An API call with the sandbox's saved access token over the harness's own HTTP; the
 /// envelope must say success.
 pub fn api(sb: &Sandbox, method: &str, path: &str, body: Option<Value>) -> Value {
-    let token = read_token(&sb.token_path())["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = match &sb.pat {
+        Some(pat) => pat.clone(),
+        None => read_token(&sb.token_path())["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
     let bearer = format!("Bearer {token}");
     let r = http_request(
         method,

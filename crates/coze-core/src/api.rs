@@ -137,8 +137,22 @@ impl<'a> Client<'a> {
         .map_err(|e| offered(e, "POST", url))
     }
 
-    fn data(mut body: Value) -> Value {
-        body.get_mut("data").map(Value::take).unwrap_or(Value::Null)
+    fn data(body: Value) -> Value {
+        Self::data_under(body, "data")
+    }
+
+    /// The answer's payload: under `data`, or under the key a self-hosted Coze Studio
+    /// uses for this call instead (`ConversationData`, `Messages`, `ChatV3ChatDetail`:
+    /// the field names of its generated response structs, coze-dev/coze-studio
+    /// `backend/api/model`).
+    fn data_under(mut body: Value, studio_key: &str) -> Value {
+        match body.get_mut("data").filter(|d| !d.is_null()) {
+            Some(d) => d.take(),
+            None => body
+                .get_mut(studio_key)
+                .map(Value::take)
+                .unwrap_or(Value::Null),
+        }
     }
 
     // --- conversations (coze-api.md §5.1)
@@ -170,7 +184,10 @@ impl<'a> Client<'a> {
 
     pub fn retrieve_conversation(&self, id: &str) -> Result<Value> {
         let url = self.url("/v1/conversation/retrieve", &[("conversation_id", id)]);
-        Ok(Self::data(self.call("GET", &url, None, false)?))
+        Ok(Self::data_under(
+            self.call("GET", &url, None, false)?,
+            "ConversationData",
+        ))
     }
 
     /// One page of a bot's conversations (page_size at most 50).
@@ -290,17 +307,22 @@ impl<'a> Client<'a> {
             "/v3/chat/message/list",
             &[("conversation_id", conversation_id), ("chat_id", chat_id)],
         );
-        Ok(Self::data(self.call("GET", &url, None, false)?)
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
+        Ok(
+            Self::data_under(self.call("GET", &url, None, false)?, "Messages")
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
     }
 
     /// Cancels a chat in progress (IDs in the body, unlike the other chat calls).
     pub fn chat_cancel(&self, conversation_id: &str, chat_id: &str) -> Result<Value> {
         let url = self.url("/v3/chat/cancel", &[]);
         let body = json!({"conversation_id": conversation_id, "chat_id": chat_id});
-        Ok(Self::data(self.call("POST", &url, Some(&body), false)?))
+        Ok(Self::data_under(
+            self.call("POST", &url, Some(&body), false)?,
+            "ChatV3ChatDetail",
+        ))
     }
 
     pub fn users_me(&self) -> Result<Value> {

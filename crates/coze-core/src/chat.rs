@@ -326,8 +326,10 @@ impl ChatState {
         self.conversation_id = id("conversation_id").or(self.conversation_id.take());
         self.bot_id = id("bot_id").or(self.bot_id.take());
         match data.get("status").and_then(Value::as_str) {
-            // One spelling for scripts reading answer records, whatever the server.
-            Some("cancelled") => self.status = "canceled".into(),
+            // One spelling for scripts reading answer records, whatever the server: a
+            // self-hosted Coze Studio writes `cancelled`, or the event's name
+            // `conversation.chat.cancelled`, as the status (its `dao.go` `Cancel`).
+            Some("cancelled" | "conversation.chat.cancelled") => self.status = "canceled".into(),
             Some(s) if !s.is_empty() => self.status = s.to_owned(),
             _ => {}
         }
@@ -431,8 +433,15 @@ impl Active {
 /// Cancels one chat; failures are reported, not fatal.
 fn cancel_one(client: &Client<'_>, tool: &str, conv: &str, chat: &str) {
     match client.chat_cancel(conv, chat) {
-        // 4104: the chat already finished; nothing left to stop.
-        Err(e) if e.api().and_then(|a| a.coze_code()) == Some(4104) => {}
+        // The chat already finished; nothing left to stop: 4104 on coze.cn, 103200005
+        // ("in progress can not be cancelled", said of a chat that is over) on a
+        // self-hosted Coze Studio (coze-dev/coze-studio
+        // `backend/application/conversation/openapi_agent_run.go`).
+        Err(e)
+            if matches!(
+                e.api().and_then(|a| a.coze_code()),
+                Some(4104 | 103_200_005)
+            ) => {}
         Err(e) => crate::say!(
             "{tool}: cancelling chat {chat}: {}",
             crate::redact::scrub(&e.to_string())

@@ -109,6 +109,9 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.code {
+            // No server sends 0 for an error; it stands for "no code given" (a failed
+            // chat without last_error, as a self-hosted Coze Studio reports it).
+            ApiCode::Coze(0) => write!(f, "{}", self.msg)?,
             ApiCode::Coze(code) => write!(f, "code {code}: {}", self.msg)?,
             ApiCode::OAuth(code) if self.msg.is_empty() => write!(f, "{code}")?,
             ApiCode::OAuth(code) => write!(f, "{code}: {}", self.msg)?,

@@ -574,7 +574,13 @@ pub fn decode(
             );
             return Err(fail(ApiCode::Http, msg));
         }
-        return Err(fail(ApiCode::Http, non_json_message(status, body)));
+        // A self-hosted Coze Studio writes some errors as plain text in its errorx form,
+        // `code=103200005 message=…` (coze-dev/coze-studio `pkg/errorx`): keep the code.
+        let text = non_json_message(status, body);
+        return Err(match errorx_code(&text) {
+            Some(code) => fail(ApiCode::Coze(code), text),
+            None => fail(ApiCode::Http, text),
+        });
     };
     match dialect {
         Dialect::Envelope => match value.get("code").and_then(Value::as_i64) {
@@ -585,13 +591,15 @@ pub fn decode(
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
+                // Studio wraps some errors as {"code":400,"msg":"code=103200005 message=…"}:
+                // the inner code is the one that says what happened.
+                let code = errorx_code(&msg).unwrap_or(code);
                 Err(fail(ApiCode::Coze(code), msg))
             }
             _ if status >= 400 => Err(fail(ApiCode::Http, non_json_message(status, body))),
-            _ => Err(fail(
-                ApiCode::Http,
-                "the response has no `code` field".to_owned(),
-            )),
+            // A success without `code`: a self-hosted Coze Studio answers some calls so
+            // (the chat cancel's `{"ChatV3ChatDetail":…}`, run histories).
+            _ => Ok(value),
         },
         Dialect::OAuth => {
             let text = |k: &str| {
@@ -621,6 +629,13 @@ pub fn decode(
             Ok(value)
         }
     }
+}
+
+/// The code of an errorx text, `code=103200005 message=…`.
+fn errorx_code(text: &str) -> Option<i64> {
+    let rest = text.strip_prefix("code=")?;
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 /// A short, one-line excerpt of a body that is not the JSON we expected.
@@ -739,6 +754,31 @@ mod tests {
         assert!(cut.msg.contains("not whole JSON"), "{}", cut.msg);
         let e = env(500, "").unwrap_err();
         assert_eq!(e.to_string(), "HTTP 500 (logid HDR)");
+        let studio = env(200, r#"{"ChatV3ChatDetail":{"id":"1"},"BaseResp":null}"#).unwrap();
+        assert_eq!(
+            studio["ChatV3ChatDetail"]["id"], "1",
+            "a success without code"
+        );
+        let e = env(
+            400,
+            "code=103200005 message=in progress can not be cancelled",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.coze_code(),
+            Some(103_200_005),
+            "Studio's errorx text keeps its code"
+        );
+        assert_eq!(
+            e.msg,
+            "code=103200005 message=in progress can not be cancelled"
+        );
+        let e = env(
+            400,
+            r#"{"code":400,"msg":"code=103200005 message=in progress can not be cancelled"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.coze_code(), Some(103_200_005));
         assert!(env(429, "").unwrap_err().is_rate_limit());
     }
 
