@@ -76,6 +76,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.problem {
             Some(p) => write!(f, "{} ({p})", self.label),
+            None if self.certificates == 0 => write!(f, "{}", self.label),
             None if self.certificates == 1 => write!(f, "{} (1 certificate)", self.label),
             None => write!(f, "{} ({} certificates)", self.label, self.certificates),
         }
@@ -143,12 +144,22 @@ impl TrustSettings {
             ));
         }
         if let Some(path) = &self.ssl_cert_file {
-            let label = format!("SSL_CERT_FILE {}", path.display());
-            let source = read_into(&mut certificates, label, std::slice::from_ref(path));
-            if let Some(problem) = &source.problem {
-                warn(&format!("SSL_CERT_FILE={}: {problem}", path.display()));
+            if system.is_some_and(|sys| same_file(sys, path)) {
+                // Often set to the system bundle itself (for programs that do not find
+                // it alone): read once.
+                sources.push(Source {
+                    label: format!("SSL_CERT_FILE {} (the system store)", path.display()),
+                    certificates: 0,
+                    problem: None,
+                });
+            } else {
+                let label = format!("SSL_CERT_FILE {}", path.display());
+                let source = read_into(&mut certificates, label, std::slice::from_ref(path));
+                if let Some(problem) = &source.problem {
+                    warn(&format!("SSL_CERT_FILE={}: {problem}", path.display()));
+                }
+                sources.push(source);
             }
-            sources.push(source);
         }
         if let Some(dirs) = self.ssl_cert_dir.as_deref() {
             for dir in dirs.split(':').filter(|d| !d.is_empty()) {
@@ -178,6 +189,10 @@ impl TrustSettings {
             }
             sources.push(source);
         }
+        // The same CA often comes from several sources (Debian's bundle and its
+        // /etc/ssl/certs links): each is given to rustls once.
+        let mut seen = std::collections::HashSet::new();
+        certificates.retain(|c| seen.insert(c.der().to_vec()));
         // Without a system store, the compiled-in roots stand in for it, as long as nothing
         // else was given: ureq takes either its own roots or ours, not both.
         let builtin = system.is_none() && certificates.is_empty();
@@ -206,8 +221,10 @@ impl TrustSettings {
     }
 }
 
-/// The regular files of a certificate directory (symlinks followed, as OpenSSL's
-/// hashed `<hash>.0` links are), sorted so the order is stable.
+/// The certificate files of a directory, sorted so the order is stable: the files
+/// OpenSSL would look up, named `<8 hex digits>.<n>` (the links `c_rehash` and
+/// `update-ca-certificates` make); a directory with none of those (certificates dropped
+/// in by hand) has all its regular files read. Symlinks are followed.
 fn files_in(dir: &Path) -> std::result::Result<Vec<PathBuf>, String> {
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot read it: {e}"))?;
     let mut files: Vec<PathBuf> = entries
@@ -215,8 +232,31 @@ fn files_in(dir: &Path) -> std::result::Result<Vec<PathBuf>, String> {
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect();
+    let hashed = |p: &PathBuf| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split_once('.'))
+            .is_some_and(|(h, n)| {
+                h.len() == 8
+                    && h.bytes().all(|b| b.is_ascii_hexdigit())
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    if files.iter().any(hashed) {
+        files.retain(hashed);
+    }
     files.sort();
     Ok(files)
+}
+
+/// Whether two paths name the same file (symlinks followed).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// Appends the PEM certificates of `files` to `into`; the source says how many, or what
@@ -289,7 +329,8 @@ mod tests {
         s.extra = Some((d.join("corp.pem"), "--cacert"));
         let mut warnings = Vec::new();
         let t = s.load(&mut |w| warnings.push(w.to_owned())).unwrap();
-        assert_eq!(t.certificates.len(), 5);
+        // Five PEM blocks, one certificate: each CA reaches rustls once.
+        assert_eq!(t.certificates.len(), 1);
         assert!(!t.builtin);
         assert!(warnings.is_empty(), "{warnings:?}");
         let text = t.describe();
@@ -301,6 +342,38 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("corp.pem (1 certificate)"), "{text}");
+        // SSL_CERT_FILE naming the system bundle is read once.
+        let mut s = settings(&[&d.join("system.pem")]);
+        s.ssl_cert_file = Some(d.join("system.pem"));
+        let t = s.load(&mut |_| {}).unwrap();
+        assert!(
+            t.describe().ends_with(
+                "SSL_CERT_FILE {} (the system store)"
+                    .replace("{}", &d.join("system.pem").display().to_string())
+                    .as_str()
+            ),
+            "{t:?}"
+        );
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_hashed_directory_is_read_as_openssl_looks_it_up() {
+        let d = dir("hashed");
+        fs::write(d.join("5ed36f99.0"), PEM).unwrap();
+        fs::write(
+            d.join("corp.pem"),
+            "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let files = files_in(&d).unwrap();
+        assert_eq!(files, [d.join("5ed36f99.0")], "only the lookup names");
+        fs::remove_file(d.join("5ed36f99.0")).unwrap();
+        assert_eq!(
+            files_in(&d).unwrap(),
+            [d.join("corp.pem")],
+            "else every file"
+        );
         let _ = fs::remove_dir_all(d);
     }
 
