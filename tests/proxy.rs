@@ -481,3 +481,43 @@ fn doctor_reports_the_route_the_requests_take() {
         r.describe()
     );
 }
+
+/// Credentials written into a base URL never reach a message or a `-v` line.
+#[test]
+fn credentials_in_a_base_url_are_never_shown() {
+    let sb = logged_in("proxy-base-credentials");
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let r = run(
+        conv_list(&sb)
+            .args(["-v", "--base-url"])
+            .arg(format!("http://ada:s3cret@{dead}")),
+        "",
+    );
+    r.expect_code(5);
+    assert!(
+        r.stderr.contains(&format!("http://***@{dead}")),
+        "{}",
+        r.describe()
+    );
+    assert!(!r.stderr.contains("s3cret"), "{}", r.describe());
+    let r = run(
+        sb.cmd("coze-auth")
+            .args([
+                "doctor",
+                "--redirect-uri",
+                "http://127.0.0.1:1/cb",
+                "--base-url",
+            ])
+            .arg(format!("http://ada:s3cret@{dead}")),
+        "",
+    );
+    assert!(r.stdout.contains("***@"), "{}", r.describe());
+    assert!(
+        !r.stdout.contains("s3cret") && !r.stderr.contains("s3cret"),
+        "{}",
+        r.describe()
+    );
+}

@@ -505,7 +505,8 @@ pub struct Setup {
 pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     let mut say = |c: Check, checks: &mut Vec<Check>| -> Result<()> {
-        writeln!(out, "{c}")
+        // A base URL or proxy written with user:password@ shows as ***@.
+        writeln!(out, "{}", crate::redact::scrub(&c.to_string()))
             .and_then(|_| out.flush())
             .map_err(|e| Error::io("stdout", e))?;
         checks.push(c);

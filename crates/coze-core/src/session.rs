@@ -267,7 +267,10 @@ impl Session {
         }
         let described = credentials.describe();
         if flags.verbose {
-            crate::say!("* credentials: {described}; API base {base}");
+            crate::say!(
+                "* credentials: {described}; API base {}",
+                crate::redact::scrub(&base)
+            );
         }
         Ok(Session {
             http: Http::new(config),
