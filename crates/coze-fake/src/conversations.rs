@@ -133,7 +133,7 @@ fn conv_id_param(req: &Request) -> Option<String> {
         .map(str::to_string)
 }
 
-fn path_id(req: &Request) -> String {
+pub(crate) fn path_id(req: &Request) -> String {
     req.path
         .trim_matches('/')
         .split('/')

@@ -391,14 +391,7 @@ fn conn_loop(
         let res = match action {
             Action::Reset => return true,
             Action::CutAfter(reply, n) => {
-                let _ = write_head(
-                    writer,
-                    &reply,
-                    (server.logid_header, &logid),
-                    reply.body.len(),
-                    false,
-                    close,
-                );
+                let _ = write_head(writer, &reply, (server.logid_header, &logid), false, close);
                 let n = n.min(reply.body.len());
                 let _ = writer.write_all(&reply.body[..n]);
                 let _ = writer.flush();
@@ -406,15 +399,8 @@ fn conn_loop(
             }
             Action::Reply(mut reply) => match reply.stream.take() {
                 Some(f) => {
-                    if write_head(
-                        writer,
-                        &reply,
-                        (server.logid_header, &logid),
-                        0,
-                        true,
-                        close,
-                    )
-                    .is_err()
+                    if write_head(writer, &reply, (server.logid_header, &logid), true, close)
+                        .is_err()
                     {
                         return true;
                     }
@@ -428,22 +414,15 @@ fn conn_loop(
                         StreamEnd::Abort => return true,
                     }
                 }
-                None => write_head(
-                    writer,
-                    &reply,
-                    (server.logid_header, &logid),
-                    reply.body.len(),
-                    false,
-                    close,
-                )
-                .and_then(|_| {
-                    if head {
-                        Ok(())
-                    } else {
-                        writer.write_all(&reply.body)
-                    }
-                })
-                .and_then(|_| writer.flush()),
+                None => write_head(writer, &reply, (server.logid_header, &logid), false, close)
+                    .and_then(|_| {
+                        if head {
+                            Ok(())
+                        } else {
+                            writer.write_all(&reply.body)
+                        }
+                    })
+                    .and_then(|_| writer.flush()),
             },
         };
         if res.is_err() || close {
@@ -472,11 +451,11 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The status line and headers of `r`: chunked, or with the length of `r.body`.
 fn write_head(
     w: &mut Writer,
     r: &Reply,
     logid: (&str, &str),
-    len: usize,
     chunked: bool,
     close: bool,
 ) -> io::Result<()> {
@@ -492,7 +471,7 @@ fn write_head(
     if chunked {
         h.push_str("Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
     } else {
-        h.push_str(&format!("Content-Length: {len}\r\n"));
+        h.push_str(&format!("Content-Length: {}\r\n", r.body.len()));
     }
     for (k, v) in &r.headers {
         h.push_str(&format!("{k}: {v}\r\n"));
@@ -539,7 +518,7 @@ fn http_date(t: std::time::SystemTime) -> String {
 fn write_simple(w: &mut Writer, logid_header: &str, status: u16, msg: &str) -> io::Result<()> {
     let r = Reply::new(status, "text/plain", msg);
     let logid = crate::util::logid_for(logid_header);
-    write_head(w, &r, (logid_header, &logid), msg.len(), false, true)?;
+    write_head(w, &r, (logid_header, &logid), false, true)?;
     w.write_all(msg.as_bytes())?;
     w.flush()
 }

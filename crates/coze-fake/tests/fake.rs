@@ -1,150 +1,17 @@
 //! Integration tests of coze-fake over real sockets, with a tiny raw HTTP/1.1 client
 //! (no HTTP library) so that keep-alive and chunked framing are checked byte for byte.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::{call, events, get, post_json, spawn_binary, stop_binary, Conn, Resp};
 use coze_fake::{Fake, Options};
 use serde_json::{json, Value};
 
 const PAT: &str = "pat_test_token";
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, k: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("utf-8 body")
-    }
-}
-
-/// One persistent connection.
-struct Conn {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Conn {
-    fn open(fake: &Fake) -> Conn {
-        Conn::to(fake.addr())
-    }
-
-    fn to(addr: std::net::SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Conn {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: fake\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        self.w.write_all(req.as_bytes()).unwrap();
-        self.w.write_all(body).unwrap();
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        l.trim_end_matches(['\r', '\n']).to_string()
-    }
-
-    fn head(&mut self) -> Resp {
-        let status_line = self.line();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .unwrap_or_else(|| panic!("bad status {status_line:?}"))
-            .parse()
-            .unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let l = self.line();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').unwrap();
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-        Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        }
-    }
-
-    fn body(&mut self, mut r: Resp) -> Resp {
-        if r.header("transfer-encoding") == Some("chunked") {
-            loop {
-                let size = usize::from_str_radix(&self.line(), 16).unwrap();
-                if size == 0 {
-                    assert_eq!(self.line(), "");
-                    break;
-                }
-                let mut chunk = vec![0; size];
-                self.r.read_exact(&mut chunk).unwrap();
-                r.body.extend_from_slice(&chunk);
-                assert_eq!(self.line(), "");
-            }
-        } else {
-            let n: usize = r.header("content-length").unwrap().parse().unwrap();
-            r.body.resize(n, 0);
-            self.r.read_exact(&mut r.body).unwrap();
-        }
-        r
-    }
-
-    fn req(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        self.send(method, path, headers, body);
-        let h = self.head();
-        self.body(h)
-    }
-}
-
-fn call(fake: &Fake, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    Conn::open(fake).req(method, path, headers, body)
-}
-
-fn post_json(fake: &Fake, path: &str, token: Option<&str>, body: &Value) -> Resp {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut h = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        h.push(("Authorization", a));
-    }
-    call(fake, "POST", path, &h, body.to_string().as_bytes())
-}
-
-fn get(fake: &Fake, path: &str, token: &str) -> Resp {
-    call(
-        fake,
-        "GET",
-        path,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    )
-}
 
 fn start(opts: Options) -> Fake {
     Fake::start(Options {
@@ -433,25 +300,6 @@ fn device_flow_pending_slow_down_approve() {
 fn chat_body(prompt: &str, stream: bool) -> Value {
     json!({"bot_id":"b1","user_id":"u1","stream":stream,"auto_save_history":true,
            "additional_messages":[{"role":"user","content":prompt,"content_type":"text"}]})
-}
-
-/// Parse an SSE body written in the default style into (event, data) pairs.
-fn events(body: &str) -> Vec<(String, String)> {
-    body.split("\n\n")
-        .filter(|b| !b.is_empty())
-        .map(|b| {
-            let mut ev = String::new();
-            let mut data = String::new();
-            for l in b.lines() {
-                if let Some(e) = l.strip_prefix("event:") {
-                    ev = e.to_string();
-                } else if let Some(d) = l.strip_prefix("data:") {
-                    data = d.to_string();
-                }
-            }
-            (ev, data)
-        })
-        .collect()
 }
 
 #[test]
@@ -948,21 +796,9 @@ fn delay_fault_still_rotates_the_refresh_token() {
 /// flags doing what `--help` says, loopback only, and gone when its stdin closes.
 #[test]
 fn the_binary_serves_until_stdin_closes_and_stays_on_loopback() {
-    use std::process::{Command, Stdio};
-    let bin = env!("CARGO_BIN_EXE_coze-fake");
-    let mut child = Command::new(bin)
-        .args(["--pat", PAT, "--auto-approve", "--addr", "127.0.0.1:0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let hello: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(hello["type"], "fake", "{first}");
+    let (mut child, hello) =
+        spawn_binary(["--pat", PAT, "--auto-approve", "--addr", "127.0.0.1:0"]);
+    assert_eq!(hello["type"], "fake", "{hello}");
     let base = hello["base_url"].as_str().unwrap();
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
     assert!(addr.ip().is_loopback(), "{base}");
@@ -995,15 +831,7 @@ fn the_binary_serves_until_stdin_closes_and_stays_on_loopback() {
     );
     drop(c);
     // Closing stdin ends it, promptly and cleanly.
-    drop(child.stdin.take());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop_binary(&mut child);
     assert!(status.success(), "{status}");
     assert!(
         TcpStream::connect(addr).is_err(),
@@ -1011,7 +839,7 @@ fn the_binary_serves_until_stdin_closes_and_stays_on_loopback() {
     );
 
     // A non-loopback address is refused before anything is bound.
-    let out = Command::new(bin)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coze-fake"))
         .args(["--addr", "0.0.0.0:0"])
         .output()
         .unwrap();

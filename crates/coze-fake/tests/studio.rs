@@ -3,10 +3,11 @@
 //! lines, header names, the digits of 64-bit numbers — is checked byte for byte. The
 //! last tests check that the same requests still get coze.cn's answers by default.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::time::Duration;
 
+use common::{call, events, json_call, spawn_binary, stop_binary, Conn, Resp};
 use coze_fake::{Dialect, Fake, Options};
 use serde_json::{json, Value};
 
@@ -14,136 +15,13 @@ const PAT: &str = "pat_0123456789abcdef0123456789abcdef0123456789abcdef012345678
 const BOT: &str = "7500000000000000001";
 const BUSY: &str = "A chat is already in progress in this conversation. Please wait for it to finish or cancel it.";
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, k: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("utf-8 body")
-    }
-}
-
-/// One persistent connection.
-struct Conn {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Conn {
-    fn open(fake: &Fake) -> Conn {
-        let s = TcpStream::connect(fake.addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Conn {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: fake\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        self.w.write_all(req.as_bytes()).unwrap();
-        self.w.write_all(body).unwrap();
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        l.trim_end_matches(['\r', '\n']).to_string()
-    }
-
-    /// The status line and headers; header names keep their case.
-    fn head(&mut self) -> Resp {
-        let status_line = self.line();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .unwrap_or_else(|| panic!("bad status {status_line:?}"))
-            .parse()
-            .unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let l = self.line();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').unwrap();
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        }
-    }
-
-    /// One chunk of a chunked body; None at its end.
-    fn chunk(&mut self) -> Option<Vec<u8>> {
-        let size = usize::from_str_radix(&self.line(), 16).unwrap();
-        if size == 0 {
-            assert_eq!(self.line(), "");
-            return None;
-        }
-        let mut chunk = vec![0; size];
-        self.r.read_exact(&mut chunk).unwrap();
-        assert_eq!(self.line(), "");
-        Some(chunk)
-    }
-
-    fn body(&mut self, mut r: Resp) -> Resp {
-        if r.header("Transfer-Encoding") == Some("chunked") {
-            while let Some(c) = self.chunk() {
-                r.body.extend_from_slice(&c);
-            }
-        } else {
-            let n: usize = r.header("Content-Length").unwrap().parse().unwrap();
-            r.body.resize(n, 0);
-            self.r.read_exact(&mut r.body).unwrap();
-        }
-        r
-    }
-
-    fn req(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        self.send(method, path, headers, body);
-        let h = self.head();
-        self.body(h)
-    }
-}
-
-fn call(fake: &Fake, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    Conn::open(fake).req(method, path, headers, body)
-}
-
 fn bearer() -> String {
     format!("Bearer {PAT}")
 }
 
+/// A JSON request with the PAT.
 fn send(fake: &Fake, method: &str, path: &str, body: &Value) -> Resp {
-    let auth = bearer();
-    let h = [
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    call(fake, method, path, &h, body.to_string().as_bytes())
+    json_call(fake, method, path, Some(PAT), body)
 }
 
 fn post(fake: &Fake, path: &str, body: &Value) -> Resp {
@@ -151,7 +29,7 @@ fn post(fake: &Fake, path: &str, body: &Value) -> Resp {
 }
 
 fn get(fake: &Fake, path: &str) -> Resp {
-    call(fake, "GET", path, &[("Authorization", &bearer())], b"")
+    common::get(fake, path, PAT)
 }
 
 fn start(dialect: Dialect) -> Fake {
@@ -175,25 +53,6 @@ fn chat_body(prompt: &str, stream: Option<bool>) -> Value {
         b["stream"] = json!(s);
     }
     b
-}
-
-/// An SSE body in the default style as (event, data) pairs.
-fn events(body: &str) -> Vec<(String, String)> {
-    body.split("\n\n")
-        .filter(|b| !b.is_empty())
-        .map(|b| {
-            let mut ev = String::new();
-            let mut data = String::new();
-            for l in b.lines() {
-                if let Some(e) = l.strip_prefix("event:") {
-                    ev = e.to_string();
-                } else if let Some(d) = l.strip_prefix("data:") {
-                    data = d.to_string();
-                }
-            }
-            (ev, data)
-        })
-        .collect()
 }
 
 fn names(evs: &[(String, String)]) -> Vec<&str> {
@@ -874,26 +733,11 @@ fn the_coze_dialect_is_unchanged() {
 
 #[test]
 fn the_ready_line_names_the_dialect() {
-    use std::process::{Command, Stdio};
     for (flag, want) in [(None, "coze"), (Some("studio"), "studio")] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coze-fake"));
-        if let Some(d) = flag {
-            cmd.args(["--dialect", d]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        drop(child.stdin.take());
-        let status = child.wait().unwrap();
-        let hello: Value = serde_json::from_str(&first).unwrap();
-        assert_eq!(hello["dialect"], want, "{first}");
+        let args = flag.map(|d| ["--dialect", d]).into_iter().flatten();
+        let (mut child, hello) = spawn_binary(args);
+        let status = stop_binary(&mut child);
+        assert_eq!(hello["dialect"], want, "{hello}");
         assert!(status.success());
     }
 }

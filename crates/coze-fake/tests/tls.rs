@@ -3,12 +3,15 @@
 //! the tools use) and through a bare rustls client where the exact TLS behaviour
 //! matters (the names the certificate covers, a clean close_notify at the end).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{spawn_binary, stop_binary};
 use coze_fake::{Fake, Options, TlsOptions};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -248,27 +251,13 @@ fn socket_faults_reset_tls_connections() {
         json!({"type": "reset_mid_body", "after_events": 3}),
         1,
     );
-    let chat = json!({"bot_id":"7","user_id":"u","stream":true,
-        "additional_messages":[{"role":"user","content":"hi","content_type":"text"}]});
-    let err = raw(
-        &fake,
-        "127.0.0.1",
-        &ca,
-        "POST",
-        "/v3/chat",
-        &chat.to_string(),
-    )
-    .unwrap_err();
+    let body = json!({"bot_id":"7","user_id":"u","stream":true,
+        "additional_messages":[{"role":"user","content":"hi","content_type":"text"}]})
+    .to_string();
+    let chat = |fake: &Fake| raw(fake, "127.0.0.1", &ca, "POST", "/v3/chat", &body);
+    let err = chat(&fake).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err:?}");
-    let out = raw(
-        &fake,
-        "127.0.0.1",
-        &ca,
-        "POST",
-        "/v3/chat",
-        &chat.to_string(),
-    )
-    .unwrap();
+    let out = chat(&fake).unwrap();
     assert!(out.contains("event:done\n"), "{out}");
 }
 
@@ -389,24 +378,12 @@ fn certificate_files_are_served_and_bad_ones_named() {
 /// the file a PEM certificate clients can trust.
 #[test]
 fn the_binary_announces_https_and_its_ca_file() {
-    use std::process::{Command, Stdio};
     let dir = TempDir::new("binary");
     let ca_file = dir.path("fake-ca.pem");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_coze-fake"))
-        .args(["--pat", PAT, "--tls-ca-out"])
-        .arg(&ca_file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let hello: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(hello["type"], "fake", "{first}");
-    assert_eq!(hello["ca_file"], ca_file.to_str().unwrap(), "{first}");
+    let ca_path = ca_file.to_str().unwrap();
+    let (mut child, hello) = spawn_binary(["--pat", PAT, "--tls-ca-out", ca_path]);
+    assert_eq!(hello["type"], "fake", "{hello}");
+    assert_eq!(hello["ca_file"], ca_path, "{hello}");
     let base = hello["base_url"].as_str().unwrap();
     let addr: std::net::SocketAddr = base
         .strip_prefix("https://")
@@ -428,14 +405,6 @@ fn the_binary_announces_https_and_its_ca_file() {
     );
     assert_eq!(status, 200, "{body}");
 
-    drop(child.stdin.take());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop_binary(&mut child);
     assert!(status.success(), "{status}");
 }

@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 use super::{format_event, ChatRequest, Style};
 use crate::http::{ChunkedOut, Reply, Request, StreamEnd};
 use crate::router::studio::{
-    bad_request, errorx_text, parse_id, query_id, recovered_panic, required_in_body,
+    bad_request, body_object, errorx_text, parse_id, query_id, recovered_panic, required_body_id,
+    required_in_body,
 };
 use crate::state::{Chat, ChatStatus};
 use crate::App;
@@ -19,31 +20,6 @@ use crate::App;
 /// errno `ErrConversationAgentRunError` (`backend/types/errno/conversation.go`): the code
 /// of every error raised while a chat runs, as the SSE `error` event reports it.
 pub const AGENT_RUN_ERROR: i64 = 103_100_001;
-
-/// The body as a JSON object (an empty body binds as `{}`), or Hertz's bind error.
-fn body_object(req: &Request) -> Result<Map<String, Value>, Reply> {
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(bad_request(
-            "json: cannot unmarshal non-object into Go value",
-        )),
-        Err(e) => Err(bad_request(&format!("invalid JSON body: {e}"))),
-    }
-}
-
-/// A required, string-encoded 64-bit id of a JSON body (`json:"…,string,required"`).
-fn body_id(o: &Map<String, Value>, key: &str, field: &str) -> Result<i64, Reply> {
-    match o.get(key) {
-        None | Some(Value::Null) => Err(bad_request(&required_in_body(field, key))),
-        Some(Value::String(s)) => parse_id(s).map_err(|e| bad_request(&e)),
-        Some(v) => Err(bad_request(&format!(
-            "json: invalid use of ,string struct tag, trying to unmarshal unquoted value {v} into int64"
-        ))),
-    }
-}
 
 /// `parameters` must be an object: `preprocessChatV3Parameters` refuses a string before
 /// binding, and binding refuses anything else but null.
@@ -77,7 +53,7 @@ fn query_conversation(req: &Request) -> Result<Option<String>, Reply> {
 pub fn bind(req: &Request) -> Result<ChatRequest, Reply> {
     let o = body_object(req)?;
     check_parameters(&o)?;
-    let bot = body_id(&o, "bot_id", "BotID")?;
+    let bot = required_body_id(&o, "bot_id", "BotID")?;
     let conversation_id = query_conversation(req)?;
     let user_id = match o.get("user_id") {
         None | Some(Value::Null) => return Err(bad_request(&required_in_body("User", "user_id"))),
@@ -337,8 +313,8 @@ pub fn message_list(app: &App, req: &Request) -> Reply {
 pub fn cancel(app: &App, req: &Request) -> Reply {
     let ids = body_object(req).and_then(|o| {
         Ok((
-            body_id(&o, "chat_id", "ChatID")?.to_string(),
-            body_id(&o, "conversation_id", "ConversationID")?.to_string(),
+            required_body_id(&o, "chat_id", "ChatID")?.to_string(),
+            required_body_id(&o, "conversation_id", "ConversationID")?.to_string(),
         ))
     });
     let (chat, conv) = match ids {

@@ -8,11 +8,13 @@
 //! quirks. The fake's single user owns every conversation, so the "user not match"
 //! branches never fire.
 
+use super::path_id;
 use serde_json::{json, Map, Value};
 
 use crate::http::{Reply, Request};
 use crate::router::studio::{
-    bad_request, business, internal_error, ok_data, parse_id, query_id, recovered_panic, required,
+    bad_request, body_id, body_object, business, internal_error, ok_data, parse_id, query_id,
+    recovered_panic, required,
 };
 use crate::router::Ctx;
 use crate::state::Conversation;
@@ -72,31 +74,6 @@ fn conversation_data(c: &Conversation, f: Fields) -> Value {
         m.insert("user_id".into(), json!(c.user_id));
     }
     Value::Object(m)
-}
-
-/// The body as a JSON object (an empty body binds as `{}`), or Hertz's bind error.
-fn body_object(req: &Request) -> Result<Map<String, Value>, Reply> {
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(bad_request(
-            "json: cannot unmarshal non-object into Go value",
-        )),
-        Err(e) => Err(bad_request(&format!("invalid JSON body: {e}"))),
-    }
-}
-
-/// An optional string-encoded 64-bit id of a JSON body (`json:"…,string"`).
-fn body_id(o: &Map<String, Value>, key: &str) -> Result<Option<i64>, Reply> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_id(s).map(Some).map_err(|e| bad_request(&e)),
-        Some(v) => Err(bad_request(&format!(
-            "json: invalid use of ,string struct tag, trying to unmarshal unquoted value {v} into int64"
-        ))),
-    }
 }
 
 /// `meta_data` is a `map[string]string`: null when absent, Studio's own round trip
@@ -243,17 +220,6 @@ fn page_of<T>(rows: Vec<T>, page: i64, size: i64) -> (Vec<T>, bool) {
         rows.pop();
     }
     (rows, has_more)
-}
-
-/// The conversation id of `/v1/conversations/{id}[/clear]` (digits: the router's
-/// allow-list let nothing else through).
-fn path_id(req: &Request) -> String {
-    req.path
-        .trim_matches('/')
-        .split('/')
-        .nth(2)
-        .unwrap_or("")
-        .to_string()
 }
 
 /// PUT /v1/conversations/{id}: an empty name changes nothing (`ConversationDAO.Update`);

@@ -6,7 +6,7 @@
 //! not serve with its session middleware's 401 — that middleware runs before Hertz's
 //! 404 (`backend/main.go` registers it with `s.Use`).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 use crate::http::{Reply, Request};
@@ -198,6 +198,36 @@ pub fn required_in_body(field: &str, json_name: &str) -> String {
 pub fn parse_id(text: &str) -> Result<i64, String> {
     text.parse::<i64>()
         .map_err(|_| format!("strconv.ParseInt: parsing {text:?}: invalid syntax"))
+}
+
+/// The body as a JSON object (an empty body binds as `{}`), or Hertz's bind error.
+pub fn body_object(req: &Request) -> Result<Map<String, Value>, Reply> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(bad_request(
+            "json: cannot unmarshal non-object into Go value",
+        )),
+        Err(e) => Err(bad_request(&format!("invalid JSON body: {e}"))),
+    }
+}
+
+/// An optional string-encoded 64-bit id of a JSON body (`json:"…,string"`).
+pub fn body_id(o: &Map<String, Value>, key: &str) -> Result<Option<i64>, Reply> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_id(s).map(Some).map_err(|e| bad_request(&e)),
+        Some(v) => Err(bad_request(&format!(
+            "json: invalid use of ,string struct tag, trying to unmarshal unquoted value {v} into int64"
+        ))),
+    }
+}
+
+/// A required one (`json:"…,string,required"`): JSON key `key`, Go field `field`.
+pub fn required_body_id(o: &Map<String, Value>, key: &str, field: &str) -> Result<i64, Reply> {
+    body_id(o, key)?.ok_or_else(|| bad_request(&required_in_body(field, key)))
 }
 
 /// The required, numeric query parameter `name` (Go field `field`), or the bind error.
