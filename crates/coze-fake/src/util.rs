@@ -1,7 +1,7 @@
 //! Small helpers every module needs: clocks, random ids and tokens, the logid formats
 //! (coze's `x-tt-logid`, Studio's `X-Log-ID` UUID), URL query/form decoding and JSON
 //! string escaping. Kept dependency-free so the fake stays an independent reading of
-//! coze-api.md.
+//! the official API documentation.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
