@@ -47,7 +47,7 @@ pub struct Network {
     pub allow_http: bool,
 }
 
-/// The decisions of the README's "HTTP" notes that a user can change.
+/// The HTTP decisions a user can change (--help's CONNECTION and NETWORK flags).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub connect_timeout: Duration,
