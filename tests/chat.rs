@@ -854,7 +854,21 @@ fn a_bad_stdin_line_stops_the_run_unless_keep_going(d: Dialect) {
 // ---------------------------------------------------------------- 8. Ctrl-C
 
 fn sigint_cancels_the_chat_on_the_server_and_exits_130(d: Dialect) {
-    let sb = logged_in_as("chat-sigint", d);
+    a_signal_cancels_the_chat(d, "INT", 130, "coze-chat: interrupted");
+}
+
+/// SIGTERM (a service manager) and SIGHUP (a closed terminal) cancel the chat as Ctrl-C
+/// does: a chat left running would refuse the next run's prompt with 4016.
+fn sigterm_cancels_the_chat_and_exits_143(d: Dialect) {
+    a_signal_cancels_the_chat(d, "TERM", 143, "coze-chat: terminated");
+}
+
+fn sighup_cancels_the_chat_and_exits_129(d: Dialect) {
+    a_signal_cancels_the_chat(d, "HUP", 129, "coze-chat: the terminal closed");
+}
+
+fn a_signal_cancels_the_chat(d: Dialect, signal: &str, code: i32, said: &str) {
+    let sb = logged_in_as(&format!("chat-sig{signal}"), d);
     sb.fake
         .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
     let mut cmd = chat(&sb);
@@ -889,7 +903,7 @@ fn sigint_cancels_the_chat_on_the_server_and_exits_130(d: Dialect) {
         panic!("no answer bytes within 30 s: {what}");
     }
     let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
@@ -900,7 +914,7 @@ fn sigint_cancels_the_chat_on_the_server_and_exits_130(d: Dialect) {
     let stdout = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(code),
         "{stderr}\n--- stdout\n{stdout}"
     );
     assert!(
@@ -908,7 +922,7 @@ fn sigint_cancels_the_chat_on_the_server_and_exits_130(d: Dialect) {
         "took {:?}",
         start.elapsed()
     );
-    assert!(stderr.contains("coze-chat: interrupted"), "{stderr}");
+    assert!(stderr.contains(said), "{stderr}");
     assert!(
         !stdout.is_empty() && stdout.len() < "春".len() * 200,
         "{stdout}"
@@ -1356,6 +1370,8 @@ both_dialects!(
     a_failed_prompt_is_reported_and_the_next_ones_still_run,
     a_bad_stdin_line_stops_the_run_unless_keep_going,
     sigint_cancels_the_chat_on_the_server_and_exits_130,
+    sigterm_cancels_the_chat_and_exits_143,
+    sighup_cancels_the_chat_and_exits_129,
     head_1_ends_it_quietly_and_cancels_the_chat,
     no_stream_gives_the_same_answer_as_streaming,
     an_idle_stream_times_out_with_exit_5_and_keeps_the_partial_answer,

@@ -20,7 +20,14 @@ pub mod exit {
     pub const AUTH: u8 = 4;
     pub const NETWORK: u8 = 5;
     pub const RATE_LIMIT: u8 = 6;
+    /// Reserved: waiting for an answer (a workflow interrupt, a tool call nobody answered).
+    pub const WAITING: u8 = 7;
+    /// A local file or stream could not be read or written: permission denied, a
+    /// directory where a file should be, a full disk, a full stdout.
+    pub const LOCAL_IO: u8 = 8;
     pub const INTERRUPTED: u8 = 130;
+    /// SIGTERM.
+    pub const TERMINATED: u8 = 143;
 }
 
 /// The exit-code table as users read it in `--help` and the README.
@@ -34,7 +41,10 @@ EXIT STATUS
          state mismatch
     5    network: unreachable, timed out, or the stream was cut
     6    rate limit or quota still refused after retries
-    130  interrupted (Ctrl-C)";
+    8    a local file or stream could not be read or written (permission denied,
+         a directory where a file should be, a full disk or stdout)
+    130  interrupted (Ctrl-C)
+    143  terminated (SIGTERM)";
 
 /// What the server said, in any of its error shapes (envelope, OAuth, bare HTTP).
 #[derive(Debug, Clone, PartialEq)]
@@ -222,7 +232,7 @@ impl Error {
             Error::Protocol(_) => exit::API,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,
-            Error::Io { .. } => exit::API,
+            Error::Io { .. } => exit::LOCAL_IO,
             Error::Api(e) if e.is_auth() => exit::AUTH,
             Error::Api(e) if e.is_rate_limit() => exit::RATE_LIMIT,
             Error::Api(e) => match e.oauth_code() {
