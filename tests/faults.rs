@@ -698,9 +698,11 @@ fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str, dialect: Diale
         .filter(|l| !l.starts_with("coze-token: waiting for approval"))
         .collect();
     // What a successful run may say on stderr.
+    let recovers = recovers(call, fault);
     let informational = |l: &&str| {
         (tool == "coze-token" && (l.contains(": saved to ") || l.contains(" refreshed; expires")))
             || (fault == "malformed" && l.contains("malformed event(s)"))
+            || (recovers && l.contains("the rest of the chat was recovered by polling"))
     };
     let errors: Vec<&str> = lines
         .iter()
@@ -714,6 +716,9 @@ fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str, dialect: Diale
     };
     if fault == "malformed" && !lines.iter().any(|l| l.contains("1 malformed event")) {
         problems.push("no warning about the malformed event".into());
+    }
+    if recovers && code == 0 && !lines.iter().any(|l| l.contains("recovered by polling")) {
+        problems.push("no warning that the chat was recovered by polling".into());
     }
     if !should_fail {
         if !errors.is_empty() {
@@ -769,6 +774,12 @@ fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str, dialect: Diale
     problems
 }
 
+/// Whether the cell's stream breaks after the chat's ids came, so that coze-chat
+/// follows the chat to its end by polling instead of failing.
+fn recovers(call: &str, fault: &str) -> bool {
+    call == "chat.stream" && matches!(fault, "midbody" | "cut")
+}
+
 /// Whether the final failure is a response the server sent (with its x-tt-logid).
 fn server_answered(call: &str, fault: &str) -> bool {
     match fault {
@@ -797,9 +808,14 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run, dialect: Dialect) -
         Ok(v) => v,
         Err(e) => return vec![format!("stdout is not JSON lines: {e}")],
     };
+    // coze-chat's own failure report is a record, `{"type":"error",…}`, not an event.
     let names: Vec<&str> = records
         .iter()
-        .map(|r| r["event"].as_str().unwrap_or(""))
+        .map(|r| match (r["event"].as_str(), r["type"].as_str()) {
+            (Some(e), _) => e,
+            (None, Some("error")) => "type:error",
+            _ => "",
+        })
         .collect();
     let deltas: String = records
         .iter()
@@ -858,6 +874,30 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run, dialect: Dialect) -
             );
         }
         "chat.stream" => {
+            if code == 0 && recovers(call, fault) {
+                // The 4 events received, then the rest recovered by polling, marked.
+                let (streamed, polled) = records.split_at(records.len().min(4));
+                let whole = polled
+                    .iter()
+                    .find(|r| {
+                        r["event"] == "conversation.message.completed"
+                            && r["data"]["type"] == "answer"
+                    })
+                    .and_then(|r| r["data"]["content"].as_str());
+                expect(
+                    streamed.len() == 4
+                        && streamed.iter().all(|r| r.get("recovered").is_none())
+                        && !polled.is_empty()
+                        && polled.iter().all(|r| r["recovered"] == true)
+                        && answer.starts_with(&deltas),
+                    format!("expected the 4 events streamed, then recovered ones; got {names:?}"),
+                );
+                expect(
+                    whole == Some(answer.as_str()) && names.last() == Some(&"done"),
+                    format!("expected the whole answer recovered and done; got {names:?}"),
+                );
+                return problems;
+            }
             if code == 0 {
                 expect(
                     names.last() == Some(&end) && deltas == answer,
@@ -875,8 +915,8 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run, dialect: Dialect) -
                 return vec!["stdout is empty: no error event".into()];
             };
             expect(
-                ours["event"] == "error" && ours["data"]["exit_code"] == code,
-                format!("the last line is not our error event with exit_code {code}: {ours}"),
+                ours["type"] == "error" && ours["exit_code"] == code,
+                format!("the last line is not our error record with exit_code {code}: {ours}"),
             );
             let want = match fault {
                 "midbody" | "cut" => Some(4),
@@ -895,11 +935,11 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run, dialect: Dialect) -
                 ),
                 // Studio reports a failed run as an SSE error event and ends the stream.
                 None if dialect == Dialect::Studio => expect(
-                    names.ends_with(&["error", "error"]),
+                    names.ends_with(&["error", "type:error"]),
                     format!("expected the server's error event and ours, got {names:?}"),
                 ),
                 None => expect(
-                    names.ends_with(&["conversation.chat.failed", end, "error"]),
+                    names.ends_with(&["conversation.chat.failed", end, "type:error"]),
                     format!("expected the whole failed stream, got {names:?}"),
                 ),
             }
@@ -931,21 +971,21 @@ fn check_stdout(call: &str, fault: &str, code: i32, r: &Run, dialect: Dialect) -
                 );
             } else if fault == "refused" {
                 expect(
-                    names == ["error"],
-                    format!("expected only our error event, got {names:?}"),
+                    names == ["type:error"],
+                    format!("expected only our error record, got {names:?}"),
                 );
             } else if fault == "chat_failed" {
                 expect(
                     names.first() == Some(&"conversation.chat.created")
-                        && names.ends_with(&["conversation.chat.failed", "done", "error"]),
+                        && names.ends_with(&["conversation.chat.failed", "done", "type:error"]),
                     format!("expected created … failed, done, error; got {names:?}"),
                 );
             } else {
                 expect(
                     names.first() == Some(&"conversation.chat.created")
-                        && names.last() == Some(&"error")
+                        && names.last() == Some(&"type:error")
                         && !names.contains(&"done"),
-                    format!("expected chat.created … and our error event; got {names:?}"),
+                    format!("expected chat.created … and our error record; got {names:?}"),
                 );
             }
         }
@@ -988,7 +1028,8 @@ fn check_counts(
         .trim_end_matches("x1")
         .trim_end_matches("xN")
         .trim_end_matches(['1', 'N']);
-    let want = if fault == "4028" {
+    let want = if fault == "4028" || recovers(call, fault) {
+        // Asked once; a broken stream's chat is followed, never asked again.
         Some(base + 1)
     } else if kind == "4100" && tool(call) != "coze-token" && refreshable {
         // Refused, refreshed once, asked again; a second refusal is final.
@@ -1027,6 +1068,22 @@ fn check_counts(
     }
     if fault == "refused" && took > Duration::from_secs(8) {
         problems.push(format!("a refused connection took {took:?}"));
+    }
+    if recovers(call, fault) {
+        let polled = |ep: &str| {
+            stats
+                .pointer(&format!("/requests/{ep}"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        if polled("chat.retrieve") == 0 || polled("chat.message.list") != 1 || cancels != 0 {
+            problems.push(format!(
+                "expected the chat followed by polling and not cancelled: {} retrieves, \
+                 {} message lists, {cancels} cancels",
+                polled("chat.retrieve"),
+                polled("chat.message.list")
+            ));
+        }
     }
     if call == "chat.cancel" {
         let want = if final_at_once(fault, dialect) && fault != "trunc_json" && fault != "stall" {

@@ -562,11 +562,11 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_connecting() {
             "{name}: took {took:?}: it must refuse before connecting\n{}",
             r.describe()
         );
-        // coze-chat reports a failed prompt on stdout too, as its `error` event.
+        // coze-chat reports a failed prompt on stdout too, as its `error` record.
         assert!(
             r.records()
                 .iter()
-                .all(|e| e["event"] == "error" && e["data"]["exit_code"] == 2),
+                .all(|e| e["type"] == "error" && e["exit_code"] == 2),
             "{name}\n{}",
             r.describe()
         );

@@ -19,6 +19,7 @@ mod load;
 mod packaging;
 mod profiles;
 mod proxy;
+mod recovery;
 mod secrets;
 mod studio;
 mod tls;

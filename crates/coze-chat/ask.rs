@@ -65,6 +65,9 @@ pub fn ask<W: Write>(
         Err(e) => Some(e),
         Ok(()) => None,
     };
+    if let Some(how) = &state.recovered {
+        coze_core::say!("{TOOL}: warning: {how}; the rest of the chat was recovered by polling it");
+    }
     if state.malformed > 0 {
         coze_core::say!(
             "{TOOL}: warning: {} malformed event(s) in the stream were skipped",

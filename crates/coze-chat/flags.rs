@@ -37,7 +37,9 @@ OPTIONS:
     --no-save              do not save the exchange in the conversation
                            (auto_save_history false; needs streaming)
     --no-stream            create the chat, poll until it is done, then list its
-                           messages; the same output as streaming
+                           messages: the same text and answers as streaming; in
+                           -o events only the polled chat's events (no deltas:
+                           each message whole, as conversation.message.completed)
     -o, --output MODE      events: every Coze event as a JSON line, lossless
                                    ({\"event\":…,\"data\":…,\"id\":…})
                            text:   the answer only, streamed; reasoning and
@@ -74,8 +76,11 @@ OUTPUT RECORDS:
              \"reasoning_content\":…,\"follow_ups\":[…],\"conversation_id\":…,
              \"chat_id\":…,\"bot_id\":…,\"usage\":{…},\"status\":\"completed\"|\"failed\"|…,
              \"error\":null|{\"message\":…,\"code\":…,\"logid\":…,\"exit_code\":…}}
-    In events mode a failed prompt adds {\"event\":\"error\",\"data\":{\"code\":…,
-    \"msg\":…,\"logid\":…,\"exit_code\":…},\"id\":…}.
+    error:  {\"type\":\"error\",\"id\":…,\"code\":…,\"msg\":…,\"logid\":…,\"exit_code\":…}
+    In events mode a failed prompt ends with an `error` record: coze-chat's own
+    report, a `type` and not an `event` (only the server's events are events).
+    Events recovered by polling a chat whose stream broke (see FAILURES) carry
+    \"recovered\":true.
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
@@ -86,6 +91,14 @@ FAILURES:
     failure. Ctrl-C
     cancels the chat on the server and exits 130; a closed stdout (| head -1)
     cancels it and exits 0.
+
+    A stream that breaks once the chat exists (cut, reset, ended early) is not
+    asked again: the chat goes on on the server, so it is followed to its end by
+    polling (retrieve, then its messages) and the rest is printed: -o answers
+    gets the whole answer, -o text the part not yet printed, -o events the
+    --no-stream events of the rest, marked \"recovered\":true; one warning line
+    on stderr says so. Only a chat that cannot be found then fails (exit 5). A
+    stream silent past --idle-timeout is not followed: it ends the prompt (exit 5).
 
 EXAMPLES:
     coze-chat --bot $BOT \"你好\"

@@ -23,6 +23,8 @@ pub struct Printer<W: Write> {
     open_line: bool,
     dim_reasoning: bool,
     reasoning_open: bool,
+    /// Events mode: the stream broke and the events now come from polling the chat.
+    recovered: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -34,6 +36,7 @@ impl<W: Write> Printer<W> {
             open_line: false,
             dim_reasoning: io::stderr().is_terminal(),
             reasoning_open: false,
+            recovered: false,
         }
     }
 
@@ -47,17 +50,12 @@ impl<W: Write> Printer<W> {
         self.id = id;
         self.open_line = false;
         self.reasoning_open = false;
-    }
-
-    fn with_id(&self, mut record: Map<String, Value>) -> Value {
-        if let Some(id) = &self.id {
-            record.insert("id".into(), id.clone());
-        }
-        Value::Object(record)
+        self.recovered = false;
     }
 
     /// Ends a prompt: text mode closes its line and shows follow-ups; answers mode
-    /// writes the record; events mode reports a failure as an `error` line.
+    /// writes the record; events mode reports a failure as an `error` record (a `type`,
+    /// not an `event`: only the server's events are events).
     pub fn end(
         &mut self,
         prompt: &str,
@@ -115,14 +113,21 @@ impl<W: Write> Printer<W> {
             Mode::Events => match error {
                 None => Ok(()),
                 Some(e) => {
+                    let mut r = Map::new();
+                    r.insert("type".into(), "error".into());
+                    if let Some(id) = &self.id {
+                        r.insert("id".into(), id.clone());
+                    }
                     let mut data = error_json(e);
-                    data["msg"] = data["message"].take();
-                    data.as_object_mut().map(|o| o.remove("message"));
-                    let line = self.with_id(Map::from_iter([
-                        ("event".into(), "error".into()),
-                        ("data".into(), data),
-                    ]));
-                    self.out.write(&line)
+                    for (k, from) in [
+                        ("code", "code"),
+                        ("msg", "message"),
+                        ("logid", "logid"),
+                        ("exit_code", "exit_code"),
+                    ] {
+                        r.insert(k.into(), data[from].take());
+                    }
+                    self.out.write(&Value::Object(r))
                 }
             },
         }
@@ -140,27 +145,31 @@ impl<W: Write> Printer<W> {
 }
 
 /// A failure as data: the one-line message (secrets scrubbed), the server's code and
-/// logid when there are some, and the exit code it maps to.
+/// logid whenever the message names them (a cut stream's logid too), and the exit code
+/// it maps to.
 pub fn error_json(e: &Error) -> Value {
-    let api = e.api();
+    let api = e.server_answer();
     json!({
         "message": redact::scrub(&e.to_string()),
         "code": api.and_then(|a| a.coze_code()).map(Value::from)
             .or_else(|| api.and_then(|a| a.oauth_code()).map(Value::from))
             .unwrap_or(Value::Null),
-        "logid": api.and_then(|a| a.logid.clone()),
+        "logid": e.logid(),
         "exit_code": e.exit_code(),
     })
 }
 
 /// One `-o events` line: `{"event":…,"data":…,"id":…}`, the id only when the prompt
-/// has one.
+/// has one, and `"recovered":true` on the events recovered by polling a chat whose
+/// stream broke.
 #[derive(serde::Serialize)]
 struct EventLine<'a> {
     event: &'a str,
     data: &'a Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    recovered: bool,
 }
 
 impl<W: Write> Sink for Printer<W> {
@@ -174,7 +183,13 @@ impl<W: Write> Sink for Printer<W> {
             event: name,
             data,
             id: self.id.as_ref(),
+            recovered: self.recovered,
         })
+    }
+
+    fn recovering(&mut self) -> io::Result<()> {
+        self.recovered = true;
+        Ok(())
     }
 
     fn wants_events(&self) -> bool {

@@ -5,7 +5,10 @@
 //! reasoning, follow-ups, usage, the failure), while a `Sink` sees every event as it
 //! arrives. The streamed path feeds it from the SSE reader; `--no-stream` feeds it
 //! events synthesized from create → retrieve → message list, so both produce the
-//! same output. Printing is the sink's business (coze-chat), not this module's.
+//! same answer. A stream that breaks once the chat exists is finished the second way:
+//! the chat goes on on the server, so it is polled to its end and the machine gives
+//! the sink only what the stream had not. Printing is the sink's business
+//! (coze-chat), not this module's.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::Client;
 use crate::error::{ApiCode, ApiError, Error, Result};
-use crate::http::describe_io;
+use crate::http::{describe_io, is_timeout};
 use crate::json_pick;
 use crate::sse::{SseError, SseReader};
 
@@ -81,6 +84,12 @@ pub trait Sink {
     fn wants_events(&self) -> bool {
         true
     }
+    /// The stream broke before the chat was over and the chat is followed to its end by
+    /// polling: the events from here on are recovered from the server's record of the
+    /// chat (the `--no-stream` events: no deltas), not streamed.
+    fn recovering(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Called before the stream reader may block for more input: whatever the sink
     /// has buffered must go out now.
     fn flush(&mut self) -> io::Result<()> {
@@ -108,10 +117,22 @@ pub struct ChatState {
     pub done: bool,
     /// How the chat failed, when it did.
     pub failure: Option<Failure>,
+    /// How the stream broke before the chat was over, when the chat was then followed
+    /// to its end by polling: the events after the break were recovered, not streamed.
+    pub recovered: Option<String>,
     answer_message: Option<String>,
     saw_delta_for: Option<String>,
     /// Some answer text went out (`content` may not keep it: see `Sink::keeps_answer`).
     answered: bool,
+    /// Bytes of answer and of reasoning given to the sink for `answer_message`, and for
+    /// the chat's earlier answer messages: after a broken stream, an answer goes on
+    /// where it stopped.
+    answer_sent: (usize, usize),
+    earlier_sent: Vec<(String, (usize, usize))>,
+    /// The chat is being followed by polling after its stream broke.
+    recovering: bool,
+    /// Ids of the messages whose `conversation.message.completed` was fed.
+    completed: Vec<String>,
 }
 
 /// The server ended the chat without an answer.
@@ -180,19 +201,32 @@ impl ChatState {
                     sink,
                 )?;
             }
-            "conversation.message.completed" if data.is_object() => match text("type") {
-                // An answer that came only as `completed` (polling, or a short answer).
-                "answer" if self.saw_delta_for.as_deref() != Some(id_text(data, "id").as_str()) => {
-                    let id = id_text(data, "id");
-                    self.separate_answers(&id, sink)?;
-                    self.answer_text(text("reasoning_content"), text("content"), sink)?;
+            "conversation.message.completed" if data.is_object() => {
+                let id = id_text(data, "id");
+                match text("type") {
+                    // Recovered after a broken stream: what the stream did not give.
+                    "answer" if self.recovering => {
+                        let (c, r) = self.sent_for(&id);
+                        let rest = |k: &str, from: usize| text(k).get(from..).unwrap_or_default();
+                        let (c, r) = (rest("content", c), rest("reasoning_content", r));
+                        if !c.is_empty() || !r.is_empty() {
+                            self.separate_answers(&id, sink)?;
+                            self.answer_text(r, c, sink)?;
+                        }
+                    }
+                    // An answer that came only as `completed` (polling, or a short answer).
+                    "answer" if self.saw_delta_for.as_deref() != Some(id.as_str()) => {
+                        self.separate_answers(&id, sink)?;
+                        self.answer_text(text("reasoning_content"), text("content"), sink)?;
+                    }
+                    "follow_up" => {
+                        self.follow_ups.push(text("content").to_owned());
+                        sink.follow_up(text("content"))?;
+                    }
+                    _ => {}
                 }
-                "follow_up" => {
-                    self.follow_ups.push(text("content").to_owned());
-                    sink.follow_up(text("content"))?;
-                }
-                _ => {}
-            },
+                self.completed.push(id);
+            }
             "conversation.message.delta" | "conversation.message.completed" => self.malformed += 1,
             "conversation.chat.failed" => {
                 self.take_chat(data);
@@ -308,6 +342,7 @@ impl ChatState {
             if keep {
                 self.reasoning.push_str(r);
             }
+            self.answer_sent.1 += r.len();
             sink.reasoning(r)?;
         }
         if !c.is_empty() {
@@ -315,9 +350,27 @@ impl ChatState {
                 self.content.push_str(c);
             }
             self.answered = true;
+            self.answer_sent.0 += c.len();
             sink.answer(c)?;
         }
         Ok(())
+    }
+
+    /// Bytes of answer and reasoning the sink got for answer message `id`.
+    fn sent_for(&self, id: &str) -> (usize, usize) {
+        if self.answer_message.as_deref() == Some(id) {
+            return self.answer_sent;
+        }
+        self.earlier_sent
+            .iter()
+            .find(|(m, _)| m == id)
+            .map_or((0, 0), |(_, sent)| *sent)
+    }
+
+    /// Whether `message` was already fed as `conversation.message.completed`.
+    pub fn fed_completed(&self, message: &Value) -> bool {
+        let id = id_text(message, "id");
+        !id.is_empty() && self.completed.contains(&id)
     }
 
     fn take_chat(&mut self, data: &Value) {
@@ -350,6 +403,13 @@ impl ChatState {
                 }
                 sink.answer("\n\n")?;
             }
+            if let Some(earlier) = self.answer_message.take() {
+                self.earlier_sent.push((earlier, self.answer_sent));
+            }
+            self.answer_sent = match self.earlier_sent.iter().position(|(m, _)| m == id) {
+                Some(i) => self.earlier_sent.remove(i).1,
+                None => (0, 0),
+            };
             self.answer_message = Some(id.to_owned());
         }
         Ok(())
@@ -456,8 +516,36 @@ pub fn parse_data(data: &str) -> Value {
     serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
 }
 
-/// Runs a streamed chat to its end. The state is returned even on failure: what was
-/// received is the caller's to report.
+/// How a stream stopped before the chat was over.
+enum Broke {
+    /// It ended early, was reset, cut mid-line or unreadable: the chat goes on on the
+    /// server, so it is followed by polling when its ids are known.
+    Cut(String),
+    /// It went silent past the idle timeout: the user's bound on waiting, so the chat
+    /// is not followed (polling a chat that stopped answering could wait for ever).
+    Silent(String),
+    /// Anything else: stdout failed or closed.
+    Fail(Error),
+}
+
+/// Whether an event whose last line lacks its terminator at the end of the stream is
+/// whole anyway, as the official SDKs take such a line (coze-py's recorded test
+/// streams end so): its data is JSON whose end is its own (an object, an array, a
+/// string), which does not parse when cut short; or it is a self-hosted Coze Studio's
+/// end mark, whose data is always empty.
+fn whole_last_event(name: Option<&str>, data: &str) -> bool {
+    (name == Some("conversation.stream.done") && data.is_empty())
+        || matches!(
+            serde_json::from_str::<Value>(data),
+            Ok(Value::Object(_) | Value::Array(_) | Value::String(_))
+        )
+}
+
+/// Runs a streamed chat to its end. A stream that breaks once the chat exists (its ids
+/// arrived) is not an answer lost: the chat goes on on the server, so it is followed
+/// to its end by polling ([`follow`]) and the sink gets the rest (after
+/// [`Sink::recovering`]). The state is returned even on failure: what was received is
+/// the caller's to report.
 pub fn stream(
     client: &Client<'_>,
     spec: &ChatSpec,
@@ -472,58 +560,118 @@ pub fn stream(
         Ok(s) => s,
         Err(e) => return (state, Err(e)),
     };
-    let logid = stream.logid.clone();
+    let mut logid = stream.logid.clone();
     let mut reader = SseReader::new(stream.reader);
     let mut registered = false;
-    let outcome = loop {
+    let ended = loop {
         // The output is flushed right before a read that may block, so no answer text
         // waits in a buffer while we wait for the network.
-        match reader.next_ref_with(&mut || sink.flush()) {
-            Ok(Some(ev)) => {
-                let fed = state.feed_text(ev.event, ev.data, sink).and_then(|end| {
-                    if end {
-                        sink.flush()?;
-                    }
-                    Ok(end)
-                });
-                match fed {
-                    Ok(true) => {
-                        if state.done {
-                            // The body ends right after `done`: read its end so the
-                            // connection goes back to the pool (keep-alive).
-                            let _ = reader.drain(64 << 10);
-                        }
-                        break Ok(());
-                    }
-                    Ok(false)
-                        if !registered
-                            && state.chat_id.is_some()
-                            && state.conversation_id.is_some() =>
-                    {
-                        active.set(&state);
-                        registered = true;
-                    }
-                    Ok(false) => {}
-                    Err(e) => break Err(Error::io("stdout", e)),
-                }
+        let (fed, last) = match reader.next_ref_with(&mut || sink.flush()) {
+            Ok(Some(ev)) => (state.feed_text(ev.event, ev.data, sink), false),
+            Err(SseError::Truncated {
+                partial_event,
+                data,
+            }) if whole_last_event(partial_event.as_deref(), &data) => {
+                let name = partial_event.as_deref().unwrap_or("message");
+                (state.feed_text(name, &data, sink), true)
             }
-            Ok(None) if state.finished() => break Ok(()),
-            Ok(None) => break Err(cut(&state, "the server ended the stream", logid.as_deref())),
+            // The chat's final status arrived: what ends the stream now ends nothing.
+            Ok(None)
+            | Err(SseError::Truncated { .. } | SseError::Io(_) | SseError::InvalidUtf8 { .. })
+                if state.finished() =>
+            {
+                break Ok(())
+            }
+            Ok(None) => break Err(Broke::Cut("the server ended the stream".into())),
             Err(SseError::Truncated { .. }) => {
-                break Err(cut(
-                    &state,
-                    "the stream ended in the middle of an event",
-                    logid.as_deref(),
+                break Err(Broke::Cut(
+                    "the stream ended in the middle of an event".into(),
                 ))
             }
-            Err(SseError::Io(e)) => break Err(cut(&state, &describe_io(&e), logid.as_deref())),
-            Err(SseError::Hook(e)) => break Err(Error::io("stdout", e)),
-            Err(e @ SseError::InvalidUtf8 { .. }) => {
-                break Err(cut(&state, &e.to_string(), logid.as_deref()))
+            Err(SseError::Io(e)) if is_timeout(&e) => break Err(Broke::Silent(describe_io(&e))),
+            Err(SseError::Io(e)) => break Err(Broke::Cut(describe_io(&e))),
+            Err(SseError::Hook(e)) => break Err(Broke::Fail(Error::io("stdout", e))),
+            Err(e @ SseError::InvalidUtf8 { .. }) => break Err(Broke::Cut(e.to_string())),
+        };
+        let fed = fed.and_then(|end| {
+            if end || last {
+                sink.flush()?;
+            }
+            Ok(end)
+        });
+        match fed {
+            Ok(true) => {
+                if state.done {
+                    // The body ends right after `done`: read its end so the
+                    // connection goes back to the pool (keep-alive).
+                    let _ = reader.drain(64 << 10);
+                }
+                break Ok(());
+            }
+            Ok(false) if last && state.finished() => break Ok(()),
+            Ok(false) if last => break Err(Broke::Cut("the server ended the stream".into())),
+            Ok(false)
+                if !registered && state.chat_id.is_some() && state.conversation_id.is_some() =>
+            {
+                active.set(&state);
+                registered = true;
+            }
+            Ok(false) => {}
+            Err(e) => break Err(Broke::Fail(Error::io("stdout", e))),
+        }
+    };
+    // The server answered the recovery itself (the chat is gone, or we may not see
+    // it): a cancel would meet the same answer.
+    let mut answered = false;
+    let outcome = match ended {
+        Ok(()) => Ok(()),
+        Err(Broke::Fail(e)) => Err(e),
+        Err(Broke::Silent(why)) => Err(Error::Cut {
+            msg: cut_message(&state, &why),
+            logid: logid.clone(),
+            recovery: None,
+        }),
+        Err(Broke::Cut(why)) => {
+            let msg = cut_message(&state, &why);
+            match (state.conversation_id.clone(), state.chat_id.clone()) {
+                (Some(conv), Some(chat)) => {
+                    state.recovering = true;
+                    let mut polled = None;
+                    let followed = sink
+                        .recovering()
+                        .map_err(|e| Error::io("stdout", e))
+                        .and_then(|()| follow(client, &conv, &chat, &mut state, sink, &mut polled));
+                    match followed {
+                        Ok(()) => {
+                            state.recovered = Some(match &logid {
+                                Some(l) => format!("{msg} (logid {l})"),
+                                None => msg,
+                            });
+                            // A failure is the one the last retrieve reported.
+                            logid = polled.or(logid);
+                            Ok(())
+                        }
+                        Err(e) if matches!(e.root(), Error::Io { .. }) => Err(e),
+                        Err(e) => {
+                            answered = e.server_answer().is_some();
+                            Err(Error::Cut {
+                                msg,
+                                logid: logid.clone(),
+                                recovery: Some(Box::new(e)),
+                            })
+                        }
+                    }
+                }
+                // The chat's ids never came: there is no chat to follow.
+                _ => Err(Error::Cut {
+                    msg,
+                    logid: logid.clone(),
+                    recovery: None,
+                }),
             }
         }
     };
-    if outcome.is_err() && !state.finished() {
+    if outcome.is_err() && !state.finished() && !answered {
         active.cancel_mine(client, "coze-chat");
     }
     active.clear();
@@ -531,17 +679,81 @@ pub fn stream(
     (state, outcome)
 }
 
-/// A stream that stopped before the chat was over (exit 5).
-fn cut(state: &ChatState, why: &str, logid: Option<&str>) -> Error {
-    let logid = logid.map(|l| format!(" (logid {l})")).unwrap_or_default();
-    Error::Network(format!(
-        "the answer stream was cut after {} events, before the chat completed: {why}{logid}",
+/// How a stream that stopped before the chat was over is reported.
+fn cut_message(state: &ChatState, why: &str) -> String {
+    format!(
+        "the answer stream was cut after {} events, before the chat completed: {why}",
         state.events
-    ))
+    )
 }
 
-/// Runs a chat without streaming: create, poll retrieve with backoff until the status
-/// is final, then list its messages; fed through the same machine as a stream.
+/// Follows an existing chat to its end by polling: retrieve with backoff until its
+/// status is final, then feed through `state` the chat's messages as
+/// `conversation.message.completed` (but those `state` already had), its final chat
+/// event and `done`. The rest of a `--no-stream` chat after its create, and of a
+/// streamed one whose stream broke. `logid` gets the logid of each retrieve: the last
+/// one reported how the chat ended.
+fn follow(
+    client: &Client<'_>,
+    conv: &str,
+    chat_id: &str,
+    state: &mut ChatState,
+    sink: &mut dyn Sink,
+    logid: &mut Option<String>,
+) -> Result<()> {
+    let sink_err = |e: io::Error| Error::io("stdout", e);
+    let mut wait = Duration::from_millis(200);
+    let last = loop {
+        let (chat, id) = client.chat_retrieve(conv, chat_id)?;
+        *logid = id;
+        let status = chat
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if FINAL_STATUSES.contains(&status.as_str()) {
+            break chat;
+        }
+        if status == "in_progress" && state.status != "in_progress" {
+            state
+                .feed("conversation.chat.in_progress", &chat, sink)
+                .map_err(sink_err)?;
+        }
+        // Nothing may wait in the sink's buffer while we wait for the server.
+        sink.flush().map_err(sink_err)?;
+        std::thread::sleep(wait);
+        wait = (wait * 3 / 2).min(Duration::from_secs(2));
+    };
+    let status = last
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if status == "completed" {
+        for message in client.chat_messages(conv, chat_id)? {
+            if state.fed_completed(&message) {
+                continue;
+            }
+            state
+                .feed("conversation.message.completed", &message, sink)
+                .map_err(sink_err)?;
+        }
+    }
+    let name = match status.as_str() {
+        "completed" => "conversation.chat.completed",
+        "failed" => "conversation.chat.failed",
+        "requires_action" => "conversation.chat.requires_action",
+        _ => "conversation.chat.canceled",
+    };
+    state.feed(name, &last, sink).map_err(sink_err)?;
+    state
+        .feed("done", &Value::String("[DONE]".into()), sink)
+        .map_err(sink_err)?;
+    Ok(())
+}
+
+/// Runs a chat without streaming: create, then [`follow`] it to its end; fed through
+/// the same machine as a stream.
 pub fn poll(
     client: &Client<'_>,
     spec: &ChatSpec,
@@ -552,13 +764,12 @@ pub fn poll(
     // The logid of the last retrieve: the one that reported how the chat ended.
     let mut logid = None;
     let result = (|| -> Result<()> {
-        let sink_err = |e: io::Error| Error::io("stdout", e);
         let chat = client
             .chat_create(spec.conversation_id.as_deref(), &spec.body(false))
             .map_err(|e| e.context("starting the chat"))?;
         state
             .feed("conversation.chat.created", &chat, sink)
-            .map_err(sink_err)?;
+            .map_err(|e| Error::io("stdout", e))?;
         active.set(&state);
         let (conv, chat_id) = match (&state.conversation_id, &state.chat_id) {
             (Some(c), Some(i)) => (c.clone(), i.clone()),
@@ -568,51 +779,7 @@ pub fn poll(
                 ))
             }
         };
-        let mut wait = Duration::from_millis(200);
-        let last = loop {
-            let (chat, id) = client.chat_retrieve(&conv, &chat_id)?;
-            logid = id;
-            let status = chat
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if FINAL_STATUSES.contains(&status.as_str()) {
-                break chat;
-            }
-            if status == "in_progress" && state.status != "in_progress" {
-                state
-                    .feed("conversation.chat.in_progress", &chat, sink)
-                    .map_err(sink_err)?;
-            }
-            // Nothing may wait in the sink's buffer while we wait for the server.
-            sink.flush().map_err(sink_err)?;
-            std::thread::sleep(wait);
-            wait = (wait * 3 / 2).min(Duration::from_secs(2));
-        };
-        let status = last
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if status == "completed" {
-            for message in client.chat_messages(&conv, &chat_id)? {
-                state
-                    .feed("conversation.message.completed", &message, sink)
-                    .map_err(sink_err)?;
-            }
-        }
-        let name = match status.as_str() {
-            "completed" => "conversation.chat.completed",
-            "failed" => "conversation.chat.failed",
-            "requires_action" => "conversation.chat.requires_action",
-            _ => "conversation.chat.canceled",
-        };
-        state.feed(name, &last, sink).map_err(sink_err)?;
-        state
-            .feed("done", &Value::String("[DONE]".into()), sink)
-            .map_err(sink_err)?;
-        Ok(())
+        follow(client, &conv, &chat_id, &mut state, sink, &mut logid)
     })();
     if result.is_err() && !state.finished() {
         active.cancel_mine(client, "coze-chat");
@@ -911,6 +1078,86 @@ mod tests {
         assert!(st.error(None).is_some(), "coze.cn's spelling too");
         assert_eq!(id_text(&json!({"id": 1.5}), "id"), "");
         assert_eq!(id_text(&json!({"id": -3}), "id"), "-3");
+    }
+
+    /// After a broken stream, the polled messages give the sink only what the stream
+    /// had not: the rest of a message cut mid-answer, a message it never began (after
+    /// a separator), nothing of a message it gave whole.
+    #[test]
+    fn a_recovered_chat_gives_only_what_the_stream_did_not() {
+        let mut st = ChatState::default();
+        let mut sink = Record::default();
+        let streamed = [
+            (
+                "conversation.chat.created",
+                json!({"id":"c","conversation_id":"v","status":"created"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","reasoning_content":"想"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","content":"第一"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m1","type":"answer","content":"第一"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m2","type":"answer","content":"第二个回"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"f1","type":"follow_up","content":"再来?"}),
+            ),
+        ];
+        for (n, d) in &streamed {
+            st.feed(n, d, &mut sink).unwrap();
+        }
+        st.recovering = true;
+        let polled = [
+            json!({"id":"m1","type":"answer","content":"第一","reasoning_content":"想"}),
+            json!({"id":"m2","type":"answer","content":"第二个回答。"}),
+            json!({"id":"m3","type":"answer","content":"第三"}),
+            json!({"id":"f1","type":"follow_up","content":"再来?"}),
+            json!({"id":"f2","type":"follow_up","content":"还有?"}),
+        ];
+        for m in &polled {
+            if !st.fed_completed(m) {
+                st.feed("conversation.message.completed", m, &mut sink)
+                    .unwrap();
+            }
+        }
+        assert_eq!(sink.answer, "第一\n\n第二个回答。\n\n第三");
+        assert_eq!(st.content, sink.answer, "a kept answer is whole too");
+        assert_eq!(sink.reasoning, "想");
+        assert_eq!(sink.follow, ["再来?", "还有?"]);
+        assert_eq!(
+            sink.events.len(),
+            streamed.len() + 3,
+            "m1 and f1 were not fed again"
+        );
+    }
+
+    /// A last event cut from its line end is taken when its data is evidently whole.
+    #[test]
+    fn a_last_event_without_its_line_end_is_whole_when_its_data_is() {
+        assert!(whole_last_event(Some("done"), "\"[DONE]\""));
+        assert!(whole_last_event(
+            Some("conversation.chat.failed"),
+            r#"{"status":"failed"}"#
+        ));
+        assert!(whole_last_event(Some("conversation.stream.done"), ""));
+        assert!(!whole_last_event(
+            Some("conversation.chat.failed"),
+            r#"{"status":"fai"#
+        ));
+        assert!(!whole_last_event(Some("done"), "\"[DO"));
+        assert!(!whole_last_event(Some("done"), "[DONE]"), "bare: could be cut");
+        assert!(!whole_last_event(None, "12"), "a number could be cut");
+        assert!(!whole_last_event(Some("conversation.message.delta"), ""));
     }
 
     #[test]

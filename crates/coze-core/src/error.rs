@@ -149,6 +149,14 @@ pub enum Error {
     Auth(String),
     /// Connection refused, DNS, timeouts, a cut stream (exit 5).
     Network(String),
+    /// A chat's answer stream broke before the chat was over, and the chat could not
+    /// be followed to its end (exit 5): `msg` says how the stream broke, `logid` is the
+    /// stream's, `recovery` why following the chat by polling failed, when it was tried.
+    Cut {
+        msg: String,
+        logid: Option<String>,
+        recovery: Option<Box<Error>>,
+    },
     /// TLS failed, usually a certificate no trusted CA signed (exit 5, never retried:
     /// it fails the same way every time).
     Tls(String),
@@ -217,6 +225,28 @@ impl Error {
         }
     }
 
+    /// The server's answer behind this failure: [`api`](Self::api)'s, or the one that
+    /// kept a cut stream's chat from being followed (which leaves the exit code a
+    /// network failure's). For reports that carry the server's code.
+    pub fn server_answer(&self) -> Option<&ApiError> {
+        match self.root() {
+            Error::Cut {
+                recovery: Some(r), ..
+            } => r.server_answer(),
+            _ => self.api(),
+        }
+    }
+
+    /// The logid that names this failure to the server's operators: the server
+    /// answer's, else a cut stream's.
+    pub fn logid(&self) -> Option<&str> {
+        match (self.server_answer(), self.root()) {
+            (Some(a), _) => a.logid.as_deref(),
+            (None, Error::Cut { logid, .. }) => logid.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A write to stdout failed because its reader went away: a normal ending.
     pub fn is_closed_pipe(&self) -> bool {
         matches!(self.root(), Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
@@ -228,7 +258,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::BadInput { .. } => exit::BAD_INPUT,
             Error::Auth(_) => exit::AUTH,
-            Error::Network(_) | Error::Tls(_) => exit::NETWORK,
+            Error::Network(_) | Error::Tls(_) | Error::Cut { .. } => exit::NETWORK,
             Error::Protocol(_) => exit::API,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,
@@ -261,6 +291,20 @@ impl fmt::Display for Error {
             Error::Auth(m) | Error::Network(m) | Error::Tls(m) | Error::Protocol(m) => {
                 write!(f, "{m}")
             }
+            Error::Cut {
+                msg,
+                logid,
+                recovery,
+            } => {
+                write!(f, "{msg}")?;
+                if let Some(logid) = logid {
+                    write!(f, " (logid {logid})")?;
+                }
+                if let Some(r) = recovery {
+                    write!(f, "; following the chat by polling failed: {r}")?;
+                }
+                Ok(())
+            }
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Interrupted => write!(f, "interrupted"),
             Error::Context { what, source } => write!(f, "{what}: {source}"),
@@ -274,6 +318,9 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Context { source, .. } | Error::Hint { source, .. } => Some(source.as_ref()),
+            Error::Cut {
+                recovery: Some(r), ..
+            } => Some(r.as_ref()),
             _ => None,
         }
     }
@@ -358,5 +405,43 @@ mod tests {
             Error::input(7, "expected a JSON object").to_string(),
             "stdin line 7: expected a JSON object"
         );
+    }
+
+    /// A cut stream is a network failure whatever stopped its recovery, and reports
+    /// the server's code and logid when the server had a say.
+    #[test]
+    fn a_cut_stream_keeps_exit_5_and_names_the_server_answer() {
+        let cut = |recovery: Option<Error>| Error::Cut {
+            msg: "the answer stream was cut".into(),
+            logid: Some("S".into()),
+            recovery: recovery.map(Box::new),
+        };
+        let alone = cut(None);
+        assert_eq!(alone.exit_code(), 5);
+        assert_eq!(alone.to_string(), "the answer stream was cut (logid S)");
+        assert_eq!((alone.server_answer(), alone.logid()), (None, Some("S")));
+        let refused = cut(Some(api(200, ApiCode::Coze(4200)))).context("prompt on line 1");
+        assert_eq!(refused.exit_code(), 5);
+        assert_eq!(
+            refused.to_string(),
+            "prompt on line 1: the answer stream was cut (logid S); \
+             following the chat by polling failed: code 4200: m (logid L1)"
+        );
+        assert_eq!(
+            refused.server_answer().and_then(ApiError::coze_code),
+            Some(4200)
+        );
+        assert_eq!(
+            refused.logid(),
+            Some("L1"),
+            "the logid of the answer with the code"
+        );
+        assert!(refused.api().is_none(), "the exit code is not the API's");
+        let unreachable = cut(Some(Error::Network("connection refused".into())));
+        assert_eq!(
+            (unreachable.exit_code(), unreachable.logid()),
+            (5, Some("S"))
+        );
+        assert_eq!(api(200, ApiCode::Coze(4000)).logid(), Some("L1"));
     }
 }

@@ -197,8 +197,9 @@ fn sse_random_bytes_read_the_same_in_any_chunking() {
 }
 
 /// A generated valid stream (random names and data, CJK and emoji, multi-line data,
-/// comments, `id:`, LF / CRLF / CR line ends, with or without the space, a BOM)
-/// gives exactly the events it was built from, in any chunking.
+/// comments, `id:`, LF / CRLF / CR line ends, with or without the space, a BOM, with
+/// or without the last event's blank line) gives exactly the events it was built
+/// from, in any chunking.
 #[test]
 fn sse_valid_streams_give_their_events_in_any_chunking() {
     const WORDS: &[&str] = &[
@@ -258,6 +259,11 @@ fn sse_valid_streams_give_their_events_in_any_chunking() {
                 },
                 data: data.join("\n"),
             }));
+        }
+        // The stream may end right after its last event's last line, without the
+        // blank line (as coze-py's recorded streams do): the event still counts.
+        if !want.is_empty() && text.ends_with(eol) && rng.chance(30) {
+            text.truncate(text.len() - eol.len());
         }
         want.push(SseStep::End);
         let (one_piece, _) = sse_steps(text.as_bytes(), 1000);

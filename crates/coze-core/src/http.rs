@@ -547,6 +547,17 @@ pub fn describe_io(e: &io::Error) -> String {
     }
 }
 
+/// Whether a read failed because no byte came for the idle timeout.
+pub fn is_timeout(e: &io::Error) -> bool {
+    match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+        Some(inner) => matches!(inner, ureq::Error::Timeout(_)),
+        None => matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ),
+    }
+}
+
 /// Decodes a JSON response in `dialect`: the value on success, the server's error
 /// otherwise. Pure, so every shape is unit-tested.
 pub fn decode(

@@ -9,10 +9,13 @@
 //!
 //! It is not an HTTP client and knows nothing about Coze: it does not check the
 //! `Content-Type`, parse the JSON in `data`, act on `done`/`error` events, honour
-//! `retry` or track `id` (the tools never reconnect). Two deliberate departures from
+//! `retry` or track `id` (the tools never reconnect). Three deliberate departures from
 //! the browser rules: an event with an `event:` or `data:` field but empty data is
-//! still dispatched (nothing is lost), and a stream that ends mid-event or holds a
-//! line that is not UTF-8 is an error instead of being silently dropped or patched.
+//! still dispatched (nothing is lost); a stream that ends after an event's last whole
+//! line but before its blank line dispatches that event, as the official SDKs read
+//! it (coze-py's `Stream` takes an event once it has its fields, blank line or not);
+//! and a stream that ends in the middle of a line, or holds a line that is not UTF-8,
+//! is an error instead of being silently dropped or patched.
 
 use std::fmt;
 use std::io::{self, BufRead, Read};
@@ -48,10 +51,13 @@ impl EventRef<'_> {
 pub enum SseError {
     /// The underlying reader failed; the kind (e.g. `TimedOut`) is kept.
     Io(io::Error),
-    /// The stream ended after some fields of an event but before its blank line.
+    /// The stream ended in the middle of a line of an event: the line may be cut short.
     Truncated {
         /// The event's name, if its `event:` line had arrived.
         partial_event: Option<String>,
+        /// Its `data:` lines as far as they came, the last one perhaps cut; a caller
+        /// that knows what whole data looks like may still take it (see `chat`).
+        data: String,
     },
     /// Line `line` (1-based, counting every line of the stream) is not UTF-8.
     InvalidUtf8 { line: u64 },
@@ -65,9 +71,11 @@ impl fmt::Display for SseError {
             SseError::Io(e) => write!(f, "reading the event stream: {e}"),
             SseError::Truncated {
                 partial_event: Some(name),
+                ..
             } => write!(f, "event stream ended in the middle of a {name:?} event"),
             SseError::Truncated {
                 partial_event: None,
+                ..
             } => f.write_str("event stream ended in the middle of an event"),
             SseError::InvalidUtf8 { line } => {
                 write!(f, "event stream line {line}: not valid UTF-8")
@@ -113,6 +121,8 @@ pub struct SseReader<R> {
     seen_data: bool,
     /// `event` and `data` hold the event handed out last; cleared on the next call.
     dispatched: bool,
+    /// The stream's last line ended without a line terminator (at EOF).
+    cut_line: bool,
     /// Everything `fill_buf` returned has been consumed, so the next `fill_buf` reads
     /// from the underlying stream (for a `BufReader`: it may block).
     drained: bool,
@@ -130,13 +140,15 @@ impl<R: BufRead> SseReader<R> {
             seen_event: false,
             seen_data: false,
             dispatched: false,
+            cut_line: false,
             drained: true,
         }
     }
 
     /// Next complete event; `Ok(None)` at a clean end of stream (EOF with no pending
-    /// fields). After `Truncated` the pending fields are dropped and the next call
-    /// returns `Ok(None)`.
+    /// fields). At EOF, pending fields whose lines all ended with a line terminator are
+    /// dispatched as an event; a last line without one is `Truncated`. After
+    /// `Truncated` the pending fields are dropped and the next call returns `Ok(None)`.
     pub fn next_event(&mut self) -> Result<Option<Event>, SseError> {
         Ok(self.next_ref_with(&mut || Ok(()))?.map(EventRef::to_owned))
     }
@@ -157,14 +169,22 @@ impl<R: BufRead> SseReader<R> {
         }
         loop {
             if !self.read_line(before_wait)? {
-                if self.seen_event || self.seen_data {
+                if !(self.seen_event || self.seen_data) {
+                    return Ok(None);
+                }
+                if self.cut_line {
                     // An empty `event:` value names no event, so report it as unnamed.
                     let name = std::mem::take(&mut self.event);
                     let partial_event = (self.seen_event && !name.is_empty()).then_some(name);
+                    let data = std::mem::take(&mut self.data);
                     self.reset_event();
-                    return Err(SseError::Truncated { partial_event });
+                    return Err(SseError::Truncated {
+                        partial_event,
+                        data,
+                    });
                 }
-                return Ok(None);
+                // Every line of the event is whole; only its blank line is missing.
+                return Ok(Some(self.dispatch()));
             }
             self.lines_read += 1;
             let mut bytes = &self.line[..];
@@ -190,19 +210,24 @@ impl<R: BufRead> SseReader<R> {
             };
             self.line.clear();
             if dispatched {
-                // The fields are done with; the text stays until the next call.
-                self.seen_event = false;
-                self.seen_data = false;
-                self.dispatched = true;
-                let event = match self.event.as_str() {
-                    "" => "message",
-                    name => name,
-                };
-                return Ok(Some(EventRef {
-                    event,
-                    data: &self.data,
-                }));
+                return Ok(Some(self.dispatch()));
             }
+        }
+    }
+
+    /// Hands out the pending event: its fields are done with; the text stays until the
+    /// next call.
+    fn dispatch(&mut self) -> EventRef<'_> {
+        self.seen_event = false;
+        self.seen_data = false;
+        self.dispatched = true;
+        let event = match self.event.as_str() {
+            "" => "message",
+            name => name,
+        };
+        EventRef {
+            event,
+            data: &self.data,
         }
     }
 
@@ -291,7 +316,12 @@ impl<R: BufRead> SseReader<R> {
             };
             if buf.is_empty() {
                 self.skip_lf = false;
-                return Ok(!self.line.is_empty());
+                if self.line.is_empty() {
+                    return Ok(false);
+                }
+                // The stream's last line, without its terminator: it may be cut short.
+                self.cut_line = true;
+                return Ok(true);
             }
             let mut start = 0;
             if self.skip_lf {
@@ -596,12 +626,40 @@ mod tests {
         }
     }
 
+    /// A stream that ends after its last event's whole lines but without the blank line
+    /// (coze-py's recorded streams end so, and coze-py reads them) gives that event,
+    /// whatever the line ends, in any chunking.
+    #[test]
+    fn a_last_event_without_its_blank_line_is_dispatched() {
+        let want = expected_recorded();
+        for eol in ["\n", "\r\n", "\r"] {
+            let s = RECORDED.replace('\n', eol);
+            let bytes = &s.as_bytes()[..s.len() - eol.len()]; // no final blank line
+            assert_eq!(parse(bytes).unwrap(), want, "{eol:?}");
+            for cut in 0..=bytes.len() {
+                let r = BufReader::with_capacity(7, Chunked::new(bytes, &[cut]));
+                assert_eq!(read_all(r).unwrap(), want, "{eol:?} cut {cut}");
+            }
+        }
+        // Several fields, a comment among them; then nothing more.
+        let mut r = SseReader::new(&b"data:a\n\nevent:x\n: c\ndata:1\ndata:2\n"[..]);
+        assert_eq!(r.next_event().unwrap(), Some(ev("message", "a")));
+        assert_eq!(r.next_event().unwrap(), Some(ev("x", "1\n2")));
+        assert_eq!(r.next_event().unwrap(), None);
+        assert_eq!(r.next_event().unwrap(), None);
+    }
+
+    /// Only a last line without its terminator is a cut: it may be short.
     #[test]
     fn truncated_last_event() {
-        let cut = RECORDED.len() - 1; // drop the final blank line
+        let cut = RECORDED.len() - 2; // drop the blank line and the data line's end
         match parse(&RECORDED.as_bytes()[..cut]) {
-            Err(SseError::Truncated { partial_event }) => {
-                assert_eq!(partial_event.as_deref(), Some("done"))
+            Err(SseError::Truncated {
+                partial_event,
+                data,
+            }) => {
+                assert_eq!(partial_event.as_deref(), Some("done"));
+                assert_eq!(data, "\"[DONE]\"", "the data as far as it came");
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -611,10 +669,11 @@ mod tests {
         match r.next_event() {
             Err(e @ SseError::Truncated { .. }) => {
                 assert!(matches!(
-                    e,
+                    &e,
                     SseError::Truncated {
-                        partial_event: None
-                    }
+                        partial_event: None,
+                        data,
+                    } if data == "{\"par"
                 ));
                 assert!(e.to_string().contains("middle of an event"));
             }
@@ -624,7 +683,12 @@ mod tests {
         // Just the name line.
         assert!(matches!(
             parse(b"event:conversation.chat.completed"),
-            Err(SseError::Truncated { partial_event: Some(n) }) if n == "conversation.chat.completed"
+            Err(SseError::Truncated { partial_event: Some(n), .. }) if n == "conversation.chat.completed"
+        ));
+        // Whole data, then a cut comment: the event's lines are not known to be all there.
+        assert!(matches!(
+            parse(b"data:a\n: bye"),
+            Err(SseError::Truncated { .. })
         ));
     }
 

@@ -14,7 +14,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET  /_fake/log", "every API request (the newest 100,000): {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
     ("POST /_fake/reset", "clear faults, counters, log and bot settings (tokens and conversations stay)"),
     ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
-    ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes}}; {} resets; GET shows it"),
+    ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes,no_final_blank_line,no_final_newline}}; {} resets; GET shows it"),
 ];
 
 fn bad(msg: &str) -> Reply {

@@ -38,6 +38,29 @@ pub struct Style {
     pub comments: bool,
     pub done: Done,
     pub split_writes: bool,
+    /// The stream ends right after its last event's `data:` line, without the blank
+    /// line after it.
+    pub no_final_blank_line: bool,
+    /// The stream ends right after its last event's data, without even the data
+    /// line's own line end: the official Python SDK's recorded test streams
+    /// (coze-dev/coze-py `tests/testdata/chat_text_stream_resp.txt`) end so.
+    pub no_final_newline: bool,
+}
+
+impl Style {
+    /// How many bytes of each event's end wait until the next event is written, so
+    /// that the last event goes out without them. (Each event therefore reaches the
+    /// client only when the next one starts.)
+    fn held_back(&self) -> usize {
+        let nl = if self.crlf { 2 } else { 1 };
+        if self.no_final_newline {
+            2 * nl
+        } else if self.no_final_blank_line {
+            nl
+        } else {
+            0
+        }
+    }
 }
 
 /// The bot's behaviour, set by `POST /_fake/bot`; `None` means "use the fake's options".
@@ -68,6 +91,8 @@ impl Bot {
                 multiline_data: b(&st, "multiline_data"),
                 comments: b(&st, "comments"),
                 split_writes: b(&st, "split_writes"),
+                no_final_blank_line: b(&st, "no_final_blank_line"),
+                no_final_newline: b(&st, "no_final_newline"),
                 done: match st.get("done").and_then(Value::as_str) {
                     Some("bare") => Done::Bare,
                     Some("debug_url") => Done::DebugUrl,
@@ -88,6 +113,7 @@ impl Bot {
             "style": {
                 "space": s.space, "crlf": s.crlf, "multiline_data": s.multiline_data,
                 "comments": s.comments, "split_writes": s.split_writes,
+                "no_final_blank_line": s.no_final_blank_line, "no_final_newline": s.no_final_newline,
                 "done": match s.done { Done::Quoted => "quoted", Done::Bare => "bare", Done::DebugUrl => "debug_url" },
             },
         })
@@ -676,6 +702,8 @@ struct Emitter<'a, 'b> {
     failed: Option<(i64, String)>,
     /// Studio's `error` events default to its run-error code.
     studio: bool,
+    /// The end of the last event, held back by `Style::held_back` until the next one.
+    held: Vec<u8>,
 }
 
 impl Emitter<'_, '_> {
@@ -697,8 +725,17 @@ impl Emitter<'_, '_> {
         format_event(&self.style, name, data, &mut self.scratch);
     }
 
+    /// Write what the last event held back: another event follows it.
+    fn release(&mut self) {
+        self.out.buf.append(&mut self.held);
+    }
+
     /// Write `scratch` to the body, in two flushed writes when `split_writes` is on.
     fn put(&mut self) -> Result<(), Stop> {
+        self.release();
+        let keep = self.scratch.len() - self.style.held_back().min(self.scratch.len());
+        self.held.extend_from_slice(&self.scratch[keep..]);
+        self.scratch.truncate(keep);
         if self.style.split_writes {
             // Split just after the first byte of a multi-byte character when there is
             // one, so the client's reads end inside a UTF-8 sequence.
@@ -758,6 +795,7 @@ impl Emitter<'_, '_> {
                     return Err(Stop::Ended);
                 }
                 "malformed" => {
+                    self.release();
                     self.out
                         .buf
                         .extend_from_slice(b"event:conversation.message.delta\ndata:{\"id\":\n\n");
@@ -791,6 +829,7 @@ impl Plan {
             scratch: Vec::with_capacity(1024),
             failed: None,
             studio: self.studio,
+            held: Vec::new(),
         };
         let result = self.body(&mut em);
         let app = &self.app;

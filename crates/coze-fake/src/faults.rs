@@ -21,7 +21,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("reset_mid_body", "{\"type\":\"reset_mid_body\",\"after_bytes\":N} headers + N body bytes then reset (streams: \"after_events\":N)"),
     ("delay", "{\"type\":\"delay\",\"ms\":M} process normally (state changes happen) then wait M ms before answering"),
     ("stall", "{\"type\":\"stall\",\"after_events\":N,\"ms\":M} stream: hold M ms after N events, then go on"),
-    ("cut", "{\"type\":\"cut\",\"after_events\":N} stream: end the body cleanly after N events, no done"),
+    ("cut", "{\"type\":\"cut\",\"after_events\":N} stream: end the body cleanly after N events, no done (the chat still completes on the server, as after a reset_mid_body)"),
     ("error_event", "{\"type\":\"error_event\",\"after_events\":N,\"code\":C,\"msg\":M} stream: event:error then end"),
     ("chat_failed", "{\"type\":\"chat_failed\",\"shape\":\"chat\"|\"bare\",\"code\":C,\"msg\":M} end with conversation.chat.failed, then done (studio: event:error code 103100001, no done)"),
     ("requires_action", "{\"type\":\"requires_action\"} end with conversation.chat.requires_action, then done (studio: ignored, as Studio never sends it)"),

@@ -90,6 +90,18 @@ FAULT TYPES:
     }
     h.push_str(
         "
+BOT WIRE STYLE (POST /_fake/bot {\"style\":{NAME:true,…}}; every style carries the same answer):
+    space                `event: x` and `data: …` (one optional space after the colon)
+    crlf                 CRLF line ends
+    multiline_data       JSON data pretty-printed over several data: lines
+    comments             a `: keep-alive` comment before every event
+    done                 \"quoted\" (data:\"[DONE]\"), \"bare\" (data:[DONE]) or \"debug_url\"
+    split_writes         every event in two TCP writes, the first ending inside a UTF-8 character
+    no_final_blank_line  the stream ends right after its last event's data: line, without the
+                         blank line (each event's blank line is sent when the next event starts)
+    no_final_newline     the same without even the data line's line end, as the official Python
+                         SDK's recorded test streams end
+
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin
     coproc FAKE { coze-fake --device-interval 1; }

@@ -135,6 +135,9 @@ fn error_stream(style: Style, code: i64, msg: &str) -> Reply {
     let mut r = sse_reply();
     r.stream = Some(Box::new(move |out: &mut ChunkedOut<'_>| {
         format_event(&style, "error", data.as_bytes(), &mut out.buf);
+        // The stream's only event is its last.
+        let whole = out.buf.len();
+        out.buf.truncate(whole - style.held_back().min(whole));
         match out.finish() {
             Ok(()) => StreamEnd::Finished,
             Err(_) => StreamEnd::Abort,
