@@ -37,9 +37,9 @@ OPTIONS:
     --no-save              do not save the exchange in the conversation
                            (auto_save_history false; needs streaming)
     --no-stream            create the chat, poll until it is done, then list its
-                           messages: the same text and answers as streaming; in
-                           -o events only the polled chat's events (no deltas:
-                           each message whole, as conversation.message.completed)
+                           messages; the same text and answers as streaming; in
+                           -o events only the polled chat's events (no deltas,
+                           each message whole as conversation.message.completed)
     -o, --output MODE      events: every Coze event as a JSON line, lossless
                                    ({\"event\":…,\"data\":…,\"id\":…})
                            text:   the answer only, streamed; reasoning and

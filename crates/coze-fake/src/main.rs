@@ -90,7 +90,9 @@ FAULT TYPES:
     }
     h.push_str(
         "
-BOT WIRE STYLE (POST /_fake/bot {\"style\":{NAME:true,…}}; every style carries the same answer):
+BOT WIRE STYLES:
+    POST /_fake/bot {\"style\":{\"crlf\":true,…}}: each true or false, but done; every style
+    carries the same answer.
     space                `event: x` and `data: …` (one optional space after the colon)
     crlf                 CRLF line ends
     multiline_data       JSON data pretty-printed over several data: lines
