@@ -334,7 +334,7 @@ fn a_broken_stream_whose_chat_cannot_be_found_exits_5(d: Dialect) {
 }
 
 /// A stream that ends before the chat's ids came has no chat to follow: exit 5 as
-/// before, and the record names the stream's logid.
+/// before, and the record names the stream's logid. Nor has a chat that is not saved.
 fn a_stream_cut_before_the_chat_exists_stays_a_failure(d: Dialect) {
     let sb = logged_in_as("recover-no-chat", d);
     sb.fake
@@ -353,6 +353,19 @@ fn a_stream_cut_before_the_chat_exists_stays_a_failure(d: Dialect) {
         a["error"]["code"],
         Value::Null,
         "no code: the server sent none"
+    );
+    assert_eq!(stat(&sb, "/requests/chat.retrieve"), 0);
+
+    // A chat that is not saved (--no-save) cannot be polled: its stream is all there is.
+    sb.fake
+        .push_fault("chat", json!({"type": "cut", "after_events": 4}), 1);
+    let r = run(chat(&sb).args(["-o", "text", "--no-save", "hi"]), "");
+    r.expect_code(5);
+    assert_eq!(r.stdout, format!("{}\n", chars(&answer_text("hi"), 6)));
+    assert!(
+        r.stderr.contains("cut after 4 events") && r.stderr.contains("cannot be polled"),
+        "{}",
+        r.describe()
     );
     assert_eq!(stat(&sb, "/requests/chat.retrieve"), 0);
 }

@@ -98,7 +98,8 @@ FAILURES:
     gets the whole answer, -o text the part not yet printed, -o events the
     --no-stream events of the rest, marked \"recovered\":true; one warning line
     on stderr says so. Only a chat that cannot be found then fails (exit 5). A
-    stream silent past --idle-timeout is not followed: it ends the prompt (exit 5).
+    stream silent past --idle-timeout, or a --no-save chat (not saved, it cannot
+    be polled), is not followed: it ends the prompt (exit 5).
 
 EXAMPLES:
     coze-chat --bot $BOT \"你好\"

@@ -634,7 +634,16 @@ pub fn stream(
         Err(Broke::Cut(why)) => {
             let msg = cut_message(&state, &why);
             match (state.conversation_id.clone(), state.chat_id.clone()) {
+                // Without auto_save_history (--no-save) the server keeps none of the
+                // chat's messages: polling would find it completed with no answer.
+                (Some(_), Some(_)) if !spec.auto_save => Err(Error::Cut {
+                    msg: format!("{msg} (a chat that is not saved cannot be polled)"),
+                    logid: logid.clone(),
+                    recovery: None,
+                }),
                 (Some(conv), Some(chat)) => {
+                    // Registered for Ctrl-C while it is followed, if the stream had not.
+                    active.set(&state);
                     state.recovering = true;
                     let mut polled = None;
                     let followed = sink
@@ -1155,7 +1164,10 @@ mod tests {
             r#"{"status":"fai"#
         ));
         assert!(!whole_last_event(Some("done"), "\"[DO"));
-        assert!(!whole_last_event(Some("done"), "[DONE]"), "bare: could be cut");
+        assert!(
+            !whole_last_event(Some("done"), "[DONE]"),
+            "bare: could be cut"
+        );
         assert!(!whole_last_event(None, "12"), "a number could be cut");
         assert!(!whole_last_event(Some("conversation.message.delta"), ""));
     }
