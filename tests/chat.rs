@@ -1078,6 +1078,36 @@ fn an_idle_stream_times_out_with_exit_5_and_keeps_the_partial_answer(d: Dialect)
     assert!(r.stderr.contains("timed out"), "{}", r.describe());
 }
 
+/// `--idle-timeout 0` is no idle limit (as curl reads 0), not an immediate failure.
+#[test]
+fn idle_timeout_0_waits_for_a_silent_server() {
+    let sb = logged_in("chat-idle-0");
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "stall", "after_events": 3, "ms": 1500}),
+        1,
+    );
+    let r = run(
+        chat(&sb).args([
+            "-o",
+            "text",
+            "--idle-timeout",
+            "0",
+            "--connect-timeout",
+            "0",
+            "hi",
+        ]),
+        "",
+    );
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("hi")),
+        "{}",
+        r.describe()
+    );
+}
+
 // ---------------------------------------------------------------- more of the same ground
 
 /// Spawns `cmd` with `stdin`, returns the child once its stdout has shown a first byte,

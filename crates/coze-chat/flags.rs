@@ -91,7 +91,7 @@ EXAMPLES:
     coze-chat --bot $BOT \"你好\"
     echo \"Summarize: $(cat notes.txt)\" | coze-chat --bot $BOT -o text -
     printf 'hi\\nand again?\\n' | coze-chat --bot $BOT -o text
-    coze-conv create --bot $BOT | coze-chat --bot $BOT -o text \"hello\"
+    { coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text
     coze-chat --bot $BOT -o answers < questions.txt > answers.jsonl
     coze-chat --bot $BOT -o answers < questions.txt | jq -r 'select(.status==\"failed\") | .id'
     coze-chat --bot $BOT -o events \"hi\" | jq -c 'select(.event==\"conversation.message.delta\") | .data.content'

@@ -53,7 +53,7 @@ pub const EXAMPLES: &str = r#"EXAMPLES:
     coze-conv create --bot $BOT | jq -r .conversation_id
     coze-conv list --bot $BOT --limit 5
     coze-conv messages $CONV --order asc | jq -r 'select(.message_type=="answer") | .content'
-    coze-conv create --bot $BOT | coze-chat --bot $BOT "hello"
+    { coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text
     coze-conv list --bot $BOT | jq -r .conversation_id | xargs -n1 coze-conv delete
 
 "#;

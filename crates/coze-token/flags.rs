@@ -79,9 +79,9 @@ OPTIONS:
                            holds the secret itself]
     --retries N            retries of transient failures (network, 429, 5xx)
                            [default: 4]
-    --connect-timeout SECS [default: 10]
+    --connect-timeout SECS [default: 10; 0: as long as the system allows]
     --idle-timeout SECS    give up when the server sends nothing for this long
-                           [default: 120]
+                           [default: 120; 0: never]
     -v, --verbose          one line per HTTP request on stderr (tokens redacted)
     -h, --help             this text
     -V, --version          version and commit
