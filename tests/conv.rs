@@ -226,9 +226,9 @@ fn a_created_conversation_pipes_into_coze_chat() {
     for help in ["coze-conv", "coze-chat"] {
         let h = run(sb.cmd(help).arg("--help"), "");
         assert!(
-            h.stdout.contains(&format!(
-                "{{ coze-conv create --bot $BOT; echo hello; }} | coze-chat --bot $BOT -o text"
-            )),
+            h.stdout.contains(
+                "{ coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text"
+            ),
             "{help} --help shows the example this test runs"
         );
     }
