@@ -84,8 +84,8 @@ FAILURES:
     prompts still run (but an authentication failure, exit 4, ends the run: every
     later prompt would meet it too); the exit status is that of the first
     failure. Ctrl-C
-    cancels the chat on the server and exits 130; a closed stdout (| head -1)
-    cancels it and exits 0.
+    cancels the chat on the server and exits 130 (SIGTERM 143, a closed
+    terminal 129); a closed stdout (| head -1) cancels it and exits 0.
 
 EXAMPLES:
     coze-chat --bot $BOT \"你好\"
