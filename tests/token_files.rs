@@ -1,0 +1,360 @@
+//! The token file as a file: followed through symlinks, kept private, never losing a
+//! renewed pair to a full disk, read only when it is a regular file; authentication
+//! errors that name the credentials; a web app's code without PKCE; `coze-token exec`
+//! becoming its program.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+/// The one stderr line of a failed run (panics unless there is exactly one).
+fn one_line(r: &Run) -> &str {
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    r.stderr.trim_end()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The temp files (`.NAME.tmp-PID`) in `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+/// Waits until `cond` holds, failing the test after 20 s.
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < Duration::from_secs(20), "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A token file reached through two symlinks (a relative chain) is refreshed in the
+/// file the links name: the links stay links, the file holds the new pair, the lock is
+/// beside it, and a tool reading that file directly (or another link) goes on working
+/// with the live refresh token. Processes using the link and the file at once share
+/// one lock: one refresh for all of them.
+#[test]
+fn a_symlinked_token_file_is_refreshed_in_the_file_it_names() {
+    let sb = Sandbox::new("tf-symlink");
+    let real = sb.path("store/real.json");
+    let grant = sb.authorization_code("42.app.coze");
+    run(
+        sb.cmd("coze-token").arg("--save").arg(&real),
+        &format!("{grant}\n"),
+    )
+    .ok();
+    let first = read_token(&real);
+    std::fs::create_dir_all(sb.path("links")).unwrap();
+    symlink("../store/real.json", sb.path("links/t.json")).unwrap();
+    let link = sb.token_path();
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    symlink("../../links/t.json", &link).unwrap();
+
+    let r = run(sb.cmd("coze-token").args(["refresh", "--force"]), "");
+    r.ok();
+    assert!(
+        is_symlink(&link),
+        "the link was replaced:\n{}",
+        r.describe()
+    );
+    assert!(is_symlink(&sb.path("links/t.json")));
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("../../links/t.json")
+    );
+    let second = read_token(&real);
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_eq!(read_token(&link), second, "the link reads the same file");
+    assert_eq!(mode(&real), 0o600);
+    assert!(
+        sb.path("store/real.json.lock").exists(),
+        "the lock is beside the file"
+    );
+    assert!(!link.with_file_name("token.json.lock").exists());
+    assert_eq!(temp_files(&sb.path("store")), Vec::<String>::new());
+    assert_eq!(temp_files(link.parent().unwrap()), Vec::<String>::new());
+
+    // A second tool using the file itself: its refresh token is the live one.
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["refresh", "--force", "--token-file"])
+            .arg(&real),
+        "",
+    );
+    r.ok();
+    let third = read_token(&real);
+    assert_ne!(third["refresh_token"], second["refresh_token"]);
+    run(sb.cmd("coze-conv").args(["create", "--bot", "7"]), "").ok();
+
+    // Through the link and the file at once, on a stale token: one lock, one refresh.
+    set_expires_at(&real, now() + 30);
+    let refreshes = stat(&sb, "/grants/refresh_token");
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let mut c = sb.cmd("coze-token");
+            c.arg("print");
+            if i % 2 == 1 {
+                c.arg("--token-file").arg(&real);
+            }
+            c.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let printed: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = wait_with_deadline(c, Duration::from_secs(60), "coze-token print");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        stat(&sb, "/grants/refresh_token") - refreshes,
+        1,
+        "one refresh for the link and the file"
+    );
+    let fourth = read_token(&real);
+    assert!(printed.iter().all(|p| fourth["access_token"] == p.as_str()));
+    assert!(is_symlink(&link));
+}
+
+/// A file-size limit (`ulimit -f 1`: 512 bytes) smaller than the token file: the room
+/// for the new pair cannot be made, so no refresh is sent and the old pair stays good.
+/// (Before, the write after the rotation met SIGXFSZ and the process died with the new
+/// pair unwritten and the old one spent.)
+#[test]
+fn a_disk_that_cannot_take_the_new_pair_stops_the_refresh_before_it_is_sent() {
+    let sb = logged_in("tf-fsize");
+    let path = sb.token_path();
+    // A record keeps fields of a script's own: this one makes the file over 512 bytes.
+    let mut t = read_token(&path);
+    t["note"] = "x".repeat(1000).into();
+    std::fs::write(&path, format!("{t}\n")).unwrap();
+    let script = format!(
+        "ulimit -f 1; exec {} refresh --force",
+        bin("coze-token").display()
+    );
+    let r = run(sb.cmd("sh").args(["-c", &script]), "");
+    r.expect_code(8);
+    let line = one_line(&r);
+    assert!(
+        line.starts_with("coze-token: making room for the renewed token: ")
+            && line.contains(&path.display().to_string())
+            && line.contains("nothing was sent to the server"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 0, "nothing was spent");
+    assert_eq!(read_token(&path), t, "the token file is as it was");
+    assert_eq!(temp_files(path.parent().unwrap()), Vec::<String>::new());
+    // The old pair still works: its access token, then its refresh token.
+    api(&sb, "GET", "/v1/users/me", None);
+    run(sb.cmd("coze-token").args(["refresh", "--force"]), "").ok();
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1);
+    assert_eq!(read_token(&path)["note"], t["note"]);
+}
+
+/// The server has rotated the pair and the write over the token file fails anyway
+/// (here its place was taken by a directory while the answer was on its way): the new
+/// pair is kept beside it, 0600, and the one error line says where and how to put it
+/// in place. Done as told, the kept pair is the live one.
+#[test]
+fn a_renewed_pair_that_cannot_be_written_is_kept_and_named() {
+    let sb = logged_in("tf-unsaved");
+    let path = sb.token_path();
+    let before = read_token(&path);
+    sb.fake
+        .push_fault("token", json!({"type":"delay","ms":1500}), 1);
+    let child = sb
+        .cmd("coze-token")
+        .args(["refresh", "--force"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The fake rotates, then holds its answer: the file's place is taken meanwhile.
+    wait_for("the fake rotated the pair", || {
+        stat(&sb, "/grants/refresh_token") == 1
+    });
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(60), "coze-token refresh");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let unsaved = path.with_file_name("token.json.unsaved");
+    let (p, u) = (path.display(), unsaved.display());
+    assert!(
+        stderr.starts_with(&format!("coze-token: saving the renewed token: {p}: "))
+            && stderr.contains("the server has already replaced the pair")
+            && stderr.contains(&format!("`mv {u} {p}`")),
+        "{stderr}"
+    );
+    assert_eq!(mode(&unsaved), 0o600);
+    let kept = read_token(&unsaved);
+    assert_ne!(kept["refresh_token"], before["refresh_token"]);
+    for secret in [&kept["access_token"], &kept["refresh_token"]] {
+        assert!(!stderr.contains(secret.as_str().unwrap()), "{stderr}");
+    }
+
+    // The old file put back: its refresh token is spent, and the message points at the
+    // kept pair.
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::write(&path, format!("{before}\n")).unwrap();
+    chmod(&path, 0o600);
+    let r = run(sb.cmd("coze-token").args(["refresh", "--force"]), "");
+    r.expect_code(4);
+    let line = one_line(&r);
+    assert!(
+        line.contains("was already used") && line.contains(&format!("`mv {u} {p}`")),
+        "{}",
+        r.describe()
+    );
+    // Put in place as told, the kept pair is the live one.
+    std::fs::rename(&unsaved, &path).unwrap();
+    run(sb.cmd("coze-token").args(["refresh", "--force"]), "").ok();
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 2);
+}
+
+/// A token file group or others may read: ours, it is tightened to 0600 with a warning
+/// and used; someone else's (here nobody's, uid 65534: root reads it anyway, so the
+/// check is on the owner), it is refused with the fix and left as it is.
+#[test]
+fn a_token_file_open_to_others_is_tightened_when_ours_and_refused_when_not() {
+    let sb = logged_in("tf-loose");
+    let path = sb.token_path();
+    let access = read_token(&path)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    chmod(&path, 0o644);
+    let r = run(sb.cmd("coze-token").arg("print"), "");
+    assert_eq!(r.ok().stdout, format!("{access}\n"));
+    assert_eq!(
+        one_line(&r),
+        format!(
+            "coze-token: warning: the token file {} was open to others (mode 0644): \
+             tightened to 0600",
+            path.display()
+        )
+    );
+    assert_eq!(mode(&path), 0o600);
+    chmod(&path, 0o640);
+    let r = run(sb.cmd("coze-conv").args(["create", "--bot", "7"]), "");
+    r.ok();
+    assert!(
+        r.stderr.contains("(mode 0640): tightened"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(mode(&path), 0o600);
+    // Untouched at 0600: no warning.
+    let r = run(sb.cmd("coze-token").arg("print"), "");
+    assert_eq!(r.ok().stderr, "");
+
+    // Not ours.
+    if let Err(e) = std::os::unix::fs::chown(&path, Some(65534), Some(65534)) {
+        eprintln!("skipping the part about someone else's file (chown needs root): {e}");
+        return;
+    }
+    chmod(&path, 0o644);
+    for cmd in [
+        sb.cmd("coze-token").arg("print"),
+        sb.cmd("coze-conv").args(["create", "--bot", "7"]),
+    ] {
+        let r = run(cmd, "");
+        r.expect_code(4);
+        assert!(r.stdout.is_empty(), "{}", r.describe());
+        let line = one_line(&r);
+        assert!(
+            line.contains("is open to others (mode 0644) and belongs to uid 65534")
+                && line.contains(&format!("chmod 600 {}", path.display())),
+            "{}",
+            r.describe()
+        );
+        assert_eq!(mode(&path), 0o644, "someone else's file is left alone");
+    }
+}
+
+/// A directory, a FIFO (which would block a read forever) or an unreadable token file
+/// is a local error (exit 8) naming the file, in every tool and at once; a file that is
+/// not a token asks for a login (exit 4) and speaks of the file, not of "stdin line 1".
+#[test]
+fn a_token_file_that_cannot_be_read_is_a_local_error_naming_it() {
+    let sb = Sandbox::new("tf-unreadable");
+    let path = sb.token_path();
+    let p = path.display().to_string();
+    let tools = |sb: &Sandbox| {
+        [
+            ("coze-token", &["print"][..]),
+            ("coze-conv", &["list", "--bot", "7"]),
+            ("coze-chat", &["--bot", "7", "-o", "text", "hi"]),
+        ]
+        .map(|(tool, args)| {
+            let mut c = sb.cmd(tool);
+            c.args(args);
+            c
+        })
+    };
+    std::fs::create_dir_all(&path).unwrap();
+    for mut cmd in tools(&sb) {
+        let r = run_deadline(&mut cmd, "", Duration::from_secs(20));
+        r.expect_code(8);
+        let line = one_line(&r);
+        assert!(
+            line.contains(&format!(
+                "reading the token file: {p}: a directory, not a regular file"
+            )),
+            "{}",
+            r.describe()
+        );
+    }
+    std::fs::remove_dir(&path).unwrap();
+    run(sb.cmd("mkfifo").arg(&path), "").ok();
+    for mut cmd in tools(&sb) {
+        let r = run_deadline(&mut cmd, "", Duration::from_secs(20));
+        r.expect_code(8);
+        let line = one_line(&r);
+        assert!(
+            line.contains(&format!("reading the token file: {p}: a FIFO (named pipe)")),
+            "{}",
+            r.describe()
+        );
+    }
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "{\"type\":\"tok").unwrap();
+    chmod(&path, 0o600);
+    for mut cmd in tools(&sb) {
+        let r = run_deadline(&mut cmd, "", Duration::from_secs(20));
+        r.expect_code(4);
+        let line = one_line(&r);
+        assert!(
+            line.contains(&format!("{p} is not a token file (")) && !line.contains("stdin"),
+            "{}",
+            r.describe()
+        );
+    }
+}
