@@ -299,6 +299,24 @@ fn a_token_file_open_to_others_is_tightened_when_ours_and_refused_when_not() {
     }
 }
 
+/// `coze-auth > grant.json` leaves the grant (a code others could exchange first) 0600,
+/// as `coze-token > token.json` does.
+#[test]
+fn coze_auth_tightens_a_grant_written_to_a_file() {
+    let sb = Sandbox::new("tf-auth-file");
+    let out = sb.path("grant.json");
+    std::fs::write(&out, "").unwrap();
+    chmod(&out, 0o644);
+    let sh = format!(
+        "{} --client-id 42.app.coze --device > grant.json",
+        bin("coze-auth").display()
+    );
+    run(sb.cmd("sh").args(["-c", &sh]), "").ok();
+    assert_eq!(mode(&out), 0o600);
+    let grant: Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    assert_eq!(grant["type"], "device_code");
+}
+
 /// A directory, a FIFO (which would block a read forever) or an unreadable token file
 /// is a local error (exit 8) naming the file, in every tool and at once; a file that is
 /// not a token asks for a login (exit 4) and speaks of the file, not of "stdin line 1".

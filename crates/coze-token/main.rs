@@ -243,7 +243,7 @@ fn emit(
             Ok(())
         }
         None => {
-            tighten_stdout_file(&io::stdout());
+            cli::tighten_stdout_file();
             out.write(&Record::Token(token))
                 .map_err(|e| Error::io("stdout", e))
         }
@@ -304,18 +304,6 @@ fn grants(
         });
     }
     Ok(())
-}
-
-/// `> token.json` must not leave a token world-readable: tighten a regular-file stdout.
-fn tighten_stdout_file(stdout: &io::Stdout) {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(fd) = stdout.as_fd().try_clone_to_owned() {
-        let file = std::fs::File::from(fd);
-        if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-        }
-    }
 }
 
 /// Polls a device code until approved, denied or expired (coze-api.md §3.2).
