@@ -317,6 +317,97 @@ fn coze_auth_tightens_a_grant_written_to_a_file() {
     assert_eq!(grant["type"], "device_code");
 }
 
+/// Every authentication failure of the API tools names the credentials it used, once:
+/// a refused `COZE_API_TOKEN`, a token file whose refresh the server refuses (whichever
+/// rule chose it), and not twice when the message names the file already.
+#[test]
+fn authentication_errors_name_the_credentials_used() {
+    let sb = Sandbox::new("tf-cred-env");
+    for cmd in [
+        sb.cmd("coze-conv").args(["list", "--bot", "7"]),
+        sb.cmd("coze-chat").args(["--bot", "7", "-o", "text", "hi"]),
+    ] {
+        let r = run(cmd.env("COZE_API_TOKEN", "pat_not_known_to_the_fake"), "");
+        r.expect_code(4);
+        let line = one_line(&r);
+        assert!(
+            line.contains("code 4100")
+                && line.ends_with("(credentials: COZE_API_TOKEN from the environment)"),
+            "{}",
+            r.describe()
+        );
+        assert!(!line.contains("pat_not_known"), "{}", r.describe());
+    }
+
+    // A token file whose refresh token the server refuses (a new one each time: a
+    // token refused twice is known to be spent, and that message names the file).
+    let sb = logged_in("tf-cred-file");
+    let path = sb.token_path();
+    let mut t = read_token(&path);
+    t["expires_at"] = (now() - 10).into();
+    let p = path.display();
+    for (i, (cmd, credentials)) in [
+        (
+            sb.cmd("coze-conv").args(["create", "--bot", "7"]),
+            format!("the default token file {p}"),
+        ),
+        (
+            sb.cmd("coze-chat").args(["--bot", "7", "-o", "text", "hi"]),
+            format!("the default token file {p}"),
+        ),
+        (
+            sb.cmd("coze-conv")
+                .args(["create", "--bot", "7", "--token-file"])
+                .arg(&path),
+            format!("the token file {p} (--token-file)"),
+        ),
+        (
+            sb.cmd("coze-token")
+                .args(["refresh", "--force"])
+                .env("COZE_TOKEN_FILE", &path),
+            format!("the token file {p} (COZE_TOKEN_FILE)"),
+        ),
+        (
+            sb.cmd("coze-token").arg("print"),
+            format!("the default token file {p}"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t["refresh_token"] = format!("not-a-live-refresh-token-{i}").into();
+        std::fs::write(&path, format!("{t}\n")).unwrap();
+        let r = run(cmd, "");
+        r.expect_code(4);
+        let line = one_line(&r);
+        assert!(
+            line.contains("the refresh token was refused")
+                && line.ends_with(&format!("(credentials: {credentials})")),
+            "{}",
+            r.describe()
+        );
+        assert!(
+            !line.contains("not-a-live-refresh-token"),
+            "{}",
+            r.describe()
+        );
+    }
+    // A message that names the file already does not name it twice.
+    let r = run(
+        sb.cmd("coze-conv")
+            .args(["create", "--bot", "7", "--token-file", "nope.json"]),
+        "",
+    );
+    r.expect_code(4);
+    let line = one_line(&r);
+    assert!(
+        line.contains("no token file at nope.json"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(line.matches("nope.json").count(), 1, "{}", r.describe());
+}
+
 /// A directory, a FIFO (which would block a read forever) or an unreadable token file
 /// is a local error (exit 8) naming the file, in every tool and at once; a file that is
 /// not a token asks for a login (exit 4) and speaks of the file, not of "stdin line 1".

@@ -140,12 +140,14 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             )?;
         }
         Command::Refresh => {
-            let store = TokenStore::new(token_path()?);
+            let chosen = f.api.token_file_choice(env)?;
+            let store = TokenStore::new(chosen.path().map(Path::to_path_buf).unwrap_or_default());
             let t = if f.force {
-                store.renew_now(&http, &renewer)?
+                store.renew_now(&http, &renewer)
             } else {
-                store.fresh(&http, min_ttl, &renewer)?
-            };
+                store.fresh(&http, min_ttl, &renewer)
+            }
+            .map_err(|e| chosen.name_in(e))?;
             coze_core::say!(
                 "{TOOL}: {} refreshed; expires {}",
                 store.path().display(),
@@ -164,7 +166,10 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("stdout", e))?;
         }
-        Command::Status => status(&f.api.credentials(env)?)?,
+        Command::Status => {
+            let credentials = f.api.credentials(env)?;
+            status(&credentials).map_err(|e| credentials.name_in(e))?
+        }
         Command::Exec(argv) => {
             let token = current_token(&f, env, &http, &renewer, min_ttl)?;
             return exec(argv, &token).map(Some);
@@ -184,11 +189,13 @@ fn current_token(
     renewer: &Renewer<'_>,
     min_ttl: i64,
 ) -> Result<String> {
-    match f.api.credentials(env)? {
-        Credentials::Static(t) => Ok(t),
-        Credentials::File { path, .. } => Ok(TokenStore::new(path)
-            .fresh(http, min_ttl, renewer)?
-            .access_token),
+    let credentials = f.api.credentials(env)?;
+    match &credentials {
+        Credentials::Static(t) => Ok(t.clone()),
+        Credentials::File { path, .. } => TokenStore::new(path)
+            .fresh(http, min_ttl, renewer)
+            .map(|t| t.access_token)
+            .map_err(|e| credentials.name_in(e)),
     }
 }
 
