@@ -467,3 +467,80 @@ fn a_token_file_that_cannot_be_read_is_a_local_error_naming_it() {
         );
     }
 }
+
+const WEB: &str = "5500000000002.app.coze";
+const SECRET: &str = "web-secret-0b6d3c2e9f1a4c58b7e2";
+
+/// A web app's (confidential client's) code without PKCE: an `authorization_code`
+/// record without `code_verifier`, exchanged with the client secret. Without the
+/// secret it is refused before anything is sent (the code stays good); a secret file
+/// others can read is refused before stdin is read at all.
+#[test]
+fn a_web_app_code_without_a_verifier_is_exchanged_with_the_secret() {
+    let sb = Sandbox::with_options(
+        "tf-web-no-pkce",
+        Options {
+            auto_approve: true,
+            client_secrets: vec![(WEB.into(), SECRET.into())],
+            ..Options::default()
+        },
+    );
+    let secret_file = sb.path("secret.txt");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    chmod(&secret_file, 0o600);
+    let redirect = "http://127.0.0.1:9/callback";
+    let url = format!(
+        "{}/api/permission/oauth2/authorize?response_type=code&client_id={WEB}&redirect_uri={}&state=st",
+        sb.base_url(),
+        coze_core::url::encode(redirect)
+    );
+    let location = http_request("GET", &url, None, &[])
+        .header("location")
+        .expect("auto-approve redirects")
+        .to_owned();
+    let code = coze_core::url::parse_query(location.split_once('?').unwrap().1)
+        .into_iter()
+        .find(|(k, _)| k == "code")
+        .expect("code")
+        .1;
+    let grant = json!({"type":"authorization_code","code":code,"redirect_uri":redirect,
+                       "client_id":WEB,"base_url":sb.base_url()});
+
+    let r = run(&mut sb.cmd("coze-token"), &format!("{grant}\n"));
+    r.expect_code(4);
+    let line = one_line(&r);
+    assert!(
+        line.contains("no code_verifier") && line.contains("--client-secret-file"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(stat(&sb, "/token_requests"), 0, "nothing sent");
+
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["--client-secret-file", "secret.txt", "--save"]),
+        &format!("{grant}\n"),
+    );
+    r.ok();
+    let t = read_token(&sb.token_path());
+    assert!(t["refresh_token"].is_string(), "{t}");
+    assert_eq!(t["client_secret_file"], secret_file.to_str().unwrap());
+    run(sb.cmd("coze-token").args(["refresh", "--force"]), "").ok();
+
+    // A loose secret file is refused while stdin is still open and empty.
+    chmod(&secret_file, 0o644);
+    let mut child = sb
+        .cmd("coze-token")
+        .args(["--client-secret-file", "secret.txt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held_open = child.stdin.take();
+    let out = wait_with_deadline(child, Duration::from_secs(20), "coze-token");
+    drop(held_open);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
