@@ -544,3 +544,59 @@ fn a_web_app_code_without_a_verifier_is_exchanged_with_the_secret() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+/// `coze-token exec` becomes its program: the same process (so a signal sent to it
+/// reaches the program, and its status is the program's), 127 for a program that is
+/// not there, 126 for one that cannot be executed, each with one error line.
+#[test]
+fn exec_becomes_the_program_and_says_126_or_127_when_it_cannot() {
+    let sb = logged_in("tf-exec");
+    // Bounded, so that a coze-token that only spawns it does not leave it behind.
+    let script = "trap 'echo got TERM; exit 42' TERM; echo $$; \
+                  i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; exit 3";
+    let mut child = sb
+        .cmd("coze-token")
+        .args(["exec", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(
+        first.trim(),
+        child.id().to_string(),
+        "the program runs in coze-token's own process"
+    );
+    run(sb.cmd("kill").args(["-TERM", &child.id().to_string()]), "").ok();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(42), "{rest}");
+    assert_eq!(rest, "got TERM\n");
+
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["exec", "--", "no-such-program-zq7"]),
+        "",
+    );
+    r.expect_code(127);
+    assert!(
+        one_line(&r).starts_with("coze-token: exec: no-such-program-zq7: "),
+        "{}",
+        r.describe()
+    );
+    let not_executable = sb.path("plain.sh");
+    std::fs::write(&not_executable, "echo hi\n").unwrap();
+    chmod(&not_executable, 0o644);
+    let r = run(sb.cmd("coze-token").args(["exec", "--", "./plain.sh"]), "");
+    r.expect_code(126);
+    assert!(
+        one_line(&r).starts_with("coze-token: exec: ./plain.sh: "),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+}

@@ -172,7 +172,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
         }
         Command::Exec(argv) => {
             let token = current_token(&f, env, &http, &renewer, min_ttl)?;
-            return exec(argv, &token).map(Some);
+            return Ok(Some(exec(argv, &token)));
         }
         Command::Profiles => profiles::list(&f, env)?,
         Command::Logout => profiles::logout(&f.api.token_file_choice(env)?, env)?,
@@ -440,22 +440,28 @@ fn status(credentials: &Credentials) -> Result<()> {
     }
 }
 
-/// Runs `argv` with `COZE_API_TOKEN` in its environment only (never in argv).
-fn exec(argv: &[std::ffi::OsString], token: &str) -> Result<u8> {
-    let status = std::process::Command::new(&argv[0])
+/// Becomes `argv` (exec(2)) with `COZE_API_TOKEN` in its environment only, never in
+/// its argv: a signal sent to coze-token then reaches the program itself (Ctrl-C, a
+/// supervisor's SIGTERM), and its exit status is the caller's without a relay. Returns
+/// only when the program cannot run: 127 when it is not found, 126 when it cannot be
+/// executed (as shells report them), after the one error line.
+fn exec(argv: &[std::ffi::OsString], token: &str) -> u8 {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("COZE_API_TOKEN", token)
         // Either would beat COZE_API_TOKEN in a coze tool the child runs.
         .env_remove("COZE_TOKEN_FILE")
         .env_remove("COZE_PROFILE")
-        .status()
-        .map_err(|e| Error::io(PathBuf::from(&argv[0]), e).context("exec"))?;
-    Ok(match status.code() {
-        Some(c) => c.clamp(0, 255) as u8,
-        None => {
-            128 + std::os::unix::process::ExitStatusExt::signal(&status)
-                .unwrap_or(0)
-                .clamp(0, 127) as u8
-        }
-    })
+        .exec();
+    let code = if err.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    cli::report(
+        TOOL,
+        &Error::io(PathBuf::from(&argv[0]), err).context("exec"),
+    );
+    code
 }
