@@ -138,6 +138,14 @@ fn a_symlinked_token_file_is_refreshed_in_the_file_it_names() {
     let fourth = read_token(&real);
     assert!(printed.iter().all(|p| fourth["access_token"] == p.as_str()));
     assert!(is_symlink(&link));
+
+    // Logging out through a link removes the link: the file may serve other links.
+    run(sb.cmd("coze-token").arg("logout"), "").ok();
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is gone"
+    );
+    assert_eq!(read_token(&real), fourth);
 }
 
 /// A file-size limit (`ulimit -f 1`: 512 bytes) smaller than the token file: the room

@@ -1015,10 +1015,58 @@ mod tests {
         assert_eq!(e.exit_code(), 4);
         assert!(e.to_string().contains("no token file"), "{e}");
         fs::write(dir.join("bad.json"), "{\"type\":\"tok").unwrap();
+        fs::set_permissions(dir.join("bad.json"), fs::Permissions::from_mode(0o600)).unwrap();
         let e = TokenStore::new(dir.join("bad.json")).load().unwrap_err();
         assert_eq!(e.exit_code(), 4);
         assert!(e.to_string().contains("is not a token file"), "{e}");
+        assert!(!e.to_string().contains("stdin"), "a file, not stdin: {e}");
         let _ = fs::remove_dir_all(dir);
+    }
+
+    /// The rescue after a rotation, each way (failures injected): the tests in
+    /// tests/token_files.rs see the rename fail; here the write itself fails too, and
+    /// the pair cannot be kept at all.
+    #[test]
+    fn a_pair_that_cannot_be_written_is_kept_beside_the_file_or_said_lost() {
+        let dir = tmpdir("rescue");
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("t.json");
+        let kept = unsaved_path(&target);
+        let line = token_line(&token("czu_kept_token", 7));
+        let told = format!("`mv {} {}`", kept.display(), target.display());
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+        // The rename over the file failed after a whole write: the temp file is kept.
+        let mut temp = Temp::reserve(&target, 64).unwrap();
+        temp.fill(&line).unwrap();
+        let e = rescue(temp, true, &line, &target, io::Error::other("injected"));
+        assert_eq!(e.exit_code(), 8);
+        assert!(e.to_string().contains(&told), "{e}");
+        assert_eq!(fs::read(&kept).unwrap(), line);
+        assert_eq!(mode(&kept), 0o600);
+        fs::remove_file(&kept).unwrap();
+
+        // The write over the room failed: the temp file is suspect and goes (giving its
+        // room back), and the pair is written to a file of its own.
+        let temp = Temp::reserve(&target, 64).unwrap();
+        let temp_path = temp.path.clone();
+        let e = rescue(temp, false, &line, &target, io::Error::other("injected"));
+        assert!(e.to_string().contains(&told), "{e}");
+        assert!(!temp_path.exists());
+        assert_eq!(fs::read(&kept).unwrap(), line);
+        assert_eq!(mode(&kept), 0o600);
+
+        // Nowhere to keep it (the directory is gone): the message says so.
+        let temp = Temp::reserve(&target, 64).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let e = rescue(temp, false, &line, &target, io::Error::other("injected"));
+        assert_eq!(e.exit_code(), 8);
+        assert!(
+            e.to_string()
+                .ends_with("the new one could not be kept anywhere: log in again)"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("czu_kept_token"));
     }
 
     #[test]
