@@ -23,3 +23,4 @@ mod secrets;
 mod studio;
 mod tls;
 mod token;
+mod token_files;

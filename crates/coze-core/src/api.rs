@@ -21,6 +21,8 @@ pub struct Client<'a> {
     pub http: &'a Http,
     pub base: String,
     pub tokens: &'a TokenSource,
+    /// Where the token comes from, named in authentication errors (set by `Session`).
+    pub credentials: Option<config::Credentials>,
 }
 
 /// An authentication error against one official host usually means a token of the
@@ -66,6 +68,7 @@ impl<'a> Client<'a> {
             http,
             base: url::trim_base(&base.into()).to_owned(),
             tokens,
+            credentials: None,
         }
     }
 
@@ -78,8 +81,17 @@ impl<'a> Client<'a> {
     }
 
     /// Runs `send` with a current token; on an authentication error renews once and
-    /// retries; a final authentication error gets the region hint.
-    fn authed<T>(&self, mut send: impl FnMut(&str) -> Result<T>) -> Result<T> {
+    /// retries; a final authentication error gets the region hint. Any authentication
+    /// failure (the server's, or a token that cannot be read or renewed) names the
+    /// credentials used.
+    fn authed<T>(&self, send: impl FnMut(&str) -> Result<T>) -> Result<T> {
+        self.authed_once(send).map_err(|e| match &self.credentials {
+            Some(c) => c.name_in(e),
+            None => e,
+        })
+    }
+
+    fn authed_once<T>(&self, mut send: impl FnMut(&str) -> Result<T>) -> Result<T> {
         let token = self.tokens.current(self.http)?;
         let first = send(&token);
         let err = match first {

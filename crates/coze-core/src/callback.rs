@@ -617,7 +617,7 @@ pub fn login(
     redact::register(&code);
     Ok(AuthorizationCode {
         code,
-        code_verifier: pkce.verifier,
+        code_verifier: Some(pkce.verifier),
         redirect_uri: l.redirect_uri.to_owned(),
         client_id: l.client_id.to_owned(),
         base_url: url::trim_base(l.api_base).to_owned(),

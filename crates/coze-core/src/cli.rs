@@ -87,6 +87,21 @@ pub fn print(text: &str) -> Result<()> {
         .map_err(|e| Error::io("stdout", e))
 }
 
+/// A grant or a token written to `> file` must not be left for others to read: when
+/// stdout is a regular file it is set to 0600 (the shell made it with the umask's
+/// mode, 0644 as a rule). Pipes and terminals are left alone. Best effort: a file we
+/// may not change is someone else's, and the write itself still tells.
+pub fn tighten_stdout_file() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+        let file = std::fs::File::from(fd);
+        if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 /// `coze-chat 0.1.0 (commit abc1234)`; the commit is baked in at build time when the
 /// source is a git checkout.
 pub fn version_text(tool: &str, commit: Option<&str>) -> String {

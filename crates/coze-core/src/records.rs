@@ -100,7 +100,10 @@ impl fmt::Debug for Record {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorizationCode {
     pub code: String,
-    pub code_verifier: String,
+    /// PKCE's verifier; absent for a web app's (confidential) login without PKCE, which
+    /// its client secret authenticates instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_verifier: Option<String>,
     pub redirect_uri: String,
     pub client_id: String,
     pub base_url: String,
@@ -112,7 +115,10 @@ impl fmt::Debug for AuthorizationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthorizationCode")
             .field("code", &"<redacted>")
-            .field("code_verifier", &"<redacted>")
+            .field(
+                "code_verifier",
+                &self.code_verifier.as_ref().map(|_| "<redacted>"),
+            )
             .field("redirect_uri", &self.redirect_uri)
             .field("client_id", &self.client_id)
             .field("base_url", &self.base_url)
@@ -280,6 +286,7 @@ mod tests {
     fn every_type_parses() {
         let cases = [
             json!({"type":"authorization_code","code":"c","code_verifier":"v","redirect_uri":"r","client_id":"i","base_url":"b"}),
+            json!({"type":"authorization_code","code":"c","redirect_uri":"r","client_id":"i","base_url":"b"}),
             json!({"type":"device_code","device_code":"d","user_code":"U","verification_uri":"v","interval":5,"expires_at":9,"client_id":"i","base_url":"b"}),
             json!({"type":"conversation","conversation_id":"1","bot_id":"2","created_at":3,"meta_data":{},"last_section_id":"4"}),
             json!({"type":"prompt","content":"hi","id":7,"custom_variables":{"a":"b"}}),

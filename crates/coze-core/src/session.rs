@@ -234,6 +234,8 @@ pub struct Session {
     pub base: String,
     /// Where the token comes from, as a person reads it (for messages and -v).
     pub credentials: String,
+    /// The same, resolved: named in the clients' authentication errors.
+    pub resolved: Credentials,
 }
 
 impl Session {
@@ -277,10 +279,14 @@ impl Session {
             tokens,
             base,
             credentials: described,
+            resolved: credentials,
         })
     }
 
     pub fn client(&self) -> Client<'_> {
-        Client::new(&self.http, self.base.clone(), &self.tokens)
+        Client {
+            credentials: Some(self.resolved.clone()),
+            ..Client::new(&self.http, self.base.clone(), &self.tokens)
+        }
     }
 }
