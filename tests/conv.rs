@@ -687,7 +687,7 @@ fn help_documents_records_examples_and_exit_codes() {
         "CONNECTION:",
         "--token-file",
         "coze-conv list --bot $BOT --limit 5",
-        "coze-conv create --bot $BOT | coze-chat --bot $BOT \"hello\"",
+        "{ coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text",
         "EXIT STATUS",
         "6    rate limit",
     ] {
