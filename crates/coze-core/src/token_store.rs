@@ -52,6 +52,11 @@ pub fn renew_margin(token: &Token, min_ttl: i64) -> i64 {
     }
 }
 
+/// The largest token file, key file or client secret file read: a token record is
+/// under 4 KiB and a private key a few KiB, so a larger file is not one (and
+/// `--token-file /dev/zero` must not be read until memory runs out).
+pub const MAX_SECRET_FILE: u64 = 1 << 20;
+
 /// A token file on disk.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -73,8 +78,14 @@ impl TokenStore {
 
     /// Reads the token file. A missing or broken file means a login is needed (exit 4).
     pub fn load(&self) -> Result<Token> {
-        let text = match fs::read_to_string(&self.path) {
+        let text = match crate::jsonl::read_file_capped(&self.path, MAX_SECRET_FILE) {
             Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                return Err(Error::Auth(format!(
+                    "{} is not a token file ({e}): log in again with `coze-auth | coze-token --save`",
+                    self.path.display()
+                )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Auth(format!(
                     "no token file at {}: log in with `coze-auth --client-id ID | coze-token --save`, \
@@ -85,6 +96,7 @@ impl TokenStore {
             Err(e) => return Err(Error::io(&self.path, e)),
         };
         let first = text
+            .trim_start_matches('\u{feff}')
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or_default();
@@ -429,10 +441,12 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<String> {
             m = mode & 0o7777
         )));
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text)
+    let bytes = crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE)
         .map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?;
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8");
+        Error::io(path, e).context(format!("reading the {what}"))
+    })
 }
 
 /// "3 min ago" / "in 14 min", for messages.
