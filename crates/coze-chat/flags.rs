@@ -18,9 +18,10 @@ USAGE:
 
 Each line of stdin is a prompt: plain text, or a JSON record. A `prompt` record
 ({\"type\":\"prompt\",\"content\":\"…\",\"id\":…}) may carry an `id` (echoed on every
-output line it causes), `conversation_id`, `bot_id`, `user_id`, `custom_variables`
-and `meta_data`. A `conversation` record (from coze-conv) switches the conversation
-for the lines after it. Without --conversation, the first chat's conversation is
+output line it causes), `conversation_id`, `bot_id` (then it needs no --bot),
+`user_id`, `custom_variables` and `meta_data`; a `content_type` must be \"text\".
+A `conversation` record (from coze-conv) switches the conversation for the lines
+after it. Without --conversation, the first chat's conversation is
 kept for the following prompts, so a multi-line script is one conversation;
 --new-each gives every prompt its own.
 
@@ -83,6 +84,8 @@ OUTPUT RECORDS:
              \"reasoning_content\":…,\"follow_ups\":[…],\"conversation_id\":…,
              \"chat_id\":…,\"bot_id\":…,\"usage\":{…},\"status\":\"completed\"|\"failed\"|…,
              \"error\":null|{\"message\":…,\"code\":…,\"logid\":…,\"exit_code\":…}}
+    A stdin line that cannot be asked is an answer with status \"invalid\": its
+    prompt is the line, its error names the line (exit_code 3).
     In events mode a failed prompt adds {\"event\":\"error\",\"data\":{\"code\":…,
     \"msg\":…,\"logid\":…,\"exit_code\":…},\"id\":…}.
 

@@ -70,7 +70,7 @@ impl fmt::Display for LineError {
 /// `8 MiB`, `1 KiB`, or `1000 bytes`: a limit as people read it.
 pub fn size(bytes: u64) -> String {
     for (unit, name) in [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{} {name}", bytes / unit);
         }
     }
