@@ -87,6 +87,22 @@ impl<W: Write> Printer<W> {
                 Ok(())
             }
             Mode::Answers => {
+                let mut r = Map::new();
+                r.insert("type".into(), "answer".into());
+                if let Some(id) = &self.id {
+                    r.insert("id".into(), id.clone());
+                }
+                r.insert("prompt".into(), prompt.into());
+                r.insert("content".into(), state.content.clone().into());
+                r.insert("reasoning_content".into(), state.reasoning.clone().into());
+                r.insert("follow_ups".into(), state.follow_ups.clone().into());
+                r.insert(
+                    "conversation_id".into(),
+                    state.conversation_id.clone().into(),
+                );
+                r.insert("chat_id".into(), state.chat_id.clone().into());
+                r.insert("bot_id".into(), state.bot_id.clone().into());
+                r.insert("usage".into(), state.usage.clone().unwrap_or(Value::Null));
                 let status = match error {
                     None => "completed".to_owned(),
                     Some(_)
@@ -99,8 +115,9 @@ impl<W: Write> Printer<W> {
                     Some(_) if state.status == "completed" => "failed".to_owned(),
                     Some(_) => state.status.clone(),
                 };
-                let r = self.answer_record(prompt.into(), state, &status, error);
-                self.out.write(&r)
+                r.insert("status".into(), status.into());
+                r.insert("error".into(), error.map(error_json).unwrap_or(Value::Null));
+                self.out.write(&Value::Object(r))
             }
             Mode::Events => match error {
                 None => Ok(()),
@@ -120,45 +137,16 @@ impl<W: Write> Printer<W> {
 
     /// Answers mode: the record of a stdin line that could not be asked, with status
     /// `invalid` and the error naming the line, so the answers file lists it like any
-    /// failed prompt. `prompt` is the line, when it could be read as text.
-    pub fn invalid(&mut self, prompt: Option<&str>, error: &Error) -> io::Result<()> {
+    /// failed prompt. `line` is the line, when it could be read as text.
+    pub fn invalid(&mut self, line: Option<&str>, error: &Error) -> io::Result<()> {
         if self.mode != Mode::Answers {
             return Ok(());
         }
         // Every answer record has an id: null for a line that could not be read.
         self.id.get_or_insert(Value::Null);
-        let prompt = prompt.map_or(Value::Null, Value::from);
-        let r = self.answer_record(prompt, &ChatState::default(), "invalid", Some(error));
-        self.out.write(&r)
-    }
-
-    /// One `answer` record, its keys in the documented order.
-    fn answer_record(
-        &self,
-        prompt: Value,
-        state: &ChatState,
-        status: &str,
-        error: Option<&Error>,
-    ) -> Value {
-        let mut r = Map::new();
-        r.insert("type".into(), "answer".into());
-        if let Some(id) = &self.id {
-            r.insert("id".into(), id.clone());
-        }
-        r.insert("prompt".into(), prompt);
-        r.insert("content".into(), state.content.clone().into());
-        r.insert("reasoning_content".into(), state.reasoning.clone().into());
-        r.insert("follow_ups".into(), state.follow_ups.clone().into());
-        r.insert(
-            "conversation_id".into(),
-            state.conversation_id.clone().into(),
-        );
-        r.insert("chat_id".into(), state.chat_id.clone().into());
-        r.insert("bot_id".into(), state.bot_id.clone().into());
-        r.insert("usage".into(), state.usage.clone().unwrap_or(Value::Null));
-        r.insert("status".into(), status.into());
-        r.insert("error".into(), error.map(error_json).unwrap_or(Value::Null));
-        Value::Object(r)
+        let mut state = ChatState::default();
+        state.status = "invalid".into();
+        self.end(line.unwrap_or_default(), &state, Some(error))
     }
 
     fn close_reasoning(&mut self) {

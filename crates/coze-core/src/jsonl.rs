@@ -120,7 +120,10 @@ impl<R: BufRead> LineReader<R> {
         // be too long without holding more of it. read_until retries `Interrupted`
         // itself and appends what it read before any other error to `buf`, which we
         // keep for the next call.
-        let room = (self.max + BOM.len() + 2).saturating_sub(self.buf.len()) as u64;
+        let room = self
+            .max
+            .saturating_add(BOM.len() + 2)
+            .saturating_sub(self.buf.len()) as u64;
         Read::take(&mut self.inner, room).read_until(b'\n', &mut self.buf)?;
         if self.buf.is_empty() {
             return Ok(None);
@@ -168,7 +171,7 @@ impl<R: BufRead> LineReader<R> {
 /// kind `FileTooLarge` ("larger than 1 MiB") after reading `max + 1` bytes of it.
 pub fn read_capped(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    reader.take(max + 1).read_to_end(&mut bytes)?;
+    reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::FileTooLarge,
