@@ -14,6 +14,7 @@ mod crash;
 mod doctor;
 mod examples;
 mod faults;
+mod input;
 mod jwt;
 mod load;
 mod packaging;

@@ -271,7 +271,9 @@ fn grants(
             "{TOOL}: reading grant records from the terminal (pipe coze-auth into me; Ctrl-D ends)"
         );
     }
-    let mut reader = LineReader::new(stdin.lock());
+    // A grant record is well under 1 KiB; stdin that is not lines of records (a binary,
+    // `/dev/zero`) ends at the first line over 1 MiB.
+    let mut reader = LineReader::with_max(stdin.lock(), 1 << 20);
     let mut out = JsonlWriter::new(io::stdout().lock());
     let mut seen = 0;
     while let Some((line_no, text)) = reader.next_line().map_err(|e| Error::BadInput {
@@ -355,7 +357,7 @@ fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Re
             let left = grant.expires_at - unix_now();
             eprint!(
                 "\r{TOOL}: code {} — {}:{:02} left ",
-                grant.user_code,
+                coze_core::cli::visible(&grant.user_code),
                 left.max(0) / 60,
                 left.max(0) % 60
             );

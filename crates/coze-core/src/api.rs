@@ -16,6 +16,16 @@ use crate::http::{Dialect, Http, Request, Stream};
 use crate::token_store::TokenSource;
 use crate::url;
 
+/// `id` as one path segment, or a usage error for an id no segment can carry (`..`
+/// would make `/v1/conversations/../clear` another endpoint).
+fn segment(id: &str) -> Result<String> {
+    url::path_segment(id).ok_or_else(|| {
+        crate::Error::usage(format!(
+            "{id:?} is not a conversation id (it cannot be part of a URL path)"
+        ))
+    })
+}
+
 /// An authenticated client of one API base.
 pub struct Client<'a> {
     pub http: &'a Http,
@@ -225,13 +235,13 @@ impl<'a> Client<'a> {
     }
 
     pub fn delete_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url(&format!("/v1/conversations/{}", url::encode(id)), &[]);
+        let url = self.url(&format!("/v1/conversations/{}", segment(id)?), &[]);
         Ok(Self::data(self.call("DELETE", &url, None, false)?))
     }
 
     /// Starts a new section: the model forgets the history (the messages stay listed).
     pub fn clear_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url(&format!("/v1/conversations/{}/clear", url::encode(id)), &[]);
+        let url = self.url(&format!("/v1/conversations/{}/clear", segment(id)?), &[]);
         Ok(Self::data(self.call("POST", &url, None, false)?))
     }
 

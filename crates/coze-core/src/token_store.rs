@@ -34,7 +34,7 @@
 //! Not here: how a person logs in (coze-auth), what the tools do with the token.
 
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{
     DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt,
 };
@@ -74,6 +74,11 @@ pub fn renew_margin(token: &Token, min_ttl: i64) -> i64 {
         _ => min_ttl,
     }
 }
+
+/// The largest token file, key file or client secret file read: a token record is
+/// under 4 KiB and a private key a few KiB, so a larger file is not one (and
+/// `--token-file /dev/zero` must not be read until memory runs out).
+pub const MAX_SECRET_FILE: u64 = 1 << 20;
 
 /// A token file on disk.
 #[derive(Debug, Clone)]
@@ -127,16 +132,23 @@ impl TokenStore {
             return Err(reading(e)); // swapped for something else since the check above
         }
         self.keep_private(&file, &meta)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(reading)?;
         let not_a_token = |why: &str| {
             Error::Auth(format!(
                 "{} is not a token file ({why}): log in again with `coze-auth | coze-token --save`",
                 self.path.display()
             ))
         };
+        // A token is a few hundred bytes: a huge file is not one (and is not read whole).
+        let bytes = match crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(not_a_token(&e.to_string()))
+            }
+            Err(e) => return Err(reading(e)),
+        };
         let text = String::from_utf8(bytes).map_err(|_| not_a_token("not UTF-8 text"))?;
         let first = text
+            .trim_start_matches('\u{feff}')
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or_default();
@@ -774,10 +786,12 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<String> {
             m = mode & 0o7777
         )));
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text)
+    let bytes = crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE)
         .map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?;
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8");
+        Error::io(path, e).context(format!("reading the {what}"))
+    })
 }
 
 /// "3 min ago" / "in 14 min", for messages.
