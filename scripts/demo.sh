@@ -22,7 +22,12 @@ trap cleanup EXIT
 export HOME=$tmp XDG_CONFIG_HOME=$tmp/config
 unset COZE_API_TOKEN COZE_TOKEN_FILE COZE_BOT_ID
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
+# Each command in bold on a terminal; plain text in a log or a pipe.
+if [[ -t 2 ]]; then
+    step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
+else
+    step() { printf '\n$ %s\n' "$*" >&2; }
+fi
 
 mkfifo "$tmp/fake-stdin"
 coze-fake <"$tmp/fake-stdin" >"$tmp/fake.out" &

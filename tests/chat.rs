@@ -887,6 +887,31 @@ fn sighup_cancels_the_chat_and_exits_129(d: Dialect) {
     a_signal_cancels_the_chat(d, "HUP", 129, "coze-chat: the terminal closed");
 }
 
+/// On a terminal, Ctrl-C's line starts a line of its own instead of trailing the
+/// partial answer.
+#[test]
+fn on_a_terminal_the_interrupted_line_is_not_glued_to_the_answer() {
+    let sb = logged_in("chat-sigint-tty");
+    sb.fake
+        .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
+    // script(1) gives coze-chat a terminal; timeout(1) sends it SIGINT mid-answer.
+    let inner = format!(
+        "timeout -s INT 1.5 {} --bot 7 -o text slow",
+        bin("coze-chat").display()
+    );
+    let r = run(sb.cmd("script").args(["-qec", &inner, "/dev/null"]), "");
+    let screen = r.stdout.replace('\r', "");
+    let at = screen
+        .find("coze-chat: interrupted")
+        .unwrap_or_else(|| panic!("no interrupted line\n{}", r.describe()));
+    assert!(at > 0 && screen[..at].ends_with('\n'), "{}", r.describe());
+    assert!(
+        screen[..at].trim_end().ends_with(['春', '夏', '秋', '冬']),
+        "{}",
+        r.describe()
+    );
+}
+
 fn a_signal_cancels_the_chat(d: Dialect, signal: &str, code: i32, said: &str) {
     let sb = logged_in_as(&format!("chat-sig{signal}"), d);
     sb.fake
@@ -1096,6 +1121,36 @@ fn an_idle_stream_times_out_with_exit_5_and_keeps_the_partial_answer(d: Dialect)
     );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
     assert!(r.stderr.contains("timed out"), "{}", r.describe());
+}
+
+/// `--idle-timeout 0` is no idle limit (as curl reads 0), not an immediate failure.
+#[test]
+fn idle_timeout_0_waits_for_a_silent_server() {
+    let sb = logged_in("chat-idle-0");
+    sb.fake.push_fault(
+        "chat",
+        json!({"type": "stall", "after_events": 3, "ms": 1500}),
+        1,
+    );
+    let r = run(
+        chat(&sb).args([
+            "-o",
+            "text",
+            "--idle-timeout",
+            "0",
+            "--connect-timeout",
+            "0",
+            "hi",
+        ]),
+        "",
+    );
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("hi")),
+        "{}",
+        r.describe()
+    );
 }
 
 // ---------------------------------------------------------------- more of the same ground

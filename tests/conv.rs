@@ -195,8 +195,9 @@ fn get_prints_the_record_create_printed() {
 #[test]
 fn a_created_conversation_pipes_into_coze_chat() {
     let sb = logged_in("conv-pipe-chat");
+    // The example of both --help texts, as written there (with the record kept aside).
     let script = format!(
-        "'{}' create --bot {BOT} | '{}' --bot {BOT} -o answers hello",
+        "{{ '{}' create --bot {BOT} | tee created.json; echo hello; }} | '{}' --bot {BOT} -o answers",
         bin("coze-conv").display(),
         bin("coze-chat").display()
     );
@@ -204,9 +205,16 @@ fn a_created_conversation_pipes_into_coze_chat() {
     r.ok();
     let answers = r.records();
     assert_eq!(answers.len(), 1, "{}", r.describe());
-    let conversation_id = answers[0]["conversation_id"].as_str().unwrap().to_owned();
+    let created: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("created.json")).unwrap()).unwrap();
     // The chat went into the conversation coze-conv created, not a new one.
-    assert_eq!(stat(&sb, "/requests/conversation.create"), 1);
+    assert_eq!(
+        answers[0]["conversation_id"],
+        created["conversation_id"],
+        "{}",
+        r.describe()
+    );
+    let conversation_id = answers[0]["conversation_id"].as_str().unwrap().to_owned();
     let msgs = run(
         conv(&sb).args(["messages", &conversation_id, "--order", "asc"]),
         "",
@@ -215,6 +223,15 @@ fn a_created_conversation_pipes_into_coze_chat() {
     assert_eq!(msgs[0]["role"], "user", "{msgs:?}");
     assert_eq!(msgs[0]["content"], "hello");
     assert_eq!(msgs[0]["message_type"], "question");
+    for help in ["coze-conv", "coze-chat"] {
+        let h = run(sb.cmd(help).arg("--help"), "");
+        assert!(
+            h.stdout.contains(
+                "{ coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text"
+            ),
+            "{help} --help shows the example this test runs"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- list
@@ -670,7 +687,7 @@ fn help_documents_records_examples_and_exit_codes() {
         "CONNECTION:",
         "--token-file",
         "coze-conv list --bot $BOT --limit 5",
-        "coze-conv create --bot $BOT | coze-chat --bot $BOT \"hello\"",
+        "{ coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text",
         "EXIT STATUS",
         "6    rate limit",
     ] {

@@ -543,6 +543,12 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_connecting() {
     t["expires_at"] = (now() - 10).into();
     let elsewhere = sb.path("elsewhere.json");
     std::fs::write(&elsewhere, format!("{t}\n")).unwrap();
+    // Private, as a token file must be (a loose one is tightened with a warning).
+    std::fs::set_permissions(
+        &elsewhere,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut refresh = sb.cmd("coze-token");
     refresh
         .env_remove("COZE_API_BASE")

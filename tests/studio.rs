@@ -86,10 +86,16 @@ fn a_bad_pat_is_an_authentication_failure_with_the_logid_from_x_log_id() {
         r.describe()
     );
     // The logid is Studio's X-Log-ID, a UUID, the same the response line showed.
+    // Followed by the credentials used: `(credentials: COZE_API_TOKEN …)`.
     let logid = line
-        .rsplit_once("(logid ")
-        .map(|(_, l)| l.trim_end_matches(')'))
+        .split("(logid ")
+        .nth(1)
+        .and_then(|l| l.split(')').next())
         .unwrap_or_else(|| panic!("no logid: {line}"));
+    assert!(
+        line.ends_with("(credentials: COZE_API_TOKEN from the environment)"),
+        "{line}"
+    );
     assert_eq!(logid.len(), 36, "{line}");
     assert!(
         r.stderr.contains(&format!("logid={logid}")),

@@ -31,7 +31,8 @@ callback with a wrong or missing state is refused and waiting goes on.
 With --paste, open the URL in any browser, log in, and paste the URL it was
 redirected to (or just the code) on stdin. With --device (an app of the device
 type), a `device_code` record is written instead and the code to enter is
-printed on stderr; coze-token polls until it is approved.
+printed on stderr; coze-token polls until it is approved. When stdout is a
+regular file (`> grant.json`) it is set to 0600: a code is a secret until used.
 
 OPTIONS:
     --client-id ID         the OAuth app's client ID (required) [env: COZE_CLIENT_ID]

@@ -109,6 +109,9 @@ fn run(f: Flags, env: Env) -> Result<()> {
         let grant = callback::login(&login, &mut io::stdin().lock(), &mut io::stderr())?;
         Record::AuthorizationCode(grant)
     };
+    // `coze-auth > grant.json`: a code (or device code) others could read is theirs to
+    // exchange first.
+    cli::tighten_stdout_file();
     JsonlWriter::new(io::stdout().lock())
         .write(&record)
         .map_err(|e| Error::io("stdout", e))

@@ -16,7 +16,9 @@ use crate::TOOL;
 
 /// What every prompt of a run shares.
 pub struct Plan {
-    pub bot: String,
+    /// `--bot` or `COZE_BOT_ID`; without it every prompt names its own (the input
+    /// refuses a prompt that does not).
+    pub bot: Option<String>,
     pub user: String,
     pub vars: Map<String, Value>,
     pub meta: Map<String, Value>,
@@ -33,7 +35,11 @@ impl Plan {
         let mut meta = self.meta.clone();
         meta.extend(p.meta_data.clone().unwrap_or_default());
         ChatSpec {
-            bot_id: p.bot_id.clone().unwrap_or_else(|| self.bot.clone()),
+            bot_id: p
+                .bot_id
+                .clone()
+                .or_else(|| self.bot.clone())
+                .unwrap_or_default(),
             user_id: p.user_id.clone().unwrap_or_else(|| self.user.clone()),
             content: p.content.clone(),
             conversation_id: p.conversation_id.clone().or(conversation),
@@ -99,6 +105,14 @@ impl Tally {
         if self.first_failure.is_none_or(|(s, _)| seq < s) {
             self.first_failure = Some((seq, code));
         }
+    }
+
+    /// Records a stdin line that could not be asked (already reported): a prompt
+    /// with status `invalid`.
+    pub fn invalid(&mut self, seq: u64, code: u8) {
+        self.prompts += 1;
+        *self.by_status.entry("invalid".to_owned()).or_default() += 1;
+        self.fail(seq, code);
     }
 
     /// Records one asked prompt; reports its failure on stderr. Returns true when the

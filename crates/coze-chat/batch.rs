@@ -18,7 +18,7 @@ use coze_core::{cli, Error, Result};
 
 use crate::ask::{ask, Plan, Tally};
 use crate::flags::Mode;
-use crate::input::{Item, Items};
+use crate::input::{Item, Items, Rules};
 use crate::output::Printer;
 use crate::{resume, TOOL};
 
@@ -238,14 +238,14 @@ pub struct Batch<'a> {
 
 impl Batch<'_> {
     /// Reads stdin and runs its prompts on `jobs` workers. `Err` only for a closed stdout.
-    pub fn run(&self, input: impl BufRead) -> Result<()> {
+    pub fn run(&self, input: impl BufRead, rules: Rules) -> Result<()> {
         let sched = Scheduler::new(self.jobs * 4);
         let closed: Mutex<Option<Error>> = Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..self.jobs {
                 s.spawn(|| self.worker(&sched, &closed));
             }
-            self.read(input, &sched);
+            self.read(input, rules, &sched);
             sched.close();
         });
         match closed.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -254,8 +254,8 @@ impl Batch<'_> {
         }
     }
 
-    fn read(&self, input: impl BufRead, sched: &Scheduler) {
-        let mut items = Items::new(input);
+    fn read(&self, input: impl BufRead, rules: Rules, sched: &Scheduler) {
+        let mut items = Items::new(input, rules);
         let mut conversation = self.conversation.clone();
         let mut seq = 0u64;
         while let Some(item) = items.next_item() {
@@ -282,16 +282,26 @@ impl Batch<'_> {
                     }
                 }
                 Ok(Item::Switch { conversation_id }) => conversation = Some(conversation_id),
-                Err(e) => {
-                    cli::report(TOOL, &e);
+                Err(bad) => {
+                    cli::report(TOOL, &bad.error);
                     let this = seq;
                     seq += 1;
-                    self.tally
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .fail(this, e.exit_code());
-                    let _ = self.out.finish(this, Vec::new());
-                    if !self.keep_going {
+                    let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+                    if !bad.is_line() {
+                        tally.fail(this, bad.error.exit_code());
+                        drop(tally);
+                        let _ = self.out.finish(this, Vec::new());
+                        return;
+                    }
+                    tally.invalid(this, bad.error.exit_code());
+                    drop(tally);
+                    // -o answers: the line is a record of the answers file, and the
+                    // batch goes on.
+                    let mut printer = Printer::new(self.mode, Vec::new());
+                    printer.begin(bad.id);
+                    let _ = printer.invalid(bad.text.as_deref(), &bad.error);
+                    let _ = self.out.finish(this, printer.into_inner());
+                    if bad.fatal || !(self.keep_going || self.mode == Mode::Answers) {
                         return;
                     }
                 }

@@ -18,9 +18,10 @@ USAGE:
 
 Each line of stdin is a prompt: plain text, or a JSON record. A `prompt` record
 ({\"type\":\"prompt\",\"content\":\"…\",\"id\":…}) may carry an `id` (echoed on every
-output line it causes), `conversation_id`, `bot_id`, `user_id`, `custom_variables`
-and `meta_data`. A `conversation` record (from coze-conv) switches the conversation
-for the lines after it. Without --conversation, the first chat's conversation is
+output line it causes), `conversation_id`, `bot_id` (then it needs no --bot),
+`user_id`, `custom_variables` and `meta_data`; a `content_type` must be \"text\".
+A `conversation` record (from coze-conv) switches the conversation for the lines
+after it. Without --conversation, the first chat's conversation is
 kept for the following prompts, so a multi-line script is one conversation;
 --new-each gives every prompt its own.
 
@@ -33,7 +34,8 @@ OPTIONS:
                            directory (user_id beside the token file), so the bot
                            knows you from run to run]
     --var KEY=VALUE        a custom variable for the bot's prompt (repeatable)
-    --meta KEY=VALUE       meta_data for the chat (repeatable)
+    --meta KEY=VALUE       meta_data for the chat (repeatable; at most 16 pairs,
+                           keys of 1 to 64 characters, values of 1 to 512)
     --no-save              do not save the exchange in the conversation
                            (auto_save_history false; needs streaming)
     --no-stream            create the chat, poll until it is done, then list its
@@ -47,7 +49,13 @@ OPTIONS:
                            answers: one `answer` record per prompt
                            [default: text on a terminal, events otherwise]
     --keep-going           after a bad stdin line, go on with the next lines
-                           (the exit status still reports it)
+                           (the exit status still reports it); -o answers always
+                           goes on, and writes the line as an answer record with
+                           status \"invalid\"
+    --max-line-bytes N     the longest stdin line (and, with -, all of stdin) taken:
+                           a longer one ends the run with exit 3 naming the line;
+                           a line of the --resume FILE may be 8 times as long
+                           [default: 8M] (K, M and G suffixes: KiB, MiB, GiB)
 
 BATCH (see README \"Batch\"):
     --jobs N               N prompts in flight at once [default: 1]; with N > 1
@@ -58,7 +66,9 @@ BATCH (see README \"Batch\"):
     --resume FILE          skip every prompt whose id is already `completed` in
                            FILE (an earlier -o answers output). A line without an
                            id gets one derived from its content:
-                           \"sha256:\" + the first 16 hex digits of its SHA-256
+                           \"sha256:\" + the first 16 hex digits of its SHA-256;
+                           the same content again in the same input gets \"#2\",
+                           \"#3\"… after that, so every line has an id of its own
     --append               with --resume: append the new answers to FILE instead of
                            writing them to stdout
     --ordered              print in input order (default: as they complete)
@@ -76,6 +86,8 @@ OUTPUT RECORDS:
              \"reasoning_content\":…,\"follow_ups\":[…],\"conversation_id\":…,
              \"chat_id\":…,\"bot_id\":…,\"usage\":{…},\"status\":\"completed\"|\"failed\"|…,
              \"error\":null|{\"message\":…,\"code\":…,\"logid\":…,\"exit_code\":…}}
+    A stdin line that cannot be asked is an answer with status \"invalid\": its
+    prompt is the line, its error names the line (exit_code 3).
     error:  {\"type\":\"error\",\"id\":…,\"code\":…,\"msg\":…,\"logid\":…,\"exit_code\":…}
     In events mode a failed prompt ends with an `error` record: coze-chat's own
     report, a `type` and not an `event` (only the server's events are events).
@@ -89,8 +101,8 @@ FAILURES:
     prompts still run (but an authentication failure, exit 4, ends the run: every
     later prompt would meet it too); the exit status is that of the first
     failure. Ctrl-C
-    cancels the chat on the server and exits 130; a closed stdout (| head -1)
-    cancels it and exits 0.
+    cancels the chat on the server and exits 130 (SIGTERM 143, a closed
+    terminal 129); a closed stdout (| head -1) cancels it and exits 0.
 
     A stream that breaks once the chat exists (cut, reset, ended early) is not
     asked again: the chat goes on on the server, so it is followed to its end by
@@ -105,7 +117,7 @@ EXAMPLES:
     coze-chat --bot $BOT \"你好\"
     echo \"Summarize: $(cat notes.txt)\" | coze-chat --bot $BOT -o text -
     printf 'hi\\nand again?\\n' | coze-chat --bot $BOT -o text
-    coze-conv create --bot $BOT | coze-chat --bot $BOT -o text \"hello\"
+    { coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text
     coze-chat --bot $BOT -o answers < questions.txt > answers.jsonl
     coze-chat --bot $BOT -o answers < questions.txt | jq -r 'select(.status==\"failed\") | .id'
     coze-chat --bot $BOT -o events \"hi\" | jq -c 'select(.event==\"conversation.message.delta\") | .data.content'
@@ -149,6 +161,8 @@ pub struct Flags {
     pub append: bool,
     pub ordered: bool,
     pub summary: bool,
+    /// `--max-line-bytes`: the longest stdin line taken.
+    pub max_line: usize,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
@@ -171,6 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         append: false,
         ordered: false,
         summary: false,
+        max_line: coze_core::jsonl::DEFAULT_MAX_LINE,
     };
     let mut prompt: Option<String> = None;
     while let Some(arg) = p.next().map_err(cli::usage)? {
@@ -230,6 +245,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--append" => f.append = true,
             "--ordered" => f.ordered = true,
             "--summary" => f.summary = true,
+            "--max-line-bytes" => f.max_line = byte_count(cli::value(&mut p)?)?,
             "-o" | "--output" => {
                 let v = cli::string("--output", cli::value(&mut p)?)?;
                 f.mode = Some(match v.as_str() {
@@ -254,9 +270,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     };
     if f.no_save && f.no_stream {
         return Err(Error::usage(
-            "--no-save cannot go with --no-stream: a chat that is not saved cannot be polled (coze-api.md §6.1)",
+            "--no-save cannot go with --no-stream: the Coze API saves every chat it does \
+             not stream (a polled answer is read back from the conversation's messages)",
         ));
     }
+    coze_core::records::check_meta_data(&f.meta)
+        .map_err(|m| Error::usage(format!("--meta: {m}")))?;
     if f.append && f.resume.is_none() {
         return Err(Error::usage(
             "--append goes with --resume FILE (it appends to FILE)",
@@ -278,6 +297,32 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         ));
     }
     Ok(Parsed::Run(f))
+}
+
+/// `--max-line-bytes`: a whole number of bytes, or of KiB, MiB or GiB with a `K`, `M`
+/// or `G` after it.
+fn byte_count(value: OsString) -> Result<usize> {
+    let s = cli::string("--max-line-bytes", value)?;
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s.as_str(), 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => 64,
+    };
+    match digits.parse::<usize>() {
+        Ok(n) if n > 0 && shift < 64 => n.checked_mul(1 << shift).ok_or(()),
+        _ => Err(()),
+    }
+    .map_err(|()| {
+        Error::usage(format!(
+            "--max-line-bytes: expected a number of bytes such as 65536, 512K or 64M, got {s:?}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -307,6 +352,13 @@ mod tests {
         assert_eq!(f.source, Source::Lines);
         assert_eq!(f.vars["a"], "1");
         assert!(f.api.verbose);
+        assert_eq!(f.max_line, 8 << 20);
+        for (arg, want) in [("65536", 65536), ("512K", 512 << 10), ("64m", 64 << 20)] {
+            let Parsed::Run(f) = flags(&["--max-line-bytes", arg]).unwrap() else {
+                panic!()
+            };
+            assert_eq!(f.max_line, want, "{arg}");
+        }
     }
 
     #[test]
@@ -317,6 +369,9 @@ mod tests {
             &["--no-save", "--no-stream"],
             &["--var", "novalue"],
             &[""],
+            &["--max-line-bytes", "0"],
+            &["--max-line-bytes", "12X"],
+            &["--max-line-bytes", "-1"],
         ] {
             let e = flags(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");

@@ -1,10 +1,19 @@
 //! What coze-chat reads: the PROMPT argument, all of stdin as one prompt, or one item
 //! per stdin line (plain text, or a `prompt` / `conversation` record).
+//!
+//! Each line is checked here, before anything is asked: its length (a line over
+//! `--max-line-bytes` ends the input), its record's fields (a `content_type` other
+//! than text, `meta_data` beyond the API's limits), and that some bot will answer it.
+//! A prompt without an id of its own is counted by content, so a repeated line gets
+//! an id of its own (`sha256:…#2`).
 
+use std::collections::HashMap;
 use std::io::BufRead;
 
-use coze_core::jsonl::LineReader;
-use coze_core::records::{Prompt, Record};
+use serde_json::{Map, Value};
+
+use coze_core::jsonl::{self, LineError, LineReader};
+use coze_core::records::{self, Prompt, Record};
 use coze_core::{Error, Result};
 
 /// One thing to do, from one line.
@@ -20,67 +29,218 @@ pub enum Item {
     },
 }
 
+/// What a line is checked against besides its own shape.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// `--max-line-bytes`.
+    pub max_line: usize,
+    /// A bot answers prompts that name none (`--bot` or `COZE_BOT_ID`).
+    pub has_bot: bool,
+    /// `--meta`, which a prompt's own `meta_data` is added to.
+    pub meta: Map<String, Value>,
+}
+
+/// A line that cannot be asked.
+#[derive(Debug)]
+pub struct Bad {
+    /// Names the line.
+    pub error: Error,
+    /// The line, when it could be read as text.
+    pub text: Option<String>,
+    /// The id of its answer record: the record's own `id`, else derived from the line.
+    pub id: Option<Value>,
+    /// Nothing after it is read or asked: the input is not lines of prompts (a line
+    /// over the limit, a read error), or every later prompt would fail the same way
+    /// (no bot).
+    pub fatal: bool,
+}
+
+impl Bad {
+    /// A bad line (exit 3), as opposed to a usage error found on a line (no bot).
+    pub fn is_line(&self) -> bool {
+        matches!(self.error.root(), Error::BadInput { .. })
+    }
+}
+
 /// Reads items lazily, so a prompt is answered before the next line is even read
 /// (an interactive pipe gets its answer right away).
 pub struct Items<R: BufRead> {
     lines: LineReader<R>,
+    rules: Rules,
+    /// How often each derived id has been given out.
+    seen: HashMap<String, u32>,
 }
 
 impl<R: BufRead> Items<R> {
-    pub fn new(reader: R) -> Self {
+    pub fn new(reader: R, rules: Rules) -> Self {
         Items {
-            lines: LineReader::new(reader),
+            lines: LineReader::with_max(reader, rules.max_line),
+            rules,
+            seen: HashMap::new(),
         }
     }
 
-    /// The next item; `Err` names a line that cannot be used (reading may go on).
-    pub fn next_item(&mut self) -> Option<Result<Item>> {
+    /// The next item; `Err` names a line that cannot be used (reading may go on unless
+    /// it is `fatal`).
+    pub fn next_item(&mut self) -> Option<std::result::Result<Item, Bad>> {
         loop {
             let (line, text) = match self.lines.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => return None,
-                Err(e) => {
-                    return Some(Err(Error::BadInput {
-                        line: None,
-                        message: e.to_string(),
-                    }))
-                }
+                Err(e) => return Some(Err(unreadable(e))),
             };
             if text.trim().is_empty() {
                 continue;
             }
-            return Some(parse_line(line, &text));
+            return Some(match parse_line(line, &text, &self.rules) {
+                Ok(Item::Prompt { line, mut prompt }) => {
+                    if prompt.id.is_none() {
+                        prompt.occurrence = self.count(&prompt.content);
+                    }
+                    Ok(Item::Prompt { line, prompt })
+                }
+                Ok(item) => Ok(item),
+                Err(error) => {
+                    let fatal = !matches!(error.root(), Error::BadInput { .. });
+                    let id = own_id(&text).unwrap_or_else(|| {
+                        let mut p = plain(&text);
+                        p.occurrence = self.count(&text);
+                        p.effective_id()
+                    });
+                    Err(Bad {
+                        error,
+                        text: Some(text),
+                        id: Some(id),
+                        fatal,
+                    })
+                }
+            });
         }
+    }
+
+    /// The occurrence number of one more prompt with this content and no id.
+    fn count(&mut self, content: &str) -> u32 {
+        let n = self
+            .seen
+            .entry(records::derived_prompt_id(content))
+            .or_default();
+        *n += 1;
+        *n
     }
 }
 
-/// A line starting with `{` is a record; anything else is a plain-text prompt.
-pub fn parse_line(line: u64, text: &str) -> Result<Item> {
-    if !text.trim_start().starts_with('{') {
-        return Ok(Item::Prompt {
-            line,
-            prompt: Box::new(plain(text)),
-        });
-    }
-    match Record::from_line(line, text)? {
-        Record::Prompt(p) if p.content.trim().is_empty() => {
-            Err(Error::input(line, "prompt record: `content` is empty"))
-        }
-        Record::Prompt(prompt) => Ok(Item::Prompt {
-            line,
-            prompt: Box::new(prompt),
-        }),
-        Record::Conversation(c) => Ok(Item::Switch {
-            conversation_id: c.conversation_id,
-        }),
-        other => Err(Error::input(
-            line,
-            format!(
-                "a {} record is not something to chat with (expected prompt or conversation)",
-                other.type_name()
+/// A line the reader could not hand over.
+fn unreadable(e: LineError) -> Bad {
+    let (error, fatal) = match e {
+        LineError::InvalidUtf8 { line } => (Error::input(line, "not valid UTF-8"), false),
+        LineError::TooLong { line, max } => (
+            Error::input(
+                line,
+                format!(
+                    "longer than {}; --max-line-bytes raises the limit",
+                    jsonl::size(max as u64)
+                ),
             ),
-        )),
+            true,
+        ),
+        // Reading again would most likely fail again.
+        LineError::Io(e) => (
+            Error::BadInput {
+                line: None,
+                message: format!("reading stdin: {e}"),
+            },
+            true,
+        ),
+    };
+    Bad {
+        error,
+        text: None,
+        id: None,
+        fatal,
     }
+}
+
+/// The `id` of a line that is a JSON object with one, whatever else is wrong with it.
+fn own_id(text: &str) -> Option<Value> {
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    m.remove("id").filter(|id| !id.is_null())
+}
+
+/// A line starting with `{` is a record; anything else is a plain-text prompt.
+pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
+    let prompt = if !text.trim_start().starts_with('{') {
+        plain(text)
+    } else {
+        match Record::from_line(line, text)? {
+            Record::Prompt(p) => {
+                check_prompt(line, &p, rules)?;
+                p
+            }
+            Record::Conversation(c) => {
+                return Ok(Item::Switch {
+                    conversation_id: c.conversation_id,
+                })
+            }
+            other => {
+                return Err(Error::input(
+                    line,
+                    format!(
+                    "a {} record is not something to chat with (expected prompt or conversation)",
+                    other.type_name()
+                ),
+                ))
+            }
+        }
+    };
+    if !rules.has_bot && prompt.bot_id.is_none() {
+        return Err(Error::usage(format!(
+            "stdin line {line}: no bot for this prompt: pass --bot ID, set COZE_BOT_ID, \
+             or give the prompt record a bot_id"
+        )));
+    }
+    Ok(Item::Prompt {
+        line,
+        prompt: Box::new(prompt),
+    })
+}
+
+/// What a prompt record asks for that coze-chat cannot send as asked.
+fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
+    if p.content.trim().is_empty() {
+        return Err(Error::input(line, "prompt record: `content` is empty"));
+    }
+    // The chat request says `content_type: text`: another type (object_string, an
+    // image or a file) would be sent as text, which is not what the record asked.
+    match p.extra.get("content_type") {
+        None => {}
+        Some(Value::String(t)) if t == "text" => {}
+        Some(other) => {
+            return Err(Error::input(
+                line,
+                format!(
+                    "prompt record: content_type {other} is not supported (coze-chat sends \
+                     text only)"
+                ),
+            ))
+        }
+    }
+    if let Some(own) = &p.meta_data {
+        records::check_meta_data(own)
+            .map_err(|m| Error::input(line, format!("prompt record: meta_data: {m}")))?;
+        if !rules.meta.is_empty() {
+            let mut all = rules.meta.clone();
+            all.extend(own.clone());
+            records::check_meta_data(&all).map_err(|m| {
+                Error::input(
+                    line,
+                    format!("prompt record: meta_data with --meta added: {m}"),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 pub fn plain(text: &str) -> Prompt {
@@ -93,6 +253,7 @@ pub fn plain(text: &str) -> Prompt {
         custom_variables: None,
         meta_data: None,
         extra: Default::default(),
+        occurrence: 0,
     }
 }
 
@@ -100,10 +261,18 @@ pub fn plain(text: &str) -> Prompt {
 mod tests {
     use super::*;
 
+    fn rules() -> Rules {
+        Rules {
+            max_line: 1 << 20,
+            has_bot: true,
+            meta: Map::new(),
+        }
+    }
+
     #[test]
     fn lines_become_items() {
         let input = "hello\n\n{\"type\":\"prompt\",\"content\":\"x\",\"id\":\"a\"}\n{\"type\":\"conversation\",\"conversation_id\":\"9\"}\n{bad\n{\"type\":\"token\",\"access_token\":\"t\"}\n";
-        let mut items = Items::new(input.as_bytes());
+        let mut items = Items::new(input.as_bytes(), rules());
         assert!(matches!(
             items.next_item(),
             Some(Ok(Item::Prompt { line: 1, .. }))
@@ -114,9 +283,81 @@ mod tests {
         }
         assert!(matches!(items.next_item(), Some(Ok(Item::Switch { .. }))));
         let e = items.next_item().unwrap().unwrap_err();
-        assert!(e.to_string().starts_with("stdin line 5:"), "{e}");
+        assert!(e.error.to_string().starts_with("stdin line 5:"), "{e:?}");
+        assert_eq!((e.text.as_deref(), e.fatal), (Some("{bad"), false));
         let e = items.next_item().unwrap().unwrap_err();
-        assert!(e.to_string().contains("line 6: a token record"), "{e}");
+        assert!(
+            e.error.to_string().contains("line 6: a token record"),
+            "{e:?}"
+        );
         assert!(items.next_item().is_none());
+    }
+
+    #[test]
+    fn repeated_content_gets_ids_of_its_own() {
+        let input = "same\nsame\n{\"type\":\"prompt\",\"content\":\"same\"}\n{\"type\":\"prompt\",\"content\":\"same\",\"id\":1}\n";
+        let mut items = Items::new(input.as_bytes(), rules());
+        let mut ids = Vec::new();
+        while let Some(Ok(Item::Prompt { prompt, .. })) = items.next_item() {
+            ids.push(prompt.effective_id());
+        }
+        let first = records::derived_prompt_id("same");
+        assert_eq!(
+            ids,
+            [
+                Value::from(first.clone()),
+                Value::from(format!("{first}#2")),
+                Value::from(format!("{first}#3")),
+                Value::from(1),
+            ]
+        );
+    }
+
+    #[test]
+    fn records_asking_for_what_is_not_sent_are_refused() {
+        let check = |line: &str, rules: &Rules| parse_line(4, line, rules).map(|_| ());
+        let r = rules();
+        check(
+            r#"{"type":"prompt","content":"x","content_type":"text"}"#,
+            &r,
+        )
+        .unwrap();
+        let e = check(
+            r#"{"type":"prompt","content":"x","content_type":"object_string"}"#,
+            &r,
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(
+            e.to_string().contains("content_type \"object_string\""),
+            "{e}"
+        );
+        let e = check(
+            r#"{"type":"prompt","content":"x","meta_data":{"k":""}}"#,
+            &r,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("stdin line 4: prompt record: meta_data:"),
+            "{e}"
+        );
+        let mut r16 = rules();
+        r16.meta = (0..16)
+            .map(|i| (format!("k{i}"), Value::from("v")))
+            .collect();
+        let e = check(
+            r#"{"type":"prompt","content":"x","meta_data":{"own":"v"}}"#,
+            &r16,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("17 pairs"), "{e}");
+        let no_bot = Rules {
+            has_bot: false,
+            ..rules()
+        };
+        let e = check("plain", &no_bot).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        check(r#"{"type":"prompt","content":"x","bot_id":"7"}"#, &no_bot).unwrap();
     }
 }

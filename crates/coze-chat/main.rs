@@ -9,7 +9,7 @@ mod output;
 mod resume;
 
 use std::collections::HashSet;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -71,11 +71,17 @@ pub fn printed_id(mode: Mode, p: &Prompt) -> Option<Value> {
 /// whole run (usage, a closed stdout).
 fn run(f: Flags, env: &Env) -> Result<u8> {
     let started = Instant::now();
-    let bot = f
-        .bot
-        .clone()
-        .or_else(|| env.bot_id.clone())
-        .ok_or_else(|| Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"))?;
+    // Stdin lines may each name their bot (a prompt record's bot_id): a line that
+    // does not, with no bot here, is refused when it is read.
+    let bot = f.bot.clone().or_else(|| env.bot_id.clone());
+    if bot.is_none() && f.source != Source::Lines {
+        return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
+    }
+    let rules = input::Rules {
+        max_line: f.max_line,
+        has_bot: bot.is_some(),
+        meta: f.meta.clone(),
+    };
     let session = Session::open(&f.api, env)?;
     let client = session.client();
     let mode = f.mode.unwrap_or(if io::stdout().is_terminal() {
@@ -97,7 +103,8 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         new_each: f.new_each || f.jobs > 1,
     };
     let done_ids = match &f.resume {
-        Some(path) => resume::completed_ids(path)?,
+        // An answer record holds its prompt (up to max_line) and the answer.
+        Some(path) => resume::completed_ids(path, f.max_line.saturating_mul(8))?,
         None => HashSet::new(),
     };
     let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
@@ -124,7 +131,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     out: &shared,
                     tally: &tally,
                 };
-                batch.run(io::stdin().lock())
+                batch.run(io::stdin().lock(), rules)
             } else {
                 let mut runner = Runner {
                     client: &client,
@@ -139,6 +146,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                 };
                 runner.run(
                     &f,
+                    rules,
                     Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out)),
                 )
             }
@@ -197,19 +205,32 @@ impl Runner<'_> {
         self.tally.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run<W: Write>(&mut self, f: &Flags, mut printer: Printer<W>) -> Result<()> {
+    fn run<W: Write>(
+        &mut self,
+        f: &Flags,
+        rules: input::Rules,
+        mut printer: Printer<W>,
+    ) -> Result<()> {
         match &f.source {
             Source::Argument(text) => self.prompt(None, input::plain(text), &mut printer),
             Source::WholeStdin => {
-                let mut all = String::new();
-                io::stdin()
-                    .lock()
-                    .read_to_string(&mut all)
-                    .map_err(|e| Error::BadInput {
-                        line: None,
-                        message: format!("reading stdin: {e}"),
+                let bad = |message: String| Error::BadInput {
+                    line: None,
+                    message,
+                };
+                let bytes = coze_core::jsonl::read_capped(io::stdin().lock(), f.max_line as u64)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::FileTooLarge => {
+                            bad(format!("{e}; --max-line-bytes raises the limit"))
+                        }
+                        _ => bad(format!("reading stdin: {e}")),
                     })?;
-                let text = all.trim_end_matches(['\n', '\r']);
+                let all = String::from_utf8(bytes)
+                    .map_err(|_| bad("reading stdin: not valid UTF-8".into()))?;
+                let text = all
+                    .strip_prefix('\u{feff}')
+                    .unwrap_or(&all)
+                    .trim_end_matches(['\n', '\r']);
                 if text.trim().is_empty() {
                     return Err(Error::BadInput {
                         line: None,
@@ -222,7 +243,7 @@ impl Runner<'_> {
                 if io::stdin().is_terminal() {
                     coze_core::say!("{TOOL}: one prompt per line; Ctrl-D ends");
                 }
-                let mut items = Items::new(io::stdin().lock());
+                let mut items = Items::new(io::stdin().lock(), rules);
                 while let Some(item) = items.next_item() {
                     if self.stop {
                         coze_core::say!(
@@ -237,11 +258,23 @@ impl Runner<'_> {
                         Ok(Item::Switch { conversation_id }) => {
                             self.conversation = Some(conversation_id)
                         }
-                        Err(e) => {
-                            cli::report(TOOL, &e);
+                        Err(bad) => {
+                            cli::report(TOOL, &bad.error);
                             let seq = self.next_seq();
-                            self.tally().fail(seq, e.exit_code());
-                            if !f.keep_going {
+                            if !bad.is_line() {
+                                self.tally().fail(seq, bad.error.exit_code());
+                                break;
+                            }
+                            self.tally().invalid(seq, bad.error.exit_code());
+                            // -o answers: the line is a record of the answers file,
+                            // and the batch goes on.
+                            if self.mode == Mode::Answers {
+                                printer.begin(bad.id);
+                                printer
+                                    .invalid(bad.text.as_deref(), &bad.error)
+                                    .map_err(|e| Error::io("stdout", e))?;
+                            }
+                            if bad.fatal || !(f.keep_going || self.mode == Mode::Answers) {
                                 break;
                             }
                         }

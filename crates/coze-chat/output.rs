@@ -2,6 +2,10 @@
 //! JSON line each), `text` (the answer as it streams; reasoning and follow-ups on
 //! stderr) and `answers` (one record per prompt). Every line is flushed the moment it
 //! is complete; text is flushed per delta.
+//!
+//! The bot's text is untrusted: on a terminal, text mode shows its control characters
+//! (`^[` for ESC) instead of letting them retitle or clear the terminal; on a pipe or
+//! in a file the bytes are written as sent.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -9,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use coze_core::chat::{ChatState, Sink};
 use coze_core::jsonl::JsonlWriter;
-use coze_core::{redact, Error};
+use coze_core::{cli, redact, Error};
 
 use crate::flags::Mode;
 
@@ -23,6 +27,8 @@ pub struct Printer<W: Write> {
     open_line: bool,
     dim_reasoning: bool,
     reasoning_open: bool,
+    /// Text mode on a terminal: control characters are shown, not obeyed.
+    tty_out: bool,
     /// Events mode: the stream broke and the events now come from polling the chat.
     recovered: bool,
 }
@@ -34,8 +40,9 @@ impl<W: Write> Printer<W> {
             out: JsonlWriter::new(out),
             id: None,
             open_line: false,
-            dim_reasoning: io::stderr().is_terminal(),
+            dim_reasoning: cli::stderr_is_terminal(),
             reasoning_open: false,
+            tty_out: mode == Mode::Text && io::stdout().is_terminal(),
             recovered: false,
         }
     }
@@ -133,6 +140,20 @@ impl<W: Write> Printer<W> {
         }
     }
 
+    /// Answers mode: the record of a stdin line that could not be asked, with status
+    /// `invalid` and the error naming the line, so the answers file lists it like any
+    /// failed prompt. `line` is the line, when it could be read as text.
+    pub fn invalid(&mut self, line: Option<&str>, error: &Error) -> io::Result<()> {
+        if self.mode != Mode::Answers {
+            return Ok(());
+        }
+        // Every answer record has an id: null for a line that could not be read.
+        self.id.get_or_insert(Value::Null);
+        let mut state = ChatState::default();
+        state.status = "invalid".into();
+        self.end(line.unwrap_or_default(), &state, Some(error))
+    }
+
     fn close_reasoning(&mut self) {
         if self.reasoning_open {
             if self.dim_reasoning {
@@ -211,7 +232,13 @@ impl<W: Write> Sink for Printer<W> {
         }
         self.close_reasoning();
         // Flushed by `flush`, before the stream reader waits for more input.
-        self.out.get_mut().write_all(text.as_bytes())?;
+        if self.tty_out {
+            self.out
+                .get_mut()
+                .write_all(cli::visible(text).as_bytes())?;
+        } else {
+            self.out.get_mut().write_all(text.as_bytes())?;
+        }
         self.open_line = !text.ends_with('\n');
         Ok(())
     }
@@ -224,7 +251,11 @@ impl<W: Write> Sink for Printer<W> {
             eprint!("\x1b[2m");
         }
         self.reasoning_open = true;
-        eprint!("{text}");
+        if self.dim_reasoning {
+            eprint!("{}", cli::visible(text));
+        } else {
+            eprint!("{text}");
+        }
         Ok(())
     }
 }

@@ -7,12 +7,11 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde_json::Value;
 
-use coze_core::jsonl::LineReader;
 use coze_core::{Error, Result};
 
 /// A canonical key for an `id` value (ids are any JSON: "a", 7, {"k":1}).
@@ -21,31 +20,102 @@ pub fn key(id: &Value) -> String {
 }
 
 /// The ids of the `completed` answers in `path` (a missing file: none yet).
-pub fn completed_ids(path: &Path) -> Result<HashSet<String>> {
+///
+/// Each line is parsed as it is read, keeping only `type`, `status` and `id`: an
+/// answer's prompt and content are skipped over, never held, so memory does not grow
+/// with the answers. A line longer than `max_line` bytes is a usage error naming it
+/// (the file is not an answers file, such as `/dev/zero`, or `--max-line-bytes` must
+/// be raised); it is found after reading at most that much of it.
+pub fn completed_ids(path: &Path, max_line: usize) -> Result<HashSet<String>> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
         Err(e) => return Err(Error::io(path, e).context("--resume")),
     };
-    let mut done = HashSet::new();
-    let mut lines = LineReader::new(BufReader::new(file));
-    while let Some((_, text)) = lines
-        .next_line()
-        .map_err(|e| Error::usage(format!("--resume {}: {e}", path.display())))?
+    let failed = |e: io::Error| Error::io(path, e).context("--resume");
+    let mut reader = BufReader::new(file);
+    if reader
+        .fill_buf()
+        .map_err(failed)?
+        .starts_with(b"\xEF\xBB\xBF")
     {
+        reader.consume(3);
+    }
+    let mut done = HashSet::new();
+    let mut number = 0u64;
+    while !reader.fill_buf().map_err(failed)?.is_empty() {
+        number += 1;
+        let mut line = Line {
+            inner: &mut reader,
+            max: max_line as u64,
+            read: 0,
+            ended: false,
+        };
         // A torn last line or a foreign line is not an answer; skip it.
-        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        let answer = serde_json::from_reader::<_, AnswerKey>(BufReader::new(&mut line));
+        let rest = io::copy(&mut line, &mut io::sink());
+        if line.read > line.max {
+            return Err(Error::usage(format!(
+                "--resume {}: line {number}: longer than {} (not an answers file? its \
+                 lines may be 8 times --max-line-bytes)",
+                path.display(),
+                coze_core::jsonl::size(line.max)
+            )));
+        }
+        rest.map_err(failed)?;
+        let Ok(a) = answer else {
             continue;
         };
-        if v.get("type").and_then(Value::as_str) == Some("answer")
-            && v.get("status").and_then(Value::as_str) == Some("completed")
-        {
-            if let Some(id) = v.get("id").filter(|i| !i.is_null()) {
-                done.insert(key(id));
+        if a.kind.as_deref() == Some("answer") && a.status.as_deref() == Some("completed") {
+            if let Some(id) = a.id.filter(|i| !i.is_null()) {
+                done.insert(key(&id));
             }
         }
     }
     Ok(done)
+}
+
+/// What `--resume` reads of an answer record; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct AnswerKey {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+    id: Option<Value>,
+}
+
+/// One line of `inner` as a reader: it ends at the line's `\n` (consumed, not
+/// returned) or at the end of the input; past `max` bytes it fails.
+struct Line<'a, R> {
+    inner: &'a mut R,
+    max: u64,
+    read: u64,
+    ended: bool,
+}
+
+impl<R: BufRead> Read for Line<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.ended || out.is_empty() {
+            return Ok(0);
+        }
+        let buf = self.inner.fill_buf()?;
+        if buf.is_empty() {
+            self.ended = true;
+            return Ok(0);
+        }
+        let (n, newline) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) if i <= out.len() => (i, true),
+            _ => (buf.len().min(out.len()), false),
+        };
+        out[..n].copy_from_slice(&buf[..n]);
+        self.inner.consume(n + usize::from(newline));
+        self.ended = newline;
+        self.read += n as u64;
+        if self.read > self.max {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "line too long"));
+        }
+        Ok(n)
+    }
 }
 
 /// Opens `path` for appending, first cutting off a half-written last line.
@@ -101,13 +171,39 @@ mod tests {
              {\"type\":\"answer\",\"id\":\"torn\",\"sta",
         )
         .unwrap();
-        let done = completed_ids(&path).unwrap();
+        let done = completed_ids(&path, 1 << 20).unwrap();
         assert!(done.contains("\"a\"") && done.contains("8") && !done.contains("7"));
         assert_eq!(done.len(), 2);
         drop(open_for_append(&path).unwrap());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with("\"completed\"}\n"), "{text}");
-        assert!(completed_ids(&dir.join("none")).unwrap().is_empty());
+        assert!(completed_ids(&dir.join("none"), 1 << 20)
+            .unwrap()
+            .is_empty());
+        let e = completed_ids(&path, 16).unwrap_err();
+        assert!(
+            e.to_string().contains(": line 1: longer than 16 bytes"),
+            "{e}"
+        );
+        // A long answer is read through, not held; a BOM and CRLF line ends are
+        // taken; a foreign line in the middle is skipped.
+        let long = "x".repeat(1 << 20);
+        std::fs::write(
+            &path,
+            format!(
+                "\u{feff}{{\"type\":\"answer\",\"id\":\"b\",\"content\":\"{long}\",\"status\":\"completed\"}}\r\n\
+                 not json\n\n\
+                 {{\"type\":\"answer\",\"id\":\"c\",\"status\":\"completed\"}}"
+            ),
+        )
+        .unwrap();
+        let done = completed_ids(&path, 2 << 20).unwrap();
+        assert_eq!(
+            done,
+            HashSet::from(["\"b\"".to_owned(), "\"c\"".to_owned()])
+        );
+        let e = completed_ids(&path, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains(": line 1: longer than 1 MiB"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -41,7 +41,8 @@ RECORDS:
 OPTIONS:
     --bot ID               the bot [env: COZE_BOT_ID]; create and list need one
     --name NAME            create: the conversation's name (at most 100 characters)
-    --meta KEY=VALUE       create: one meta_data pair; repeat for more (at most 16)
+    --meta KEY=VALUE       create: one meta_data pair; repeat for more (at most 16
+                           pairs; keys of 1 to 64 characters, values of 1 to 512)
     --order asc|desc       messages: oldest first, or newest first [default: desc]
     --limit N              list, messages: stop after N records [default: all]
     -h, --help             this text
@@ -53,7 +54,7 @@ pub const EXAMPLES: &str = r#"EXAMPLES:
     coze-conv create --bot $BOT | jq -r .conversation_id
     coze-conv list --bot $BOT --limit 5
     coze-conv messages $CONV --order asc | jq -r 'select(.message_type=="answer") | .content'
-    coze-conv create --bot $BOT | coze-chat --bot $BOT "hello"
+    { coze-conv create --bot $BOT; echo hello; } | coze-chat --bot $BOT -o text
     coze-conv list --bot $BOT | jq -r .conversation_id | xargs -n1 coze-conv delete
 
 "#;
@@ -135,7 +136,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 continue;
             }
             Arg::Value(v) if id.is_none() && word.as_deref().is_some_and(takes_id) => {
-                id = Some(cli::nonempty("CONVERSATION_ID", v.clone())?);
+                let given = cli::nonempty("CONVERSATION_ID", v.clone())?;
+                // `..` would turn /v1/conversations/ID/clear into another endpoint.
+                if coze_core::url::path_segment(&given).is_none() {
+                    return Err(Error::usage(format!(
+                        "CONVERSATION_ID: {given:?} is not a conversation id"
+                    )));
+                }
+                id = Some(given);
                 continue;
             }
             _ => return Err(arg.unexpected()),
@@ -183,6 +191,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             _ => return Err(arg.unexpected()),
         }
     }
+    coze_core::records::check_meta_data(&meta).map_err(|m| Error::usage(format!("--meta: {m}")))?;
     let Some(word) = word else {
         return Err(Error::usage(
             "name a subcommand: create, get, list, clear, delete or messages",
@@ -297,6 +306,9 @@ mod tests {
         assert!(usage(&["messages", "C", "--order", "up"]).contains("asc or desc"));
         assert!(usage(&["create", "--meta", "novalue"]).contains("KEY=VALUE"));
         assert!(usage(&["create", "--meta", "a=1", "--meta", "a=2"]).contains("twice"));
+        assert!(usage(&["create", "--meta", "a="]).contains("1 to 512"));
+        assert!(usage(&["clear", ".."]).contains("not a conversation id"));
+        assert!(usage(&["delete", "."]).contains("not a conversation id"));
         assert!(usage(&["list", "--limit", "0"]).contains("--limit"));
         assert!(usage(&["clear", "C", "--order", "asc"]).contains("does not go with clear"));
         assert!(usage(&["get", "C", "D"]).contains("D"));

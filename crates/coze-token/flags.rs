@@ -18,7 +18,7 @@ USAGE:
     coze-token refresh [--force]                    refresh the token file now
     coze-token print [--min-ttl S] [--header]       the bare access token, fresh
     coze-token status                               what the credentials in use hold
-    coze-token exec -- COMMAND [ARGS...]            run COMMAND with COZE_API_TOKEN set
+    coze-token exec -- COMMAND [ARGS...]            become COMMAND, COZE_API_TOKEN set
     coze-token --pat [--base-url URL] --save [PATH] a personal access token (stdin) into
                                                     a token file (a profile)
     coze-token profiles                             the profiles and their state
@@ -31,7 +31,18 @@ or with --save into the token file. Refresh tokens work once (Coze rotates them)
 the new pair is on disk before it is used, and refreshes of one file are
 single-flight across processes (a lock beside the file), so parallel jobs never lock
 each other out. Token files are written 0600 and replaced atomically; when stdout is
-a regular file (`> token.json`) it is tightened to 0600 as well.
+a regular file (`> token.json`) it is tightened to 0600 as well. A token file others
+can read is tightened to 0600 with a warning if it is yours, and refused if it is
+not. A token file that is a symlink is followed: the file it names gets the new pair
+(and the lock), the link stays. Before a refresh, room for the new pair is made on
+disk: a full disk stops it before the old pair is spent (exit 8, nothing sent); a
+pair the server issued but that cannot be written is kept in TOKEN_FILE.unsaved, and
+the error says how to put it in place.
+
+EXEC: `exec` replaces coze-token with COMMAND (signals reach COMMAND, its exit status
+is the one returned); COZE_API_TOKEN is in its environment, never its argv, and
+COZE_TOKEN_FILE and COZE_PROFILE are removed. Exit 127 when COMMAND is not found,
+126 when it cannot be executed.
 
 SERVICE APPS (JWT): with --jwt, no stdin is read. coze-token signs a short RS256 JWT
 with the app's private key and trades it for an access token (no refresh token). The
@@ -55,7 +66,9 @@ COZE_API_TOKEN > the default token file.
 
 WEB APPS: a confidential app's code exchange and refreshes need its client secret:
 --client-secret-file PATH (or COZE_CLIENT_SECRET). The file's path, never the secret,
-is recorded in the token, so the other tools can refresh it too.
+is recorded in the token, so the other tools can refresh it too. Its login may skip
+PKCE: an `authorization_code` record without `code_verifier` is exchanged with the
+secret alone.
 
 OPTIONS:
     --save [PATH]          write the token file instead of stdout (default: the token
@@ -79,9 +92,9 @@ OPTIONS:
                            holds the secret itself]
     --retries N            retries of transient failures (network, 429, 5xx)
                            [default: 4]
-    --connect-timeout SECS [default: 10]
+    --connect-timeout SECS [default: 10; 0: as long as the system allows]
     --idle-timeout SECS    give up when the server sends nothing for this long
-                           [default: 120]
+                           [default: 120; 0: never]
     -v, --verbose          one line per HTTP request on stderr (tokens redacted)
     -h, --help             this text
     -V, --version          version and commit

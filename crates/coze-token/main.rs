@@ -140,12 +140,14 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             )?;
         }
         Command::Refresh => {
-            let store = TokenStore::new(token_path()?);
+            let chosen = f.api.token_file_choice(env)?;
+            let store = TokenStore::new(chosen.path().map(Path::to_path_buf).unwrap_or_default());
             let t = if f.force {
-                store.renew_now(&http, &renewer)?
+                store.renew_now(&http, &renewer)
             } else {
-                store.fresh(&http, min_ttl, &renewer)?
-            };
+                store.fresh(&http, min_ttl, &renewer)
+            }
+            .map_err(|e| chosen.name_in(e))?;
             coze_core::say!(
                 "{TOOL}: {} refreshed; expires {}",
                 store.path().display(),
@@ -164,10 +166,13 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("stdout", e))?;
         }
-        Command::Status => status(&f.api.credentials(env)?)?,
+        Command::Status => {
+            let credentials = f.api.credentials(env)?;
+            status(&credentials).map_err(|e| credentials.name_in(e))?
+        }
         Command::Exec(argv) => {
             let token = current_token(&f, env, &http, &renewer, min_ttl)?;
-            return exec(argv, &token).map(Some);
+            return Ok(Some(exec(argv, &token)));
         }
         Command::Profiles => profiles::list(&f, env)?,
         Command::Logout => profiles::logout(&f.api.token_file_choice(env)?, env)?,
@@ -184,11 +189,13 @@ fn current_token(
     renewer: &Renewer<'_>,
     min_ttl: i64,
 ) -> Result<String> {
-    match f.api.credentials(env)? {
-        Credentials::Static(t) => Ok(t),
-        Credentials::File { path, .. } => Ok(TokenStore::new(path)
-            .fresh(http, min_ttl, renewer)?
-            .access_token),
+    let credentials = f.api.credentials(env)?;
+    match &credentials {
+        Credentials::Static(t) => Ok(t.clone()),
+        Credentials::File { path, .. } => TokenStore::new(path)
+            .fresh(http, min_ttl, renewer)
+            .map(|t| t.access_token)
+            .map_err(|e| credentials.name_in(e)),
     }
 }
 
@@ -243,7 +250,7 @@ fn emit(
             Ok(())
         }
         None => {
-            tighten_stdout_file(&io::stdout());
+            cli::tighten_stdout_file();
             out.write(&Record::Token(token))
                 .map_err(|e| Error::io("stdout", e))
         }
@@ -264,7 +271,9 @@ fn grants(
             "{TOOL}: reading grant records from the terminal (pipe coze-auth into me; Ctrl-D ends)"
         );
     }
-    let mut reader = LineReader::new(stdin.lock());
+    // A grant record is well under 1 KiB; stdin that is not lines of records (a binary,
+    // `/dev/zero`) ends at the first line over 1 MiB.
+    let mut reader = LineReader::with_max(stdin.lock(), 1 << 20);
     let mut out = JsonlWriter::new(io::stdout().lock());
     let mut seen = 0;
     while let Some((line_no, text)) = reader.next_line().map_err(|e| Error::BadInput {
@@ -304,18 +313,6 @@ fn grants(
         });
     }
     Ok(())
-}
-
-/// `> token.json` must not leave a token world-readable: tighten a regular-file stdout.
-fn tighten_stdout_file(stdout: &io::Stdout) {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(fd) = stdout.as_fd().try_clone_to_owned() {
-        let file = std::fs::File::from(fd);
-        if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
-        }
-    }
 }
 
 /// Polls a device code until approved, denied or expired (coze-api.md §3.2).
@@ -360,7 +357,7 @@ fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Re
             let left = grant.expires_at - unix_now();
             eprint!(
                 "\r{TOOL}: code {} — {}:{:02} left ",
-                grant.user_code,
+                coze_core::cli::visible(&grant.user_code),
                 left.max(0) / 60,
                 left.max(0) % 60
             );
@@ -445,22 +442,28 @@ fn status(credentials: &Credentials) -> Result<()> {
     }
 }
 
-/// Runs `argv` with `COZE_API_TOKEN` in its environment only (never in argv).
-fn exec(argv: &[std::ffi::OsString], token: &str) -> Result<u8> {
-    let status = std::process::Command::new(&argv[0])
+/// Becomes `argv` (exec(2)) with `COZE_API_TOKEN` in its environment only, never in
+/// its argv: a signal sent to coze-token then reaches the program itself (Ctrl-C, a
+/// supervisor's SIGTERM), and its exit status is the caller's without a relay. Returns
+/// only when the program cannot run: 127 when it is not found, 126 when it cannot be
+/// executed (as shells report them), after the one error line.
+fn exec(argv: &[std::ffi::OsString], token: &str) -> u8 {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("COZE_API_TOKEN", token)
         // Either would beat COZE_API_TOKEN in a coze tool the child runs.
         .env_remove("COZE_TOKEN_FILE")
         .env_remove("COZE_PROFILE")
-        .status()
-        .map_err(|e| Error::io(PathBuf::from(&argv[0]), e).context("exec"))?;
-    Ok(match status.code() {
-        Some(c) => c.clamp(0, 255) as u8,
-        None => {
-            128 + std::os::unix::process::ExitStatusExt::signal(&status)
-                .unwrap_or(0)
-                .clamp(0, 127) as u8
-        }
-    })
+        .exec();
+    let code = if err.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    cli::report(
+        TOOL,
+        &Error::io(PathBuf::from(&argv[0]), err).context("exec"),
+    );
+    code
 }

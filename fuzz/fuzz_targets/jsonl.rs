@@ -22,6 +22,7 @@ fn lines<R: BufRead>(reader: R) -> Vec<Result<(u64, String), u64>> {
             Ok(None) => break,
             Err(LineError::InvalidUtf8 { line }) => out.push(Err(line)),
             Err(LineError::Io(e)) => panic!("no I/O error possible: {e}"),
+            Err(e @ LineError::TooLong { .. }) => panic!("no line is near the limit: {e}"),
         }
         assert!(out.len() <= 1 << 20, "the reader does not advance");
     }

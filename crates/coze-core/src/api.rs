@@ -16,11 +16,23 @@ use crate::http::{Dialect, Http, Request, Stream};
 use crate::token_store::TokenSource;
 use crate::url;
 
+/// `id` as one path segment, or a usage error for an id no segment can carry (`..`
+/// would make `/v1/conversations/../clear` another endpoint).
+fn segment(id: &str) -> Result<String> {
+    url::path_segment(id).ok_or_else(|| {
+        crate::Error::usage(format!(
+            "{id:?} is not a conversation id (it cannot be part of a URL path)"
+        ))
+    })
+}
+
 /// An authenticated client of one API base.
 pub struct Client<'a> {
     pub http: &'a Http,
     pub base: String,
     pub tokens: &'a TokenSource,
+    /// Where the token comes from, named in authentication errors (set by `Session`).
+    pub credentials: Option<config::Credentials>,
 }
 
 /// An authentication error against one official host usually means a token of the
@@ -66,6 +78,7 @@ impl<'a> Client<'a> {
             http,
             base: url::trim_base(&base.into()).to_owned(),
             tokens,
+            credentials: None,
         }
     }
 
@@ -78,8 +91,17 @@ impl<'a> Client<'a> {
     }
 
     /// Runs `send` with a current token; on an authentication error renews once and
-    /// retries; a final authentication error gets the region hint.
-    fn authed<T>(&self, mut send: impl FnMut(&str) -> Result<T>) -> Result<T> {
+    /// retries; a final authentication error gets the region hint. Any authentication
+    /// failure (the server's, or a token that cannot be read or renewed) names the
+    /// credentials used.
+    fn authed<T>(&self, send: impl FnMut(&str) -> Result<T>) -> Result<T> {
+        self.authed_once(send).map_err(|e| match &self.credentials {
+            Some(c) => c.name_in(e),
+            None => e,
+        })
+    }
+
+    fn authed_once<T>(&self, mut send: impl FnMut(&str) -> Result<T>) -> Result<T> {
         let token = self.tokens.current(self.http)?;
         let first = send(&token);
         let err = match first {
@@ -213,13 +235,13 @@ impl<'a> Client<'a> {
     }
 
     pub fn delete_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url(&format!("/v1/conversations/{}", url::encode(id)), &[]);
+        let url = self.url(&format!("/v1/conversations/{}", segment(id)?), &[]);
         Ok(Self::data(self.call("DELETE", &url, None, false)?))
     }
 
     /// Starts a new section: the model forgets the history (the messages stay listed).
     pub fn clear_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url(&format!("/v1/conversations/{}/clear", url::encode(id)), &[]);
+        let url = self.url(&format!("/v1/conversations/{}/clear", segment(id)?), &[]);
         Ok(Self::data(self.call("POST", &url, None, false)?))
     }
 

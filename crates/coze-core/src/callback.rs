@@ -30,6 +30,9 @@ use crate::{redact, url};
 /// accepted: a redirect URI registered on a Coze app uses one of these.
 const LOOPBACK_HOSTS: &str = "127.0.0.1, localhost or [::1]";
 
+/// The longest line `--paste` reads: an authorize redirect is well under 4 KiB.
+const MAX_PASTE: u64 = 64 << 10;
+
 /// Where the callback of a loopback redirect URI arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loopback {
@@ -604,9 +607,21 @@ pub fn login(
             let mut line = String::new();
             loop {
                 line.clear();
-                let n = input
+                // A URL or a code is far shorter: stdin that is not a paste (a file,
+                // `/dev/zero`) is not read whole.
+                let n = io::Read::take(&mut *input, MAX_PASTE)
                     .read_line(&mut line)
                     .map_err(|e| Error::io("stdin", e))?;
+                if n as u64 == MAX_PASTE && !line.ends_with('\n') {
+                    return Err(Error::BadInput {
+                        line: None,
+                        message: format!(
+                            "the pasted line is longer than {}: paste the address the \
+                             browser ended up on, or just its code",
+                            crate::jsonl::size(MAX_PASTE)
+                        ),
+                    });
+                }
                 if n == 0 || !line.trim().is_empty() {
                     break;
                 }
@@ -617,7 +632,7 @@ pub fn login(
     redact::register(&code);
     Ok(AuthorizationCode {
         code,
-        code_verifier: pkce.verifier,
+        code_verifier: Some(pkce.verifier),
         redirect_uri: l.redirect_uri.to_owned(),
         client_id: l.client_id.to_owned(),
         base_url: url::trim_base(l.api_base).to_owned(),

@@ -5,8 +5,9 @@
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
 
+use std::borrow::Cow;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -61,12 +62,58 @@ pub fn report(tool: &str, e: &Error) {
 /// per formatted piece on the unbuffered stderr, so a line could be split by another
 /// process sharing the stream (a BROWSER helper, parallel scripts) and reach a log or
 /// a `grep` in pieces. One write of up to PIPE_BUF bytes to a pipe is never split.
+///
+/// On a terminal the text's control characters are shown, not obeyed ([`visible`]):
+/// lines carry the server's words (error messages, follow-up suggestions, a device
+/// code), which are not ours to let retitle or clear the person's terminal.
 pub fn say(text: &str) {
+    let text = if stderr_is_terminal() {
+        visible(text)
+    } else {
+        Cow::Borrowed(text)
+    };
     let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
+    line.push_str(&text);
     line.push('\n');
     // Nothing sensible is left to do when stderr itself is gone.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Whether stderr is a terminal, asked once.
+pub fn stderr_is_terminal() -> bool {
+    static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TTY.get_or_init(|| std::io::stderr().is_terminal())
+}
+
+/// `text` with its control characters shown instead of obeyed, for a terminal. The
+/// bot's answer and the server's messages are untrusted: `ESC ]2;…BEL` would retitle
+/// the terminal, `ESC [2J` clear it. Newline and tab stay; the other C0 controls and
+/// DEL are written in caret notation (`^[`, `^G`, `^?`, as `cat -v` and `less` do);
+/// a C1 control (U+0080 to U+009F, the one-character form of an ESC sequence) as the
+/// sequence it stands for (`^[[` for CSI, U+009B). Everything else is unchanged.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    let shown = |c: char| c == '\n' || c == '\t' || !c.is_control();
+    if text.chars().all(shown) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            c if shown(c) => out.push(c),
+            '\x7f' => out.push_str("^?"),
+            // C0: ^@ to ^_.
+            '\0'..='\x1f' => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
+            }
+            // C1: ESC and the character 0x40 below it.
+            c => {
+                out.push_str("^[");
+                out.push(char::from_u32(c as u32 - 0x40).unwrap_or('?'));
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// `eprintln!` as one write: see [`say`].
@@ -85,6 +132,21 @@ pub fn print(text: &str) -> Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("stdout", e))
+}
+
+/// A grant or a token written to `> file` must not be left for others to read: when
+/// stdout is a regular file it is set to 0600 (the shell made it with the umask's
+/// mode, 0644 as a rule). Pipes and terminals are left alone. Best effort: a file we
+/// may not change is someone else's, and the write itself still tells.
+pub fn tighten_stdout_file() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+        let file = std::fs::File::from(fd);
+        if file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
 }
 
 /// `coze-chat 0.1.0 (commit abc1234)`; the commit is baked in at build time when the
@@ -213,6 +275,25 @@ mod tests {
         let e = nonempty("--bot", "  ".into()).unwrap_err();
         assert_eq!(e.to_string(), "--bot: must not be empty");
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert!(matches!(
+            visible("plain 中文\tand\nlines"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            visible("a\x1b]2;pwned\x07\x1b[2Jb\r\x00\x7f"),
+            "a^[]2;pwned^G^[[2Jb^M^@^?"
+        );
+        // C1 controls (two bytes in UTF-8) as the ESC sequences they stand for.
+        assert_eq!(
+            visible("x\u{9b}31m\u{9d}0;t\u{9c}\u{85}"),
+            "x^[[31m^[]0;t^[\\^[E"
+        );
+        // Neither a visible character nor a line break is touched.
+        assert_eq!(visible("é\u{a0}\u{2028}👍"), "é\u{a0}\u{2028}👍");
     }
 
     #[test]

@@ -212,6 +212,26 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// `e`, naming these credentials when it is an authentication failure (exit 4) that
+    /// does not name them already: which token was refused, or could not be renewed, is
+    /// the first thing a person needs to fix it (and, with several profiles and
+    /// variables, the thing most often wrong). Never the token itself.
+    pub fn name_in(&self, e: Error) -> Error {
+        if e.exit_code() != crate::error::exit::AUTH {
+            return e;
+        }
+        let named = match self {
+            Credentials::Static(_) => "COZE_API_TOKEN".to_owned(),
+            Credentials::File { path, .. } => path.display().to_string(),
+        };
+        if e.to_string().contains(&named) {
+            return e;
+        }
+        e.with_hint(format!("credentials: {}", self.describe()))
+    }
+}
+
 /// Resolves [`CREDENTIALS_PRECEDENCE`].
 pub fn credentials(
     flag_token_file: Option<PathBuf>,
@@ -401,6 +421,32 @@ mod tests {
         assert!(c(None, Some("../up"), &e).starts_with("error 2: profile \"../up\""));
         let err = credentials(None, None, &Env::default()).unwrap_err();
         assert_eq!(err.exit_code(), 4);
+    }
+
+    #[test]
+    fn authentication_errors_name_the_credentials_once() {
+        let file = Credentials::File {
+            path: "/t/token.json".into(),
+            origin: Origin::TokenFileFlag,
+        };
+        let e = file.name_in(Error::Auth("the refresh token was refused".into()));
+        assert_eq!(
+            e.to_string(),
+            "the refresh token was refused (credentials: the token file /t/token.json \
+             (--token-file))"
+        );
+        assert_eq!(e.exit_code(), 4);
+        let named = file.name_in(Error::Auth("no token file at /t/token.json".into()));
+        assert_eq!(named.to_string(), "no token file at /t/token.json");
+        let other = file.name_in(Error::usage("x"));
+        assert_eq!(other.to_string(), "x", "only authentication errors");
+        let env = Credentials::Static("pat_secret_value".into());
+        let e = env.name_in(Error::Auth("code 4100".into()));
+        assert_eq!(
+            e.to_string(),
+            "code 4100 (credentials: COZE_API_TOKEN from the environment)"
+        );
+        assert!(!e.to_string().contains("pat_secret_value"));
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub struct Network {
 /// The HTTP decisions a user can change (--help's CONNECTION and NETWORK flags).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// 0: no limit.
     pub connect_timeout: Duration,
-    /// No byte for this long ends a request or a stream (exit 5).
+    /// No byte for this long ends a request or a stream (exit 5); 0: no limit.
     pub idle_timeout: Duration,
     /// Attempts after the first for transient failures.
     pub retries: u32,
@@ -223,9 +224,9 @@ impl Http {
         let proxy = route.proxy().map(|p| p.to_ureq()).transpose()?;
         let mut builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(self.config.connect_timeout))
-            .timeout_per_read(Some(self.config.idle_timeout))
-            .timeout_per_write(Some(self.config.idle_timeout))
+            .timeout_connect(limit(self.config.connect_timeout))
+            .timeout_per_read(limit(self.config.idle_timeout))
+            .timeout_per_write(limit(self.config.idle_timeout))
             .max_redirects(0)
             // Keep a connection per job of a `--jobs` batch (ureq keeps 3 per host by
             // default, so a pool of 4 or more jobs would reconnect for most chats).
@@ -443,6 +444,12 @@ impl Http {
             crate::say!("< {status} logid={logid} {bytes} bytes");
         }
     }
+}
+
+/// A timeout of 0 is none at all (`--idle-timeout 0`, as curl reads 0), not an
+/// immediate failure.
+fn limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 /// The logid a JSON body carries (`detail.logid`, or an OAuth error's `error.logid`).

@@ -7,27 +7,52 @@
 //! is complete (chat deltas must not sit in a buffer). It is not a schema layer:
 //! which keys a record has is the caller's business, and it does not read
 //! pretty-printed multi-line JSON.
+//!
+//! Every read here is bounded: a line longer than the reader's limit is an error
+//! naming the line, found after reading at most the limit, so `< /dev/zero` or a
+//! binary file ends in a one-line message instead of memory growing until the process
+//! aborts. [`read_capped`] does the same for a whole file.
 
 use std::fmt;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
+use std::path::Path;
+
+/// The longest line a [`LineReader`] takes unless told otherwise: 8 MiB, far above any
+/// prompt or record a person or a script writes (a long prompt is a few hundred KB).
+pub const DEFAULT_MAX_LINE: usize = 8 << 20;
+
+/// A Unicode byte-order mark, which editors on Windows put before the first line.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 use serde_json::{Map, Value};
 
 /// Reads lines from a `BufRead`, numbering them from 1; strips the trailing `\n`
-/// or `\r\n`.
+/// or `\r\n`, and a byte-order mark before the first line.
 pub struct LineReader<R> {
     inner: R,
     /// Reused between lines; also keeps the bytes of a line cut short by an I/O
     /// error, so a retry after e.g. `TimedOut` does not lose them.
     buf: Vec<u8>,
     line: u64,
+    /// The longest line taken, in bytes (without its line end).
+    max: usize,
+    /// A line was too long: the rest of the input is not read (its end may be
+    /// gigabytes away, or never come).
+    ended: bool,
 }
 
 /// Why [`LineReader::next_line`] failed.
 #[derive(Debug)]
 pub enum LineError {
     Io(io::Error),
-    InvalidUtf8 { line: u64 },
+    InvalidUtf8 {
+        line: u64,
+    },
+    /// Line `line` is longer than `max` bytes; the reader has stopped.
+    TooLong {
+        line: u64,
+        max: usize,
+    },
 }
 
 impl fmt::Display for LineError {
@@ -35,15 +60,28 @@ impl fmt::Display for LineError {
         match self {
             LineError::Io(e) => write!(f, "reading input: {e}"),
             LineError::InvalidUtf8 { line } => write!(f, "line {line}: not valid UTF-8"),
+            LineError::TooLong { line, max } => {
+                write!(f, "line {line}: longer than {}", size(*max as u64))
+            }
         }
     }
+}
+
+/// `8 MiB`, `1 KiB`, or `1000 bytes`: a limit as people read it.
+pub fn size(bytes: u64) -> String {
+    for (unit, name) in [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 impl std::error::Error for LineError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LineError::Io(e) => Some(e),
-            LineError::InvalidUtf8 { .. } => None,
+            LineError::InvalidUtf8 { .. } | LineError::TooLong { .. } => None,
         }
     }
 }
@@ -55,32 +93,63 @@ impl From<io::Error> for LineError {
 }
 
 impl<R: BufRead> LineReader<R> {
+    /// A reader of lines up to [`DEFAULT_MAX_LINE`] bytes.
     pub fn new(inner: R) -> Self {
+        LineReader::with_max(inner, DEFAULT_MAX_LINE)
+    }
+
+    /// A reader of lines up to `max` bytes each.
+    pub fn with_max(inner: R, max: usize) -> Self {
         LineReader {
             inner,
             buf: Vec::new(),
             line: 0,
+            max,
+            ended: false,
         }
     }
 
     /// `Ok(None)` at EOF. A last line without `\n` is still returned. Blank lines are
-    /// returned (as `""`) and counted, so numbers match what an editor shows.
+    /// returned (as `""`) and counted, so numbers match what an editor shows. After
+    /// [`LineError::TooLong`] nothing more is read: every later call is `Ok(None)`.
     pub fn next_line(&mut self) -> Result<Option<(u64, String)>, LineError> {
-        // read_until retries `Interrupted` itself and appends what it read before
-        // any other error to `buf`, which we keep for the next call.
-        self.inner.read_until(b'\n', &mut self.buf)?;
+        if self.ended {
+            return Ok(None);
+        }
+        // At most the limit, a byte-order mark and a CRLF: a longer line is known to
+        // be too long without holding more of it. read_until retries `Interrupted`
+        // itself and appends what it read before any other error to `buf`, which we
+        // keep for the next call.
+        let room = self
+            .max
+            .saturating_add(BOM.len() + 2)
+            .saturating_sub(self.buf.len()) as u64;
+        Read::take(&mut self.inner, room).read_until(b'\n', &mut self.buf)?;
         if self.buf.is_empty() {
             return Ok(None);
         }
         self.line += 1;
+        let start = if self.line == 1 && self.buf.starts_with(BOM) {
+            BOM.len()
+        } else {
+            0
+        };
         let mut end = self.buf.len();
         if self.buf[end - 1] == b'\n' {
             end -= 1;
-            if end > 0 && self.buf[end - 1] == b'\r' {
+            if end > start && self.buf[end - 1] == b'\r' {
                 end -= 1;
             }
         }
-        let result = match std::str::from_utf8(&self.buf[..end]) {
+        if end - start > self.max {
+            self.ended = true;
+            self.buf = Vec::new();
+            return Err(LineError::TooLong {
+                line: self.line,
+                max: self.max,
+            });
+        }
+        let result = match std::str::from_utf8(&self.buf[start..end]) {
             Ok(text) => Ok(Some((self.line, text.to_owned()))),
             Err(_) => Err(LineError::InvalidUtf8 { line: self.line }),
         };
@@ -96,6 +165,31 @@ impl<R: BufRead> LineReader<R> {
     pub fn into_inner(self) -> R {
         self.inner
     }
+}
+
+/// All of `reader`, if it holds at most `max` bytes; a longer input is an error of
+/// kind `FileTooLarge` ("larger than 1 MiB") after reading `max + 1` bytes of it.
+pub fn read_capped(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("larger than {}", size(max)),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_capped`] of a file, as text (a file that is not UTF-8 is `InvalidData`).
+pub fn read_file_capped(path: &Path, max: u64) -> io::Result<String> {
+    let bytes = read_capped(std::fs::File::open(path)?, max)?;
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 /// A line that is not a JSON object; `message` says why, without the line number.
@@ -309,6 +403,66 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(r.next_line().unwrap(), Some(l(1, "abcdef")));
+    }
+
+    #[test]
+    fn a_line_over_the_limit_names_its_line_and_ends_the_input() {
+        // The limit is the line's content: its CRLF does not count.
+        let mut r = LineReader::with_max(&b"1234\r\n12345\nnever read\n"[..], 4);
+        assert_eq!(r.next_line().unwrap(), Some(l(1, "1234")));
+        let err = r.next_line().unwrap_err();
+        assert!(
+            matches!(err, LineError::TooLong { line: 2, max: 4 }),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "line 2: longer than 4 bytes");
+        assert_eq!(r.next_line().unwrap(), None);
+        // An endless line is refused after at most the limit and a few bytes.
+        let mut r = LineReader::with_max(BufReader::new(io::repeat(0).take(1 << 30)), 1 << 10);
+        assert!(matches!(
+            r.next_line(),
+            Err(LineError::TooLong { line: 1, .. })
+        ));
+        let left = r.into_inner().into_inner().limit();
+        assert!(left > (1 << 30) - (1 << 14), "{left}");
+        // An unterminated last line over the limit too.
+        let mut r = LineReader::with_max(&b"12345"[..], 4);
+        assert!(matches!(
+            r.next_line(),
+            Err(LineError::TooLong { line: 1, .. })
+        ));
+        assert_eq!(
+            LineError::TooLong {
+                line: 3,
+                max: 8 << 20
+            }
+            .to_string(),
+            "line 3: longer than 8 MiB"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_dropped() {
+        assert_eq!(
+            all_lines(b"\xEF\xBB\xBFhello\n\xEF\xBB\xBFkept\n"),
+            vec![l(1, "hello"), l(2, "\u{feff}kept")]
+        );
+        assert_eq!(all_lines(b"\xEF\xBB\xBF"), vec![l(1, "")]);
+        // The mark does not count against the limit.
+        let mut r = LineReader::with_max(&b"\xEF\xBB\xBF1234\r\n"[..], 4);
+        assert_eq!(r.next_line().unwrap(), Some(l(1, "1234")));
+    }
+
+    #[test]
+    fn read_capped_reads_at_most_one_byte_past_the_cap() {
+        assert_eq!(read_capped(&b"abcd"[..], 4).unwrap(), b"abcd");
+        let mut endless = io::repeat(b'x').take(1 << 30);
+        let err = read_capped(&mut endless, 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(err.to_string(), "larger than 1 MiB");
+        assert_eq!(endless.limit(), (1 << 30) - (1 << 20) - 1);
+        assert_eq!(size(1000), "1000 bytes");
+        assert_eq!(size(3 << 30), "3 GiB");
     }
 
     #[test]

@@ -168,7 +168,10 @@ pub fn check_offered(http: &Http, api_base: &str) -> Result<()> {
 /// The token record field that holds the seconds a token was issued for.
 pub const LIFETIME: &str = "lifetime";
 
-/// Exchanges coze-auth's code (PKCE; a web app adds its client secret as bearer).
+/// Exchanges coze-auth's code (PKCE; a web app adds its client secret as bearer). A
+/// web app's code may come without a verifier (a confidential client's login without
+/// PKCE): then the secret is what authenticates the exchange, and without one the
+/// code is not sent at all (the server would refuse it, and a code works once).
 pub fn exchange_code(
     http: &Http,
     grant: &AuthorizationCode,
@@ -176,14 +179,25 @@ pub fn exchange_code(
     now: i64,
 ) -> Result<Token> {
     redact::register(&grant.code);
-    redact::register(&grant.code_verifier);
-    let body = json!({
+    let verifier = grant.code_verifier.as_deref().filter(|v| !v.is_empty());
+    if verifier.is_none() && client_secret.is_none() {
+        return Err(Error::Auth(
+            "the authorization code has no code_verifier (a web app's login without PKCE): \
+             give the app's client secret with --client-secret-file PATH (or \
+             COZE_CLIENT_SECRET)"
+                .into(),
+        ));
+    }
+    let mut body = json!({
         "grant_type": "authorization_code",
         "code": grant.code,
         "redirect_uri": grant.redirect_uri,
         "client_id": grant.client_id,
-        "code_verifier": grant.code_verifier,
     });
+    if let Some(v) = verifier {
+        redact::register(v);
+        body["code_verifier"] = v.into();
+    }
     let mut req = Request::post(token_endpoint(&grant.base_url), &body);
     if let Some(secret) = client_secret {
         req = req.bearer(secret);

@@ -132,8 +132,8 @@ CONNECTION:
                            base_url, else https://api.coze.cn]
     --region cn|com        https://api.coze.cn or https://api.coze.com
     --idle-timeout SECS    give up when the server sends nothing for this long
-                           [default: 120]; there is no total time limit
-    --connect-timeout SECS [default: 10]
+                           [default: 120; 0: never]; there is no total time limit
+    --connect-timeout SECS [default: 10; 0: as long as the system allows]
     --retries N            retries of transient failures (network, 429, 5xx,
                            4013/4020) before any output [default: 4]
     -v, --verbose          one line per HTTP request on stderr (tokens redacted), and
@@ -234,6 +234,8 @@ pub struct Session {
     pub base: String,
     /// Where the token comes from, as a person reads it (for messages and -v).
     pub credentials: String,
+    /// The same, resolved: named in the clients' authentication errors.
+    pub resolved: Credentials,
 }
 
 impl Session {
@@ -277,10 +279,14 @@ impl Session {
             tokens,
             base,
             credentials: described,
+            resolved: credentials,
         })
     }
 
     pub fn client(&self) -> Client<'_> {
-        Client::new(&self.http, self.base.clone(), &self.tokens)
+        Client {
+            credentials: Some(self.resolved.clone()),
+            ..Client::new(&self.http, self.base.clone(), &self.tokens)
+        }
     }
 }

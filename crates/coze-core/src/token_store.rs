@@ -9,6 +9,22 @@
 //! lock file itself never blocks a later run. Files are 0600 and directories we create
 //! 0700, set by us, never left to the umask.
 //!
+//! A token file that is a symlink (kept in a dotfiles repository, or one file shared
+//! under several names) is followed: the lock, the temp file and the rename are beside
+//! the file the links finally name, so a link stays a link, the file it names gets the
+//! new pair, and all links to one file share its one lock.
+//!
+//! A refresh spends the old refresh token, so the new pair must reach the disk. Before
+//! anything is sent, the temp file is made and filled with zeros, several times the
+//! token's size, and fsynced: a full disk or a file-size limit then stops the refresh
+//! before the server rotates anything. If the write still fails after the rotation,
+//! the new pair is kept in a file of its own beside the token file and the error says
+//! where, and how to put it in place.
+//!
+//! A token file others may read is tightened to 0600, with a warning, when it is ours,
+//! and refused when it is not (we could not fix it): a token others can read is no
+//! longer a secret.
+//!
 //! Renewing dispatches on the record: a `grant: "jwt"` token (a service app's) is
 //! minted again from its key (`jwt`); any other is refreshed with its refresh token, a
 //! web app's with the client secret read from the `client_secret_file` it names. The
@@ -17,9 +33,11 @@
 //!
 //! Not here: how a person logs in (coze-auth), what the tools do with the token.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{
+    DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -33,6 +51,11 @@ use crate::redact;
 
 /// Renew when the token has less than this left (design.md §3).
 pub const DEFAULT_MIN_TTL: i64 = 120;
+
+/// The least room made for a renewed token before the renewal is asked for (bytes); a
+/// token record is well under 1 KiB, and the room is four times the current file when
+/// that is more (a record carrying large fields of a script's own).
+const RESERVE_MIN: u64 = 8192;
 
 /// The renewal margin the API tools use for `token`: `min_ttl`, but never more than a
 /// quarter of the token's recorded lifetime. Coze's 15-minute tokens keep the 120 s
@@ -52,6 +75,11 @@ pub fn renew_margin(token: &Token, min_ttl: i64) -> i64 {
     }
 }
 
+/// The largest token file, key file or client secret file read: a token record is
+/// under 4 KiB and a private key a few KiB, so a larger file is not one (and
+/// `--token-file /dev/zero` must not be read until memory runs out).
+pub const MAX_SECRET_FILE: u64 = 1 << 20;
+
 /// A token file on disk.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
@@ -63,28 +91,64 @@ impl TokenStore {
         TokenStore { path: path.into() }
     }
 
+    /// The path as given (a symlink stays named as such in messages).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn lock_path(&self) -> PathBuf {
-        sibling(&self.path, ".lock", false)
+    /// The file the path finally names, symlinks followed: what is locked and replaced.
+    /// Resolved at each use, so a link pointed elsewhere meanwhile is followed anew.
+    fn target(&self) -> Result<PathBuf> {
+        resolve(&self.path)
+            .map_err(|e| Error::io(&self.path, e).context("following the token file's links"))
     }
 
-    /// Reads the token file. A missing or broken file means a login is needed (exit 4).
+    fn missing(&self) -> Error {
+        Error::Auth(format!(
+            "no token file at {}: log in with `coze-auth --client-id ID | coze-token --save`, \
+             or set COZE_API_TOKEN",
+            self.path.display()
+        ))
+    }
+
+    /// Reads the token file. A missing or broken file means a login is needed (exit 4);
+    /// one that cannot be read (a directory, a FIFO, permission denied) is a local error
+    /// (exit 8) naming the file.
     pub fn load(&self) -> Result<Token> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Auth(format!(
-                    "no token file at {}: log in with `coze-auth --client-id ID | coze-token --save`, \
-                     or set COZE_API_TOKEN",
-                    self.path.display()
-                )))
-            }
-            Err(e) => return Err(Error::io(&self.path, e)),
+        let reading = |e: io::Error| Error::io(&self.path, e).context("reading the token file");
+        // Only a regular file is opened: opening a FIFO would wait for a writer forever.
+        match fs::metadata(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.missing()),
+            Err(e) => return Err(reading(e)),
+            Ok(meta) => not_a_file(&meta).map_or(Ok(()), |e| Err(reading(e)))?,
+        }
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.missing()),
+            Err(e) => return Err(reading(e)),
         };
+        let meta = file.metadata().map_err(reading)?;
+        if let Some(e) = not_a_file(&meta) {
+            return Err(reading(e)); // swapped for something else since the check above
+        }
+        self.keep_private(&file, &meta)?;
+        let not_a_token = |why: &str| {
+            Error::Auth(format!(
+                "{} is not a token file ({why}): log in again with `coze-auth | coze-token --save`",
+                self.path.display()
+            ))
+        };
+        // A token is a few hundred bytes: a huge file is not one (and is not read whole).
+        let bytes = match crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(not_a_token(&e.to_string()))
+            }
+            Err(e) => return Err(reading(e)),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| not_a_token("not UTF-8 text"))?;
         let first = text
+            .trim_start_matches('\u{feff}')
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or_default();
@@ -97,13 +161,11 @@ impl TokenStore {
                     other.type_name()
                 )))
             }
-            Err(e) => {
-                return Err(Error::Auth(format!(
-                "{} is not a token file ({}): log in again with `coze-auth | coze-token --save`",
-                self.path.display(),
-                e.root()
-            )))
-            }
+            // The record parser names a stdin line; this is a file, named above.
+            Err(e) => match e.root() {
+                Error::BadInput { message, .. } => return Err(not_a_token(message)),
+                other => return Err(not_a_token(&other.to_string())),
+            },
         };
         redact::register(&token.access_token);
         if let Some(r) = &token.refresh_token {
@@ -112,106 +174,77 @@ impl TokenStore {
         Ok(token)
     }
 
+    /// A token file group or others may read or write is tightened to 0600 when it is
+    /// ours (with a warning: something loosened it), and refused when it is not: we
+    /// cannot fix someone else's file, and the fix is theirs to make. The owner is
+    /// compared with our effective uid, not tried by access: root reads anything. The
+    /// open file is checked and changed, so it is the file then read.
+    fn keep_private(&self, file: &File, meta: &Metadata) -> Result<()> {
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(());
+        }
+        let p = self.path.display();
+        let me = euid();
+        if meta.uid() != me {
+            return Err(Error::Auth(format!(
+                "the token file {p} is open to others (mode {mode:04o}) and belongs to uid \
+                 {}, not to you (uid {me}), so it is neither used nor changed: its owner can \
+                 chmod 600 {p}, or log in into a token file of your own",
+                meta.uid()
+            )));
+        }
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| {
+                Error::Auth(format!(
+                    "the token file {p} is open to others (mode {mode:04o}) and could not be \
+                     tightened ({e}): chmod 600 {p}"
+                ))
+            })?;
+        crate::cli::warn(&format!(
+            "the token file {p} was open to others (mode {mode:04o}): tightened to 0600"
+        ));
+        Ok(())
+    }
+
     /// Replaces the file atomically with `token`, under the lock.
     pub fn save(&self, token: &Token) -> Result<()> {
-        let _lock = self.lock()?;
-        self.write_locked(token)
-    }
-
-    /// Writes while the caller holds the lock: temp file (0600) in the same directory,
-    /// fsync, rename over the file, fsync the directory. Stale temp files of killed
-    /// writers are removed afterwards (no writer can be active: we hold the lock), so
-    /// that after a refresh nothing but the write stands between the server's answer
-    /// and the new pair on disk.
-    fn write_locked(&self, token: &Token) -> Result<()> {
-        let dir = parent_dir(&self.path);
-        let tmp = sibling(&self.path, &format!(".tmp-{}", std::process::id()), true);
-        let mut line = serde_json::to_vec(&Record::Token(token.clone())).expect("tokens serialize");
-        line.push(b'\n');
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            // An existing file keeps its mode on open: set it explicitly.
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(&line)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(&dir)?.sync_all()
-        })();
-        let result = result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(&self.path, e).context("saving the token")
+        let target = self.target()?;
+        let _lock = lock(&target)?;
+        let written = Temp::create(&target).and_then(|mut temp| {
+            temp.fill(&token_line(token))?;
+            temp.install(&target)
         });
-        self.remove_stale_temps(&dir);
-        result
-    }
-
-    fn remove_stale_temps(&self, dir: &Path) {
-        let prefix = format!(".{}.tmp-", file_name(&self.path));
-        if let Ok(entries) = fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
-
-    /// Takes the exclusive lock, creating the directory (0700) and lock file (0600).
-    ///
-    /// `coze-token logout` removes the lock file while holding it, so a process that
-    /// opened it before could lock a file no longer in place while a newcomer locks a
-    /// new one: after locking, the file locked must still be the one at the path, or we
-    /// open it again.
-    fn lock(&self) -> Result<File> {
-        let dir = parent_dir(&self.path);
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::io(&dir, e).context("creating the token directory"))?;
-        }
-        let lock_path = self.lock_path();
-        loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&lock_path)
-                .map_err(|e| Error::io(&lock_path, e).context("opening the token lock"))?;
-            file.lock()
-                .map_err(|e| Error::io(&lock_path, e).context("locking the token file"))?;
-            if same_file(&file, &lock_path) {
-                return Ok(file);
-            }
-        }
+        // After the rename: nothing but the write stands between an answer and the disk.
+        remove_stale_temps(&target);
+        written.map_err(|e| Error::io(&target, e).context("saving the token"))
     }
 
     /// Removes the token file and its lock (`coze-token logout`), under the lock, so a
     /// refresh in progress finishes first and none starts from the removed file. True
-    /// when there was a token file to remove.
+    /// when there was a token file to remove. A symlink is removed itself: the file it
+    /// names (and that file's lock) may serve other links.
     pub fn remove(&self) -> Result<bool> {
-        if !parent_dir(&self.path).exists() {
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(&self.path)
+                .map_err(|e| Error::io(&self.path, e).context("removing the token link"))?;
+            return Ok(true);
+        }
+        let target = self.target()?;
+        if !parent_dir(&target).exists() {
             return Ok(false);
         }
-        let _lock = self.lock()?;
-        let removed = match fs::remove_file(&self.path) {
+        let _lock = lock(&target)?;
+        let removed = match fs::remove_file(&target) {
             Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io(&self.path, e).context("removing the token")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(&target, e).context("removing the token")),
         };
-        self.remove_stale_temps(&parent_dir(&self.path));
+        remove_stale_temps(&target);
         // Still holding the lock: waiters re-check the path after they get it.
-        let lock_path = self.lock_path();
+        let lock_path = lock_path(&target);
         if let Err(e) = fs::remove_file(&lock_path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
+            if e.kind() != io::ErrorKind::NotFound {
                 return Err(Error::io(&lock_path, e).context("removing the token lock"));
             }
         }
@@ -236,12 +269,13 @@ impl TokenStore {
         if token.ttl(unix_now()) > margin(&token) {
             return Ok(token);
         }
-        let lock = self.lock()?;
+        let target = self.target()?;
+        let lock = lock(&target)?;
         let token = self.load()?;
         if token.ttl(unix_now()) > margin(&token) {
             return Ok(token); // another process renewed it while we waited
         }
-        self.renew_locked(&lock, http, &token, renewer)
+        self.renew_locked(&target, &lock, http, &token, renewer)
     }
 
     /// The server refused `rejected` (4100): renew unless another process already did.
@@ -251,33 +285,50 @@ impl TokenStore {
         rejected: &str,
         renewer: &Renewer<'_>,
     ) -> Result<Token> {
-        let lock = self.lock()?;
+        let target = self.target()?;
+        let lock = lock(&target)?;
         let token = self.load()?;
         if token.access_token != rejected {
             return Ok(token);
         }
-        self.renew_locked(&lock, http, &token, renewer)
+        self.renew_locked(&target, &lock, http, &token, renewer)
     }
 
     /// Renews unconditionally (coze-token refresh --force, a `token` record on stdin).
     pub fn renew_now(&self, http: &Http, renewer: &Renewer<'_>) -> Result<Token> {
-        let lock = self.lock()?;
+        let target = self.target()?;
+        let lock = lock(&target)?;
         let token = self.load()?;
-        self.renew_locked(&lock, http, &token, renewer)
+        self.renew_locked(&target, &lock, http, &token, renewer)
     }
 
-    /// Renews while holding `lock`. Before a refresh token is sent, its fingerprint is
-    /// noted in the lock file: if this process dies after the server rotated the pair
-    /// but before the new one reached the disk (a window no client can close), the
-    /// next run finds its own note, and when the server then refuses the token it says
-    /// plainly that the token was used by an interrupted refresh and a login is needed.
+    /// Renews `target` while holding `lock`.
+    ///
+    /// First the room for the new pair is made (a temp file of zeros, fsynced): if the
+    /// disk cannot take it, nothing is sent and the old pair stays good. Then, before a
+    /// refresh token is sent, its fingerprint is noted in the lock file: if this
+    /// process dies after the server rotated the pair but before the new one reached
+    /// the disk (a window no client can close), the next run finds its own note, and
+    /// when the server then refuses the token it says plainly that the token was used
+    /// by an interrupted refresh and a login is needed.
     fn renew_locked(
         &self,
+        target: &Path,
         lock: &File,
         http: &Http,
         token: &Token,
         renewer: &Renewer<'_>,
     ) -> Result<Token> {
+        let size = fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+        let mut temp =
+            Temp::reserve(target, size.saturating_mul(4).max(RESERVE_MIN)).map_err(|e| {
+                Error::io(target, e)
+                    .context("making room for the renewed token")
+                    .with_hint(
+                        "nothing was sent to the server and the token file is as it was: \
+                         free some space and retry",
+                    )
+            })?;
         let note = token.refresh_token.as_deref().map(in_flight_note);
         let interrupted = note.is_some() && read_note(lock) == note;
         if let Some(note) = &note {
@@ -285,10 +336,21 @@ impl TokenStore {
         }
         let fresh = renew(http, token, renewer).map_err(|e| {
             if interrupted && oauth::refresh_refused(&e) {
+                let unsaved = unsaved_path(target);
+                let kept = if unsaved.exists() {
+                    format!(
+                        " (a renewed pair that could not be written is kept in {u}: if it is \
+                         the newer, `mv {u} {t}` puts it in place)",
+                        u = unsaved.display(),
+                        t = target.display()
+                    )
+                } else {
+                    String::new()
+                };
                 Error::Auth(format!(
                     "the refresh token in {} was already used (a refresh was interrupted \
                      after the server rotated it): log in again with \
-                     `coze-auth | coze-token --save`",
+                     `coze-auth | coze-token --save`{kept}",
                     self.path.display()
                 ))
             } else {
@@ -297,9 +359,304 @@ impl TokenStore {
         })?;
         // The old refresh token is dead from here on: the new pair reaches the disk
         // before anything else happens, so a crash cannot lose both.
-        self.write_locked(&fresh)?;
+        let line = token_line(&fresh);
+        let outcome = match temp.fill(&line) {
+            Ok(()) => temp.install(target).map_err(|e| (e, true)),
+            Err(e) => Err((e, false)),
+        };
+        if let Err((e, filled)) = outcome {
+            return Err(rescue(temp, filled, &line, target, e));
+        }
+        remove_stale_temps(target);
         Ok(fresh)
     }
+}
+
+/// After the server has rotated the pair and writing it over `target` failed: keeps
+/// the new pair in a file of its own beside it (the filled temp file renamed, or a new
+/// file written once the temp file's room is given back) and says where, or says that
+/// it is lost. Never the pair itself: the message goes to stderr.
+fn rescue(mut temp: Temp, filled: bool, line: &[u8], target: &Path, e: io::Error) -> Error {
+    let err = Error::io(target, e).context("saving the renewed token");
+    if temp.installed {
+        return err; // in place; only the directory's fsync failed
+    }
+    let unsaved = unsaved_path(target);
+    let kept = if filled && fs::rename(&temp.path, &unsaved).is_ok() {
+        temp.installed = true;
+        Some(unsaved)
+    } else if filled {
+        temp.installed = true; // left where it is, whole
+        Some(temp.path.clone())
+    } else {
+        drop(temp);
+        write_file(&unsaved, line).ok().map(|()| unsaved)
+    };
+    match kept {
+        Some(k) => err.with_hint(format!(
+            "the server has already replaced the pair; the new one is kept in {k}: put it \
+             in place with `mv {k} {t}`",
+            k = k.display(),
+            t = target.display()
+        )),
+        None => err.with_hint(
+            "the server has already replaced the pair and the new one could not be kept \
+             anywhere: log in again",
+        ),
+    }
+}
+
+/// Where a renewed pair that could not be written is kept: `<target>.unsaved`, not
+/// hidden (a person is told to look for it) and not a temp file's name, which the next
+/// write would clean up.
+fn unsaved_path(target: &Path) -> PathBuf {
+    sibling(target, ".unsaved", false)
+}
+
+/// A token as its file holds it: one JSON line.
+fn token_line(token: &Token) -> Vec<u8> {
+    // Strings, numbers and a JSON map: a token always serializes.
+    let mut line = serde_json::to_vec(&Record::Token(token.clone())).expect("tokens serialize");
+    line.push(b'\n');
+    line
+}
+
+/// A new file (0600) holding `bytes`, fsynced.
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let _signal = FileSizeSignal::ignore();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// This process's temp file beside a token file (`.<name>.tmp-<pid>`), removed when
+/// dropped unless it was renamed into place or is kept on purpose.
+struct Temp {
+    path: PathBuf,
+    file: File,
+    /// Renamed, or to be left where it is: not removed on drop.
+    installed: bool,
+}
+
+impl Temp {
+    /// Creates (or empties) the temp file, 0600.
+    fn create(target: &Path) -> io::Result<Temp> {
+        let path = sibling(target, &format!(".tmp-{}", std::process::id()), true);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        let temp = Temp {
+            path,
+            file,
+            installed: false,
+        };
+        // An existing file keeps its mode on open: set it explicitly.
+        temp.file
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(temp)
+    }
+
+    /// A temp file of `bytes` zeros, on disk: room that the new pair, written over it
+    /// later, does not have to find any more. (std has no posix_fallocate; writing
+    /// works on every file system. A copy-on-write one may still need fresh blocks for
+    /// the overwrite: there the room is only likely, not certain.)
+    fn reserve(target: &Path, bytes: u64) -> io::Result<Temp> {
+        let _signal = FileSizeSignal::ignore();
+        let mut temp = Temp::create(target)?;
+        let zeros = [0u8; 4096];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            temp.file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        temp.file.sync_all()?;
+        Ok(temp)
+    }
+
+    /// Writes `line` from the start, cuts the file to it and fsyncs it.
+    fn fill(&mut self, line: &[u8]) -> io::Result<()> {
+        let _signal = FileSizeSignal::ignore();
+        self.file.write_all_at(line, 0)?;
+        self.file.set_len(line.len() as u64)?;
+        self.file.sync_all()
+    }
+
+    /// Renames the file over `target`, then fsyncs the directory (the rename's record).
+    fn install(&mut self, target: &Path) -> io::Result<()> {
+        fs::rename(&self.path, target)?;
+        self.installed = true;
+        File::open(parent_dir(target))?.sync_all()
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes temp files that killed writers left beside `target`. Only under the lock,
+/// when no other writer can be active.
+fn remove_stale_temps(target: &Path) {
+    let prefix = format!(".{}.tmp-", file_name(target));
+    if let Ok(entries) = fs::read_dir(parent_dir(target)) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// The lock beside `target`: `<target>.lock`.
+fn lock_path(target: &Path) -> PathBuf {
+    sibling(target, ".lock", false)
+}
+
+/// Takes the exclusive lock of `target`, creating its directory (0700) and lock file
+/// (0600).
+///
+/// `coze-token logout` removes the lock file while holding it, so a process that
+/// opened it before could lock a file no longer in place while a newcomer locks a new
+/// one: after locking, the file locked must still be the one at the path, or we open
+/// it again.
+fn lock(target: &Path) -> Result<File> {
+    let dir = parent_dir(target);
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io(&dir, e).context("creating the token directory"))?;
+    }
+    let lock_path = lock_path(target);
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e).context("opening the token lock"))?;
+        file.lock()
+            .map_err(|e| Error::io(&lock_path, e).context("locking the token file"))?;
+        if same_file(&file, &lock_path) {
+            return Ok(file);
+        }
+    }
+}
+
+/// The file `path` finally names: each symlink followed (a relative one from the
+/// directory of the link holding it), at most 40 of them as the kernel allows, whether
+/// or not the last one exists yet; then its directory made canonical when it exists,
+/// so that every link to one file names the same lock beside it.
+fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    let mut links = 0;
+    while fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+        links += 1;
+        if links > 40 {
+            return Err(io::Error::other("too many levels of symbolic links"));
+        }
+        let next = fs::read_link(&p)?;
+        p = if next.is_absolute() {
+            next
+        } else {
+            parent_dir(&p).join(next)
+        };
+    }
+    Ok(match (fs::canonicalize(parent_dir(&p)), p.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => p,
+    })
+}
+
+/// Why `meta` is not a token file we can read, when it is not a regular file.
+fn not_a_file(meta: &Metadata) -> Option<io::Error> {
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    };
+    Some(io::Error::other(format!("{what}, not a regular file")))
+}
+
+/// SIGXFSZ ignored while token files are written. Its default action kills the process
+/// when a write passes the file-size limit (`ulimit -f`, RLIMIT_FSIZE), which after a
+/// refresh would lose the new pair without a word; ignored, the write fails with EFBIG
+/// and the store reports it like a full disk. Held only while writing, and counted so
+/// that parallel writers restore the previous disposition after the last one: an
+/// ignored signal stays ignored across exec, and the programs coze-token runs must get
+/// the default.
+struct FileSizeSignal;
+
+/// Linux's and the BSDs' number for SIGXFSZ.
+const SIGXFSZ: i32 = 25;
+const SIG_DFL: usize = 0;
+const SIG_IGN: usize = 1;
+const SIG_ERR: usize = usize::MAX;
+
+/// How many writers hold [`FileSizeSignal`], and the disposition to restore after them.
+static FILE_SIZE_SIGNAL: Mutex<(usize, usize)> = Mutex::new((0, SIG_DFL));
+
+extern "C" {
+    // libc's signal(2) (as in `interrupt`) and geteuid(2); std links libc already.
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn geteuid() -> u32;
+}
+
+impl FileSizeSignal {
+    fn ignore() -> FileSizeSignal {
+        let mut held = FILE_SIZE_SIGNAL.lock().unwrap_or_else(|p| p.into_inner());
+        if held.0 == 0 {
+            // SAFETY: SIG_IGN is a documented disposition; no handler of ours runs.
+            let previous = unsafe { signal(SIGXFSZ, SIG_IGN) };
+            held.1 = if previous == SIG_ERR {
+                SIG_DFL
+            } else {
+                previous
+            };
+        }
+        held.0 += 1;
+        FileSizeSignal
+    }
+}
+
+impl Drop for FileSizeSignal {
+    fn drop(&mut self) {
+        let mut held = FILE_SIZE_SIGNAL.lock().unwrap_or_else(|p| p.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 {
+            // SAFETY: restores the disposition signal(2) returned for this signal.
+            unsafe { signal(SIGXFSZ, held.1) };
+        }
+    }
+}
+
+/// Our effective uid, the owner a private token file must have.
+fn euid() -> u32 {
+    // SAFETY: geteuid takes nothing, touches no memory of ours and cannot fail.
+    unsafe { geteuid() }
 }
 
 /// Whether the open `file` is the one at `path` now (same device and inode).
@@ -429,10 +786,12 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<String> {
             m = mode & 0o7777
         )));
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text)
+    let bytes = crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE)
         .map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?;
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8");
+        Error::io(path, e).context(format!("reading the {what}"))
+    })
 }
 
 /// "3 min ago" / "in 14 min", for messages.
@@ -564,6 +923,16 @@ mod tests {
     use super::*;
     use serde_json::Map;
 
+    impl TokenStore {
+        fn lock(&self) -> Result<File> {
+            super::lock(&self.target()?)
+        }
+
+        fn lock_path(&self) -> PathBuf {
+            super::lock_path(&self.target().unwrap())
+        }
+    }
+
     fn token(access: &str, expires_at: i64) -> Token {
         Token {
             access_token: access.into(),
@@ -660,10 +1029,58 @@ mod tests {
         assert_eq!(e.exit_code(), 4);
         assert!(e.to_string().contains("no token file"), "{e}");
         fs::write(dir.join("bad.json"), "{\"type\":\"tok").unwrap();
+        fs::set_permissions(dir.join("bad.json"), fs::Permissions::from_mode(0o600)).unwrap();
         let e = TokenStore::new(dir.join("bad.json")).load().unwrap_err();
         assert_eq!(e.exit_code(), 4);
         assert!(e.to_string().contains("is not a token file"), "{e}");
+        assert!(!e.to_string().contains("stdin"), "a file, not stdin: {e}");
         let _ = fs::remove_dir_all(dir);
+    }
+
+    /// The rescue after a rotation, each way (failures injected): the tests in
+    /// tests/token_files.rs see the rename fail; here the write itself fails too, and
+    /// the pair cannot be kept at all.
+    #[test]
+    fn a_pair_that_cannot_be_written_is_kept_beside_the_file_or_said_lost() {
+        let dir = tmpdir("rescue");
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("t.json");
+        let kept = unsaved_path(&target);
+        let line = token_line(&token("czu_kept_token", 7));
+        let told = format!("`mv {} {}`", kept.display(), target.display());
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+        // The rename over the file failed after a whole write: the temp file is kept.
+        let mut temp = Temp::reserve(&target, 64).unwrap();
+        temp.fill(&line).unwrap();
+        let e = rescue(temp, true, &line, &target, io::Error::other("injected"));
+        assert_eq!(e.exit_code(), 8);
+        assert!(e.to_string().contains(&told), "{e}");
+        assert_eq!(fs::read(&kept).unwrap(), line);
+        assert_eq!(mode(&kept), 0o600);
+        fs::remove_file(&kept).unwrap();
+
+        // The write over the room failed: the temp file is suspect and goes (giving its
+        // room back), and the pair is written to a file of its own.
+        let temp = Temp::reserve(&target, 64).unwrap();
+        let temp_path = temp.path.clone();
+        let e = rescue(temp, false, &line, &target, io::Error::other("injected"));
+        assert!(e.to_string().contains(&told), "{e}");
+        assert!(!temp_path.exists());
+        assert_eq!(fs::read(&kept).unwrap(), line);
+        assert_eq!(mode(&kept), 0o600);
+
+        // Nowhere to keep it (the directory is gone): the message says so.
+        let temp = Temp::reserve(&target, 64).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let e = rescue(temp, false, &line, &target, io::Error::other("injected"));
+        assert_eq!(e.exit_code(), 8);
+        assert!(
+            e.to_string()
+                .ends_with("the new one could not be kept anywhere: log in again)"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("czu_kept_token"));
     }
 
     #[test]

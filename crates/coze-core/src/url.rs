@@ -18,6 +18,16 @@ pub fn encode(s: &str) -> String {
     out
 }
 
+/// `s` encoded as one path segment; None for what no segment can carry: an empty
+/// string, `.` and `..` (the unreserved `.` is never encoded, and a client or server
+/// that resolves dot segments would take them for "here" and "the parent").
+pub fn path_segment(s: &str) -> Option<String> {
+    match s {
+        "" | "." | ".." => None,
+        _ => Some(encode(s)),
+    }
+}
+
 /// Decodes `%XX` and (form style) `+` as space. Invalid escapes are kept literally: a
 /// query we cannot decode should still show up in an error as what was received.
 pub fn decode(s: &str) -> String {
@@ -180,6 +190,19 @@ mod tests {
         assert_eq!(encode("client id"), "client%20id");
         assert_eq!(decode("client+id%2"), "client id%2");
         assert_eq!(decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn a_path_segment_is_never_a_dot_segment() {
+        assert_eq!(
+            path_segment("7381473525342978089").as_deref(),
+            Some("7381473525342978089")
+        );
+        assert_eq!(path_segment("a/../b").as_deref(), Some("a%2F..%2Fb"));
+        assert_eq!(path_segment("...").as_deref(), Some("..."));
+        for bad in ["", ".", ".."] {
+            assert_eq!(path_segment(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

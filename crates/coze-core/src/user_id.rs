@@ -60,7 +60,12 @@ pub fn stable(path: &Path, warn: &mut dyn FnMut(&str)) -> io::Result<String> {
 /// The id in the file; None when there is no file, or it holds no usable id (then a new
 /// one replaces it).
 fn read(path: &Path) -> io::Result<Option<String>> {
-    match fs::read_to_string(path) {
+    // An id is at most 128 bytes: a longer file is not read whole, and not used.
+    match crate::jsonl::read_file_capped(path, 4096) {
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+            let _ = fs::remove_file(path);
+            Ok(None)
+        }
         Ok(text) => {
             let id = text.trim();
             let usable = !id.is_empty() && id.len() <= 128 && !id.contains(char::is_whitespace);
