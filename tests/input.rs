@@ -170,6 +170,14 @@ fn every_file_and_stdin_read_is_bounded() {
     let sb = logged_in("input-files");
     let zero = Path::new("/dev/zero");
     let null = Path::new("/dev/null");
+    // A token file must be a regular file (a device is a local error, tests/token_files.rs):
+    // a huge regular one is read no further than its cap.
+    std::fs::write(sb.path("huge.json"), vec![b' '; 2 << 20]).unwrap();
+    std::fs::set_permissions(
+        sb.path("huge.json"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let cases: [(&str, Vec<&str>, &Path, i32, &str); 4] = [
         (
             "coze-chat",
@@ -180,10 +188,10 @@ fn every_file_and_stdin_read_is_bounded() {
         ),
         (
             "coze-conv",
-            vec!["list", "--bot", "7", "--token-file", "/dev/zero"],
+            vec!["list", "--bot", "7", "--token-file", "huge.json"],
             null,
             4,
-            "/dev/zero is not a token file (larger than 1 MiB)",
+            "huge.json is not a token file (larger than 1 MiB)",
         ),
         (
             "coze-token",
