@@ -8,6 +8,7 @@ mod auth;
 mod basics;
 mod batch;
 mod browser;
+mod busy;
 mod chat;
 mod conv;
 mod crash;

@@ -38,6 +38,9 @@ OPTIONS:
                            (auto_save_history false; needs streaming)
     --no-stream            create the chat, poll until it is done, then list its
                            messages; the same output as streaming
+    --busy-wait SECS       when another chat is running in the conversation (4016),
+                           wait up to this long for it to end, asking again after
+                           1, 2, 4, then every 8 s [default: 120]; 0: do not wait
     -o, --output MODE      events: every Coze event as a JSON line, lossless
                                    ({\"event\":…,\"data\":…,\"id\":…})
                            text:   the answer only, streamed; reasoning and
@@ -79,8 +82,9 @@ OUTPUT RECORDS:
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
-    prompt's answer has been printed; 4016 (conversation busy) is waited out; an
-    expired token is refreshed once. A failed prompt is reported and the next
+    prompt's answer has been printed; 4016 (another chat is running in the
+    conversation) is waited out for up to --busy-wait, with one line on stderr
+    saying so; an expired token is refreshed once. A failed prompt is reported and the next
     prompts still run (but an authentication failure, exit 4, ends the run: every
     later prompt would meet it too); the exit status is that of the first
     failure. Ctrl-C
@@ -211,6 +215,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     ));
                 }
                 f.api.rate = Some(r);
+            }
+            "--busy-wait" => {
+                f.api.busy_wait = Some(cli::seconds("--busy-wait", cli::value(&mut p)?)?)
             }
             "--resume" => f.resume = Some(cli::value(&mut p)?.into()),
             "--append" => f.append = true,
