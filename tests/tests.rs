@@ -7,6 +7,7 @@ mod util;
 mod auth;
 mod basics;
 mod batch;
+mod batch_more;
 mod browser;
 mod busy;
 mod chat;

@@ -23,7 +23,7 @@ use coze_core::config::Env;
 use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
-use coze_core::{interrupt, Error, Result};
+use coze_core::{interrupt, stdout_watch, Error, Result};
 
 use ask::{ask, Plan, Tally};
 use flags::{Flags, Mode, Source};
@@ -100,6 +100,8 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         Some(path) => resume::completed_ids(path)?,
         None => HashSet::new(),
     };
+    // Answers to stdout: when its reader goes away, the chats in flight are cancelled.
+    let to_stdout = !(f.resume.is_some() && f.append);
     let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
         (Some(path), true) => Box::new(resume::open_for_append(path)?),
         _ => Box::new(io::stdout()),
@@ -110,6 +112,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         TOOL,
         || active.cancel(&client, TOOL),
         || {
+            let on_close = || active.cancel(&client, TOOL);
             if f.jobs > 1 {
                 let shared = batch::SharedOut::new(out, f.ordered);
                 let batch = batch::Batch {
@@ -124,7 +127,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     out: &shared,
                     tally: &tally,
                 };
-                batch.run(io::stdin().lock())
+                stdout_watch::watch(to_stdout, on_close, || batch.run(io::stdin().lock()))
             } else {
                 let mut runner = Runner {
                     client: &client,
@@ -137,10 +140,8 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     seq: 0,
                     stop: false,
                 };
-                runner.run(
-                    &f,
-                    Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out)),
-                )
+                let printer = Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out));
+                stdout_watch::watch(to_stdout, on_close, || runner.run(&f, printer))
             }
         },
     );

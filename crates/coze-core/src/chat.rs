@@ -393,41 +393,81 @@ impl ChatState {
 /// The chats in progress (one per worker thread), for cancelling them on Ctrl-C or a
 /// closed stdout.
 #[derive(Debug, Default)]
-pub struct Active(Mutex<HashMap<ThreadId, (String, String)>>);
+pub struct Active(Mutex<Chats>);
+
+#[derive(Debug, Default)]
+struct Chats {
+    by_thread: HashMap<ThreadId, (String, String)>,
+    /// [`Active::cancel`] has run: every chat is unwanted, also one that is only now
+    /// learning its ids (it was being created while the others were cancelled).
+    cancelled: bool,
+}
 
 impl Active {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, (String, String)>> {
+    fn chats(&self) -> std::sync::MutexGuard<'_, Chats> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records this thread's chat once its ids are known.
-    pub fn set(&self, state: &ChatState) {
+    /// Records this thread's chat once its ids are known. False once [`cancel`] has run:
+    /// the caller must end the chat (recorded, so [`cancel_mine`] stops it on the
+    /// server).
+    ///
+    /// [`cancel`]: Active::cancel
+    /// [`cancel_mine`]: Active::cancel_mine
+    #[must_use]
+    pub fn set(&self, state: &ChatState) -> bool {
+        let mut chats = self.chats();
         if let (Some(conv), Some(chat)) = (&state.conversation_id, &state.chat_id) {
-            self.map()
+            chats
+                .by_thread
                 .insert(std::thread::current().id(), (conv.clone(), chat.clone()));
         }
+        !chats.cancelled
     }
 
     /// This thread's chat is over.
     pub fn clear(&self) {
-        self.map().remove(&std::thread::current().id());
+        self.chats().by_thread.remove(&std::thread::current().id());
     }
 
     /// Cancels this thread's chat, if one is in progress.
     pub fn cancel_mine(&self, client: &Client<'_>, tool: &str) {
-        let mine = self.map().remove(&std::thread::current().id());
+        let mine = self.chats().by_thread.remove(&std::thread::current().id());
         if let Some((conv, chat)) = mine {
             cancel_one(client, tool, &conv, &chat);
         }
     }
 
-    /// Cancels every chat in progress (Ctrl-C).
-    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
-        let all: Vec<(String, String)> = self.map().drain().map(|(_, v)| v).collect();
-        for (conv, chat) in all {
-            cancel_one(client, tool, &conv, &chat);
-        }
+    /// Whether [`cancel`](Active::cancel) has run: the run is stopping, and what its
+    /// chats met since is nobody's news.
+    pub fn cancelled(&self) -> bool {
+        self.chats().cancelled
     }
+
+    /// Cancels every chat in progress (Ctrl-C, a closed stdout), all at once: one after
+    /// another, `--jobs 16` would wait 16 round trips. A chat that registers later is
+    /// refused ([`set`](Active::set) says false).
+    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
+        let all: Vec<(String, String)> = {
+            let mut chats = self.chats();
+            chats.cancelled = true;
+            chats.by_thread.drain().map(|(_, v)| v).collect()
+        };
+        std::thread::scope(|s| {
+            for (conv, chat) in &all {
+                s.spawn(move || cancel_one(client, tool, conv, chat));
+            }
+        });
+    }
+}
+
+/// What a chat started after [`Active::cancel`] ends with: its output has no reader
+/// (or the process is exiting on a signal), so it ends as quietly as a closed stdout.
+pub fn unwanted() -> Error {
+    Error::io(
+        "stdout",
+        io::Error::new(io::ErrorKind::BrokenPipe, "the run was stopped"),
+    )
 }
 
 /// Cancels one chat; failures are reported, not fatal.
@@ -500,8 +540,10 @@ pub fn stream(
                             && state.chat_id.is_some()
                             && state.conversation_id.is_some() =>
                     {
-                        active.set(&state);
                         registered = true;
+                        if !active.set(&state) {
+                            break Err(unwanted());
+                        }
                     }
                     Ok(false) => {}
                     Err(e) => break Err(Error::io("stdout", e)),
@@ -559,7 +601,9 @@ pub fn poll(
         state
             .feed("conversation.chat.created", &chat, sink)
             .map_err(sink_err)?;
-        active.set(&state);
+        if !active.set(&state) {
+            return Err(unwanted());
+        }
         let (conv, chat_id) = match (&state.conversation_id, &state.chat_id) {
             (Some(c), Some(i)) => (c.clone(), i.clone()),
             _ => {
