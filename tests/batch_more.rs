@@ -84,3 +84,33 @@ fn head_1_cancels_every_chat_in_flight_at_once() {
         assert!(took < Duration::from_secs(8), "{said}");
     }
 }
+
+/// A job waiting for a busy conversation (up to --busy-wait) stops waiting when the
+/// reader of stdout goes away.
+#[test]
+fn head_1_ends_a_wait_for_a_busy_conversation() {
+    let sb = logged_in("batch-head-busy");
+    let conv = crate::busy::new_conversation(&sb);
+    let (mut holder, _rest) = crate::busy::hold_the_conversation(&sb, &conv, 20);
+    sb.fake.set_bot(json!({"delta_delay_ms": 50}));
+    let input = format!(
+        "{}\n{}\n",
+        json!({"type": "prompt", "id": "a", "content": "short"}),
+        json!({"type": "prompt", "id": "b", "content": "waits", "conversation_id": conv}),
+    );
+    let (status, stdout, stderr, took) = head_1(&sb, "--jobs 2 -o answers --busy-wait 30", &input);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let said = format!("exit {status} after {took:?}\n{stdout}\n{stderr}");
+    assert_eq!(status, 0, "{said}");
+    let first: Value = serde_json::from_str(stdout.trim()).expect(&said);
+    assert_eq!(first["id"], "a", "{said}");
+    // At most the line saying why it waited; no failure reported for the job.
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.contains("is busy with another chat: waiting up to 30 s")),
+        "{said}"
+    );
+    assert!(took < Duration::from_secs(8), "{said}");
+}

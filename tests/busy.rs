@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::util::*;
 
 /// A conversation of bot 7, made over the harness's own HTTP.
-fn new_conversation(sb: &Sandbox) -> String {
+pub fn new_conversation(sb: &Sandbox) -> String {
     let v = api(
         sb,
         "POST",
@@ -26,7 +26,7 @@ fn new_conversation(sb: &Sandbox) -> String {
 /// (its first event is out), so the conversation is busy from now on. The bot is fast
 /// again for every later chat. Returns the process and a reader of the rest of its
 /// stdout.
-fn hold_the_conversation(sb: &Sandbox, conv: &str, secs: u64) -> (Child, JoinHandle<String>) {
+pub fn hold_the_conversation(sb: &Sandbox, conv: &str, secs: u64) -> (Child, JoinHandle<String>) {
     sb.fake
         .set_bot(json!({"deltas": secs * 20, "delta_delay_ms": 50}));
     let mut child = sb

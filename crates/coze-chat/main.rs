@@ -112,7 +112,10 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         TOOL,
         || active.cancel(&client, TOOL),
         || {
-            let on_close = || active.cancel(&client, TOOL);
+            let on_close = || {
+                session.http.stop();
+                active.cancel(&client, TOOL);
+            };
             if f.jobs > 1 {
                 let shared = batch::SharedOut::new(out, f.ordered);
                 let batch = batch::Batch {

@@ -176,6 +176,8 @@ pub struct Http {
     pacer: Pacer,
     /// Requests sent again after a transient failure (for the batch summary).
     retried: AtomicU64,
+    /// The run is ending (its output has no reader): no more waiting to ask again.
+    stopped: AtomicBool,
 }
 
 impl Http {
@@ -188,6 +190,29 @@ impl Http {
             warned_plain: AtomicBool::new(false),
             pacer,
             retried: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// The run is ending: a wait to ask again (a busy conversation may be waited for
+    /// minutes) ends now, with the error it was waiting out.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Sleeps `wait`, in short steps so that [`stop`](Self::stop) ends it; false if it
+    /// did.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     }
 
@@ -393,7 +418,9 @@ impl Http {
                         wait.as_millis()
                     );
                 }
-                std::thread::sleep(wait);
+                if !self.pause(wait) {
+                    return Err(err);
+                }
                 *waits += 1;
                 self.retried.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -412,8 +439,8 @@ impl Http {
             if err.api().is_some_and(ApiError::is_rate_limit) {
                 // The whole pool slows down, not just this thread.
                 self.pacer.throttled(wait);
-            } else {
-                std::thread::sleep(wait);
+            } else if !self.pause(wait) {
+                return Err(err);
             }
             self.retried.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
