@@ -114,3 +114,72 @@ fn head_1_ends_a_wait_for_a_busy_conversation() {
     );
     assert!(took < Duration::from_secs(8), "{said}");
 }
+
+/// The `summary` record, the last line of stderr.
+fn summary(r: &Run) -> Value {
+    let line = r.stderr.lines().last().unwrap_or_default();
+    let v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("no summary ({e})\n{}", r.describe()));
+    assert_eq!(v["type"], "summary", "{}", r.describe());
+    v
+}
+
+/// Sporadic 429s (2 % of chats, Retry-After: 1) on a 16-job batch: the pool pauses and
+/// slows down once per slow-down, not once per 429, and the run ends within a small
+/// multiple of the same run without them (it took 7.6 times as long when every 429
+/// paused the pool and halved its rate again).
+#[test]
+fn sporadic_429s_slow_the_pool_once_per_slow_down() {
+    let sb = logged_in("batch-429s");
+    // Each chat takes ~80 ms, so 16 jobs send about 200 chats a second.
+    sb.fake.set_bot(json!({"latency_ms": 80}));
+    let input: String = (0..1000)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"type":"prompt","id":format!("q{i}"),"content":format!("q {i}")})
+            )
+        })
+        .collect();
+    let args = ["--bot", "7", "-o", "answers", "--jobs", "16"];
+    let timed = |what: &str| {
+        let start = Instant::now();
+        let r = run_deadline(
+            sb.cmd("coze-chat").args(args),
+            &input,
+            Duration::from_secs(120),
+        );
+        let took = start.elapsed();
+        r.ok();
+        let done = r
+            .records()
+            .iter()
+            .filter(|a| a["status"] == "completed")
+            .count();
+        assert_eq!(done, 1000, "{what}: {}", r.describe());
+        (took, summary(&r))
+    };
+    let (baseline, _) = timed("baseline");
+    sb.admin_post(
+        "/_fake/fault",
+        &json!({"endpoint": "chat", "fault": {"type": "http", "status": 429, "retry_after": 1},
+                "probability": 0.02, "seed": 7}),
+    );
+    let (faulted, s) = timed("with 429s");
+    let refused = sb.stats()["faults_fired"].as_u64().unwrap();
+    let ratio = faulted.as_secs_f64() / baseline.as_secs_f64();
+    assert!(
+        ratio < 3.0,
+        "{faulted:?} with 429s against {baseline:?} without ({ratio:.1}x)"
+    );
+    let pauses = s["rate_pauses"].as_u64().unwrap();
+    eprintln!(
+        "1000 chats on 16 jobs: {baseline:?} alone, {faulted:?} ({ratio:.1}x) with {refused} 429s, {pauses} pool pauses"
+    );
+    assert!(refused >= 10, "the faults fired: {refused}");
+    assert_eq!(s["retries"], refused, "{s}");
+    assert!(
+        pauses >= 1 && pauses * 3 <= refused,
+        "{pauses} pool pauses for {refused} 429s"
+    );
+}

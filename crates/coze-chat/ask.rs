@@ -142,7 +142,8 @@ impl Tally {
     }
 
     /// The `summary` record.
-    pub fn summary(&self, wall: std::time::Duration, retries: u64) -> Value {
+    /// `rate_pauses`: how often the whole pool paused for the server's rate limit.
+    pub fn summary(&self, wall: std::time::Duration, retries: u64, rate_pauses: u64) -> Value {
         let failed: u64 = self.by_status.values().sum();
         json!({
             "type": "summary",
@@ -154,6 +155,7 @@ impl Tally {
             "tokens": self.tokens,
             "wall_ms": wall.as_millis() as u64,
             "retries": retries,
+            "rate_pauses": rate_pauses,
             "exit_code": self.exit_status(),
         })
     }

@@ -54,8 +54,11 @@ BATCH (see README \"Batch\"):
     --jobs N               N prompts in flight at once [default: 1]; with N > 1
                            each prompt gets a new conversation unless it names one,
                            and one conversation never has two chats at once
-    --rate R               at most R requests per second across all jobs; on 429
-                           (or 4013/4020) the whole pool pauses and slows down
+    --rate R               at most R requests per second across all jobs. On 429
+                           (or 4013/4020) the whole pool pauses for its Retry-After
+                           and halves its rate, once, then climbs back by a tenth a
+                           second; the 429s that arrive meanwhile wait out their own
+                           Retry-After only (see README \"Batch\")
     --resume FILE          skip every prompt whose id is already `completed` in
                            FILE (an earlier -o answers output). A line without an
                            id gets one derived from its content:
@@ -64,7 +67,9 @@ BATCH (see README \"Batch\"):
                            writing them to stdout
     --ordered              print in input order (default: as they complete)
     --summary              print the final `summary` record on stdout (by default
-                           it goes to stderr when --jobs, --rate or --resume is used)
+                           it goes to stderr when --jobs, --rate or --resume is used):
+                           prompts, completed, failed, skipped, by_status, tokens,
+                           wall_ms, retries, rate_pauses, exit_code
     -h, --help             this text
     -V, --version          version and commit
 

@@ -152,7 +152,11 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     outcome?;
     let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
     if f.summary || batchy {
-        let summary = tally.summary(started.elapsed(), session.http.retries());
+        let summary = tally.summary(
+            started.elapsed(),
+            session.http.retries(),
+            session.http.rate_pauses(),
+        );
         if f.summary {
             JsonlWriter::new(io::stdout().lock())
                 .write(&summary)

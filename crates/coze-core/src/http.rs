@@ -221,6 +221,11 @@ impl Http {
         self.retried.load(Ordering::Relaxed)
     }
 
+    /// How many times the whole pool paused for the server's rate limit.
+    pub fn rate_pauses(&self) -> u64 {
+        self.pacer.pauses()
+    }
+
     pub fn config(&self) -> &HttpConfig {
         &self.config
     }
@@ -437,9 +442,11 @@ impl Http {
                 );
             }
             if err.api().is_some_and(ApiError::is_rate_limit) {
-                // The whole pool slows down, not just this thread.
+                // The whole pool slows down (once per slow-down: see `pace`); this
+                // request waits out its own Retry-After all the same.
                 self.pacer.throttled(wait);
-            } else if !self.pause(wait) {
+            }
+            if !self.pause(wait) {
                 return Err(err);
             }
             self.retried.fetch_add(1, Ordering::Relaxed);
