@@ -183,3 +183,91 @@ fn sporadic_429s_slow_the_pool_once_per_slow_down() {
         "{pauses} pool pauses for {refused} 429s"
     );
 }
+
+/// Two overlapping `--resume FILE --append` runs on one file: the second refuses at once
+/// (exit 8, naming the first), so no answer is appended twice; a later run resumes.
+#[test]
+fn a_second_run_appending_to_the_same_file_refuses() {
+    let sb = logged_in("batch-append-lock");
+    let file = sb.path("answers.jsonl");
+    let input: String = (0..12)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"type":"prompt","id":format!("q{i}"),"content":format!("问 {i}")})
+            )
+        })
+        .collect();
+    let args = |sb: &Sandbox| {
+        let mut c = sb.cmd("coze-chat");
+        c.args(["--bot", "7", "-o", "answers", "--jobs", "2", "--resume"])
+            .arg(&file)
+            .arg("--append");
+        c
+    };
+    // The first run is slow: 12 answers of 20 deltas 50 ms apart, two at a time.
+    sb.fake.set_bot(json!({"deltas": 20, "delta_delay_ms": 50}));
+    let mut first = args(&sb);
+    first
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut first = first.spawn().unwrap();
+    {
+        use std::io::Write;
+        first
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat(&sb, "/chats") == 0 {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = run(&mut args(&sb), &input);
+    second.expect_code(8);
+    assert_eq!(second.stdout, "", "{}", second.describe());
+    let lines: Vec<&str> = second.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", second.describe());
+    assert!(
+        lines[0].starts_with("coze-chat: --append: ")
+            && lines[0].contains(&format!(
+                "another coze-chat (pid {}) is appending to it; not starting",
+                first.id()
+            )),
+        "{}",
+        second.describe()
+    );
+    let out = wait_with_deadline(first, Duration::from_secs(60), "the first run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = |file: &std::path::Path| -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut want: Vec<String> = (0..12).map(|i| format!("q{i}")).collect();
+    want.sort();
+    assert_eq!(ids(&file), want, "every answer once");
+    assert_eq!(stat(&sb, "/chats"), 12, "the second run asked nothing");
+    // Later, the same command resumes: nothing left to ask, nothing appended.
+    sb.fake.set_bot(json!({}));
+    run(&mut args(&sb), &input).ok();
+    assert_eq!(ids(&file), want);
+    assert_eq!(stat(&sb, "/chats"), 12);
+}

@@ -64,7 +64,8 @@ BATCH (see README \"Batch\"):
                            id gets one derived from its content:
                            \"sha256:\" + the first 16 hex digits of its SHA-256
     --append               with --resume: append the new answers to FILE instead of
-                           writing them to stdout
+                           writing them to stdout; FILE is locked meanwhile, and a
+                           second run on it refuses at once (exit 8)
     --ordered              print in input order (default: as they complete)
     --summary              print the final `summary` record on stdout (by default
                            it goes to stderr when --jobs, --rate or --resume is used):

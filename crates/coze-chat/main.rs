@@ -96,15 +96,17 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         stream: !f.no_stream,
         new_each: f.new_each || f.jobs > 1,
     };
-    let done_ids = match &f.resume {
-        Some(path) => resume::completed_ids(path)?,
-        None => HashSet::new(),
-    };
     // Answers to stdout: when its reader goes away, the chats in flight are cancelled.
     let to_stdout = !(f.resume.is_some() && f.append);
+    // Opened (and locked) before the completed ids are read, so that they are read
+    // under the lock: a run that ended meanwhile has its answers counted.
     let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
         (Some(path), true) => Box::new(resume::open_for_append(path)?),
         _ => Box::new(io::stdout()),
+    };
+    let done_ids = match &f.resume {
+        Some(path) => resume::completed_ids(path)?,
+        None => HashSet::new(),
     };
     let tally = Mutex::new(Tally::default());
     let active = Active::default();
