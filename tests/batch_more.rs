@@ -271,3 +271,38 @@ fn a_second_run_appending_to_the_same_file_refuses() {
     assert_eq!(ids(&file), want);
     assert_eq!(stat(&sb, "/chats"), 12);
 }
+
+/// The summary's `by_status` counts every prompt asked by the status of its answer
+/// record, `completed` too, so its counts add up to the prompts asked.
+#[test]
+fn the_summary_counts_every_status_completed_too() {
+    let sb = logged_in("batch-by-status");
+    sb.admin_post(
+        "/_fake/fault",
+        &json!({"endpoint": "chat", "fault": {"type": "api_error", "code": 4000, "msg": "bad parameter"}, "count": 3}),
+    );
+    let input: String = (0..10).map(|i| format!("question {i}\n")).collect();
+    let r = run(
+        sb.cmd("coze-chat")
+            .args(["--bot", "7", "-o", "answers", "--jobs", "3", "--summary"]),
+        &input,
+    );
+    r.expect_code(1);
+    let recs = r.records();
+    let summary = recs.last().unwrap();
+    assert_eq!(summary["type"], "summary", "{}", r.describe());
+    assert_eq!(
+        summary["by_status"],
+        json!({"completed": 7, "failed": 3}),
+        "{summary}"
+    );
+    assert_eq!(
+        (&summary["completed"], &summary["failed"]),
+        (&json!(7), &json!(3))
+    );
+    let by_record = recs
+        .iter()
+        .filter(|a| a["type"] == "answer" && a["status"] == "completed")
+        .count();
+    assert_eq!(by_record, 7);
+}

@@ -69,8 +69,9 @@ BATCH (see README \"Batch\"):
     --ordered              print in input order (default: as they complete)
     --summary              print the final `summary` record on stdout (by default
                            it goes to stderr when --jobs, --rate or --resume is used):
-                           prompts, completed, failed, skipped, by_status, tokens,
-                           wall_ms, retries, rate_pauses, exit_code
+                           prompts, completed, failed, skipped, by_status (every
+                           prompt asked, by its answer's status, completed too),
+                           tokens, wall_ms, retries, rate_pauses, exit_code
     -h, --help             this text
     -V, --version          version and commit
 
