@@ -96,7 +96,7 @@ FAILURES:
     later prompt would meet it too); the exit status is that of the first
     failure. Ctrl-C
     cancels the chat on the server and exits 130; a closed stdout (| head -1)
-    cancels it and exits 0.
+    cancels every chat in flight at once and exits 0.
 
 EXAMPLES:
     coze-chat --bot $BOT \"你好\"
