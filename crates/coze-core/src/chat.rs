@@ -7,9 +7,9 @@
 //! events synthesized from create → retrieve → message list, so both produce the
 //! same output. Printing is the sink's business (coze-chat), not this module's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -393,11 +393,17 @@ impl ChatState {
 /// The chats in progress (one per worker thread), for cancelling them on Ctrl-C or a
 /// closed stdout.
 #[derive(Debug, Default)]
-pub struct Active(Mutex<Chats>);
+pub struct Active {
+    chats: Mutex<Chats>,
+    /// Signalled when [`Active::cancel`] has finished cancelling.
+    settled: Condvar,
+}
 
 #[derive(Debug, Default)]
 struct Chats {
     by_thread: HashMap<ThreadId, (String, String)>,
+    /// Threads whose chat [`Active::cancel`] is cancelling right now.
+    cancelling: HashSet<ThreadId>,
     /// [`Active::cancel`] has run: every chat is unwanted, also one that is only now
     /// learning its ids (it was being created while the others were cancelled).
     cancelled: bool,
@@ -405,7 +411,7 @@ struct Chats {
 
 impl Active {
     fn chats(&self) -> std::sync::MutexGuard<'_, Chats> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.chats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records this thread's chat once its ids are known. False once [`cancel`] has run:
@@ -430,9 +436,18 @@ impl Active {
         self.chats().by_thread.remove(&std::thread::current().id());
     }
 
-    /// Cancels this thread's chat, if one is in progress.
+    /// Cancels this thread's chat, if one is in progress. If [`cancel`](Active::cancel)
+    /// is cancelling it already, waits for that: the caller keeps its stream open
+    /// meanwhile (a server may end a chat whose client hung up, and a retried cancel
+    /// would then find nothing to cancel).
     pub fn cancel_mine(&self, client: &Client<'_>, tool: &str) {
-        let mine = self.chats().by_thread.remove(&std::thread::current().id());
+        let me = std::thread::current().id();
+        let mut chats = self.chats();
+        while chats.cancelling.contains(&me) {
+            chats = self.settled.wait(chats).unwrap_or_else(|p| p.into_inner());
+        }
+        let mine = chats.by_thread.remove(&me);
+        drop(chats);
         if let Some((conv, chat)) = mine {
             cancel_one(client, tool, &conv, &chat);
         }
@@ -448,16 +463,23 @@ impl Active {
     /// another, `--jobs 16` would wait 16 round trips. A chat that registers later is
     /// refused ([`set`](Active::set) says false).
     pub fn cancel(&self, client: &Client<'_>, tool: &str) {
-        let all: Vec<(String, String)> = {
+        let all: Vec<(ThreadId, (String, String))> = {
             let mut chats = self.chats();
             chats.cancelled = true;
-            chats.by_thread.drain().map(|(_, v)| v).collect()
+            let all: Vec<_> = chats.by_thread.drain().collect();
+            chats.cancelling.extend(all.iter().map(|(t, _)| *t));
+            all
         };
         std::thread::scope(|s| {
-            for (conv, chat) in &all {
+            for (_, (conv, chat)) in &all {
                 s.spawn(move || cancel_one(client, tool, conv, chat));
             }
         });
+        let mut chats = self.chats();
+        for (t, _) in &all {
+            chats.cancelling.remove(t);
+        }
+        self.settled.notify_all();
     }
 }
 

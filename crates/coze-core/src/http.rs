@@ -176,7 +176,8 @@ pub struct Http {
     pacer: Pacer,
     /// Requests sent again after a transient failure (for the batch summary).
     retried: AtomicU64,
-    /// The run is ending (its output has no reader): no more waiting to ask again.
+    /// The run is ending (its output has no reader): no more waiting for a busy
+    /// conversation.
     stopped: AtomicBool,
 }
 
@@ -194,8 +195,9 @@ impl Http {
         }
     }
 
-    /// The run is ending: a wait to ask again (a busy conversation may be waited for
-    /// minutes) ends now, with the error it was waiting out.
+    /// The run is ending: a wait for a busy conversation (which may last minutes) ends
+    /// now, with the 4016 it was waiting out. Retries of transient failures (seconds,
+    /// and the cancels sent as the run ends are among them) go on.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
     }
@@ -446,9 +448,8 @@ impl Http {
                 // request waits out its own Retry-After all the same.
                 self.pacer.throttled(wait);
             }
-            if !self.pause(wait) {
-                return Err(err);
-            }
+            // Not cut short by `stop`: the cancels a closed stdout sends retry here.
+            std::thread::sleep(wait);
             self.retried.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
         }
