@@ -121,7 +121,10 @@ fn cron_batch_writes_a_dated_file_of_answers_and_a_log() {
     }
     let log = std::fs::read_to_string(out.join("cron-batch.log")).unwrap();
     assert!(log.contains("start: 3 questions"), "{log}");
-    assert!(log.contains("done: exit 0"), "{log}");
+    assert!(
+        log.contains("done: exit 0; 3 answered, 0 failed, 0 already done"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -198,10 +201,95 @@ fn a_second_cron_batch_refuses_while_the_first_runs() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert_eq!(log.matches("start:").count(), 1, "{log}");
     assert!(log.contains("another run holds"), "{log}");
-    // The lock is free again: a third run goes ahead.
+    // The lock is free again: a third run goes ahead, and finds nothing left to ask.
     sb.admin_post("/_fake/bot", &json!({}));
     run(example(&sb, "cron-batch.sh").arg(&questions).arg(&out), "").ok();
+    assert_eq!(answers(&file).len(), 2);
+    let log = std::fs::read_to_string(out.join("cron-batch.log")).unwrap();
+    assert!(
+        log.contains("done: exit 0; 0 answered, 0 failed, 2 already done"),
+        "{log}"
+    );
+}
+
+/// Under cron: PATH=/usr/bin:/bin, the tools installed in ~/.local/bin (where `make
+/// install PREFIX=~/.local` puts them), and the job run twice on one day (after a
+/// failure): the second run asks only what is not answered yet, so the day's file has
+/// each question completed exactly once.
+#[test]
+fn cron_batch_twice_a_day_under_crons_path_answers_each_question_once() {
+    let sb = Sandbox::new("example-cron-twice");
+    sb.login();
+    let local_bin = sb.dir.join(".local/bin");
+    std::fs::create_dir_all(&local_bin).unwrap();
+    for tool in ["coze-chat", "coze-token", "coze-conv"] {
+        std::os::unix::fs::symlink(bin(tool), local_bin.join(tool)).unwrap();
+    }
+    let questions = sb.path("questions.txt");
+    std::fs::write(&questions, "第一个问题\nsecond question\nthird\n").unwrap();
+    let out = sb.path("out");
+    let day = today(&sb);
+    let file = out.join(format!("answers-{day}.jsonl"));
+    let cron = |sb: &Sandbox| {
+        let mut c = sb.cmd("/bin/sh");
+        c.arg("-c")
+            .arg(format!(
+                "{} {} {}",
+                script("cron-batch.sh").display(),
+                questions.display(),
+                out.display()
+            ))
+            .env("PATH", "/usr/bin:/bin")
+            .env("COZE_BOT_ID", BOT);
+        c
+    };
+    // The first run: one question fails (the API refuses it once).
+    sb.admin_post(
+        "/_fake/fault",
+        &json!({"endpoint": "chat", "fault": {"type": "api_error", "code": 4000, "msg": "bad parameter"}, "count": 1}),
+    );
+    let r = run(&mut cron(&sb), "");
+    r.expect_code(1);
+    let recs = answers(&file);
+    assert_eq!(recs.len(), 3, "{recs:?}\n{}", r.describe());
+    assert_eq!(
+        recs.iter().filter(|r| r["status"] == "completed").count(),
+        2,
+        "{recs:?}"
+    );
+    // The second run the same day asks only the failed one.
+    run(&mut cron(&sb), "").ok();
+    let recs = answers(&file);
+    let mut completed: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["status"] == "completed")
+        .map(|r| r["prompt"].as_str().unwrap())
+        .collect();
+    completed.sort_unstable();
+    assert_eq!(
+        completed,
+        ["second question", "third", "第一个问题"],
+        "{recs:?}"
+    );
+    assert_eq!(
+        recs.len(),
+        4,
+        "the failed record, then its answer: {recs:?}"
+    );
+    assert_eq!(sb.stats()["chats"], 3, "{}", sb.stats());
+    let log = std::fs::read_to_string(out.join("cron-batch.log")).unwrap();
+    assert!(
+        log.contains("done: exit 1; 2 answered, 1 failed, 0 already done"),
+        "{log}"
+    );
+    assert!(
+        log.contains("done: exit 0; 1 answered, 0 failed, 2 already done"),
+        "{log}"
+    );
+    // A third run: nothing left to ask.
+    run(&mut cron(&sb), "").ok();
     assert_eq!(answers(&file).len(), 4);
+    assert_eq!(sb.stats()["chats"], 3);
 }
 
 #[test]

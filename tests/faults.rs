@@ -563,8 +563,12 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
         "chat.stream" | "chat.poll" => {
             login(sb);
             let mut c = sb.cmd("coze-chat");
-            c.args(["--bot", "7", "-o", "events", "-v"])
-                .args(["--retries", &RETRIES.to_string()]);
+            c.args(["--bot", "7", "-o", "events", "-v"]).args([
+                "--retries",
+                &RETRIES.to_string(),
+                "--busy-wait",
+                "1",
+            ]);
             if call == "chat.poll" {
                 c.arg("--no-stream");
             }
@@ -572,7 +576,7 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
         }
         "chat.cancel" => {
             login(sb);
-            let mut args = format!("--bot 7 -o events -v --retries {RETRIES}");
+            let mut args = format!("--bot 7 -o events -v --retries {RETRIES} --busy-wait 1");
             if stall {
                 args.push_str(" --idle-timeout 1");
             }
@@ -703,6 +707,7 @@ fn check_stderr(call: &str, fault: &str, code: i32, stderr: &str, dialect: Diale
         (tool == "coze-token" && (l.contains(": saved to ") || l.contains(" refreshed; expires")))
             || (fault == "malformed" && l.contains("malformed event(s)"))
             || (recovers && l.contains("the rest of the chat was recovered by polling"))
+            || (fault.starts_with("4016") && l.contains("is busy with another chat: waiting up to"))
     };
     let errors: Vec<&str> = lines
         .iter()
@@ -1039,6 +1044,9 @@ fn check_counts(
     } else if kind == "4100" {
         // A PAT: refused once, final.
         Some(base + 1)
+    } else if kind == "4016" {
+        // --busy-wait 1: asked at once and once more a second later, whatever --retries.
+        Some(base + 2)
     } else if transient.contains(&kind) && fault.ends_with('N') {
         Some(base + retries(call) + 1)
     } else if transient.contains(&kind) {

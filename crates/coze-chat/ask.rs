@@ -92,7 +92,8 @@ pub struct Tally {
     pub prompts: u64,
     pub completed: u64,
     pub skipped: u64,
-    /// Failed prompts by the chat status they ended in (`failed`, `canceled`, ...).
+    /// Every prompt asked, by the status its answer record shows (`completed`,
+    /// `failed`, `canceled`, ...), so that the counts add up to the prompts asked.
     pub by_status: std::collections::BTreeMap<String, u64>,
     pub tokens: u64,
     /// The exit status of the first failure in input order: (input sequence, status).
@@ -133,7 +134,10 @@ impl Tally {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         match error {
-            None => self.completed += 1,
+            None => {
+                self.completed += 1;
+                *self.by_status.entry("completed".to_owned()).or_default() += 1;
+            }
             Some(e) => {
                 let status = match state.status.as_str() {
                     "" | "created" | "in_progress" | "completed" => "failed",
@@ -159,8 +163,9 @@ impl Tally {
     }
 
     /// The `summary` record.
-    pub fn summary(&self, wall: std::time::Duration, retries: u64) -> Value {
-        let failed: u64 = self.by_status.values().sum();
+    /// `rate_pauses`: how often the whole pool paused for the server's rate limit.
+    pub fn summary(&self, wall: std::time::Duration, retries: u64, rate_pauses: u64) -> Value {
+        let failed: u64 = self.by_status.values().sum::<u64>() - self.completed;
         json!({
             "type": "summary",
             "prompts": self.prompts + self.skipped,
@@ -171,6 +176,7 @@ impl Tally {
             "tokens": self.tokens,
             "wall_ms": wall.as_millis() as u64,
             "retries": retries,
+            "rate_pauses": rate_pauses,
             "exit_code": self.exit_status(),
         })
     }

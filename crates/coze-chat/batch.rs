@@ -325,6 +325,9 @@ impl Batch<'_> {
             let finished = self.out.finish(job.seq, printer.into_inner().into_buffer());
             sched.done(job.conversation.as_deref());
             let failure = match (asked, finished) {
+                // The reader of stdout went away and every chat was cancelled: an
+                // --ordered job's output is still held, and its failure is no news.
+                (Ok(_), Ok(())) if self.active.cancelled() => coze_core::chat::unwanted(),
                 (Ok((state, error)), Ok(())) => {
                     let fatal = self.tally.lock().unwrap_or_else(|p| p.into_inner()).record(
                         job.seq,

@@ -42,6 +42,9 @@ OPTIONS:
                            messages; the same text and answers as streaming; in
                            -o events only the polled chat's events (no deltas,
                            each message whole as conversation.message.completed)
+    --busy-wait SECS       when another chat is running in the conversation (4016),
+                           wait up to this long for it to end, asking again after
+                           1, 2, 4, then every 8 s [default: 120]; 0: do not wait
     -o, --output MODE      events: every Coze event as a JSON line, lossless
                                    ({\"event\":…,\"data\":…,\"id\":…})
                            text:   the answer only, streamed; reasoning and
@@ -61,8 +64,11 @@ BATCH (see README \"Batch\"):
     --jobs N               N prompts in flight at once [default: 1]; with N > 1
                            each prompt gets a new conversation unless it names one,
                            and one conversation never has two chats at once
-    --rate R               at most R requests per second across all jobs; on 429
-                           (or 4013/4020) the whole pool pauses and slows down
+    --rate R               at most R requests per second across all jobs. On 429
+                           (or 4013/4020) the whole pool pauses for its Retry-After
+                           and halves its rate, once, then climbs back by a tenth a
+                           second; the 429s that arrive meanwhile wait out their own
+                           Retry-After only (see README \"Batch\")
     --resume FILE          skip every prompt whose id is already `completed` in
                            FILE (an earlier -o answers output). A line without an
                            id gets one derived from its content:
@@ -70,10 +76,14 @@ BATCH (see README \"Batch\"):
                            the same content again in the same input gets \"#2\",
                            \"#3\"… after that, so every line has an id of its own
     --append               with --resume: append the new answers to FILE instead of
-                           writing them to stdout
+                           writing them to stdout; FILE is locked meanwhile, and a
+                           second run on it refuses at once (exit 8)
     --ordered              print in input order (default: as they complete)
     --summary              print the final `summary` record on stdout (by default
-                           it goes to stderr when --jobs, --rate or --resume is used)
+                           it goes to stderr when --jobs, --rate or --resume is used):
+                           prompts, completed, failed, skipped, by_status (every
+                           prompt asked, by its answer's status, completed too),
+                           tokens, wall_ms, retries, rate_pauses, exit_code
     -h, --help             this text
     -V, --version          version and commit
 
@@ -96,13 +106,15 @@ OUTPUT RECORDS:
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
-    prompt's answer has been printed; 4016 (conversation busy) is waited out; an
-    expired token is refreshed once. A failed prompt is reported and the next
+    prompt's answer has been printed; 4016 (another chat is running in the
+    conversation) is waited out for up to --busy-wait, with one line on stderr
+    saying so; an expired token is refreshed once. A failed prompt is reported and the next
     prompts still run (but an authentication failure, exit 4, ends the run: every
     later prompt would meet it too); the exit status is that of the first
     failure. Ctrl-C
     cancels the chat on the server and exits 130 (SIGTERM 143, a closed
-    terminal 129); a closed stdout (| head -1) cancels it and exits 0.
+    terminal 129); a closed stdout (| head -1) cancels every chat in flight at
+    once and exits 0.
 
     A stream that breaks once the chat exists (cut, reset, ended early) is not
     asked again: the chat goes on on the server, so it is followed to its end by
@@ -240,6 +252,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     ));
                 }
                 f.api.rate = Some(r);
+            }
+            "--busy-wait" => {
+                f.api.busy_wait = Some(cli::seconds("--busy-wait", cli::value(&mut p)?)?)
             }
             "--resume" => f.resume = Some(cli::value(&mut p)?.into()),
             "--append" => f.append = true,

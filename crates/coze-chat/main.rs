@@ -23,7 +23,7 @@ use coze_core::config::Env;
 use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
-use coze_core::{interrupt, Error, Result};
+use coze_core::{interrupt, stdout_watch, Error, Result};
 
 use ask::{ask, Plan, Tally};
 use flags::{Flags, Mode, Source};
@@ -102,14 +102,18 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         stream: !f.no_stream,
         new_each: f.new_each || f.jobs > 1,
     };
+    // Answers to stdout: when its reader goes away, the chats in flight are cancelled.
+    let to_stdout = !(f.resume.is_some() && f.append);
+    // Opened (and locked) before the completed ids are read, so that they are read
+    // under the lock: a run that ended meanwhile has its answers counted.
+    let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
+        (Some(path), true) => Box::new(resume::open_for_append(path)?),
+        _ => Box::new(io::stdout()),
+    };
     let done_ids = match &f.resume {
         // An answer record holds its prompt (up to max_line) and the answer.
         Some(path) => resume::completed_ids(path, f.max_line.saturating_mul(8))?,
         None => HashSet::new(),
-    };
-    let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
-        (Some(path), true) => Box::new(resume::open_for_append(path)?),
-        _ => Box::new(io::stdout()),
     };
     let tally = Mutex::new(Tally::default());
     let active = Active::default();
@@ -117,6 +121,10 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         TOOL,
         || active.cancel(&client, TOOL),
         || {
+            let on_close = || {
+                session.http.stop();
+                active.cancel(&client, TOOL);
+            };
             if f.jobs > 1 {
                 let shared = batch::SharedOut::new(out, f.ordered);
                 let batch = batch::Batch {
@@ -131,7 +139,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     out: &shared,
                     tally: &tally,
                 };
-                batch.run(io::stdin().lock(), rules)
+                stdout_watch::watch(to_stdout, on_close, || batch.run(io::stdin().lock(), rules))
             } else {
                 let mut runner = Runner {
                     client: &client,
@@ -144,11 +152,8 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                     seq: 0,
                     stop: false,
                 };
-                runner.run(
-                    &f,
-                    rules,
-                    Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out)),
-                )
+                let printer = Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out));
+                stdout_watch::watch(to_stdout, on_close, || runner.run(&f, rules, printer))
             }
         },
     );
@@ -156,7 +161,11 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     outcome?;
     let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
     if f.summary || batchy {
-        let summary = tally.summary(started.elapsed(), session.http.retries());
+        let summary = tally.summary(
+            started.elapsed(),
+            session.http.retries(),
+            session.http.rate_pauses(),
+        );
         if f.summary {
             JsonlWriter::new(io::stdout().lock())
                 .write(&summary)

@@ -118,7 +118,12 @@ impl<R: BufRead> Read for Line<'_, R> {
     }
 }
 
-/// Opens `path` for appending, first cutting off a half-written last line.
+/// Opens `path` for appending, locked for as long as the file stays open, then cuts
+/// off a half-written last line. A file another run is appending to is refused at once
+/// (exit 8), naming that run: two runs would each ask, and append, every prompt the
+/// file does not have yet, and the cut could tear the other run's last line. Refusing
+/// rather than waiting suits cron: the next run resumes where this one would have.
+/// The caller reads the completed ids after this, under the lock.
 pub fn open_for_append(path: &Path) -> Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
@@ -126,6 +131,23 @@ pub fn open_for_append(path: &Path) -> Result<File> {
         .create(true)
         .open(path)
         .map_err(|e| Error::io(path, e).context("--append"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let who = holder_pid(&file)
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            let why = format!("another coze-chat{who} is appending to it; not starting");
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, why),
+            )
+            .context("--append"));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io(path, e).context("--append: locking"))
+        }
+    }
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len > 0 {
         // Find the last newline; everything after it is a torn record.
@@ -152,6 +174,23 @@ pub fn open_for_append(path: &Path) -> Result<File> {
         }
     }
     Ok(file)
+}
+
+/// The process holding the flock on `file`, from /proc/locks (Linux; None elsewhere or
+/// when it cannot be told). Lines read `1: FLOCK  ADVISORY  WRITE 4242 08:01:1311 0 EOF`.
+fn holder_pid(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = file.metadata().ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // A waiter's line has "->" after the number; ours is a holder's.
+        if f.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let lock_ino = f.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (lock_ino == ino).then(|| f.get(4)?.parse().ok()).flatten()
+    })
 }
 
 #[cfg(test)]
@@ -204,6 +243,28 @@ mod tests {
         );
         let e = completed_ids(&path, 1 << 20).unwrap_err();
         assert!(e.to_string().contains(": line 1: longer than 1 MiB"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// While one open holds the file, a second is refused, naming this process.
+    #[test]
+    fn a_second_append_is_refused_while_the_first_holds_the_file() {
+        let dir = std::env::temp_dir().join(format!("coze-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("answers.jsonl");
+        let first = open_for_append(&path).unwrap();
+        let e = open_for_append(&path).unwrap_err();
+        assert_eq!(e.exit_code(), 8, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!(
+                "another coze-chat (pid {}) is appending to it; not starting",
+                std::process::id()
+            )),
+            "{text}"
+        );
+        drop(first);
+        drop(open_for_append(&path).unwrap());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -10,9 +10,9 @@
 //! the sink only what the stream had not. Printing is the sink's business
 //! (coze-chat), not this module's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -453,41 +453,103 @@ impl ChatState {
 /// The chats in progress (one per worker thread), for cancelling them on Ctrl-C or a
 /// closed stdout.
 #[derive(Debug, Default)]
-pub struct Active(Mutex<HashMap<ThreadId, (String, String)>>);
+pub struct Active {
+    chats: Mutex<Chats>,
+    /// Signalled when [`Active::cancel`] has finished cancelling.
+    settled: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Chats {
+    by_thread: HashMap<ThreadId, (String, String)>,
+    /// Threads whose chat [`Active::cancel`] is cancelling right now.
+    cancelling: HashSet<ThreadId>,
+    /// [`Active::cancel`] has run: every chat is unwanted, also one that is only now
+    /// learning its ids (it was being created while the others were cancelled).
+    cancelled: bool,
+}
 
 impl Active {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, (String, String)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn chats(&self) -> std::sync::MutexGuard<'_, Chats> {
+        self.chats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records this thread's chat once its ids are known.
-    pub fn set(&self, state: &ChatState) {
+    /// Records this thread's chat once its ids are known. False once [`cancel`] has run:
+    /// the caller must end the chat (recorded, so [`cancel_mine`] stops it on the
+    /// server).
+    ///
+    /// [`cancel`]: Active::cancel
+    /// [`cancel_mine`]: Active::cancel_mine
+    #[must_use]
+    pub fn set(&self, state: &ChatState) -> bool {
+        let mut chats = self.chats();
         if let (Some(conv), Some(chat)) = (&state.conversation_id, &state.chat_id) {
-            self.map()
+            chats
+                .by_thread
                 .insert(std::thread::current().id(), (conv.clone(), chat.clone()));
         }
+        !chats.cancelled
     }
 
     /// This thread's chat is over.
     pub fn clear(&self) {
-        self.map().remove(&std::thread::current().id());
+        self.chats().by_thread.remove(&std::thread::current().id());
     }
 
-    /// Cancels this thread's chat, if one is in progress.
+    /// Cancels this thread's chat, if one is in progress. If [`cancel`](Active::cancel)
+    /// is cancelling it already, waits for that: the caller keeps its stream open
+    /// meanwhile (a server may end a chat whose client hung up, and a retried cancel
+    /// would then find nothing to cancel).
     pub fn cancel_mine(&self, client: &Client<'_>, tool: &str) {
-        let mine = self.map().remove(&std::thread::current().id());
+        let me = std::thread::current().id();
+        let mut chats = self.chats();
+        while chats.cancelling.contains(&me) {
+            chats = self.settled.wait(chats).unwrap_or_else(|p| p.into_inner());
+        }
+        let mine = chats.by_thread.remove(&me);
+        drop(chats);
         if let Some((conv, chat)) = mine {
             cancel_one(client, tool, &conv, &chat);
         }
     }
 
-    /// Cancels every chat in progress (Ctrl-C).
-    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
-        let all: Vec<(String, String)> = self.map().drain().map(|(_, v)| v).collect();
-        for (conv, chat) in all {
-            cancel_one(client, tool, &conv, &chat);
-        }
+    /// Whether [`cancel`](Active::cancel) has run: the run is stopping, and what its
+    /// chats met since is nobody's news.
+    pub fn cancelled(&self) -> bool {
+        self.chats().cancelled
     }
+
+    /// Cancels every chat in progress (Ctrl-C, a closed stdout), all at once: one after
+    /// another, `--jobs 16` would wait 16 round trips. A chat that registers later is
+    /// refused ([`set`](Active::set) says false).
+    pub fn cancel(&self, client: &Client<'_>, tool: &str) {
+        let all: Vec<(ThreadId, (String, String))> = {
+            let mut chats = self.chats();
+            chats.cancelled = true;
+            let all: Vec<_> = chats.by_thread.drain().collect();
+            chats.cancelling.extend(all.iter().map(|(t, _)| *t));
+            all
+        };
+        std::thread::scope(|s| {
+            for (_, (conv, chat)) in &all {
+                s.spawn(move || cancel_one(client, tool, conv, chat));
+            }
+        });
+        let mut chats = self.chats();
+        for (t, _) in &all {
+            chats.cancelling.remove(t);
+        }
+        self.settled.notify_all();
+    }
+}
+
+/// What a chat started after [`Active::cancel`] ends with: its output has no reader
+/// (or the process is exiting on a signal), so it ends as quietly as a closed stdout.
+pub fn unwanted() -> Error {
+    Error::io(
+        "stdout",
+        io::Error::new(io::ErrorKind::BrokenPipe, "the run was stopped"),
+    )
 }
 
 /// Cancels one chat; failures are reported, not fatal.
@@ -613,8 +675,11 @@ pub fn stream(
             Ok(false)
                 if !registered && state.chat_id.is_some() && state.conversation_id.is_some() =>
             {
-                active.set(&state);
                 registered = true;
+                // The run was stopped (stdout closed) before this chat registered.
+                if !active.set(&state) {
+                    break Err(Broke::Fail(unwanted()));
+                }
             }
             Ok(false) => {}
             Err(e) => break Err(Broke::Fail(Error::io("stdout", e))),
@@ -642,8 +707,9 @@ pub fn stream(
                     recovery: None,
                 }),
                 (Some(conv), Some(chat)) => {
-                    // Registered for Ctrl-C while it is followed, if the stream had not.
-                    active.set(&state);
+                    // Registered for Ctrl-C while it is followed, if the stream had not;
+                    // a run stopped meanwhile has cancelled everything it knew of.
+                    let _ = active.set(&state);
                     state.recovering = true;
                     let mut polled = None;
                     let followed = sink
@@ -779,7 +845,9 @@ pub fn poll(
         state
             .feed("conversation.chat.created", &chat, sink)
             .map_err(|e| Error::io("stdout", e))?;
-        active.set(&state);
+        if !active.set(&state) {
+            return Err(unwanted());
+        }
         let (conv, chat_id) = match (&state.conversation_id, &state.chat_id) {
             (Some(c), Some(i)) => (c.clone(), i.clone()),
             _ => {

@@ -19,9 +19,13 @@
 //! - Plain `http://` only to loopback, unless the user opted in (`--allow-http`); then
 //!   one warning per process (see `url::check_transport`).
 //! - Retries with exponential backoff and full jitter for connection errors, 429, 5xx
-//!   and 4013/4020 (and 4016 when asked), honouring `Retry-After`. Only whole requests
-//!   are retried: once a stream has been handed to the caller, retrying is the caller's
-//!   decision (it knows whether anything was emitted).
+//!   and 4013/4020, honouring `Retry-After`. Only whole requests are retried: once a
+//!   stream has been handed to the caller, retrying is the caller's decision (it knows
+//!   whether anything was emitted).
+//! - 4016 (another chat is running in the conversation) on a request that starts a chat
+//!   is not a failure of the network or the server but a wait for the other chat, which
+//!   may take minutes: it has its own budget, a time (`busy_wait`, `--busy-wait`) rather
+//!   than the `--retries` count, with one stderr line saying why the run waits.
 //!
 //! Not here: what the endpoints mean (`api`, `oauth`), tokens (`token_store`).
 
@@ -61,6 +65,9 @@ pub struct HttpConfig {
     pub backoff_cap: Duration,
     /// A `Retry-After` longer than this is not waited out: the error is reported.
     pub max_retry_after: Duration,
+    /// How long a chat waits for its conversation while another chat runs in it (4016),
+    /// from the first refusal (`--busy-wait`).
+    pub busy_wait: Duration,
     /// `-v`: one line per request and response on stderr, secrets redacted.
     pub verbose: bool,
     /// Requests per second across all threads (`--rate`); None: as fast as answered.
@@ -78,6 +85,8 @@ impl Default for HttpConfig {
             backoff_base: Duration::from_millis(250),
             backoff_cap: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
+            // An answer often streams for a minute or more; two cover most of them.
+            busy_wait: Duration::from_secs(120),
             verbose: false,
             rate: None,
             network: Network::default(),
@@ -98,7 +107,8 @@ pub struct Request<'a> {
     pub url: String,
     pub bearer: Option<&'a str>,
     pub body: Option<&'a Value>,
-    /// Retry 4016 (conversation busy) too: only for creating a chat.
+    /// Wait out 4016 (conversation busy) for `HttpConfig::busy_wait`: only for creating
+    /// a chat.
     pub retry_busy: bool,
     /// Never resend this request as is: it carries something single-use (a JWT), so
     /// the caller retries with a new one.
@@ -167,6 +177,9 @@ pub struct Http {
     pacer: Pacer,
     /// Requests sent again after a transient failure (for the batch summary).
     retried: AtomicU64,
+    /// The run is ending (its output has no reader): no more waiting for a busy
+    /// conversation.
+    stopped: AtomicBool,
 }
 
 impl Http {
@@ -179,12 +192,41 @@ impl Http {
             warned_plain: AtomicBool::new(false),
             pacer,
             retried: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// The run is ending: a wait for a busy conversation (which may last minutes) ends
+    /// now, with the 4016 it was waiting out. Retries of transient failures (seconds,
+    /// and the cancels sent as the run ends are among them) go on.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Sleeps `wait`, in short steps so that [`stop`](Self::stop) ends it; false if it
+    /// did.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     }
 
     /// How many requests were sent again after a transient failure.
     pub fn retries(&self) -> u64 {
         self.retried.load(Ordering::Relaxed)
+    }
+
+    /// How many times the whole pool paused for the server's rate limit.
+    pub fn rate_pauses(&self) -> u64 {
+        self.pacer.pauses()
     }
 
     pub fn config(&self) -> &HttpConfig {
@@ -353,13 +395,45 @@ impl Http {
     ) -> Result<T> {
         self.check(&req.url)?;
         let mut attempt = 0u32;
+        // Set by the first 4016: when the wait began and how many waits followed.
+        let mut busy: Option<(std::time::Instant, u32)> = None;
         loop {
             let outcome = self.send_once(req).and_then(&mut handle);
             let err = match outcome {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let wait = match self.retry_wait(&err, req, attempt) {
+            if req.retry_busy && err.api().is_some_and(ApiError::is_busy) {
+                let bound = self.config.busy_wait;
+                let (since, waits) = busy.get_or_insert_with(|| {
+                    if !bound.is_zero() {
+                        crate::say!(
+                            "{}: {} is busy with another chat: waiting up to {} (--busy-wait)",
+                            crate::cli::tool(),
+                            busy_conversation(&req.url),
+                            in_words(bound)
+                        );
+                    }
+                    (std::time::Instant::now(), 0)
+                });
+                let Some(wait) = busy_step(bound, since.elapsed(), *waits) else {
+                    return Err(err.context(busy_gave_up(&req.url, bound)));
+                };
+                if self.config.verbose {
+                    crate::say!(
+                        "* {}; asking again in {} ms",
+                        redact::scrub(&err.to_string()),
+                        wait.as_millis()
+                    );
+                }
+                if !self.pause(wait) {
+                    return Err(err);
+                }
+                *waits += 1;
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let wait = match self.retry_wait(&err, attempt) {
                 Some(wait) if attempt < self.config.retries && !req.once => wait,
                 _ => return Err(err),
             };
@@ -371,11 +445,12 @@ impl Http {
                 );
             }
             if err.api().is_some_and(ApiError::is_rate_limit) {
-                // The whole pool slows down, not just this thread.
+                // The whole pool slows down (once per slow-down: see `pace`); this
+                // request waits out its own Retry-After all the same.
                 self.pacer.throttled(wait);
-            } else {
-                std::thread::sleep(wait);
             }
+            // Not cut short by `stop`: the cancels a closed stdout sends retry here.
+            std::thread::sleep(wait);
             self.retried.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
         }
@@ -423,17 +498,15 @@ impl Http {
     }
 
     /// How long to wait before the next attempt, or None if `err` is final.
-    fn retry_wait(&self, err: &Error, req: &Request<'_>, attempt: u32) -> Option<Duration> {
+    fn retry_wait(&self, err: &Error, attempt: u32) -> Option<Duration> {
         let backoff = backoff(self.config.backoff_base, self.config.backoff_cap, attempt);
         match err.root() {
             Error::Network(_) => Some(backoff),
-            Error::Api(api) if api.is_transient() || (req.retry_busy && api.is_busy()) => {
-                match api.retry_after {
-                    Some(after) if after > self.config.max_retry_after => None,
-                    Some(after) => Some(after),
-                    None => Some(backoff),
-                }
-            }
+            Error::Api(api) if api.is_transient() => match api.retry_after {
+                Some(after) if after > self.config.max_retry_after => None,
+                Some(after) => Some(after),
+                None => Some(backoff),
+            },
             _ => None,
         }
     }
@@ -460,6 +533,60 @@ fn body_logid(value: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// The first wait for a busy conversation, and the longest.
+const BUSY_FIRST: Duration = Duration::from_secs(1);
+const BUSY_CAP: Duration = Duration::from_secs(8);
+
+/// The wait before asking a busy conversation again: 1 s, 2 s, 4 s, then every 8 s, the
+/// last one cut short so that the final attempt falls on the bound; None once `elapsed`
+/// (since the first 4016) has reached `bound`. No jitter: the wait is for one other
+/// chat to end, not for a crowd of clients to spread out.
+pub fn busy_step(bound: Duration, elapsed: Duration, waits: u32) -> Option<Duration> {
+    let left = bound.checked_sub(elapsed).filter(|l| !l.is_zero())?;
+    let step = BUSY_FIRST
+        .saturating_mul(1u32 << waits.min(16))
+        .min(BUSY_CAP);
+    Some(step.min(left))
+}
+
+/// The conversation a chat request addresses (`/v3/chat?conversation_id=…`), for the
+/// busy notice.
+fn busy_conversation(target: &str) -> String {
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    match url::parse_query(query)
+        .into_iter()
+        .find(|(k, _)| k == "conversation_id")
+    {
+        Some((_, id)) => format!("conversation {id}"),
+        None => "the conversation".to_owned(),
+    }
+}
+
+/// What a chat that gave up on a busy conversation says.
+fn busy_gave_up(target: &str, bound: Duration) -> String {
+    let conv = busy_conversation(target);
+    if bound.is_zero() {
+        format!("{conv} is busy with another chat (--busy-wait 0: not waiting)")
+    } else {
+        format!(
+            "{conv} was still busy with another chat after {} (--busy-wait)",
+            in_words(bound)
+        )
+    }
+}
+
+/// A duration as a person says it: "2 min", "90 s", "1.5 s".
+pub fn in_words(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if d.subsec_nanos() == 0 && d.as_secs() >= 60 && d.as_secs().is_multiple_of(60) {
+        format!("{} min", d.as_secs() / 60)
+    } else if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{s} s")
+    }
 }
 
 /// Full-jitter exponential backoff: uniform in [0.5, 1.0] × min(cap, base·2^attempt).
@@ -836,6 +963,35 @@ mod tests {
         );
         let e = oauth(200, r#"{"code":4100,"msg":"bad"}"#).unwrap_err();
         assert_eq!(e.coze_code(), Some(4100));
+    }
+
+    #[test]
+    fn a_busy_conversation_is_asked_again_until_the_bound() {
+        let s = Duration::from_secs;
+        let bound = s(120);
+        // 1, 2, 4, 8, 8, … seconds.
+        let steps: Vec<_> = (0..6).map(|n| busy_step(bound, s(0), n).unwrap()).collect();
+        assert_eq!(steps, [s(1), s(2), s(4), s(8), s(8), s(8)]);
+        // The last wait ends on the bound; at the bound, no more.
+        assert_eq!(busy_step(bound, s(117), 9), Some(s(3)));
+        assert_eq!(busy_step(bound, s(120), 9), None);
+        assert_eq!(busy_step(bound, s(121), 9), None);
+        // --busy-wait 1: one wait of a second, then give up.
+        assert_eq!(busy_step(s(1), s(0), 0), Some(s(1)));
+        assert_eq!(busy_step(s(1), Duration::from_millis(1003), 1), None);
+        assert_eq!(busy_step(s(0), s(0), 0), None, "--busy-wait 0 never waits");
+        assert_eq!(in_words(s(120)), "2 min");
+        assert_eq!(in_words(s(90)), "90 s");
+        assert_eq!(in_words(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(
+            busy_gave_up("http://h/v3/chat?conversation_id=73", s(60)),
+            "conversation 73 was still busy with another chat after 1 min (--busy-wait)"
+        );
+        assert_eq!(
+            busy_conversation("http://h/v3/chat"),
+            "the conversation",
+            "a chat in a new conversation names none"
+        );
     }
 
     #[test]

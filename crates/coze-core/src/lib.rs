@@ -27,6 +27,7 @@ pub mod records;
 pub mod redact;
 pub mod session;
 pub mod sse;
+pub mod stdout_watch;
 #[cfg(test)]
 mod test_io;
 pub mod tls;

@@ -115,6 +115,9 @@ pub struct ApiFlags {
     /// Requests per second across all threads; set by tools that offer `--rate`
     /// (coze-chat), not parsed by `take`.
     pub rate: Option<f64>,
+    /// How long a chat waits for a busy conversation (4016); set by coze-chat's
+    /// `--busy-wait`, not parsed by `take`.
+    pub busy_wait: Option<Duration>,
 }
 
 /// Help text for the shared flags, for each tool's --help.
@@ -189,6 +192,7 @@ impl ApiFlags {
             connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
             retries: self.retries.unwrap_or(defaults.retries),
             rate: self.rate,
+            busy_wait: self.busy_wait.unwrap_or(defaults.busy_wait),
             network: self.net.network(env)?,
             ..defaults
         })
