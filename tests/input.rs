@@ -280,7 +280,7 @@ fn a_bad_line_is_an_invalid_answer_and_the_batch_goes_on() {
                     &summary["completed"],
                     &summary["by_status"]
                 ),
-                (&json!(5), &json!(2), &json!({"invalid": 3})),
+                (&json!(5), &json!(2), &json!({"completed": 2, "invalid": 3})),
                 "{summary}"
             );
         }

@@ -491,6 +491,12 @@ impl Active {
         !chats.cancelled
     }
 
+    /// Whether [`cancel`](Active::cancel) has run: the run is being stopped, so a
+    /// stream that ends now ended because we cancelled it, and is not followed.
+    pub fn stopped(&self) -> bool {
+        self.chats().cancelled
+    }
+
     /// This thread's chat is over.
     pub fn clear(&self) {
         self.chats().by_thread.remove(&std::thread::current().id());
@@ -696,6 +702,9 @@ pub fn stream(
             logid: logid.clone(),
             recovery: None,
         }),
+        // The run is being stopped (stdout closed): the stream ended because its chat
+        // was cancelled; there is nothing to recover and nobody to tell.
+        Err(Broke::Cut(_)) if active.stopped() => Err(unwanted()),
         Err(Broke::Cut(why)) => {
             let msg = cut_message(&state, &why);
             match (state.conversation_id.clone(), state.chat_id.clone()) {
@@ -707,8 +716,8 @@ pub fn stream(
                     recovery: None,
                 }),
                 (Some(conv), Some(chat)) => {
-                    // Registered for Ctrl-C while it is followed, if the stream had not;
-                    // a run stopped meanwhile has cancelled everything it knew of.
+                    // Registered for Ctrl-C while it is followed, if the stream had not
+                    // (a run stopped since is caught when the poll writes to stdout).
                     let _ = active.set(&state);
                     state.recovering = true;
                     let mut polled = None;
