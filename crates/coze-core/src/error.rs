@@ -39,7 +39,8 @@ EXIT STATUS
     3    bad input on stdin (the message names the line)
     4    authentication needed: no credentials, refresh rejected, consent denied,
          state mismatch
-    5    network: unreachable, timed out, or the stream was cut
+    5    network: unreachable, timed out, a certificate nobody trusts, or a stream
+         cut before its chat could be followed
     6    rate limit or quota still refused after retries
     8    a local file or stream could not be read or written (permission denied,
          a directory where a file should be, a full disk or stdout)
