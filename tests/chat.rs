@@ -20,14 +20,14 @@ const DELTA: &str = "conversation.message.delta";
 const COMPLETED: &str = "conversation.message.completed";
 
 /// `coze-chat --bot 7` in the sandbox.
-fn chat(sb: &Sandbox) -> Command {
+pub(crate) fn chat(sb: &Sandbox) -> Command {
     let mut c = sb.cmd("coze-chat");
     c.args(["--bot", "7"]);
     c
 }
 
 /// The first `n` characters of `s`.
-fn chars(s: &str, n: usize) -> String {
+pub(crate) fn chars(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
@@ -53,7 +53,7 @@ fn names(records: &[Value]) -> Vec<String> {
 }
 
 /// The answer as the deltas of `-o events` output carry it.
-fn delta_text(records: &[Value]) -> String {
+pub(crate) fn delta_text(records: &[Value]) -> String {
     records
         .iter()
         .filter(|r| r["event"] == DELTA && r["data"]["type"] == "answer")

@@ -4,12 +4,11 @@
 //! the server's code and logid in a record of their own (`"type":"error"`), never as
 //! an event the server did not send.
 
-use std::process::Command;
-
 use coze_fake::{answer_text, follow_ups};
 use serde_json::{json, Value};
 
 use crate::both_dialects;
+use crate::chat::{chars, chat, delta_text};
 use crate::util::*;
 
 const DELTA: &str = "conversation.message.delta";
@@ -17,18 +16,6 @@ const COMPLETED: &str = "conversation.message.completed";
 /// Events of the fake's answer to "hi": created, in_progress, 7 deltas, the answer,
 /// verbose and 3 follow-up messages completed, chat.completed, then the end mark.
 const CHAT_COMPLETED_AT: u64 = 15;
-
-/// `coze-chat --bot 7` in the sandbox.
-fn chat(sb: &Sandbox) -> Command {
-    let mut c = sb.cmd("coze-chat");
-    c.args(["--bot", "7"]);
-    c
-}
-
-/// The first `n` characters of `s`.
-fn chars(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
 
 /// The event name of each `-o events` line; coze-chat's own records as `type:NAME`.
 fn names(records: &[Value]) -> Vec<String> {
@@ -39,15 +26,6 @@ fn names(records: &[Value]) -> Vec<String> {
             (None, Some(t)) => format!("type:{t}"),
             _ => panic!("a line that is neither an event nor a record: {r}"),
         })
-        .collect()
-}
-
-/// The answer as the deltas of `-o events` output carry it.
-fn delta_text(records: &[Value]) -> String {
-    records
-        .iter()
-        .filter(|r| r["event"] == DELTA && r["data"]["type"] == "answer")
-        .map(|r| r["data"]["content"].as_str().unwrap_or_default())
         .collect()
 }
 
