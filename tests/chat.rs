@@ -1,14 +1,14 @@
 //! coze-chat end to end: the real binary against coze-fake. Output modes and input
-//! shapes, conversations, UTF-8 across deltas and TCP writes, SSE wire styles, every
-//! failure shape with its exit code, retries and the one token refresh, several prompts
-//! with a failure among them, bad stdin lines, Ctrl-C and `| head -1` cancelling the
-//! chat on the server, `--no-stream`, and usage errors.
+//! shapes, conversations, UTF-8 across deltas and TCP writes, SSE wire styles and what
+//! a request carries, bad stdin lines, `--no-stream`, and usage errors. The helpers
+//! here (`chat`, `delta_text`, `assert_completed`, …) serve every chat file:
+//! tests/chat_failures.rs (failure shapes, retries, tokens) and tests/chat_signals.rs
+//! (Ctrl-C, SIGTERM, SIGHUP, `| head -1`) import them from here.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coze_fake::{answer_text, follow_ups};
 use serde_json::{json, Value};
@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use crate::both_dialects;
 use crate::util::*;
 
-const DELTA: &str = "conversation.message.delta";
-const COMPLETED: &str = "conversation.message.completed";
+pub(crate) const DELTA: &str = "conversation.message.delta";
+pub(crate) const COMPLETED: &str = "conversation.message.completed";
 
 /// `coze-chat --bot 7` in the sandbox.
 pub(crate) fn chat(sb: &Sandbox) -> Command {
@@ -40,7 +40,7 @@ fn follow_up_lines(prompt: &str) -> String {
 }
 
 /// The event names of `-o events` output.
-fn names(records: &[Value]) -> Vec<String> {
+pub(crate) fn names(records: &[Value]) -> Vec<String> {
     records
         .iter()
         .map(|r| {
@@ -101,7 +101,7 @@ fn conversations_of_bot_7(sb: &Sandbox) -> Vec<String> {
 }
 
 /// Asserts an `answer` record for a prompt that completed.
-fn assert_completed(r: &Value, prompt: &str) {
+pub(crate) fn assert_completed(r: &Value, prompt: &str) {
     assert_eq!(r["type"], "answer", "{r}");
     assert_eq!(r["prompt"], prompt, "{r}");
     assert_eq!(r["content"], answer_text(prompt), "{r}");
@@ -133,6 +133,50 @@ fn usage_for(prompt: &str) -> Value {
     let input = prompt.chars().count() as u64 + 12;
     let output = answer_text(prompt).chars().count() as u64;
     json!({"token_count": input + output, "output_count": output, "input_count": input})
+}
+
+/// Spawns `cmd` with `stdin`, returns the child once its stdout has shown a first byte,
+/// with a thread collecting the rest of stdout.
+pub(crate) fn spawn_until_output(
+    mut cmd: Command,
+    stdin: &str,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<Vec<u8>>,
+    String,
+) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap();
+    let mut sin = child.stdin.take().unwrap();
+    let input = stdin.to_owned();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = sin.write_all(input.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if all.is_empty() {
+                let _ = tx.send(());
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("no output within 30 s: {what}");
+    }
+    (child, reader, what)
 }
 
 // ---------------------------------------------------------------- 1. output modes
@@ -258,6 +302,28 @@ fn the_default_mode_is_events_when_stdout_is_not_a_terminal(d: Dialect) {
     assert_eq!(delta_text(&recs), answer_text("hi"));
 }
 
+fn reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record(d: Dialect) {
+    let sb = logged_in_as("chat-reasoning", d);
+    sb.fake.set_bot(json!({"reasoning": true}));
+    let reasoning = "让我想想……这个问题很简单。";
+    let r = run(chat(&sb).args(["-o", "text", "想一想"]), "");
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("想一想")),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stderr.contains(reasoning), "{}", r.describe());
+    let r = run(chat(&sb).args(["-o", "answers", "想一想"]), "");
+    r.ok();
+    let a = &r.records()[0];
+    assert_eq!(a["reasoning_content"], reasoning);
+    assert_eq!(a["content"], answer_text("想一想"));
+}
+
+// ---------------------------------------------------------------- 2. input shapes
+
 fn dash_reads_all_of_stdin_as_one_prompt(d: Dialect) {
     let sb = logged_in_as("chat-dash", d);
     let r = run(
@@ -295,7 +361,51 @@ fn every_stdin_line_is_one_prompt(d: Dialect) {
     assert_eq!(stat(&sb, "/chats"), 2);
 }
 
-// ---------------------------------------------------------------- 2. conversations
+fn a_bad_stdin_line_stops_the_run_unless_keep_going(d: Dialect) {
+    let sb = logged_in_as("chat-bad-line", d);
+    let input = "first\n{\"type\":\"prompt\",\"content\":\n third\n";
+    let r = run(chat(&sb).args(["-o", "text"]), input);
+    r.expect_code(3);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n", answer_text("first")),
+        "{}",
+        r.describe()
+    );
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("coze-chat: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", r.describe());
+    assert!(errors[0].contains("line 2"), "{}", r.describe());
+    assert_eq!(
+        stat(&sb, "/chats"),
+        1,
+        "lines after the bad one must not run"
+    );
+
+    let r = run(chat(&sb).args(["-o", "text", "--keep-going"]), input);
+    r.expect_code(3);
+    assert_eq!(
+        r.stdout,
+        format!("{}\n{}\n", answer_text("first"), answer_text(" third")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(stat(&sb, "/chats"), 3);
+
+    // A record that is not for coze-chat is bad input too, named by its line.
+    let r = run(
+        chat(&sb).args(["-o", "text"]),
+        "{\"type\":\"token\",\"access_token\":\"x\"}\nnext\n",
+    );
+    r.expect_code(3);
+    assert!(r.stderr.contains("line 1"), "{}", r.describe());
+    assert_eq!(stat(&sb, "/chats"), 3);
+}
+
+// ---------------------------------------------------------------- 3. conversations
 
 fn a_multi_line_script_is_one_conversation(d: Dialect) {
     let sb = logged_in_as("chat-one-conv", d);
@@ -400,7 +510,7 @@ fn a_prompt_record_id_is_echoed_on_every_line_it_causes(d: Dialect) {
     assert_completed(&recs[2], "c");
 }
 
-// ---------------------------------------------------------------- 3. UTF-8
+// ---------------------------------------------------------------- 4. UTF-8
 
 fn cjk_and_emoji_split_across_deltas_and_tcp_writes_arrive_intact(d: Dialect) {
     let sb = logged_in_as("chat-utf8", d);
@@ -434,7 +544,7 @@ fn a_long_answer_in_text_mode_is_exact(d: Dialect) {
     assert_eq!(r.stdout, format!("{expected}\n"));
 }
 
-// ---------------------------------------------------------------- 4. wire styles
+// ---------------------------------------------------------------- 5. SSE styles, request fields
 
 fn every_wire_style_gives_the_identical_answer(d: Dialect) {
     let sb = logged_in_as("chat-styles", d);
@@ -479,875 +589,6 @@ fn every_wire_style_gives_the_identical_answer(d: Dialect) {
         );
         assert!(recs[0]["data"].is_object(), "style {style}: {}", recs[0]);
     }
-}
-
-// ---------------------------------------------------------------- 5. failure shapes
-
-fn a_json_error_body_instead_of_a_stream_is_one_line_and_exit_1(d: Dialect) {
-    let sb = logged_in_as("chat-json-body", d);
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "json_body", "code": 4000, "msg": "invalid parameter: bot_id"}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
-    r.expect_code(1);
-    assert!(r.stdout.is_empty(), "{}", r.describe());
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    let line = r.stderr.trim_end();
-    assert!(
-        line.starts_with("coze-chat: ") && line.contains("code 4000: invalid parameter: bot_id"),
-        "{}",
-        r.describe()
-    );
-    let logid = line
-        .split("(logid ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or_else(|| panic!("no logid\n{}", r.describe()));
-    assert!(!logid.trim().is_empty(), "{}", r.describe());
-    assert_eq!(stat(&sb, "/requests/chat"), 1, "a 4000 is not retried");
-}
-
-fn an_error_event_exits_by_its_code_and_keeps_the_partial_answer(d: Dialect) {
-    let sb = logged_in_as("chat-error-event", d);
-    let prompt = "错误 event";
-    let answer = answer_text(prompt);
-    // created, in_progress, 3 deltas of 3 characters, then `error`.
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "error_event", "after_events": 5, "code": 5000, "msg": "model overloaded"}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "text", prompt]), "");
-    r.expect_code(1);
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", chars(&answer, 9)),
-        "{}",
-        r.describe()
-    );
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(
-        r.stderr.contains("code 5000: model overloaded"),
-        "{}",
-        r.describe()
-    );
-
-    // A rate-limit code in the error event exits 6.
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "error_event", "after_events": 3, "code": 4013, "msg": "too fast"}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
-    r.expect_code(6);
-    let recs = r.records();
-    assert_eq!(delta_text(&recs), chars(&answer, 3), "{}", r.describe());
-    let server_error = recs.iter().find(|r| r["event"] == "error").unwrap();
-    assert_eq!(
-        server_error["data"],
-        json!({"code": 4013, "msg": "too fast"})
-    );
-    // coze-chat's own report: a record, not an event the server did not send.
-    let ours = recs.last().unwrap();
-    assert_eq!(ours["type"], "error", "{}", r.describe());
-    assert_eq!(ours["code"], 4013);
-    assert_eq!(ours["exit_code"], 6);
-    assert_eq!(
-        stat(&sb, "/requests/chat"),
-        2,
-        "nothing is retried once output began"
-    );
-}
-
-#[test]
-fn chat_failed_in_both_shapes_exits_1() {
-    for shape in ["chat", "bare"] {
-        let sb = logged_in(&format!("chat-failed-{shape}"));
-        sb.fake.push_fault(
-            "chat",
-            json!({"type": "chat_failed", "shape": shape, "code": 701231, "msg": "event interval error"}),
-            1,
-        );
-        let r = run(chat(&sb).args(["-o", "answers", "fail"]), "");
-        r.expect_code(1);
-        let recs = r.records();
-        assert_eq!(recs.len(), 1, "{}", r.describe());
-        assert_eq!(recs[0]["status"], "failed", "{shape}: {}", recs[0]);
-        assert_eq!(recs[0]["error"]["code"], 701231, "{shape}: {}", recs[0]);
-        assert_eq!(recs[0]["error"]["exit_code"], 1, "{shape}");
-        assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-        assert!(
-            r.stderr
-                .contains("the chat failed: code 701231: event interval error"),
-            "{shape}\n{}",
-            r.describe()
-        );
-    }
-}
-
-#[test]
-fn requires_action_exits_1_naming_the_tool() {
-    let sb = logged_in("chat-requires-action");
-    sb.fake
-        .push_fault("chat", json!({"type": "requires_action"}), 1);
-    let r = run(chat(&sb).args(["-o", "events", "weather?"]), "");
-    r.expect_code(1);
-    let recs = r.records();
-    let ra = recs
-        .iter()
-        .find(|r| r["event"] == "conversation.chat.requires_action")
-        .unwrap_or_else(|| panic!("no requires_action event\n{}", r.describe()));
-    assert_eq!(
-        ra["data"]["required_action"]["submit_tool_outputs"]["tool_calls"][0]["function"]["name"],
-        "get_weather"
-    );
-    let (ours, server) = recs.split_last().unwrap();
-    assert!(names(server).contains(&"done".to_owned()));
-    assert_eq!(ours["type"], "error");
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(
-        r.stderr.contains("requires an action") && r.stderr.contains("get_weather"),
-        "{}",
-        r.describe()
-    );
-    // The answers record says so too.
-    sb.fake
-        .push_fault("chat", json!({"type": "requires_action"}), 1);
-    let r = run(chat(&sb).args(["-o", "answers", "weather?"]), "");
-    r.expect_code(1);
-    assert_eq!(r.records()[0]["status"], "requires_action");
-}
-
-/// A cut stream whose chat is gone by the time it is polled (tests/recovery.rs: one
-/// that is not is followed to its end).
-fn a_cut_stream_whose_chat_is_gone_exits_5_with_the_partial_answer_on_stdout(d: Dialect) {
-    let sb = logged_in_as("chat-cut", d);
-    let prompt = "切断 cut";
-    let answer = answer_text(prompt);
-    let gone = || {
-        sb.fake.push_fault(
-            "chat.retrieve",
-            json!({"type": "api_error", "code": 4200, "msg": "chat not found"}),
-            1,
-        )
-    };
-    sb.fake
-        .push_fault("chat", json!({"type": "cut", "after_events": 6}), 1);
-    gone();
-    let r = run(chat(&sb).args(["-o", "text", prompt]), "");
-    r.expect_code(5);
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", chars(&answer, 12)),
-        "{}",
-        r.describe()
-    );
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("cut after 6 events"), "{}", r.describe());
-
-    sb.fake
-        .push_fault("chat", json!({"type": "cut", "after_events": 4}), 1);
-    gone();
-    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
-    r.expect_code(5);
-    let recs = r.records();
-    let expected = vec![
-        "conversation.chat.created",
-        "conversation.chat.in_progress",
-        DELTA,
-        DELTA,
-    ];
-    assert_eq!(names(&recs[..4]), expected, "{}", r.describe());
-    assert_eq!(delta_text(&recs[..4]), chars(&answer, 6));
-    assert_eq!(recs.len(), 5, "{}", r.describe());
-    assert_eq!(recs[4]["type"], "error");
-    assert_eq!(recs[4]["exit_code"], 5);
-    assert_eq!(
-        stat(&sb, "/requests/chat"),
-        2,
-        "a cut stream is not re-asked"
-    );
-}
-
-fn http_429_with_retry_after_is_waited_out(d: Dialect) {
-    let sb = logged_in_as("chat-429", d);
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "http", "status": 429, "retry_after": 1}),
-        1,
-    );
-    let start = Instant::now();
-    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
-    r.ok();
-    assert!(
-        start.elapsed() >= Duration::from_millis(950),
-        "Retry-After: 1 was not honoured ({:?})",
-        start.elapsed()
-    );
-    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
-    assert_eq!(stat(&sb, "/requests/chat"), 2);
-    assert_eq!(stat(&sb, "/chats"), 1);
-}
-
-#[test]
-fn a_busy_conversation_4016_is_waited_out() {
-    let sb = logged_in("chat-4016");
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "api_error", "code": 4016, "msg": "A chat is already in progress"}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
-    r.ok();
-    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
-    assert_eq!(stat(&sb, "/requests/chat"), 2);
-}
-
-fn http_500_is_retried(d: Dialect) {
-    let sb = logged_in_as("chat-500", d);
-    sb.fake
-        .push_fault("chat", json!({"type": "http", "status": 500}), 1);
-    let r = run(chat(&sb).args(["-o", "answers", "hi"]), "");
-    r.ok();
-    assert_completed(&r.records()[0], "hi");
-    assert_eq!(stat(&sb, "/requests/chat"), 2);
-    // Still refused after every retry: exit 1, and the retries are bounded.
-    sb.fake
-        .push_fault("chat", json!({"type": "http", "status": 500}), 10);
-    let r = run(chat(&sb).args(["-o", "text", "--retries", "2", "hi"]), "");
-    r.expect_code(1);
-    assert!(r.stdout.is_empty(), "{}", r.describe());
-    assert_eq!(stat(&sb, "/requests/chat"), 2 + 3);
-}
-
-#[test]
-fn a_token_the_server_expired_is_refreshed_once() {
-    let sb = logged_in("chat-401");
-    let before = read_token(&sb.token_path());
-    let r = run(chat(&sb).args(["-o", "text", "first"]), "");
-    r.ok();
-    assert_eq!(stat(&sb, "/grants/refresh_token"), 0);
-    // The file still says the token is good for minutes; the server disagrees.
-    sb.fake.expire_tokens();
-    let r = run(chat(&sb).args(["-o", "text", "second"]), "");
-    r.ok();
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", answer_text("second")),
-        "{}",
-        r.describe()
-    );
-    assert_eq!(stat(&sb, "/grants/refresh_token"), 1);
-    assert_eq!(stat(&sb, "/requests/chat"), 3, "refused once, then retried");
-    let after = read_token(&sb.token_path());
-    assert_ne!(after["access_token"], before["access_token"]);
-    assert_ne!(after["refresh_token"], before["refresh_token"]);
-    // The next run uses the renewed token without refreshing again.
-    let r = run(chat(&sb).args(["-o", "text", "third"]), "");
-    r.ok();
-    assert_eq!(stat(&sb, "/grants/refresh_token"), 1);
-}
-
-#[test]
-fn an_expired_static_token_exits_4_without_refreshing() {
-    let sb = Sandbox::new("chat-static-token");
-    let r = run(
-        chat(&sb)
-            .env("COZE_API_TOKEN", "pat_not_known_to_the_fake")
-            .args(["-o", "text", "hi"]),
-        "",
-    );
-    r.expect_code(4);
-    assert!(r.stdout.is_empty(), "{}", r.describe());
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("4100"), "{}", r.describe());
-    assert!(
-        !r.stderr.contains("pat_not_known"),
-        "the token leaked: {}",
-        r.stderr
-    );
-    assert_eq!(stat(&sb, "/token_requests"), 0);
-
-    let sb = Sandbox::with_options(
-        "chat-pat",
-        Options {
-            static_tokens: vec!["pat_e2e_static".into()],
-            ..Options::default()
-        },
-    );
-    let r = run(
-        chat(&sb)
-            .env("COZE_API_TOKEN", "pat_e2e_static")
-            .args(["-o", "text", "hi"]),
-        "",
-    );
-    r.ok();
-    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
-}
-
-// ---------------------------------------------------------------- 6. several prompts
-
-fn a_failed_prompt_is_reported_and_the_next_ones_still_run(d: Dialect) {
-    let sb = logged_in_as("chat-several", d);
-    // Prompt 1: stream cut and its chat gone (exit 5); prompt 2: API error (exit 1);
-    // prompt 3: fine.
-    sb.fake
-        .push_fault("chat", json!({"type": "cut", "after_events": 3}), 1);
-    sb.fake.push_fault(
-        "chat.retrieve",
-        json!({"type": "api_error", "code": 4200, "msg": "chat not found"}),
-        1,
-    );
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "json_body", "code": 4000, "msg": "bad"}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "answers"]), "one\ntwo\nthree\n");
-    r.expect_code(5);
-    let recs = r.records();
-    assert_eq!(recs.len(), 3, "{}", r.describe());
-    assert_eq!(recs[0]["prompt"], "one");
-    assert_eq!(recs[0]["status"], "failed");
-    assert_eq!(recs[0]["error"]["exit_code"], 5);
-    assert_eq!(recs[0]["content"], chars(&answer_text("one"), 3));
-    assert_eq!(recs[1]["prompt"], "two");
-    assert_eq!(recs[1]["status"], "failed");
-    assert_eq!(recs[1]["error"]["exit_code"], 1);
-    assert_eq!(recs[1]["error"]["code"], 4000);
-    assert_completed(&recs[2], "three");
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", r.describe());
-    assert!(lines[0].contains("prompt on line 1"), "{}", r.describe());
-    assert!(lines[1].contains("prompt on line 2"), "{}", r.describe());
-    assert!(lines[1].contains("code 4000: bad"), "{}", r.describe());
-}
-
-// ---------------------------------------------------------------- 7. bad stdin lines
-
-fn a_bad_stdin_line_stops_the_run_unless_keep_going(d: Dialect) {
-    let sb = logged_in_as("chat-bad-line", d);
-    let input = "first\n{\"type\":\"prompt\",\"content\":\n third\n";
-    let r = run(chat(&sb).args(["-o", "text"]), input);
-    r.expect_code(3);
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", answer_text("first")),
-        "{}",
-        r.describe()
-    );
-    let errors: Vec<&str> = r
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("coze-chat: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", r.describe());
-    assert!(errors[0].contains("line 2"), "{}", r.describe());
-    assert_eq!(
-        stat(&sb, "/chats"),
-        1,
-        "lines after the bad one must not run"
-    );
-
-    let r = run(chat(&sb).args(["-o", "text", "--keep-going"]), input);
-    r.expect_code(3);
-    assert_eq!(
-        r.stdout,
-        format!("{}\n{}\n", answer_text("first"), answer_text(" third")),
-        "{}",
-        r.describe()
-    );
-    assert_eq!(stat(&sb, "/chats"), 3);
-
-    // A record that is not for coze-chat is bad input too, named by its line.
-    let r = run(
-        chat(&sb).args(["-o", "text"]),
-        "{\"type\":\"token\",\"access_token\":\"x\"}\nnext\n",
-    );
-    r.expect_code(3);
-    assert!(r.stderr.contains("line 1"), "{}", r.describe());
-    assert_eq!(stat(&sb, "/chats"), 3);
-}
-
-// ---------------------------------------------------------------- 8. Ctrl-C
-
-fn sigint_cancels_the_chat_on_the_server_and_exits_130(d: Dialect) {
-    a_signal_cancels_the_chat(d, "INT", 130, "coze-chat: interrupted");
-}
-
-/// SIGTERM (a service manager) and SIGHUP (a closed terminal) cancel the chat as Ctrl-C
-/// does: a chat left running would refuse the next run's prompt with 4016.
-fn sigterm_cancels_the_chat_and_exits_143(d: Dialect) {
-    a_signal_cancels_the_chat(d, "TERM", 143, "coze-chat: terminated");
-}
-
-fn sighup_cancels_the_chat_and_exits_129(d: Dialect) {
-    a_signal_cancels_the_chat(d, "HUP", 129, "coze-chat: the terminal closed");
-}
-
-/// On a terminal, Ctrl-C's line starts a line of its own instead of trailing the
-/// partial answer.
-#[test]
-fn on_a_terminal_the_interrupted_line_is_not_glued_to_the_answer() {
-    let sb = logged_in("chat-sigint-tty");
-    sb.fake
-        .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
-    // script(1) gives coze-chat a terminal; timeout(1) sends it SIGINT mid-answer.
-    let inner = format!(
-        "timeout -s INT 1.5 {} --bot 7 -o text slow",
-        bin("coze-chat").display()
-    );
-    let r = run(sb.cmd("script").args(["-qec", &inner, "/dev/null"]), "");
-    let screen = r.stdout.replace('\r', "");
-    let at = screen
-        .find("coze-chat: interrupted")
-        .unwrap_or_else(|| panic!("no interrupted line\n{}", r.describe()));
-    assert!(at > 0 && screen[..at].ends_with('\n'), "{}", r.describe());
-    assert!(
-        screen[..at].trim_end().ends_with(['春', '夏', '秋', '冬']),
-        "{}",
-        r.describe()
-    );
-}
-
-fn a_signal_cancels_the_chat(d: Dialect, signal: &str, code: i32, said: &str) {
-    let sb = logged_in_as(&format!("chat-sig{signal}"), d);
-    sb.fake
-        .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
-    let mut cmd = chat(&sb);
-    cmd.args(["-o", "text", "slow"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut sent = false;
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-                if !sent {
-                    let _ = tx.send(());
-                    sent = true;
-                }
-            }
-        })
-    };
-    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let _ = child.kill();
-        panic!("no answer bytes within 30 s: {what}");
-    }
-    let st = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let start = Instant::now();
-    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
-    reader.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let stdout = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{stderr}\n--- stdout\n{stdout}"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
-    assert!(stderr.contains(said), "{stderr}");
-    assert!(
-        !stdout.is_empty() && stdout.len() < "春".len() * 200,
-        "{stdout}"
-    );
-    assert!(
-        "春夏秋冬".repeat(50).starts_with(stdout.trim_end()),
-        "{stdout}"
-    );
-    assert_eq!(stat(&sb, "/cancels"), 1, "{stderr}");
-}
-
-// ---------------------------------------------------------------- 9. | head -1
-
-fn head_1_ends_it_quietly_and_cancels_the_chat(d: Dialect) {
-    let sb = logged_in_as("chat-head", d);
-    sb.fake
-        .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
-    let script = format!(
-        "'{}' --bot 7 -o events \"hi\" | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
-        bin("coze-chat").display()
-    );
-    let start = Instant::now();
-    let r = run(sb.cmd("bash").args(["-c", &script]), "");
-    r.ok();
-    assert_eq!(r.stderr, "status=0\n", "{}", r.describe());
-    let recs = r.records();
-    assert_eq!(recs.len(), 1, "{}", r.describe());
-    assert_eq!(recs[0]["event"], "conversation.chat.created");
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "coze-chat kept streaming into a closed pipe ({:?})",
-        start.elapsed()
-    );
-    assert_eq!(stat(&sb, "/cancels"), 1);
-}
-
-// ---------------------------------------------------------------- 10. --no-stream
-
-fn no_stream_gives_the_same_answer_as_streaming(d: Dialect) {
-    let sb = logged_in_as("chat-no-stream", d);
-    let prompt = "轮询 poll 🐢";
-    let streamed = run(chat(&sb).args(["-o", "answers", prompt]), "");
-    streamed.ok();
-    let polled = run(chat(&sb).args(["-o", "answers", "--no-stream", prompt]), "");
-    polled.ok();
-    let (s, p) = (&streamed.records()[0], &polled.records()[0]);
-    assert_completed(p, prompt);
-    for k in [
-        "content",
-        "follow_ups",
-        "status",
-        "usage",
-        "error",
-        "prompt",
-    ] {
-        // Studio's stream carries no usage; its retrieve does.
-        if k == "usage" && sb.studio() {
-            continue;
-        }
-        assert_eq!(s[k], p[k], "{k}\n{}", polled.describe());
-    }
-    assert_eq!(stat(&sb, "/requests/chat.message.list"), 1);
-
-    let r = run(chat(&sb).args(["-o", "events", "--no-stream", prompt]), "");
-    r.ok();
-    let recs = r.records();
-    let n = names(&recs);
-    assert_eq!(
-        n.first().map(String::as_str),
-        Some("conversation.chat.created")
-    );
-    assert_eq!(
-        &n[n.len() - 2..],
-        ["conversation.chat.completed", "done"],
-        "{}",
-        r.describe()
-    );
-    assert_eq!(recs.last().unwrap()["data"], "[DONE]");
-    let answer = recs
-        .iter()
-        .find(|r| r["event"] == COMPLETED && r["data"]["type"] == "answer")
-        .unwrap_or_else(|| panic!("no answer message\n{}", r.describe()));
-    assert_eq!(answer["data"]["content"], answer_text(prompt));
-
-    let r = run(chat(&sb).args(["-o", "text", "--no-stream", prompt]), "");
-    r.ok();
-    assert_eq!(r.stdout, format!("{}\n", answer_text(prompt)));
-    assert_eq!(r.stderr, follow_up_lines(prompt));
-}
-
-#[test]
-fn no_save_with_no_stream_is_a_usage_error() {
-    let sb = logged_in("chat-no-save");
-    let r = run(chat(&sb).args(["--no-save", "--no-stream", "hi"]), "");
-    r.expect_code(2);
-    assert!(r.stdout.is_empty());
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("--no-save"), "{}", r.describe());
-    assert_eq!(stat(&sb, "/requests/chat"), 0);
-    // --no-save alone streams and keeps nothing in the conversation.
-    let r = run(chat(&sb).args(["-o", "answers", "--no-save", "hi"]), "");
-    r.ok();
-    let a = &r.records()[0];
-    assert_completed(a, "hi");
-    assert!(questions(&sb, a["conversation_id"].as_str().unwrap()).is_empty());
-}
-
-// ---------------------------------------------------------------- 11. usage, timeouts
-
-#[test]
-fn no_bot_is_a_usage_error_naming_bot() {
-    let sb = logged_in("chat-no-bot");
-    let r = run(sb.cmd("coze-chat").arg("hi"), "");
-    r.expect_code(2);
-    assert!(r.stdout.is_empty());
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("--bot"), "{}", r.describe());
-    assert_eq!(stat(&sb, "/requests/chat"), 0);
-    // COZE_BOT_ID does instead.
-    let r = run(
-        sb.cmd("coze-chat")
-            .env("COZE_BOT_ID", "7")
-            .args(["-o", "text", "hi"]),
-        "",
-    );
-    r.ok();
-    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
-}
-
-fn an_idle_stream_times_out_with_exit_5_and_keeps_the_partial_answer(d: Dialect) {
-    let sb = logged_in_as("chat-idle", d);
-    let prompt = "idle";
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "stall", "after_events": 3, "ms": 4000}),
-        1,
-    );
-    let start = Instant::now();
-    let r = run(
-        chat(&sb).args(["-o", "text", "--idle-timeout", "1", prompt]),
-        "",
-    );
-    let took = start.elapsed();
-    r.expect_code(5);
-    assert!(took < Duration::from_millis(3500), "took {took:?}");
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", chars(&answer_text(prompt), 3)),
-        "{}",
-        r.describe()
-    );
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("timed out"), "{}", r.describe());
-}
-
-/// `--idle-timeout 0` is no idle limit (as curl reads 0), not an immediate failure.
-#[test]
-fn idle_timeout_0_waits_for_a_silent_server() {
-    let sb = logged_in("chat-idle-0");
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "stall", "after_events": 3, "ms": 1500}),
-        1,
-    );
-    let r = run(
-        chat(&sb).args([
-            "-o",
-            "text",
-            "--idle-timeout",
-            "0",
-            "--connect-timeout",
-            "0",
-            "hi",
-        ]),
-        "",
-    );
-    r.ok();
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", answer_text("hi")),
-        "{}",
-        r.describe()
-    );
-}
-
-// ---------------------------------------------------------------- more of the same ground
-
-/// Spawns `cmd` with `stdin`, returns the child once its stdout has shown a first byte,
-/// with a thread collecting the rest of stdout.
-fn spawn_until_output(
-    mut cmd: Command,
-    stdin: &str,
-) -> (
-    std::process::Child,
-    std::thread::JoinHandle<Vec<u8>>,
-    String,
-) {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().unwrap();
-    let mut sin = child.stdin.take().unwrap();
-    let input = stdin.to_owned();
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = sin.write_all(input.as_bytes());
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if all.is_empty() {
-                let _ = tx.send(());
-            }
-            all.extend_from_slice(&buf[..n]);
-        }
-        all
-    });
-    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let _ = child.kill();
-        panic!("no output within 30 s: {what}");
-    }
-    (child, reader, what)
-}
-
-#[test]
-fn a_token_expired_between_two_prompts_of_one_run_is_refreshed_once() {
-    let sb = logged_in("chat-401-mid-run");
-    // The first answer holds after its first delta: time to expire every token.
-    sb.fake.set_bot(json!({"first_delta_hold_ms": 1000}));
-    let mut cmd = chat(&sb);
-    cmd.args(["-o", "text"]);
-    let (child, reader, what) = spawn_until_output(cmd, "one\ntwo\n");
-    sb.fake.expire_tokens();
-    let out = wait_with_deadline(child, Duration::from_secs(30), &what);
-    let stdout = String::from_utf8(reader.join().unwrap()).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
-    assert_eq!(
-        stdout,
-        format!("{}\n{}\n", answer_text("one"), answer_text("two"))
-    );
-    assert_eq!(stat(&sb, "/grants/refresh_token"), 1, "{stderr}");
-    assert_eq!(stat(&sb, "/requests/chat"), 3, "{stderr}");
-    assert_eq!(stat(&sb, "/chats"), 2);
-}
-
-fn sigint_while_polling_cancels_the_chat(d: Dialect) {
-    let sb = logged_in_as("chat-sigint-poll", d);
-    sb.fake.set_bot(json!({"latency_ms": 20000}));
-    let mut cmd = chat(&sb);
-    cmd.args(["-o", "events", "--no-stream", "slow"]);
-    // Events mode prints chat.created as soon as the chat exists.
-    let (child, reader, what) = spawn_until_output(cmd, "");
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
-    let stdout = String::from_utf8(reader.join().unwrap()).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
-    let first: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(first["event"], "conversation.chat.created");
-    assert_eq!(stat(&sb, "/cancels"), 1, "{stderr}");
-}
-
-fn a_malformed_event_is_kept_in_events_mode_and_skipped_with_a_warning(d: Dialect) {
-    let sb = logged_in_as("chat-malformed", d);
-    sb.fake
-        .push_fault("chat", json!({"type": "malformed", "after_events": 3}), 1);
-    let r = run(chat(&sb).args(["-o", "events", "hi"]), "");
-    r.ok();
-    let recs = r.records();
-    assert_eq!(delta_text(&recs), answer_text("hi"));
-    assert!(
-        recs.iter()
-            .any(|r| r["event"] == DELTA && r["data"] == "{\"id\":"),
-        "the malformed event must reach -o events as text\n{}",
-        r.describe()
-    );
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("1 malformed event"), "{}", r.describe());
-}
-
-fn a_reset_before_the_answer_is_retried_and_a_reset_mid_stream_is_not(d: Dialect) {
-    let sb = logged_in_as("chat-reset", d);
-    sb.fake.push_fault("chat", json!({"type": "reset"}), 1);
-    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
-    r.ok();
-    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
-    assert_eq!(stat(&sb, "/requests/chat"), 2);
-
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "reset_mid_body", "after_events": 4}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "text", "hi"]), "");
-    // Followed by polling instead (tests/recovery.rs): the whole answer, once.
-    r.ok();
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", answer_text("hi")),
-        "{}",
-        r.describe()
-    );
-    assert_eq!(stat(&sb, "/requests/chat"), 3, "output began: no retry");
-}
-
-fn a_failed_chat_without_streaming_exits_1_too(d: Dialect) {
-    let sb = logged_in_as("chat-poll-failed", d);
-    sb.fake.push_fault(
-        "chat",
-        json!({"type": "chat_failed", "code": 5000, "msg": "event interval error"}),
-        1,
-    );
-    let r = run(chat(&sb).args(["-o", "answers", "--no-stream", "hi"]), "");
-    r.expect_code(1);
-    let a = &r.records()[0];
-    assert_eq!(a["status"], "failed", "{a}");
-    assert_eq!(a["content"], "", "{a}");
-    if sb.studio() {
-        // Studio's failed chat has no last_error: the failure has no code or reason.
-        assert_eq!(a["error"]["code"], 0, "{a}");
-        assert!(
-            r.stderr.contains("the chat failed: the chat failed"),
-            "{}",
-            r.describe()
-        );
-    } else {
-        assert_eq!(a["error"]["code"], 5000, "{a}");
-        assert!(
-            r.stderr.contains("code 5000: event interval error"),
-            "{}",
-            r.describe()
-        );
-    }
-}
-
-#[test]
-fn an_authentication_failure_stops_the_run_instead_of_failing_every_line() {
-    let sb = Sandbox::new("chat-auth-stops");
-    let r = run(
-        sb.cmd("coze-chat")
-            .args(["--bot", "7", "-o", "answers"])
-            .env("COZE_API_TOKEN", "pat_unknown_to_the_fake"),
-        "one\ntwo\nthree\n",
-    );
-    r.expect_code(4);
-    assert_eq!(r.records().len(), 1, "{}", r.describe());
-    assert_eq!(stat(&sb, "/requests/chat"), 1, "{}", r.describe());
-    assert!(r.stderr.contains("stopping"), "{}", r.describe());
-}
-
-fn reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record(d: Dialect) {
-    let sb = logged_in_as("chat-reasoning", d);
-    sb.fake.set_bot(json!({"reasoning": true}));
-    let reasoning = "让我想想……这个问题很简单。";
-    let r = run(chat(&sb).args(["-o", "text", "想一想"]), "");
-    r.ok();
-    assert_eq!(
-        r.stdout,
-        format!("{}\n", answer_text("想一想")),
-        "{}",
-        r.describe()
-    );
-    assert!(r.stderr.contains(reasoning), "{}", r.describe());
-    let r = run(chat(&sb).args(["-o", "answers", "想一想"]), "");
-    r.ok();
-    let a = &r.records()[0];
-    assert_eq!(a["reasoning_content"], reasoning);
-    assert_eq!(a["content"], answer_text("想一想"));
 }
 
 /// What goes on the wire, seen through the test proxy: `--user`, `--var` and `--meta`
@@ -1423,13 +664,108 @@ fn user_variables_and_meta_data_reach_the_request() {
     );
 }
 
+// ---------------------------------------------------------------- 6. --no-stream
+
+fn no_stream_gives_the_same_answer_as_streaming(d: Dialect) {
+    let sb = logged_in_as("chat-no-stream", d);
+    let prompt = "轮询 poll 🐢";
+    let streamed = run(chat(&sb).args(["-o", "answers", prompt]), "");
+    streamed.ok();
+    let polled = run(chat(&sb).args(["-o", "answers", "--no-stream", prompt]), "");
+    polled.ok();
+    let (s, p) = (&streamed.records()[0], &polled.records()[0]);
+    assert_completed(p, prompt);
+    for k in [
+        "content",
+        "follow_ups",
+        "status",
+        "usage",
+        "error",
+        "prompt",
+    ] {
+        // Studio's stream carries no usage; its retrieve does.
+        if k == "usage" && sb.studio() {
+            continue;
+        }
+        assert_eq!(s[k], p[k], "{k}\n{}", polled.describe());
+    }
+    assert_eq!(stat(&sb, "/requests/chat.message.list"), 1);
+
+    let r = run(chat(&sb).args(["-o", "events", "--no-stream", prompt]), "");
+    r.ok();
+    let recs = r.records();
+    let n = names(&recs);
+    assert_eq!(
+        n.first().map(String::as_str),
+        Some("conversation.chat.created")
+    );
+    assert_eq!(
+        &n[n.len() - 2..],
+        ["conversation.chat.completed", "done"],
+        "{}",
+        r.describe()
+    );
+    assert_eq!(recs.last().unwrap()["data"], "[DONE]");
+    let answer = recs
+        .iter()
+        .find(|r| r["event"] == COMPLETED && r["data"]["type"] == "answer")
+        .unwrap_or_else(|| panic!("no answer message\n{}", r.describe()));
+    assert_eq!(answer["data"]["content"], answer_text(prompt));
+
+    let r = run(chat(&sb).args(["-o", "text", "--no-stream", prompt]), "");
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text(prompt)));
+    assert_eq!(r.stderr, follow_up_lines(prompt));
+}
+
+#[test]
+fn no_save_with_no_stream_is_a_usage_error() {
+    let sb = logged_in("chat-no-save");
+    let r = run(chat(&sb).args(["--no-save", "--no-stream", "hi"]), "");
+    r.expect_code(2);
+    assert!(r.stdout.is_empty());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("--no-save"), "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 0);
+    // --no-save alone streams and keeps nothing in the conversation.
+    let r = run(chat(&sb).args(["-o", "answers", "--no-save", "hi"]), "");
+    r.ok();
+    let a = &r.records()[0];
+    assert_completed(a, "hi");
+    assert!(questions(&sb, a["conversation_id"].as_str().unwrap()).is_empty());
+}
+
+// ---------------------------------------------------------------- 7. usage errors
+
+#[test]
+fn no_bot_is_a_usage_error_naming_bot() {
+    let sb = logged_in("chat-no-bot");
+    let r = run(sb.cmd("coze-chat").arg("hi"), "");
+    r.expect_code(2);
+    assert!(r.stdout.is_empty());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("--bot"), "{}", r.describe());
+    assert_eq!(stat(&sb, "/requests/chat"), 0);
+    // COZE_BOT_ID does instead.
+    let r = run(
+        sb.cmd("coze-chat")
+            .env("COZE_BOT_ID", "7")
+            .args(["-o", "text", "hi"]),
+        "",
+    );
+    r.ok();
+    assert_eq!(r.stdout, format!("{}\n", answer_text("hi")));
+}
+
 both_dialects!(
     text_mode_prints_the_answer_and_the_follow_ups_on_stderr,
     events_mode_is_lossless_and_in_the_real_order,
     answers_mode_writes_one_record,
     the_default_mode_is_events_when_stdout_is_not_a_terminal,
+    reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record,
     dash_reads_all_of_stdin_as_one_prompt,
     every_stdin_line_is_one_prompt,
+    a_bad_stdin_line_stops_the_run_unless_keep_going,
     a_multi_line_script_is_one_conversation,
     new_each_gives_every_prompt_its_own_conversation,
     a_conversation_record_switches_the_conversation_for_the_lines_after_it,
@@ -1437,22 +773,5 @@ both_dialects!(
     cjk_and_emoji_split_across_deltas_and_tcp_writes_arrive_intact,
     a_long_answer_in_text_mode_is_exact,
     every_wire_style_gives_the_identical_answer,
-    a_json_error_body_instead_of_a_stream_is_one_line_and_exit_1,
-    an_error_event_exits_by_its_code_and_keeps_the_partial_answer,
-    a_cut_stream_whose_chat_is_gone_exits_5_with_the_partial_answer_on_stdout,
-    http_429_with_retry_after_is_waited_out,
-    http_500_is_retried,
-    a_failed_prompt_is_reported_and_the_next_ones_still_run,
-    a_bad_stdin_line_stops_the_run_unless_keep_going,
-    sigint_cancels_the_chat_on_the_server_and_exits_130,
-    sigterm_cancels_the_chat_and_exits_143,
-    sighup_cancels_the_chat_and_exits_129,
-    head_1_ends_it_quietly_and_cancels_the_chat,
     no_stream_gives_the_same_answer_as_streaming,
-    an_idle_stream_times_out_with_exit_5_and_keeps_the_partial_answer,
-    sigint_while_polling_cancels_the_chat,
-    a_malformed_event_is_kept_in_events_mode_and_skipped_with_a_warning,
-    a_reset_before_the_answer_is_retried_and_a_reset_mid_stream_is_not,
-    a_failed_chat_without_streaming_exits_1_too,
-    reasoning_goes_to_stderr_in_text_mode_and_into_the_answer_record,
 );

@@ -11,6 +11,8 @@ mod batch_more;
 mod browser;
 mod busy;
 mod chat;
+mod chat_failures;
+mod chat_signals;
 mod conv;
 mod crash;
 mod doctor;
