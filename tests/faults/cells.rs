@@ -1,0 +1,351 @@
+//! One cell of the fault matrix: where its fault goes and how many times, the sandbox
+//! and command prepared for its call (a login, a list of 55 records, a chat cut by
+//! `| head -1`), then the run itself, handed to tests/faults/checks.rs.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::checks::{check_counts, check_stderr, check_stdout, check_token_file, is_verbose};
+use super::{LIST_LEN, PROMPT, RETRIES, TOKEN_RETRIES};
+use crate::util::*;
+
+/// The fault endpoint a call's faults go to.
+pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
+    match call {
+        "exchange" | "refresh" | "device" => "token",
+        "conv.create" => "conversation.create",
+        "conv.list" => "conversation.list",
+        "conv.messages" => "message.list",
+        "chat.stream" => "chat",
+        // chat_failed is decided when the chat is created; retrieve reports it.
+        "chat.poll" if fault == "chat_failed" => "chat",
+        "chat.poll" => "chat.retrieve",
+        "chat.cancel" => "chat.cancel",
+        other => panic!("unknown call {other}"),
+    }
+}
+
+pub(super) fn tool(call: &str) -> &'static str {
+    match call {
+        "exchange" | "refresh" | "device" => "coze-token",
+        c if c.starts_with("conv.") => "coze-conv",
+        _ => "coze-chat",
+    }
+}
+
+pub(super) fn retries(call: &str) -> u64 {
+    if tool(call) == "coze-token" {
+        TOKEN_RETRIES
+    } else {
+        RETRIES
+    }
+}
+
+pub(super) fn is_stream(call: &str) -> bool {
+    call == "chat.stream"
+}
+
+/// The two lists get their fault on page 2.
+pub(super) fn second_page(call: &str) -> bool {
+    matches!(call, "conv.list" | "conv.messages")
+}
+
+/// Faults that decide the outcome at once: injected on every attempt, or an
+/// authentication failure where there is nothing to refresh (Studio's PAT).
+pub(super) fn final_at_once(fault: &str, dialect: Dialect) -> bool {
+    always(fault) || (dialect == Dialect::Studio && fault.starts_with("4100"))
+}
+
+/// Faults injected on every attempt: the final outcome, not the retry.
+pub(super) fn always(fault: &str) -> bool {
+    fault.ends_with('N') || matches!(fault, "4028" | "trunc_json" | "stall" | "refused")
+}
+
+/// The fault to queue and how many times.
+fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
+    let n = retries(call) as u32 + 1;
+    let times = |f: Value| {
+        let count = if fault.ends_with('N') { n } else { 1 };
+        Some((f, count))
+    };
+    match fault {
+        "refused" => None,
+        "reset1" | "resetN" => times(json!({"type": "reset"})),
+        "midbody" if is_stream(call) => {
+            Some((json!({"type": "reset_mid_body", "after_events": 4}), 1))
+        }
+        "midbody" => Some((json!({"type": "reset_mid_body"}), 1)),
+        "500x1" | "500xN" => times(json!({"type": "http", "status": 500})),
+        "502x1" | "502xN" => times(json!({"type": "http", "status": 502})),
+        "429RAx1" | "429RAxN" => times(json!({"type": "http", "status": 429, "retry_after": 1})),
+        "429x1" | "429xN" => times(json!({"type": "http", "status": 429})),
+        "4100x1" | "4100xN" => times(
+            json!({"type": "api_error", "status": 401, "code": 4100, "msg": "authentication is invalid"}),
+        ),
+        "4013x1" | "4013xN" => {
+            times(json!({"type": "api_error", "code": 4013, "msg": "rate limited"}))
+        }
+        "4016x1" | "4016xN" => times(
+            json!({"type": "api_error", "code": 4016, "msg": "A chat is already in progress"}),
+        ),
+        "4028" => Some((
+            json!({"type": "api_error", "code": 4028, "msg": "quota exhausted"}),
+            n,
+        )),
+        "json_body" => Some((
+            json!({"type": "json_body", "code": 4000, "msg": "invalid parameter"}),
+            1,
+        )),
+        "malformed" => Some((json!({"type": "malformed", "after_events": 3}), 1)),
+        "trunc_json" => Some((json!({"type": "truncated_json"}), n)),
+        "stall" if is_stream(call) => {
+            Some((json!({"type": "stall", "after_events": 3, "ms": 3000}), 1))
+        }
+        "stall" => Some((json!({"type": "delay", "ms": 3000}), n)),
+        "cut" => Some((json!({"type": "cut", "after_events": 4}), 1)),
+        "error_ev" => Some((
+            json!({"type": "error_event", "after_events": 5, "code": 5000, "msg": "model overloaded"}),
+            1,
+        )),
+        "chat_failed" => Some((
+            json!({"type": "chat_failed", "code": 5000, "msg": "event interval error"}),
+            1,
+        )),
+        other => panic!("unknown fault {other}"),
+    }
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Credentials for the call: a login (coze), or nothing (Studio: the sandbox's
+/// commands carry its PAT).
+fn login(sb: &Sandbox) {
+    if !sb.studio() {
+        sb.login();
+    }
+}
+
+/// Builds the cell's command (and stdin) after preparing the sandbox for the call.
+fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
+    let refused = (fault == "refused").then(|| format!("http://127.0.0.1:{}", closed_port()));
+    let stall = fault == "stall";
+    let mut stdin = String::new();
+    let mut cmd = match call {
+        "exchange" => {
+            let mut grant = sb.authorization_code("42.app.coze");
+            if let Some(base) = &refused {
+                grant["base_url"] = base.as_str().into();
+            }
+            stdin = format!("{grant}\n");
+            let mut c = sb.cmd("coze-token");
+            c.args(["--save", "-v"]);
+            c
+        }
+        "refresh" => {
+            sb.login();
+            if let Some(base) = &refused {
+                let mut t = read_token(&sb.token_path());
+                t["base_url"] = base.as_str().into();
+                std::fs::write(sb.token_path(), format!("{t}\n")).unwrap();
+            }
+            let mut c = sb.cmd("coze-token");
+            c.args(["refresh", "--force", "-v"]);
+            c
+        }
+        "device" => {
+            let code = http_json(
+                "POST",
+                &format!("{}/api/permission/oauth2/device/code", sb.base_url()),
+                Some(&json!({"client_id": "42.app.coze"})),
+            );
+            let (status, page) = http_raw(
+                "POST",
+                &format!("{}/oauth/device", sb.base_url()),
+                Some(format!(
+                    "user_code={}&decision=approve",
+                    code["user_code"].as_str().unwrap()
+                )),
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+            );
+            assert_eq!(status, 200, "approving the device code: {page}");
+            let base = refused.clone().unwrap_or_else(|| sb.base_url());
+            let record = json!({
+                "type": "device_code", "device_code": code["device_code"],
+                "user_code": code["user_code"], "verification_uri": code["verification_uri"],
+                "interval": 1, "expires_at": now() + 300, "client_id": "42.app.coze",
+                "base_url": base,
+            });
+            stdin = format!("{record}\n");
+            let mut c = sb.cmd("coze-token");
+            c.args(["--save", "-v"]);
+            c
+        }
+        "conv.create" | "conv.list" | "conv.messages" => {
+            login(sb);
+            let mut c = sb.cmd("coze-conv");
+            match call {
+                "conv.create" => {
+                    c.args(["create", "--bot", "7"]);
+                }
+                "conv.list" => {
+                    for _ in 0..LIST_LEN {
+                        api(
+                            sb,
+                            "POST",
+                            "/v1/conversation/create",
+                            Some(json!({"bot_id": "7"})),
+                        );
+                    }
+                    c.args(["list", "--bot", "7"]);
+                }
+                _ => {
+                    let conv = api(
+                        sb,
+                        "POST",
+                        "/v1/conversation/create",
+                        Some(json!({"bot_id": "7"})),
+                    );
+                    let id = conv["data"]["id"].as_str().unwrap().to_owned();
+                    for i in 0..LIST_LEN {
+                        api(
+                            sb,
+                            "POST",
+                            &format!("/v1/conversation/message/create?conversation_id={id}"),
+                            Some(
+                                json!({"role": "user", "content": format!("message {i}"), "content_type": "text"}),
+                            ),
+                        );
+                    }
+                    c.args(["messages", &id]);
+                }
+            }
+            c.args(["-v", "--retries", &RETRIES.to_string()]);
+            c
+        }
+        "chat.stream" | "chat.poll" => {
+            login(sb);
+            let mut c = sb.cmd("coze-chat");
+            c.args(["--bot", "7", "-o", "events", "-v"]).args([
+                "--retries",
+                &RETRIES.to_string(),
+                "--busy-wait",
+                "1",
+            ]);
+            if call == "chat.poll" {
+                c.arg("--no-stream");
+            }
+            c
+        }
+        "chat.cancel" => {
+            login(sb);
+            let mut args = format!("--bot 7 -o events -v --retries {RETRIES} --busy-wait 1");
+            if stall {
+                args.push_str(" --idle-timeout 1");
+            }
+            let script = format!(
+                "'{}' {args} slow | head -1; echo \"coze-status=${{PIPESTATUS[0]}}\" >&2",
+                bin("coze-chat").display()
+            );
+            let mut c = sb.cmd("bash");
+            c.args(["-c", &script]);
+            return (c, stdin);
+        }
+        other => panic!("unknown call {other}"),
+    };
+    if tool(call) != "coze-token" {
+        if let Some(base) = &refused {
+            cmd.args(["--base-url", base]);
+        }
+        if stall {
+            cmd.args(["--idle-timeout", "1"]);
+        }
+        if tool(call) == "coze-chat" {
+            cmd.arg(PROMPT);
+        }
+    }
+    (cmd, stdin)
+}
+
+/// Runs one cell; returns its problems (none: pass), the run described, and its
+/// stderr without the `-v` lines.
+pub(super) fn run_cell(
+    call: &str,
+    fault: &str,
+    exit: i32,
+    dialect: Dialect,
+) -> (Vec<String>, String, String) {
+    let sb = Sandbox::with_options(
+        &format!("fault-{}-{call}-{fault}", dialect.name()),
+        Options {
+            device_interval: 1,
+            dialect,
+            ..Options::default()
+        },
+    );
+    let (mut cmd, stdin) = prepare(call, fault, &sb);
+    // Counters, log and bot from here on are the cell's own.
+    sb.fake.reset();
+    if call == "chat.cancel" {
+        sb.fake
+            .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
+    }
+    let token_before = std::fs::read(sb.token_path()).ok();
+    let ep = endpoint(call, fault);
+    if second_page(call) && fault != "refused" {
+        // The first page passes untouched: a delay of 0 ms.
+        sb.fake.push_fault(ep, json!({"type": "delay", "ms": 0}), 1);
+    }
+    if let Some((f, count)) = fault_json(call, fault) {
+        sb.fake.push_fault(ep, f, count);
+    }
+    let start = Instant::now();
+    let r = run_deadline(&mut cmd, &stdin, Duration::from_secs(45));
+    let took = start.elapsed();
+    let stats = sb.stats();
+    let mut problems = Vec::new();
+
+    // The exit status (for `| head -1`, coze-chat's own, from PIPESTATUS).
+    let mut stderr = r.stderr.clone();
+    let code = if call == "chat.cancel" {
+        let status = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("coze-status="))
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(-1);
+        stderr = stderr
+            .lines()
+            .filter(|l| !l.starts_with("coze-status="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        status
+    } else {
+        r.code()
+    };
+    if code != exit {
+        problems.push(format!("exit {code}, expected {exit}"));
+    }
+    problems.extend(check_stderr(call, fault, code, &stderr, dialect));
+    problems.extend(check_stdout(call, fault, code, &r, dialect));
+    problems.extend(check_counts(call, fault, &stats, took, dialect));
+    if dialect == Dialect::Coze {
+        // Studio's credentials are a PAT in the environment: there is no token file.
+        problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));
+    }
+    let message: String = stderr
+        .lines()
+        .filter(|l| !is_verbose(l))
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    (
+        problems,
+        format!("took {took:?}\n{}", r.describe()),
+        message,
+    )
+}
