@@ -1,8 +1,8 @@
 //! A self-hosted Coze Studio end to end, against `coze-fake --dialect studio`: what a
-//! person meets there besides the chat (whose tests run against both dialects in
-//! `chat.rs`): PAT only and what the tools say about OAuth, endpoints Studio lacks,
-//! bad tokens, its logid header, its response shapes and 64-bit numbers, and plain
-//! http to a server on the company network.
+//! person meets there besides the chat (whose tests run against both dialects in the
+//! `chat*.rs` files): PAT only and what the tools say about OAuth, endpoints Studio
+//! lacks, bad tokens, its logid header, its response shapes and 64-bit numbers, and
+//! plain http to a server on the company network.
 
 use std::time::Duration;
 

@@ -1,32 +1,69 @@
 //! End-to-end tests: the real binaries against coze-fake over loopback, real files,
-//! real processes, real signals. Each module is one tool or one concern.
+//! real processes, real signals. Each module is one tool or one concern; the comment
+//! above each says which behaviour family it covers, so a new test goes where its
+//! neighbours are. Run one family with `cargo test --test tests chat_signals::`.
 
-mod socks_server;
+// ---- The harness and the servers the tests stand up.
+
+// Sandbox, logged_in, both_dialects!: a directory, a fake and a deadline per test.
 mod util;
+// A SOCKS4/4a/5 proxy on loopback that records what each client asked for.
+mod socks_server;
 
-mod auth;
+// ---- One tool each.
+
+// What every tool does alike: --help, --version, usage errors.
 mod basics;
-mod batch;
-mod batch_more;
+// coze-auth's logins: stand-in browsers (bash + curl) on the consent page, --paste.
+mod auth;
+// coze-auth's logins with headless Chromium doing the person's part.
 mod browser;
-mod busy;
-mod chat;
-mod chat_failures;
-mod chat_signals;
-mod conv;
-mod crash;
+// coze-auth doctor: one line per check, the exit status the worst one calls for.
 mod doctor;
-mod examples;
-mod faults;
-mod input;
-mod jwt;
-mod load;
-mod packaging;
-mod profiles;
-mod proxy;
-mod recovery;
-mod secrets;
-mod studio;
-mod tls;
+// coze-token: exchange, refresh rotation, single-flight, print, status, exec, device.
 mod token;
+// The token file as a file: symlinks, 0600, a full disk, errors naming credentials.
 mod token_files;
+// Unattended logins: a service app's JWT and a web app's client secret.
+mod jwt;
+// Several accounts: --profile, COZE_PROFILE, `coze-token profiles` and `logout`.
+mod profiles;
+// coze-conv: each subcommand, pages in both orders, failures, usage errors.
+mod conv;
+// coze-chat: output modes, input shapes, conversations, UTF-8, --no-stream (helpers).
+mod chat;
+// coze-chat's failures: each shape's exit code, cut and idle streams, retries, tokens.
+mod chat_failures;
+// coze-chat stopped from outside: Ctrl-C, SIGTERM, SIGHUP, `| head -1`.
+mod chat_signals;
+// coze-chat never loses an answer: a broken stream followed by polling; error records.
+mod recovery;
+// coze-chat and a conversation busy with another chat (4016): --busy-wait.
+mod busy;
+// coze-chat as a batch runner: --jobs, --rate, --resume/--append, --ordered, summary.
+mod batch;
+// More batch: a closed stdout under --jobs, back-off from 429s, appending runs.
+mod batch_more;
+
+// ---- Cross-cutting concerns.
+
+// The fault matrix: every API call × every fault, against tests/fault-matrix*.expected.
+mod faults;
+// Secrets stay secret: no token or code in any stderr, argv, file or error record.
+mod secrets;
+// The token store under SIGKILL at 200 points of a refresh: the file is never torn.
+mod crash;
+// Load: 2,000 prompts in one process, 8 processes sharing one short-lived token.
+mod load;
+// What goes in and out: bounded lines, stdin records, control characters on a tty.
+mod input;
+// The proxy variables reach the requests (its CONNECT proxy shows other tests the wire).
+mod proxy;
+// HTTPS as curl does it: the CA sources a person uses, refusals not retried.
+mod tls;
+// A self-hosted Coze Studio: PAT only, endpoints it lacks, its shapes and logids.
+mod studio;
+// The scripts in scripts/examples/, run as a user would run them.
+mod examples;
+// The tools as installed: man pages, completions, make install, --version.
+mod packaging;
