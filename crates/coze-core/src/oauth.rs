@@ -215,16 +215,9 @@ pub fn exchange_code(
     token_from_response(answer, Some(&grant.client_id), &grant.base_url, now)
 }
 
-const REFRESH_REFUSED: &str = "the refresh token was refused";
-
-/// The error [`refresh`] gives when the server refused the refresh token itself (used
-/// up or expired), as opposed to the app, the network or a server fault.
-pub fn refresh_refused(e: &Error) -> bool {
-    matches!(e.root(), Error::Auth(m) if m.starts_with(REFRESH_REFUSED))
-}
-
 /// Trades a refresh token for a new pair. The refresh token sent is dead afterwards
-/// (Coze rotates them): the caller must store the new pair before anything else.
+/// (Coze rotates them): the caller must store the new pair before anything else. A
+/// refresh token the server refused itself is [`Error::RefreshRefused`].
 pub fn refresh(
     http: &Http,
     api_base: &str,
@@ -252,8 +245,8 @@ pub fn refresh(
         // Coze says `invalid_request` (or similar) for a used or expired refresh token;
         // what the user needs to know is that only a new login helps.
         Some(api) if api.oauth_code().is_some() && api.oauth_code() != Some("internal_error") => {
-            Error::Auth(format!(
-                "{REFRESH_REFUSED} ({api}); it is used up (refresh tokens work once) or expired: \
+            Error::RefreshRefused(format!(
+                "the refresh token was refused ({api}); it is used up (refresh tokens work once) or expired: \
              log in again with `coze-auth | coze-token --save`"
             ))
         }

@@ -335,7 +335,7 @@ impl TokenStore {
             write_note(lock, note);
         }
         let fresh = renew(http, token, renewer).map_err(|e| {
-            if interrupted && oauth::refresh_refused(&e) {
+            if interrupted && matches!(e.root(), Error::RefreshRefused(_)) {
                 let unsaved = unsaved_path(target);
                 let kept = if unsaved.exists() {
                     format!(
