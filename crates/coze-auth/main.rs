@@ -3,16 +3,16 @@
 //! coze-token turns either into tokens.
 //!
 //! A translator, not a worker: parse flags, resolve settings from the one snapshot of
-//! the environment, call coze-core (`callback::login`, `oauth::request_device_code`),
+//! the environment, call `login::login` or coze-core's `oauth::request_device_code`,
 //! write the one record, and let `cli::run` turn the outcome into an exit code.
 
 mod doctor;
 mod flags;
+mod login;
 
 use std::io;
 use std::process::ExitCode;
 
-use coze_core::callback::{self, Browser, Login};
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
@@ -23,6 +23,8 @@ use coze_core::session::NET_FLAGS_HELP;
 use coze_core::{oauth, url, Error, Result};
 
 use flags::Flags;
+use login::browser::Browser;
+use login::Login;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
@@ -106,7 +108,7 @@ fn run(f: Flags, env: Env) -> Result<()> {
             paste: f.paste,
             verbose: f.verbose,
         };
-        let grant = callback::login(&login, &mut io::stdin().lock(), &mut io::stderr())?;
+        let grant = login::login(&login, &mut io::stdin().lock(), &mut io::stderr())?;
         Record::AuthorizationCode(grant)
     };
     // `coze-auth > grant.json`: a code (or device code) others could read is theirs to

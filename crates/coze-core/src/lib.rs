@@ -10,7 +10,6 @@ pub mod callback;
 pub mod chat;
 pub mod cli;
 pub mod config;
-pub mod doctor;
 pub mod error;
 #[cfg(test)]
 mod fuzz_tests;

@@ -1,35 +1,24 @@
-//! `coze-auth doctor`: what usually stands between a person and a working login, checked
-//! one thing at a time, one line each: the region and base URL, the route to it (direct
-//! or which proxy, exactly as the requests take it), the CAs trusted for HTTPS, the
-//! clock against the server's `Date`, the callback port and the redirect URI's form,
-//! which credentials are used and why, the token file (present, private, not expired)
-//! and a live `GET /v1/users/me` with the token.
-//!
-//! Each check is a pure function from what was observed (a header, a mode, a bind
-//! result, a token) to a [`Check`], unit-tested below; [`run`] does the observing (a
-//! bind, two requests, a file read) and prints each line as soon as it is known. The
-//! environment is read by `main`, as everywhere: `run` gets the proxy variables as a
-//! list. Not here: fixing anything. The doctor changes nothing but, like any tool, it
-//! renews a token that is about to run out before the live check.
+//! The checks of `coze-auth doctor`, each a pure function from what was observed (a
+//! header, a mode, a bind result, a token) to a [`Check`], one line of the report, and
+//! unit-tested below. The observing (a bind, two requests, a file read) is the doctor's
+//! `report`.
 
 use std::fmt;
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::callback::Loopback;
-use crate::config::{self, Credentials, Env, Region};
-use crate::error::{exit, Error, Result};
-use crate::http::Http;
-use crate::proxy::Route;
-use crate::records::Token;
-use crate::session::{ApiFlags, Session};
-use crate::tls::Trust;
-use crate::token_store::{self, TokenStore};
-use crate::url;
+use coze_core::config::{self, Credentials, Region};
+use coze_core::error::exit;
+use coze_core::proxy::Route;
+use coze_core::records::Token;
+use coze_core::tls::Trust;
+use coze_core::token_store;
+use coze_core::{url, Result};
+
+use crate::login::listener::Loopback;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +73,8 @@ impl Check {
             code: exit::OK,
         }
     }
-    fn code(mut self, code: u8) -> Check {
+    /// The exit code this failure stands for.
+    pub fn code(mut self, code: u8) -> Check {
         self.code = code;
         self
     }
@@ -296,7 +286,7 @@ pub fn callback_port(addr: SocketAddr, bound: &io::Result<()>) -> Check {
         ),
         Err(e) => Check::fail(
             "callback port",
-            format!("{addr}: {}", crate::http::describe_io(e)),
+            format!("{addr}: {}", coze_core::http::describe_io(e)),
         ),
     }
 }
@@ -314,7 +304,7 @@ pub fn proxy(route: &Result<Route>, api_base: &str) -> Check {
         .code(exit::USAGE),
         Ok(Route::Direct { why: None }) => {
             let scheme = url::parse(api_base).map_or("https".into(), |p| p.scheme);
-            let names = crate::proxy::candidates(&scheme).join(", ");
+            let names = coze_core::proxy::candidates(&scheme).join(", ");
             Check::ok(
                 "proxy",
                 format!("none set for {scheme}:// requests (--proxy, {names}): direct connections"),
@@ -467,7 +457,7 @@ pub fn live(result: &Result<Value>) -> Check {
         }
         Err(e)
             if e.api()
-                .is_some_and(crate::error::ApiError::is_missing_endpoint) =>
+                .is_some_and(coze_core::error::ApiError::is_missing_endpoint) =>
         {
             Check::warn(
                 "api",
@@ -479,7 +469,10 @@ pub fn live(result: &Result<Value>) -> Check {
             let code = e.exit_code();
             let check = Check::fail(
                 "api",
-                format!("GET /v1/users/me: {}", crate::redact::scrub(&e.to_string())),
+                format!(
+                    "GET /v1/users/me: {}",
+                    coze_core::redact::scrub(&e.to_string())
+                ),
             );
             check.code(if code == exit::AUTH || code == exit::NETWORK {
                 code
@@ -490,171 +483,12 @@ pub fn live(result: &Result<Value>) -> Check {
     }
 }
 
-// ------------------------------------------------------------------ running them
-
-/// What `coze-auth doctor` was asked to check.
-#[derive(Debug, Clone)]
-pub struct Setup {
-    /// The shared API flags (`--token-file`, `--base-url`, `--region`, timeouts, -v).
-    pub api: ApiFlags,
-    pub redirect_uri: String,
-}
-
-/// Runs every check, printing each line to `out` as soon as it is known, and returns
-/// the lines.
-pub fn run(setup: &Setup, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> {
-    let mut checks = Vec::new();
-    let mut say = |c: Check, checks: &mut Vec<Check>| -> Result<()> {
-        // A base URL or proxy written with user:password@ shows as ***@.
-        writeln!(out, "{}", crate::redact::scrub(&c.to_string()))
-            .and_then(|_| out.flush())
-            .map_err(|e| Error::io("stdout", e))?;
-        checks.push(c);
-        Ok(())
-    };
-    let now = crate::cli::unix_now;
-
-    let credentials = setup.api.credentials(env);
-    let stored: Option<(std::path::PathBuf, io::Result<u32>, Result<Token>)> =
-        match credentials.as_ref().ok().and_then(Credentials::path) {
-            Some(path) => {
-                let mode = file_mode(path);
-                let loaded = TokenStore::new(path).load();
-                Some((path.to_path_buf(), mode, loaded))
-            }
-            None => None,
-        };
-    let loaded_token = stored.as_ref().and_then(|(_, _, t)| t.as_ref().ok());
-    let token_base = loaded_token.and_then(|t| t.base_url.clone());
-    let f = &setup.api;
-    let api_base = config::api_base(f.base_url.as_deref(), f.region, env, token_base.as_deref());
-    let source = if f.base_url.is_some() {
-        "--base-url"
-    } else if f.region.is_some() {
-        "--region"
-    } else if env.api_base.is_some() {
-        "COZE_API_BASE"
-    } else if token_base.is_some() {
-        "the token file"
-    } else {
-        "the default"
-    };
-    let mut config = f.http_config(env)?;
-    if loaded_token.is_some_and(|t| crate::session::token_allows_http(t, &api_base)) {
-        config.network.allow_http = true;
-    }
-    let http = Http::new(config);
-    let base_check = region(&api_base, source, http.config().network.allow_http);
-    let mut reachable = base_check.level != Level::Fail;
-    say(base_check, &mut checks)?;
-
-    let route = http.route(&api_base);
-    reachable &= route.is_ok();
-    say(proxy(&route, &api_base), &mut checks)?;
-    let trusted = api_base.starts_with("https:").then(|| http.trust());
-    reachable &= !matches!(trusted, Some(Err(_)));
-    say(trust(trusted.as_ref()), &mut checks)?;
-
-    if reachable {
-        let started = Instant::now();
-        let before = now();
-        let target = format!("{}/", url::trim_base(&api_base));
-        let c = match http.probe(&target) {
-            Ok((_, date)) => {
-                let local = before + (started.elapsed().as_secs_f64() / 2.0).round() as i64;
-                clock(local, date.as_deref())
-            }
-            Err(e) => Check::fail(
-                "clock",
-                format!(
-                    "cannot ask the server: {}",
-                    crate::redact::scrub(&e.to_string())
-                ),
-            )
-            .code(exit::NETWORK),
-        };
-        say(c, &mut checks)?;
-    } else {
-        say(
-            Check::skip("clock", "no usable base URL or route to ask"),
-            &mut checks,
-        )?;
-    }
-
-    let (form, addr) = redirect_uri(&setup.redirect_uri);
-    say(form, &mut checks)?;
-    match addr {
-        Some(addr) => {
-            let bound = TcpListener::bind(addr).map(drop);
-            say(callback_port(addr, &bound), &mut checks)?;
-        }
-        None => say(
-            Check::skip("callback port", "no usable redirect URI"),
-            &mut checks,
-        )?,
-    }
-
-    say(self::credentials(&credentials), &mut checks)?;
-    let usable = match (&credentials, &stored) {
-        (Err(_), _) => false,
-        (Ok(Credentials::Static(_)), _) => {
-            say(
-                Check::ok(
-                    "token",
-                    "COZE_API_TOKEN is set (a bare token or PAT: used as is, never renewed)",
-                ),
-                &mut checks,
-            )?;
-            true
-        }
-        (Ok(Credentials::File { .. }), Some((path, mode, loaded))) => {
-            say(token_file(path, mode), &mut checks)?;
-            match loaded {
-                Ok(t) => {
-                    let c = token(t, &api_base, now());
-                    let ok = c.level != Level::Fail;
-                    say(c, &mut checks)?;
-                    ok
-                }
-                Err(e) if mode.is_ok() => {
-                    say(
-                        Check::fail("token", e.to_string()).code(exit::AUTH),
-                        &mut checks,
-                    )?;
-                    false
-                }
-                Err(_) => {
-                    say(Check::skip("token", "no token file"), &mut checks)?;
-                    false
-                }
-            }
-        }
-        (Ok(Credentials::File { .. }), None) => {
-            unreachable!("a token file is always read above")
-        }
-    };
-    if usable && reachable {
-        let session = Session::open(&setup.api, env)?;
-        let client = session.client();
-        say(live(&client.users_me()), &mut checks)?;
-    } else {
-        say(
-            Check::skip("api", "no usable token, base URL or route to try"),
-            &mut checks,
-        )?;
-    }
-    Ok(checks)
-}
-
-fn file_mode(path: &Path) -> io::Result<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coze_core::Error;
     use serde_json::{json, Map};
+    use std::net::TcpListener;
 
     fn tok(expires_at: i64, refresh: bool, base: &str) -> Token {
         Token {
@@ -800,8 +634,15 @@ mod tests {
         assert_eq!(callback_port(addr, &bound).level, Level::Fail);
     }
 
-    use crate::proxy::tests::vars;
-    use crate::proxy::ProxySettings;
+    use coze_core::proxy::ProxySettings;
+
+    /// Proxy variables as `Env` holds them.
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 
     fn route(pairs: &[(&str, &str)], base: &str) -> Result<Route> {
         ProxySettings {

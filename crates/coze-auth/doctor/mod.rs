@@ -1,17 +1,38 @@
-//! `coze-auth doctor`: its command line and its run. The checks themselves are
-//! `coze_core::doctor`; this reads the environment (once, here) and prints the report.
+//! `coze-auth doctor`: what usually stands between a person and a working login, checked
+//! one thing at a time, one line each: the region and base URL, the route to it (direct
+//! or which proxy, exactly as the requests take it), the CAs trusted for HTTPS, the
+//! clock against the server's `Date`, the callback port and the redirect URI's form,
+//! which credentials are used and why, the token file (present, private, not expired)
+//! and a live `GET /v1/users/me` with the token.
+//!
+//! Here: the command line, and [`report`], which does the observing (a bind, two
+//! requests, a file read) and prints each line as soon as it is known; the checks
+//! themselves are pure functions (`checks`). The environment is read by `main`, as
+//! everywhere. Not here: fixing anything. The doctor changes nothing but, like any
+//! tool, it renews a token that is about to run out before the live check.
+
+mod checks;
 
 use std::ffi::OsString;
-use std::io;
-use std::time::Duration;
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use coze_core::cli::{self, Parsed};
-use coze_core::config::Env;
-use coze_core::doctor::{self, Setup};
-use coze_core::session::ApiFlags;
-use coze_core::{Error, Result};
+use coze_core::config::{self, Credentials, Env};
+use coze_core::error::exit;
+use coze_core::http::Http;
+use coze_core::records::Token;
+use coze_core::session::{ApiFlags, Session};
+use coze_core::token_store::TokenStore;
+use coze_core::{url, Error, Result};
 
 use crate::flags::DEFAULT_REDIRECT_URI;
+use checks::{
+    callback_port, clock, exit_code, live, proxy, redirect_uri, region, token, token_file, trust,
+    Check, Level,
+};
 
 pub const HELP: &str = "\
 coze-auth doctor: check what a login and the API calls need, one line each
@@ -137,19 +158,168 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
 
 /// Runs the checks; `Ok(code)` is the exit status the report calls for.
 pub fn run(f: Flags, env: Env) -> Result<u8> {
-    let setup = Setup {
-        api: ApiFlags {
-            idle_timeout: Some(f.timeout),
-            connect_timeout: Some(f.timeout),
-            // A diagnosis reports what happens now; it does not wait out a flaky server.
-            retries: Some(0),
-            rate: None,
-            ..f.api
-        },
-        redirect_uri: f.redirect_uri,
+    let api = ApiFlags {
+        idle_timeout: Some(f.timeout),
+        connect_timeout: Some(f.timeout),
+        // A diagnosis reports what happens now; it does not wait out a flaky server.
+        retries: Some(0),
+        rate: None,
+        ..f.api
     };
-    let checks = doctor::run(&setup, &env, &mut io::stdout().lock())?;
-    Ok(doctor::exit_code(&checks))
+    let checks = report(&api, &f.redirect_uri, &env, &mut io::stdout().lock())?;
+    Ok(exit_code(&checks))
+}
+
+/// Runs every check of the API flags `api` (`--token-file`, `--base-url`, `--region`,
+/// timeouts, -v) and the redirect URI, printing each line to `out` as soon as it is
+/// known, and returns the lines.
+fn report(api: &ApiFlags, redirect: &str, env: &Env, out: &mut dyn Write) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let mut say = |c: Check, checks: &mut Vec<Check>| -> Result<()> {
+        // A base URL or proxy written with user:password@ shows as ***@.
+        writeln!(out, "{}", coze_core::redact::scrub(&c.to_string()))
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::io("stdout", e))?;
+        checks.push(c);
+        Ok(())
+    };
+    let now = cli::unix_now;
+
+    let credentials = api.credentials(env);
+    let stored: Option<(std::path::PathBuf, io::Result<u32>, Result<Token>)> =
+        match credentials.as_ref().ok().and_then(Credentials::path) {
+            Some(path) => {
+                let mode = file_mode(path);
+                let loaded = TokenStore::new(path).load();
+                Some((path.to_path_buf(), mode, loaded))
+            }
+            None => None,
+        };
+    let loaded_token = stored.as_ref().and_then(|(_, _, t)| t.as_ref().ok());
+    let token_base = loaded_token.and_then(|t| t.base_url.clone());
+    let f = api;
+    let api_base = config::api_base(f.base_url.as_deref(), f.region, env, token_base.as_deref());
+    let source = if f.base_url.is_some() {
+        "--base-url"
+    } else if f.region.is_some() {
+        "--region"
+    } else if env.api_base.is_some() {
+        "COZE_API_BASE"
+    } else if token_base.is_some() {
+        "the token file"
+    } else {
+        "the default"
+    };
+    let mut config = f.http_config(env)?;
+    if loaded_token.is_some_and(|t| coze_core::session::token_allows_http(t, &api_base)) {
+        config.network.allow_http = true;
+    }
+    let http = Http::new(config);
+    let base_check = region(&api_base, source, http.config().network.allow_http);
+    let mut reachable = base_check.level != Level::Fail;
+    say(base_check, &mut checks)?;
+
+    let route = http.route(&api_base);
+    reachable &= route.is_ok();
+    say(proxy(&route, &api_base), &mut checks)?;
+    let trusted = api_base.starts_with("https:").then(|| http.trust());
+    reachable &= !matches!(trusted, Some(Err(_)));
+    say(trust(trusted.as_ref()), &mut checks)?;
+
+    if reachable {
+        let started = Instant::now();
+        let before = now();
+        let target = format!("{}/", url::trim_base(&api_base));
+        let c = match http.probe(&target) {
+            Ok((_, date)) => {
+                let local = before + (started.elapsed().as_secs_f64() / 2.0).round() as i64;
+                clock(local, date.as_deref())
+            }
+            Err(e) => Check::fail(
+                "clock",
+                format!(
+                    "cannot ask the server: {}",
+                    coze_core::redact::scrub(&e.to_string())
+                ),
+            )
+            .code(exit::NETWORK),
+        };
+        say(c, &mut checks)?;
+    } else {
+        say(
+            Check::skip("clock", "no usable base URL or route to ask"),
+            &mut checks,
+        )?;
+    }
+
+    let (form, addr) = redirect_uri(redirect);
+    say(form, &mut checks)?;
+    match addr {
+        Some(addr) => {
+            let bound = TcpListener::bind(addr).map(drop);
+            say(callback_port(addr, &bound), &mut checks)?;
+        }
+        None => say(
+            Check::skip("callback port", "no usable redirect URI"),
+            &mut checks,
+        )?,
+    }
+
+    say(checks::credentials(&credentials), &mut checks)?;
+    let usable = match (&credentials, &stored) {
+        (Err(_), _) => false,
+        (Ok(Credentials::Static(_)), _) => {
+            say(
+                Check::ok(
+                    "token",
+                    "COZE_API_TOKEN is set (a bare token or PAT: used as is, never renewed)",
+                ),
+                &mut checks,
+            )?;
+            true
+        }
+        (Ok(Credentials::File { .. }), Some((path, mode, loaded))) => {
+            say(token_file(path, mode), &mut checks)?;
+            match loaded {
+                Ok(t) => {
+                    let c = token(t, &api_base, now());
+                    let ok = c.level != Level::Fail;
+                    say(c, &mut checks)?;
+                    ok
+                }
+                Err(e) if mode.is_ok() => {
+                    say(
+                        Check::fail("token", e.to_string()).code(exit::AUTH),
+                        &mut checks,
+                    )?;
+                    false
+                }
+                Err(_) => {
+                    say(Check::skip("token", "no token file"), &mut checks)?;
+                    false
+                }
+            }
+        }
+        (Ok(Credentials::File { .. }), None) => {
+            unreachable!("a token file is always read above")
+        }
+    };
+    if usable && reachable {
+        let session = Session::open(api, env)?;
+        let client = session.client();
+        say(live(&client.users_me()), &mut checks)?;
+    } else {
+        say(
+            Check::skip("api", "no usable token, base URL or route to try"),
+            &mut checks,
+        )?;
+    }
+    Ok(checks)
+}
+
+fn file_mode(path: &Path) -> io::Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.permissions().mode())
 }
 
 #[cfg(test)]
