@@ -20,7 +20,9 @@ use coze_core::http::{Http, HttpConfig};
 use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Record;
 use coze_core::session::NET_FLAGS_HELP;
-use coze_core::{oauth, url, Error, Result};
+use coze_core::support::time::unix_now;
+use coze_core::support::url;
+use coze_core::{oauth, Error, Result};
 
 use flags::Flags;
 use login::browser::Browser;
@@ -121,7 +123,7 @@ fn run(f: Flags, env: Env) -> Result<()> {
 
 /// The device flow's first half: get a code, tell the person where to enter it.
 fn device(http: &Http, f: &Flags, api_base: &str, client_id: &str) -> Result<Record> {
-    let now = cli::unix_now();
+    let now = unix_now();
     let dc = oauth::request_device_code(http, api_base, client_id, f.workspace_id.as_deref(), now)?;
     let sep = if dc.verification_uri.contains('?') {
         '&'

@@ -180,7 +180,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
 /// The profile's stable user id, so the bot's memory of this user carries over from run
 /// to run; without a settings directory, one for this run.
 fn default_user(f: &Flags, env: &Env) -> Result<String> {
-    let mut warn = |w: &str| cli::warn(w);
+    let mut warn = |w: &str| coze_core::support::say::warn(w);
     let id = match f.api.user_id_path(env) {
         Ok(path) => coze_core::user_id::stable(&path, &mut warn),
         Err(e) => {

@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 use coze_core::chat::{ChatState, Sink};
 use coze_core::jsonl::JsonlWriter;
-use coze_core::{cli, redact, Error};
+use coze_core::support::{redact, say};
+use coze_core::Error;
 
 use crate::flags::Mode;
 
@@ -40,7 +41,7 @@ impl<W: Write> Printer<W> {
             out: JsonlWriter::new(out),
             id: None,
             open_line: false,
-            dim_reasoning: cli::stderr_is_terminal(),
+            dim_reasoning: say::stderr_is_terminal(),
             reasoning_open: false,
             tty_out: mode == Mode::Text && io::stdout().is_terminal(),
             recovered: false,
@@ -235,7 +236,7 @@ impl<W: Write> Sink for Printer<W> {
         if self.tty_out {
             self.out
                 .get_mut()
-                .write_all(cli::visible(text).as_bytes())?;
+                .write_all(say::visible(text).as_bytes())?;
         } else {
             self.out.get_mut().write_all(text.as_bytes())?;
         }
@@ -252,7 +253,7 @@ impl<W: Write> Sink for Printer<W> {
         }
         self.reasoning_open = true;
         if self.dim_reasoning {
-            eprint!("{}", cli::visible(text));
+            eprint!("{}", say::visible(text));
         } else {
             eprint!("{text}");
         }

@@ -138,7 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             Arg::Value(v) if id.is_none() && word.as_deref().is_some_and(takes_id) => {
                 let given = cli::nonempty("CONVERSATION_ID", v.clone())?;
                 // `..` would turn /v1/conversations/ID/clear into another endpoint.
-                if coze_core::url::path_segment(&given).is_none() {
+                if coze_core::support::url::path_segment(&given).is_none() {
                     return Err(Error::usage(format!(
                         "CONVERSATION_ID: {given:?} is not a conversation id"
                     )));

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use coze_core::cli::{self, unix_now, Parsed};
+use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Credentials, Env};
 use coze_core::http::Http;
 use coze_core::jsonl::{JsonlWriter, LineReader};
 use coze_core::jwt::{self, JwtGrant};
 use coze_core::oauth::{self, DevicePoll};
 use coze_core::records::{DeviceCode, Record, Token};
+use coze_core::support::time::{ago, unix_now};
 use coze_core::token_store::{self, Renewer, TokenStore};
 use coze_core::{Error, Result};
 
@@ -84,7 +85,7 @@ fn client_secret(f: &Flags, secrets: &Secrets) -> Result<Option<ClientSecret>> {
         }));
     }
     Ok(secrets.client_secret.as_ref().map(|s| {
-        coze_core::redact::register(s);
+        coze_core::support::redact::register(s);
         ClientSecret {
             secret: s.clone(),
             file: None,
@@ -357,7 +358,7 @@ fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Re
             let left = grant.expires_at - unix_now();
             eprint!(
                 "\r{TOOL}: code {} — {}:{:02} left ",
-                coze_core::cli::visible(&grant.user_code),
+                coze_core::support::say::visible(&grant.user_code),
                 left.max(0) / 60,
                 left.max(0) % 60
             );
@@ -370,7 +371,7 @@ fn describe_expiry(t: &Token) -> String {
     if t.expires_at == 0 {
         return "an unknown time (no expiry recorded)".into();
     }
-    token_store::ago(t.expires_at, unix_now())
+    ago(t.expires_at, unix_now())
 }
 
 /// Prints what the credentials in use hold; exit 0 when they can be used, 4 when not.

@@ -14,9 +14,11 @@ use coze_core::config::{self, Credentials, Region};
 use coze_core::error::exit;
 use coze_core::proxy::Route;
 use coze_core::records::Token;
+use coze_core::support::time::ago;
+use coze_core::support::url;
 use coze_core::tls::Trust;
 use coze_core::token_store;
-use coze_core::{url, Result};
+use coze_core::Result;
 
 use crate::login::listener::Loopback;
 
@@ -417,7 +419,7 @@ pub fn token(token: &Token, api_base: &str, now: i64) -> Check {
     if ttl == i64::MAX {
         return Check::ok("token", format!("no expiry recorded; {how}"));
     }
-    let when = token_store::ago(token.expires_at, now);
+    let when = ago(token.expires_at, now);
     if ttl > token_store::DEFAULT_MIN_TTL {
         Check::ok("token", format!("access token expires {when}; {how}"))
     } else if renewable {
@@ -471,7 +473,7 @@ pub fn live(result: &Result<Value>) -> Check {
                 "api",
                 format!(
                     "GET /v1/users/me: {}",
-                    coze_core::redact::scrub(&e.to_string())
+                    coze_core::support::redact::scrub(&e.to_string())
                 ),
             );
             check.code(if code == exit::AUTH || code == exit::NETWORK {

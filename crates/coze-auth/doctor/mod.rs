@@ -25,8 +25,10 @@ use coze_core::error::exit;
 use coze_core::http::Http;
 use coze_core::records::Token;
 use coze_core::session::{ApiFlags, Session};
+use coze_core::support::time::unix_now;
+use coze_core::support::url;
 use coze_core::token_store::TokenStore;
-use coze_core::{url, Error, Result};
+use coze_core::{Error, Result};
 
 use crate::flags::DEFAULT_REDIRECT_URI;
 use checks::{
@@ -177,13 +179,13 @@ fn report(api: &ApiFlags, redirect: &str, env: &Env, out: &mut dyn Write) -> Res
     let mut checks = Vec::new();
     let mut say = |c: Check, checks: &mut Vec<Check>| -> Result<()> {
         // A base URL or proxy written with user:password@ shows as ***@.
-        writeln!(out, "{}", coze_core::redact::scrub(&c.to_string()))
+        writeln!(out, "{}", coze_core::support::redact::scrub(&c.to_string()))
             .and_then(|_| out.flush())
             .map_err(|e| Error::io("stdout", e))?;
         checks.push(c);
         Ok(())
     };
-    let now = cli::unix_now;
+    let now = unix_now;
 
     let credentials = api.credentials(env);
     let stored: Option<(std::path::PathBuf, io::Result<u32>, Result<Token>)> =
@@ -239,7 +241,7 @@ fn report(api: &ApiFlags, redirect: &str, env: &Env, out: &mut dyn Write) -> Res
                 "clock",
                 format!(
                     "cannot ask the server: {}",
-                    coze_core::redact::scrub(&e.to_string())
+                    coze_core::support::redact::scrub(&e.to_string())
                 ),
             )
             .code(exit::NETWORK),

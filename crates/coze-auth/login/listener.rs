@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use coze_core::callback::{classify, denied, tidy, Outcome};
-use coze_core::{redact, url, Error, Result};
+use coze_core::support::{redact, url};
+use coze_core::{Error, Result};
 
 /// The hosts we serve a callback on. Other loopback spellings (127.0.0.2, ...) are not
 /// accepted: a redirect URI registered on a Coze app uses one of these.

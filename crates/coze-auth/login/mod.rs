@@ -15,7 +15,8 @@ use serde_json::Map;
 use coze_core::oauth::{self, Authorize};
 use coze_core::pkce::{self, Pkce};
 use coze_core::records::AuthorizationCode;
-use coze_core::{redact, url, Error, Result};
+use coze_core::support::{redact, url};
+use coze_core::{Error, Result};
 
 use browser::{open_browser, Browser};
 use listener::{seconds, Listener, Loopback};

@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 use crate::config;
 use crate::error::Result;
 use crate::http::{Dialect, Http, Request, Stream};
+use crate::support::url;
 use crate::token_store::TokenSource;
-use crate::url;
 
 /// `id` as one path segment, or a usage error for an id no segment can carry (`..`
 /// would make `/v1/conversations/../clear` another endpoint).

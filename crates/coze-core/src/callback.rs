@@ -11,7 +11,8 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::{pkce, url};
+use crate::pkce;
+use crate::support::url;
 
 /// What one request to the listener (or one pasted URL) means.
 #[derive(Clone, PartialEq, Eq)]

@@ -572,7 +572,7 @@ fn cancel_one(client: &Client<'_>, tool: &str, conv: &str, chat: &str) {
             ) => {}
         Err(e) => crate::say!(
             "{tool}: cancelling chat {chat}: {}",
-            crate::redact::scrub(&e.to_string())
+            crate::support::redact::scrub(&e.to_string())
         ),
         Ok(_) => {}
     }

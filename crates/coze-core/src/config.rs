@@ -242,7 +242,7 @@ pub fn credentials(
         return Ok(named);
     }
     if let Some(token) = &env.api_token {
-        crate::redact::register(token);
+        crate::support::redact::register(token);
         return Ok(Credentials::Static(token.clone()));
     }
     default_credentials(env)
@@ -338,7 +338,7 @@ pub fn api_base(
         .or_else(|| env.api_base.clone())
         .or_else(|| token_base.map(str::to_owned))
         .unwrap_or_else(|| CN_API.to_owned());
-    crate::url::trim_base(&chosen).to_owned()
+    crate::support::url::trim_base(&chosen).to_owned()
 }
 
 /// The web host of the authorize page: `--www-url` > `COZE_WWW_BASE` > www.coze.cn /
@@ -346,9 +346,9 @@ pub fn api_base(
 /// private deployments serve the pages on the API host; coze-api.md §1).
 pub fn www_base(api_base: &str, flag_www: Option<&str>, env: &Env) -> String {
     if let Some(w) = flag_www.map(str::to_owned).or_else(|| env.www_base.clone()) {
-        return crate::url::trim_base(&w).to_owned();
+        return crate::support::url::trim_base(&w).to_owned();
     }
-    match crate::url::trim_base(api_base) {
+    match crate::support::url::trim_base(api_base) {
         CN_API => CN_WWW.to_owned(),
         COM_API => COM_WWW.to_owned(),
         other => other.to_owned(),
@@ -358,7 +358,7 @@ pub fn www_base(api_base: &str, flag_www: Option<&str>, env: &Env) -> String {
 /// A hint for authentication failures that usually mean the wrong region: a coze.cn
 /// token sent to coze.com or the reverse (coze-api.md §9.9).
 pub fn region_hint(api_base: &str) -> Option<&'static str> {
-    match crate::url::trim_base(api_base) {
+    match crate::support::url::trim_base(api_base) {
         COM_API => Some("if this token is from coze.cn, try --region cn"),
         CN_API => Some("if this token is from coze.com, try --region com"),
         _ => None,

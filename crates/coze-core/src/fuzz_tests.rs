@@ -19,8 +19,8 @@ use crate::callback::{self, Outcome};
 use crate::jsonl::{LineError, LineReader};
 use crate::records::Record;
 use crate::sse::{Event, SseError, SseReader};
+use crate::support::url;
 use crate::test_io::{Chunked, RECORDED};
-use crate::url;
 
 /// xorshift64*: small, fast, and the same sequence on every machine.
 struct Rng(u64);

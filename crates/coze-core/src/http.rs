@@ -39,8 +39,8 @@ use serde_json::Value;
 use crate::error::{ApiCode, ApiError, Error, Result};
 use crate::pace::Pacer;
 use crate::proxy::{ProxySettings, Route};
+use crate::support::{redact, url};
 use crate::tls::{Trust, TrustSettings, ADD_A_CA};
-use crate::{redact, url};
 
 /// Where requests may go and what they trust, resolved once from flags and environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -241,7 +241,7 @@ impl Http {
     /// The trusted CAs, loaded now if they were not yet.
     pub fn trust(&self) -> Result<Arc<Trust>> {
         let loaded = self.trust.get_or_init(|| {
-            let mut warn = |w: &str| crate::cli::warn(w);
+            let mut warn = |w: &str| crate::support::say::warn(w);
             let trust = self.config.network.trust.load(&mut warn);
             if let Ok(t) = &trust {
                 if self.config.verbose {
@@ -379,7 +379,7 @@ impl Http {
         url::check_transport(url, allow).map_err(Error::Usage)?;
         if url::is_plain_remote(url) && !self.warned_plain.swap(true, Ordering::Relaxed) {
             let host = url::parse(url).map(|p| p.host).unwrap_or_default();
-            crate::cli::warn(&format!(
+            crate::support::say::warn(&format!(
                 "plain http:// to {host} (--allow-http): the token crosses the network \
                  unencrypted"
             ));
@@ -409,7 +409,7 @@ impl Http {
                     if !bound.is_zero() {
                         crate::say!(
                             "{}: {} is busy with another chat: waiting up to {} (--busy-wait)",
-                            crate::cli::tool(),
+                            crate::support::say::tool(),
                             busy_conversation(&req.url),
                             in_words(bound)
                         );

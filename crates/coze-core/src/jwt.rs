@@ -23,7 +23,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::records::{Extra, Token};
-use crate::{oauth, pkce, redact, token_store};
+use crate::support::random::random_hex;
+use crate::support::redact;
+use crate::{oauth, token_store};
 
 /// `duration_seconds` when none is asked for, and the most Coze grants ([doc]).
 pub const DEFAULT_TTL: u32 = 900;
@@ -74,7 +76,7 @@ impl Claims {
     /// Claims for one token request at `now`, with a fresh 32-byte random `jti` ([doc]
     /// recommends more than 32 characters; 64 hex digits carry 256 bits).
     pub fn new(client_id: &str, aud: &str, now: i64, session_name: Option<&str>) -> Result<Claims> {
-        let jti = pkce::random_hex(32)
+        let jti = random_hex(32)
             .map_err(|e| Error::Auth(format!("no randomness for the JWT id: {e}")))?;
         Ok(Claims {
             iss: client_id.into(),

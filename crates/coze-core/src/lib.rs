@@ -23,15 +23,14 @@ pub mod pace;
 pub mod pkce;
 pub mod proxy;
 pub mod records;
-pub mod redact;
 pub mod session;
 pub mod sse;
 pub mod stdout_watch;
+pub mod support;
 #[cfg(test)]
 mod test_io;
 pub mod tls;
 pub mod token_store;
-pub mod url;
 pub mod user_id;
 
 pub use error::{Error, Result};

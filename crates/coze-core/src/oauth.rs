@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{ApiError, Error, Result};
 use crate::http::{Dialect, Http, Request};
 use crate::records::{AuthorizationCode, DeviceCode, Token};
-use crate::{redact, url};
+use crate::support::{redact, url};
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 pub const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

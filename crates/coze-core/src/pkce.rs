@@ -76,20 +76,6 @@ pub fn random_state() -> Result<String, getrandom::Error> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// `bytes` random bytes as lowercase hex (`2 * bytes` characters), for ids such as
-/// a session name or a JWT `jti`.
-pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut raw = vec![0u8; bytes];
-    getrandom::fill(&mut raw)?;
-    let mut out = String::with_capacity(bytes.saturating_mul(2));
-    for b in raw {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    Ok(out)
-}
-
 /// Compares secrets (such as the returned `state`) without an early exit on the
 /// first differing byte, so timing does not reveal how long a matching prefix is.
 /// Lengths are not secret here, so a length mismatch returns at once.
@@ -185,16 +171,6 @@ mod tests {
             assert_eq!(URL_SAFE_NO_PAD.decode(s).unwrap().len(), 32);
         }
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn random_hex_lengths_and_digits() {
-        assert_eq!(random_hex(0).unwrap(), "");
-        let h = random_hex(16).unwrap();
-        assert_eq!(h.len(), 32);
-        assert!(h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
-        assert_ne!(h, random_hex(16).unwrap());
-        assert_eq!(random_hex(1000).unwrap().len(), 2000);
     }
 
     #[test]

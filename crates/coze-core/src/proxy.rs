@@ -25,7 +25,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::error::{Error, Result};
-use crate::url;
+use crate::support::url;
 
 /// The variables that can name a proxy, in no particular order (see [`candidates`]).
 pub const PROXY_VARS: [&str; 6] = [

@@ -225,10 +225,9 @@ pub fn token_allows_http(token: &Token, base: &str) -> bool {
         .get("allow_http")
         .and_then(serde_json::Value::as_bool)
         == Some(true)
-        && token
-            .base_url
-            .as_deref()
-            .is_some_and(|b| crate::url::trim_base(b) == crate::url::trim_base(base))
+        && token.base_url.as_deref().is_some_and(|b| {
+            crate::support::url::trim_base(b) == crate::support::url::trim_base(base)
+        })
 }
 
 /// What an API tool talks through.
@@ -275,7 +274,7 @@ impl Session {
         if flags.verbose {
             crate::say!(
                 "* credentials: {described}; API base {}",
-                crate::redact::scrub(&base)
+                crate::support::redact::scrub(&base)
             );
         }
         Ok(Session {

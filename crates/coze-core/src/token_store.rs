@@ -41,13 +41,13 @@ use std::os::unix::fs::{
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::cli::unix_now;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::jwt::{self, JwtGrant};
 use crate::oauth;
 use crate::records::{Record, Token};
-use crate::redact;
+use crate::support::redact;
+use crate::support::time::{ago, unix_now};
 
 /// Renew when the token has less than this left (design.md §3).
 pub const DEFAULT_MIN_TTL: i64 = 120;
@@ -201,7 +201,7 @@ impl TokenStore {
                      tightened ({e}): chmod 600 {p}"
                 ))
             })?;
-        crate::cli::warn(&format!(
+        crate::support::say::warn(&format!(
             "the token file {p} was open to others (mode {mode:04o}): tightened to 0600"
         ));
         Ok(())
@@ -794,25 +794,6 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<String> {
     })
 }
 
-/// "3 min ago" / "in 14 min", for messages.
-pub fn ago(at: i64, now: i64) -> String {
-    if at == 0 {
-        return "at an unknown time".into();
-    }
-    let d = at - now;
-    let (n, unit) = match d.abs() {
-        s if s < 120 => (s, "s"),
-        s if s < 7200 => (s / 60, "min"),
-        s if s < 172_800 => (s / 3600, "h"),
-        s => (s / 86_400, "days"),
-    };
-    if d >= 0 {
-        format!("in {n} {unit}")
-    } else {
-        format!("{n} {unit} ago")
-    }
-}
-
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -1243,12 +1224,5 @@ mod tests {
         let e = stale.current(&http).unwrap_err();
         assert!(e.to_string().contains("is not a token file"), "{e}");
         let _ = fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn ago_reads_naturally() {
-        assert_eq!(ago(1000, 1000 - 30), "in 30 s");
-        assert_eq!(ago(1000, 1000 + 600), "10 min ago");
-        assert_eq!(ago(0, 5), "at an unknown time");
     }
 }

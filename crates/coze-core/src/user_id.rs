@@ -14,11 +14,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
+use crate::support::random::random_hex;
+
 /// A new random id: `coze-tools-` and 16 hex digits.
 pub fn generate() -> io::Result<String> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = random_hex(8).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(format!("coze-tools-{hex}"))
 }
 
