@@ -197,7 +197,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         append: false,
         ordered: false,
         summary: false,
-        max_line: coze_core::jsonl::DEFAULT_MAX_LINE,
+        max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
     };
     let mut prompt: Option<String> = None;
     while let Some(arg) = p.next().map_err(cli::usage)? {

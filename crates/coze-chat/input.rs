@@ -12,8 +12,8 @@ use std::io::BufRead;
 
 use serde_json::{Map, Value};
 
-use coze_core::jsonl::{self, LineError, LineReader};
 use coze_core::records::{self, Prompt, Record};
+use coze_core::wire::jsonl::{self, LineError, LineReader};
 use coze_core::{Error, Result};
 
 /// One thing to do, from one line.

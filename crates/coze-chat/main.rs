@@ -20,9 +20,9 @@ use coze_core::api::Client;
 use coze_core::chat::Active;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Env;
-use coze_core::jsonl::JsonlWriter;
 use coze_core::records::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
+use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{interrupt, stdout_watch, Error, Result};
 
 use ask::{ask, Plan, Tally};
@@ -227,13 +227,14 @@ impl Runner<'_> {
                     line: None,
                     message,
                 };
-                let bytes = coze_core::jsonl::read_capped(io::stdin().lock(), f.max_line as u64)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::FileTooLarge => {
-                            bad(format!("{e}; --max-line-bytes raises the limit"))
-                        }
-                        _ => bad(format!("reading stdin: {e}")),
-                    })?;
+                let bytes =
+                    coze_core::wire::jsonl::read_capped(io::stdin().lock(), f.max_line as u64)
+                        .map_err(|e| match e.kind() {
+                            io::ErrorKind::FileTooLarge => {
+                                bad(format!("{e}; --max-line-bytes raises the limit"))
+                            }
+                            _ => bad(format!("reading stdin: {e}")),
+                        })?;
                 let all = String::from_utf8(bytes)
                     .map_err(|_| bad("reading stdin: not valid UTF-8".into()))?;
                 let text = all

@@ -12,8 +12,8 @@ use std::io::{self, IsTerminal, Write};
 use serde_json::{json, Map, Value};
 
 use coze_core::chat::{ChatState, Sink};
-use coze_core::jsonl::JsonlWriter;
 use coze_core::support::{redact, say};
+use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::Error;
 
 use crate::flags::Mode;

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use coze_core::config::{self, Credentials, Env, DEFAULT_PROFILE};
-use coze_core::jsonl::JsonlWriter;
 use coze_core::support::time::{ago, unix_now};
 use coze_core::token_store::{self, TokenStore};
+use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 
 use crate::flags::Flags;

@@ -6,7 +6,7 @@
 
 use std::io::BufRead;
 
-use coze_core::jsonl::{LineError, LineReader};
+use coze_core::wire::jsonl::{LineError, LineReader};
 use coze_core::records::Record;
 use libfuzzer_sys::fuzz_target;
 

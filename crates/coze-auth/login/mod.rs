@@ -128,7 +128,7 @@ pub fn login(
                         message: format!(
                             "the pasted line is longer than {}: paste the address the \
                              browser ended up on, or just its code",
-                            coze_core::jsonl::size(MAX_PASTE)
+                            coze_core::wire::jsonl::size(MAX_PASTE)
                         ),
                     });
                 }

@@ -165,6 +165,7 @@ pub fn denied(error: &str, description: Option<&str>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::test_io::{random_text, Rng};
 
     const STATE: &str = "s7aTe-0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -306,5 +307,72 @@ mod tests {
                 .exit_code(),
             3
         );
+    }
+
+    #[test]
+    fn callback_queries_never_panic_and_codes_come_back_exactly() {
+        let mut rng = Rng::new(0x5EED_0005);
+        let state = "st4te-Zx";
+        for case in 0..20_000 {
+            // Anything at all: no panic, and only well-formed answers.
+            let target = random_text(&mut rng, 120);
+            let method = *rng.pick(&["GET", "POST", "get", ""]);
+            let outcome = classify(method, &target, "/callback", state);
+            if method != "GET" {
+                assert_eq!(outcome, Outcome::NotOurs, "case {case}");
+            }
+            if let Outcome::Code(code) = &outcome {
+                assert!(!code.is_empty());
+                assert!(
+                    url::decode(&target).contains(state),
+                    "case {case}: {target:?}"
+                );
+            }
+            let pasted = random_text(&mut rng, 120);
+            if let Ok(code) = parse_pasted(&pasted, state) {
+                assert!(!code.is_empty(), "case {case}: {pasted:?}");
+            }
+            let _ = url::parse(&pasted);
+            let _ = url::parse_query(&pasted);
+            let _ = url::decode(&pasted);
+
+            // A well-formed callback: the code comes back exactly, in any position and
+            // between other parameters, from the listener and from a pasted URL.
+            let code = random_text(&mut rng, 40);
+            assert_eq!(url::decode(&url::encode(&code)), code, "case {case}");
+            let mut pairs = vec![("code", code.as_str()), ("state", state)];
+            if rng.chance(50) {
+                pairs.swap(0, 1);
+            }
+            if rng.chance(30) {
+                pairs.insert(rng.below(3), ("extra", "x=y&z"));
+            }
+            let query = url::query(&pairs);
+            let want = if code.is_empty() {
+                None
+            } else {
+                Some(code.clone())
+            };
+            let got = match classify("GET", &format!("/callback?{query}"), "/callback", state) {
+                Outcome::Code(c) => Some(c),
+                Outcome::Denied { .. } => None,
+                other => panic!("case {case}: {other:?} for {query:?}"),
+            };
+            assert_eq!(got, want, "case {case}: {query:?}");
+            let url = format!("http://127.0.0.1:8080/callback?{query}");
+            match parse_pasted(&url, state) {
+                Ok(c) => assert_eq!(Some(c), want, "case {case}: {url:?}"),
+                Err(e) => assert!(want.is_none(), "case {case}: {url:?}: {e}"),
+            }
+            // Someone else's state is refused before the code is looked at.
+            let forged = url::query(&[("code", "c"), ("state", &code)]);
+            if code != state {
+                assert_eq!(
+                    classify("GET", &format!("/callback?{forged}"), "/callback", state),
+                    Outcome::WrongState,
+                    "case {case}"
+                );
+            }
+        }
     }
 }

@@ -21,8 +21,8 @@ use serde_json::{json, Map, Value};
 use crate::api::Client;
 use crate::error::{ApiCode, ApiError, Error, Result};
 use crate::http::{describe_io, is_timeout};
-use crate::json_pick;
-use crate::sse::{SseError, SseReader};
+use crate::wire::json_pick;
+use crate::wire::sse::{SseError, SseReader};
 
 /// What to ask.
 #[derive(Debug, Clone, Default)]

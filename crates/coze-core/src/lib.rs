@@ -11,12 +11,8 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;
-#[cfg(test)]
-mod fuzz_tests;
 pub mod http;
 pub mod interrupt;
-pub mod json_pick;
-pub mod jsonl;
 pub mod jwt;
 pub mod oauth;
 pub mod pace;
@@ -24,13 +20,11 @@ pub mod pkce;
 pub mod proxy;
 pub mod records;
 pub mod session;
-pub mod sse;
 pub mod stdout_watch;
 pub mod support;
-#[cfg(test)]
-mod test_io;
 pub mod tls;
 pub mod token_store;
 pub mod user_id;
+pub mod wire;
 
 pub use error::{Error, Result};

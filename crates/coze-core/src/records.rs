@@ -59,8 +59,8 @@ impl Record {
 
     /// Parses one line of text (a JSON object) into a record.
     pub fn from_line(line: u64, text: &str) -> Result<Record, Error> {
-        let object =
-            crate::jsonl::parse_object(line, text).map_err(|e| Error::input(e.line, e.message))?;
+        let object = crate::wire::jsonl::parse_object(line, text)
+            .map_err(|e| Error::input(e.line, e.message))?;
         Record::from_object(line, object)
     }
 }
@@ -316,6 +316,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::test_io::{mutate, random_bytes, Rng};
     use serde_json::json;
 
     #[test]
@@ -413,5 +414,60 @@ mod tests {
         assert!(!dbg.contains("SECRET"), "{dbg}");
         let rec = Record::from_line(1, r#"{"type":"authorization_code","code":"SECRET3","code_verifier":"SECRET4","redirect_uri":"r","client_id":"i","base_url":"b"}"#).unwrap();
         assert!(!format!("{rec:?}").contains("SECRET"));
+    }
+
+    /// Valid records of every type, the seeds of the record mutations.
+    const RECORDS: &[&str] = &[
+        r#"{"type":"authorization_code","code":"c0de","code_verifier":"v3r1f13r","redirect_uri":"http://127.0.0.1:8080/callback","client_id":"42.app.coze","base_url":"https://api.coze.cn"}"#,
+        r#"{"type":"device_code","device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"https://www.coze.cn/device","interval":5,"expires_at":1718792949,"client_id":"42.app.coze","base_url":"https://api.coze.cn"}"#,
+        r#"{"type":"token","access_token":"czu_x","token_type":"Bearer","expires_at":1718792949,"refresh_token":"r","client_id":"42.app.coze","base_url":"https://api.coze.cn","note":[1,{"a":null}]}"#,
+        r#"{"type":"token","access_token":"czs_jwt","expires_at":1,"grant":"jwt","key_file":"/k.pem","kid":"k","ttl":900}"#,
+        r#"{"type":"conversation","conversation_id":"7381473525342978089","bot_id":"737","created_at":1718792949,"meta_data":{"k":"v"},"last_section_id":"1"}"#,
+        r#"{"type":"prompt","content":"你好 🙂","id":{"n":[1,2.5,-3e2]},"conversation_id":"1","bot_id":"2","user_id":"u","custom_variables":{"a":"b"},"meta_data":{}}"#,
+        r#"{"type":"prompt","content":"","id":null}"#,
+        r#"{"type":"answer","id":"q1","content":"x"}"#,
+    ];
+
+    #[test]
+    fn records_never_panic_errors_name_the_line_and_round_trip() {
+        let mut rng = Rng::new(0x5EED_0004);
+        let mut parsed = 0;
+        for case in 0..30_000u64 {
+            let bytes = if rng.chance(85) {
+                mutate(rng.pick(RECORDS).as_bytes(), &mut rng)
+            } else {
+                random_bytes(&mut rng, 200)
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let line = 1 + case % 1000;
+            match Record::from_line(line, &text) {
+                Ok(rec) => {
+                    parsed += 1;
+                    let Value::Object(obj) = rec.to_value() else {
+                        panic!("case {case}: a record is not an object: {text:?}");
+                    };
+                    assert_eq!(
+                        obj.get("type").and_then(Value::as_str),
+                        Some(rec.type_name())
+                    );
+                    let again = Record::from_object(line, obj)
+                        .unwrap_or_else(|e| panic!("case {case}: {text:?} does not re-read: {e}"));
+                    assert_eq!(again, rec, "case {case}: {text:?}");
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.starts_with(&format!("stdin line {line}: ")),
+                        "case {case}: {msg:?} for {text:?}"
+                    );
+                    assert_eq!(e.exit_code(), 3, "case {case}: {msg}");
+                    assert!(!msg.contains('\n'), "case {case}: one line: {msg:?}");
+                }
+            }
+        }
+        assert!(
+            parsed > 1000,
+            "the mutations must keep some records valid: {parsed}"
+        );
     }
 }

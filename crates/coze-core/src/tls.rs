@@ -266,7 +266,7 @@ fn read_into(into: &mut Vec<Certificate<'static>>, label: String, files: &[PathB
     let mut problem = None;
     for file in files {
         // A system bundle is a few hundred KiB; 64 MiB is no bundle (`/dev/zero`).
-        match fs::File::open(file).and_then(|f| crate::jsonl::read_capped(f, 64 << 20)) {
+        match fs::File::open(file).and_then(|f| crate::wire::jsonl::read_capped(f, 64 << 20)) {
             Ok(bytes) => {
                 for item in ureq::tls::parse_pem(&bytes).flatten() {
                     if let PemItem::Certificate(c) = item {

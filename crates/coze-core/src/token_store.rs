@@ -139,7 +139,7 @@ impl TokenStore {
             ))
         };
         // A token is a few hundred bytes: a huge file is not one (and is not read whole).
-        let bytes = match crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE) {
+        let bytes = match crate::wire::jsonl::read_capped(&mut file, MAX_SECRET_FILE) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
                 return Err(not_a_token(&e.to_string()))
@@ -786,7 +786,7 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<String> {
             m = mode & 0o7777
         )));
     }
-    let bytes = crate::jsonl::read_capped(&mut file, MAX_SECRET_FILE)
+    let bytes = crate::wire::jsonl::read_capped(&mut file, MAX_SECRET_FILE)
         .map_err(|e| Error::io(path, e).context(format!("reading the {what}")))?;
     String::from_utf8(bytes).map_err(|_| {
         let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8");

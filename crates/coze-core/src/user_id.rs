@@ -61,7 +61,7 @@ pub fn stable(path: &Path, warn: &mut dyn FnMut(&str)) -> io::Result<String> {
 /// one replaces it).
 fn read(path: &Path) -> io::Result<Option<String>> {
     // An id is at most 128 bytes: a longer file is not read whole, and not used.
-    match crate::jsonl::read_file_capped(path, 4096) {
+    match crate::wire::jsonl::read_file_capped(path, 4096) {
         Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
             let _ = fs::remove_file(path);
             Ok(None)

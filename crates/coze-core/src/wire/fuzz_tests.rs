@@ -1,149 +1,23 @@
-//! Deterministic randomized tests over the parsers that read untrusted bytes: the SSE
-//! reader, the JSON-lines reader, `Record::from_line`, the callback query parser and
-//! the URL helpers. `make fuzz` runs coverage-guided fuzzers over the same code for a
+//! Deterministic randomized tests over the wire parsers that read untrusted bytes: the
+//! SSE reader, the JSON-lines reader and `json_pick` (`Record::from_line` and the
+//! callback query parser have theirs in their modules, on the same generator:
+//! `test_io`). `make fuzz` runs coverage-guided fuzzers over the same code for a
 //! while; these run on every `make test` with a fixed seed and tens of thousands of
 //! cases, so a regression shows up without a fuzzer.
 //!
 //! What they check: nothing panics; SSE: any chunking of any byte stream gives the
 //! same results as one-piece reading, and a generated valid stream gives exactly the
 //! events it was built from; JSON lines: numbering and content do not depend on the
-//! buffer size or chunking and match a plain split on `\n`; records: errors name the
-//! line (exit 3), and a parsed record survives a round trip; callback: the code of a
-//! well-formed callback comes back exactly, whatever it contains.
+//! buffer size or chunking and match a plain split on `\n`; `json_pick`: it reads what
+//! serde_json reads, or declines.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 
 use serde_json::Value;
 
-use crate::callback::{self, Outcome};
-use crate::jsonl::{LineError, LineReader};
-use crate::records::Record;
-use crate::sse::{Event, SseError, SseReader};
-use crate::support::url;
-use crate::test_io::{Chunked, RECORDED};
-
-/// xorshift64*: small, fast, and the same sequence on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-/// `bytes` cut at random points (sorted, possibly equal: empty pieces are skipped).
-fn random_chunks(bytes: &[u8], rng: &mut Rng) -> Chunked {
-    let mut cuts: Vec<usize> = (0..rng.below(6))
-        .map(|_| rng.below(bytes.len() + 1))
-        .collect();
-    if rng.chance(20) {
-        // Byte by byte now and then: every boundary is a cut.
-        cuts = (1..bytes.len()).collect();
-    }
-    cuts.sort_unstable();
-    Chunked::new(bytes, &cuts)
-}
-
-/// `bytes` behind a random chunking and a random (small) buffer.
-fn chopped(bytes: &[u8], rng: &mut Rng) -> BufReader<Chunked> {
-    let cap = *rng.pick(&[1, 2, 3, 7, 16, 64, 8192]);
-    BufReader::with_capacity(cap, random_chunks(bytes, rng))
-}
-
-/// Bytes that look like the inputs the parsers meet, broken in every way.
-fn random_bytes(rng: &mut Rng, max_len: usize) -> Vec<u8> {
-    const PIECES: &[&[u8]] = &[
-        b"event",
-        b"data",
-        b"id",
-        b"retry",
-        b":",
-        b": ",
-        b" ",
-        b"\n",
-        b"\r",
-        b"\r\n",
-        b"\n\n",
-        b"{",
-        b"}",
-        b"\"",
-        b"\\",
-        b",",
-        b"[DONE]",
-        b"conversation.message.delta",
-        b"\xEF\xBB\xBF",
-        "你好".as_bytes(),
-        "🙂".as_bytes(),
-        b"\xE4\xBD",
-        b"\xFF",
-        b"\x80",
-        b"\0",
-        b"%",
-        b"%4",
-        b"%C3%A9",
-        b"+",
-        b"=",
-        b"&",
-        b"?",
-        b"#",
-        b"/",
-        b"://",
-        b"[",
-        b"]",
-    ];
-    let len = rng.below(max_len + 1);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        if rng.chance(30) {
-            out.push(rng.next() as u8);
-        } else {
-            let piece: &&[u8] = rng.pick(PIECES);
-            out.extend_from_slice(piece);
-        }
-    }
-    out
-}
-
-/// `bytes` with a few random edits: deletions, insertions, replacements, a cut.
-fn mutate(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut v = bytes.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(v.len() + 1);
-        match rng.below(5) {
-            0 if at < v.len() => {
-                v.remove(at);
-            }
-            1 => v.insert(at, rng.next() as u8),
-            2 if at < v.len() => v[at] = *rng.pick(b"\n\r:{}\"\\ ,0a\xFF"),
-            3 => {
-                let piece = random_bytes(rng, 8);
-                v.splice(at..at, piece);
-            }
-            _ => v.truncate(at),
-        }
-    }
-    v
-}
+use crate::wire::jsonl::{LineError, LineReader};
+use crate::wire::sse::{Event, SseError, SseReader};
+use crate::wire::test_io::{chopped, mutate, random_bytes, Rng, RECORDED};
 
 /// One outcome of `next_event`, comparable across readers.
 #[derive(Debug, PartialEq)]
@@ -356,134 +230,6 @@ fn jsonl_numbering_and_content_do_not_depend_on_the_buffer() {
     }
 }
 
-/// Valid records of every type, the seeds of the record mutations.
-const RECORDS: &[&str] = &[
-    r#"{"type":"authorization_code","code":"c0de","code_verifier":"v3r1f13r","redirect_uri":"http://127.0.0.1:8080/callback","client_id":"42.app.coze","base_url":"https://api.coze.cn"}"#,
-    r#"{"type":"device_code","device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"https://www.coze.cn/device","interval":5,"expires_at":1718792949,"client_id":"42.app.coze","base_url":"https://api.coze.cn"}"#,
-    r#"{"type":"token","access_token":"czu_x","token_type":"Bearer","expires_at":1718792949,"refresh_token":"r","client_id":"42.app.coze","base_url":"https://api.coze.cn","note":[1,{"a":null}]}"#,
-    r#"{"type":"token","access_token":"czs_jwt","expires_at":1,"grant":"jwt","key_file":"/k.pem","kid":"k","ttl":900}"#,
-    r#"{"type":"conversation","conversation_id":"7381473525342978089","bot_id":"737","created_at":1718792949,"meta_data":{"k":"v"},"last_section_id":"1"}"#,
-    r#"{"type":"prompt","content":"你好 🙂","id":{"n":[1,2.5,-3e2]},"conversation_id":"1","bot_id":"2","user_id":"u","custom_variables":{"a":"b"},"meta_data":{}}"#,
-    r#"{"type":"prompt","content":"","id":null}"#,
-    r#"{"type":"answer","id":"q1","content":"x"}"#,
-];
-
-#[test]
-fn records_never_panic_errors_name_the_line_and_round_trip() {
-    let mut rng = Rng::new(0x5EED_0004);
-    let mut parsed = 0;
-    for case in 0..30_000u64 {
-        let bytes = if rng.chance(85) {
-            mutate(rng.pick(RECORDS).as_bytes(), &mut rng)
-        } else {
-            random_bytes(&mut rng, 200)
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        let line = 1 + case % 1000;
-        match Record::from_line(line, &text) {
-            Ok(rec) => {
-                parsed += 1;
-                let Value::Object(obj) = rec.to_value() else {
-                    panic!("case {case}: a record is not an object: {text:?}");
-                };
-                assert_eq!(
-                    obj.get("type").and_then(Value::as_str),
-                    Some(rec.type_name())
-                );
-                let again = Record::from_object(line, obj)
-                    .unwrap_or_else(|e| panic!("case {case}: {text:?} does not re-read: {e}"));
-                assert_eq!(again, rec, "case {case}: {text:?}");
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(
-                    msg.starts_with(&format!("stdin line {line}: ")),
-                    "case {case}: {msg:?} for {text:?}"
-                );
-                assert_eq!(e.exit_code(), 3, "case {case}: {msg}");
-                assert!(!msg.contains('\n'), "case {case}: one line: {msg:?}");
-            }
-        }
-    }
-    assert!(
-        parsed > 1000,
-        "the mutations must keep some records valid: {parsed}"
-    );
-}
-
-/// Text from a biased alphabet, valid UTF-8.
-fn random_text(rng: &mut Rng, max_len: usize) -> String {
-    String::from_utf8_lossy(&random_bytes(rng, max_len)).into_owned()
-}
-
-#[test]
-fn callback_queries_never_panic_and_codes_come_back_exactly() {
-    let mut rng = Rng::new(0x5EED_0005);
-    let state = "st4te-Zx";
-    for case in 0..20_000 {
-        // Anything at all: no panic, and only well-formed answers.
-        let target = random_text(&mut rng, 120);
-        let method = *rng.pick(&["GET", "POST", "get", ""]);
-        let outcome = callback::classify(method, &target, "/callback", state);
-        if method != "GET" {
-            assert_eq!(outcome, Outcome::NotOurs, "case {case}");
-        }
-        if let Outcome::Code(code) = &outcome {
-            assert!(!code.is_empty());
-            assert!(
-                url::decode(&target).contains(state),
-                "case {case}: {target:?}"
-            );
-        }
-        let pasted = random_text(&mut rng, 120);
-        if let Ok(code) = callback::parse_pasted(&pasted, state) {
-            assert!(!code.is_empty(), "case {case}: {pasted:?}");
-        }
-        let _ = url::parse(&pasted);
-        let _ = url::parse_query(&pasted);
-        let _ = url::decode(&pasted);
-
-        // A well-formed callback: the code comes back exactly, in any position and
-        // between other parameters, from the listener and from a pasted URL.
-        let code = random_text(&mut rng, 40);
-        assert_eq!(url::decode(&url::encode(&code)), code, "case {case}");
-        let mut pairs = vec![("code", code.as_str()), ("state", state)];
-        if rng.chance(50) {
-            pairs.swap(0, 1);
-        }
-        if rng.chance(30) {
-            pairs.insert(rng.below(3), ("extra", "x=y&z"));
-        }
-        let query = url::query(&pairs);
-        let want = if code.is_empty() {
-            None
-        } else {
-            Some(code.clone())
-        };
-        let got = match callback::classify("GET", &format!("/callback?{query}"), "/callback", state)
-        {
-            Outcome::Code(c) => Some(c),
-            Outcome::Denied { .. } => None,
-            other => panic!("case {case}: {other:?} for {query:?}"),
-        };
-        assert_eq!(got, want, "case {case}: {query:?}");
-        let url = format!("http://127.0.0.1:8080/callback?{query}");
-        match callback::parse_pasted(&url, state) {
-            Ok(c) => assert_eq!(Some(c), want, "case {case}: {url:?}"),
-            Err(e) => assert!(want.is_none(), "case {case}: {url:?}: {e}"),
-        }
-        // Someone else's state is refused before the code is looked at.
-        let forged = url::query(&[("code", "c"), ("state", &code)]);
-        if code != state {
-            assert_eq!(
-                callback::classify("GET", &format!("/callback?{forged}"), "/callback", state),
-                Outcome::WrongState,
-                "case {case}"
-            );
-        }
-    }
-}
-
 /// A random JSON value for `json_pick`: every scalar form, strings with every kind of
 /// escape and raw Unicode, nested containers, and whitespace between tokens.
 fn random_json(rng: &mut Rng, depth: usize, out: &mut String) {
@@ -621,7 +367,7 @@ fn serde_pick(json: &str) -> Option<[Option<String>; 4]> {
 
 #[test]
 fn json_pick_reads_what_serde_json_reads_or_declines() {
-    use crate::json_pick::pick;
+    use crate::wire::json_pick::pick;
     let mut rng = Rng::new(0x5EED_0006);
     let (mut accepted, mut declined_valid) = (0, 0);
     for case in 0..40_000 {

@@ -367,7 +367,7 @@ fn find_eol(s: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_io::{Chunked, RECORDED};
+    use crate::wire::test_io::{Chunked, RECORDED};
     use std::io::{BufReader, Cursor, Read};
 
     /// The hook runs exactly before the reads that may block: when the buffer is
