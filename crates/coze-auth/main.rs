@@ -17,7 +17,7 @@ use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::{Http, HttpConfig};
-use coze_core::records::Record;
+use coze_core::protocol::Record;
 use coze_core::session::NET_FLAGS_HELP;
 use coze_core::support::time::unix_now;
 use coze_core::support::url;

@@ -289,7 +289,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
              not stream (a polled answer is read back from the conversation's messages)",
         ));
     }
-    coze_core::records::check_meta_data(&f.meta)
+    coze_core::protocol::check_meta_data(&f.meta)
         .map_err(|m| Error::usage(format!("--meta: {m}")))?;
     if f.append && f.resume.is_none() {
         return Err(Error::usage(

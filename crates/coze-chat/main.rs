@@ -20,7 +20,7 @@ use coze_core::api::Client;
 use coze_core::chat::Active;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Env;
-use coze_core::records::Prompt;
+use coze_core::protocol::Prompt;
 use coze_core::session::{Session, API_FLAGS_HELP};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{interrupt, stdout_watch, Error, Result};

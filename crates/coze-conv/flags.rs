@@ -191,7 +191,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             _ => return Err(arg.unexpected()),
         }
     }
-    coze_core::records::check_meta_data(&meta).map_err(|m| Error::usage(format!("--meta: {m}")))?;
+    coze_core::protocol::check_meta_data(&meta)
+        .map_err(|m| Error::usage(format!("--meta: {m}")))?;
     let Some(word) = word else {
         return Err(Error::usage(
             "name a subcommand: create, get, list, clear, delete or messages",

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use coze_core::api::Client;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Env;
-use coze_core::records::{Conversation, Record};
+use coze_core::protocol::{Conversation, Record};
 use coze_core::session::{Session, API_FLAGS_HELP};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};

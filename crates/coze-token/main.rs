@@ -15,7 +15,7 @@ use coze_core::config::{self, Credentials, Env};
 use coze_core::http::Http;
 use coze_core::jwt::{self, JwtGrant};
 use coze_core::oauth::{self, DevicePoll};
-use coze_core::records::{DeviceCode, Record, Token};
+use coze_core::protocol::{DeviceCode, Record, Token};
 use coze_core::support::time::{ago, unix_now};
 use coze_core::token_store::{self, Renewer, TokenStore};
 use coze_core::wire::jsonl::{JsonlWriter, LineReader};

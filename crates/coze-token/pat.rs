@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Map;
 
-use coze_core::records::Token;
+use coze_core::protocol::Token;
 use coze_core::support::{redact, url};
 use coze_core::{interrupt, Error, Result};
 

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use coze_core::config::{self, Credentials, Region};
 use coze_core::error::exit;
+use coze_core::protocol::Token;
 use coze_core::proxy::Route;
-use coze_core::records::Token;
 use coze_core::support::time::ago;
 use coze_core::support::url;
 use coze_core::tls::Trust;

@@ -23,7 +23,7 @@ use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Credentials, Env};
 use coze_core::error::exit;
 use coze_core::http::Http;
-use coze_core::records::Token;
+use coze_core::protocol::Token;
 use coze_core::session::{ApiFlags, Session};
 use coze_core::support::time::unix_now;
 use coze_core::support::url;

@@ -14,7 +14,7 @@ use serde_json::Map;
 
 use coze_core::oauth::{self, Authorize};
 use coze_core::pkce::{self, Pkce};
-use coze_core::records::AuthorizationCode;
+use coze_core::protocol::AuthorizationCode;
 use coze_core::support::{redact, url};
 use coze_core::{Error, Result};
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::records::{Extra, Token};
+use crate::protocol::{Extra, Token};
 use crate::support::random::random_hex;
 use crate::support::redact;
 use crate::{oauth, token_store};

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, Error, Result};
 use crate::http::{Dialect, Http, Request};
-use crate::records::{AuthorizationCode, DeviceCode, Token};
+use crate::protocol::{AuthorizationCode, DeviceCode, Token};
 use crate::support::{redact, url};
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

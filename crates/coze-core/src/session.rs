@@ -14,8 +14,8 @@ use crate::cli;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::Result;
 use crate::http::{Http, HttpConfig, Network};
+use crate::protocol::Token;
 use crate::proxy::ProxySettings;
-use crate::records::Token;
 use crate::tls::TrustSettings;
 use crate::token_store::{TokenSource, TokenStore, DEFAULT_MIN_TTL};
 

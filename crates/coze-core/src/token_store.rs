@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::jwt::{self, JwtGrant};
 use crate::oauth;
-use crate::records::{Record, Token};
+use crate::protocol::{Record, Token};
 use crate::support::redact;
 use crate::support::time::{ago, unix_now};
 
