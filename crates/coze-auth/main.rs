@@ -71,17 +71,15 @@ fn doctor_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
 }
 
 fn run(f: Flags, env: Env) -> Result<()> {
-    let client_id = f
-        .client_id
-        .clone()
-        .or(env.client_id.clone())
+    let client_id = config::client_id(f.client_id.as_deref(), &env)
+        .map(|s| s.value)
         .ok_or_else(|| {
             Error::usage(
                 "no client ID: pass --client-id or set COZE_CLIENT_ID (the OAuth app's client ID, \
              like 1234….app.coze)",
             )
         })?;
-    let api_base = config::api_base(f.base_url.as_deref(), f.region, &env, None);
+    let api_base = config::api_base(f.base_url.as_deref(), f.region, &env, None).value;
     let http = Http::new(HttpConfig {
         verbose: f.verbose,
         network: f.net.network(&env)?,

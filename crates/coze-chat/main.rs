@@ -182,12 +182,12 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
 fn default_user(f: &Flags, env: &Env) -> Result<String> {
     let mut warn = |w: &str| coze_core::support::say::warn(w);
     let id = match f.api.user_id_path(env) {
-        Ok(path) => coze_core::user_id::stable(&path, &mut warn),
+        Ok(path) => coze_core::config::user_id::stable(&path, &mut warn),
         Err(e) => {
             warn(&format!(
                 "{e}; using a new user id for this run (pass --user or set COZE_USER_ID)"
             ));
-            coze_core::user_id::generate()
+            coze_core::config::user_id::generate()
         }
     };
     id.map_err(|e| Error::io("the random source", e))

@@ -108,7 +108,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
         let chosen = f.api.token_file_choice(env)?;
         Ok(chosen.path().map(Path::to_path_buf).unwrap_or_default())
     };
-    let api_base = config::api_base(f.api.base_url.as_deref(), f.api.region, env, None);
+    let api_base = config::api_base(f.api.base_url.as_deref(), f.api.region, env, None).value;
     let renewer = Renewer {
         api_base: &api_base,
         client_secret: secret.as_ref().map(|s| s.secret.as_str()),
@@ -203,10 +203,8 @@ fn current_token(
 /// The service app's grant from flags and environment: every part is required.
 fn jwt_grant(f: &Flags, env: &Env, secrets: &Secrets) -> Result<JwtGrant> {
     let missing = |flag: &str, var: &str| Error::usage(format!("--jwt needs {flag} (or {var})"));
-    let client_id = f
-        .client_id
-        .clone()
-        .or_else(|| env.client_id.clone())
+    let client_id = config::client_id(f.client_id.as_deref(), env)
+        .map(|s| s.value)
         .ok_or_else(|| missing("--client-id ID", "COZE_CLIENT_ID"))?;
     let key = f
         .key

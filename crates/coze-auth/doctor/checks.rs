@@ -306,7 +306,7 @@ pub fn proxy(route: &Result<Route>, api_base: &str) -> Check {
         .code(exit::USAGE),
         Ok(Route::Direct { why: None }) => {
             let scheme = url::parse(api_base).map_or("https".into(), |p| p.scheme);
-            let names = coze_core::proxy::candidates(&scheme).join(", ");
+            let names = config::proxy_candidates(&scheme).join(", ");
             Check::ok(
                 "proxy",
                 format!("none set for {scheme}:// requests (--proxy, {names}): direct connections"),

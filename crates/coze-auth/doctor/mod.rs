@@ -200,24 +200,17 @@ fn report(api: &ApiFlags, redirect: &str, env: &Env, out: &mut dyn Write) -> Res
     let loaded_token = stored.as_ref().and_then(|(_, _, t)| t.as_ref().ok());
     let token_base = loaded_token.and_then(|t| t.base_url.clone());
     let f = api;
-    let api_base = config::api_base(f.base_url.as_deref(), f.region, env, token_base.as_deref());
-    let source = if f.base_url.is_some() {
-        "--base-url"
-    } else if f.region.is_some() {
-        "--region"
-    } else if env.api_base.is_some() {
-        "COZE_API_BASE"
-    } else if token_base.is_some() {
-        "the token file"
-    } else {
-        "the default"
-    };
+    let base = config::api_base(f.base_url.as_deref(), f.region, env, token_base.as_deref());
+    let api_base = base.value;
     let mut config = f.http_config(env)?;
-    if loaded_token.is_some_and(|t| coze_core::session::token_allows_http(t, &api_base)) {
-        config.network.allow_http = true;
-    }
+    config.network.allow_http =
+        config::plain_http(f.net.allow_http, env, loaded_token, &api_base)?.value;
     let http = Http::new(config);
-    let base_check = region(&api_base, source, http.config().network.allow_http);
+    let base_check = region(
+        &api_base,
+        base.source.as_str(),
+        http.config().network.allow_http,
+    );
     let mut reachable = base_check.level != Level::Fail;
     say(base_check, &mut checks)?;
 

@@ -24,7 +24,6 @@ pub mod stdout_watch;
 pub mod support;
 pub mod tls;
 pub mod token_store;
-pub mod user_id;
 pub mod wire;
 
 pub use error::{Error, Result};

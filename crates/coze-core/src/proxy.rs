@@ -24,29 +24,9 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::config::{proxy_candidates, NO_PROXY_VARS};
 use crate::error::{Error, Result};
 use crate::support::url;
-
-/// The variables that can name a proxy, in no particular order (see [`candidates`]).
-pub const PROXY_VARS: [&str; 6] = [
-    "https_proxy",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "HTTP_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-];
-/// The variables that exempt hosts, lower case first as curl reads them.
-pub const NO_PROXY_VARS: [&str; 2] = ["no_proxy", "NO_PROXY"];
-
-/// The variables consulted for a request with this URL scheme, in order.
-pub fn candidates(scheme: &str) -> [&'static str; 4] {
-    if scheme.eq_ignore_ascii_case("http") {
-        ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
-    } else {
-        ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
-    }
-}
 
 /// What the user said about proxies: the flag and the set variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -287,7 +267,7 @@ impl ProxySettings {
                 })
             }
             Some(v) => ("--proxy", v.as_str()),
-            None => match first_set(&self.vars, &candidates(&parts.scheme)) {
+            None => match first_set(&self.vars, &proxy_candidates(&parts.scheme)) {
                 Some(found) => found,
                 None => return Ok(Route::Direct { why: None }),
             },
@@ -403,21 +383,6 @@ pub fn first_set<'a>(vars: &'a [(String, String)], names: &[&str]) -> Option<(&'
             .find(|(k, v)| k == n && !v.is_empty())
             .map(|(k, v)| (k.as_str(), v.as_str()))
     })
-}
-
-/// The set proxy variables of this process. Call from `main` only (through
-/// `Env::from_process`), like every other read of the environment.
-pub fn vars_from_process() -> Vec<(String, String)> {
-    PROXY_VARS
-        .iter()
-        .chain(NO_PROXY_VARS.iter())
-        .filter_map(|k| {
-            std::env::var(k)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| (k.to_string(), v))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The flags every API tool shares (credentials, base URL, network, timeouts, -v) and
 //! the session they resolve to: one HTTP client, one token source, one base URL.
 //!
-//! Resolution: credentials as `config::CREDENTIALS_PRECEDENCE`; base URL `--base-url`/
-//! `--region` > `COZE_API_BASE` > the token's `base_url` > coze.cn; proxies as `proxy`
-//! decides; trust as `tls` loads it; plain http to a remote host with `--allow-http`,
-//! `COZE_ALLOW_HTTP=1`, or a token saved with `--allow-http` for that very base.
+//! Resolution, each rule written once in `config`: credentials as
+//! `CREDENTIALS_PRECEDENCE`; base URL `--base-url`/`--region` > `COZE_API_BASE` > the
+//! token's `base_url` > coze.cn (`api_base`, whose source `-v` names); plain http to a
+//! remote host with `--allow-http`, `COZE_ALLOW_HTTP=1`, or a token saved with
+//! `--allow-http` for that very base (`plain_http`). Proxies as `proxy` decides; trust
+//! as `tls` loads it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +16,6 @@ use crate::cli;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::Result;
 use crate::http::{Http, HttpConfig, Network};
-use crate::protocol::Token;
 use crate::proxy::ProxySettings;
 use crate::tls::TrustSettings;
 use crate::token_store::{TokenSource, TokenStore, DEFAULT_MIN_TTL};
@@ -71,11 +72,8 @@ impl NetFlags {
 
     /// The network these flags and the environment describe.
     pub fn network(&self, env: &Env) -> Result<Network> {
-        let extra = match (&self.cacert, &env.ca_bundle) {
-            (Some(p), _) => Some((p.clone(), "--cacert")),
-            (None, Some(p)) => Some((p.clone(), "COZE_CA_BUNDLE")),
-            (None, None) => None,
-        };
+        let extra =
+            config::ca_bundle(self.cacert.as_ref(), env).map(|s| (s.value, s.source.as_str()));
         // Checked now, before anything is sent; the certificates themselves are read
         // on the first HTTPS request.
         if let Some((path, from)) = &extra {
@@ -94,7 +92,7 @@ impl NetFlags {
                 ssl_cert_dir: env.ssl_cert_dir.clone(),
                 ..TrustSettings::default()
             },
-            allow_http: self.allow_http || config::allow_http(env)?,
+            allow_http: config::plain_http(self.allow_http, env, None, "")?.value,
         })
     }
 }
@@ -217,19 +215,6 @@ impl ApiFlags {
     }
 }
 
-/// Whether a token record allows plain http to `base`: saved with `--allow-http` for
-/// that very base URL (`coze-token --pat --allow-http --base-url http://…`).
-pub fn token_allows_http(token: &Token, base: &str) -> bool {
-    token
-        .extra
-        .get("allow_http")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
-        && token.base_url.as_deref().is_some_and(|b| {
-            crate::support::url::trim_base(b) == crate::support::url::trim_base(base)
-        })
-}
-
 /// What an API tool talks through.
 pub struct Session {
     pub http: Http,
@@ -245,7 +230,7 @@ impl Session {
     /// Resolves flags and environment once. Nothing is sent yet.
     pub fn open(flags: &ApiFlags, env: &Env) -> Result<Session> {
         let mut config = flags.http_config(env)?;
-        let base_hint = config::api_base(flags.base_url.as_deref(), flags.region, env, None);
+        let base_hint = config::api_base(flags.base_url.as_deref(), flags.region, env, None).value;
         let credentials = flags.credentials(env)?;
         let (tokens, loaded) = match &credentials {
             Credentials::Static(t) => (TokenSource::Static(t.clone()), None),
@@ -267,20 +252,20 @@ impl Session {
             env,
             recorded.as_deref(),
         );
-        if loaded.as_ref().is_some_and(|t| token_allows_http(t, &base)) {
-            config.network.allow_http = true;
-        }
+        config.network.allow_http =
+            config::plain_http(flags.net.allow_http, env, loaded.as_ref(), &base.value)?.value;
         let described = credentials.describe();
         if flags.verbose {
             crate::say!(
-                "* credentials: {described}; API base {}",
-                crate::support::redact::scrub(&base)
+                "* credentials: {described}; API base {} (from {})",
+                crate::support::redact::scrub(&base.value),
+                base.source
             );
         }
         Ok(Session {
             http: Http::new(config),
             tokens,
-            base,
+            base: base.value,
             credentials: described,
             resolved: credentials,
         })
