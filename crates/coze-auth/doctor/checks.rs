@@ -12,11 +12,11 @@ use serde_json::Value;
 
 use coze_core::config::{self, Credentials, Region};
 use coze_core::error::exit;
+use coze_core::http::proxy::Route;
+use coze_core::http::tls::Trust;
 use coze_core::protocol::Token;
-use coze_core::proxy::Route;
 use coze_core::support::time::ago;
 use coze_core::support::url;
-use coze_core::tls::Trust;
 use coze_core::token_store;
 use coze_core::Result;
 
@@ -636,7 +636,7 @@ mod tests {
         assert_eq!(callback_port(addr, &bound).level, Level::Fail);
     }
 
-    use coze_core::proxy::ProxySettings;
+    use coze_core::http::proxy::ProxySettings;
 
     /// Proxy variables as `Env` holds them.
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

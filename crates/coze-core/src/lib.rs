@@ -15,14 +15,11 @@ pub mod http;
 pub mod interrupt;
 pub mod jwt;
 pub mod oauth;
-pub mod pace;
 pub mod pkce;
 pub mod protocol;
-pub mod proxy;
 pub mod session;
 pub mod stdout_watch;
 pub mod support;
-pub mod tls;
 pub mod token_store;
 pub mod wire;
 

@@ -15,9 +15,9 @@ use crate::api::Client;
 use crate::cli;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::Result;
+use crate::http::proxy::ProxySettings;
+use crate::http::tls::TrustSettings;
 use crate::http::{Http, HttpConfig, Network};
-use crate::proxy::ProxySettings;
-use crate::tls::TrustSettings;
 use crate::token_store::{TokenSource, TokenStore, DEFAULT_MIN_TTL};
 
 /// The network flags: every tool that talks to a server takes them (coze-auth too).

@@ -1,10 +1,7 @@
-//! HTTP for the coze tools: one agent per route and process, every default a decision.
+//! The HTTP client: one agent per route and process, every default a decision.
 //!
 //! - Status codes are not errors (`http_status_as_error(false)`): the body says what
-//!   went wrong, in the `{code,msg,detail:{logid}}` envelope or an OAuth error shape,
-//!   and both become one [`ApiError`] (decoding is pure and unit-tested below). The
-//!   logid comes from the body, else the `x-tt-logid` header (coze.cn, coze.com), else
-//!   `X-Log-ID` (a self-hosted Coze Studio).
+//!   went wrong, and `decode` makes it one `ApiError`.
 //! - A connect timeout and an idle timeout (no byte for that long), never a total cap:
 //!   an answer may stream for minutes.
 //! - Proxies as `proxy` decides them, per request (`NO_PROXY` can exempt one host and
@@ -12,35 +9,31 @@
 //!   (keep-alive) and nothing reads the environment behind our back (ureq would).
 //!   Redirects are not followed (the API never redirects, and a redirect must not
 //!   carry a bearer).
-//! - TLS trusts what `tls` loads (the system store, `SSL_CERT_FILE`, `SSL_CERT_DIR`,
-//!   `--cacert`), read once on the first HTTPS request. A certificate the trust does not
-//!   cover is `Error::Tls`: never retried, and its message lists the trust sources and
-//!   how to add a CA.
+//! - TLS trusts what `tls` loads, read once on the first HTTPS request; a certificate
+//!   the trust does not cover is `Error::Tls` (`failure`).
 //! - Plain `http://` only to loopback, unless the user opted in (`--allow-http`); then
 //!   one warning per process (see `url::check_transport`).
-//! - Retries with exponential backoff and full jitter for connection errors, 429, 5xx
-//!   and 4013/4020, honouring `Retry-After`. Only whole requests are retried: once a
-//!   stream has been handed to the caller, retrying is the caller's decision (it knows
-//!   whether anything was emitted).
-//! - 4016 (another chat is running in the conversation) on a request that starts a chat
-//!   is not a failure of the network or the server but a wait for the other chat, which
-//!   may take minutes: it has its own budget, a time (`busy_wait`, `--busy-wait`) rather
-//!   than the `--retries` count, with one stderr line saying why the run waits.
-//!
-//! Not here: what the endpoints mean (`api`, `oauth`), tokens (`token_store`).
+//! - Whole requests are retried as `retry` paces them (transient failures; a busy
+//!   conversation waited out for `busy_wait`); once a stream has been handed to the
+//!   caller, retrying is the caller's decision.
 
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::decode::{body_logid, decode, Dialect};
+use super::failure::network_error;
+use super::pace::Pacer;
+use super::proxy::{ProxySettings, Route};
+use super::retry::{
+    backoff, busy_conversation, busy_gave_up, busy_step, in_words, parse_retry_after,
+};
+use super::tls::{Trust, TrustSettings};
 use crate::error::{ApiCode, ApiError, Error, Result};
-use crate::pace::Pacer;
-use crate::proxy::{ProxySettings, Route};
 use crate::support::{redact, url};
-use crate::tls::{Trust, TrustSettings, ADD_A_CA};
 
 /// Where requests may go and what they trust, resolved once from flags and environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -138,16 +131,6 @@ impl<'a> Request<'a> {
         self.once = true;
         self
     }
-}
-
-/// How to read a response body's failure shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `/v1`, `/v3`: `{code,msg,data,detail:{logid}}`.
-    Envelope,
-    /// The OAuth endpoints: a bare object, failures as `error_code`/`error_message` or
-    /// `error`/`error_description`.
-    OAuth,
 }
 
 /// An event stream that is ready to read, with the logid of its response.
@@ -461,7 +444,7 @@ impl Http {
         let tls = req.url.starts_with("https:")
             || route
                 .proxy()
-                .is_some_and(|p| p.scheme == crate::proxy::Scheme::Https);
+                .is_some_and(|p| p.scheme == super::proxy::Scheme::Https);
         let agent = self.agent(&route, tls, &req.url)?;
         let mut builder = ureq::http::Request::builder()
             .method(req.method)
@@ -525,78 +508,6 @@ fn limit(timeout: Duration) -> Option<Duration> {
     (!timeout.is_zero()).then_some(timeout)
 }
 
-/// The logid a JSON body carries (`detail.logid`, or an OAuth error's `error.logid`).
-fn body_logid(value: &Value) -> Option<String> {
-    value
-        .pointer("/detail/logid")
-        .or_else(|| value.pointer("/error/logid"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-/// The first wait for a busy conversation, and the longest.
-const BUSY_FIRST: Duration = Duration::from_secs(1);
-const BUSY_CAP: Duration = Duration::from_secs(8);
-
-/// The wait before asking a busy conversation again: 1 s, 2 s, 4 s, then every 8 s, the
-/// last one cut short so that the final attempt falls on the bound; None once `elapsed`
-/// (since the first 4016) has reached `bound`. No jitter: the wait is for one other
-/// chat to end, not for a crowd of clients to spread out.
-pub fn busy_step(bound: Duration, elapsed: Duration, waits: u32) -> Option<Duration> {
-    let left = bound.checked_sub(elapsed).filter(|l| !l.is_zero())?;
-    let step = BUSY_FIRST
-        .saturating_mul(1u32 << waits.min(16))
-        .min(BUSY_CAP);
-    Some(step.min(left))
-}
-
-/// The conversation a chat request addresses (`/v3/chat?conversation_id=…`), for the
-/// busy notice.
-fn busy_conversation(target: &str) -> String {
-    let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    match url::parse_query(query)
-        .into_iter()
-        .find(|(k, _)| k == "conversation_id")
-    {
-        Some((_, id)) => format!("conversation {id}"),
-        None => "the conversation".to_owned(),
-    }
-}
-
-/// What a chat that gave up on a busy conversation says.
-fn busy_gave_up(target: &str, bound: Duration) -> String {
-    let conv = busy_conversation(target);
-    if bound.is_zero() {
-        format!("{conv} is busy with another chat (--busy-wait 0: not waiting)")
-    } else {
-        format!(
-            "{conv} was still busy with another chat after {} (--busy-wait)",
-            in_words(bound)
-        )
-    }
-}
-
-/// A duration as a person says it: "2 min", "90 s", "1.5 s".
-pub fn in_words(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if d.subsec_nanos() == 0 && d.as_secs() >= 60 && d.as_secs().is_multiple_of(60) {
-        format!("{} min", d.as_secs() / 60)
-    } else if d.subsec_nanos() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{s} s")
-    }
-}
-
-/// Full-jitter exponential backoff: uniform in [0.5, 1.0] × min(cap, base·2^attempt).
-pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
-    let step = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
-    let mut byte = [0u8; 1];
-    let _ = getrandom::fill(&mut byte);
-    step.mul_f64(0.5 + f64::from(byte[0]) / 510.0)
-}
-
 fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
     resp.headers()
         .get(name)
@@ -612,401 +523,4 @@ fn head_of(resp: &ureq::http::Response<ureq::Body>) -> (u16, Option<String>, Opt
         .or_else(|| header(resp, "x-log-id").filter(|s| !s.is_empty()));
     let retry_after = header(resp, "retry-after").and_then(|v| parse_retry_after(&v));
     (status, logid, retry_after)
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and treated as absent).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// Names a transport failure the way a person can act on it, and the proxy it went
-/// through: a refused or timed-out connection is then the proxy's answer. A TLS failure
-/// is `Error::Tls` (not retried); a certificate nobody trusts lists the trust sources.
-pub fn network_error(
-    target: &str,
-    err: &ureq::Error,
-    route: Option<&Route>,
-    trust: Option<&Trust>,
-) -> Error {
-    let shown = redact::scrub(target);
-    let via = route
-        .and_then(Route::proxy)
-        .map(|p| format!(" (through the proxy {p})"))
-        .unwrap_or_default();
-    if let Some(tls) = tls_failure(err) {
-        let why = match tls {
-            rustls::Error::InvalidCertificate(c) => {
-                let sources = trust
-                    .map(|t| format!("; trusted: {}", t.describe()))
-                    .unwrap_or_default();
-                format!("the server's certificate is not trusted ({c:?}){sources}; {ADD_A_CA}")
-            }
-            other => format!("TLS failed: {other}"),
-        };
-        return Error::Tls(format!("{shown}: {why}{via}"));
-    }
-    let why = match err {
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::HostNotFound => "host not found".to_owned(),
-        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
-        ureq::Error::Io(e) => describe_io(e),
-        other => other.to_string(),
-    };
-    Error::Network(format!("{shown}: {why}{via}"))
-}
-
-/// The rustls error inside a ureq error, if the failure was TLS's.
-fn tls_failure(err: &ureq::Error) -> Option<&rustls::Error> {
-    match err {
-        ureq::Error::Rustls(e) => Some(e),
-        ureq::Error::Io(e) => e.get_ref()?.downcast_ref::<rustls::Error>(),
-        _ => None,
-    }
-}
-
-/// An io error from a response body, which may wrap a ureq error (timeouts do).
-pub fn describe_io(e: &io::Error) -> String {
-    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
-        return match inner {
-            ureq::Error::Timeout(t) => format!("timed out ({t})"),
-            other => other.to_string(),
-        };
-    }
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        io::ErrorKind::ConnectionReset => "connection reset by the server".to_owned(),
-        io::ErrorKind::UnexpectedEof => "the server closed the connection early".to_owned(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out".to_owned(),
-        _ => e.to_string(),
-    }
-}
-
-/// Whether a read failed because no byte came for the idle timeout.
-pub fn is_timeout(e: &io::Error) -> bool {
-    match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
-        Some(inner) => matches!(inner, ureq::Error::Timeout(_)),
-        None => matches!(
-            e.kind(),
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-        ),
-    }
-}
-
-/// Decodes a JSON response in `dialect`: the value on success, the server's error
-/// otherwise. Pure, so every shape is unit-tested.
-pub fn decode(
-    status: u16,
-    header_logid: Option<String>,
-    retry_after: Option<Duration>,
-    body: &[u8],
-    dialect: Dialect,
-) -> std::result::Result<Value, ApiError> {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let logid = parsed.as_ref().and_then(body_logid).or(header_logid);
-    let fail = |code: ApiCode, msg: String| ApiError {
-        status,
-        code,
-        msg,
-        logid: logid.clone(),
-        retry_after,
-    };
-    let Some(value) = parsed.filter(Value::is_object) else {
-        // A token endpoint's success body holds tokens: a cut one is never quoted.
-        if dialect == Dialect::OAuth && (200..300).contains(&status) {
-            let msg = format!(
-                "the answer is not whole JSON ({} bytes; not shown, it may hold tokens)",
-                body.len()
-            );
-            return Err(fail(ApiCode::Http, msg));
-        }
-        // A self-hosted Coze Studio writes some errors as plain text in its errorx form,
-        // `code=103200005 message=…` (coze-dev/coze-studio `pkg/errorx`): keep the code.
-        let text = non_json_message(status, body);
-        return Err(match errorx_code(&text) {
-            Some(code) => fail(ApiCode::Coze(code), text),
-            None => fail(ApiCode::Http, text),
-        });
-    };
-    match dialect {
-        Dialect::Envelope => match value.get("code").and_then(Value::as_i64) {
-            Some(0) if status < 400 => Ok(value),
-            Some(code) if code != 0 => {
-                let msg = value
-                    .get("msg")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                // Studio wraps some errors as {"code":400,"msg":"code=103200005 message=…"}:
-                // the inner code is the one that says what happened.
-                let code = errorx_code(&msg).unwrap_or(code);
-                Err(fail(ApiCode::Coze(code), msg))
-            }
-            _ if status >= 400 => Err(fail(ApiCode::Http, non_json_message(status, body))),
-            // A success without `code`: a self-hosted Coze Studio answers some calls so
-            // (the chat cancel's `{"ChatV3ChatDetail":…}`, run histories).
-            _ => Ok(value),
-        },
-        Dialect::OAuth => {
-            let text = |k: &str| {
-                value
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-            };
-            if let Some(code) = text("error_code").or_else(|| text("error")) {
-                let msg = text("error_message")
-                    .or_else(|| text("error_description"))
-                    .unwrap_or_default();
-                return Err(fail(ApiCode::OAuth(code.to_owned()), msg.to_owned()));
-            }
-            // Some gateways answer the OAuth endpoints with the envelope.
-            if let Some(code) = value
-                .get("code")
-                .and_then(Value::as_i64)
-                .filter(|c| *c != 0)
-            {
-                let msg = text("msg").unwrap_or_default().to_owned();
-                return Err(fail(ApiCode::Coze(code), msg));
-            }
-            if status >= 400 {
-                return Err(fail(ApiCode::Http, non_json_message(status, body)));
-            }
-            Ok(value)
-        }
-    }
-}
-
-/// The code of an errorx text, `code=103200005 message=…`.
-fn errorx_code(text: &str) -> Option<i64> {
-    let rest = text.strip_prefix("code=")?;
-    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
-}
-
-/// A short, one-line excerpt of a body that is not the JSON we expected.
-fn non_json_message(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = if text.trim_start().starts_with('<') {
-        strip_tags(&text)
-    } else {
-        text.into_owned()
-    };
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut excerpt: String = line.chars().take(160).collect();
-    if excerpt.len() < line.len() {
-        excerpt.push('…');
-    }
-    if excerpt.is_empty() {
-        match status {
-            200..=299 => "empty or truncated response body".to_owned(),
-            _ => String::new(),
-        }
-    } else if (200..300).contains(&status) {
-        format!("not JSON: {excerpt}")
-    } else {
-        excerpt
-    }
-}
-
-/// Gateway error pages are HTML; the text between tags is what a person wants to see.
-fn strip_tags(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn env(status: u16, body: &str) -> std::result::Result<Value, ApiError> {
-        decode(
-            status,
-            Some("HDR".into()),
-            None,
-            body.as_bytes(),
-            Dialect::Envelope,
-        )
-    }
-
-    fn oauth(status: u16, body: &str) -> std::result::Result<Value, ApiError> {
-        decode(
-            status,
-            Some("HDR".into()),
-            None,
-            body.as_bytes(),
-            Dialect::OAuth,
-        )
-    }
-
-    #[test]
-    fn envelope_success_and_errors() {
-        let ok = env(
-            200,
-            r#"{"code":0,"msg":"","data":{"id":"1"},"detail":{"logid":"B"}}"#,
-        )
-        .unwrap();
-        assert_eq!(ok["data"]["id"], "1");
-        let e = env(
-            200,
-            r#"{"code":4016,"msg":"busy","detail":{"logid":"BODY"}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(
-            (e.code.clone(), e.msg.as_str(), e.logid.as_deref()),
-            (ApiCode::Coze(4016), "busy", Some("BODY"))
-        );
-        assert!(e.is_busy());
-        let e = env(401, r#"{"code":4100,"msg":"authentication is invalid"}"#).unwrap_err();
-        assert_eq!(
-            e.logid.as_deref(),
-            Some("HDR"),
-            "header logid when the body has none"
-        );
-        assert!(e.is_auth());
-        assert_eq!(
-            e.to_string(),
-            "code 4100: authentication is invalid (logid HDR)"
-        );
-    }
-
-    #[test]
-    fn non_json_bodies_become_http_errors() {
-        let e = env(502, "<html><body><h1>502 Bad Gateway</h1></body></html>").unwrap_err();
-        assert_eq!(e.code, ApiCode::Http);
-        assert_eq!(e.msg, "502 Bad Gateway");
-        assert!(e.is_transient());
-        let e = env(200, r#"{"code":0,"da"#).unwrap_err();
-        assert!(e.msg.starts_with("not JSON"), "{}", e.msg);
-        let cut = oauth(
-            200,
-            r#"{"access_token":"czu_x","refresh_token":"plainsecret1234"#,
-        )
-        .unwrap_err();
-        assert!(!cut.msg.contains("plainsecret"), "{}", cut.msg);
-        assert!(cut.msg.contains("not whole JSON"), "{}", cut.msg);
-        let e = env(500, "").unwrap_err();
-        assert_eq!(e.to_string(), "HTTP 500 (logid HDR)");
-        let studio = env(200, r#"{"ChatV3ChatDetail":{"id":"1"},"BaseResp":null}"#).unwrap();
-        assert_eq!(
-            studio["ChatV3ChatDetail"]["id"], "1",
-            "a success without code"
-        );
-        let e = env(
-            400,
-            "code=103200005 message=in progress can not be cancelled",
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.coze_code(),
-            Some(103_200_005),
-            "Studio's errorx text keeps its code"
-        );
-        assert_eq!(
-            e.msg,
-            "code=103200005 message=in progress can not be cancelled"
-        );
-        let e = env(
-            400,
-            r#"{"code":400,"msg":"code=103200005 message=in progress can not be cancelled"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(e.coze_code(), Some(103_200_005));
-        assert!(env(429, "").unwrap_err().is_rate_limit());
-    }
-
-    #[test]
-    fn oauth_error_shapes() {
-        let e = oauth(
-            400,
-            r#"{"error_code":"invalid_request","error_message":"invalid request: code"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid_request: invalid request: code (logid HDR)"
-        );
-        let e = oauth(
-            400,
-            r#"{"error":"authorization_pending","error_description":"wait"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(e.oauth_code(), Some("authorization_pending"));
-        assert_eq!(e.msg, "wait");
-        // Decided on the body, not the status (coze-api.md §2.2).
-        let e = oauth(
-            200,
-            r#"{"error_code":"access_deny","error_message":"app off"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(e.oauth_code(), Some("access_deny"));
-        let ok = oauth(
-            200,
-            r#"{"access_token":"t","expires_in":1720098388,"refresh_token":"r"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            ok,
-            json!({"access_token":"t","expires_in":1720098388,"refresh_token":"r"})
-        );
-        let e = oauth(200, r#"{"code":4100,"msg":"bad"}"#).unwrap_err();
-        assert_eq!(e.coze_code(), Some(4100));
-    }
-
-    #[test]
-    fn a_busy_conversation_is_asked_again_until_the_bound() {
-        let s = Duration::from_secs;
-        let bound = s(120);
-        // 1, 2, 4, 8, 8, … seconds.
-        let steps: Vec<_> = (0..6).map(|n| busy_step(bound, s(0), n).unwrap()).collect();
-        assert_eq!(steps, [s(1), s(2), s(4), s(8), s(8), s(8)]);
-        // The last wait ends on the bound; at the bound, no more.
-        assert_eq!(busy_step(bound, s(117), 9), Some(s(3)));
-        assert_eq!(busy_step(bound, s(120), 9), None);
-        assert_eq!(busy_step(bound, s(121), 9), None);
-        // --busy-wait 1: one wait of a second, then give up.
-        assert_eq!(busy_step(s(1), s(0), 0), Some(s(1)));
-        assert_eq!(busy_step(s(1), Duration::from_millis(1003), 1), None);
-        assert_eq!(busy_step(s(0), s(0), 0), None, "--busy-wait 0 never waits");
-        assert_eq!(in_words(s(120)), "2 min");
-        assert_eq!(in_words(s(90)), "90 s");
-        assert_eq!(in_words(Duration::from_millis(1500)), "1.5 s");
-        assert_eq!(
-            busy_gave_up("http://h/v3/chat?conversation_id=73", s(60)),
-            "conversation 73 was still busy with another chat after 1 min (--busy-wait)"
-        );
-        assert_eq!(
-            busy_conversation("http://h/v3/chat"),
-            "the conversation",
-            "a chat in a new conversation names none"
-        );
-    }
-
-    #[test]
-    fn retry_after_and_backoff() {
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        for attempt in 0..20 {
-            let d = backoff(Duration::from_millis(100), Duration::from_secs(2), attempt);
-            let step = Duration::from_millis(100)
-                .saturating_mul(1 << attempt.min(16))
-                .min(Duration::from_secs(2));
-            assert!(
-                d >= step / 2 && d <= step,
-                "attempt {attempt}: {d:?} vs {step:?}"
-            );
-        }
-    }
 }

@@ -17,7 +17,7 @@
 //!
 //! Loading reads files, so [`TrustSettings::load`] runs once, on the first HTTPS
 //! request (`http`), not at start-up. Not here: the TLS handshake (ureq and rustls) or
-//! telling a certificate error apart (`http`).
+//! telling a certificate error apart (`failure`).
 
 use std::fmt;
 use std::fs;
