@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use coze_core::jwt::{self, Claims, Header, SigningKey};
+use coze_core::auth::jwt::{self, Claims, Header, SigningKey};
 use serde_json::{json, Value};
 
 use crate::util::*;

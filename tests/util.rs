@@ -148,7 +148,7 @@ impl Sandbox {
     pub fn authorization_code(&self, client_id: &str) -> Value {
         let verifier =
             "v0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~".to_owned();
-        let challenge = coze_core::pkce::challenge_s256(&verifier);
+        let challenge = coze_core::auth::pkce::challenge_s256(&verifier);
         let redirect = "http://127.0.0.1:9/callback";
         let url = format!(
             "{}/api/permission/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}&state=st&code_challenge={challenge}&code_challenge_method=S256",

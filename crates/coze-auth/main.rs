@@ -13,6 +13,7 @@ mod login;
 use std::io;
 use std::process::ExitCode;
 
+use coze_core::auth::oauth;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
@@ -22,7 +23,7 @@ use coze_core::session::NET_FLAGS_HELP;
 use coze_core::support::time::unix_now;
 use coze_core::support::url;
 use coze_core::wire::jsonl::JsonlWriter;
-use coze_core::{oauth, Error, Result};
+use coze_core::{Error, Result};
 
 use flags::Flags;
 use login::browser::Browser;

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use coze_core::auth::renew;
+use coze_core::auth::store::TokenStore;
 use coze_core::config::{self, Credentials, Env, DEFAULT_PROFILE};
 use coze_core::support::time::{ago, unix_now};
-use coze_core::token_store::{self, TokenStore};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 
@@ -95,7 +96,7 @@ fn describe(name: &str, env: &Env, in_use: Option<&Path>) -> Result<Profile> {
         }
         Ok(t) => {
             let now = unix_now();
-            let renewable = token_store::renewable(&t);
+            let renewable = renew::renewable(&t);
             (p.state, p.detail) = match t.ttl(now) {
                 i64::MAX => (
                     "valid",

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use coze_core::callback::{self, Outcome};
+use coze_core::auth::callback::{self, Outcome};
 use coze_core::support::url;
 use libfuzzer_sys::fuzz_target;
 

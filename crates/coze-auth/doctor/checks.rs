@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use coze_core::auth::renew::{self, DEFAULT_MIN_TTL};
 use coze_core::config::{self, Credentials, Region};
 use coze_core::error::exit;
 use coze_core::http::proxy::Route;
@@ -17,7 +18,6 @@ use coze_core::http::tls::Trust;
 use coze_core::protocol::Token;
 use coze_core::support::time::ago;
 use coze_core::support::url;
-use coze_core::token_store;
 use coze_core::Result;
 
 use crate::login::listener::Loopback;
@@ -392,7 +392,7 @@ fn official_region(base: &str) -> Option<Region> {
 /// What the token holds: when it expires, whether it can be renewed, and whether it
 /// belongs to the API base in use.
 pub fn token(token: &Token, api_base: &str, now: i64) -> Check {
-    let renewable = token_store::renewable(token);
+    let renewable = renew::renewable(token);
     let how = if token.refresh_token.is_some() {
         "renewable with its refresh token"
     } else if renewable {
@@ -420,7 +420,7 @@ pub fn token(token: &Token, api_base: &str, now: i64) -> Check {
         return Check::ok("token", format!("no expiry recorded; {how}"));
     }
     let when = ago(token.expires_at, now);
-    if ttl > token_store::DEFAULT_MIN_TTL {
+    if ttl > DEFAULT_MIN_TTL {
         Check::ok("token", format!("access token expires {when}; {how}"))
     } else if renewable {
         let verb = if ttl > 0 { "expires" } else { "expired" };

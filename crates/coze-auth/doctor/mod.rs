@@ -19,6 +19,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use coze_core::auth::store::TokenStore;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Credentials, Env};
 use coze_core::error::exit;
@@ -27,7 +28,6 @@ use coze_core::protocol::Token;
 use coze_core::session::{ApiFlags, Session};
 use coze_core::support::time::unix_now;
 use coze_core::support::url;
-use coze_core::token_store::TokenStore;
 use coze_core::{Error, Result};
 
 use crate::flags::DEFAULT_REDIRECT_URI;

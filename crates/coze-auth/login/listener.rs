@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use coze_core::callback::{classify, denied, tidy, Outcome};
+use coze_core::auth::callback::{classify, denied, tidy, Outcome};
 use coze_core::support::{redact, url};
 use coze_core::{Error, Result};
 

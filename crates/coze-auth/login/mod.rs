@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::Map;
 
-use coze_core::oauth::{self, Authorize};
-use coze_core::pkce::{self, Pkce};
+use coze_core::auth::oauth::{self, Authorize};
+use coze_core::auth::pkce::{self, Pkce};
 use coze_core::protocol::AuthorizationCode;
 use coze_core::support::{redact, url};
 use coze_core::{Error, Result};
@@ -136,7 +136,7 @@ pub fn login(
                     break;
                 }
             }
-            coze_core::callback::parse_pasted(&line, &state)?
+            coze_core::auth::callback::parse_pasted(&line, &state)?
         }
     };
     redact::register(&code);

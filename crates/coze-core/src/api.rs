@@ -10,11 +10,11 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::auth::source::TokenSource;
 use crate::config;
 use crate::error::Result;
 use crate::http::{Dialect, Http, Request, Stream};
 use crate::support::url;
-use crate::token_store::TokenSource;
 
 /// `id` as one path segment, or a usage error for an id no segment can carry (`..`
 /// would make `/v1/conversations/../clear` another endpoint).

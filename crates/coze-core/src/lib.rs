@@ -6,21 +6,17 @@
 //! the environment: `config` resolves flags and environment once, up front.
 
 pub mod api;
-pub mod callback;
+pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod interrupt;
-pub mod jwt;
-pub mod oauth;
-pub mod pkce;
 pub mod protocol;
 pub mod session;
 pub mod stdout_watch;
 pub mod support;
-pub mod token_store;
 pub mod wire;
 
 pub use error::{Error, Result};

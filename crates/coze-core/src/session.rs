@@ -12,13 +12,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::api::Client;
+use crate::auth::renew::DEFAULT_MIN_TTL;
+use crate::auth::source::TokenSource;
+use crate::auth::store::TokenStore;
 use crate::cli;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::Result;
 use crate::http::proxy::ProxySettings;
 use crate::http::tls::TrustSettings;
 use crate::http::{Http, HttpConfig, Network};
-use crate::token_store::{TokenSource, TokenStore, DEFAULT_MIN_TTL};
 
 /// The network flags: every tool that talks to a server takes them (coze-auth too).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

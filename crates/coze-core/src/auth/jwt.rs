@@ -1,13 +1,13 @@
-//! Service apps (coze-api.md §4.1): sign a short RS256 JWT with the app's private key
-//! and trade it at the token endpoint for an access token, with no person and no
-//! refresh token. Renewing is minting again, so a `token` record minted here also says
-//! how to mint the next one (`grant: "jwt"`, the key's path, its `kid`, the TTL, the
-//! session name; never the key itself), and the token store re-mints under its lock.
+//! Service apps (coze-api.md §4.1): the short RS256 JWT signed with the app's private
+//! key, which `oauth::mint` trades at the token endpoint for an access token, with no
+//! person and no refresh token. Renewing is minting again, so a `token` record minted
+//! so also says how to mint the next one ([`JwtGrant`]: `grant: "jwt"`, the key's path,
+//! its `kid`, the TTL, the session name; never the key itself), and `renew` re-mints.
 //!
 //! The PEM armour is read here (PKCS#8 `BEGIN PRIVATE KEY` and PKCS#1 `BEGIN RSA
 //! PRIVATE KEY`); the RSA arithmetic is ring's (already in the build through rustls).
 //! Encoding and signing are pure and unit-tested against a signature made by openssl;
-//! the key file is read through `token_store::read_private_file`, which refuses a file
+//! the key file is read through `secret_file::read_private_file`, which refuses a file
 //! that group or others can read, as ssh does. Not here: the HTTP call (`oauth`).
 
 use std::fmt;
@@ -20,12 +20,10 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::secret_file::read_private_file;
 use crate::error::{Error, Result};
-use crate::http::Http;
 use crate::protocol::{Extra, Token};
 use crate::support::random::random_hex;
-use crate::support::redact;
-use crate::{oauth, token_store};
 
 /// `duration_seconds` when none is asked for, and the most Coze grants ([doc]).
 pub const DEFAULT_TTL: u32 = 900;
@@ -155,7 +153,7 @@ impl SigningKey {
 
     /// Reads and parses the key file, refusing one that group or others can read.
     pub fn load(path: &Path) -> Result<SigningKey> {
-        let text = token_store::read_private_file(path, "key file")?;
+        let text = read_private_file(path, "key file")?;
         SigningKey::from_pem(&text).map_err(|why| Error::Auth(format!("{}: {why}", path.display())))
     }
 
@@ -290,51 +288,15 @@ impl JwtGrant {
     }
 }
 
-/// Signs a fresh JWT for `grant` and trades it at `api_base`'s token endpoint. The
-/// token record that comes back says how to mint the next one.
-pub fn mint(http: &Http, api_base: &str, grant: &JwtGrant, now: i64) -> Result<Token> {
-    let key = SigningKey::load(&grant.key_file)?;
-    let mut attempt = 0;
-    loop {
-        // A new JWT (new jti) for every attempt: the server refuses a reused one, and a
-        // lost answer may mean the last one was already spent.
-        let claims = Claims::new(
-            &grant.client_id,
-            &audience(api_base),
-            now,
-            grant.session_name.as_deref(),
-        )?;
-        let jwt = encode(&Header::rs256(&grant.kid), &claims, &key)?;
-        redact::register(&jwt);
-        match oauth::jwt_token(http, api_base, &jwt, grant.ttl, &grant.client_id, now) {
-            Ok(mut token) => {
-                grant.record_into(&mut token.extra);
-                return Ok(token);
-            }
-            Err(e) if attempt < http.config().retries && transient(&e) => {
-                let c = http.config();
-                std::thread::sleep(crate::http::backoff(c.backoff_base, c.backoff_cap, attempt));
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Worth a new attempt: the network, 5xx, rate limits.
-fn transient(e: &crate::Error) -> bool {
-    matches!(e.root(), crate::Error::Network(_)) || e.api().is_some_and(|a| a.is_transient())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 
-    const PKCS8: &str = include_str!("../tests/data/jwt-test-key.pem");
-    const PKCS1: &str = include_str!("../tests/data/jwt-test-key-rsa.pem");
-    const PUBLIC: &str = include_str!("../tests/data/jwt-test-key.pub.pem");
-    const KNOWN_ANSWER: &str = include_str!("../tests/data/jwt-test-known-answer.txt");
+    const PKCS8: &str = include_str!("../../tests/data/jwt-test-key.pem");
+    const PKCS1: &str = include_str!("../../tests/data/jwt-test-key-rsa.pem");
+    const PUBLIC: &str = include_str!("../../tests/data/jwt-test-key.pub.pem");
+    const KNOWN_ANSWER: &str = include_str!("../../tests/data/jwt-test-known-answer.txt");
 
     fn fixed_claims() -> Claims {
         Claims {

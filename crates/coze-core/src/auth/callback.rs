@@ -10,8 +10,8 @@
 
 use std::fmt;
 
+use super::pkce;
 use crate::error::{Error, Result};
-use crate::pkce;
 use crate::support::url;
 
 /// What one request to the listener (or one pasted URL) means.

@@ -4,13 +4,15 @@
 //!
 //! Bodies are JSON (not form-encoded); success bodies are bare objects whose
 //! `expires_in` is an absolute Unix time, which we store as `expires_at`. Errors are
-//! decided on the body (`error_code`/`error`), not the status. Storing tokens is
-//! `token_store`'s job, getting a person's consent is coze-auth's.
+//! decided on the body (`error_code`/`error`), not the status. Signing a JWT is `jwt`'s
+//! job, storing tokens `store`'s, deciding when to renew `renew`'s, getting a person's
+//! consent coze-auth's.
 
 use serde_json::{json, Map, Value};
 
+use super::jwt::{audience, encode, Claims, Header, JwtGrant, SigningKey};
 use crate::error::{ApiError, Error, Result};
-use crate::http::{Dialect, Http, Request};
+use crate::http::{backoff, Dialect, Http, Request};
 use crate::protocol::{AuthorizationCode, DeviceCode, Token};
 use crate::support::{redact, url};
 
@@ -255,7 +257,7 @@ pub fn refresh(
     token_from_response(answer, Some(client_id), api_base, now)
 }
 
-/// Trades a signed JWT (coze-api.md §4.1; `jwt::mint` builds it) for an access token.
+/// Trades a signed JWT (coze-api.md §4.1; [`mint`] signs it) for an access token.
 /// There is no refresh token: the next token takes a new JWT.
 pub fn jwt_token(
     http: &Http,
@@ -268,7 +270,7 @@ pub fn jwt_token(
     redact::register(jwt);
     let body = json!({"duration_seconds": duration_seconds, "grant_type": JWT_GRANT});
     // Each JWT works once: a lost answer must not be retried with the same one
-    // (`jwt::mint` signs a new JWT for each attempt).
+    // ([`mint`] signs a new JWT for each attempt).
     let req = Request::post(token_endpoint(api_base), &body)
         .bearer(jwt)
         .once();
@@ -290,18 +292,40 @@ pub fn jwt_token(
     Ok(token)
 }
 
-/// Reads a web app's client secret from `path` (mode 0600 or stricter, as for keys).
-pub fn read_client_secret(path: &std::path::Path) -> Result<String> {
-    let text = crate::token_store::read_private_file(path, "client secret file")?;
-    let secret = text.trim();
-    if secret.is_empty() {
-        return Err(Error::Auth(format!(
-            "client secret file {} is empty",
-            path.display()
-        )));
+/// Signs a fresh JWT for `grant` and trades it at `api_base`'s token endpoint. The
+/// token record that comes back says how to mint the next one.
+pub fn mint(http: &Http, api_base: &str, grant: &JwtGrant, now: i64) -> Result<Token> {
+    let key = SigningKey::load(&grant.key_file)?;
+    let mut attempt = 0;
+    loop {
+        // A new JWT (new jti) for every attempt: the server refuses a reused one, and a
+        // lost answer may mean the last one was already spent.
+        let claims = Claims::new(
+            &grant.client_id,
+            &audience(api_base),
+            now,
+            grant.session_name.as_deref(),
+        )?;
+        let jwt = encode(&Header::rs256(&grant.kid), &claims, &key)?;
+        redact::register(&jwt);
+        match jwt_token(http, api_base, &jwt, grant.ttl, &grant.client_id, now) {
+            Ok(mut token) => {
+                grant.record_into(&mut token.extra);
+                return Ok(token);
+            }
+            Err(e) if attempt < http.config().retries && transient(&e) => {
+                let c = http.config();
+                std::thread::sleep(backoff(c.backoff_base, c.backoff_cap, attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    redact::register(secret);
-    Ok(secret.to_owned())
+}
+
+/// Worth a new attempt: the network, 5xx, rate limits.
+fn transient(e: &Error) -> bool {
+    matches!(e.root(), Error::Network(_)) || e.api().is_some_and(|a| a.is_transient())
 }
 
 /// Asks for a device code (coze-api.md §3.1).
