@@ -1,14 +1,11 @@
-//! The Coze REST API the tools use: conversations, messages and chat (coze-api.md
-//! §5–6), with authentication handled once for all of them.
-//!
-//! Every call gets a fresh token from the `TokenSource`; when the server answers
-//! 4100 (authentication invalid) the token is renewed once (single-flight) and the
-//! call retried; when that is not possible the error carries a region hint, since a
-//! coze.cn token sent to coze.com is the usual cause. Transport retries are `http`'s.
-//! This module returns the server's JSON (`data` unwrapped); what to print is the
-//! binaries' business.
+//! The authenticated client of one API base: every call gets a fresh token from the
+//! `TokenSource`; when the server answers 4100 (authentication invalid) the token is
+//! renewed once (single-flight) and the call retried; when that is not possible the
+//! error carries a region hint, since a coze.cn token sent to coze.com is the usual
+//! cause, and names the credentials used. An endpoint a self-hosted Coze Studio lacks
+//! is named as such. Transport retries are `http`'s.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::auth::source::TokenSource;
 use crate::config;
@@ -18,7 +15,7 @@ use crate::support::url;
 
 /// `id` as one path segment, or a usage error for an id no segment can carry (`..`
 /// would make `/v1/conversations/../clear` another endpoint).
-fn segment(id: &str) -> Result<String> {
+pub(super) fn segment(id: &str) -> Result<String> {
     url::path_segment(id).ok_or_else(|| {
         crate::Error::usage(format!(
             "{id:?} is not a conversation id (it cannot be part of a URL path)"
@@ -82,7 +79,7 @@ impl<'a> Client<'a> {
         }
     }
 
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+    pub(super) fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
         if query.is_empty() {
             format!("{}{path}", self.base)
         } else {
@@ -159,7 +156,7 @@ impl<'a> Client<'a> {
         .map_err(|e| offered(e, "POST", url))
     }
 
-    fn data(body: Value) -> Value {
+    pub(super) fn data(body: Value) -> Value {
         Self::data_under(body, "data")
     }
 
@@ -167,7 +164,7 @@ impl<'a> Client<'a> {
     /// uses for this call instead (`ConversationData`, `Messages`, `ChatV3ChatDetail`:
     /// the field names of its generated response structs, coze-dev/coze-studio
     /// `backend/api/model`).
-    fn data_under(mut body: Value, studio_key: &str) -> Value {
+    pub(super) fn data_under(mut body: Value, studio_key: &str) -> Value {
         match body.get_mut("data").filter(|d| !d.is_null()) {
             Some(d) => d.take(),
             None => body
@@ -175,181 +172,6 @@ impl<'a> Client<'a> {
                 .map(Value::take)
                 .unwrap_or(Value::Null),
         }
-    }
-
-    // --- conversations (coze-api.md §5.1)
-
-    pub fn create_conversation(
-        &self,
-        bot_id: Option<&str>,
-        name: Option<&str>,
-        meta: &Map<String, Value>,
-    ) -> Result<Value> {
-        let mut body = Map::new();
-        if let Some(b) = bot_id {
-            body.insert("bot_id".into(), b.into());
-        }
-        if let Some(n) = name {
-            body.insert("name".into(), n.into());
-        }
-        if !meta.is_empty() {
-            body.insert("meta_data".into(), Value::Object(meta.clone()));
-        }
-        let url = self.url("/v1/conversation/create", &[]);
-        Ok(Self::data(self.call(
-            "POST",
-            &url,
-            Some(&Value::Object(body)),
-            false,
-        )?))
-    }
-
-    pub fn retrieve_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url("/v1/conversation/retrieve", &[("conversation_id", id)]);
-        Ok(Self::data_under(
-            self.call("GET", &url, None, false)?,
-            "ConversationData",
-        ))
-    }
-
-    /// One page of a bot's conversations (page_size at most 50).
-    pub fn list_conversations(&self, bot_id: &str, page_num: u32, page_size: u32) -> Result<Page> {
-        let (num, size) = (page_num.to_string(), page_size.to_string());
-        let url = self.url(
-            "/v1/conversations",
-            &[("bot_id", bot_id), ("page_num", &num), ("page_size", &size)],
-        );
-        let data = Self::data(self.call("GET", &url, None, false)?);
-        Ok(Page {
-            items: data
-                .get("conversations")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            has_more: data
-                .get("has_more")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            ..Page::default()
-        })
-    }
-
-    pub fn delete_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url(&format!("/v1/conversations/{}", segment(id)?), &[]);
-        Ok(Self::data(self.call("DELETE", &url, None, false)?))
-    }
-
-    /// Starts a new section: the model forgets the history (the messages stay listed).
-    pub fn clear_conversation(&self, id: &str) -> Result<Value> {
-        let url = self.url(&format!("/v1/conversations/{}/clear", segment(id)?), &[]);
-        Ok(Self::data(self.call("POST", &url, None, false)?))
-    }
-
-    // --- messages (coze-api.md §5.2): the list response is flat
-
-    pub fn list_messages(
-        &self,
-        conversation_id: &str,
-        order: &str,
-        after_id: Option<&str>,
-        before_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Page> {
-        let url = self.url(
-            "/v1/conversation/message/list",
-            &[("conversation_id", conversation_id)],
-        );
-        let mut body = json!({"order": order, "limit": limit});
-        if let Some(a) = after_id {
-            body["after_id"] = a.into();
-        }
-        if let Some(b) = before_id {
-            body["before_id"] = b.into();
-        }
-        let v = self.call("POST", &url, Some(&body), false)?;
-        let id = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty() && *s != "0")
-                .map(str::to_owned)
-        };
-        Ok(Page {
-            items: v
-                .get("data")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            has_more: v.get("has_more").and_then(Value::as_bool).unwrap_or(false),
-            first_id: id("first_id"),
-            last_id: id("last_id"),
-        })
-    }
-
-    // --- chat (coze-api.md §6): conversation_id in the query of /v3/chat
-
-    fn chat_url(&self, conversation_id: Option<&str>) -> String {
-        match conversation_id {
-            Some(c) => self.url("/v3/chat", &[("conversation_id", c)]),
-            None => self.url("/v3/chat", &[]),
-        }
-    }
-
-    /// Starts a streamed chat; 4016 (conversation busy) is waited out and retried.
-    pub fn chat_stream(&self, conversation_id: Option<&str>, body: &Value) -> Result<Stream> {
-        self.stream(&self.chat_url(conversation_id), body)
-    }
-
-    /// Starts a chat without streaming; returns the Chat object.
-    pub fn chat_create(&self, conversation_id: Option<&str>, body: &Value) -> Result<Value> {
-        Ok(Self::data(self.call(
-            "POST",
-            &self.chat_url(conversation_id),
-            Some(body),
-            true,
-        )?))
-    }
-
-    /// The Chat object, and the logid of the answer (a failed chat's error carries it).
-    pub fn chat_retrieve(
-        &self,
-        conversation_id: &str,
-        chat_id: &str,
-    ) -> Result<(Value, Option<String>)> {
-        let url = self.url(
-            "/v3/chat/retrieve",
-            &[("conversation_id", conversation_id), ("chat_id", chat_id)],
-        );
-        let (body, logid) = self.call_with_logid("GET", &url, None, false)?;
-        Ok((Self::data(body), logid))
-    }
-
-    /// Every message of a finished chat except the user's query.
-    pub fn chat_messages(&self, conversation_id: &str, chat_id: &str) -> Result<Vec<Value>> {
-        let url = self.url(
-            "/v3/chat/message/list",
-            &[("conversation_id", conversation_id), ("chat_id", chat_id)],
-        );
-        Ok(
-            Self::data_under(self.call("GET", &url, None, false)?, "Messages")
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        )
-    }
-
-    /// Cancels a chat in progress (IDs in the body, unlike the other chat calls).
-    pub fn chat_cancel(&self, conversation_id: &str, chat_id: &str) -> Result<Value> {
-        let url = self.url("/v3/chat/cancel", &[]);
-        let body = json!({"conversation_id": conversation_id, "chat_id": chat_id});
-        Ok(Self::data_under(
-            self.call("POST", &url, Some(&body), false)?,
-            "ChatV3ChatDetail",
-        ))
-    }
-
-    pub fn users_me(&self) -> Result<Value> {
-        let url = self.url("/v1/users/me", &[]);
-        Ok(Self::data(self.call("GET", &url, None, false)?))
     }
 }
 
