@@ -11,7 +11,7 @@ use std::io::{self, IsTerminal, Write};
 
 use serde_json::{json, Map, Value};
 
-use coze_core::chat::{ChatState, Sink};
+use coze_core::chat::{ChatState, ChatStatus, Sink};
 use coze_core::support::{redact, say};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::Error;
@@ -105,14 +105,15 @@ impl<W: Write> Printer<W> {
                 let status = match error {
                     None => "completed".to_owned(),
                     Some(_)
-                        if state.status.is_empty()
-                            || state.status == "in_progress"
-                            || state.status == "created" =>
+                        if matches!(
+                            state.status,
+                            ChatStatus::Unreported | ChatStatus::InProgress | ChatStatus::Created
+                        ) =>
                     {
                         "failed".to_owned()
                     }
-                    Some(_) if state.status == "completed" => "failed".to_owned(),
-                    Some(_) => state.status.clone(),
+                    Some(_) if state.status == ChatStatus::Completed => "failed".to_owned(),
+                    Some(_) => state.status.to_string(),
                 };
                 r.insert("status".into(), status.into());
                 r.insert("error".into(), error.map(error_json).unwrap_or(Value::Null));
@@ -151,7 +152,7 @@ impl<W: Write> Printer<W> {
         // Every answer record has an id: null for a line that could not be read.
         self.id.get_or_insert(Value::Null);
         let mut state = ChatState::default();
-        state.status = "invalid".into();
+        state.status = ChatStatus::Other("invalid".into());
         self.end(line.unwrap_or_default(), &state, Some(error))
     }
 
