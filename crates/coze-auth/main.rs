@@ -14,12 +14,12 @@ use std::io;
 use std::process::ExitCode;
 
 use coze_core::auth::oauth;
+use coze_core::cli::flags::NET_FLAGS_HELP;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::{Http, HttpConfig};
 use coze_core::protocol::Record;
-use coze_core::session::NET_FLAGS_HELP;
 use coze_core::support::time::unix_now;
 use coze_core::support::url;
 use coze_core::wire::jsonl::JsonlWriter;

@@ -4,8 +4,8 @@ use std::ffi::OsString;
 
 use serde_json::{Map, Value};
 
+use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::{self, Parsed};
-use coze_core::session::ApiFlags;
 use coze_core::{Error, Result};
 
 pub const HELP: &str = "\

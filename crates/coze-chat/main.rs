@@ -18,12 +18,13 @@ use serde_json::Value;
 
 use coze_core::api::Client;
 use coze_core::chat::Active;
-use coze_core::cli::{self, Parsed};
+use coze_core::cli::flags::API_FLAGS_HELP;
+use coze_core::cli::session::Session;
+use coze_core::cli::{self, interrupt, stdout_watch, Parsed};
 use coze_core::config::Env;
 use coze_core::protocol::Prompt;
-use coze_core::session::{Session, API_FLAGS_HELP};
 use coze_core::wire::jsonl::JsonlWriter;
-use coze_core::{interrupt, stdout_watch, Error, Result};
+use coze_core::{Error, Result};
 
 use ask::{ask, Plan, Tally};
 use flags::{Flags, Mode, Source};

@@ -3,8 +3,8 @@
 
 use std::ffi::OsString;
 
+use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::{self, Arg, Parsed};
-use coze_core::session::ApiFlags;
 use coze_core::{Error, Result};
 use serde_json::{Map, Value};
 

@@ -11,10 +11,11 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use coze_core::api::Client;
+use coze_core::cli::flags::API_FLAGS_HELP;
+use coze_core::cli::session::Session;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Env;
 use coze_core::protocol::{Conversation, Record};
-use coze_core::session::{Session, API_FLAGS_HELP};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 use serde_json::{Map, Value};

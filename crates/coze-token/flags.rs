@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::{self, Parsed};
-use coze_core::session::ApiFlags;
 use coze_core::Result;
 
 pub const HELP: &str = "\

@@ -10,9 +10,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Map;
 
+use coze_core::cli::interrupt;
 use coze_core::protocol::Token;
 use coze_core::support::{redact, url};
-use coze_core::{interrupt, Error, Result};
+use coze_core::{Error, Result};
 
 use crate::flags::Flags;
 use crate::TOOL;

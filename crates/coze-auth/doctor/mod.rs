@@ -20,12 +20,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coze_core::auth::store::TokenStore;
+use coze_core::cli::flags::ApiFlags;
+use coze_core::cli::session::Session;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Credentials, Env};
 use coze_core::error::exit;
 use coze_core::http::Http;
 use coze_core::protocol::Token;
-use coze_core::session::{ApiFlags, Session};
 use coze_core::support::time::unix_now;
 use coze_core::support::url;
 use coze_core::{Error, Result};

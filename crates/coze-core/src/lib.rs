@@ -12,10 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod interrupt;
 pub mod protocol;
-pub mod session;
-pub mod stdout_watch;
 pub mod support;
 pub mod wire;
 

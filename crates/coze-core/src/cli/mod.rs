@@ -1,9 +1,16 @@
-//! What every coze binary does the same way: the `run` wrapper that turns a `Result`
-//! into one stderr line and an exit code, help and version as values, and small flag
-//! value parsers shared by all tools.
+//! Layer 9, what every coze binary does the same way: the `run` wrapper that turns a
+//! `Result` into one stderr line and an exit code, help and version as values, and
+//! small flag value parsers shared by all tools (here); the flags every API tool shares
+//! (`flags`) and the session they open (`session`); Ctrl-C, SIGTERM and SIGHUP for a
+//! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`).
 //!
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
+
+pub mod flags;
+pub mod interrupt;
+pub mod session;
+pub mod stdout_watch;
 
 use std::ffi::OsString;
 use std::io::Write;
