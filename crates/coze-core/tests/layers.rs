@@ -144,12 +144,19 @@ fn parse_path(text: &str, mut base: Vec<String>, out: &mut Vec<Vec<String>>) {
     }
 }
 
-/// The code before the file's `#[cfg(test)]` module, where `super::` means the parent.
+/// The code before the file's `#[cfg(test)]` module (`mod tests`), where `super::`
+/// means the parent module.
 fn outside_tests(code: &str) -> &str {
-    match code.find("#[cfg(test)]\nmod tests") {
-        Some(i) => &code[..i],
-        None => code,
+    let mut from = 0;
+    while let Some(i) = code[from..].find("#[cfg(test)]") {
+        let at = from + i;
+        let next = code[at..].lines().nth(1).unwrap_or_default();
+        if next.contains("mod tests") {
+            return &code[..at];
+        }
+        from = at + 1;
     }
+    code
 }
 
 /// The first cycle in `graph`, as the modules along it.
