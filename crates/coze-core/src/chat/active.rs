@@ -9,7 +9,8 @@ use std::thread::ThreadId;
 
 use super::state::ChatState;
 use crate::api::Client;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::support::say::tool;
 
 /// The chats in progress (one per worker thread), for cancelling them on Ctrl-C or a
 /// closed stdout.
@@ -78,6 +79,25 @@ impl Active {
         if let Some((conv, chat)) = mine {
             cancel_one(client, tool, &conv, &chat);
         }
+    }
+
+    /// The end of this thread's chat: cancelled on the server when `outcome` failed
+    /// before the chat was over (unless `cancel` says the server already answered for
+    /// it), then forgotten; a chat the server ended in failure makes that the outcome.
+    pub(super) fn finish(
+        &self,
+        client: &Client<'_>,
+        state: ChatState,
+        outcome: Result<()>,
+        logid: Option<&str>,
+        cancel: bool,
+    ) -> (ChatState, Result<()>) {
+        if outcome.is_err() && !state.finished() && cancel {
+            self.cancel_mine(client, tool());
+        }
+        self.clear();
+        let outcome = outcome.and_then(|()| state.error(logid).map_or(Ok(()), Err));
+        (state, outcome)
     }
 
     /// Whether [`cancel`](Active::cancel) has run: the run is stopping, and what its

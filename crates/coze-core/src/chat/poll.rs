@@ -14,7 +14,6 @@ use super::state::{ChatState, Sink};
 use super::status::ChatStatus;
 use crate::api::Client;
 use crate::error::{Error, Result};
-use crate::support::say::tool;
 
 /// Follows an existing chat to its end by polling: retrieve with backoff until its
 /// status is final, then feed through `state` the chat's messages as
@@ -112,10 +111,5 @@ pub fn poll(
         };
         follow(client, &conv, &chat_id, &mut state, sink, &mut logid)
     })();
-    if result.is_err() && !state.finished() {
-        active.cancel_mine(client, tool());
-    }
-    active.clear();
-    let result = result.and_then(|()| state.error(logid.as_deref()).map_or(Ok(()), Err));
-    (state, result)
+    active.finish(client, state, result, logid.as_deref(), true)
 }

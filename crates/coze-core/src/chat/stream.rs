@@ -11,7 +11,6 @@ use super::state::{ChatState, Sink};
 use crate::api::Client;
 use crate::error::{Error, Result};
 use crate::http::{describe_io, is_timeout};
-use crate::support::say::tool;
 use crate::wire::sse::{SseError, SseReader};
 
 /// How a stream stopped before the chat was over.
@@ -185,12 +184,7 @@ pub fn stream(
             }
         }
     };
-    if outcome.is_err() && !state.finished() && !answered {
-        active.cancel_mine(client, tool());
-    }
-    active.clear();
-    let outcome = outcome.and_then(|()| state.error(logid.as_deref()).map_or(Ok(()), Err));
-    (state, outcome)
+    active.finish(client, state, outcome, logid.as_deref(), !answered)
 }
 
 /// How a stream that stopped before the chat was over is reported.
