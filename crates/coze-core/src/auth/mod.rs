@@ -17,3 +17,5 @@ pub mod renew;
 pub mod secret_file;
 pub mod source;
 pub mod store;
+#[cfg(test)]
+mod testing;

@@ -150,26 +150,8 @@ pub fn renewable(token: &Token) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
+    use crate::auth::testing::{tmpdir, token};
     use std::fs;
-
-    fn token(access: &str, expires_at: i64) -> Token {
-        Token {
-            access_token: access.into(),
-            token_type: "Bearer".into(),
-            expires_at,
-            refresh_token: Some("refresh-1234567".into()),
-            client_id: Some("c".into()),
-            base_url: Some("http://127.0.0.1:1".into()),
-            extra: Map::new(),
-        }
-    }
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("coze-renew-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
-    }
 
     #[test]
     fn a_fresh_token_is_returned_without_any_request() {

@@ -62,14 +62,8 @@ pub fn read_client_secret(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::testing::tmpdir;
     use std::fs;
-    use std::path::PathBuf;
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("coze-secret-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
-    }
 
     #[test]
     fn private_files_must_not_be_open_to_others() {

@@ -100,27 +100,8 @@ impl TokenSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
+    use crate::auth::testing::{tmpdir, token};
     use std::fs;
-    use std::path::PathBuf;
-
-    fn token(access: &str, expires_at: i64) -> Token {
-        Token {
-            access_token: access.into(),
-            token_type: "Bearer".into(),
-            expires_at,
-            refresh_token: Some("refresh-1234567".into()),
-            client_id: Some("c".into()),
-            base_url: Some("http://127.0.0.1:1".into()),
-            extra: Map::new(),
-        }
-    }
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("coze-source-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
-    }
 
     #[test]
     fn a_token_source_reads_the_file_once_while_the_token_is_fresh() {

@@ -161,13 +161,7 @@ fn default_credentials(env: &Env) -> Result<Credentials> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env() -> Env {
-        Env {
-            home: Some("/home/u".into()),
-            ..Env::default()
-        }
-    }
+    use crate::config::env::tests::home_only as env;
 
     #[test]
     fn credentials_precedence() {

@@ -95,3 +95,16 @@ fn proxy_vars_from_process() -> Vec<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::Env;
+
+    /// An environment with only HOME set, for the tests of config's rules.
+    pub(in crate::config) fn home_only() -> Env {
+        Env {
+            home: Some("/home/u".into()),
+            ..Env::default()
+        }
+    }
+}

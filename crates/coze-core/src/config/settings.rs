@@ -199,13 +199,7 @@ pub fn plain_http(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env() -> Env {
-        Env {
-            home: Some("/home/u".into()),
-            ..Env::default()
-        }
-    }
+    use crate::config::env::tests::home_only as env;
 
     #[test]
     fn allow_http_values() {
@@ -304,8 +298,8 @@ mod tests {
             (true, "the token file".into())
         );
         let elsewhere = token(true, "http://other:8888");
-        assert_eq!(plain(false, &e, Some(&elsewhere)).0, false, "another base");
-        assert_eq!(plain(false, &e, Some(&token(false, studio))).0, false);
+        assert!(!plain(false, &e, Some(&elsewhere)).0, "another base");
+        assert!(!plain(false, &e, Some(&token(false, studio))).0);
         e.allow_http = Some("1".into());
         assert_eq!(plain(false, &e, None), (true, "COZE_ALLOW_HTTP".into()));
         assert_eq!(plain(true, &e, None), (true, "--allow-http".into()));

@@ -363,7 +363,7 @@ fn euid() -> u32 {
 mod tests {
     use super::lock::same_file;
     use super::*;
-    use serde_json::Map;
+    use crate::auth::testing::{tmpdir, token};
 
     impl TokenStore {
         fn lock(&self) -> Result<File> {
@@ -373,24 +373,6 @@ mod tests {
         fn lock_path(&self) -> PathBuf {
             super::lock_path(&self.target().unwrap())
         }
-    }
-
-    fn token(access: &str, expires_at: i64) -> Token {
-        Token {
-            access_token: access.into(),
-            token_type: "Bearer".into(),
-            expires_at,
-            refresh_token: Some("refresh-1234567".into()),
-            client_id: Some("c".into()),
-            base_url: Some("http://127.0.0.1:1".into()),
-            extra: Map::new(),
-        }
-    }
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("coze-store-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
     }
 
     #[test]
