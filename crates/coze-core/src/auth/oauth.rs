@@ -103,8 +103,8 @@ pub fn token_from_response(
         Some(Value::String(s)) if !s.is_empty() => s,
         _ => "Bearer".to_owned(),
     };
-    // How long the token was issued for: the store scales its renewal margin to it
-    // (`token_store::renew_margin`), so a short-lived token is not renewed on every use.
+    // How long the token was issued for: renewing scales its margin to it
+    // (`renew::renew_margin`), so a short-lived token is not renewed on every use.
     let mut extra = Map::new();
     if expires_at > now {
         extra.insert(LIFETIME.to_owned(), (expires_at - now).into());

@@ -386,11 +386,11 @@ pub fn first_set<'a>(vars: &'a [(String, String)], names: &[&str]) -> Option<(&'
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// Proxy variables as `Env` holds them, for tests here and in `doctor`.
-    pub(crate) fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// Proxy variables as `Env` holds them.
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -130,7 +130,7 @@ const SIG_ERR: usize = usize::MAX;
 static FILE_SIZE_SIGNAL: Mutex<(usize, usize)> = Mutex::new((0, SIG_DFL));
 
 extern "C" {
-    // libc's signal(2) (as in `interrupt`); std links libc already.
+    // libc's signal(2) (as in `cli::interrupt`); std links libc already.
     fn signal(signum: i32, handler: usize) -> usize;
 }
 
