@@ -239,6 +239,14 @@ impl TokenStore {
         self.renew_locked(&target, &lock, &token, renew)
     }
 
+    /// Renews `target` while holding `lock`, with `renew`.
+    ///
+    /// First the room for the new pair is made (a temp file of zeros, fsynced): if the
+    /// disk cannot take it, nothing is sent and the old pair stays good. Then, before a
+    /// refresh token is sent, its fingerprint is noted in the lock file: if this
+    /// process dies after the server rotated the pair but before the new one reached
+    /// the disk (a window no client can close), the next run finds its own note, and
+    /// when the server then refuses the token it says plainly that the token was used
     /// by an interrupted refresh and a login is needed.
     fn renew_locked(
         &self,
