@@ -21,7 +21,7 @@ use coze_core::chat::Active;
 use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
 use coze_core::cli::{self, interrupt, stdout_watch, Parsed};
-use coze_core::config::Env;
+use coze_core::config::{self, Env};
 use coze_core::protocol::Prompt;
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
@@ -74,7 +74,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     let started = Instant::now();
     // Stdin lines may each name their bot (a prompt record's bot_id): a line that
     // does not, with no bot here, is refused when it is read.
-    let bot = f.bot.clone().or_else(|| env.bot_id.clone());
+    let bot = config::bot_id(f.bot.as_deref(), env).map(|s| s.value);
     if bot.is_none() && f.source != Source::Lines {
         return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
     }

@@ -20,6 +20,6 @@ pub use profiles::{
     DEFAULT_PROFILE,
 };
 pub use settings::{
-    allow_http, api_base, ca_bundle, client_id, plain_http, region_hint, token_allows_http,
+    allow_http, api_base, bot_id, ca_bundle, client_id, plain_http, region_hint, token_allows_http,
     www_base, Region, Setting, Source, CN_API, CN_WWW, COM_API, COM_WWW,
 };

@@ -1,8 +1,8 @@
 //! The settings besides credentials, each resolved by one rule that returns the value
 //! and where it came from ([`Setting`]): flags beat the environment, the environment
 //! beats the token file, which beats defaults. The region and its
-//! hosts, the API base, the web host of the authorize page, the client id, an extra CA
-//! bundle, plain http to a remote host.
+//! hosts, the API base, the web host of the authorize page, the client id, the bot, an
+//! extra CA bundle, plain http to a remote host.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -149,6 +149,15 @@ pub fn client_id(flag: Option<&str>, env: &Env) -> Option<Setting<String>> {
     match (flag, &env.client_id) {
         (Some(id), _) => Some(Setting::new(id.to_owned(), Source::Flag("--client-id"))),
         (None, Some(id)) => Some(Setting::new(id.clone(), Source::Env("COZE_CLIENT_ID"))),
+        (None, None) => None,
+    }
+}
+
+/// The bot to chat with or list conversations of: `--bot` > `COZE_BOT_ID`.
+pub fn bot_id(flag: Option<&str>, env: &Env) -> Option<Setting<String>> {
+    match (flag, &env.bot_id) {
+        (Some(id), _) => Some(Setting::new(id.to_owned(), Source::Flag("--bot"))),
+        (None, Some(id)) => Some(Setting::new(id.clone(), Source::Env("COZE_BOT_ID"))),
         (None, None) => None,
     }
 }
@@ -321,6 +330,16 @@ mod tests {
             (id.value.as_str(), id.source.as_str()),
             ("flag.app.coze", "--client-id")
         );
+
+        assert_eq!(bot_id(None, &e), None);
+        e.bot_id = Some("737".into());
+        let bot = bot_id(None, &e).unwrap();
+        assert_eq!(
+            (bot.value.as_str(), bot.source.as_str()),
+            ("737", "COZE_BOT_ID")
+        );
+        let bot = bot_id(Some("738"), &e).unwrap();
+        assert_eq!((bot.value.as_str(), bot.source.as_str()), ("738", "--bot"));
 
         assert_eq!(ca_bundle(None, &e), None);
         e.ca_bundle = Some("/env.pem".into());
