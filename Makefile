@@ -64,7 +64,8 @@ bench:
 # Coverage-guided fuzzers (cargo-fuzz, libFuzzer + ASan) over the parsers that read
 # untrusted bytes: the SSE reader (random chunking), JSON lines + records, the OAuth
 # callback query, and json_pick (against serde_json). FUZZ_SECONDS each (default 120), seeded from fuzz/seeds/. Not part of
-# `make test` or CI (those run the deterministic crates/coze-core/src/fuzz_tests.rs).
+# `make test` or CI (those run the deterministic randomized tests of the same parsers:
+# crates/coze-core/src/wire/fuzz_tests.rs, and those of the records and the callback).
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 enables them on a stable toolchain.
 FUZZ_SECONDS ?= 120
 FUZZ_TARGETS ?= sse jsonl callback json_pick

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use coze_core::jwt::{self, Claims, Header, SigningKey};
+use coze_core::auth::jwt::{self, Claims, Header, SigningKey};
 use serde_json::{json, Value};
 
 use crate::util::*;
@@ -439,11 +439,11 @@ fn web_code(sb: &Sandbox) -> Value {
     let url = format!(
         "{}/api/permission/oauth2/authorize?response_type=code&client_id={WEB}&redirect_uri={}&state=st",
         sb.base_url(),
-        coze_core::url::encode(redirect)
+        coze_core::support::url::encode(redirect)
     );
     let r = http_request("GET", &url, None, &[]);
     let location = r.header("location").expect("auto-approve redirects");
-    let code = coze_core::url::parse_query(location.split_once('?').unwrap().1)
+    let code = coze_core::support::url::parse_query(location.split_once('?').unwrap().1)
         .into_iter()
         .find(|(k, _)| k == "code")
         .expect("code")

@@ -400,7 +400,10 @@ fn no_token_code_or_verifier_leaks_into_stderr_argv_files_or_errors() {
     ledger.run("coze-chat (refresh refused)", &r, true);
     // A static token the server does not know: 4100, no refresh possible. A random one,
     // so only registration (not its shape) can hide it.
-    let bad = format!("static{}", coze_core::pkce::random_hex(16).unwrap());
+    let bad = format!(
+        "static{}",
+        coze_core::support::random::random_hex(16).unwrap()
+    );
     ledger.secret("static token", &json!(bad));
     for tool in ["coze-conv", "coze-chat"] {
         let mut c = sb.cmd(tool);

@@ -500,13 +500,13 @@ fn a_web_app_code_without_a_verifier_is_exchanged_with_the_secret() {
     let url = format!(
         "{}/api/permission/oauth2/authorize?response_type=code&client_id={WEB}&redirect_uri={}&state=st",
         sb.base_url(),
-        coze_core::url::encode(redirect)
+        coze_core::support::url::encode(redirect)
     );
     let location = http_request("GET", &url, None, &[])
         .header("location")
         .expect("auto-approve redirects")
         .to_owned();
-    let code = coze_core::url::parse_query(location.split_once('?').unwrap().1)
+    let code = coze_core::support::url::parse_query(location.split_once('?').unwrap().1)
         .into_iter()
         .find(|(k, _)| k == "code")
         .expect("code")

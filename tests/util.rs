@@ -148,12 +148,12 @@ impl Sandbox {
     pub fn authorization_code(&self, client_id: &str) -> Value {
         let verifier =
             "v0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~".to_owned();
-        let challenge = coze_core::pkce::challenge_s256(&verifier);
+        let challenge = coze_core::auth::pkce::challenge_s256(&verifier);
         let redirect = "http://127.0.0.1:9/callback";
         let url = format!(
             "{}/api/permission/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={}&state=st&code_challenge={challenge}&code_challenge_method=S256",
             self.base_url(),
-            coze_core::url::encode(redirect)
+            coze_core::support::url::encode(redirect)
         );
         let r = http_request("GET", &url, None, &[]);
         let mut location = r
@@ -178,7 +178,7 @@ impl Sandbox {
             location = r.header("location").expect("consent redirects").to_owned();
         }
         let query = location.split_once('?').unwrap().1;
-        let code = coze_core::url::parse_query(query)
+        let code = coze_core::support::url::parse_query(query)
             .into_iter()
             .find(|(k, _)| k == "code")
             .expect("code")

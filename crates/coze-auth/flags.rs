@@ -4,9 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use coze_core::cli::flags::NetFlags;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::Region;
-use coze_core::session::NetFlags;
 use coze_core::{Error, Result};
 
 pub const HELP: &str = "\
@@ -282,7 +282,7 @@ mod tests {
             "| coze-token --save",
             "EXAMPLES",
         ] {
-            let all = format!("{HELP}{}{HELP_TAIL}", coze_core::session::NET_FLAGS_HELP);
+            let all = format!("{HELP}{}{HELP_TAIL}", coze_core::cli::flags::NET_FLAGS_HELP);
             assert!(all.contains(flag), "{flag}");
         }
     }

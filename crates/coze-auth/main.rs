@@ -3,26 +3,31 @@
 //! coze-token turns either into tokens.
 //!
 //! A translator, not a worker: parse flags, resolve settings from the one snapshot of
-//! the environment, call coze-core (`callback::login`, `oauth::request_device_code`),
+//! the environment, call `login::login` or coze-core's `oauth::request_device_code`,
 //! write the one record, and let `cli::run` turn the outcome into an exit code.
 
 mod doctor;
 mod flags;
+mod login;
 
 use std::io;
 use std::process::ExitCode;
 
-use coze_core::callback::{self, Browser, Login};
+use coze_core::auth::oauth;
+use coze_core::cli::flags::NET_FLAGS_HELP;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::{Http, HttpConfig};
-use coze_core::jsonl::JsonlWriter;
-use coze_core::records::Record;
-use coze_core::session::NET_FLAGS_HELP;
-use coze_core::{oauth, url, Error, Result};
+use coze_core::protocol::Record;
+use coze_core::support::time::unix_now;
+use coze_core::support::url;
+use coze_core::wire::jsonl::JsonlWriter;
+use coze_core::{Error, Result};
 
 use flags::Flags;
+use login::browser::Browser;
+use login::Login;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
@@ -67,17 +72,15 @@ fn doctor_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
 }
 
 fn run(f: Flags, env: Env) -> Result<()> {
-    let client_id = f
-        .client_id
-        .clone()
-        .or(env.client_id.clone())
+    let client_id = config::client_id(f.client_id.as_deref(), &env)
+        .map(|s| s.value)
         .ok_or_else(|| {
             Error::usage(
                 "no client ID: pass --client-id or set COZE_CLIENT_ID (the OAuth app's client ID, \
              like 1234….app.coze)",
             )
         })?;
-    let api_base = config::api_base(f.base_url.as_deref(), f.region, &env, None);
+    let api_base = config::api_base(f.base_url.as_deref(), f.region, &env, None).value;
     let http = Http::new(HttpConfig {
         verbose: f.verbose,
         network: f.net.network(&env)?,
@@ -106,7 +109,7 @@ fn run(f: Flags, env: Env) -> Result<()> {
             paste: f.paste,
             verbose: f.verbose,
         };
-        let grant = callback::login(&login, &mut io::stdin().lock(), &mut io::stderr())?;
+        let grant = login::login(&login, &mut io::stdin().lock(), &mut io::stderr())?;
         Record::AuthorizationCode(grant)
     };
     // `coze-auth > grant.json`: a code (or device code) others could read is theirs to
@@ -119,7 +122,7 @@ fn run(f: Flags, env: Env) -> Result<()> {
 
 /// The device flow's first half: get a code, tell the person where to enter it.
 fn device(http: &Http, f: &Flags, api_base: &str, client_id: &str) -> Result<Record> {
-    let now = cli::unix_now();
+    let now = unix_now();
     let dc = oauth::request_device_code(http, api_base, client_id, f.workspace_id.as_deref(), now)?;
     let sep = if dc.verification_uri.contains('?') {
         '&'

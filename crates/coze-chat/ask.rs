@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use coze_core::api::Client;
 use coze_core::chat::{self, Active, ChatSpec, ChatState};
-use coze_core::records::Prompt;
+use coze_core::protocol::Prompt;
 use coze_core::{cli, Error, Result};
 
 use crate::output::Printer;

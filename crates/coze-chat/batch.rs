@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex};
 
 use coze_core::api::Client;
 use coze_core::chat::Active;
-use coze_core::records::Prompt;
+use coze_core::protocol::Prompt;
 use coze_core::{cli, Error, Result};
 
 use crate::ask::{ask, Plan, Tally};

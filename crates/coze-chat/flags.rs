@@ -4,8 +4,8 @@ use std::ffi::OsString;
 
 use serde_json::{Map, Value};
 
+use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::{self, Parsed};
-use coze_core::session::ApiFlags;
 use coze_core::{Error, Result};
 
 pub const HELP: &str = "\
@@ -197,7 +197,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         append: false,
         ordered: false,
         summary: false,
-        max_line: coze_core::jsonl::DEFAULT_MAX_LINE,
+        max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
     };
     let mut prompt: Option<String> = None;
     while let Some(arg) = p.next().map_err(cli::usage)? {
@@ -289,7 +289,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
              not stream (a polled answer is read back from the conversation's messages)",
         ));
     }
-    coze_core::records::check_meta_data(&f.meta)
+    coze_core::protocol::check_meta_data(&f.meta)
         .map_err(|m| Error::usage(format!("--meta: {m}")))?;
     if f.append && f.resume.is_none() {
         return Err(Error::usage(

@@ -12,8 +12,8 @@ use std::io::BufRead;
 
 use serde_json::{Map, Value};
 
-use coze_core::jsonl::{self, LineError, LineReader};
-use coze_core::records::{self, Prompt, Record};
+use coze_core::protocol::{self, Prompt, Record};
+use coze_core::wire::jsonl::{self, LineError, LineReader};
 use coze_core::{Error, Result};
 
 /// One thing to do, from one line.
@@ -122,7 +122,7 @@ impl<R: BufRead> Items<R> {
     fn count(&mut self, content: &str) -> u32 {
         let n = self
             .seen
-            .entry(records::derived_prompt_id(content))
+            .entry(protocol::derived_prompt_id(content))
             .or_default();
         *n += 1;
         *n
@@ -227,12 +227,12 @@ fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
         }
     }
     if let Some(own) = &p.meta_data {
-        records::check_meta_data(own)
+        protocol::check_meta_data(own)
             .map_err(|m| Error::input(line, format!("prompt record: meta_data: {m}")))?;
         if !rules.meta.is_empty() {
             let mut all = rules.meta.clone();
             all.extend(own.clone());
-            records::check_meta_data(&all).map_err(|m| {
+            protocol::check_meta_data(&all).map_err(|m| {
                 Error::input(
                     line,
                     format!("prompt record: meta_data with --meta added: {m}"),
@@ -301,7 +301,7 @@ mod tests {
         while let Some(Ok(Item::Prompt { prompt, .. })) = items.next_item() {
             ids.push(prompt.effective_id());
         }
-        let first = records::derived_prompt_id("same");
+        let first = protocol::derived_prompt_id("same");
         assert_eq!(
             ids,
             [

@@ -18,12 +18,13 @@ use serde_json::Value;
 
 use coze_core::api::Client;
 use coze_core::chat::Active;
-use coze_core::cli::{self, Parsed};
-use coze_core::config::Env;
-use coze_core::jsonl::JsonlWriter;
-use coze_core::records::Prompt;
-use coze_core::session::{Session, API_FLAGS_HELP};
-use coze_core::{interrupt, stdout_watch, Error, Result};
+use coze_core::cli::flags::API_FLAGS_HELP;
+use coze_core::cli::session::Session;
+use coze_core::cli::{self, interrupt, stdout_watch, Parsed};
+use coze_core::config::{self, Env};
+use coze_core::protocol::Prompt;
+use coze_core::wire::jsonl::JsonlWriter;
+use coze_core::{Error, Result};
 
 use ask::{ask, Plan, Tally};
 use flags::{Flags, Mode, Source};
@@ -73,7 +74,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     let started = Instant::now();
     // Stdin lines may each name their bot (a prompt record's bot_id): a line that
     // does not, with no bot here, is refused when it is read.
-    let bot = f.bot.clone().or_else(|| env.bot_id.clone());
+    let bot = config::bot_id(f.bot.as_deref(), env).map(|s| s.value);
     if bot.is_none() && f.source != Source::Lines {
         return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
     }
@@ -180,14 +181,14 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
 /// The profile's stable user id, so the bot's memory of this user carries over from run
 /// to run; without a settings directory, one for this run.
 fn default_user(f: &Flags, env: &Env) -> Result<String> {
-    let mut warn = |w: &str| cli::warn(w);
+    let mut warn = |w: &str| coze_core::support::say::warn(w);
     let id = match f.api.user_id_path(env) {
-        Ok(path) => coze_core::user_id::stable(&path, &mut warn),
+        Ok(path) => coze_core::config::user_id::stable(&path, &mut warn),
         Err(e) => {
             warn(&format!(
                 "{e}; using a new user id for this run (pass --user or set COZE_USER_ID)"
             ));
-            coze_core::user_id::generate()
+            coze_core::config::user_id::generate()
         }
     };
     id.map_err(|e| Error::io("the random source", e))
@@ -227,13 +228,14 @@ impl Runner<'_> {
                     line: None,
                     message,
                 };
-                let bytes = coze_core::jsonl::read_capped(io::stdin().lock(), f.max_line as u64)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::FileTooLarge => {
-                            bad(format!("{e}; --max-line-bytes raises the limit"))
-                        }
-                        _ => bad(format!("reading stdin: {e}")),
-                    })?;
+                let bytes =
+                    coze_core::wire::jsonl::read_capped(io::stdin().lock(), f.max_line as u64)
+                        .map_err(|e| match e.kind() {
+                            io::ErrorKind::FileTooLarge => {
+                                bad(format!("{e}; --max-line-bytes raises the limit"))
+                            }
+                            _ => bad(format!("reading stdin: {e}")),
+                        })?;
                 let all = String::from_utf8(bytes)
                     .map_err(|_| bad("reading stdin: not valid UTF-8".into()))?;
                 let text = all

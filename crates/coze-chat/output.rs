@@ -11,9 +11,10 @@ use std::io::{self, IsTerminal, Write};
 
 use serde_json::{json, Map, Value};
 
-use coze_core::chat::{ChatState, Sink};
-use coze_core::jsonl::JsonlWriter;
-use coze_core::{cli, redact, Error};
+use coze_core::chat::{ChatState, ChatStatus, Sink};
+use coze_core::support::{redact, say};
+use coze_core::wire::jsonl::JsonlWriter;
+use coze_core::Error;
 
 use crate::flags::Mode;
 
@@ -40,7 +41,7 @@ impl<W: Write> Printer<W> {
             out: JsonlWriter::new(out),
             id: None,
             open_line: false,
-            dim_reasoning: cli::stderr_is_terminal(),
+            dim_reasoning: say::stderr_is_terminal(),
             reasoning_open: false,
             tty_out: mode == Mode::Text && io::stdout().is_terminal(),
             recovered: false,
@@ -104,14 +105,15 @@ impl<W: Write> Printer<W> {
                 let status = match error {
                     None => "completed".to_owned(),
                     Some(_)
-                        if state.status.is_empty()
-                            || state.status == "in_progress"
-                            || state.status == "created" =>
+                        if matches!(
+                            state.status,
+                            ChatStatus::Unreported | ChatStatus::InProgress | ChatStatus::Created
+                        ) =>
                     {
                         "failed".to_owned()
                     }
-                    Some(_) if state.status == "completed" => "failed".to_owned(),
-                    Some(_) => state.status.clone(),
+                    Some(_) if state.status == ChatStatus::Completed => "failed".to_owned(),
+                    Some(_) => state.status.to_string(),
                 };
                 r.insert("status".into(), status.into());
                 r.insert("error".into(), error.map(error_json).unwrap_or(Value::Null));
@@ -150,7 +152,7 @@ impl<W: Write> Printer<W> {
         // Every answer record has an id: null for a line that could not be read.
         self.id.get_or_insert(Value::Null);
         let mut state = ChatState::default();
-        state.status = "invalid".into();
+        state.status = ChatStatus::Other("invalid".into());
         self.end(line.unwrap_or_default(), &state, Some(error))
     }
 
@@ -235,7 +237,7 @@ impl<W: Write> Sink for Printer<W> {
         if self.tty_out {
             self.out
                 .get_mut()
-                .write_all(cli::visible(text).as_bytes())?;
+                .write_all(say::visible(text).as_bytes())?;
         } else {
             self.out.get_mut().write_all(text.as_bytes())?;
         }
@@ -252,7 +254,7 @@ impl<W: Write> Sink for Printer<W> {
         }
         self.reasoning_open = true;
         if self.dim_reasoning {
-            eprint!("{}", cli::visible(text));
+            eprint!("{}", say::visible(text));
         } else {
             eprint!("{text}");
         }

@@ -59,7 +59,7 @@ pub fn completed_ids(path: &Path, max_line: usize) -> Result<HashSet<String>> {
                 "--resume {}: line {number}: longer than {} (not an answers file? its \
                  lines may be 8 times --max-line-bytes)",
                 path.display(),
-                coze_core::jsonl::size(line.max)
+                coze_core::wire::jsonl::size(line.max)
             )));
         }
         rest.map_err(failed)?;

@@ -3,8 +3,8 @@
 
 use std::ffi::OsString;
 
+use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::{self, Arg, Parsed};
-use coze_core::session::ApiFlags;
 use coze_core::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -138,7 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             Arg::Value(v) if id.is_none() && word.as_deref().is_some_and(takes_id) => {
                 let given = cli::nonempty("CONVERSATION_ID", v.clone())?;
                 // `..` would turn /v1/conversations/ID/clear into another endpoint.
-                if coze_core::url::path_segment(&given).is_none() {
+                if coze_core::support::url::path_segment(&given).is_none() {
                     return Err(Error::usage(format!(
                         "CONVERSATION_ID: {given:?} is not a conversation id"
                     )));
@@ -191,7 +191,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             _ => return Err(arg.unexpected()),
         }
     }
-    coze_core::records::check_meta_data(&meta).map_err(|m| Error::usage(format!("--meta: {m}")))?;
+    coze_core::protocol::check_meta_data(&meta)
+        .map_err(|m| Error::usage(format!("--meta: {m}")))?;
     let Some(word) = word else {
         return Err(Error::usage(
             "name a subcommand: create, get, list, clear, delete or messages",

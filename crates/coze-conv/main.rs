@@ -11,11 +11,12 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use coze_core::api::Client;
+use coze_core::cli::flags::API_FLAGS_HELP;
+use coze_core::cli::session::Session;
 use coze_core::cli::{self, Parsed};
-use coze_core::config::Env;
-use coze_core::jsonl::JsonlWriter;
-use coze_core::records::{Conversation, Record};
-use coze_core::session::{Session, API_FLAGS_HELP};
+use coze_core::config::{self, Env};
+use coze_core::protocol::{Conversation, Record};
+use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn run(f: Flags, env: &Env) -> Result<()> {
-    let bot = f.bot.clone().or_else(|| env.bot_id.clone());
+    let bot = config::bot_id(f.bot.as_deref(), env).map(|s| s.value);
     let need_bot = || {
         bot.clone().ok_or_else(|| {
             Error::usage(format!(

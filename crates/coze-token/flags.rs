@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::{self, Parsed};
-use coze_core::session::ApiFlags;
 use coze_core::Result;
 
 pub const HELP: &str = "\
@@ -176,7 +176,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         command: Command::Grants,
         save: None,
         api: ApiFlags::default(),
-        min_ttl: Duration::from_secs(coze_core::token_store::DEFAULT_MIN_TTL as u64),
+        min_ttl: Duration::from_secs(coze_core::auth::renew::DEFAULT_MIN_TTL as u64),
         header: false,
         force: false,
         timeout: None,
@@ -257,10 +257,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--kid" => f.kid = Some(cli::string("--kid", cli::value(&mut p)?)?),
             "--ttl" => {
                 let ttl: u32 = cli::number("--ttl", cli::value(&mut p)?)?;
-                if !(1..=coze_core::jwt::MAX_TTL).contains(&ttl) {
+                if !(1..=coze_core::auth::jwt::MAX_TTL).contains(&ttl) {
                     return Err(coze_core::Error::usage(format!(
                         "--ttl: Coze grants 1 to {} seconds, not {ttl}",
-                        coze_core::jwt::MAX_TTL
+                        coze_core::auth::jwt::MAX_TTL
                     )));
                 }
                 f.ttl = Some(ttl);

@@ -10,14 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use coze_core::cli::{self, unix_now, Parsed};
+use coze_core::auth::jwt::{self, JwtGrant};
+use coze_core::auth::oauth::{self, DevicePoll};
+use coze_core::auth::renew::{self, Renewer};
+use coze_core::auth::secret_file::read_client_secret;
+use coze_core::auth::store::TokenStore;
+use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Credentials, Env};
 use coze_core::http::Http;
-use coze_core::jsonl::{JsonlWriter, LineReader};
-use coze_core::jwt::{self, JwtGrant};
-use coze_core::oauth::{self, DevicePoll};
-use coze_core::records::{DeviceCode, Record, Token};
-use coze_core::token_store::{self, Renewer, TokenStore};
+use coze_core::protocol::{DeviceCode, Record, Token};
+use coze_core::support::time::{ago, unix_now};
+use coze_core::wire::jsonl::{JsonlWriter, LineReader};
 use coze_core::{Error, Result};
 
 use flags::{Command, Flags};
@@ -79,12 +82,12 @@ fn client_secret(f: &Flags, secrets: &Secrets) -> Result<Option<ClientSecret>> {
     if let Some(path) = &f.client_secret_file {
         let file = absolute(path)?;
         return Ok(Some(ClientSecret {
-            secret: oauth::read_client_secret(&file)?,
+            secret: read_client_secret(&file)?,
             file: Some(file),
         }));
     }
     Ok(secrets.client_secret.as_ref().map(|s| {
-        coze_core::redact::register(s);
+        coze_core::support::redact::register(s);
         ClientSecret {
             secret: s.clone(),
             file: None,
@@ -107,8 +110,9 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
         let chosen = f.api.token_file_choice(env)?;
         Ok(chosen.path().map(Path::to_path_buf).unwrap_or_default())
     };
-    let api_base = config::api_base(f.api.base_url.as_deref(), f.api.region, env, None);
+    let api_base = config::api_base(f.api.base_url.as_deref(), f.api.region, env, None).value;
     let renewer = Renewer {
+        http: &http,
         api_base: &api_base,
         client_secret: secret.as_ref().map(|s| s.secret.as_str()),
     };
@@ -124,7 +128,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
         Command::Grants => grants(&http, &f, &renewer, secret.as_ref(), save()?.as_ref())?,
         Command::Jwt => {
             let grant = jwt_grant(&f, env, secrets)?;
-            let token = jwt::mint(&http, &api_base, &grant, unix_now())?;
+            let token = oauth::mint(&http, &api_base, &grant, unix_now())?;
             emit(
                 token,
                 save()?.as_ref(),
@@ -143,9 +147,9 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             let chosen = f.api.token_file_choice(env)?;
             let store = TokenStore::new(chosen.path().map(Path::to_path_buf).unwrap_or_default());
             let t = if f.force {
-                store.renew_now(&http, &renewer)
+                renewer.renew_now(&store)
             } else {
-                store.fresh(&http, min_ttl, &renewer)
+                renewer.fresh(&store, min_ttl)
             }
             .map_err(|e| chosen.name_in(e))?;
             coze_core::say!(
@@ -155,7 +159,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             );
         }
         Command::Print => {
-            let token = current_token(&f, env, &http, &renewer, min_ttl)?;
+            let token = current_token(&f, env, &renewer, min_ttl)?;
             let mut out = io::stdout().lock();
             let line = if f.header {
                 format!("Authorization: Bearer {token}\n")
@@ -171,7 +175,7 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
             status(&credentials).map_err(|e| credentials.name_in(e))?
         }
         Command::Exec(argv) => {
-            let token = current_token(&f, env, &http, &renewer, min_ttl)?;
+            let token = current_token(&f, env, &renewer, min_ttl)?;
             return Ok(Some(exec(argv, &token)));
         }
         Command::Profiles => profiles::list(&f, env)?,
@@ -182,18 +186,12 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
 
 /// The bare token for print/exec: the credentials every tool would use, a token file's
 /// refreshed if it expires within `min_ttl`.
-fn current_token(
-    f: &Flags,
-    env: &Env,
-    http: &Http,
-    renewer: &Renewer<'_>,
-    min_ttl: i64,
-) -> Result<String> {
+fn current_token(f: &Flags, env: &Env, renewer: &Renewer<'_>, min_ttl: i64) -> Result<String> {
     let credentials = f.api.credentials(env)?;
     match &credentials {
         Credentials::Static(t) => Ok(t.clone()),
-        Credentials::File { path, .. } => TokenStore::new(path)
-            .fresh(http, min_ttl, renewer)
+        Credentials::File { path, .. } => renewer
+            .fresh(&TokenStore::new(path), min_ttl)
             .map(|t| t.access_token)
             .map_err(|e| credentials.name_in(e)),
     }
@@ -202,10 +200,8 @@ fn current_token(
 /// The service app's grant from flags and environment: every part is required.
 fn jwt_grant(f: &Flags, env: &Env, secrets: &Secrets) -> Result<JwtGrant> {
     let missing = |flag: &str, var: &str| Error::usage(format!("--jwt needs {flag} (or {var})"));
-    let client_id = f
-        .client_id
-        .clone()
-        .or_else(|| env.client_id.clone())
+    let client_id = config::client_id(f.client_id.as_deref(), env)
+        .map(|s| s.value)
         .ok_or_else(|| missing("--client-id ID", "COZE_CLIENT_ID"))?;
     let key = f
         .key
@@ -289,7 +285,7 @@ fn grants(
                 oauth::exchange_code(http, &grant, renewer.client_secret, unix_now())?
             }
             Record::DeviceCode(grant) => poll_device(http, &grant, f.timeout)?,
-            Record::Token(old) => token_store::renew(http, &old, renewer)?,
+            Record::Token(old) => renewer.renew(&old)?,
             other => {
                 return Err(Error::input(
                     line_no,
@@ -357,7 +353,7 @@ fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Re
             let left = grant.expires_at - unix_now();
             eprint!(
                 "\r{TOOL}: code {} — {}:{:02} left ",
-                coze_core::cli::visible(&grant.user_code),
+                coze_core::support::say::visible(&grant.user_code),
                 left.max(0) / 60,
                 left.max(0) % 60
             );
@@ -370,7 +366,7 @@ fn describe_expiry(t: &Token) -> String {
     if t.expires_at == 0 {
         return "an unknown time (no expiry recorded)".into();
     }
-    token_store::ago(t.expires_at, unix_now())
+    ago(t.expires_at, unix_now())
 }
 
 /// Prints what the credentials in use hold; exit 0 when they can be used, 4 when not.
@@ -400,7 +396,7 @@ fn status(credentials: &Credentials) -> Result<()> {
     let t = store.load()?;
     let now = unix_now();
     let ttl = t.ttl(now);
-    let refreshable = token_store::renewable(&t);
+    let refreshable = renew::renewable(&t);
     let usable = ttl > 0 || refreshable;
     let record = serde_json::json!({
         "type": "token_status",

@@ -10,8 +10,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Map;
 
-use coze_core::records::Token;
-use coze_core::{interrupt, redact, url, Error, Result};
+use coze_core::cli::interrupt;
+use coze_core::protocol::Token;
+use coze_core::support::{redact, url};
+use coze_core::{Error, Result};
 
 use crate::flags::Flags;
 use crate::TOOL;
@@ -63,7 +65,7 @@ pub fn record(line: &str, api_base: &str, allow_http: bool) -> Result<Token> {
     redact::register(token);
     url::check_transport(api_base, allow_http).map_err(Error::Usage)?;
     if !token.starts_with("pat_") {
-        coze_core::cli::warn(
+        coze_core::support::say::warn(
             "the token does not start with pat_: saved as given (a bare access token \
              expires, and cannot be refreshed)",
         );
@@ -94,14 +96,14 @@ fn prompt(stdin: &io::Stdin) -> Result<String> {
     } else {
         "it will show"
     };
-    coze_core::cli::say(&format!(
+    coze_core::support::say::say(&format!(
         "{TOOL}: paste the personal access token ({hidden}), then Enter:"
     ));
     let mut line = String::new();
     let read = stdin.lock().take_line(&mut line);
     if echo_off {
         set_echo(true);
-        coze_core::cli::say("");
+        coze_core::support::say::say("");
     }
     read.map_err(|e| Error::BadInput {
         line: Some(1),

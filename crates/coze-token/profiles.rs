@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use coze_core::cli::unix_now;
+use coze_core::auth::renew;
+use coze_core::auth::store::TokenStore;
 use coze_core::config::{self, Credentials, Env, DEFAULT_PROFILE};
-use coze_core::jsonl::JsonlWriter;
-use coze_core::token_store::{self, TokenStore};
+use coze_core::support::time::{ago, unix_now};
+use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 
 use crate::flags::Flags;
@@ -95,29 +96,23 @@ fn describe(name: &str, env: &Env, in_use: Option<&Path>) -> Result<Profile> {
         }
         Ok(t) => {
             let now = unix_now();
-            let renewable = token_store::renewable(&t);
+            let renewable = renew::renewable(&t);
             (p.state, p.detail) = match t.ttl(now) {
                 i64::MAX => (
                     "valid",
                     "no expiry recorded (a personal access token?)".into(),
                 ),
-                ttl if ttl > 0 => (
-                    "valid",
-                    format!("expires {}", token_store::ago(t.expires_at, now)),
-                ),
+                ttl if ttl > 0 => ("valid", format!("expires {}", ago(t.expires_at, now))),
                 _ if renewable => (
                     "refreshable",
                     format!(
                         "expired {}; the next command refreshes it",
-                        token_store::ago(t.expires_at, now)
+                        ago(t.expires_at, now)
                     ),
                 ),
                 _ => (
                     "expired",
-                    format!(
-                        "expired {}: log in again",
-                        token_store::ago(t.expires_at, now)
-                    ),
+                    format!("expired {}: log in again", ago(t.expires_at, now)),
                 ),
             };
             p.base_url = t.base_url;
@@ -193,7 +188,7 @@ pub fn logout(chosen: &Credentials, env: &Env) -> Result<()> {
         coze_core::say!("{TOOL}: not logged in: there is no {what}");
     }
     if env.api_token.is_some() {
-        coze_core::cli::warn(
+        coze_core::support::say::warn(
             "COZE_API_TOKEN is still set in this environment, and the tools use it when \
              no token file is named",
         );

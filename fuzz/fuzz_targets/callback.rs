@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use coze_core::callback::{self, Outcome};
-use coze_core::url;
+use coze_core::auth::callback::{self, Outcome};
+use coze_core::support::url;
 use libfuzzer_sys::fuzz_target;
 
 const STATE: &str = "st4te-Zx";
@@ -29,7 +29,8 @@ fuzz_target!(|input: &[u8]| {
         assert!(!code.is_empty());
     }
     let _ = url::parse(&text);
-    let _ = url::check_transport(&text);
+    let _ = url::check_transport(&text, false);
+    let _ = url::check_transport(&text, true);
     let _ = url::is_loopback_host(&text);
     let _ = url::parse_query(&text);
     assert_eq!(url::decode(&url::encode(&text)), text);

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use coze_core::json_pick::pick;
+use coze_core::wire::json_pick::pick;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

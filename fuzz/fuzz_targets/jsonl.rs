@@ -6,8 +6,8 @@
 
 use std::io::BufRead;
 
-use coze_core::jsonl::{LineError, LineReader};
-use coze_core::records::Record;
+use coze_core::wire::jsonl::{LineError, LineReader};
+use coze_core::protocol::Record;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]

@@ -5,7 +5,7 @@
 
 use std::io::BufRead;
 
-use coze_core::sse::{SseError, SseReader};
+use coze_core::wire::sse::{SseError, SseReader};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]

@@ -148,6 +148,10 @@ pub enum Error {
     /// We cannot authenticate: no credentials, a retired refresh token, consent denied,
     /// a state mismatch (exit 4).
     Auth(String),
+    /// The server refused a refresh token itself (used up or expired), not the app,
+    /// the network or a server fault: only a new login helps (exit 4). A kind of its
+    /// own so that the token store can tell it from other authentication failures.
+    RefreshRefused(String),
     /// Connection refused, DNS, timeouts, a cut stream (exit 5).
     Network(String),
     /// A chat's answer stream broke before the chat was over, and the chat could not
@@ -258,7 +262,7 @@ impl Error {
         match self.root() {
             Error::Usage(_) => exit::USAGE,
             Error::BadInput { .. } => exit::BAD_INPUT,
-            Error::Auth(_) => exit::AUTH,
+            Error::Auth(_) | Error::RefreshRefused(_) => exit::AUTH,
             Error::Network(_) | Error::Tls(_) | Error::Cut { .. } => exit::NETWORK,
             Error::Protocol(_) => exit::API,
             Error::Interrupted => exit::INTERRUPTED,
@@ -289,7 +293,11 @@ impl fmt::Display for Error {
                 message,
             } => write!(f, "stdin: {message}"),
             Error::Api(e) => write!(f, "{e}"),
-            Error::Auth(m) | Error::Network(m) | Error::Tls(m) | Error::Protocol(m) => {
+            Error::Auth(m)
+            | Error::RefreshRefused(m)
+            | Error::Network(m)
+            | Error::Tls(m)
+            | Error::Protocol(m) => {
                 write!(f, "{m}")
             }
             Error::Cut {
@@ -352,6 +360,7 @@ mod tests {
         assert_eq!(Error::usage("x").exit_code(), 2);
         assert_eq!(Error::input(3, "x").exit_code(), 3);
         assert_eq!(Error::Auth("x".into()).exit_code(), 4);
+        assert_eq!(Error::RefreshRefused("x".into()).exit_code(), 4);
         assert_eq!(Error::Network("x".into()).exit_code(), 5);
         assert_eq!(Error::Protocol("x".into()).exit_code(), 1);
         assert_eq!(Error::Interrupted.exit_code(), 130);

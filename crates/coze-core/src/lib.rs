@@ -1,38 +1,26 @@
 //! coze-core: everything two coze tools share, written once.
 //!
+//! One folder per concern, in layers that import only downward (and never each other
+//! in a circle; `tests/layers.rs` checks both on the source): `error` and `support`
+//! (time, random, say, redact, url) at the bottom, then `wire` (SSE, JSON lines),
+//! `protocol` (the records), `config` (the environment, credentials, settings), `http`,
+//! `auth` (grants, the token file, renewal), `api` (the endpoints), `chat` (the chat
+//! engine) and `cli` (what every binary's `main` does the same way) on top.
+//!
 //! Pure parts (SSE decoding, JSON lines, PKCE, records, error mapping) take bytes,
 //! `BufRead` and `Write` and are unit-tested with slices; I/O (HTTP, files, the
 //! loopback listener) stays at the edges. Nothing below the binaries' `main` reads
 //! the environment: `config` resolves flags and environment once, up front.
 
 pub mod api;
-pub mod callback;
+pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;
-pub mod doctor;
 pub mod error;
-#[cfg(test)]
-mod fuzz_tests;
 pub mod http;
-pub mod interrupt;
-pub mod json_pick;
-pub mod jsonl;
-pub mod jwt;
-pub mod oauth;
-pub mod pace;
-pub mod pkce;
-pub mod proxy;
-pub mod records;
-pub mod redact;
-pub mod session;
-pub mod sse;
-pub mod stdout_watch;
-#[cfg(test)]
-mod test_io;
-pub mod tls;
-pub mod token_store;
-pub mod url;
-pub mod user_id;
+pub mod protocol;
+pub mod support;
+pub mod wire;
 
 pub use error::{Error, Result};

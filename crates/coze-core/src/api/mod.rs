@@ -1,0 +1,11 @@
+//! Layer 6, the Coze REST API the tools use: conversations, messages and chat
+//! (coze-api.md §5–6) and the current user, with authentication handled once for all of
+//! them (`client`). This layer returns the server's JSON (`data` unwrapped); what to
+//! print is the binaries' business.
+
+mod chat;
+mod client;
+mod conversations;
+mod users;
+
+pub use client::{with_region_hint, Client, Page};

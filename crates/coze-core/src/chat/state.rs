@@ -1,0 +1,767 @@
+//! The event machine of one chat: `ChatState` takes `(event name, data)` pairs in the
+//! order Coze sends them and keeps what a caller needs (ids, the
+//! answer, reasoning, follow-ups, usage, the failure), while a `Sink` sees every event
+//! as it arrives. A streamed chat (`stream`) and a polled one (`poll`) feed the same
+//! machine. After a broken stream the machine gives the sink only what the stream had
+//! not.
+
+use std::io;
+
+use serde_json::Value;
+
+use super::status::ChatStatus;
+use crate::error::{ApiCode, ApiError, Error};
+use crate::support::say::tool;
+use crate::wire::json_pick;
+
+/// Receives a chat as it happens. An error (a closed stdout) stops the chat.
+pub trait Sink {
+    /// Every event, lossless: its name and its data (JSON when it parses, else text).
+    fn event(&mut self, name: &str, data: &Value) -> io::Result<()>;
+    /// A piece of the answer.
+    fn answer(&mut self, _text: &str) -> io::Result<()> {
+        Ok(())
+    }
+    /// A piece of the model's reasoning.
+    fn reasoning(&mut self, _text: &str) -> io::Result<()> {
+        Ok(())
+    }
+    /// A suggested follow-up question.
+    fn follow_up(&mut self, _text: &str) -> io::Result<()> {
+        Ok(())
+    }
+    /// Whether the state should keep the whole answer and reasoning (`ChatState::content`
+    /// and `reasoning`), for a record written at the end. A printer that streams them
+    /// says no, so its memory does not grow with the answer.
+    fn keeps_answer(&self) -> bool {
+        true
+    }
+    /// Whether `event` wants every event. When it does not, answer deltas skip the
+    /// generic JSON tree (`Value`) and are decoded straight into the few fields used.
+    fn wants_events(&self) -> bool {
+        true
+    }
+    /// The stream broke before the chat was over and the chat is followed to its end by
+    /// polling: the events from here on are recovered from the server's record of the
+    /// chat (the `--no-stream` events: no deltas), not streamed.
+    fn recovering(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Called before the stream reader may block for more input: whatever the sink
+    /// has buffered must go out now.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the chat produced, complete or not.
+#[derive(Debug, Clone, Default)]
+pub struct ChatState {
+    pub chat_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub bot_id: Option<String>,
+    /// The whole answer and reasoning, when the sink `keeps_answer`; else empty.
+    pub content: String,
+    pub reasoning: String,
+    pub follow_ups: Vec<String>,
+    pub usage: Option<Value>,
+    /// The chat's status as last reported.
+    pub status: ChatStatus,
+    pub events: u64,
+    /// Event data that was not JSON although the event type promises JSON.
+    pub malformed: u64,
+    /// `done` arrived (the stream's own end mark).
+    pub done: bool,
+    /// How the chat failed, when it did.
+    pub failure: Option<Failure>,
+    /// How the stream broke before the chat was over, when the chat was then followed
+    /// to its end by polling: the events after the break were recovered, not streamed.
+    pub recovered: Option<String>,
+    answer_message: Option<String>,
+    saw_delta_for: Option<String>,
+    /// Some answer text went out (`content` may not keep it: see `Sink::keeps_answer`).
+    answered: bool,
+    /// Bytes of answer and of reasoning given to the sink for `answer_message`, and for
+    /// the chat's earlier answer messages: after a broken stream, an answer goes on
+    /// where it stopped.
+    answer_sent: (usize, usize),
+    earlier_sent: Vec<(String, (usize, usize))>,
+    /// The chat is being followed by polling after its stream broke.
+    pub(super) recovering: bool,
+    /// Ids of the messages whose `conversation.message.completed` was fed.
+    completed: Vec<String>,
+}
+
+/// The server ended the chat without an answer.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// `conversation.chat.failed` or an `error` event: the server's code and message.
+    Api { code: i64, msg: String },
+    /// `conversation.chat.requires_action`: a tool call we cannot answer.
+    RequiresAction(String),
+    /// The chat was cancelled.
+    Canceled,
+}
+
+/// An id field as text: a string, or an integer (a self-hosted Coze Studio sends some
+/// 64-bit ids as JSON numbers; serde_json keeps integers exact, so the digits survive).
+/// Empty when absent or of another type.
+pub fn id_text(data: &Value, key: &str) -> String {
+    match data.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+impl ChatState {
+    pub fn finished(&self) -> bool {
+        self.done || self.status.is_final()
+    }
+
+    /// Takes one event. Returns whether the chat is over.
+    pub fn feed(&mut self, name: &str, data: &Value, sink: &mut dyn Sink) -> io::Result<bool> {
+        self.events += 1;
+        sink.event(name, data)?;
+        let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
+        match name {
+            "conversation.chat.created"
+            | "conversation.chat.in_progress"
+            | "conversation.chat.completed"
+            // coze.cn's spelling and a self-hosted Coze Studio's.
+            | "conversation.chat.canceled"
+            | "conversation.chat.cancelled" => {
+                self.take_chat(data);
+            }
+            "conversation.message.delta" if data.is_object() => {
+                self.delta(
+                    text("type"),
+                    &id_text(data, "id"),
+                    text("reasoning_content"),
+                    text("content"),
+                    sink,
+                )?;
+            }
+            "conversation.message.completed" if data.is_object() => {
+                let id = id_text(data, "id");
+                match text("type") {
+                    // Recovered after a broken stream: what the stream did not give.
+                    "answer" if self.recovering => {
+                        let (c, r) = self.sent_for(&id);
+                        let rest = |k: &str, from: usize| text(k).get(from..).unwrap_or_default();
+                        let (c, r) = (rest("content", c), rest("reasoning_content", r));
+                        if !c.is_empty() || !r.is_empty() {
+                            self.separate_answers(&id, sink)?;
+                            self.answer_text(r, c, sink)?;
+                        }
+                    }
+                    // An answer that came only as `completed` (polling, or a short answer).
+                    "answer" if self.saw_delta_for.as_deref() != Some(id.as_str()) => {
+                        self.separate_answers(&id, sink)?;
+                        self.answer_text(text("reasoning_content"), text("content"), sink)?;
+                    }
+                    "follow_up" => {
+                        self.follow_ups.push(text("content").to_owned());
+                        sink.follow_up(text("content"))?;
+                    }
+                    _ => {}
+                }
+                self.completed.push(id);
+            }
+            "conversation.message.delta" | "conversation.message.completed" => self.malformed += 1,
+            "conversation.chat.failed" => {
+                self.take_chat(data);
+                self.status = ChatStatus::Failed;
+                // Two shapes: a Chat with last_error, or a bare {code,msg} (coze-api.md §6.3).
+                let err = data
+                    .get("last_error")
+                    .filter(|e| e.is_object())
+                    .unwrap_or(data);
+                self.failure = Some(Failure::Api {
+                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    msg: err
+                        .get("msg")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the chat failed")
+                        .to_owned(),
+                });
+            }
+            "conversation.chat.requires_action" => {
+                self.take_chat(data);
+                self.status = ChatStatus::RequiresAction;
+                let tools: Vec<&str> = data
+                    .pointer("/required_action/submit_tool_outputs/tool_calls")
+                    .and_then(Value::as_array)
+                    .map(|calls| {
+                        calls
+                            .iter()
+                            .filter_map(|c| c.pointer("/function/name")?.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.failure = Some(Failure::RequiresAction(if tools.is_empty() {
+                    "a tool call".into()
+                } else {
+                    tools.join(", ")
+                }));
+            }
+            "error" => {
+                self.failure = Some(Failure::Api {
+                    code: data.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    msg: data
+                        .get("msg")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("error event: {data}")),
+                });
+                return Ok(true);
+            }
+            // A self-hosted Coze Studio ends `/v3/chat` with `conversation.stream.done` and
+            // an empty data line instead of `done` (coze-dev/coze-studio
+            // `backend/domain/conversation/agentrun/entity`, `RunEventStreamDone`).
+            "done" | "conversation.stream.done" => {
+                self.done = true;
+                return Ok(true);
+            }
+            _ => {} // unknown events: the sink has seen them; nothing to keep
+        }
+        Ok(false)
+    }
+
+    /// Takes one event as the stream carries it: `data` is the event's text. An answer
+    /// delta for a sink that does not want whole events skips the `Value` tree (the
+    /// hot path of a long answer); everything else, and any delta `json_pick`
+    /// declines, goes through [`feed`](Self::feed).
+    pub fn feed_text(&mut self, name: &str, data: &str, sink: &mut dyn Sink) -> io::Result<bool> {
+        if name == "conversation.message.delta" && !sink.wants_events() {
+            if let Some(fed) = self.feed_delta_text(data, sink) {
+                return fed;
+            }
+        }
+        self.feed(name, &parse_data(data), sink)
+    }
+
+    /// A delta's fields decoded straight from its text; None: not decodable this way.
+    fn feed_delta_text(&mut self, data: &str, sink: &mut dyn Sink) -> Option<io::Result<bool>> {
+        let [id, kind, content, reasoning] =
+            json_pick::pick(data, ["id", "type", "content", "reasoning_content"])?;
+        self.events += 1;
+        Some(
+            self.delta(
+                kind.as_deref().unwrap_or_default(),
+                id.as_deref().unwrap_or_default(),
+                reasoning.as_deref().unwrap_or_default(),
+                content.as_deref().unwrap_or_default(),
+                sink,
+            )
+            .map(|()| false),
+        )
+    }
+
+    fn delta(
+        &mut self,
+        kind: &str,
+        id: &str,
+        r: &str,
+        c: &str,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
+        if !matches!(kind, "answer" | "") {
+            return Ok(());
+        }
+        if self.saw_delta_for.as_deref() != Some(id) {
+            self.separate_answers(id, sink)?;
+            self.saw_delta_for = Some(id.to_owned());
+        }
+        self.answer_text(r, c, sink)
+    }
+
+    /// A piece of reasoning and of the answer, to the sink, and kept when it asks.
+    fn answer_text(&mut self, r: &str, c: &str, sink: &mut dyn Sink) -> io::Result<()> {
+        let keep = sink.keeps_answer();
+        if !r.is_empty() {
+            if keep {
+                self.reasoning.push_str(r);
+            }
+            self.answer_sent.1 += r.len();
+            sink.reasoning(r)?;
+        }
+        if !c.is_empty() {
+            if keep {
+                self.content.push_str(c);
+            }
+            self.answered = true;
+            self.answer_sent.0 += c.len();
+            sink.answer(c)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of answer and reasoning the sink got for answer message `id`.
+    fn sent_for(&self, id: &str) -> (usize, usize) {
+        if self.answer_message.as_deref() == Some(id) {
+            return self.answer_sent;
+        }
+        self.earlier_sent
+            .iter()
+            .find(|(m, _)| m == id)
+            .map_or((0, 0), |(_, sent)| *sent)
+    }
+
+    /// Whether `message` was already fed as `conversation.message.completed`.
+    pub fn fed_completed(&self, message: &Value) -> bool {
+        let id = id_text(message, "id");
+        !id.is_empty() && self.completed.contains(&id)
+    }
+
+    fn take_chat(&mut self, data: &Value) {
+        let id = |k: &str| Some(id_text(data, k)).filter(|s| !s.is_empty());
+        self.chat_id = id("id").or(self.chat_id.take());
+        self.conversation_id = id("conversation_id").or(self.conversation_id.take());
+        self.bot_id = id("bot_id").or(self.bot_id.take());
+        match data.get("status").and_then(Value::as_str) {
+            // One spelling for scripts reading answer records, whatever the server: a
+            // self-hosted Coze Studio writes `cancelled`, or the event's name
+            // `conversation.chat.cancelled`, as the status (its `dao.go` `Cancel`).
+            Some("conversation.chat.cancelled") => self.status = ChatStatus::Canceled,
+            Some(s) if !s.is_empty() => self.status = ChatStatus::parse(s),
+            _ => {}
+        }
+        if let Some(u) = data.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(u.clone());
+        }
+        if self.status == ChatStatus::Canceled {
+            self.failure = Some(Failure::Canceled);
+        }
+    }
+
+    /// Several answer messages in one chat are separated by a blank line.
+    fn separate_answers(&mut self, id: &str, sink: &mut dyn Sink) -> io::Result<()> {
+        if self.answer_message.as_deref() != Some(id) {
+            if self.answer_message.is_some() && self.answered {
+                if sink.keeps_answer() {
+                    self.content.push_str("\n\n");
+                }
+                sink.answer("\n\n")?;
+            }
+            if let Some(earlier) = self.answer_message.take() {
+                self.earlier_sent.push((earlier, self.answer_sent));
+            }
+            self.answer_sent = match self.earlier_sent.iter().position(|(m, _)| m == id) {
+                Some(i) => self.earlier_sent.remove(i).1,
+                None => (0, 0),
+            };
+            self.answer_message = Some(id.to_owned());
+        }
+        Ok(())
+    }
+
+    /// The error this chat ended with, if any, for the exit code and the message.
+    pub fn error(&self, logid: Option<&str>) -> Option<Error> {
+        let api = |code: i64, msg: String| {
+            Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Coze(code),
+                msg,
+                logid: logid.map(str::to_owned),
+                retry_after: None,
+            })
+        };
+        match &self.failure {
+            Some(Failure::Api { code, msg }) => Some(api(*code, msg.clone()).context("the chat failed")),
+            Some(Failure::RequiresAction(tools)) => Some(Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Http,
+                msg: format!(
+                    "the bot requires an action {} cannot take ({tools}): \
+                     the bot uses a local plugin or a question node; answer it with the API's submit_tool_outputs",
+                    tool()
+                ),
+                logid: logid.map(str::to_owned),
+                retry_after: None,
+            })),
+            Some(Failure::Canceled) => Some(Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Http,
+                msg: "the chat was cancelled".into(),
+                logid: logid.map(str::to_owned),
+                retry_after: None,
+            })),
+            None => None,
+        }
+    }
+}
+
+/// Parses an event's data: JSON when it is JSON, else the text itself (a bare
+/// `[DONE]`, or a malformed line, which must still reach `-o events` losslessly).
+pub fn parse_data(data: &str) -> Value {
+    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Record {
+        events: Vec<String>,
+        answer: String,
+        reasoning: String,
+        follow: Vec<String>,
+    }
+
+    impl Sink for Record {
+        fn event(&mut self, name: &str, _: &Value) -> io::Result<()> {
+            self.events.push(name.into());
+            Ok(())
+        }
+        fn answer(&mut self, t: &str) -> io::Result<()> {
+            self.answer.push_str(t);
+            Ok(())
+        }
+        fn reasoning(&mut self, t: &str) -> io::Result<()> {
+            self.reasoning.push_str(t);
+            Ok(())
+        }
+        fn follow_up(&mut self, t: &str) -> io::Result<()> {
+            self.follow.push(t.into());
+            Ok(())
+        }
+    }
+
+    /// A sink like `Record` that does not want whole events, so answer deltas take
+    /// the `json_pick` path of `feed_text`, and does not need the answer kept.
+    #[derive(Default)]
+    struct TextOnly(Record);
+
+    impl Sink for TextOnly {
+        fn event(&mut self, name: &str, data: &Value) -> io::Result<()> {
+            self.0.event(name, data)
+        }
+        fn answer(&mut self, t: &str) -> io::Result<()> {
+            self.0.answer(t)
+        }
+        fn reasoning(&mut self, t: &str) -> io::Result<()> {
+            self.0.reasoning(t)
+        }
+        fn follow_up(&mut self, t: &str) -> io::Result<()> {
+            self.0.follow_up(t)
+        }
+        fn wants_events(&self) -> bool {
+            false
+        }
+        fn keeps_answer(&self) -> bool {
+            false
+        }
+    }
+
+    /// Both routes of `feed_text` give the sink the same answer and end in the same
+    /// state, including the deltas `json_pick` declines and hands to `feed`.
+
+    #[test]
+    fn deltas_read_by_json_pick_or_by_serde_json_end_the_same() {
+        let stream = [
+            (
+                "conversation.chat.created",
+                r#"{"id":"c","conversation_id":"v","status":"created"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","reasoning_content":"想"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":"a\n\u4f60"}"#,
+            ),
+            // Declined by json_pick: content not a string, a wanted key twice, an exponent.
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":null}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":"x","content":"y"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"answer","content":"b","n":1e3}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m1","type":"verbose","content":"not the answer"}"#,
+            ),
+            ("conversation.message.delta", r#"not json"#),
+            (
+                "conversation.message.delta",
+                r#"{"id":"m2","type":"answer","content":"second"}"#,
+            ),
+            (
+                "conversation.chat.completed",
+                r#"{"id":"c","conversation_id":"v","status":"completed"}"#,
+            ),
+        ];
+        let mut generic = (ChatState::default(), Record::default());
+        let mut fast = (ChatState::default(), TextOnly::default());
+        for (name, data) in stream {
+            generic.0.feed_text(name, data, &mut generic.1).unwrap();
+            fast.0.feed_text(name, data, &mut fast.1).unwrap();
+        }
+        assert_eq!(fast.1 .0.answer, generic.1.answer);
+        assert_eq!(generic.0.content, generic.1.answer);
+        assert_eq!(generic.1.answer, "a\n你yb\n\nsecond");
+        assert_eq!(fast.1 .0.reasoning, "想");
+        // Streamed, not kept: the state holds no copy of the answer.
+        assert_eq!(
+            (fast.0.content.as_str(), fast.0.reasoning.as_str()),
+            ("", "")
+        );
+        assert_eq!(
+            (fast.0.events, fast.0.malformed),
+            (generic.0.events, generic.0.malformed)
+        );
+        assert!(fast.0.finished());
+        // The fast route skips `Sink::event` for the deltas it read itself.
+        assert_eq!(generic.1.events.len(), stream.len());
+        assert_eq!(fast.1 .0.events.len(), 6);
+    }
+
+    fn feed_all(events: &[(&str, Value)]) -> (ChatState, Record) {
+        let mut st = ChatState::default();
+        let mut sink = Record::default();
+        for (n, d) in events {
+            if st.feed(n, d, &mut sink).unwrap() {
+                break;
+            }
+        }
+        (st, sink)
+    }
+
+    #[test]
+    fn a_normal_stream() {
+        let (st, sink) = feed_all(&[
+            (
+                "conversation.chat.created",
+                json!({"id":"c1","conversation_id":"v1","bot_id":"b","status":"created"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","reasoning_content":"想"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","content":"你"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","content":"好👍"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m1","type":"answer","content":"你好👍"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m2","type":"verbose","content":"{}"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m3","type":"follow_up","content":"再来?"}),
+            ),
+            ("some.future.event", json!({})),
+            (
+                "conversation.chat.completed",
+                json!({"id":"c1","conversation_id":"v1","status":"completed","usage":{"token_count":3}}),
+            ),
+            ("done", json!("[DONE]")),
+        ]);
+        assert_eq!(st.content, "你好👍");
+        assert_eq!(sink.answer, "你好👍");
+        assert_eq!(st.reasoning, "想");
+        assert_eq!(st.follow_ups, vec!["再来?"]);
+        assert_eq!(
+            (st.chat_id.as_deref(), st.conversation_id.as_deref()),
+            (Some("c1"), Some("v1"))
+        );
+        assert_eq!(st.usage, Some(json!({"token_count":3})));
+        assert!(st.done && st.finished() && st.error(None).is_none());
+        assert_eq!(sink.events.len(), 10);
+    }
+
+    #[test]
+    fn answers_only_as_completed_and_several_answers() {
+        let (st, _) = feed_all(&[
+            (
+                "conversation.message.completed",
+                json!({"id":"a","type":"answer","content":"one"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"b","type":"answer","content":"tw"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"b","type":"answer","content":"o"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"b","type":"answer","content":"two"}),
+            ),
+        ]);
+        assert_eq!(st.content, "one\n\ntwo");
+    }
+
+    #[test]
+    fn failures_in_both_shapes_and_requires_action() {
+        let (st, _) = feed_all(&[(
+            "conversation.chat.failed",
+            json!({"id":"c","status":"failed","last_error":{"code":5000,"msg":"event interval error"}}),
+        )]);
+        let e = st.error(Some("L")).unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the chat failed: code 5000: event interval error (logid L)"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let (st, _) = feed_all(&[(
+            "conversation.chat.failed",
+            json!({"code":701231,"msg":"error"}),
+        )]);
+        assert!(st.error(None).unwrap().to_string().contains("701231"));
+        let (st, _) = feed_all(&[("error", json!({"code":4013,"msg":"too fast"}))]);
+        assert_eq!(st.error(None).unwrap().exit_code(), 6);
+        let (st, _) = feed_all(&[(
+            "conversation.chat.requires_action",
+            json!({"id":"c","status":"requires_action","required_action":{"type":"submit_tool_outputs","submit_tool_outputs":{"tool_calls":[{"id":"t","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}}),
+        )]);
+        assert!(st.finished());
+        assert!(st.error(None).unwrap().to_string().contains("get_weather"));
+    }
+
+    /// A self-hosted Coze Studio's stream: `conversation.stream.done` with empty data
+    /// ends it; `cancelled` is canceled; ids may be JSON numbers and stay exact.
+
+    #[test]
+    fn the_studio_dialect() {
+        let mut st = ChatState::default();
+        let mut sink = Record::default();
+        let stream = [
+            (
+                "conversation.chat.created",
+                r#"{"id":"7512345678901234567","conversation_id":7512345678901234568,"bot_id":"b","status":"created"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":7512345678901234569,"type":"answer","content":"你"}"#,
+            ),
+            (
+                "conversation.message.delta",
+                r#"{"id":7512345678901234569,"type":"answer","content":"好"}"#,
+            ),
+            (
+                "conversation.message.completed",
+                r#"{"id":7512345678901234569,"type":"answer","content":"你好"}"#,
+            ),
+            (
+                "conversation.chat.completed",
+                r#"{"id":"7512345678901234567","conversation_id":"7512345678901234568","status":"completed"}"#,
+            ),
+            ("conversation.stream.done", ""),
+        ];
+        let mut ended = false;
+        for (name, data) in stream {
+            ended = st.feed_text(name, data, &mut sink).unwrap();
+        }
+        assert!(ended && st.done && st.finished());
+        assert_eq!(sink.answer, "你好", "one message: no separator, no repeat");
+        assert_eq!(st.conversation_id.as_deref(), Some("7512345678901234568"));
+        assert!(st.error(None).is_none());
+        let (st, _) = feed_all(&[(
+            "conversation.chat.cancelled",
+            json!({"id":"c","conversation_id":"v","status":"cancelled"}),
+        )]);
+        assert_eq!(st.status.as_str(), "canceled");
+        assert!(st.finished());
+        assert!(st.error(None).unwrap().to_string().contains("cancelled"));
+        let (st, _) = feed_all(&[(
+            "conversation.chat.canceled",
+            json!({"id":"c","conversation_id":"v","status":"canceled"}),
+        )]);
+        assert!(st.error(None).is_some(), "coze.cn's spelling too");
+        assert_eq!(id_text(&json!({"id": 1.5}), "id"), "");
+        assert_eq!(id_text(&json!({"id": -3}), "id"), "-3");
+    }
+
+    /// After a broken stream, the polled messages give the sink only what the stream
+    /// had not: the rest of a message cut mid-answer, a message it never began (after
+    /// a separator), nothing of a message it gave whole.
+
+    #[test]
+    fn a_recovered_chat_gives_only_what_the_stream_did_not() {
+        let mut st = ChatState::default();
+        let mut sink = Record::default();
+        let streamed = [
+            (
+                "conversation.chat.created",
+                json!({"id":"c","conversation_id":"v","status":"created"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","reasoning_content":"想"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m1","type":"answer","content":"第一"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m1","type":"answer","content":"第一"}),
+            ),
+            (
+                "conversation.message.delta",
+                json!({"id":"m2","type":"answer","content":"第二个回"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"f1","type":"follow_up","content":"再来?"}),
+            ),
+        ];
+        for (n, d) in &streamed {
+            st.feed(n, d, &mut sink).unwrap();
+        }
+        st.recovering = true;
+        let polled = [
+            json!({"id":"m1","type":"answer","content":"第一","reasoning_content":"想"}),
+            json!({"id":"m2","type":"answer","content":"第二个回答。"}),
+            json!({"id":"m3","type":"answer","content":"第三"}),
+            json!({"id":"f1","type":"follow_up","content":"再来?"}),
+            json!({"id":"f2","type":"follow_up","content":"还有?"}),
+        ];
+        for m in &polled {
+            if !st.fed_completed(m) {
+                st.feed("conversation.message.completed", m, &mut sink)
+                    .unwrap();
+            }
+        }
+        assert_eq!(sink.answer, "第一\n\n第二个回答。\n\n第三");
+        assert_eq!(st.content, sink.answer, "a kept answer is whole too");
+        assert_eq!(sink.reasoning, "想");
+        assert_eq!(sink.follow, ["再来?", "还有?"]);
+        assert_eq!(
+            sink.events.len(),
+            streamed.len() + 3,
+            "m1 and f1 were not fed again"
+        );
+    }
+
+    /// A last event cut from its line end is taken when its data is evidently whole.
+
+    #[test]
+    fn data_parsing_is_lossless() {
+        assert_eq!(parse_data("\"[DONE]\""), json!("[DONE]"));
+        assert_eq!(parse_data("[DONE]"), json!("[DONE]"));
+        assert_eq!(parse_data("{\"id\":"), json!("{\"id\":"));
+        let (st, _) = feed_all(&[("conversation.message.delta", json!("{\"id\":"))]);
+        assert_eq!(st.malformed, 1);
+    }
+}

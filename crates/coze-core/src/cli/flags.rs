@@ -1,0 +1,215 @@
+//! The flags every API tool shares (credentials, base URL, network, timeouts, -v), their
+//! help texts, and what they resolve to: the HTTP decisions and the credentials. The
+//! network flags alone ([`NetFlags`]) serve coze-auth too.
+//!
+//! Resolution, each rule written once in `config`: credentials as
+//! `CREDENTIALS_PRECEDENCE`; base URL `--base-url`/`--region` > `COZE_API_BASE` > the
+//! token's `base_url` > coze.cn (`api_base`, whose source `-v` names); plain http to a
+//! remote host with `--allow-http`, `COZE_ALLOW_HTTP=1`, or a token saved with
+//! `--allow-http` for that very base (`plain_http`). Proxies as `proxy` decides; trust
+//! as `tls` loads it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli;
+use crate::config::{self, Credentials, Env, Region};
+use crate::error::Result;
+use crate::http::proxy::ProxySettings;
+use crate::http::tls::TrustSettings;
+use crate::http::{HttpConfig, Network};
+
+/// The network flags: every tool that talks to a server takes them (coze-auth too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetFlags {
+    /// `--proxy URL` (`''` turns proxies off).
+    pub proxy: Option<String>,
+    /// `--cacert FILE`.
+    pub cacert: Option<PathBuf>,
+    /// `--allow-http`.
+    pub allow_http: bool,
+}
+
+/// The network flags' help, as a macro so that [`API_FLAGS_HELP`] can include it.
+macro_rules! net_flags_help {
+    () => {
+        "\
+NETWORK:
+    --proxy URL            the proxy for every request: http://, https://, socks4://,
+                           socks4a://, socks5:// or socks5h:// (the proxy resolves
+                           names), with user:password@ if it needs them; '' for none
+                           [default: https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY
+                           (http_proxy, HTTP_PROXY for http:// bases); no_proxy /
+                           NO_PROXY exempts hosts, domains and CIDR ranges]
+    --cacert FILE          also trust the CAs in this PEM file [env: COZE_CA_BUNDLE];
+                           the system store, SSL_CERT_FILE and SSL_CERT_DIR are always
+                           trusted
+    --allow-http           allow plain http:// to a host that is not loopback (a
+                           self-hosted Coze Studio on your network) [env:
+                           COZE_ALLOW_HTTP=1]; the token then crosses the network
+                           unencrypted"
+    };
+}
+
+/// Help text for the network flags.
+pub const NET_FLAGS_HELP: &str = net_flags_help!();
+
+impl NetFlags {
+    /// Takes `arg` if it is a network flag; false leaves it to the caller.
+    pub fn take(&mut self, arg: &cli::Arg, p: &mut lexopt::Parser) -> Result<bool> {
+        let cli::Arg::Long(name) = arg else {
+            return Ok(false);
+        };
+        match name.as_str() {
+            "proxy" => self.proxy = Some(cli::string("--proxy", cli::value(p)?)?),
+            "cacert" => self.cacert = Some(cli::value(p)?.into()),
+            "allow-http" => self.allow_http = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The network these flags and the environment describe.
+    pub fn network(&self, env: &Env) -> Result<Network> {
+        let extra =
+            config::ca_bundle(self.cacert.as_ref(), env).map(|s| (s.value, s.source.as_str()));
+        // Checked now, before anything is sent; the certificates themselves are read
+        // on the first HTTPS request.
+        if let Some((path, from)) = &extra {
+            std::fs::File::open(path).map_err(|e| {
+                crate::Error::usage(format!("{from} {}: cannot read it: {e}", path.display()))
+            })?;
+        }
+        Ok(Network {
+            proxy: ProxySettings {
+                flag: self.proxy.clone(),
+                vars: env.proxy_vars.clone(),
+            },
+            trust: TrustSettings {
+                extra,
+                ssl_cert_file: env.ssl_cert_file.clone(),
+                ssl_cert_dir: env.ssl_cert_dir.clone(),
+                ..TrustSettings::default()
+            },
+            allow_http: config::plain_http(self.allow_http, env, None, "")?.value,
+        })
+    }
+}
+
+/// The shared flags, as parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiFlags {
+    pub token_file: Option<PathBuf>,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
+    pub base_url: Option<String>,
+    pub region: Option<Region>,
+    pub net: NetFlags,
+    pub verbose: bool,
+    pub idle_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    /// Requests per second across all threads; set by tools that offer `--rate`
+    /// (coze-chat), not parsed by `take`.
+    pub rate: Option<f64>,
+    /// How long a chat waits for a busy conversation (4016); set by coze-chat's
+    /// `--busy-wait`, not parsed by `take`.
+    pub busy_wait: Option<Duration>,
+}
+
+/// Help text for the shared flags, for each tool's --help.
+pub const API_FLAGS_HELP: &str = concat!(
+    "\
+CONNECTION:
+    --profile NAME         use profile NAME's token file [env: COZE_PROFILE]
+                           (coze-token profiles lists them)
+    --token-file PATH      token file [env: COZE_TOKEN_FILE]; otherwise COZE_API_TOKEN
+                           (a bare token or PAT, never refreshed); otherwise
+                           $XDG_CONFIG_HOME/coze/token.json (~/.config/coze/token.json).
+                           Precedence: --token-file > --profile > COZE_TOKEN_FILE >
+                           COZE_PROFILE > COZE_API_TOKEN > the default token file
+    --base-url URL         API base [env: COZE_API_BASE] [default: the token's
+                           base_url, else https://api.coze.cn]
+    --region cn|com        https://api.coze.cn or https://api.coze.com
+    --idle-timeout SECS    give up when the server sends nothing for this long
+                           [default: 120; 0: never]; there is no total time limit
+    --connect-timeout SECS [default: 10; 0: as long as the system allows]
+    --retries N            retries of transient failures (network, 429, 5xx,
+                           4013/4020) before any output [default: 4]
+    -v, --verbose          one line per HTTP request on stderr (tokens redacted), and
+                           the credentials, route and trusted CAs in use
+
+",
+    net_flags_help!()
+);
+
+impl ApiFlags {
+    /// Takes `arg` if it is one of the shared flags; false leaves it to the caller.
+    pub fn take(&mut self, arg: &cli::Arg, p: &mut lexopt::Parser) -> Result<bool> {
+        if self.net.take(arg, p)? {
+            return Ok(true);
+        }
+        let Some(name) = (match arg {
+            cli::Arg::Long(l) => Some(l.as_str()),
+            cli::Arg::Short('v') => Some("verbose"),
+            _ => None,
+        }) else {
+            return Ok(false);
+        };
+        match name {
+            "token-file" => self.token_file = Some(cli::value(p)?.into()),
+            "profile" => {
+                let name = cli::string("--profile", cli::value(p)?)?;
+                config::check_profile_name(&name)?;
+                self.profile = Some(name);
+            }
+            "base-url" => self.base_url = Some(cli::string("--base-url", cli::value(p)?)?),
+            "region" => {
+                self.region = Some(Region::parse(&cli::string("--region", cli::value(p)?)?)?)
+            }
+            "idle-timeout" => {
+                self.idle_timeout = Some(cli::seconds("--idle-timeout", cli::value(p)?)?)
+            }
+            "connect-timeout" => {
+                self.connect_timeout = Some(cli::seconds("--connect-timeout", cli::value(p)?)?)
+            }
+            "retries" => self.retries = Some(cli::number("--retries", cli::value(p)?)?),
+            "verbose" => self.verbose = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The HTTP decisions these flags change; the rest are `HttpConfig`'s defaults.
+    pub fn http_config(&self, env: &Env) -> Result<HttpConfig> {
+        let defaults = HttpConfig::default();
+        Ok(HttpConfig {
+            verbose: self.verbose,
+            idle_timeout: self.idle_timeout.unwrap_or(defaults.idle_timeout),
+            connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
+            retries: self.retries.unwrap_or(defaults.retries),
+            rate: self.rate,
+            busy_wait: self.busy_wait.unwrap_or(defaults.busy_wait),
+            network: self.net.network(env)?,
+            ..defaults
+        })
+    }
+
+    /// The credentials these flags and the environment select.
+    pub fn credentials(&self, env: &Env) -> Result<Credentials> {
+        config::credentials(self.token_file.clone(), self.profile.as_deref(), env)
+    }
+
+    /// The token file to write, refresh or remove: the credentials' precedence without
+    /// `COZE_API_TOKEN`, which names no file.
+    pub fn token_file_choice(&self, env: &Env) -> Result<Credentials> {
+        config::token_file(self.token_file.clone(), self.profile.as_deref(), env)
+    }
+
+    /// The selected profile's `user_id` file (the default profile's unless `--profile`
+    /// or `COZE_PROFILE` names another): where the stable default user id lives.
+    pub fn user_id_path(&self, env: &Env) -> Result<PathBuf> {
+        let name = config::selected_profile(self.profile.as_deref(), env);
+        Ok(config::profile_dir(env, &name)?.join("user_id"))
+    }
+}

@@ -1,0 +1,110 @@
+//! The environment, read once: [`Env`] is a snapshot of the variables the tools read,
+//! taken in `main`; everything below works on that snapshot, so nothing else reads the
+//! environment and tests can state an environment instead of mutating the process's.
+//! The proxy variables' names are here too, so that `http::proxy` reads them from the
+//! snapshot without reading the environment itself.
+
+use std::path::PathBuf;
+
+/// The environment variables the coze tools read, read once.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub api_base: Option<String>,
+    pub api_token: Option<String>,
+    pub bot_id: Option<String>,
+    pub www_base: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+    pub browser: Option<String>,
+    /// The set proxy variables, as (name, value): see [`PROXY_VARS`] and `http::proxy`.
+    pub proxy_vars: Vec<(String, String)>,
+    /// `COZE_PROFILE`: the profile whose token file the tools use.
+    pub profile: Option<String>,
+    /// `COZE_CA_BUNDLE`: one more CA bundle to trust (as `--cacert`).
+    pub ca_bundle: Option<PathBuf>,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`: OpenSSL's trust variables, which curl and Python
+    /// honour too.
+    pub ssl_cert_file: Option<PathBuf>,
+    pub ssl_cert_dir: Option<String>,
+    /// `COZE_ALLOW_HTTP` as set (checked where it is used: `1`/`true`/`yes` or
+    /// `0`/`false`/`no`).
+    pub allow_http: Option<String>,
+}
+
+impl Env {
+    /// Reads the process environment. Call from `main` only. Empty values count as unset
+    /// (`COZE_API_TOKEN= cmd` is how people unset a variable for one command).
+    pub fn from_process() -> Env {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Env {
+            api_base: var("COZE_API_BASE"),
+            api_token: var("COZE_API_TOKEN"),
+            bot_id: var("COZE_BOT_ID"),
+            www_base: var("COZE_WWW_BASE"),
+            token_file: var("COZE_TOKEN_FILE").map(PathBuf::from),
+            client_id: var("COZE_CLIENT_ID"),
+            user_id: var("COZE_USER_ID"),
+            xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
+            home: var("HOME").map(PathBuf::from),
+            browser: var("BROWSER"),
+            proxy_vars: proxy_vars_from_process(),
+            profile: var("COZE_PROFILE"),
+            ca_bundle: var("COZE_CA_BUNDLE").map(PathBuf::from),
+            ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
+            ssl_cert_dir: var("SSL_CERT_DIR"),
+            allow_http: var("COZE_ALLOW_HTTP"),
+        }
+    }
+}
+
+/// The variables that can name a proxy, in no particular order (see
+/// [`proxy_candidates`]).
+pub const PROXY_VARS: [&str; 6] = [
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+];
+/// The variables that exempt hosts, lower case first as curl reads them.
+pub const NO_PROXY_VARS: [&str; 2] = ["no_proxy", "NO_PROXY"];
+
+/// The variables consulted for a request with this URL scheme, in order.
+pub fn proxy_candidates(scheme: &str) -> [&'static str; 4] {
+    if scheme.eq_ignore_ascii_case("http") {
+        ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+    } else {
+        ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+    }
+}
+
+/// The set proxy variables of this process, for [`Env::from_process`].
+fn proxy_vars_from_process() -> Vec<(String, String)> {
+    PROXY_VARS
+        .iter()
+        .chain(NO_PROXY_VARS.iter())
+        .filter_map(|k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k.to_string(), v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::Env;
+
+    /// An environment with only HOME set, for the tests of config's rules.
+    pub(in crate::config) fn home_only() -> Env {
+        Env {
+            home: Some("/home/u".into()),
+            ..Env::default()
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The HTTP client: one agent per route and process, every default a decision.
+//!
+//! - Status codes are not errors (`http_status_as_error(false)`): the body says what
+//!   went wrong, and `decode` makes it one `ApiError`.
+//! - A connect timeout and an idle timeout (no byte for that long), never a total cap:
+//!   an answer may stream for minutes.
+//! - Proxies as `proxy` decides them, per request (`NO_PROXY` can exempt one host and
+//!   not another): one agent per route, built on first use, so connections are reused
+//!   (keep-alive) and nothing reads the environment behind our back (ureq would).
+//!   Redirects are not followed (the API never redirects, and a redirect must not
+//!   carry a bearer).
+//! - TLS trusts what `tls` loads, read once on the first HTTPS request; a certificate
+//!   the trust does not cover is `Error::Tls` (`failure`).
+//! - Plain `http://` only to loopback, unless the user opted in (`--allow-http`); then
+//!   one warning per process (see `url::check_transport`).
+//! - Whole requests are retried as `retry` paces them (transient failures; a busy
+//!   conversation waited out for `busy_wait`); once a stream has been handed to the
+//!   caller, retrying is the caller's decision.
+
+use std::io::{BufReader, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::decode::{body_logid, decode, Dialect};
+use super::failure::network_error;
+use super::pace::Pacer;
+use super::proxy::{ProxySettings, Route};
+use super::retry::{
+    backoff, busy_conversation, busy_gave_up, busy_step, in_words, parse_retry_after,
+};
+use super::tls::{Trust, TrustSettings};
+use crate::error::{ApiCode, ApiError, Error, Result};
+use crate::support::{redact, url};
+
+/// Where requests may go and what they trust, resolved once from flags and environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    pub proxy: ProxySettings,
+    pub trust: TrustSettings,
+    /// Plain `http://` to a host that is not loopback (`--allow-http`, `COZE_ALLOW_HTTP`).
+    pub allow_http: bool,
+}
+
+/// The HTTP decisions a user can change (--help's CONNECTION and NETWORK flags).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// 0: no limit.
+    pub connect_timeout: Duration,
+    /// No byte for this long ends a request or a stream (exit 5); 0: no limit.
+    pub idle_timeout: Duration,
+    /// Attempts after the first for transient failures.
+    pub retries: u32,
+    /// First backoff step; doubled each attempt, capped at `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// A `Retry-After` longer than this is not waited out: the error is reported.
+    pub max_retry_after: Duration,
+    /// How long a chat waits for its conversation while another chat runs in it (4016),
+    /// from the first refusal (`--busy-wait`).
+    pub busy_wait: Duration,
+    /// `-v`: one line per request and response on stderr, secrets redacted.
+    pub verbose: bool,
+    /// Requests per second across all threads (`--rate`); None: as fast as answered.
+    pub rate: Option<f64>,
+    /// Proxies, trust and the plain-http opt-in.
+    pub network: Network,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            retries: 4,
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            // An answer often streams for a minute or more; two cover most of them.
+            busy_wait: Duration::from_secs(120),
+            verbose: false,
+            rate: None,
+            network: Network::default(),
+        }
+    }
+}
+
+/// The user agent every request carries.
+pub fn user_agent() -> String {
+    format!("coze-tools/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What to send. Bodies are JSON; a bearer is optional (the token endpoint has none
+/// for PKCE, or carries a client secret / JWT for other app types).
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub method: &'static str,
+    pub url: String,
+    pub bearer: Option<&'a str>,
+    pub body: Option<&'a Value>,
+    /// Wait out 4016 (conversation busy) for `HttpConfig::busy_wait`: only for creating
+    /// a chat.
+    pub retry_busy: bool,
+    /// Never resend this request as is: it carries something single-use (a JWT), so
+    /// the caller retries with a new one.
+    pub once: bool,
+}
+
+impl<'a> Request<'a> {
+    pub fn post(url: impl Into<String>, body: &'a Value) -> Self {
+        Request {
+            method: "POST",
+            url: url.into(),
+            bearer: None,
+            body: Some(body),
+            retry_busy: false,
+            once: false,
+        }
+    }
+    pub fn bearer(mut self, token: &'a str) -> Self {
+        self.bearer = Some(token);
+        self
+    }
+    pub fn retry_busy(mut self, yes: bool) -> Self {
+        self.retry_busy = yes;
+        self
+    }
+    pub fn once(mut self) -> Self {
+        self.once = true;
+        self
+    }
+}
+
+/// An event stream that is ready to read, with the logid of its response.
+pub struct Stream {
+    pub reader: BufReader<Box<dyn Read + Send>>,
+    pub logid: Option<String>,
+}
+
+/// An agent serves one route: direct, or through one proxy; with or without TLS trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AgentKey {
+    proxy: Option<String>,
+    tls: bool,
+}
+
+/// One HTTP client per process: connections are reused across requests (keep-alive).
+pub struct Http {
+    config: HttpConfig,
+    /// Built on first use, one per route (see [`AgentKey`]).
+    agents: Mutex<Vec<(AgentKey, ureq::Agent)>>,
+    /// The trusted CAs, loaded on the first HTTPS request; the error is a usage error's
+    /// message (an unreadable `--cacert`).
+    trust: OnceLock<std::result::Result<Arc<Trust>, String>>,
+    /// The one warning about plain http to a remote host has been printed.
+    warned_plain: AtomicBool,
+    /// Shared by every thread: `--rate` and the pool-wide pause after a 429.
+    pacer: Pacer,
+    /// Requests sent again after a transient failure (for the batch summary).
+    retried: AtomicU64,
+    /// The run is ending (its output has no reader): no more waiting for a busy
+    /// conversation.
+    stopped: AtomicBool,
+}
+
+impl Http {
+    pub fn new(config: HttpConfig) -> Http {
+        let pacer = Pacer::new(config.rate);
+        Http {
+            config,
+            agents: Mutex::new(Vec::new()),
+            trust: OnceLock::new(),
+            warned_plain: AtomicBool::new(false),
+            pacer,
+            retried: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// The run is ending: a wait for a busy conversation (which may last minutes) ends
+    /// now, with the 4016 it was waiting out. Retries of transient failures (seconds,
+    /// and the cancels sent as the run ends are among them) go on.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Sleeps `wait`, in short steps so that [`stop`](Self::stop) ends it; false if it
+    /// did.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// How many requests were sent again after a transient failure.
+    pub fn retries(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    /// How many times the whole pool paused for the server's rate limit.
+    pub fn rate_pauses(&self) -> u64 {
+        self.pacer.pauses()
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// The route a request to `url` takes (for `-v`, doctor and messages).
+    pub fn route(&self, url: &str) -> Result<Route> {
+        self.config.network.proxy.route(url)
+    }
+
+    /// The trusted CAs, loaded now if they were not yet.
+    pub fn trust(&self) -> Result<Arc<Trust>> {
+        let loaded = self.trust.get_or_init(|| {
+            let mut warn = |w: &str| crate::support::say::warn(w);
+            let trust = self.config.network.trust.load(&mut warn);
+            if let Ok(t) = &trust {
+                if self.config.verbose {
+                    crate::say!("* trusted CAs: {}", t.describe());
+                }
+            }
+            trust.map(Arc::new).map_err(|e| e.to_string())
+        });
+        loaded.clone().map_err(Error::Usage)
+    }
+
+    /// The agent for `route`, built the first time it is needed.
+    fn agent(&self, route: &Route, tls: bool, target: &str) -> Result<ureq::Agent> {
+        let key = AgentKey {
+            proxy: route.proxy().map(|p| p.shown()),
+            tls,
+        };
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, agent)) = agents.iter().find(|(k, _)| *k == key) {
+            return Ok(agent.clone());
+        }
+        let proxy = route.proxy().map(|p| p.to_ureq()).transpose()?;
+        let mut builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(limit(self.config.connect_timeout))
+            .timeout_per_read(limit(self.config.idle_timeout))
+            .timeout_per_write(limit(self.config.idle_timeout))
+            .max_redirects(0)
+            // Keep a connection per job of a `--jobs` batch (ureq keeps 3 per host by
+            // default, so a pool of 4 or more jobs would reconnect for most chats).
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(256)
+            .user_agent(user_agent())
+            // Explicitly: ureq would otherwise read the proxy variables itself.
+            .proxy(proxy);
+        if tls {
+            let trust = self.trust()?;
+            builder = builder.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(trust.root_certs())
+                    .build(),
+            );
+        }
+        if self.config.verbose {
+            let host = url::parse(target).map(|p| p.host).unwrap_or_default();
+            crate::say!("* {host}: {route}");
+        }
+        let agent = builder.build().new_agent();
+        agents.push((key, agent.clone()));
+        Ok(agent)
+    }
+
+    /// Sends `req` and decodes its JSON answer in `dialect`, retrying transient failures.
+    pub fn json(&self, req: &Request<'_>, dialect: Dialect) -> Result<Value> {
+        self.json_with_logid(req, dialect).map(|(v, _)| v)
+    }
+
+    /// [`json`](Self::json), and the logid of the answer (from the body or a header).
+    pub fn json_with_logid(
+        &self,
+        req: &Request<'_>,
+        dialect: Dialect,
+    ) -> Result<(Value, Option<String>)> {
+        self.with_retries(req, |resp| {
+            let (status, logid, retry_after) = head_of(&resp);
+            let mut body = Vec::new();
+            resp.into_body()
+                .into_reader()
+                .read_to_end(&mut body)
+                .map_err(|e| self.network_error(&req.url, &e.into()))?;
+            self.log_response(status, &logid, body.len());
+            let value =
+                decode(status, logid.clone(), retry_after, &body, dialect).map_err(Error::Api)?;
+            let logid = body_logid(&value).or(logid);
+            Ok((value, logid))
+        })
+    }
+
+    /// Sends `req`, expecting `text/event-stream`. A JSON answer is the API's error
+    /// (failures before the stream starts come as `{code,msg}`).
+    pub fn stream(&self, req: &Request<'_>) -> Result<Stream> {
+        self.with_retries(req, |resp| {
+            let (status, logid, retry_after) = head_of(&resp);
+            let content_type = header(&resp, "content-type")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if status == 200 && content_type.starts_with("text/event-stream") {
+                self.log_response(status, &logid, 0);
+                let reader: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+                return Ok(Stream {
+                    reader: BufReader::with_capacity(64 * 1024, reader),
+                    logid,
+                });
+            }
+            let mut body = Vec::new();
+            resp.into_body()
+                .into_reader()
+                .take(1 << 20)
+                .read_to_end(&mut body)
+                .map_err(|e| self.network_error(&req.url, &e.into()))?;
+            self.log_response(status, &logid, body.len());
+            match decode(status, logid.clone(), retry_after, &body, Dialect::Envelope) {
+                Err(api) => Err(Error::Api(api)),
+                Ok(_) => Err(Error::Api(ApiError {
+                    status,
+                    code: ApiCode::Http,
+                    msg: format!("expected an event stream, got {content_type:?}"),
+                    logid,
+                    retry_after: None,
+                })),
+            }
+        })
+    }
+
+    /// One GET with no retries, for `coze-auth doctor`: the status and the `Date`
+    /// header of whatever `url` answers.
+    pub fn probe(&self, url: &str) -> Result<(u16, Option<String>)> {
+        let req = Request {
+            method: "GET",
+            url: url.to_owned(),
+            bearer: None,
+            body: None,
+            retry_busy: false,
+            once: true,
+        };
+        self.check(&req.url)?;
+        let resp = self.send_once(&req)?;
+        let date = header(&resp, "date");
+        Ok((resp.status().as_u16(), date))
+    }
+
+    /// Whether `url` may be sent at all; warns once about plain http to a remote host.
+    fn check(&self, url: &str) -> Result<()> {
+        let allow = self.config.network.allow_http;
+        url::check_transport(url, allow).map_err(Error::Usage)?;
+        if url::is_plain_remote(url) && !self.warned_plain.swap(true, Ordering::Relaxed) {
+            let host = url::parse(url).map(|p| p.host).unwrap_or_default();
+            crate::support::say::warn(&format!(
+                "plain http:// to {host} (--allow-http): the token crosses the network \
+                 unencrypted"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `handle` on the response of `req`, retrying what is worth retrying.
+    fn with_retries<T>(
+        &self,
+        req: &Request<'_>,
+        mut handle: impl FnMut(ureq::http::Response<ureq::Body>) -> Result<T>,
+    ) -> Result<T> {
+        self.check(&req.url)?;
+        let mut attempt = 0u32;
+        // Set by the first 4016: when the wait began and how many waits followed.
+        let mut busy: Option<(std::time::Instant, u32)> = None;
+        loop {
+            let outcome = self.send_once(req).and_then(&mut handle);
+            let err = match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if req.retry_busy && err.api().is_some_and(ApiError::is_busy) {
+                let bound = self.config.busy_wait;
+                let (since, waits) = busy.get_or_insert_with(|| {
+                    if !bound.is_zero() {
+                        crate::say!(
+                            "{}: {} is busy with another chat: waiting up to {} (--busy-wait)",
+                            crate::support::say::tool(),
+                            busy_conversation(&req.url),
+                            in_words(bound)
+                        );
+                    }
+                    (std::time::Instant::now(), 0)
+                });
+                let Some(wait) = busy_step(bound, since.elapsed(), *waits) else {
+                    return Err(err.context(busy_gave_up(&req.url, bound)));
+                };
+                if self.config.verbose {
+                    crate::say!(
+                        "* {}; asking again in {} ms",
+                        redact::scrub(&err.to_string()),
+                        wait.as_millis()
+                    );
+                }
+                if !self.pause(wait) {
+                    return Err(err);
+                }
+                *waits += 1;
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let wait = match self.retry_wait(&err, attempt) {
+                Some(wait) if attempt < self.config.retries && !req.once => wait,
+                _ => return Err(err),
+            };
+            if self.config.verbose {
+                crate::say!(
+                    "* {}; retrying in {} ms",
+                    redact::scrub(&err.to_string()),
+                    wait.as_millis()
+                );
+            }
+            if err.api().is_some_and(ApiError::is_rate_limit) {
+                // The whole pool slows down (once per slow-down: see `pace`); this
+                // request waits out its own Retry-After all the same.
+                self.pacer.throttled(wait);
+            }
+            // Not cut short by `stop`: the cancels a closed stdout sends retry here.
+            std::thread::sleep(wait);
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            attempt += 1;
+        }
+    }
+
+    fn send_once(&self, req: &Request<'_>) -> Result<ureq::http::Response<ureq::Body>> {
+        let route = self.route(&req.url)?;
+        let tls = req.url.starts_with("https:")
+            || route
+                .proxy()
+                .is_some_and(|p| p.scheme == super::proxy::Scheme::Https);
+        let agent = self.agent(&route, tls, &req.url)?;
+        let mut builder = ureq::http::Request::builder()
+            .method(req.method)
+            .uri(&req.url)
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(token) = req.bearer {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        let body = match req.body {
+            Some(v) => {
+                builder = builder.header("Content-Type", "application/json");
+                serde_json::to_vec(v).expect("serde_json::Value always serializes")
+            }
+            None => Vec::new(),
+        };
+        let request = builder.body(body).map_err(|e| {
+            Error::Usage(format!("bad request to {}: {e}", redact::scrub(&req.url)))
+        })?;
+        self.pacer.acquire();
+        if self.config.verbose {
+            crate::say!("> {} {}", req.method, redact::scrub(&req.url));
+        }
+        agent
+            .run(request)
+            .map_err(|e| self.network_error(&req.url, &e))
+    }
+
+    /// A transport failure, named for a person: the route it took, and for a TLS
+    /// failure the CAs that were trusted.
+    fn network_error(&self, target: &str, err: &ureq::Error) -> Error {
+        let route = self.route(target).ok();
+        let trust = self.trust.get().and_then(|t| t.as_ref().ok()).cloned();
+        network_error(target, err, route.as_ref(), trust.as_deref())
+    }
+
+    /// How long to wait before the next attempt, or None if `err` is final.
+    fn retry_wait(&self, err: &Error, attempt: u32) -> Option<Duration> {
+        let backoff = backoff(self.config.backoff_base, self.config.backoff_cap, attempt);
+        match err.root() {
+            Error::Network(_) => Some(backoff),
+            Error::Api(api) if api.is_transient() => match api.retry_after {
+                Some(after) if after > self.config.max_retry_after => None,
+                Some(after) => Some(after),
+                None => Some(backoff),
+            },
+            _ => None,
+        }
+    }
+
+    fn log_response(&self, status: u16, logid: &Option<String>, bytes: usize) {
+        if self.config.verbose {
+            let logid = logid.as_deref().unwrap_or("-");
+            crate::say!("< {status} logid={logid} {bytes} bytes");
+        }
+    }
+}
+
+/// A timeout of 0 is none at all (`--idle-timeout 0`, as curl reads 0), not an
+/// immediate failure.
+fn limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
+}
+
+fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn head_of(resp: &ureq::http::Response<ureq::Body>) -> (u16, Option<String>, Option<Duration>) {
+    let status = resp.status().as_u16();
+    // coze.cn and coze.com send x-tt-logid; a self-hosted Coze Studio X-Log-ID.
+    let logid = header(resp, "x-tt-logid")
+        .filter(|s| !s.is_empty())
+        .or_else(|| header(resp, "x-log-id").filter(|s| !s.is_empty()));
+    let retry_after = header(resp, "retry-after").and_then(|v| parse_retry_after(&v));
+    (status, logid, retry_after)
+}

@@ -1,0 +1,154 @@
+//! The records of chatting: a `conversation` (coze-conv's output, coze-chat's input)
+//! and a `prompt`, with the API's limits on `meta_data` and the stable id of a prompt
+//! that has none of its own.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Extra;
+
+/// A conversation, as coze-conv prints it and coze-chat reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub conversation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_section_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One prompt for coze-chat, with what it overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub content: String,
+    /// Echoed on every output line the prompt causes; any JSON value the script chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_variables: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+    /// Which occurrence of its content, among the prompts of its input without an id
+    /// of their own, this one is (1 the first; 0 when nobody counted): the second
+    /// gets a derived id of its own. Not part of the record.
+    #[serde(skip)]
+    pub occurrence: u32,
+}
+
+/// The most `meta_data` pairs a chat or a conversation takes, and the length of each
+/// key and value in characters: the official API's limits (cozepy's `Message` and
+/// `Chat`: "16 key-value pairs … key between 1 and 64 characters … value between 1
+/// and 512 characters").
+pub const META_MAX_PAIRS: usize = 16;
+pub const META_MAX_KEY: usize = 64;
+pub const META_MAX_VALUE: usize = 512;
+
+/// Why `meta` is not something the API takes as `meta_data`, if it is not.
+pub fn check_meta_data(meta: &Map<String, Value>) -> Result<(), String> {
+    if meta.len() > META_MAX_PAIRS {
+        return Err(format!(
+            "{} pairs: the API takes at most {META_MAX_PAIRS}",
+            meta.len()
+        ));
+    }
+    for (k, v) in meta {
+        let keys = k.chars().count();
+        if keys == 0 || keys > META_MAX_KEY {
+            return Err(format!(
+                "key {k:?} has {keys} characters: the API takes 1 to {META_MAX_KEY}"
+            ));
+        }
+        let Value::String(v) = v else {
+            return Err(format!("the value of {k:?} is not a string"));
+        };
+        let n = v.chars().count();
+        if n == 0 || n > META_MAX_VALUE {
+            return Err(format!(
+                "the value of {k:?} has {n} characters: the API takes 1 to {META_MAX_VALUE}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The id of a prompt that has none of its own: `sha256:` and the first 16 hex digits
+/// of the SHA-256 of its content. Stable across runs, so `--resume` can recognise a
+/// plain-text line it answered before; a repeat of the same content in the same input
+/// gets `#2`, `#3`… after it (see [`Prompt::occurrence`]).
+pub fn derived_prompt_id(content: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(content.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+impl Prompt {
+    /// The prompt's own `id`, or one derived from its content and occurrence.
+    pub fn effective_id(&self) -> Value {
+        self.id.clone().unwrap_or_else(|| {
+            let id = derived_prompt_id(&self.content);
+            Value::String(match self.occurrence {
+                0 | 1 => id,
+                n => format!("{id}#{n}"),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn derived_ids_are_stable_and_content_based() {
+        // SHA-256("hello") = 2cf24dba5fb0a30e...
+        assert_eq!(derived_prompt_id("hello"), "sha256:2cf24dba5fb0a30e");
+        assert_ne!(derived_prompt_id("hello "), derived_prompt_id("hello"));
+        let mut p: Prompt = serde_json::from_value(json!({"content": "hello"})).unwrap();
+        assert_eq!(p.effective_id(), "sha256:2cf24dba5fb0a30e");
+        p.occurrence = 1;
+        assert_eq!(p.effective_id(), "sha256:2cf24dba5fb0a30e");
+        p.occurrence = 3;
+        assert_eq!(p.effective_id(), "sha256:2cf24dba5fb0a30e#3");
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"content": "hello"})
+        );
+        p.id = Some(json!("own"));
+        assert_eq!(p.effective_id(), "own");
+    }
+
+    #[test]
+    fn meta_data_within_the_api_limits() {
+        let ok: Map<String, Value> = (0..16).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert_eq!(check_meta_data(&ok), Ok(()));
+        let mut too_many = ok.clone();
+        too_many.insert("k16".into(), json!("v"));
+        assert!(check_meta_data(&too_many).unwrap_err().contains("17 pairs"));
+        let one = |k: &str, v: Value| Map::from_iter([(k.to_owned(), v)]);
+        assert_eq!(
+            check_meta_data(&one(&"键".repeat(64), json!("值".repeat(512)))),
+            Ok(())
+        );
+        assert!(check_meta_data(&one(&"k".repeat(65), json!("v"))).is_err());
+        assert!(check_meta_data(&one("", json!("v"))).is_err());
+        assert!(check_meta_data(&one("k", json!("v".repeat(513)))).is_err());
+        assert!(check_meta_data(&one("k", json!(""))).is_err());
+        assert!(check_meta_data(&one("k", json!(1))).is_err());
+    }
+}
