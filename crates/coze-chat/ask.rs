@@ -1,16 +1,20 @@
-//! Asking one prompt, shared by the sequential run and the parallel batch: the chat
-//! request built from the run's plan and the prompt's overrides, the chat itself, its
-//! printing, and the tally every run keeps for its exit status and summary.
+//! Asking one prompt: the chat request built from the run's plan and the prompt's
+//! overrides, the chat itself and its printing; and coze-chat's task for the batch
+//! engine (`Chats`), which asks each prompt of a run so.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::sync::Mutex;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use coze_core::api::Client;
+use coze_core::batch::{Bad, Outcome, Task};
 use coze_core::chat::{self, Active, ChatSpec, ChatState};
 use coze_core::protocol::Prompt;
 use coze_core::{cli, Error, Result};
 
+use crate::flags::Mode;
+use crate::input::Job;
 use crate::output::Printer;
 use crate::TOOL;
 
@@ -86,117 +90,84 @@ pub fn ask<W: Write>(
     Ok((state, error))
 }
 
-/// Counts of a run, for the exit status and the `summary` record.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub prompts: u64,
-    pub completed: u64,
-    pub skipped: u64,
-    /// Every prompt asked, by the status its answer record shows (`completed`,
-    /// `failed`, `canceled`, ...), so that the counts add up to the prompts asked.
-    pub by_status: std::collections::BTreeMap<String, u64>,
-    pub tokens: u64,
-    /// The exit status of the first failure in input order: (input sequence, status).
-    pub first_failure: Option<(u64, u8)>,
+/// coze-chat's batch task: each item a prompt, asked and printed in the run's mode.
+pub struct Chats<'a> {
+    pub client: &'a Client<'a>,
+    pub plan: &'a Plan,
+    pub mode: Mode,
+    /// The chats in progress, cancelled when the run is stopped.
+    pub active: Active,
+    /// The conversation the next prompt goes to unless it names its own: --conversation,
+    /// a `conversation` line, or (one job, without --new-each) the one the first chat
+    /// made, kept for the following prompts.
+    pub conversation: Mutex<Option<String>>,
 }
 
-impl Tally {
-    /// Records a failure at input position `seq`; the earliest one decides the exit status.
-    pub fn fail(&mut self, seq: u64, code: u8) {
-        if self.first_failure.is_none_or(|(s, _)| seq < s) {
-            self.first_failure = Some((seq, code));
-        }
-    }
-
-    /// Records a stdin line that could not be asked (already reported): a prompt
-    /// with status `invalid`.
-    pub fn invalid(&mut self, seq: u64, code: u8) {
-        self.prompts += 1;
-        *self.by_status.entry("invalid".to_owned()).or_default() += 1;
-        self.fail(seq, code);
-    }
-
-    /// Records one asked prompt; reports its failure on stderr. Returns true when the
-    /// failure is one every later prompt would meet too (authentication: no or a dead
-    /// token), so the run should stop rather than repeat it for every line.
-    pub fn record(
-        &mut self,
-        seq: u64,
-        line: Option<u64>,
-        state: &ChatState,
-        error: Option<Error>,
-    ) -> bool {
-        self.prompts += 1;
-        self.tokens += state
-            .usage
-            .as_ref()
-            .and_then(|u| u.get("token_count"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        match error {
-            None => {
-                self.completed += 1;
-                *self.by_status.entry("completed".to_owned()).or_default() += 1;
-            }
-            Some(e) => {
-                let status = match state.status.as_str() {
-                    "" | "created" | "in_progress" | "completed" => "failed",
-                    other => other,
-                };
-                *self.by_status.entry(status.to_owned()).or_default() += 1;
-                let e = match line {
-                    Some(n) => e.context(format!("prompt on line {n}")),
-                    None => e,
-                };
-                cli::report(TOOL, &e);
-                self.fail(seq, e.exit_code());
-                if e.exit_code() == coze_core::error::exit::AUTH {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    pub fn exit_status(&self) -> u8 {
-        self.first_failure.map_or(0, |(_, code)| code)
-    }
-
-    /// The `summary` record.
-    /// `rate_pauses`: how often the whole pool paused for the server's rate limit.
-    pub fn summary(&self, wall: std::time::Duration, retries: u64, rate_pauses: u64) -> Value {
-        let failed: u64 = self.by_status.values().sum::<u64>() - self.completed;
-        json!({
-            "type": "summary",
-            "prompts": self.prompts + self.skipped,
-            "completed": self.completed,
-            "failed": failed,
-            "skipped": self.skipped,
-            "by_status": self.by_status,
-            "tokens": self.tokens,
-            "wall_ms": wall.as_millis() as u64,
-            "retries": retries,
-            "rate_pauses": rate_pauses,
-            "exit_code": self.exit_status(),
-        })
+impl Chats<'_> {
+    /// `prompt` in the conversation in force now.
+    pub fn job(&self, line: Option<u64>, prompt: Box<Prompt>) -> Job {
+        Job::new(line, prompt, &self.conversation)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Task for Chats<'_> {
+    type Item = Job;
+    const ITEMS: &'static str = "prompts";
 
-    /// With `--jobs`, failures arrive in any order; the exit status is that of the
-    /// earliest failed prompt in the input, not of the first to fail in time.
-    #[test]
-    fn the_earliest_failed_prompt_decides_the_exit_status() {
-        let mut t = Tally::default();
-        assert_eq!(t.exit_status(), 0);
-        t.fail(7, 1);
-        t.fail(3, 5);
-        t.fail(5, 4);
-        assert_eq!(t.exit_status(), 5);
-        t.fail(3, 1);
-        assert_eq!(t.exit_status(), 5, "the same prompt again changes nothing");
+    fn run<W: Write>(&self, job: &Job, out: &mut W) -> Result<Outcome> {
+        let p = &job.prompt;
+        let mut printer = Printer::new(self.mode, out);
+        printer.begin(crate::printed_id(self.mode, p));
+        let spec = self.plan.spec(p, job.conversation.clone());
+        let (state, error) = ask(self.client, self.plan, &self.active, &spec, p, &mut printer)?;
+        // Keep talking in the conversation the first chat made.
+        if error.is_none() && !self.plan.new_each && p.conversation_id.is_none() {
+            let mut current = self.conversation.lock().unwrap_or_else(|p| p.into_inner());
+            if current.is_none() {
+                current.clone_from(&state.conversation_id);
+            }
+        }
+        Ok(outcome(&state, error, job.line))
+    }
+
+    fn invalid<W: Write>(&self, bad: &Bad, out: &mut W) -> io::Result<()> {
+        let mut printer = Printer::new(self.mode, out);
+        printer.begin(bad.id.clone());
+        printer.invalid(bad.text.as_deref(), &bad.error)
+    }
+
+    fn report(&self, error: &Error) {
+        cli::report(TOOL, error);
+    }
+
+    fn cancel(&self) {
+        self.active.cancel(self.client, TOOL);
+    }
+}
+
+/// How a chat ended, for the tally: its failure naming the prompt's line, the status
+/// its answer record shows, the tokens it used.
+fn outcome(state: &ChatState, error: Option<Error>, line: Option<u64>) -> Outcome {
+    let tokens = state
+        .usage
+        .as_ref()
+        .and_then(|u| u.get("token_count"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let Some(e) = error else {
+        return Outcome::completed(tokens);
+    };
+    let status = match state.status.as_str() {
+        "" | "created" | "in_progress" | "completed" => "failed",
+        other => other,
+    };
+    let error = match line {
+        Some(n) => e.context(format!("prompt on line {n}")),
+        None => e,
+    };
+    Outcome {
+        error: Some(error),
+        status: status.to_owned(),
+        tokens,
     }
 }

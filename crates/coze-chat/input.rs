@@ -1,5 +1,6 @@
 //! What coze-chat reads: the PROMPT argument, all of stdin as one prompt, or one item
-//! per stdin line (plain text, or a `prompt` / `conversation` record).
+//! per stdin line (plain text, or a `prompt` / `conversation` record), made the batch
+//! engine's items (`Job`s).
 //!
 //! Each line is checked here, before anything is asked: its length (a line over
 //! `--max-line-bytes` ends the input), its record's fields (a `content_type` other
@@ -8,10 +9,12 @@
 //! an id of its own (`sha256:…#2`).
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{self, BufRead};
+use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
+use coze_core::batch::{self, Bad};
 use coze_core::protocol::{self, Prompt, Record};
 use coze_core::wire::jsonl::{self, LineError, LineReader};
 use coze_core::{Error, Result};
@@ -40,26 +43,95 @@ pub struct Rules {
     pub meta: Map<String, Value>,
 }
 
-/// A line that cannot be asked.
-#[derive(Debug)]
-pub struct Bad {
-    /// Names the line.
-    pub error: Error,
-    /// The line, when it could be read as text.
-    pub text: Option<String>,
-    /// The id of its answer record: the record's own `id`, else derived from the line.
-    pub id: Option<Value>,
-    /// Nothing after it is read or asked: the input is not lines of prompts (a line
-    /// over the limit, a read error), or every later prompt would fail the same way
-    /// (no bot).
-    pub fatal: bool,
+/// One prompt to ask: the batch engine's item.
+pub struct Job {
+    /// The stdin line it came from (none for the PROMPT argument or all of stdin).
+    pub line: Option<u64>,
+    pub prompt: Box<Prompt>,
+    /// The conversation it goes to: its own, else the one in force when it was read.
+    pub conversation: Option<String>,
 }
 
-impl Bad {
-    /// A bad line (exit 3), as opposed to a usage error found on a line (no bot).
-    pub fn is_line(&self) -> bool {
-        matches!(self.error.root(), Error::BadInput { .. })
+impl Job {
+    /// `prompt` in its own conversation, else in `current`'s.
+    pub fn new(line: Option<u64>, prompt: Box<Prompt>, current: &Mutex<Option<String>>) -> Job {
+        let conversation = match &prompt.conversation_id {
+            Some(own) => Some(own.clone()),
+            None => current.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
+        Job {
+            line,
+            prompt,
+            conversation,
+        }
     }
+}
+
+impl batch::Item for Job {
+    /// What `--resume` knows it by: the prompt's id, or one derived from its content.
+    fn id(&self) -> Value {
+        self.prompt.effective_id()
+    }
+
+    /// One conversation never has two chats at once (the API refuses that with 4016).
+    fn key(&self) -> Option<&str> {
+        self.conversation.as_deref()
+    }
+}
+
+/// The prompts of stdin lines as jobs: a `conversation` line switches `current`, the
+/// conversation of the prompts after it.
+pub struct Jobs<'a, R: BufRead> {
+    items: Items<R>,
+    current: &'a Mutex<Option<String>>,
+}
+
+impl<'a, R: BufRead> Jobs<'a, R> {
+    pub fn new(reader: R, rules: Rules, current: &'a Mutex<Option<String>>) -> Self {
+        Jobs {
+            items: Items::new(reader, rules),
+            current,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Jobs<'_, R> {
+    type Item = std::result::Result<Job, Bad>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.items.next_item()? {
+                Ok(Item::Prompt { line, prompt }) => {
+                    return Some(Ok(Job::new(Some(line), prompt, self.current)))
+                }
+                Ok(Item::Switch { conversation_id }) => {
+                    *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conversation_id)
+                }
+                Err(bad) => return Some(Err(bad)),
+            }
+        }
+    }
+}
+
+/// `-`: all of stdin, up to `max` bytes, as one prompt.
+pub fn whole_stdin(max: usize) -> Result<Prompt> {
+    let bad = |message: String| Error::BadInput {
+        line: None,
+        message,
+    };
+    let bytes = jsonl::read_capped(io::stdin().lock(), max as u64).map_err(|e| match e.kind() {
+        io::ErrorKind::FileTooLarge => bad(format!("{e}; --max-line-bytes raises the limit")),
+        _ => bad(format!("reading stdin: {e}")),
+    })?;
+    let all = String::from_utf8(bytes).map_err(|_| bad("reading stdin: not valid UTF-8".into()))?;
+    let text = all
+        .strip_prefix('\u{feff}')
+        .unwrap_or(&all)
+        .trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return Err(bad("stdin is empty: nothing to ask".into()));
+    }
+    Ok(plain(text))
 }
 
 /// Reads items lazily, so a prompt is answered before the next line is even read

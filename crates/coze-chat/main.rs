@@ -2,34 +2,29 @@
 //! coze-core's chat machine → a printer per output mode → exit code.
 
 mod ask;
-mod batch;
 mod flags;
 mod input;
 mod output;
-mod resume;
 
-use std::collections::HashSet;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde_json::Value;
 
-use coze_core::api::Client;
+use coze_core::batch::{self, resume, Batch};
 use coze_core::chat::Active;
+use coze_core::cli::batch::Summary;
 use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
-use coze_core::cli::{self, interrupt, stdout_watch, Parsed};
+use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::protocol::Prompt;
-use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 
-use ask::{ask, Plan, Tally};
+use ask::{Chats, Plan};
 use flags::{Flags, Mode, Source};
-use input::{Item, Items};
-use output::Printer;
 
 pub const TOOL: &str = "coze-chat";
 
@@ -67,9 +62,10 @@ pub fn printed_id(mode: Mode, p: &Prompt) -> Option<Value> {
     }
 }
 
-/// Runs every prompt; returns the exit status of the first failure (0 when none).
-/// Failures of single prompts are reported as they happen; `Err` is for what ends the
-/// whole run (usage, a closed stdout).
+/// Runs every prompt through the batch engine (one at a time, or `--jobs` at once);
+/// returns the exit status of the first failure (0 when none). Failures of single
+/// prompts are reported as they happen; `Err` is for what ends the whole run (usage, a
+/// closed stdout).
 fn run(f: Flags, env: &Env) -> Result<u8> {
     let started = Instant::now();
     // Stdin lines may each name their bot (a prompt record's bot_id): a line that
@@ -103,79 +99,50 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         stream: !f.no_stream,
         new_each: f.new_each || f.jobs > 1,
     };
+    // Stdout, or with --append the --resume file (locked for the run).
+    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, "answer")?;
+    let chats = Chats {
+        client: &client,
+        plan: &plan,
+        mode,
+        active: Active::default(),
+        conversation: Mutex::new(f.conversation.clone()),
+    };
+    let options = batch::Options {
+        jobs: f.jobs,
+        ordered: f.ordered,
+        // -o answers: a bad line is a record of the answers file, and the batch goes on.
+        keep_going: f.keep_going || mode == Mode::Answers,
+        done: output.done,
+    };
+    let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
+    let writer = output.writer;
     // Answers to stdout: when its reader goes away, the chats in flight are cancelled.
-    let to_stdout = !(f.resume.is_some() && f.append);
-    // Opened (and locked) before the completed ids are read, so that they are read
-    // under the lock: a run that ended meanwhile has its answers counted.
-    let out: Box<dyn Write + Send> = match (&f.resume, f.append) {
-        (Some(path), true) => Box::new(resume::open_for_append(path)?),
-        _ => Box::new(io::stdout()),
-    };
-    let done_ids = match &f.resume {
-        // An answer record holds its prompt (up to max_line) and the answer.
-        Some(path) => resume::completed_ids(path, f.max_line.saturating_mul(8))?,
-        None => HashSet::new(),
-    };
-    let tally = Mutex::new(Tally::default());
-    let active = Active::default();
-    let outcome = interrupt::guarded(
+    cli::batch::run(
         TOOL,
-        || active.cancel(&client, TOOL),
-        || {
-            let on_close = || {
-                session.http.stop();
-                active.cancel(&client, TOOL);
-            };
-            if f.jobs > 1 {
-                let shared = batch::SharedOut::new(out, f.ordered);
-                let batch = batch::Batch {
-                    client: &client,
-                    plan: &plan,
-                    active: &active,
-                    mode,
-                    jobs: f.jobs,
-                    keep_going: f.keep_going,
-                    conversation: f.conversation.clone(),
-                    done_ids: &done_ids,
-                    out: &shared,
-                    tally: &tally,
-                };
-                stdout_watch::watch(to_stdout, on_close, || batch.run(io::stdin().lock(), rules))
-            } else {
-                let mut runner = Runner {
-                    client: &client,
-                    plan: &plan,
-                    active: &active,
-                    conversation: f.conversation.clone(),
-                    tally: &tally,
-                    done_ids: &done_ids,
-                    mode,
-                    seq: 0,
-                    stop: false,
-                };
-                let printer = Printer::new(mode, io::BufWriter::with_capacity(64 << 10, out));
-                stdout_watch::watch(to_stdout, on_close, || runner.run(&f, rules, printer))
+        &session,
+        Batch::new(&chats, options),
+        started,
+        output.to_stdout,
+        Summary::choose(f.summary, batchy),
+        |batch| match &f.source {
+            Source::Argument(text) => {
+                let job = chats.job(None, Box::new(input::plain(text)));
+                batch.run([Ok(job)], writer)
+            }
+            Source::WholeStdin => {
+                let job = chats.job(None, Box::new(input::whole_stdin(f.max_line)?));
+                batch.run([Ok(job)], writer)
+            }
+            Source::Lines => {
+                if io::stdin().is_terminal() {
+                    coze_core::say!("{TOOL}: one prompt per line; Ctrl-D ends");
+                }
+                let stdin = io::stdin().lock();
+                batch.run(input::Jobs::new(stdin, rules, &chats.conversation), writer)
             }
         },
-    );
-    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
-    outcome?;
-    let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
-    if f.summary || batchy {
-        let summary = tally.summary(
-            started.elapsed(),
-            session.http.retries(),
-            session.http.rate_pauses(),
-        );
-        if f.summary {
-            JsonlWriter::new(io::stdout().lock())
-                .write(&summary)
-                .map_err(|e| Error::io("stdout", e))?;
-        } else {
-            coze_core::say!("{summary}");
-        }
-    }
-    Ok(tally.exit_status())
+    )
 }
 
 /// The profile's stable user id, so the bot's memory of this user carries over from run
@@ -192,140 +159,4 @@ fn default_user(f: &Flags, env: &Env) -> Result<String> {
         }
     };
     id.map_err(|e| Error::io("the random source", e))
-}
-
-/// One prompt after another (`--jobs 1`): the first chat's conversation is kept for the
-/// following prompts unless `--new-each`.
-struct Runner<'a> {
-    client: &'a Client<'a>,
-    plan: &'a Plan,
-    active: &'a Active,
-    /// The conversation the next prompt goes to, unless it names its own.
-    conversation: Option<String>,
-    tally: &'a Mutex<Tally>,
-    done_ids: &'a HashSet<String>,
-    mode: Mode,
-    seq: u64,
-    /// An authentication failure ended the run.
-    stop: bool,
-}
-
-impl Runner<'_> {
-    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
-        self.tally.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn run<W: Write>(
-        &mut self,
-        f: &Flags,
-        rules: input::Rules,
-        mut printer: Printer<W>,
-    ) -> Result<()> {
-        match &f.source {
-            Source::Argument(text) => self.prompt(None, input::plain(text), &mut printer),
-            Source::WholeStdin => {
-                let bad = |message: String| Error::BadInput {
-                    line: None,
-                    message,
-                };
-                let bytes =
-                    coze_core::wire::jsonl::read_capped(io::stdin().lock(), f.max_line as u64)
-                        .map_err(|e| match e.kind() {
-                            io::ErrorKind::FileTooLarge => {
-                                bad(format!("{e}; --max-line-bytes raises the limit"))
-                            }
-                            _ => bad(format!("reading stdin: {e}")),
-                        })?;
-                let all = String::from_utf8(bytes)
-                    .map_err(|_| bad("reading stdin: not valid UTF-8".into()))?;
-                let text = all
-                    .strip_prefix('\u{feff}')
-                    .unwrap_or(&all)
-                    .trim_end_matches(['\n', '\r']);
-                if text.trim().is_empty() {
-                    return Err(Error::BadInput {
-                        line: None,
-                        message: "stdin is empty: nothing to ask".into(),
-                    });
-                }
-                self.prompt(None, input::plain(text), &mut printer)
-            }
-            Source::Lines => {
-                if io::stdin().is_terminal() {
-                    coze_core::say!("{TOOL}: one prompt per line; Ctrl-D ends");
-                }
-                let mut items = Items::new(io::stdin().lock(), rules);
-                while let Some(item) = items.next_item() {
-                    if self.stop {
-                        coze_core::say!(
-                            "{TOOL}: stopping: the remaining prompts would fail the same way"
-                        );
-                        break;
-                    }
-                    match item {
-                        Ok(Item::Prompt { line, prompt }) => {
-                            self.prompt(Some(line), *prompt, &mut printer)?
-                        }
-                        Ok(Item::Switch { conversation_id }) => {
-                            self.conversation = Some(conversation_id)
-                        }
-                        Err(bad) => {
-                            cli::report(TOOL, &bad.error);
-                            let seq = self.next_seq();
-                            if !bad.is_line() {
-                                self.tally().fail(seq, bad.error.exit_code());
-                                break;
-                            }
-                            self.tally().invalid(seq, bad.error.exit_code());
-                            // -o answers: the line is a record of the answers file,
-                            // and the batch goes on.
-                            if self.mode == Mode::Answers {
-                                printer.begin(bad.id);
-                                printer
-                                    .invalid(bad.text.as_deref(), &bad.error)
-                                    .map_err(|e| Error::io("stdout", e))?;
-                            }
-                            if bad.fatal || !(f.keep_going || self.mode == Mode::Answers) {
-                                break;
-                            }
-                        }
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq - 1
-    }
-
-    /// Asks one prompt and prints its answer. Only a closed stdout is an `Err`.
-    fn prompt<W: Write>(
-        &mut self,
-        line: Option<u64>,
-        p: Prompt,
-        printer: &mut Printer<W>,
-    ) -> Result<()> {
-        let seq = self.next_seq();
-        if !self.done_ids.is_empty() && self.done_ids.contains(&resume::key(&p.effective_id())) {
-            self.tally().skipped += 1;
-            return Ok(());
-        }
-        let spec = self.plan.spec(&p, self.conversation.clone());
-        printer.begin(printed_id(self.mode, &p));
-        let (state, error) = ask(self.client, self.plan, self.active, &spec, &p, printer)?;
-        // Keep talking in the conversation the first chat made.
-        if error.is_none()
-            && !self.plan.new_each
-            && self.conversation.is_none()
-            && p.conversation_id.is_none()
-        {
-            self.conversation = state.conversation_id.clone();
-        }
-        let fatal = self.tally().record(seq, line, &state, error);
-        self.stop = fatal;
-        Ok(())
-    }
 }

@@ -48,11 +48,6 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// The writer back (a batch job's buffered output).
-    pub fn into_inner(self) -> W {
-        self.out.into_inner()
-    }
-
     /// Starts a new prompt.
     pub fn begin(&mut self, id: Option<Value>) {
         self.id = id;

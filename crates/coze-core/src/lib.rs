@@ -5,7 +5,8 @@
 //! (time, random, say, redact, url) at the bottom, then `wire` (SSE, JSON lines),
 //! `protocol` (the records), `config` (the environment, credentials, settings), `http`,
 //! `auth` (grants, the token file, renewal), `api` (the endpoints), `chat` (the chat
-//! engine) and `cli` (what every binary's `main` does the same way) on top.
+//! engine), `batch` (the batch engine, over any task) and `cli` (what every binary's
+//! `main` does the same way) on top.
 //!
 //! Pure parts (SSE decoding, JSON lines, PKCE, records, error mapping) take bytes,
 //! `BufRead` and `Write` and are unit-tested with slices; I/O (HTTP, files, the
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod chat;
 pub mod cli;
 pub mod config;

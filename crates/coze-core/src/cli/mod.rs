@@ -2,11 +2,13 @@
 //! `Result` into one stderr line and an exit code, help and version as values, and
 //! small flag value parsers shared by all tools (here); the flags every API tool shares
 //! (`flags`) and the session they open (`session`); Ctrl-C, SIGTERM and SIGHUP for a
-//! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`).
+//! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`);
+//! a batch tool's run inside both, with its summary (`batch`).
 //!
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
 
+pub mod batch;
 pub mod flags;
 pub mod interrupt;
 pub mod session;

@@ -1,32 +1,67 @@
-//! `--resume FILE` and `--append`: what an earlier `-o answers` run already answered,
-//! and appending new answers to its file safely.
+//! `--resume FILE` and `--append`: what an earlier run already did, read from its
+//! output (coze-chat's `-o answers`: records of type `answer`), and appending new
+//! records to its file safely.
 //!
 //! A run killed with SIGKILL can leave a half-written last line; it is cut off before
-//! appending, so the file stays valid JSON lines. Only `completed` answers count as
-//! done: failed prompts are asked again.
+//! appending, so the file stays valid JSON lines. Only `completed` records count as
+//! done: failed items are run again.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde_json::Value;
 
-use coze_core::{Error, Result};
+use crate::error::{Error, Result};
+use crate::support::say::tool;
 
 /// A canonical key for an `id` value (ids are any JSON: "a", 7, {"k":1}).
 pub fn key(id: &Value) -> String {
     id.to_string()
 }
 
-/// The ids of the `completed` answers in `path` (a missing file: none yet).
+/// Where a batch run's records go, and what an earlier run already did.
+pub struct Output {
+    /// Stdout, or with `--append` the `--resume` file, open and locked.
+    pub writer: Box<dyn Write + Send>,
+    /// The records go to stdout (whose reader may go away: worth watching).
+    pub to_stdout: bool,
+    /// The [`key`]s of the ids `--resume` found completed.
+    pub done: HashSet<String>,
+}
+
+/// Opens the output of a run: with `--resume FILE --append`, FILE (locked, its torn
+/// last line cut), else stdout; and reads FILE's completed ids (records of type
+/// `kind`). A record holds its input line (up to `max_line` bytes, the input's limit)
+/// and what came of it: FILE's lines may be 8 times as long. The file is opened and
+/// locked before its ids are read, so that they are read under the lock: a run that
+/// ended meanwhile has its records counted.
+pub fn open(resume: Option<&Path>, append: bool, max_line: usize, kind: &str) -> Result<Output> {
+    let (writer, to_stdout): (Box<dyn Write + Send>, bool) = match (resume, append) {
+        (Some(path), true) => (Box::new(open_for_append(path)?), false),
+        _ => (Box::new(io::stdout()), true),
+    };
+    let done = match resume {
+        Some(path) => completed_ids(path, max_line.saturating_mul(8), kind)?,
+        None => HashSet::new(),
+    };
+    Ok(Output {
+        writer,
+        to_stdout,
+        done,
+    })
+}
+
+/// The ids of the `completed` records of type `kind` (`answer`) in `path` (a missing
+/// file: none yet).
 ///
 /// Each line is parsed as it is read, keeping only `type`, `status` and `id`: an
 /// answer's prompt and content are skipped over, never held, so memory does not grow
 /// with the answers. A line longer than `max_line` bytes is a usage error naming it
 /// (the file is not an answers file, such as `/dev/zero`, or `--max-line-bytes` must
 /// be raised); it is found after reading at most that much of it.
-pub fn completed_ids(path: &Path, max_line: usize) -> Result<HashSet<String>> {
+pub fn completed_ids(path: &Path, max_line: usize, kind: &str) -> Result<HashSet<String>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
@@ -56,17 +91,22 @@ pub fn completed_ids(path: &Path, max_line: usize) -> Result<HashSet<String>> {
         let rest = io::copy(&mut line, &mut io::sink());
         if line.read > line.max {
             return Err(Error::usage(format!(
-                "--resume {}: line {number}: longer than {} (not an answers file? its \
+                "--resume {}: line {number}: longer than {} (not {} {kind}s file? its \
                  lines may be 8 times --max-line-bytes)",
                 path.display(),
-                coze_core::wire::jsonl::size(line.max)
+                crate::wire::jsonl::size(line.max),
+                if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                }
             )));
         }
         rest.map_err(failed)?;
         let Ok(a) = answer else {
             continue;
         };
-        if a.kind.as_deref() == Some("answer") && a.status.as_deref() == Some("completed") {
+        if a.kind.as_deref() == Some(kind) && a.status.as_deref() == Some("completed") {
             if let Some(id) = a.id.filter(|i| !i.is_null()) {
                 done.insert(key(&id));
             }
@@ -75,7 +115,7 @@ pub fn completed_ids(path: &Path, max_line: usize) -> Result<HashSet<String>> {
     Ok(done)
 }
 
-/// What `--resume` reads of an answer record; every other field is skipped unread.
+/// What `--resume` reads of a record; every other field is skipped unread.
 #[derive(serde::Deserialize)]
 struct AnswerKey {
     #[serde(rename = "type")]
@@ -120,7 +160,7 @@ impl<R: BufRead> Read for Line<'_, R> {
 
 /// Opens `path` for appending, locked for as long as the file stays open, then cuts
 /// off a half-written last line. A file another run is appending to is refused at once
-/// (exit 8), naming that run: two runs would each ask, and append, every prompt the
+/// (exit 8), naming that run: two runs would each run, and append, every item the
 /// file does not have yet, and the cut could tear the other run's last line. Refusing
 /// rather than waiting suits cron: the next run resumes where this one would have.
 /// The caller reads the completed ids after this, under the lock.
@@ -137,7 +177,7 @@ pub fn open_for_append(path: &Path) -> Result<File> {
             let who = holder_pid(&file)
                 .map(|pid| format!(" (pid {pid})"))
                 .unwrap_or_default();
-            let why = format!("another coze-chat{who} is appending to it; not starting");
+            let why = format!("another {}{who} is appending to it; not starting", tool());
             return Err(Error::io(
                 path,
                 std::io::Error::new(std::io::ErrorKind::WouldBlock, why),
@@ -164,8 +204,9 @@ pub fn open_for_append(path: &Path) -> Result<File> {
                 None => len, // a last line over 1 MiB: leave it rather than guess
             };
             if keep < len {
-                coze_core::say!(
-                    "coze-chat: {}: removing a half-written last line ({} bytes)",
+                crate::say!(
+                    "{}: {}: removing a half-written last line ({} bytes)",
+                    tool(),
                     path.display(),
                     len - keep
                 );
@@ -210,16 +251,16 @@ mod tests {
              {\"type\":\"answer\",\"id\":\"torn\",\"sta",
         )
         .unwrap();
-        let done = completed_ids(&path, 1 << 20).unwrap();
+        let done = completed_ids(&path, 1 << 20, "answer").unwrap();
         assert!(done.contains("\"a\"") && done.contains("8") && !done.contains("7"));
         assert_eq!(done.len(), 2);
         drop(open_for_append(&path).unwrap());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with("\"completed\"}\n"), "{text}");
-        assert!(completed_ids(&dir.join("none"), 1 << 20)
+        assert!(completed_ids(&dir.join("none"), 1 << 20, "answer")
             .unwrap()
             .is_empty());
-        let e = completed_ids(&path, 16).unwrap_err();
+        let e = completed_ids(&path, 16, "answer").unwrap_err();
         assert!(
             e.to_string().contains(": line 1: longer than 16 bytes"),
             "{e}"
@@ -236,12 +277,12 @@ mod tests {
             ),
         )
         .unwrap();
-        let done = completed_ids(&path, 2 << 20).unwrap();
+        let done = completed_ids(&path, 2 << 20, "answer").unwrap();
         assert_eq!(
             done,
             HashSet::from(["\"b\"".to_owned(), "\"c\"".to_owned()])
         );
-        let e = completed_ids(&path, 1 << 20).unwrap_err();
+        let e = completed_ids(&path, 1 << 20, "answer").unwrap_err();
         assert!(e.to_string().contains(": line 1: longer than 1 MiB"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -258,7 +299,8 @@ mod tests {
         let text = e.to_string();
         assert!(
             text.contains(&format!(
-                "another coze-chat (pid {}) is appending to it; not starting",
+                "another {} (pid {}) is appending to it; not starting",
+                tool(),
                 std::process::id()
             )),
             "{text}"
