@@ -90,20 +90,45 @@ pub fn ask<W: Write>(
     Ok((state, error))
 }
 
+/// The `id` a prompt's output lines carry: answers always have one (derived from the
+/// content when the input gave none, so `--resume` can find it); events echo the input's.
+fn printed_id(mode: Mode, p: &Prompt) -> Option<Value> {
+    match mode {
+        Mode::Answers => Some(p.effective_id()),
+        _ => p.id.clone(),
+    }
+}
+
 /// coze-chat's batch task: each item a prompt, asked and printed in the run's mode.
 pub struct Chats<'a> {
-    pub client: &'a Client<'a>,
-    pub plan: &'a Plan,
-    pub mode: Mode,
+    client: &'a Client<'a>,
+    plan: &'a Plan,
+    mode: Mode,
     /// The chats in progress, cancelled when the run is stopped.
-    pub active: Active,
+    active: Active,
     /// The conversation the next prompt goes to unless it names its own: --conversation,
     /// a `conversation` line, or (one job, without --new-each) the one the first chat
     /// made, kept for the following prompts.
     pub conversation: Mutex<Option<String>>,
 }
 
-impl Chats<'_> {
+impl<'a> Chats<'a> {
+    /// Asks in `mode`, in `conversation` until a line switches it.
+    pub fn new(
+        client: &'a Client<'a>,
+        plan: &'a Plan,
+        mode: Mode,
+        conversation: Option<String>,
+    ) -> Self {
+        Chats {
+            client,
+            plan,
+            mode,
+            active: Active::default(),
+            conversation: Mutex::new(conversation),
+        }
+    }
+
     /// `prompt` in the conversation in force now.
     pub fn job(&self, line: Option<u64>, prompt: Box<Prompt>) -> Job {
         Job::new(line, prompt, &self.conversation)
@@ -117,7 +142,7 @@ impl Task for Chats<'_> {
     fn run<W: Write>(&self, job: &Job, out: &mut W) -> Result<Outcome> {
         let p = &job.prompt;
         let mut printer = Printer::new(self.mode, out);
-        printer.begin(crate::printed_id(self.mode, p));
+        printer.begin(printed_id(self.mode, p));
         let spec = self.plan.spec(p, job.conversation.clone());
         let (state, error) = ask(self.client, self.plan, &self.active, &spec, p, &mut printer)?;
         // Keep talking in the conversation the first chat made.

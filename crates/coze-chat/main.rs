@@ -1,5 +1,6 @@
 //! coze-chat: prompts in, the bot's answers out. A translator: flags → session →
-//! coze-core's chat machine → a printer per output mode → exit code.
+//! coze-core's batch engine running coze-chat's task (`ask::Chats`: coze-core's chat
+//! machine, a printer per output mode) → exit code.
 
 mod ask;
 mod flags;
@@ -8,19 +9,14 @@ mod output;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use coze_core::batch::{self, resume, Batch};
-use coze_core::chat::Active;
 use coze_core::cli::batch::Summary;
 use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
 use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
-use coze_core::protocol::Prompt;
 use coze_core::{Error, Result};
 
 use ask::{Chats, Plan};
@@ -50,15 +46,6 @@ fn main() -> ExitCode {
         ExitCode::from(status)
     } else {
         code
-    }
-}
-
-/// The `id` a prompt's output lines carry: answers always have one (derived from the
-/// content when the input gave none, so `--resume` can find it); events echo the input's.
-pub fn printed_id(mode: Mode, p: &Prompt) -> Option<Value> {
-    match mode {
-        Mode::Answers => Some(p.effective_id()),
-        _ => p.id.clone(),
     }
 }
 
@@ -101,13 +88,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     };
     // Stdout, or with --append the --resume file (locked for the run).
     let output = resume::open(f.resume.as_deref(), f.append, f.max_line, "answer")?;
-    let chats = Chats {
-        client: &client,
-        plan: &plan,
-        mode,
-        active: Active::default(),
-        conversation: Mutex::new(f.conversation.clone()),
-    };
+    let chats = Chats::new(&client, &plan, mode, f.conversation.clone());
     let options = batch::Options {
         jobs: f.jobs,
         ordered: f.ordered,
