@@ -1,9 +1,8 @@
 //! The event machine of one chat: `ChatState` takes `(event name, data)` pairs in the
-//! order Coze sends them and keeps what a caller needs (ids, the
-//! answer, reasoning, follow-ups, usage, the failure), while a `Sink` sees every event
-//! as it arrives. A streamed chat (`stream`) and a polled one (`poll`) feed the same
-//! machine. After a broken stream the machine gives the sink only what the stream had
-//! not.
+//! order Coze sends them and keeps what a caller needs (ids, the answer, reasoning,
+//! follow-ups, usage, the failure), while a `Sink` sees every event as it arrives. A
+//! streamed chat (`stream`) and a polled one (`poll`) feed the same machine. After a
+//! broken stream the machine gives the sink only what the stream had not.
 
 use std::io;
 

@@ -1,8 +1,8 @@
 //! The settings besides credentials, each resolved by one rule that returns the value
 //! and where it came from ([`Setting`]): flags beat the environment, the environment
-//! beats the token file, which beats defaults. The region and its
-//! hosts, the API base, the web host of the authorize page, the client id, the bot, an
-//! extra CA bundle, plain http to a remote host.
+//! beats the token file, which beats defaults. The region and its hosts, the API base,
+//! the web host of the authorize page, the client id, the bot, an extra CA bundle,
+//! plain http to a remote host.
 
 use std::fmt;
 use std::path::PathBuf;
