@@ -102,8 +102,8 @@ pub struct Token {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Everything else, kept as is: how to renew it (`grant: "jwt"` with the key's path,
-    /// `kid` and `ttl`; `client_secret_file`), the lifetime the server gave, a script's
-    /// own fields.
+    /// `kid` and `ttl`; `client_secret_file`), the `lifetime` the server gave, a PAT's
+    /// `allow_http` consent, a script's own fields.
     #[serde(flatten)]
     pub extra: Extra,
 }
