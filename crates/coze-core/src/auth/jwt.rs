@@ -43,7 +43,7 @@ pub const GRANT: &str = "jwt";
 /// The JOSE header: `{"alg":"RS256","typ":"JWT","kid":…}`, in that order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
-    /// The signature algorithm: `RS256`, the only one Coze takes.
+    /// The signature algorithm: `RS256`, what Coze expects.
     pub alg: String,
     /// `JWT`.
     pub typ: String,

@@ -51,7 +51,7 @@ pub struct Network {
 /// The HTTP decisions a user can change (--help's CONNECTION and NETWORK flags).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// How long a TCP (and TLS, proxy) connection may take to open; 0: no limit.
+    /// How long opening a connection may take; 0: as long as the system allows.
     /// Defaults to 10 s.
     pub connect_timeout: Duration,
     /// No byte for this long ends a request or a stream (exit 5); 0: no limit. Defaults
@@ -126,8 +126,8 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// A POST of `body` to `url`, without a bearer, retried as any request (not past a
-    /// 4016, and resent after a transient failure).
+    /// A POST of `body` to `url`, without a bearer: resent after a transient failure,
+    /// not waiting out a busy conversation (the builder methods below change that).
     pub fn post(url: impl Into<String>, body: &'a Value) -> Self {
         Request {
             method: "POST",
