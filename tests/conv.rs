@@ -599,10 +599,7 @@ fn a_429_past_the_retries_exits_6() {
 #[test]
 fn a_closed_port_exits_5_on_one_line() {
     let sb = Sandbox::new("conv-refused");
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = refusing_port();
     let r = run(
         conv(&sb)
             .args(["list", "--bot", BOT, "--retries", "1"])

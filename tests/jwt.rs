@@ -432,8 +432,8 @@ fn a_key_file_others_can_read_is_refused() {
 const WEB: &str = "5500000000001.app.coze";
 const SECRET: &str = "web-secret-5f4dcc3b5aa765d61d83";
 
-/// An authorization code for a web app: the authorize URL without PKCE (coze-api.md
-/// §4.2), approved at once.
+/// An authorization code for a web app: the authorize URL without PKCE (the Coze API
+/// docs, `oauth_code`), approved at once.
 fn web_code(sb: &Sandbox) -> Value {
     let redirect = "http://127.0.0.1:9/callback";
     let url = format!(

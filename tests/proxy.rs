@@ -202,11 +202,8 @@ fn no_proxy_exempts_the_host() {
 #[test]
 fn a_dead_proxy_is_a_network_error_naming_the_proxy() {
     let sb = logged_in("proxy-dead");
-    // A port nobody listens on: bound, then closed.
-    let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    // A port nobody listens on.
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], refusing_port()));
     let r = run(
         sb.cmd("coze-conv")
             .env("HTTP_PROXY", format!("http://ada:s3cret@{dead}"))
@@ -486,10 +483,7 @@ fn doctor_reports_the_route_the_requests_take() {
 #[test]
 fn credentials_in_a_base_url_are_never_shown() {
     let sb = logged_in("proxy-base-credentials");
-    let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], refusing_port()));
     let r = run(
         conv_list(&sb)
             .args(["-v", "--base-url"])

@@ -595,12 +595,9 @@ fn echo_server(bind: &str) -> io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// A loopback port nobody listens on: bound, then closed.
+/// A loopback port nobody listens on, for the whole run.
 fn dead_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], crate::util::refusing_port()))
 }
 
 fn client(socks: &Socks) -> TcpStream {

@@ -532,3 +532,48 @@ pub fn write_script(path: &Path, body: &str) {
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A loopback TCP port that refuses connections and stays so for the whole test run:
+/// a socket bound to it and never listening, kept open. Binding a port and dropping the
+/// listener (the usual trick) frees it for any other test's fake, which may then answer
+/// where a refusal was expected. std has no bind without listen, hence libc.
+pub fn refusing_port() -> u16 {
+    use std::sync::OnceLock;
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        #[repr(C)]
+        struct SockaddrIn {
+            family: u16,
+            port: u16,
+            addr: u32,
+            zero: [u8; 8],
+        }
+        extern "C" {
+            fn socket(domain: i32, kind: i32, protocol: i32) -> i32;
+            fn bind(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
+            fn getsockname(fd: i32, addr: *mut SockaddrIn, len: *mut u32) -> i32;
+        }
+        const AF_INET: i32 = 2;
+        const SOCK_STREAM: i32 = 1;
+        // Not inherited by the tools the tests start (they count their descriptors).
+        const SOCK_CLOEXEC: i32 = 0o2000000;
+        let mut addr = SockaddrIn {
+            family: AF_INET as u16,
+            port: 0,
+            addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            zero: [0; 8],
+        };
+        let mut len = std::mem::size_of::<SockaddrIn>() as u32;
+        // SAFETY: plain libc calls on a fresh descriptor with a properly sized, live
+        // sockaddr_in; the descriptor is never closed (the port stays reserved).
+        unsafe {
+            let fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let r = bind(fd, &addr, len);
+            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+            let r = getsockname(fd, &mut addr, &mut len);
+            assert_eq!(r, 0, "getsockname: {}", std::io::Error::last_os_error());
+        }
+        u16::from_be(addr.port)
+    })
+}

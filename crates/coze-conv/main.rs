@@ -24,7 +24,8 @@ use flags::{Command, Flags};
 
 const TOOL: &str = "coze-conv";
 
-/// The API's largest page, for both lists (coze-api.md §5).
+/// The API's largest page, for both lists (the Coze API docs: `list_conversations`'
+/// `page_size` and `list_message`'s `limit` are at most 50).
 const PAGE: u64 = 50;
 
 fn main() -> ExitCode {
@@ -224,7 +225,8 @@ fn conversation_record(obj: Value, bot: Option<&str>) -> Result<Record> {
         Some(b) => Some(b),
         None => bot.map(str::to_owned),
     };
-    // Unix seconds; coze-api.md §5.2 saw a timestamp as a string once, so take both.
+    // Unix seconds; the Coze API docs' `list_message` example shows a timestamp as a
+    // string once, so take both.
     let created_at = match m.get("created_at") {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.parse().ok(),

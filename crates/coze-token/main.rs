@@ -311,7 +311,8 @@ fn grants(
     Ok(())
 }
 
-/// Polls a device code until approved, denied or expired (coze-api.md §3.2).
+/// Polls a device code until approved, denied or expired (the Coze API docs,
+/// `oauth_device_code`; coze-py's `DeviceOAuthApp.get_access_token`).
 fn poll_device(http: &Http, grant: &DeviceCode, timeout: Option<Duration>) -> Result<Token> {
     let started = Instant::now();
     let mut interval = Duration::from_secs(grant.interval.max(1));

@@ -2,7 +2,6 @@
 //! and command prepared for its call (a login, a list of 55 records, a chat cut by
 //! `| head -1`), then the run itself, handed to tests/faults/checks.rs.
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -118,10 +117,9 @@ fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
     }
 }
 
-/// A loopback port nothing listens on.
+/// A loopback port nothing listens on, for the whole run.
 fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    refusing_port()
 }
 
 /// Credentials for the call: a login (coze), or nothing (Studio: the sandbox's

@@ -3,7 +3,8 @@
 
 Usage: referee.py BASE_URL   (the fake must run with --device-interval 1)
 
-If the SDK and the fake disagree, the fake is wrong (unless coze-api.md says the SDK is).
+If the SDK and the fake disagree, the fake is wrong (unless the Coze API docs show that
+the SDK is).
 Uses only cozepy, plus urllib for the /_fake/ admin endpoints and for clicking the
 consent and device pages as a person would. Prints one line per check and a final
 "N passed, M failed"; exits 1 if any check failed.

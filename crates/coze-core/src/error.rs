@@ -11,20 +11,31 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Exit codes of design.md §3, in one place.
+/// The exit codes every tool shares, in one place: the table in `--help`
+/// ([`EXIT_CODES_HELP`]), the README's "Exit codes" and docs/architecture.md say the same.
 pub mod exit {
+    /// Success, also when the reader of stdout went away early (a closed pipe).
     pub const OK: u8 = 0;
+    /// The API answered with an error (or with something we cannot use).
     pub const API: u8 = 1;
+    /// Bad flags or arguments.
     pub const USAGE: u8 = 2;
+    /// A line on stdin we cannot use; the message names it.
     pub const BAD_INPUT: u8 = 3;
+    /// Authentication needed: no credentials, a refresh refused, consent denied, a
+    /// state mismatch. Logging in again is the way out.
     pub const AUTH: u8 = 4;
+    /// Network: unreachable, timed out, a certificate nobody trusts, a stream cut
+    /// before its chat could be followed.
     pub const NETWORK: u8 = 5;
+    /// A rate limit or quota still refused after the retries.
     pub const RATE_LIMIT: u8 = 6;
     /// Reserved: waiting for an answer (a workflow interrupt, a tool call nobody answered).
     pub const WAITING: u8 = 7;
     /// A local file or stream could not be read or written: permission denied, a
     /// directory where a file should be, a full disk, a full stdout.
     pub const LOCAL_IO: u8 = 8;
+    /// Ctrl-C (SIGINT): 128 + 2, as a shell reports it.
     pub const INTERRUPTED: u8 = 130;
     /// SIGTERM.
     pub const TERMINATED: u8 = 143;
@@ -52,8 +63,13 @@ EXIT STATUS
 pub struct ApiError {
     /// HTTP status of the response (200 for envelope errors sent with 200).
     pub status: u16,
+    /// The server's code for the failure, in whichever shape it came.
     pub code: ApiCode,
+    /// The server's message (`msg`, `error_message` or `error_description`; the body's
+    /// text for a bare HTTP error), empty when it sent none.
     pub msg: String,
+    /// The id the server's operators know the request by (`x-tt-logid`, Studio's
+    /// `X-Log-ID`, or the body's `detail.logid`), when the response carried one.
     pub logid: Option<String>,
     /// `Retry-After` of a 429/503, when the server sent one.
     pub retry_after: Option<Duration>,
@@ -71,6 +87,7 @@ pub enum ApiCode {
 }
 
 impl ApiError {
+    /// The envelope's numeric `code` (4100, 4016, …), if the error came in that shape.
     pub fn coze_code(&self) -> Option<i64> {
         match self.code {
             ApiCode::Coze(c) => Some(c),
@@ -78,6 +95,8 @@ impl ApiError {
         }
     }
 
+    /// The OAuth endpoints' string code (`authorization_pending`, `access_denied`, …),
+    /// if the error came in that shape.
     pub fn oauth_code(&self) -> Option<&str> {
         match &self.code {
             ApiCode::OAuth(c) => Some(c),
@@ -142,7 +161,12 @@ pub enum Error {
     /// Bad flags or arguments (exit 2).
     Usage(String),
     /// A line on stdin we cannot use (exit 3).
-    BadInput { line: Option<u64>, message: String },
+    BadInput {
+        /// The 1-based stdin line, when the failure is one line's.
+        line: Option<u64>,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The API said no (exit 1, or 4 / 6 by its code).
     Api(ApiError),
     /// We cannot authenticate: no credentials, a retired refresh token, consent denied,
@@ -158,8 +182,11 @@ pub enum Error {
     /// be followed to its end (exit 5): `msg` says how the stream broke, `logid` is the
     /// stream's, `recovery` why following the chat by polling failed, when it was tried.
     Cut {
+        /// How the stream broke ("the answer stream was cut after N events, …").
         msg: String,
+        /// The logid of the stream's response, when it had one.
         logid: Option<String>,
+        /// Why following the chat by polling failed; `None` when it was not tried.
         recovery: Option<Box<Error>>,
     },
     /// TLS failed, usually a certificate no trusted CA signed (exit 5, never retried:
@@ -169,22 +196,43 @@ pub enum Error {
     /// repeats (exit 1, like any other answer that is the API's fault).
     Protocol(String),
     /// A local file could not be read or written.
-    Io { path: PathBuf, source: io::Error },
+    /// Exit 8, or 0 when the file is stdout and its reader went away (a closed pipe).
+    Io {
+        /// The file, or a name for the stream (`stdout`, `stdin`).
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
     /// Ctrl-C (exit 130).
     Interrupted,
     /// What we were doing when `source` happened, e.g. "creating a conversation".
-    Context { what: String, source: Box<Error> },
-    /// Any failure, plus advice for the user (e.g. "try --region cn").
-    Hint { source: Box<Error>, hint: String },
+    /// The exit code is `source`'s.
+    Context {
+        /// What we were doing, in words: shown before the cause.
+        what: String,
+        /// The failure itself.
+        source: Box<Error>,
+    },
+    /// Any failure, plus advice for the user (e.g. "try --region cn"). The exit code is
+    /// `source`'s.
+    Hint {
+        /// The failure itself.
+        source: Box<Error>,
+        /// The advice, shown in parentheses after the failure.
+        hint: String,
+    },
 }
 
+/// The `Result` of every fallible coze-core function: the error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A usage error (exit 2): `msg` is the whole message, flag and all.
     pub fn usage(msg: impl Into<String>) -> Self {
         Error::Usage(msg.into())
     }
 
+    /// A bad stdin line (exit 3), shown as `stdin line N: msg`.
     pub fn input(line: u64, msg: impl Into<String>) -> Self {
         Error::BadInput {
             line: Some(line),
@@ -192,6 +240,8 @@ impl Error {
         }
     }
 
+    /// A local I/O failure on `path` (exit 8; 0 for a closed pipe), shown as
+    /// `path: what the system said`.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -207,6 +257,7 @@ impl Error {
         }
     }
 
+    /// Adds advice for the user; `Display` shows `cause (hint)`.
     pub fn with_hint(self, hint: impl Into<String>) -> Self {
         Error::Hint {
             source: Box::new(self),
@@ -257,7 +308,7 @@ impl Error {
         matches!(self.root(), Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
     }
 
-    /// The exit-code table of design.md §3, in one match.
+    /// The exit-code table (the [`exit`] codes; the README's "Exit codes"), in one match.
     pub fn exit_code(&self) -> u8 {
         match self.root() {
             Error::Usage(_) => exit::USAGE,

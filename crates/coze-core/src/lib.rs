@@ -13,6 +13,8 @@
 //! loopback listener) stays at the edges. Nothing below the binaries' `main` reads
 //! the environment: `config` resolves flags and environment once, up front.
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod auth;
 pub mod batch;

@@ -1,10 +1,11 @@
-//! Chat v3 (coze-api.md §6): create (streamed or polled), retrieve, the chat's message
-//! list and cancel, plus the fake bot: a deterministic answer (an echo of the prompt with
-//! CJK and emoji, cut into deltas that end mid-run so clients must handle multi-byte
-//! text) whose length, pace, wire style and failures tests can steer with `/_fake/bot`
-//! and queued faults. Streams write events in the real order and flush only before a
-//! pause or every ~16 KiB, so a 200,000-delta bench is bound by the client, not by us.
-//! In the Studio dialect the same bot answers, bound and shaped by [`studio`].
+//! Chat v3 (the Coze API docs, `chat_v3`): create (streamed or polled), retrieve, the
+//! chat's message list and cancel, plus the fake bot: a deterministic answer (an echo
+//! of the prompt with CJK and emoji, cut into deltas that end mid-run so clients must
+//! handle multi-byte text) whose length, pace, wire style and failures tests can steer
+//! with `/_fake/bot` and queued faults. Streams write events in the real order and
+//! flush only before a pause or every ~16 KiB, so a 200,000-delta bench is bound by the
+//! client, not by us. In the Studio dialect the same bot answers, bound and shaped by
+//! [`studio`].
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,9 @@ use crate::{App, Dialect};
 
 pub mod studio;
 
-/// How the `done` event's data looks (coze-api.md §6.3 lists all three).
+/// How the `done` event's data looks: the Coze API docs' `"[DONE]"`, the bare `[DONE]`
+/// of their overview, or a workflow chat's `debug_url` object (coze-go's
+/// `doParseChatEvent` accepts all three).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Done {
     #[default]

@@ -1,6 +1,7 @@
-//! Conversations and their messages (coze-api.md §5): create, retrieve, list (page_num /
-//! page_size, nested `data.conversations`), rename, delete, clear (new section), and the
-//! message endpoints, whose list answer is FLAT (`data`, `first_id`, `last_id`,
+//! Conversations and their messages (the Coze API docs: `create_conversation`,
+//! `list_conversations`, `list_message`, …): create, retrieve, list (page_num /
+//! page_size, nested `data.conversations`), rename, delete, clear (new section), and
+//! the message endpoints, whose list answer is FLAT (`data`, `first_id`, `last_id`,
 //! `has_more` at the top level) and pages by `before_id` / `after_id` relative to the
 //! requested order. The Studio dialect's handlers are in [`studio`].
 

@@ -1,8 +1,9 @@
-//! The service-app side of the token endpoint (coze-api.md §4.1): a JWT arrives as
-//! `Authorization: Bearer`, and the fake checks it as Coze would — RS256 signature
-//! against the public key it was given (`--jwt-public-key`, SPKI PEM), the header (alg,
-//! kid), the claims (aud is our own host:port, exp after now and after iat, iat not in
-//! the future, a jti never seen before) — naming the failed check in its answer.
+//! The service-app side of the token endpoint (the Coze API docs, `oauth_jwt`): a JWT
+//! arrives as `Authorization: Bearer`, and the fake checks it as Coze would — RS256
+//! signature against the public key it was given (`--jwt-public-key`, SPKI PEM), the
+//! header (alg, kid), the claims (aud is our own host:port, exp after now and after
+//! iat, iat not in the future, a jti never seen before) — naming the failed check in
+//! its answer.
 //!
 //! Written from the spec, not from coze-core's signer, so that a mistake in one is not
 //! mirrored in the other: the PEM and DER reading here is the fake's own.

@@ -1,11 +1,11 @@
-//! OAuth as Coze does it (coze-api.md §2–4): the authorize redirect and consent page,
-//! the token endpoint (JSON bodies only; authorization_code with PKCE or, for web apps,
-//! a client secret as bearer; rotating refresh_token; device_code; a service app's JWT
-//! as bearer, checked in `jwt`) and the device flow. Success bodies are bare (no
-//! envelope) with an ABSOLUTE `expires_in`; errors are HTTP 400 with
-//! `error_code`/`error_message` (device-flow states also carry `error`/
-//! `error_description`, since SDKs read either pair); a bad client (secret or JWT) is
-//! HTTP 401 `invalid_client`.
+//! OAuth as Coze does it (the Coze API docs: `oauth_pkce`, `oauth_code`,
+//! `oauth_device_code`, `oauth_jwt`): the authorize redirect and consent page, the
+//! token endpoint (JSON bodies only; authorization_code with PKCE or, for web apps, a
+//! client secret as bearer; rotating refresh_token; device_code; a service app's JWT as
+//! bearer, checked in `jwt`) and the device flow. Success bodies are bare (no envelope)
+//! with an ABSOLUTE `expires_in`; errors are HTTP 400 with `error_code`/`error_message`
+//! (device-flow states also carry `error`/`error_description`, since SDKs read either
+//! pair); a bad client (secret or JWT) is HTTP 401 `invalid_client`.
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -61,7 +61,8 @@ fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// A web app (one with a client secret) must send it as bearer (coze-api.md §4.2).
+/// A web app (one with a client secret) must send it as bearer (the Coze API docs,
+/// `oauth_code`).
 fn client_secret_error(app: &App, req: &Request, client_id: &str) -> Option<Reply> {
     let (_, secret) = app
         .opts
@@ -379,8 +380,9 @@ fn grant_device(app: &App, b: &Body) -> Reply {
     }
 }
 
-/// The JWT grant (coze-api.md §4.1): the signed JWT is the bearer; the body asks for
-/// `duration_seconds` (default 900, at most 86399). The answer has no refresh token.
+/// The JWT grant (the Coze API docs, `oauth_jwt`): the signed JWT is the bearer; the
+/// body asks for `duration_seconds` (default 900, at most 86399). The answer has no
+/// refresh token.
 fn grant_jwt(app: &App, req: &Request, b: &Body) -> Reply {
     let Some(jwt) = bearer(req) else {
         return invalid_client("send the signed JWT as Authorization: Bearer");
@@ -516,7 +518,7 @@ pub fn device_submit(app: &App, req: &Request) -> Reply {
 mod tests {
     #[test]
     fn s256_vector() {
-        // coze-api.md §2.1: the cozepy test vector.
+        // coze-py's test vector (`tests/test_auth.py`, `TestPKCEOAuthApp`).
         assert!(super::pkce_ok(
             "S256",
             "73oehA2tBul5grZPhXUGQwNAjxh69zNES8bu2bVD0EM",

@@ -25,15 +25,19 @@ pub(super) fn segment(id: &str) -> Result<String> {
 
 /// An authenticated client of one API base.
 pub struct Client<'a> {
+    /// The process's HTTP client (retries, pacing, proxies, trust).
     pub http: &'a Http,
+    /// The API base, without a trailing `/` (`https://api.coze.cn`).
     pub base: String,
+    /// Where each call's bearer comes from, renewed when the server refuses it.
     pub tokens: &'a TokenSource,
     /// Where the token comes from, named in authentication errors (set by `Session`).
     pub credentials: Option<config::Credentials>,
 }
 
-/// An authentication error against one official host usually means a token of the
-/// other (coze-api.md §9.9): say so. Other errors and other hosts pass unchanged.
+/// An authentication error against one official host usually means a token of the other
+/// (coze-js says the same of a 4101 from coze.com, `src/fetcher.ts`): say so. Other
+/// errors and other hosts pass unchanged.
 pub fn with_region_hint(e: crate::Error, base: &str) -> crate::Error {
     match (
         e.api().is_some_and(|a| a.is_auth()),
@@ -63,13 +67,21 @@ fn offered(e: crate::Error, method: &str, url: &str) -> crate::Error {
 /// One page of a list.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
+    /// The page's objects (conversations or messages), as the server sent them.
     pub items: Vec<Value>,
+    /// The server says there is a next page.
     pub has_more: bool,
+    /// The message list's cursor for the page before this one (`before_id`); `None`
+    /// for conversations, which page by number.
     pub first_id: Option<String>,
+    /// The message list's cursor for the page after this one (`after_id`); `None` for
+    /// conversations.
     pub last_id: Option<String>,
 }
 
 impl<'a> Client<'a> {
+    /// A client of `base` (a trailing `/` is dropped) with tokens from `tokens`; it
+    /// names no credentials in errors until `credentials` is set.
     pub fn new(http: &'a Http, base: impl Into<String>, tokens: &'a TokenSource) -> Client<'a> {
         Client {
             http,
@@ -112,7 +124,8 @@ impl<'a> Client<'a> {
         retried.map_err(|e| with_region_hint(e, &self.base))
     }
 
-    /// A JSON call in the envelope dialect; returns the whole body.
+    /// A JSON call in the envelope dialect; returns the whole body. `retry_busy` waits
+    /// out a conversation busy with another chat (4016), for creating a chat only.
     pub fn call(
         &self,
         method: &'static str,

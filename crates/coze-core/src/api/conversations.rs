@@ -7,8 +7,13 @@ use super::client::{segment, Client, Page};
 use crate::error::Result;
 
 impl Client<'_> {
-    // --- conversations (coze-api.md §5.1)
+    // --- conversations (the Coze API docs: `create_conversation`,
+    // `retrieve_conversation`, `list_conversations`, `delete_conversation`,
+    // `clear_conversation_context`)
 
+    /// Creates a conversation (`POST /v1/conversation/create`), for `bot_id` when given,
+    /// named `name`, with `meta` as its `meta_data` (the caller checks the limits);
+    /// returns the conversation object.
     pub fn create_conversation(
         &self,
         bot_id: Option<&str>,
@@ -34,6 +39,7 @@ impl Client<'_> {
         )?))
     }
 
+    /// One conversation's object (`GET /v1/conversation/retrieve`).
     pub fn retrieve_conversation(&self, id: &str) -> Result<Value> {
         let url = self.url("/v1/conversation/retrieve", &[("conversation_id", id)]);
         Ok(Self::data_under(
@@ -64,6 +70,7 @@ impl Client<'_> {
         })
     }
 
+    /// Deletes a conversation and its messages (`DELETE /v1/conversations/{id}`).
     pub fn delete_conversation(&self, id: &str) -> Result<Value> {
         let url = self.url(&format!("/v1/conversations/{}", segment(id)?), &[]);
         Ok(Self::data(self.call("DELETE", &url, None, false)?))
@@ -75,8 +82,12 @@ impl Client<'_> {
         Ok(Self::data(self.call("POST", &url, None, false)?))
     }
 
-    // --- messages (coze-api.md §5.2): the list response is flat
+    // --- messages (the Coze API docs, `list_message`): the list response is flat,
+    // `data` an array beside `first_id`, `last_id` and `has_more`
 
+    /// One page of a conversation's messages (`POST /v1/conversation/message/list`):
+    /// `order` is `asc` or `desc`, `limit` 1 to 50; `after_id` / `before_id` take a
+    /// page's `last_id` / `first_id` to go on from it.
     pub fn list_messages(
         &self,
         conversation_id: &str,

@@ -1,7 +1,7 @@
-//! Layer 6, the Coze REST API the tools use: conversations, messages and chat
-//! (coze-api.md §5–6) and the current user, with authentication handled once for all of
-//! them (`client`). This layer returns the server's JSON (`data` unwrapped); what to
-//! print is the binaries' business.
+//! Layer 6, the Coze REST API the tools use: conversations, messages and chat (the Coze
+//! API docs: `create_conversation`, `list_message`, `chat_v3`, …) and the current user,
+//! with authentication handled once for all of them (`client`). This layer returns the
+//! server's JSON (`data` unwrapped); what to print is the binaries' business.
 
 mod chat;
 mod client;

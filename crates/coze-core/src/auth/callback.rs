@@ -21,7 +21,9 @@ pub enum Outcome {
     Code(String),
     /// The real callback carrying `error` (consent denied, or another OAuth error).
     Denied {
+        /// The callback's `error` (`access_denied`, …).
         error: String,
+        /// Its `error_description`, when it came with one.
         description: Option<String>,
     },
     /// The callback path with a wrong or missing `state`: refused, keep waiting.

@@ -1,4 +1,5 @@
-//! Service apps (coze-api.md §4.1): the short RS256 JWT signed with the app's private
+//! Service apps (the Coze API docs, `oauth_jwt`; coze-py's `JWTOAuthApp`, coze-go's
+//! `GenerateJWT`): the short RS256 JWT signed with the app's private
 //! key, which `oauth::mint` trades at the token endpoint for an access token, with no
 //! person and no refresh token. Renewing is minting again, so a `token` record minted
 //! so also says how to mint the next one ([`JwtGrant`]: `grant: "jwt"`, the key's path,
@@ -25,8 +26,10 @@ use crate::error::{Error, Result};
 use crate::protocol::{Extra, Token};
 use crate::support::random::random_hex;
 
-/// `duration_seconds` when none is asked for, and the most Coze grants ([doc]).
+/// `duration_seconds` when none is asked for: 900 s, the Coze API docs' default
+/// (`oauth_jwt`).
 pub const DEFAULT_TTL: u32 = 900;
+/// The longest `duration_seconds` Coze grants (`oauth_jwt`): a day less a second.
 pub const MAX_TTL: u32 = 86_399;
 
 /// How long a signed JWT is valid (`exp - iat`). It is used at once and only once (Coze
@@ -40,12 +43,17 @@ pub const GRANT: &str = "jwt";
 /// The JOSE header: `{"alg":"RS256","typ":"JWT","kid":…}`, in that order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
+    /// The signature algorithm: `RS256`, what Coze expects.
     pub alg: String,
+    /// `JWT`.
     pub typ: String,
+    /// The public key's id, as the OAuth app's console shows it: Coze checks the
+    /// signature with that key.
     pub kid: String,
 }
 
 impl Header {
+    /// The header of an RS256 JWT signed with the key Coze knows as `kid`.
     pub fn rs256(kid: &str) -> Header {
         Header {
             alg: "RS256".into(),
@@ -55,24 +63,29 @@ impl Header {
     }
 }
 
-/// The claims of coze-api.md §4.1. Fields are public so tests can forge bad ones.
+/// The claims Coze reads (the Coze API docs, `oauth_jwt`). Fields are public so tests
+/// can forge bad ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
     /// The app's client id.
     pub iss: String,
     /// The API host without scheme, e.g. `api.coze.cn` (see [`audience`]).
     pub aud: String,
+    /// Issued at: Unix seconds.
     pub iat: i64,
+    /// Expires at: Unix seconds, [`JWT_LIFETIME`] after `iat`.
     pub exp: i64,
     /// Random and unique per JWT.
     pub jti: String,
+    /// The business side's user id (`--session-name`): the token's conversations are
+    /// kept apart from other session names'. Absent when not asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_name: Option<String>,
 }
 
 impl Claims {
-    /// Claims for one token request at `now`, with a fresh 32-byte random `jti` ([doc]
-    /// recommends more than 32 characters; 64 hex digits carry 256 bits).
+    /// Claims for one token request at `now`, with a fresh 32-byte random `jti` (the Coze
+    /// API docs recommend more than 32 characters; 64 hex digits carry 256 bits).
     pub fn new(client_id: &str, aud: &str, now: i64, session_name: Option<&str>) -> Result<Claims> {
         let jti = random_hex(32)
             .map_err(|e| Error::Auth(format!("no randomness for the JWT id: {e}")))?;
@@ -87,7 +100,7 @@ impl Claims {
     }
 }
 
-/// The `aud` for an API base: its host[:port], as py's `urlparse(base).netloc`.
+/// The `aud` for an API base: its `host[:port]`, as coze-py's `urlparse(base_url).netloc`.
 pub fn audience(api_base: &str) -> String {
     let rest = api_base
         .split_once("://")
@@ -233,12 +246,16 @@ fn json_part(v: &impl Serialize) -> String {
 /// How to mint a token for a service app; a `grant: "jwt"` token record carries it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwtGrant {
+    /// The service app's client id: the JWT's `iss`.
     pub client_id: String,
-    /// Absolute, so a cron job in another directory finds it.
+    /// The private key's PEM file. Absolute, so a cron job in another directory finds it.
     pub key_file: PathBuf,
+    /// The public key's id: the JWT header's `kid`.
     pub kid: String,
-    /// `duration_seconds` asked for each token.
+    /// `duration_seconds` asked for each token. Defaults to [`DEFAULT_TTL`]; at most
+    /// [`MAX_TTL`].
     pub ttl: u32,
+    /// The JWT's `session_name` claim, when one was asked for (`--session-name`).
     pub session_name: Option<String>,
 }
 

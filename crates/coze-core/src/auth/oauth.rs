@@ -1,6 +1,8 @@
 //! The OAuth side of Coze: the authorize URL, and the token endpoint's grants
 //! (authorization code + PKCE, refresh, device code, a service app's JWT; a web app's
-//! client secret as bearer) as coze-api.md §2–4 describe them.
+//! client secret as bearer) as the Coze API docs describe them (`oauth_pkce`,
+//! `oauth_device_code`, `oauth_jwt`, `oauth_code`) and the official SDKs send them
+//! (coze-py `cozepy/auth/__init__.py`, coze-go `auth.go`).
 //!
 //! Bodies are JSON (not form-encoded); success bodies are bare objects whose
 //! `expires_in` is an absolute Unix time, which we store as `expires_at`. Errors are
@@ -16,17 +18,28 @@ use crate::http::{backoff, Dialect, Http, Request};
 use crate::protocol::{AuthorizationCode, DeviceCode, Token};
 use crate::support::{redact, url};
 
+/// The `grant_type` of a device-code poll (RFC 8628's name).
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The `grant_type` of a service app's JWT exchange (RFC 7523's name).
 pub const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// What goes into the authorize URL.
 #[derive(Debug, Clone)]
 pub struct Authorize<'a> {
+    /// The web host of the pages (`https://www.coze.cn`; see `config::www_base`), not
+    /// the API host.
     pub www_base: &'a str,
+    /// The OAuth app's client id.
     pub client_id: &'a str,
+    /// Where the browser comes back with the code: one of the app's registered
+    /// redirect URLs.
     pub redirect_uri: &'a str,
+    /// The random value the callback must bring back
+    /// ([`random_state`](super::pkce::random_state)).
     pub state: &'a str,
+    /// The PKCE S256 challenge of the verifier kept for the exchange.
     pub code_challenge: &'a str,
+    /// A workspace to log in to (enterprise editions); `None` for the usual login.
     pub workspace_id: Option<&'a str>,
 }
 
@@ -55,7 +68,8 @@ fn token_endpoint(api_base: &str) -> String {
 }
 
 /// Values below this are lifetimes, not Unix times: a defensive reading of
-/// `expires_in`, which Coze documents as absolute (coze-api.md §9.1).
+/// `expires_in`, which Coze documents as absolute Unix seconds (the Coze API docs,
+/// `oauth_pkce`; every official SDK reads it so).
 const ABSOLUTE_TIME_FLOOR: i64 = 1_000_000_000;
 
 /// Builds our `token` record from a token endpoint success body.
@@ -257,8 +271,8 @@ pub fn refresh(
     token_from_response(answer, Some(client_id), api_base, now)
 }
 
-/// Trades a signed JWT (coze-api.md §4.1; [`mint`] signs it) for an access token.
-/// There is no refresh token: the next token takes a new JWT.
+/// Trades a signed JWT (the Coze API docs, `oauth_jwt`; [`mint`] signs it) for an
+/// access token. There is no refresh token: the next token takes a new JWT.
 pub fn jwt_token(
     http: &Http,
     api_base: &str,
@@ -328,7 +342,8 @@ fn transient(e: &Error) -> bool {
     matches!(e.root(), Error::Network(_)) || e.api().is_some_and(|a| a.is_transient())
 }
 
-/// Asks for a device code (coze-api.md §3.1).
+/// Asks for a device code (the Coze API docs, `oauth_device_code`), for an app of type
+/// *TV / device / CLI*; `workspace_id` asks for the workspace variant.
 pub fn request_device_code(
     http: &Http,
     api_base: &str,
@@ -351,7 +366,7 @@ pub fn request_device_code(
     let missing = |k: &str| Error::Protocol(format!("the device code answer has no {k}"));
     let device_code = text("device_code").ok_or_else(|| missing("device_code"))?;
     redact::register(&device_code);
-    // The docs type user_code as an integer but show a string (coze-api.md §3.1).
+    // The docs type user_code as an integer but show a string (`oauth_device_code`).
     let user_code = text("user_code")
         .or_else(|| {
             v.get("user_code")
@@ -379,8 +394,12 @@ pub fn request_device_code(
 /// What one device poll said.
 #[derive(Debug)]
 pub enum DevicePoll {
+    /// Approved: the token, ready to store.
     Token(Token),
+    /// `authorization_pending`: the person has not approved yet; poll again after the
+    /// interval.
     Pending,
+    /// `slow_down`: polling too often; lengthen the interval, then poll again.
     SlowDown,
 }
 
@@ -414,7 +433,8 @@ mod tests {
 
     #[test]
     fn authorize_url_matches_the_sdk_vector() {
-        // coze-api.md §2.1 (py test), modulo py's `+` for spaces, which is the form encoding.
+        // coze-py's vector (`tests/test_auth.py`, `TestPKCEOAuthApp`), modulo py's `+`
+        // for spaces, which is the form encoding.
         let u = authorize_url(&Authorize {
             www_base: "https://www.coze.com/",
             client_id: "client id",

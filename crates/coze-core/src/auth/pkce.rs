@@ -1,11 +1,11 @@
 //! PKCE (RFC 7636) verifier and S256 challenge, the OAuth `state`, and the small
 //! random/comparison helpers the OAuth code needs.
 //!
-//! `coze-auth` sends the challenge in the authorize URL and the verifier in the
-//! token request (coze-api.md §2), and checks the `state` that comes back to the
-//! loopback listener. Randomness comes straight from the OS via `getrandom`; no
-//! user-space generator is seeded. This module does not build URLs, talk HTTP or
-//! store anything, and it never logs or prints the verifier.
+//! `coze-auth` sends the challenge in the authorize URL and the verifier in the token
+//! request (the Coze API docs, `oauth_pkce`), and checks the `state` that comes back to
+//! the loopback listener. Randomness comes straight from the OS via `getrandom`; no
+//! user-space generator is seeded. This module does not build URLs, talk HTTP or store
+//! anything, and it never logs or prints the verifier.
 
 use std::fmt;
 
@@ -23,7 +23,9 @@ const VERIFIER_LEN: usize = 64;
 /// A PKCE verifier and its S256 challenge.
 #[derive(Clone)]
 pub struct Pkce {
+    /// The secret half: kept by the client and sent only with the token request.
     pub verifier: String,
+    /// `BASE64URL(SHA256(verifier))` without padding: sent in the authorize URL.
     pub challenge: String,
 }
 

@@ -16,7 +16,8 @@ use crate::http::Http;
 use crate::protocol::Token;
 use crate::support::time::{ago, unix_now};
 
-/// Renew when the token has less than this left (design.md §3).
+/// Renew when the token has less than this many seconds left: 2 minutes, so a token
+/// taken for a request never expires on its way (the README's "Log in").
 pub const DEFAULT_MIN_TTL: i64 = 120;
 
 /// The renewal margin the API tools use for `token`: `min_ttl`, but never more than a

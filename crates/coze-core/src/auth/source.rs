@@ -25,8 +25,12 @@ pub enum TokenSource {
     Static(String),
     /// A token file, renewed through the store.
     Store {
+        /// The token file.
         store: TokenStore,
+        /// Renew when less than this many seconds are left (scaled down for short-lived
+        /// tokens by `renew_margin`). Defaults to `renew::DEFAULT_MIN_TTL` in the tools.
         min_ttl: i64,
+        /// The API base a refresh or a mint goes to.
         api_base: String,
         /// The token last read or renewed.
         cached: Mutex<Option<Token>>,

@@ -2,14 +2,14 @@
 //! same sequence of events.
 //!
 //! `ChatState` is the event machine: it takes `(event name, data)` pairs in the order
-//! Coze sends them (coze-api.md §6.3) and keeps what a caller needs (ids, the answer,
-//! reasoning, follow-ups, usage, the failure), while a `Sink` sees every event as it
-//! arrives. The streamed path feeds it from the SSE reader; `--no-stream` feeds it
-//! events synthesized from create → retrieve → message list, so both produce the
-//! same answer. A stream that breaks once the chat exists is finished the second way:
-//! the chat goes on on the server, so it is polled to its end and the machine gives
-//! the sink only what the stream had not. Printing is the sink's business
-//! (coze-chat), not this module's.
+//! Coze sends them (the Coze API docs, `chat_v3`, its streaming events) and keeps what
+//! a caller needs (ids, the answer, reasoning, follow-ups, usage, the failure), while a
+//! `Sink` sees every event as it arrives. The streamed path feeds it from the SSE
+//! reader; `--no-stream` feeds it events synthesized from create → retrieve → message
+//! list, so both produce the same answer. A stream that breaks once the chat exists is
+//! finished the second way: the chat goes on on the server, so it is polled to its end
+//! and the machine gives the sink only what the stream had not. Printing is the sink's
+//! business (coze-chat), not this module's.
 //!
 //! `spec`: what to ask; `status`: the chat's status, every spelling; `state`: the event
 //! machine and the `Sink` it feeds; `stream` and `poll`: the two ways to run a chat;

@@ -80,7 +80,7 @@ pub(super) fn follow(
     Ok(())
 }
 
-/// Runs a chat without streaming: create, then [`follow`] it to its end; fed through
+/// Runs a chat without streaming: create, then `follow` it to its end; fed through
 /// the same machine as a stream.
 pub fn poll(
     client: &Client<'_>,

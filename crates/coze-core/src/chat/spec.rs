@@ -6,18 +6,25 @@ use serde_json::{json, Map, Value};
 /// What to ask.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSpec {
+    /// The bot to ask.
     pub bot_id: String,
+    /// Who asks: the bot's memory and variables are kept per user id.
     pub user_id: String,
+    /// The question, sent as one `user` message of `content_type` `text`.
     pub content: String,
+    /// The conversation to ask in; `None` lets the server make a new one.
     pub conversation_id: Option<String>,
+    /// Values for the bot prompt's `{{variables}}`; not sent when empty.
     pub custom_variables: Map<String, Value>,
+    /// String pairs the chat object carries back; not sent when empty.
     pub meta_data: Map<String, Value>,
     /// auto_save_history (default true in the API; must be true without streaming).
     pub auto_save: bool,
 }
 
 impl ChatSpec {
-    /// The `/v3/chat` body (coze-api.md §6.1); conversation_id goes in the query.
+    /// The `/v3/chat` body (the Coze API docs, `chat_v3`); conversation_id goes in the
+    /// query.
     pub fn body(&self, stream: bool) -> Value {
         let mut body = json!({
             "bot_id": self.bot_id,

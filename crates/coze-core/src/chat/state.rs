@@ -1,9 +1,8 @@
 //! The event machine of one chat: `ChatState` takes `(event name, data)` pairs in the
-//! order Coze sends them and keeps what a caller needs (ids, the
-//! answer, reasoning, follow-ups, usage, the failure), while a `Sink` sees every event
-//! as it arrives. A streamed chat (`stream`) and a polled one (`poll`) feed the same
-//! machine. After a broken stream the machine gives the sink only what the stream had
-//! not.
+//! order Coze sends them and keeps what a caller needs (ids, the answer, reasoning,
+//! follow-ups, usage, the failure), while a `Sink` sees every event as it arrives. A
+//! streamed chat (`stream`) and a polled one (`poll`) feed the same machine. After a
+//! broken stream the machine gives the sink only what the stream had not.
 
 use std::io;
 
@@ -57,16 +56,25 @@ pub trait Sink {
 /// What the chat produced, complete or not.
 #[derive(Debug, Clone, Default)]
 pub struct ChatState {
+    /// The chat's id, once an event carried it (what cancel, retrieve and the message
+    /// list need).
     pub chat_id: Option<String>,
+    /// The conversation the chat runs in (a new one when none was asked for).
     pub conversation_id: Option<String>,
+    /// The bot that answers, as the server reports it.
     pub bot_id: Option<String>,
     /// The whole answer and reasoning, when the sink `keeps_answer`; else empty.
     pub content: String,
+    /// The model's reasoning (`reasoning_content`), when the sink `keeps_answer`.
     pub reasoning: String,
+    /// The suggested follow-up questions, in order.
     pub follow_ups: Vec<String>,
+    /// The chat object's `usage` (`token_count`, `input_count`, `output_count`) as last
+    /// reported.
     pub usage: Option<Value>,
     /// The chat's status as last reported.
     pub status: ChatStatus,
+    /// Events fed so far, streamed or recovered (cut-stream messages count them).
     pub events: u64,
     /// Event data that was not JSON although the event type promises JSON.
     pub malformed: u64,
@@ -96,7 +104,12 @@ pub struct ChatState {
 #[derive(Debug, Clone)]
 pub enum Failure {
     /// `conversation.chat.failed` or an `error` event: the server's code and message.
-    Api { code: i64, msg: String },
+    Api {
+        /// The server's code; 0 when it gave none.
+        code: i64,
+        /// The server's message, or "the chat failed".
+        msg: String,
+    },
     /// `conversation.chat.requires_action`: a tool call we cannot answer.
     RequiresAction(String),
     /// The chat was cancelled.
@@ -115,6 +128,8 @@ pub fn id_text(data: &Value, key: &str) -> String {
 }
 
 impl ChatState {
+    /// The chat is over: `done` arrived, or its status is one after which nothing
+    /// happens.
     pub fn finished(&self) -> bool {
         self.done || self.status.is_final()
     }
@@ -172,7 +187,9 @@ impl ChatState {
             "conversation.chat.failed" => {
                 self.take_chat(data);
                 self.status = ChatStatus::Failed;
-                // Two shapes: a Chat with last_error, or a bare {code,msg} (coze-api.md §6.3).
+                // Two shapes: a Chat with last_error (coze-py's recording
+                // `tests/testdata/chat_failed_resp.txt`), or a bare {code,msg} (the Coze API
+                // docs' overview of the streaming events).
                 let err = data
                     .get("last_error")
                     .filter(|e| e.is_object())

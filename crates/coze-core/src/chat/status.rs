@@ -14,10 +14,16 @@ pub enum ChatStatus {
     /// None reported yet.
     #[default]
     Unreported,
+    /// `created`: the server took the chat.
     Created,
+    /// `in_progress`: the bot is answering.
     InProgress,
+    /// `completed`: the answer is whole. Final.
     Completed,
+    /// `failed`: the chat ended without an answer (its `last_error` says why). Final.
     Failed,
+    /// `requires_action`: the bot waits for a tool's output, which these tools do not
+    /// give. Final for us.
     RequiresAction,
     /// `canceled` (coze.cn) or `cancelled` (a self-hosted Coze Studio).
     Canceled,

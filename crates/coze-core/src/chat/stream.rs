@@ -40,7 +40,7 @@ fn whole_last_event(name: Option<&str>, data: &str) -> bool {
 
 /// Runs a streamed chat to its end. A stream that breaks once the chat exists (its ids
 /// arrived) is not an answer lost: the chat goes on on the server, so it is followed
-/// to its end by polling ([`follow`]) and the sink gets the rest (after
+/// to its end by polling (`poll::follow`) and the sink gets the rest (after
 /// [`Sink::recovering`]). The state is returned even on failure: what was received is
 /// the caller's to report.
 pub fn stream(

@@ -22,11 +22,13 @@ use crate::http::{HttpConfig, Network};
 /// The network flags: every tool that talks to a server takes them (coze-auth too).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetFlags {
-    /// `--proxy URL` (`''` turns proxies off).
+    /// `--proxy URL` (`''` turns proxies off). Defaults to None: the proxy variables
+    /// decide.
     pub proxy: Option<String>,
-    /// `--cacert FILE`.
+    /// `--cacert FILE`: one more PEM bundle to trust. Defaults to None
+    /// (`COZE_CA_BUNDLE`, if set).
     pub cacert: Option<PathBuf>,
-    /// `--allow-http`.
+    /// `--allow-http`: plain http to a host that is not loopback. Defaults to false.
     pub allow_http: bool,
 }
 
@@ -99,15 +101,26 @@ impl NetFlags {
 /// The shared flags, as parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApiFlags {
+    /// `--token-file PATH`: beats every other source of credentials. Defaults to None.
     pub token_file: Option<PathBuf>,
-    /// `--profile NAME`.
+    /// `--profile NAME`. Defaults to None (`COZE_PROFILE`, else the default profile).
     pub profile: Option<String>,
+    /// `--base-url URL`: the API base. Defaults to None (`COZE_API_BASE`, the token's
+    /// `base_url`, coze.cn).
     pub base_url: Option<String>,
+    /// `--region cn|com`: coze.cn's or coze.com's API base (`--base-url` beats it).
+    /// Defaults to None.
     pub region: Option<Region>,
+    /// `--proxy`, `--cacert`, `--allow-http`.
     pub net: NetFlags,
+    /// `-v`: the credentials, route and trusted CAs in use, and one stderr line per
+    /// request. Defaults to false.
     pub verbose: bool,
+    /// `--idle-timeout SECS`. Defaults to None: [`HttpConfig`]'s 120 s.
     pub idle_timeout: Option<Duration>,
+    /// `--connect-timeout SECS`. Defaults to None: [`HttpConfig`]'s 10 s.
     pub connect_timeout: Option<Duration>,
+    /// `--retries N`: retries of transient failures. Defaults to None: [`HttpConfig`]'s 4.
     pub retries: Option<u32>,
     /// Requests per second across all threads; set by tools that offer `--rate`
     /// (coze-chat), not parsed by `take`.

@@ -26,8 +26,11 @@ use crate::support::say::{self, say};
 /// What a parser produced: work to do, or a text to print before anything can fail.
 #[derive(Debug)]
 pub enum Parsed<T> {
+    /// The flags parsed: do the work they describe.
     Run(T),
+    /// `--help` (or `-h`): print the help text, exit 0.
     Help,
+    /// `--version` (or `-V`): print [`version_text`], exit 0.
     Version,
 }
 
@@ -92,8 +95,11 @@ pub fn version_text(tool: &str, commit: Option<&str>) -> String {
 /// take the parser to read the flag's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
+    /// `-x`: the letter.
     Short(char),
+    /// `--name`: the name without its dashes.
     Long(String),
+    /// A positional argument.
     Value(OsString),
 }
 

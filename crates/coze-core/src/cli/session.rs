@@ -12,8 +12,11 @@ use crate::http::Http;
 
 /// What an API tool talks through.
 pub struct Session {
+    /// The process's one HTTP client, configured by the flags.
     pub http: Http,
+    /// Where every call's bearer comes from: `COZE_API_TOKEN` or a token file.
     pub tokens: TokenSource,
+    /// The API base, resolved (flag, environment, the token's `base_url`, coze.cn).
     pub base: String,
     /// Where the token comes from, as a person reads it (for messages and -v).
     pub credentials: String,
@@ -66,6 +69,8 @@ impl Session {
         })
     }
 
+    /// A client of the session's base that names its credentials in authentication
+    /// errors.
     pub fn client(&self) -> Client<'_> {
         Client {
             credentials: Some(self.resolved.clone()),

@@ -14,7 +14,12 @@ pub const CREDENTIALS_PRECEDENCE: &str = "--token-file > --profile > COZE_TOKEN_
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// A token file, refreshed through the single-flight store.
-    File { path: PathBuf, origin: Origin },
+    File {
+        /// The token file (it may not exist yet: a tool that needs it says so).
+        path: PathBuf,
+        /// Which rule chose it.
+        origin: Origin,
+    },
     /// `COZE_API_TOKEN`: a bare token or PAT, used as is and never refreshed.
     Static(String),
 }
@@ -22,13 +27,19 @@ pub enum Credentials {
 /// Why this token file: the rule of [`CREDENTIALS_PRECEDENCE`] that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// `--token-file PATH`.
     TokenFileFlag,
+    /// `COZE_TOKEN_FILE`.
     TokenFileEnv,
     /// A named profile, from `--profile` (true) or `COZE_PROFILE`.
     Profile {
+        /// The profile's name (never `default`: that one is [`Origin::Default`]).
         name: String,
+        /// True for `--profile`, false for `COZE_PROFILE`.
         flag: bool,
     },
+    /// Nothing named one: the default profile's token file (`default` named
+    /// explicitly counts as this too).
     Default,
 }
 

@@ -9,15 +9,31 @@ use std::path::PathBuf;
 /// The environment variables the coze tools read, read once.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
+    /// `COZE_API_BASE`: the API's base URL, beaten by `--base-url` (the official SDKs'
+    /// examples use the same name).
     pub api_base: Option<String>,
+    /// `COZE_API_TOKEN`: a bare access token or PAT, used as is and never refreshed;
+    /// below `--token-file`, `--profile`, `COZE_TOKEN_FILE` and `COZE_PROFILE`.
     pub api_token: Option<String>,
+    /// `COZE_BOT_ID`: the bot to talk to when no `--bot` names one.
     pub bot_id: Option<String>,
+    /// `COZE_WWW_BASE`: where the OAuth pages (authorize, consent) are, when not
+    /// derived from the API base; beaten by coze-auth's `--www-url`.
     pub www_base: Option<String>,
+    /// `COZE_TOKEN_FILE`: the token file to use instead of the profile's.
     pub token_file: Option<PathBuf>,
+    /// `COZE_CLIENT_ID`: the OAuth app's client id, beaten by `--client-id`.
     pub client_id: Option<String>,
+    /// `COZE_USER_ID`: who the chats are from, beaten by `--user`; else the profile's
+    /// own user id.
     pub user_id: Option<String>,
+    /// `XDG_CONFIG_HOME`: where `coze/` (token files, profiles) lives; else
+    /// `$HOME/.config`.
     pub xdg_config_home: Option<PathBuf>,
+    /// `HOME`: for `~/.config` when `XDG_CONFIG_HOME` is unset.
     pub home: Option<PathBuf>,
+    /// `BROWSER`: the command coze-auth opens the authorize URL with; else
+    /// `xdg-open` / `open`.
     pub browser: Option<String>,
     /// The set proxy variables, as (name, value): see [`PROXY_VARS`] and `http::proxy`.
     pub proxy_vars: Vec<(String, String)>,
@@ -28,6 +44,7 @@ pub struct Env {
     /// `SSL_CERT_FILE`, `SSL_CERT_DIR`: OpenSSL's trust variables, which curl and Python
     /// honour too.
     pub ssl_cert_file: Option<PathBuf>,
+    /// `SSL_CERT_DIR`: directories of CA files, `:`-separated (kept as one string).
     pub ssl_cert_dir: Option<String>,
     /// `COZE_ALLOW_HTTP` as set (checked where it is used: `1`/`true`/`yes` or
     /// `0`/`false`/`no`).

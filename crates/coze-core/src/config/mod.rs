@@ -1,11 +1,11 @@
 //! Where settings come from, resolved once: flags beat environment, environment beats
-//! the token file, which beats defaults (design.md §3). Each rule is written once and
-//! returns the value with where it came from.
+//! the token file, which beats defaults (docs/architecture.md, "Conventions"). Each rule
+//! is written once and returns the value with where it came from.
 //!
 //! `env`: the one snapshot of the environment ([`Env`], taken in `main`); `profiles`:
 //! the settings directory and its profiles; `credentials`: which token an API tool
-//! uses; `settings`: the API base, the region, the web host, the client id, the CAs,
-//! plain http; `user_id`: the profile's stable user id.
+//! uses; `settings`: the API base, the region, the web host, the client id, the bot,
+//! the CAs, plain http; `user_id`: the profile's stable user id.
 
 mod credentials;
 mod env;

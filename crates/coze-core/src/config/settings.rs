@@ -1,8 +1,8 @@
 //! The settings besides credentials, each resolved by one rule that returns the value
 //! and where it came from ([`Setting`]): flags beat the environment, the environment
-//! beats the token file, which beats defaults. The region and its
-//! hosts, the API base, the web host of the authorize page, the client id, the bot, an
-//! extra CA bundle, plain http to a remote host.
+//! beats the token file, which beats defaults. The region and its hosts, the API base,
+//! the web host of the authorize page, the client id, the bot, an extra CA bundle,
+//! plain http to a remote host.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,9 +12,13 @@ use crate::error::{Error, Result};
 use crate::protocol::Token;
 use crate::support::url;
 
+/// coze.cn's API base, the default (as in the official SDKs' examples).
 pub const CN_API: &str = "https://api.coze.cn";
+/// coze.com's API base (`--region com`).
 pub const COM_API: &str = "https://api.coze.com";
+/// coze.cn's web host: the authorize and device pages for [`CN_API`].
 pub const CN_WWW: &str = "https://www.coze.cn";
+/// coze.com's web host: the authorize and device pages for [`COM_API`].
 pub const COM_WWW: &str = "https://www.coze.com";
 
 /// Where a setting's value came from, as the doctor and `-v` name it.
@@ -50,7 +54,9 @@ impl fmt::Display for Source {
 /// A setting's value and the [`Source`] it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {
+    /// The value chosen.
     pub value: T,
+    /// Which flag, variable, file or default it came from.
     pub source: Source,
 }
 
@@ -63,11 +69,15 @@ impl<T> Setting<T> {
 /// coze.cn (the default, as the official examples) or coze.com.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Region {
+    /// coze.cn: `https://api.coze.cn`, pages on `www.coze.cn`.
     Cn,
+    /// coze.com: `https://api.coze.com`, pages on `www.coze.com`.
     Com,
 }
 
 impl Region {
+    /// `--region`'s value: `cn` or `com` (or `coze.cn`, `coze.com`), any case; anything
+    /// else is a usage error.
     pub fn parse(s: &str) -> Result<Region> {
         match s.to_ascii_lowercase().as_str() {
             "cn" | "coze.cn" => Ok(Region::Cn),
@@ -78,6 +88,7 @@ impl Region {
         }
     }
 
+    /// The region's API base URL ([`CN_API`] or [`COM_API`]).
     pub fn api_base(self) -> &'static str {
         match self {
             Region::Cn => CN_API,
@@ -122,7 +133,8 @@ pub fn api_base(
 
 /// The web host of the authorize page: `--www-url` > `COZE_WWW_BASE` > www.coze.cn /
 /// www.coze.com for the two official API hosts > the API base itself (coze-fake and
-/// private deployments serve the pages on the API host; coze-api.md §1).
+/// private deployments serve the pages on the API host), as coze-py's
+/// `_get_www_base_url` (`cozepy/auth/__init__.py`) derives it.
 pub fn www_base(api_base: &str, flag_www: Option<&str>, env: &Env) -> String {
     if let Some(w) = flag_www.map(str::to_owned).or_else(|| env.www_base.clone()) {
         return url::trim_base(&w).to_owned();
@@ -135,7 +147,8 @@ pub fn www_base(api_base: &str, flag_www: Option<&str>, env: &Env) -> String {
 }
 
 /// A hint for authentication failures that usually mean the wrong region: a coze.cn
-/// token sent to coze.com or the reverse (coze-api.md §9.9).
+/// token sent to coze.com or the reverse (coze-js warns the same on a 4101 from
+/// coze.com, `src/fetcher.ts`).
 pub fn region_hint(api_base: &str) -> Option<&'static str> {
     match url::trim_base(api_base) {
         COM_API => Some("if this token is from coze.cn, try --region cn"),

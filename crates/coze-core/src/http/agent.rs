@@ -38,34 +38,46 @@ use crate::support::{redact, url};
 /// Where requests may go and what they trust, resolved once from flags and environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Network {
+    /// Which proxy each request goes through: `--proxy`, then the proxy variables.
+    /// Defaults to none (direct).
     pub proxy: ProxySettings,
+    /// Which CAs HTTPS trusts: the system store plus `--cacert` and the SSL variables.
     pub trust: TrustSettings,
     /// Plain `http://` to a host that is not loopback (`--allow-http`, `COZE_ALLOW_HTTP`).
+    /// Defaults to false: refused.
     pub allow_http: bool,
 }
 
 /// The HTTP decisions a user can change (--help's CONNECTION and NETWORK flags).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// 0: no limit.
+    /// How long opening a connection may take; 0: as long as the system allows.
+    /// Defaults to 10 s.
     pub connect_timeout: Duration,
-    /// No byte for this long ends a request or a stream (exit 5); 0: no limit.
+    /// No byte for this long ends a request or a stream (exit 5); 0: no limit. Defaults
+    /// to 120 s (`--idle-timeout`).
     pub idle_timeout: Duration,
-    /// Attempts after the first for transient failures.
+    /// Attempts after the first for transient failures. Defaults to 4.
     pub retries: u32,
-    /// First backoff step; doubled each attempt, capped at `backoff_cap`.
+    /// First backoff step; doubled each attempt, capped at `backoff_cap`, with jitter.
+    /// Defaults to 250 ms.
     pub backoff_base: Duration,
+    /// The longest backoff step. Defaults to 8 s.
     pub backoff_cap: Duration,
     /// A `Retry-After` longer than this is not waited out: the error is reported.
+    /// Defaults to 60 s.
     pub max_retry_after: Duration,
     /// How long a chat waits for its conversation while another chat runs in it (4016),
-    /// from the first refusal (`--busy-wait`).
+    /// from the first refusal (`--busy-wait`). Defaults to 120 s.
     pub busy_wait: Duration,
-    /// `-v`: one line per request and response on stderr, secrets redacted.
+    /// `-v`: one line per request and response on stderr, secrets redacted. Defaults to
+    /// false.
     pub verbose: bool,
     /// Requests per second across all threads (`--rate`); None: as fast as answered.
+    /// Defaults to None.
     pub rate: Option<f64>,
-    /// Proxies, trust and the plain-http opt-in.
+    /// Proxies, trust and the plain-http opt-in. Defaults to direct, the system store,
+    /// no plain http.
     pub network: Network,
 }
 
@@ -96,9 +108,14 @@ pub fn user_agent() -> String {
 /// for PKCE, or carries a client secret / JWT for other app types).
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
+    /// `GET`, `POST`, `DELETE`, …
     pub method: &'static str,
+    /// The whole URL, query included.
     pub url: String,
+    /// Sent as `Authorization: Bearer …` (and redacted from `-v`); `None` sends no
+    /// `Authorization` header.
     pub bearer: Option<&'a str>,
+    /// The JSON body, sent with `Content-Type: application/json`; `None` sends none.
     pub body: Option<&'a Value>,
     /// Wait out 4016 (conversation busy) for `HttpConfig::busy_wait`: only for creating
     /// a chat.
@@ -109,6 +126,8 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// A POST of `body` to `url`, without a bearer: resent after a transient failure,
+    /// not waiting out a busy conversation (the builder methods below change that).
     pub fn post(url: impl Into<String>, body: &'a Value) -> Self {
         Request {
             method: "POST",
@@ -119,14 +138,17 @@ impl<'a> Request<'a> {
             once: false,
         }
     }
+    /// Sends `token` as the bearer.
     pub fn bearer(mut self, token: &'a str) -> Self {
         self.bearer = Some(token);
         self
     }
+    /// Waits out a busy conversation (4016) when `yes` (see [`Request::retry_busy`]).
     pub fn retry_busy(mut self, yes: bool) -> Self {
         self.retry_busy = yes;
         self
     }
+    /// Marks the request single-use: it is never resent (see [`Request::once`]).
     pub fn once(mut self) -> Self {
         self.once = true;
         self
@@ -135,7 +157,10 @@ impl<'a> Request<'a> {
 
 /// An event stream that is ready to read, with the logid of its response.
 pub struct Stream {
+    /// The response body, for `wire::sse::SseReader`; a read waits at most the idle
+    /// timeout.
     pub reader: BufReader<Box<dyn Read + Send>>,
+    /// The response's logid header (`x-tt-logid`, or Studio's `X-Log-ID`), if any.
     pub logid: Option<String>,
 }
 
@@ -166,6 +191,8 @@ pub struct Http {
 }
 
 impl Http {
+    /// The client of one process: no connection is opened, nor trust loaded, until the
+    /// first request.
     pub fn new(config: HttpConfig) -> Http {
         let pacer = Pacer::new(config.rate);
         Http {
@@ -212,6 +239,8 @@ impl Http {
         self.pacer.pauses()
     }
 
+    /// The settings it was made with (the retry counts and backoff steps of callers
+    /// that retry on their own, such as `auth::oauth::mint`).
     pub fn config(&self) -> &HttpConfig {
         &self.config
     }

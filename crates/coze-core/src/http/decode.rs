@@ -284,7 +284,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.oauth_code(), Some("authorization_pending"));
         assert_eq!(e.msg, "wait");
-        // Decided on the body, not the status (coze-api.md §2.2).
+        // Decided on the body, not the status (as coze-py's `_format_requests_code_msg`:
+        // it never looks at the status).
         let e = oauth(
             200,
             r#"{"error_code":"access_deny","error_message":"app off"}"#,

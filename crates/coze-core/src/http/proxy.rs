@@ -42,8 +42,11 @@ pub struct ProxySettings {
 pub enum Route {
     /// Straight to the server; `why` says why no proxy applies when one was set.
     Direct {
+        /// "--proxy '' turns proxies off", "NO_PROXY=… exempts api.coze.cn"; `None`
+        /// when no proxy was set at all.
         why: Option<String>,
     },
+    /// Through this proxy.
     Proxy(ProxyUrl),
 }
 
@@ -70,11 +73,19 @@ impl fmt::Display for Route {
 /// The proxy protocols the tools speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
+    /// `http://` (also a proxy written without a scheme): HTTP `CONNECT`. Port 80 by
+    /// default.
     Http,
+    /// `https://`: `CONNECT` over TLS to the proxy. Port 443 by default.
     Https,
+    /// `socks4://`: SOCKS4, the server's name resolved here (IPv4). Port 1080 by default,
+    /// as for every SOCKS scheme.
     Socks4,
+    /// `socks4a://`: SOCKS4a, the proxy resolves the name.
     Socks4a,
+    /// `socks5://` (or `socks://`): SOCKS5, the name resolved here.
     Socks5,
+    /// `socks5h://`: SOCKS5, the proxy resolves the name.
     Socks5h,
 }
 
@@ -91,6 +102,7 @@ impl Scheme {
         })
     }
 
+    /// The scheme as written in a proxy URL (`socks5h`).
     pub fn name(self) -> &'static str {
         match self {
             Scheme::Http => "http",
@@ -123,8 +135,11 @@ impl Scheme {
 /// A usable proxy, and the variable (or flag) that named it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
+    /// How to speak to the proxy.
     pub scheme: Scheme,
+    /// The proxy's host, lowercased, without brackets.
     pub host: String,
+    /// The proxy's port: as written, else the scheme's default.
     pub port: u16,
     /// `user[:password]` as written (still percent-encoded); never shown.
     userinfo: Option<String>,

@@ -67,6 +67,7 @@ impl Default for TrustSettings {
 pub struct Source {
     /// `the system store /etc/ssl/certs/ca-certificates.crt`, `SSL_CERT_FILE /x.pem`.
     pub label: String,
+    /// How many CA certificates it gave.
     pub certificates: usize,
     /// Why it gave nothing, when it was set but unusable.
     pub problem: Option<String>,
@@ -90,6 +91,7 @@ pub struct Trust {
     pub certificates: Vec<Certificate<'static>>,
     /// No system store was found and nothing else was given: Mozilla's roots, compiled in.
     pub builtin: bool,
+    /// Each place read, in the order read, with what it gave or why it gave nothing.
     pub sources: Vec<Source>,
 }
 

@@ -10,15 +10,22 @@ use super::Extra;
 /// A conversation, as coze-conv prints it and coze-chat reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    /// The API's id of the conversation (the `id` of its conversation object).
     pub conversation_id: String,
+    /// The bot it was created for, when known (coze-chat still asks `--bot`'s or the
+    /// prompt's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_id: Option<String>,
+    /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<i64>,
+    /// The string pairs it was created with, as the API returns them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta_data: Option<Value>,
+    /// The section the bot's context starts at: a clear starts a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_section_id: Option<String>,
+    /// The API's other fields (`name`, `creator_id`, …) and a script's own, kept.
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -26,20 +33,27 @@ pub struct Conversation {
 /// One prompt for coze-chat, with what it overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
+    /// The question, as text.
     pub content: String,
     /// Echoed on every output line the prompt causes; any JSON value the script chose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Value>,
+    /// The conversation to ask in, instead of the run's current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
+    /// The bot to ask, instead of `--bot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_id: Option<String>,
+    /// Who is asking, instead of `--user` and the profile's own user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Values for the bot prompt's `{{variables}}`, added to (and beating) `--var`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_variables: Option<Map<String, Value>>,
+    /// String pairs for the chat's `meta_data`, within [`check_meta_data`]'s limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta_data: Option<Map<String, Value>>,
+    /// Fields this version does not know (a `content_type` of `text` among them), kept.
     #[serde(flatten)]
     pub extra: Extra,
     /// Which occurrence of its content, among the prompts of its input without an id
@@ -54,7 +68,9 @@ pub struct Prompt {
 /// `Chat`: "16 key-value pairs … key between 1 and 64 characters … value between 1
 /// and 512 characters").
 pub const META_MAX_PAIRS: usize = 16;
+/// The longest `meta_data` key, in characters (see [`META_MAX_PAIRS`]).
 pub const META_MAX_KEY: usize = 64;
+/// The longest `meta_data` value, in characters (see [`META_MAX_PAIRS`]).
 pub const META_MAX_VALUE: usize = 512;
 
 /// Why `meta` is not something the API takes as `meta_data`, if it is not.

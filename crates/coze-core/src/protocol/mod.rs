@@ -1,6 +1,7 @@
-//! The JSON-lines protocol of design.md §2: one record type per struct, one file per
-//! family (`auth`: the grants and the token; `chat`: conversations and prompts), all
-//! named from here.
+//! The JSON-lines protocol the tools speak to each other (docs/architecture.md, "The
+//! protocol"): one record type per struct, one file per family (`auth`: the grants and
+//! the token; `chat`: conversations and prompts), all named from here. Records only a
+//! binary writes (`answer`, `summary`, `profile`, …) are built there.
 //!
 //! Every record keeps the fields it does not know in `extra`, so a record passed through
 //! a tool comes out with everything it went in with (a script's own annotations, fields
@@ -30,14 +31,21 @@ pub type Extra = Map<String, Value>;
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
+    /// `authorization_code`: coze-auth's grant from a browser login.
     AuthorizationCode(AuthorizationCode),
+    /// `device_code`: coze-auth `--device`'s grant, for coze-token to poll with.
     DeviceCode(DeviceCode),
+    /// `token`: coze-token's output, and what a token file holds.
     Token(Token),
+    /// `conversation`: coze-conv's output; on coze-chat's stdin it switches the
+    /// conversation for the lines after it.
     Conversation(Conversation),
+    /// `prompt`: one question for coze-chat, with its own overrides.
     Prompt(Prompt),
 }
 
 impl Record {
+    /// The record's `type` as written on the line (`"authorization_code"`, …).
     pub fn type_name(&self) -> &'static str {
         match self {
             Record::AuthorizationCode(_) => "authorization_code",

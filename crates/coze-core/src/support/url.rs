@@ -77,12 +77,16 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 /// The parts of a URL the tools care about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parts {
+    /// `http` or `https`, lowercased: no other scheme is accepted.
     pub scheme: String,
-    /// Host without brackets or port.
+    /// Host without brackets or port, lowercased; any `user:password@` is dropped.
     pub host: String,
+    /// The port written in the URL; `None` when it names none (the scheme's default).
     pub port: Option<u16>,
     /// Path including the leading `/` (`/` when absent), without query or fragment.
     pub path: String,
+    /// What follows `?`, still percent-encoded ([`parse_query`] decodes it); `None`
+    /// without a `?`.
     pub query: Option<String>,
 }
 

@@ -44,13 +44,18 @@ pub struct LineReader<R> {
 /// Why [`LineReader::next_line`] failed.
 #[derive(Debug)]
 pub enum LineError {
+    /// Reading failed; the bytes read so far are kept, so the next call may retry.
     Io(io::Error),
+    /// A line is not UTF-8; the lines after it can still be read.
     InvalidUtf8 {
+        /// Its number, from 1.
         line: u64,
     },
     /// Line `line` is longer than `max` bytes; the reader has stopped.
     TooLong {
+        /// Its number, from 1.
         line: u64,
+        /// The reader's limit, in bytes.
         max: usize,
     },
 }
@@ -162,6 +167,7 @@ impl<R: BufRead> LineReader<R> {
         self.line
     }
 
+    /// The underlying reader, with whatever this one had not yet taken from it.
     pub fn into_inner(self) -> R {
         self.inner
     }
@@ -195,7 +201,9 @@ pub fn read_file_capped(path: &Path, max: u64) -> io::Result<String> {
 /// A line that is not a JSON object; `message` says why, without the line number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseError {
+    /// The line's number, as the caller counted it.
     pub line: u64,
+    /// What is wrong ("expected a JSON object, found an array").
     pub message: String,
 }
 
@@ -262,6 +270,7 @@ pub struct JsonlWriter<W: Write> {
 }
 
 impl<W: Write> JsonlWriter<W> {
+    /// A writer of lines to `inner` (stdout, an answers file, a `Vec` in tests).
     pub fn new(inner: W) -> Self {
         JsonlWriter {
             inner,
@@ -290,14 +299,17 @@ impl<W: Write> JsonlWriter<W> {
         self.inner.write_all(&self.buf)
     }
 
+    /// Flushes what [`write_unflushed`](Self::write_unflushed) left behind.
     pub fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
 
+    /// The underlying writer, for bytes that are not records (`-o text`'s answer).
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }
 
+    /// The underlying writer, with everything written so far handed to it.
     pub fn into_inner(self) -> W {
         self.inner
     }

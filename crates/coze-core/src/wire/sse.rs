@@ -1,7 +1,8 @@
 //! Incremental Server-Sent-Events reader over any `BufRead`.
 //!
-//! The Coze chat API answers `stream:true` requests with `text/event-stream`
-//! (coze-api.md §6.3). This module turns those bytes into [`Event`]s following the
+//! The Coze chat API answers `stream:true` requests with `text/event-stream` (the Coze
+//! API docs, `chat_v3`; coze-py's recording `tests/testdata/chat_text_stream_resp.txt`).
+//! This module turns those bytes into [`Event`]s following the
 //! WHATWG SSE parsing rules: LF, CRLF or lone CR line ends, `field:value` with one
 //! optional space, `:` comments, multi-line `data` joined with `\n`, a blank line
 //! dispatching the event. It yields each event as soon as its blank line has been
@@ -33,11 +34,14 @@ pub struct Event {
 /// reads 200,000 of them per long answer without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventRef<'a> {
+    /// The `event:` field; `"message"` when the event had none (or an empty one).
     pub event: &'a str,
+    /// The `data:` lines joined with `\n`.
     pub data: &'a str,
 }
 
 impl EventRef<'_> {
+    /// A copy that outlives the reader's next call.
     pub fn to_owned(self) -> Event {
         Event {
             event: self.event.to_owned(),
@@ -60,7 +64,10 @@ pub enum SseError {
         data: String,
     },
     /// Line `line` (1-based, counting every line of the stream) is not UTF-8.
-    InvalidUtf8 { line: u64 },
+    InvalidUtf8 {
+        /// The line's number.
+        line: u64,
+    },
     /// The caller's `before_wait` hook failed (see [`SseReader::next_ref_with`]).
     Hook(io::Error),
 }
@@ -129,6 +136,8 @@ pub struct SseReader<R> {
 }
 
 impl<R: BufRead> SseReader<R> {
+    /// A reader of the events in `inner` (a response body, a byte slice in tests). A
+    /// byte-order mark before the first line is skipped.
     pub fn new(inner: R) -> Self {
         SseReader {
             inner,
@@ -236,6 +245,7 @@ impl<R: BufRead> SseReader<R> {
         self.lines_read
     }
 
+    /// The underlying reader, positioned after the last line read.
     pub fn into_inner(self) -> R {
         self.inner
     }

@@ -56,8 +56,9 @@ impl Read for Chunked {
     }
 }
 
-/// The recorded stream of coze-api.md §6.3 (py `chat_text_stream_resp.txt`), with
-/// the elided chat.completed object written out in full.
+/// The recorded stream of coze-py's `tests/testdata/chat_text_stream_resp.txt` (also the
+/// example of the Coze API docs, `chat_v3`), with the elided chat.completed object
+/// written out in full.
 pub const RECORDED: &str = concat!(
     "event:conversation.chat.created\n",
     r#"data:{"id":"7382159487131697202","conversation_id":"7381473525342978089","bot_id":"7379462189365198898","completed_at":1718792949,"last_error":{"code":0,"msg":""},"status":"created","usage":{"token_count":0,"output_count":0,"input_count":0}}"#,

@@ -1,7 +1,8 @@
 //! The token file: read it, and write it safely under its lock.
 //!
 //! Coze access tokens live 15 minutes and refresh tokens rotate on every use
-//! (coze-api.md §2.2), so two processes that refresh the same file at once would lock
+//! (the Coze API docs, `oauth_pkce`: the refresh token sent is dead once a new pair
+//! is issued), so two processes that refresh the same file at once would lock
 //! each other out. Every renewal therefore happens under an exclusive lock on a sibling
 //! `<file>.lock` (`lock`): take the lock, re-read the file, renew only if it is still
 //! stale, write the new pair (temp file, fsync, rename, fsync the directory: `temp`)
@@ -57,6 +58,7 @@ pub struct TokenStore {
 }
 
 impl TokenStore {
+    /// The store of the token file at `path`; nothing is read or created until used.
     pub fn new(path: impl Into<PathBuf>) -> TokenStore {
         TokenStore { path: path.into() }
     }
