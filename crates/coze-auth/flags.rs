@@ -4,8 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use coze_core::cli::args::{self, Arg};
 use coze_core::cli::flags::NetFlags;
-use coze_core::cli::{self, Parsed};
+use coze_core::cli::Parsed;
 use coze_core::config::Region;
 use coze_core::{Error, Result};
 
@@ -119,50 +120,45 @@ impl Default for Flags {
 /// Parses `args` (without the program name). Only records and validates.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
     let mut f = Flags::default();
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(cli::usage)? {
-        let arg = cli::Arg::from(arg);
-        if f.net.take(&arg, &mut parser)? {
-            continue;
-        }
-        let name = match &arg {
-            cli::Arg::Short(c) => format!("-{c}"),
-            cli::Arg::Long(l) => format!("--{l}"),
-            cli::Arg::Value(_) => return Err(arg.unexpected()),
+    let parsed = args::read(args, |a, arg| {
+        let Arg::Flag(flag) = arg else {
+            return Ok(false);
         };
-        let p = &mut parser;
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "--client-id" => f.client_id = Some(cli::nonempty("--client-id", cli::value(p)?)?),
-            "--redirect-uri" => f.redirect_uri = cli::nonempty("--redirect-uri", cli::value(p)?)?,
-            "--region" => {
-                f.region = Some(Region::parse(&cli::string("--region", cli::value(p)?)?)?)
-            }
-            "--base-url" => f.base_url = Some(cli::nonempty("--base-url", cli::value(p)?)?),
-            "--www-url" => f.www_url = Some(cli::nonempty("--www-url", cli::value(p)?)?),
-            "--workspace-id" => {
-                f.workspace_id = Some(cli::nonempty("--workspace-id", cli::value(p)?)?)
-            }
+        if f.net.take(flag, a)? {
+            return Ok(true);
+        }
+        match flag.as_str() {
+            "--client-id" => f.client_id = Some(a.nonempty()?),
+            "--redirect-uri" => f.redirect_uri = a.nonempty()?,
+            "--region" => f.region = Some(Region::parse(&a.string()?)?),
+            "--base-url" => f.base_url = Some(a.nonempty()?),
+            "--www-url" => f.www_url = Some(a.nonempty()?),
+            "--workspace-id" => f.workspace_id = Some(a.nonempty()?),
             "--timeout" => {
-                f.timeout = cli::seconds("--timeout", cli::value(p)?)?;
+                f.timeout = a.seconds()?;
                 if f.timeout.is_zero() {
-                    return Err(Error::usage("--timeout: must be more than 0 seconds"));
+                    return Err(a.error("must be more than 0 seconds"));
                 }
             }
             "--no-browser" => f.no_browser = true,
             "--paste" => f.paste = true,
             "--device" => f.device = true,
             "-v" | "--verbose" => f.verbose = true,
-            _ => return Err(arg.unexpected()),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    parsed.then(|| check(f))
+}
+
+/// How the flags go together, checked once all are read.
+fn check(f: Flags) -> Result<Flags> {
     if f.device && f.paste {
         return Err(Error::usage(
             "--device and --paste are two different ways to log in; pick one",
         ));
     }
-    Ok(Parsed::Run(f))
+    Ok(f)
 }
 
 #[cfg(test)]

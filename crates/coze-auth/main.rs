@@ -14,8 +14,8 @@ use std::io;
 use std::process::ExitCode;
 
 use coze_core::auth::oauth;
+use coze_core::cli;
 use coze_core::cli::flags::NET_FLAGS_HELP;
-use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::{Http, HttpConfig};
@@ -33,43 +33,30 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).peekable();
     if args.peek().is_some_and(|a| a == "doctor") {
         args.next();
-        return doctor_main(args);
+        // The report's exit status is the checks' verdict, not an error.
+        return cli::main(
+            "coze-auth doctor",
+            COMMIT,
+            &[doctor::HELP],
+            || doctor::parse(args),
+            |f| doctor::run(f, Env::from_process()),
+        );
     }
-    cli::run("coze-auth", || match flags::parse(args)? {
-        Parsed::Help => cli::print(&format!(
-            "{}{NET_FLAGS_HELP}{}{EXIT_CODES_HELP}\n",
+    cli::main(
+        "coze-auth",
+        COMMIT,
+        &[
             flags::HELP,
-            flags::HELP_TAIL
-        )),
-        Parsed::Version => print_version(),
-        Parsed::Run(f) => run(f, Env::from_process()),
-    })
+            NET_FLAGS_HELP,
+            flags::HELP_TAIL,
+            EXIT_CODES_HELP,
+        ],
+        || flags::parse(args),
+        |f| run(f, Env::from_process()).map(|()| 0),
+    )
 }
 
-fn print_version() -> Result<()> {
-    cli::print(&format!(
-        "{}\n",
-        cli::version_text("coze-auth", option_env!("COZE_GIT_COMMIT"))
-    ))
-}
-
-/// `coze-auth doctor`: the report's exit status is the check's verdict, not an error.
-fn doctor_main(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
-    let mut code = 0;
-    let outcome = cli::run("coze-auth doctor", || match doctor::parse(args)? {
-        Parsed::Help => cli::print(&format!("{}\n", doctor::HELP)),
-        Parsed::Version => print_version(),
-        Parsed::Run(f) => {
-            code = doctor::run(f, Env::from_process())?;
-            Ok(())
-        }
-    });
-    if code != 0 {
-        ExitCode::from(code)
-    } else {
-        outcome
-    }
-}
+const COMMIT: Option<&str> = option_env!("COZE_GIT_COMMIT");
 
 fn run(f: Flags, env: Env) -> Result<()> {
     let client_id = config::client_id(f.client_id.as_deref(), &env)

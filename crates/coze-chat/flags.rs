@@ -4,8 +4,9 @@ use std::ffi::OsString;
 
 use serde_json::{Map, Value};
 
+use coze_core::cli::args::{self, Arg, Args};
 use coze_core::cli::flags::ApiFlags;
-use coze_core::cli::{self, Parsed};
+use coze_core::cli::Parsed;
 use coze_core::{Error, Result};
 
 pub const HELP: &str = "\
@@ -178,7 +179,6 @@ pub struct Flags {
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
-    let mut p = lexopt::Parser::from_args(args);
     let mut f = Flags {
         api: ApiFlags::default(),
         bot: None,
@@ -200,83 +200,73 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
     };
     let mut prompt: Option<String> = None;
-    while let Some(arg) = p.next().map_err(cli::usage)? {
-        let arg = cli::Arg::from(arg);
-        if f.api.take(&arg, &mut p)? {
-            continue;
-        }
-        let name = match &arg {
-            cli::Arg::Short(c) => format!("-{c}"),
-            cli::Arg::Long(l) => format!("--{l}"),
-            cli::Arg::Value(v) => {
+    let parsed = args::read(args, |a, arg| {
+        let flag = match arg {
+            Arg::Value(v) => {
                 if prompt.is_some() {
                     return Err(Error::usage(
                         "more than one PROMPT argument (quote the prompt, or send several prompts on stdin)",
                     ));
                 }
-                prompt = Some(cli::string("PROMPT", v.clone())?);
-                continue;
+                prompt = Some(a.positional("PROMPT", v)?);
+                return Ok(true);
             }
+            Arg::Flag(flag) => flag.as_str(),
         };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "--bot" => f.bot = Some(cli::string("--bot", cli::value(&mut p)?)?),
-            "--conversation" => {
-                f.conversation = Some(cli::string("--conversation", cli::value(&mut p)?)?)
-            }
+        if f.api.take(flag, a)? {
+            return Ok(true);
+        }
+        match flag {
+            "--bot" => f.bot = Some(a.string()?),
+            "--conversation" => f.conversation = Some(a.string()?),
             "--new-each" => f.new_each = true,
-            "--user" => f.user = Some(cli::string("--user", cli::value(&mut p)?)?),
+            "--user" => f.user = Some(a.string()?),
             "--var" => {
-                let (k, v) = cli::key_value("--var", cli::value(&mut p)?)?;
+                let (k, v) = a.key_value()?;
                 f.vars.insert(k, v.into());
             }
             "--meta" => {
-                let (k, v) = cli::key_value("--meta", cli::value(&mut p)?)?;
+                let (k, v) = a.key_value()?;
                 f.meta.insert(k, v.into());
             }
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,
             "--keep-going" => f.keep_going = true,
-            "--jobs" | "-j" => {
-                f.jobs = cli::number("--jobs", cli::value(&mut p)?)?;
+            "-j" | "--jobs" => {
+                f.jobs = a.number()?;
                 if !(1..=256).contains(&f.jobs) {
-                    return Err(Error::usage("--jobs: expected 1 to 256"));
+                    return Err(a.error("expected 1 to 256"));
                 }
             }
             "--rate" => {
-                let r: f64 = cli::number("--rate", cli::value(&mut p)?)?;
+                let r: f64 = a.number()?;
                 if !(r.is_finite() && r > 0.0) {
-                    return Err(Error::usage(
-                        "--rate: expected a positive number of requests per second",
-                    ));
+                    return Err(a.error("expected a positive number of requests per second"));
                 }
                 f.api.rate = Some(r);
             }
-            "--busy-wait" => {
-                f.api.busy_wait = Some(cli::seconds("--busy-wait", cli::value(&mut p)?)?)
-            }
-            "--resume" => f.resume = Some(cli::value(&mut p)?.into()),
+            "--busy-wait" => f.api.busy_wait = Some(a.seconds()?),
+            "--resume" => f.resume = Some(a.path()?),
             "--append" => f.append = true,
             "--ordered" => f.ordered = true,
             "--summary" => f.summary = true,
-            "--max-line-bytes" => f.max_line = byte_count(cli::value(&mut p)?)?,
+            "--max-line-bytes" => f.max_line = byte_count(a)?,
             "-o" | "--output" => {
-                let v = cli::string("--output", cli::value(&mut p)?)?;
-                f.mode = Some(match v.as_str() {
-                    "events" => Mode::Events,
-                    "text" => Mode::Text,
-                    "answers" => Mode::Answers,
-                    other => {
-                        return Err(Error::usage(format!(
-                            "--output: expected events, text or answers, got {other:?}"
-                        )))
-                    }
-                });
+                f.mode = Some(a.choice(&[
+                    ("events", Mode::Events),
+                    ("text", Mode::Text),
+                    ("answers", Mode::Answers),
+                ])?)
             }
-            _ => return Err(arg.unexpected()),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    parsed.then(|| check(f, prompt))
+}
+
+/// How the flags go together, checked once all are read.
+fn check(mut f: Flags, prompt: Option<String>) -> Result<Flags> {
     f.source = match prompt {
         Some(p) if p == "-" => Source::WholeStdin,
         Some(p) if p.trim().is_empty() => return Err(Error::usage("the PROMPT argument is empty")),
@@ -311,13 +301,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--jobs runs the prompts of stdin lines; a PROMPT argument is one prompt",
         ));
     }
-    Ok(Parsed::Run(f))
+    Ok(f)
 }
 
 /// `--max-line-bytes`: a whole number of bytes, or of KiB, MiB or GiB with a `K`, `M`
 /// or `G` after it.
-fn byte_count(value: OsString) -> Result<usize> {
-    let s = cli::string("--max-line-bytes", value)?;
+fn byte_count(a: &mut Args) -> Result<usize> {
+    let s = a.string()?;
     let (digits, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
         _ => (s.as_str(), 'B'),
@@ -334,8 +324,8 @@ fn byte_count(value: OsString) -> Result<usize> {
         _ => Err(()),
     }
     .map_err(|()| {
-        Error::usage(format!(
-            "--max-line-bytes: expected a number of bytes such as 65536, 512K or 64M, got {s:?}"
+        a.error(format!(
+            "expected a number of bytes such as 65536, 512K or 64M, got {s:?}"
         ))
     })
 }

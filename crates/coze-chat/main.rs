@@ -12,11 +12,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use coze_core::batch::{self, resume, Batch};
+use coze_core::cli;
 use coze_core::cli::batch::Summary;
 use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
-use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
+use coze_core::error::EXIT_CODES_HELP;
 use coze_core::{Error, Result};
 
 use ask::{Chats, Plan};
@@ -25,28 +26,18 @@ use flags::{Flags, Mode, Source};
 pub const TOOL: &str = "coze-chat";
 
 fn main() -> ExitCode {
-    let mut status = 0u8;
-    let code = cli::run(TOOL, || {
-        match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => cli::print(&format!(
-                "{}{API_FLAGS_HELP}{}{}\n",
-                flags::HELP,
-                flags::HELP_TAIL,
-                coze_core::error::EXIT_CODES_HELP
-            ))?,
-            Parsed::Version => cli::print(&format!(
-                "{}\n",
-                cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
-            ))?,
-            Parsed::Run(f) => status = run(f, &Env::from_process())?,
-        }
-        Ok(())
-    });
-    if status != 0 {
-        ExitCode::from(status)
-    } else {
-        code
-    }
+    cli::main(
+        TOOL,
+        option_env!("COZE_GIT_COMMIT"),
+        &[
+            flags::HELP,
+            API_FLAGS_HELP,
+            flags::HELP_TAIL,
+            EXIT_CODES_HELP,
+        ],
+        || flags::parse(std::env::args_os().skip(1)),
+        |f| run(f, &Env::from_process()),
+    )
 }
 
 /// Runs every prompt through the batch engine (one at a time, or `--jobs` at once);

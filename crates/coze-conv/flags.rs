@@ -3,8 +3,9 @@
 
 use std::ffi::OsString;
 
+use coze_core::cli::args::{self, Arg};
 use coze_core::cli::flags::ApiFlags;
-use coze_core::cli::{self, Arg, Parsed};
+use coze_core::cli::Parsed;
 use coze_core::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -111,7 +112,6 @@ pub struct Flags {
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
-    let mut p = lexopt::Parser::from_args(args);
     let mut api = ApiFlags::default();
     let mut word: Option<String> = None;
     let mut id: Option<String> = None;
@@ -121,126 +121,103 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     let mut order = None;
     let mut limit = None;
     // Flags that belong to one subcommand only, as given, to refuse them elsewhere.
-    let mut given: Vec<&'static str> = Vec::new();
-    while let Some(arg) = p.next().map_err(cli::usage)? {
-        let arg = Arg::from(arg);
-        if api.take(&arg, &mut p)? {
-            continue;
-        }
-        let name = match &arg {
-            Arg::Short('h') => "help",
-            Arg::Short('V') => "version",
-            Arg::Long(l) => l.as_str(),
+    let mut given: Vec<String> = Vec::new();
+    let parsed = args::read(args, |a, arg| {
+        let flag = match arg {
             Arg::Value(v) if word.is_none() => {
-                word = Some(cli::string("subcommand", v.clone())?);
-                continue;
+                word = Some(a.positional("subcommand", v)?);
+                return Ok(true);
             }
             Arg::Value(v) if id.is_none() && word.as_deref().is_some_and(takes_id) => {
-                let given = cli::nonempty("CONVERSATION_ID", v.clone())?;
+                let given = a.nonempty_positional("CONVERSATION_ID", v)?;
                 // `..` would turn /v1/conversations/ID/clear into another endpoint.
                 if coze_core::support::url::path_segment(&given).is_none() {
-                    return Err(Error::usage(format!(
-                        "CONVERSATION_ID: {given:?} is not a conversation id"
-                    )));
+                    return Err(a.error(format!("{given:?} is not a conversation id")));
                 }
                 id = Some(given);
-                continue;
+                return Ok(true);
             }
-            _ => return Err(arg.unexpected()),
+            Arg::Value(_) => return Ok(false),
+            Arg::Flag(flag) => flag.as_str(),
         };
-        match name {
-            "help" => return Ok(Parsed::Help),
-            "version" => return Ok(Parsed::Version),
-            "bot" => {
-                bot = Some(cli::nonempty("--bot", cli::value(&mut p)?)?);
-                given.push("--bot");
-            }
-            "name" => {
-                name_flag = Some(cli::string("--name", cli::value(&mut p)?)?);
-                given.push("--name");
-            }
-            "meta" => {
-                let (k, v) = cli::key_value("--meta", cli::value(&mut p)?)?;
+        if api.take(flag, a)? {
+            return Ok(true);
+        }
+        match flag {
+            "--bot" => bot = Some(a.nonempty()?),
+            "--name" => name_flag = Some(a.string()?),
+            "--meta" => {
+                let (k, v) = a.key_value()?;
                 if meta.contains_key(&k) {
-                    return Err(Error::usage(format!("--meta: key {k:?} given twice")));
+                    return Err(a.error(format!("key {k:?} given twice")));
                 }
                 meta.insert(k, Value::String(v));
-                given.push("--meta");
             }
-            "order" => {
-                let v = cli::string("--order", cli::value(&mut p)?)?;
-                order = Some(match v.to_ascii_lowercase().as_str() {
-                    "asc" => Order::Asc,
-                    "desc" => Order::Desc,
-                    _ => {
-                        return Err(Error::usage(format!(
-                            "--order: expected asc or desc, got {v:?}"
-                        )))
-                    }
-                });
-                given.push("--order");
-            }
-            "limit" => {
-                let n: u64 = cli::number("--limit", cli::value(&mut p)?)?;
+            "--order" => order = Some(a.choice(&[("asc", Order::Asc), ("desc", Order::Desc)])?),
+            "--limit" => {
+                let n: u64 = a.number()?;
                 if n == 0 {
-                    return Err(Error::usage("--limit: expected 1 or more, got 0"));
+                    return Err(a.error("expected 1 or more, got 0"));
                 }
                 limit = Some(n);
-                given.push("--limit");
             }
-            _ => return Err(arg.unexpected()),
+            _ => return Ok(false),
         }
-    }
-    coze_core::protocol::check_meta_data(&meta)
-        .map_err(|m| Error::usage(format!("--meta: {m}")))?;
-    let Some(word) = word else {
-        return Err(Error::usage(
-            "name a subcommand: create, get, list, clear, delete or messages",
-        ));
-    };
-    let need_id = || {
-        id.clone().ok_or_else(|| {
-            Error::usage(format!(
-                "{word}: name the conversation: coze-conv {word} CONVERSATION_ID"
-            ))
-        })
-    };
-    let command = match word.as_str() {
-        "create" => Command::Create {
-            name: name_flag,
-            meta,
-        },
-        "get" => Command::Get(need_id()?),
-        "list" => Command::List,
-        "clear" => Command::Clear(need_id()?),
-        "delete" => Command::Delete(need_id()?),
-        "messages" => Command::Messages(need_id()?),
-        other => {
-            return Err(Error::usage(format!(
+        given.push(flag.to_owned());
+        Ok(true)
+    })?;
+    parsed.then(|| {
+        coze_core::protocol::check_meta_data(&meta)
+            .map_err(|m| Error::usage(format!("--meta: {m}")))?;
+        let Some(word) = word else {
+            return Err(Error::usage(
+                "name a subcommand: create, get, list, clear, delete or messages",
+            ));
+        };
+        let need_id = || {
+            id.clone().ok_or_else(|| {
+                Error::usage(format!(
+                    "{word}: name the conversation: coze-conv {word} CONVERSATION_ID"
+                ))
+            })
+        };
+        let command = match word.as_str() {
+            "create" => Command::Create {
+                name: name_flag,
+                meta,
+            },
+            "get" => Command::Get(need_id()?),
+            "list" => Command::List,
+            "clear" => Command::Clear(need_id()?),
+            "delete" => Command::Delete(need_id()?),
+            "messages" => Command::Messages(need_id()?),
+            other => {
+                return Err(Error::usage(format!(
             "unknown subcommand {other:?} (expected create, get, list, clear, delete or messages)"
         )))
+            }
+        };
+        let allowed: &[&str] = match command {
+            Command::Create { .. } => &["--bot", "--name", "--meta"],
+            Command::Get(_) => &["--bot"],
+            Command::List => &["--bot", "--limit"],
+            Command::Clear(_) | Command::Delete(_) => &[],
+            Command::Messages(_) => &["--order", "--limit"],
+        };
+        if let Some(flag) = given.iter().find(|f| !allowed.contains(&f.as_str())) {
+            return Err(Error::usage(format!(
+                "{flag} does not go with {}",
+                command.word()
+            )));
         }
-    };
-    let allowed: &[&str] = match command {
-        Command::Create { .. } => &["--bot", "--name", "--meta"],
-        Command::Get(_) => &["--bot"],
-        Command::List => &["--bot", "--limit"],
-        Command::Clear(_) | Command::Delete(_) => &[],
-        Command::Messages(_) => &["--order", "--limit"],
-    };
-    if let Some(flag) = given.iter().find(|f| !allowed.contains(f)) {
-        return Err(Error::usage(format!(
-            "{flag} does not go with {}",
-            command.word()
-        )));
-    }
-    Ok(Parsed::Run(Flags {
-        command,
-        bot,
-        order: order.unwrap_or(Order::Desc),
-        limit,
-        api,
-    }))
+        Ok(Flags {
+            command,
+            bot,
+            order: order.unwrap_or(Order::Desc),
+            limit,
+            api,
+        })
+    })
 }
 
 fn takes_id(word: &str) -> bool {

@@ -11,10 +11,11 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use coze_core::api::Client;
+use coze_core::cli;
 use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
-use coze_core::cli::{self, Parsed};
 use coze_core::config::{self, Env};
+use coze_core::error::EXIT_CODES_HELP;
 use coze_core::protocol::{Conversation, Record};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
@@ -29,19 +30,19 @@ const TOOL: &str = "coze-conv";
 const PAGE: u64 = 50;
 
 fn main() -> ExitCode {
-    cli::run(TOOL, || match flags::parse(std::env::args_os().skip(1))? {
-        Parsed::Help => cli::print(&format!(
-            "{}{API_FLAGS_HELP}\n\n{}{}\n",
+    cli::main(
+        TOOL,
+        option_env!("COZE_GIT_COMMIT"),
+        &[
             flags::HELP,
+            API_FLAGS_HELP,
+            "\n\n",
             flags::EXAMPLES,
-            coze_core::error::EXIT_CODES_HELP
-        )),
-        Parsed::Version => cli::print(&format!(
-            "{}\n",
-            cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
-        )),
-        Parsed::Run(f) => run(f, &Env::from_process()),
-    })
+            EXIT_CODES_HELP,
+        ],
+        || flags::parse(std::env::args_os().skip(1)),
+        |f| run(f, &Env::from_process()).map(|()| 0),
+    )
 }
 
 fn run(f: Flags, env: &Env) -> Result<()> {

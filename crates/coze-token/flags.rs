@@ -4,8 +4,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use coze_core::cli::args::{self, Arg};
 use coze_core::cli::flags::ApiFlags;
-use coze_core::cli::{self, Parsed};
+use coze_core::cli::Parsed;
 use coze_core::Result;
 
 pub const HELP: &str = "\
@@ -171,7 +172,6 @@ pub struct Flags {
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
-    let mut p = lexopt::Parser::from_args(args);
     let mut f = Flags {
         command: Command::Grants,
         save: None,
@@ -190,16 +190,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     let mut command: Option<Command> = None;
     let mut jwt = false;
     let mut pat = false;
-    while let Some(arg) = p.next().map_err(cli::usage)? {
-        let arg = cli::Arg::from(arg);
-        if f.api.take(&arg, &mut p)? {
-            continue;
-        }
-        let name = match &arg {
-            cli::Arg::Short(c) => format!("-{c}"),
-            cli::Arg::Long(l) => format!("--{l}"),
-            cli::Arg::Value(v) if command.is_none() => {
-                let word = cli::string("command", v.clone())?;
+    let parsed = args::read(args, |a, arg| {
+        let flag = match arg {
+            Arg::Value(v) if command.is_none() => {
+                let word = a.positional("command", v)?;
                 command = Some(match word.as_str() {
                     "refresh" => Command::Refresh,
                     "print" => Command::Print,
@@ -207,11 +201,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     "profiles" => Command::Profiles,
                     "logout" => Command::Logout,
                     "exec" => {
-                        let rest: Vec<OsString> = p.raw_args().map_err(cli::usage)?.collect();
-                        let rest = match rest.first() {
-                            Some(a) if a == "--" => rest[1..].to_vec(),
-                            _ => rest,
-                        };
+                        let rest = a.rest()?;
                         if rest.is_empty() {
                             return Err(coze_core::Error::usage(
                                 "exec: name a command to run: exec -- COMMAND [ARGS...]",
@@ -222,7 +212,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     // `--save PATH`: the path as the next word.
                     path if matches!(f.save, Some(None)) => {
                         f.save = Some(Some(PathBuf::from(path)));
-                        continue;
+                        return Ok(true);
                     }
                     other => {
                         return Err(coze_core::Error::usage(format!(
@@ -231,46 +221,46 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                         )))
                     }
                 });
-                continue;
+                return Ok(true);
             }
-            cli::Arg::Value(_) => return Err(arg.unexpected()),
+            Arg::Value(_) => return Ok(false),
+            Arg::Flag(flag) => flag.as_str(),
         };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "--save" => {
-                let path = p
-                    .optional_value()
-                    .map(|v| cli::string("--save", v))
-                    .transpose()?;
-                f.save = Some(path.map(PathBuf::from));
-            }
-            "--min-ttl" => f.min_ttl = cli::seconds("--min-ttl", cli::value(&mut p)?)?,
+        if f.api.take(flag, a)? {
+            return Ok(true);
+        }
+        match flag {
+            "--save" => f.save = Some(a.optional_string()?.map(PathBuf::from)),
+            "--min-ttl" => f.min_ttl = a.seconds()?,
             "--header" => f.header = true,
             "--force" => f.force = true,
-            "--timeout" => f.timeout = Some(cli::seconds("--timeout", cli::value(&mut p)?)?),
-            "--client-secret-file" => f.client_secret_file = Some(cli::value(&mut p)?.into()),
+            "--timeout" => f.timeout = Some(a.seconds()?),
+            "--client-secret-file" => f.client_secret_file = Some(a.path()?),
             "--jwt" => jwt = true,
             "--pat" => pat = true,
-            "--client-id" => f.client_id = Some(cli::string("--client-id", cli::value(&mut p)?)?),
-            "--key" => f.key = Some(cli::value(&mut p)?.into()),
-            "--kid" => f.kid = Some(cli::string("--kid", cli::value(&mut p)?)?),
+            "--client-id" => f.client_id = Some(a.string()?),
+            "--key" => f.key = Some(a.path()?),
+            "--kid" => f.kid = Some(a.string()?),
             "--ttl" => {
-                let ttl: u32 = cli::number("--ttl", cli::value(&mut p)?)?;
+                let ttl: u32 = a.number()?;
                 if !(1..=coze_core::auth::jwt::MAX_TTL).contains(&ttl) {
-                    return Err(coze_core::Error::usage(format!(
-                        "--ttl: Coze grants 1 to {} seconds, not {ttl}",
+                    return Err(a.error(format!(
+                        "Coze grants 1 to {} seconds, not {ttl}",
                         coze_core::auth::jwt::MAX_TTL
                     )));
                 }
                 f.ttl = Some(ttl);
             }
-            "--session-name" => {
-                f.session_name = Some(cli::string("--session-name", cli::value(&mut p)?)?)
-            }
-            _ => return Err(arg.unexpected()),
+            "--session-name" => f.session_name = Some(a.string()?),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    parsed.then(|| check(f, command, jwt, pat))
+}
+
+/// How the flags go together, checked once all are read.
+fn check(mut f: Flags, command: Option<Command>, jwt: bool, pat: bool) -> Result<Flags> {
     f.command = match (command, jwt, pat) {
         (_, true, true) => {
             return Err(coze_core::Error::usage(
@@ -311,7 +301,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--save goes with grant records on stdin, not with a subcommand",
         ));
     }
-    Ok(Parsed::Run(f))
+    Ok(f)
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use coze_core::auth::oauth::{self, DevicePoll};
 use coze_core::auth::renew::{self, Renewer};
 use coze_core::auth::secret_file::read_client_secret;
 use coze_core::auth::store::TokenStore;
-use coze_core::cli::{self, Parsed};
+use coze_core::cli;
 use coze_core::config::{self, Credentials, Env};
+use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::Http;
 use coze_core::protocol::{DeviceCode, Record, Token};
 use coze_core::support::time::{ago, unix_now};
@@ -28,26 +29,13 @@ use flags::{Command, Flags};
 pub const TOOL: &str = "coze-token";
 
 fn main() -> ExitCode {
-    let mut exit = None;
-    let code = cli::run(TOOL, || {
-        match flags::parse(std::env::args_os().skip(1))? {
-            Parsed::Help => cli::print(&format!(
-                "{}{}\n",
-                flags::HELP,
-                coze_core::error::EXIT_CODES_HELP
-            ))?,
-            Parsed::Version => cli::print(&format!(
-                "{}\n",
-                cli::version_text(TOOL, option_env!("COZE_GIT_COMMIT"))
-            ))?,
-            Parsed::Run(f) => exit = run(f, &Env::from_process(), &Secrets::from_process())?,
-        }
-        Ok(())
-    });
-    match exit {
-        Some(status) => ExitCode::from(status),
-        None => code,
-    }
+    cli::main(
+        TOOL,
+        option_env!("COZE_GIT_COMMIT"),
+        &[flags::HELP, EXIT_CODES_HELP],
+        || flags::parse(std::env::args_os().skip(1)),
+        |f| run(f, &Env::from_process(), &Secrets::from_process()),
+    )
 }
 
 /// The environment only coze-token reads (service-app and web-app credentials), read
@@ -101,8 +89,8 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| Error::io(path, e))
 }
 
-/// Runs the command; `Some(status)` when a child's exit status is ours (exec).
-fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
+/// Runs the command; the exit status is 0, or a child's under exec.
+fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<u8> {
     let http = Http::new(f.api.http_config(env)?);
     let secret = client_secret(&f, secrets)?;
     // The file to write, refresh or remove: COZE_API_TOKEN names none.
@@ -176,12 +164,12 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<Option<u8>> {
         }
         Command::Exec(argv) => {
             let token = current_token(&f, env, &renewer, min_ttl)?;
-            return Ok(Some(exec(argv, &token)));
+            return Ok(exec(argv, &token));
         }
         Command::Profiles => profiles::list(&f, env)?,
         Command::Logout => profiles::logout(&f.api.token_file_choice(env)?, env)?,
     }
-    Ok(None)
+    Ok(0)
 }
 
 /// The bare token for print/exec: the credentials every tool would use, a token file's

@@ -20,9 +20,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coze_core::auth::store::TokenStore;
+use coze_core::cli::args::{self, Arg};
 use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::session::Session;
-use coze_core::cli::{self, Parsed};
+use coze_core::cli::Parsed;
 use coze_core::config::{self, Credentials, Env};
 use coze_core::error::exit;
 use coze_core::http::Http;
@@ -128,35 +129,31 @@ impl Default for Flags {
 /// Parses the arguments after `doctor`. Only records and validates.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
     let mut f = Flags::default();
-    let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(cli::usage)? {
-        let arg = cli::Arg::from(arg);
-        let timing = matches!(&arg, cli::Arg::Long(l)
-            if matches!(l.as_str(), "idle-timeout" | "connect-timeout" | "retries"));
-        if !timing && f.api.take(&arg, &mut parser)? {
-            continue;
-        }
-        let name = match &arg {
-            cli::Arg::Short(c) => format!("-{c}"),
-            cli::Arg::Long(l) => format!("--{l}"),
-            cli::Arg::Value(_) => return Err(arg.unexpected()),
+    let parsed = args::read(args, |a, arg| {
+        let Arg::Flag(flag) = arg else {
+            return Ok(false);
         };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "--redirect-uri" => {
-                f.redirect_uri = cli::string("--redirect-uri", cli::value(&mut parser)?)?
-            }
+        // The doctor's own --timeout sets every timeout and allows no retries.
+        let timing = matches!(
+            flag.as_str(),
+            "--idle-timeout" | "--connect-timeout" | "--retries"
+        );
+        if !timing && f.api.take(flag, a)? {
+            return Ok(true);
+        }
+        match flag.as_str() {
+            "--redirect-uri" => f.redirect_uri = a.string()?,
             "--timeout" => {
-                f.timeout = cli::seconds("--timeout", cli::value(&mut parser)?)?;
+                f.timeout = a.seconds()?;
                 if f.timeout.is_zero() {
-                    return Err(Error::usage("--timeout: must be more than 0 seconds"));
+                    return Err(a.error("must be more than 0 seconds"));
                 }
             }
-            _ => return Err(arg.unexpected()),
+            _ => return Ok(false),
         }
-    }
-    Ok(Parsed::Run(f))
+        Ok(true)
+    })?;
+    parsed.then(|| Ok(f))
 }
 
 /// Runs the checks; `Ok(code)` is the exit status the report calls for.

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli;
+use crate::cli::args::Args;
 use crate::config::{self, Credentials, Env, Region};
 use crate::error::Result;
 use crate::http::proxy::ProxySettings;
@@ -57,15 +57,13 @@ NETWORK:
 pub const NET_FLAGS_HELP: &str = net_flags_help!();
 
 impl NetFlags {
-    /// Takes `arg` if it is a network flag; false leaves it to the caller.
-    pub fn take(&mut self, arg: &cli::Arg, p: &mut lexopt::Parser) -> Result<bool> {
-        let cli::Arg::Long(name) = arg else {
-            return Ok(false);
-        };
-        match name.as_str() {
-            "proxy" => self.proxy = Some(cli::string("--proxy", cli::value(p)?)?),
-            "cacert" => self.cacert = Some(cli::value(p)?.into()),
-            "allow-http" => self.allow_http = true,
+    /// Takes `flag` (as typed) if it is a network flag, reading its value from `a`;
+    /// false leaves it to the caller.
+    pub fn take(&mut self, flag: &str, a: &mut Args) -> Result<bool> {
+        match flag {
+            "--proxy" => self.proxy = Some(a.string()?),
+            "--cacert" => self.cacert = Some(a.path()?),
+            "--allow-http" => self.allow_http = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -157,37 +155,25 @@ CONNECTION:
 );
 
 impl ApiFlags {
-    /// Takes `arg` if it is one of the shared flags; false leaves it to the caller.
-    pub fn take(&mut self, arg: &cli::Arg, p: &mut lexopt::Parser) -> Result<bool> {
-        if self.net.take(arg, p)? {
+    /// Takes `flag` (as typed) if it is one of the shared flags, reading its value from
+    /// `a`; false leaves it to the caller.
+    pub fn take(&mut self, flag: &str, a: &mut Args) -> Result<bool> {
+        if self.net.take(flag, a)? {
             return Ok(true);
         }
-        let Some(name) = (match arg {
-            cli::Arg::Long(l) => Some(l.as_str()),
-            cli::Arg::Short('v') => Some("verbose"),
-            _ => None,
-        }) else {
-            return Ok(false);
-        };
-        match name {
-            "token-file" => self.token_file = Some(cli::value(p)?.into()),
-            "profile" => {
-                let name = cli::string("--profile", cli::value(p)?)?;
+        match flag {
+            "--token-file" => self.token_file = Some(a.path()?),
+            "--profile" => {
+                let name = a.string()?;
                 config::check_profile_name(&name)?;
                 self.profile = Some(name);
             }
-            "base-url" => self.base_url = Some(cli::string("--base-url", cli::value(p)?)?),
-            "region" => {
-                self.region = Some(Region::parse(&cli::string("--region", cli::value(p)?)?)?)
-            }
-            "idle-timeout" => {
-                self.idle_timeout = Some(cli::seconds("--idle-timeout", cli::value(p)?)?)
-            }
-            "connect-timeout" => {
-                self.connect_timeout = Some(cli::seconds("--connect-timeout", cli::value(p)?)?)
-            }
-            "retries" => self.retries = Some(cli::number("--retries", cli::value(p)?)?),
-            "verbose" => self.verbose = true,
+            "--base-url" => self.base_url = Some(a.string()?),
+            "--region" => self.region = Some(Region::parse(&a.string()?)?),
+            "--idle-timeout" => self.idle_timeout = Some(a.seconds()?),
+            "--connect-timeout" => self.connect_timeout = Some(a.seconds()?),
+            "--retries" => self.retries = Some(a.number()?),
+            "-v" | "--verbose" => self.verbose = true,
             _ => return Ok(false),
         }
         Ok(true)

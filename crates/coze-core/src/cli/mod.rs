@@ -1,6 +1,6 @@
 //! Layer 9, what every coze binary does the same way: the `run` wrapper that turns a
-//! `Result` into one stderr line and an exit code, help and version as values, and
-//! small flag value parsers shared by all tools (here); the flags every API tool shares
+//! `Result` into one stderr line and an exit code, help and version as values and
+//! printed (here); the command line read one way (`args`); the flags every API tool shares
 //! (`flags`) and the session they open (`session`); Ctrl-C, SIGTERM and SIGHUP for a
 //! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`);
 //! a batch tool's run inside both, with its summary (`batch`).
@@ -8,16 +8,15 @@
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
 
+pub mod args;
 pub mod batch;
 pub mod flags;
 pub mod interrupt;
 pub mod session;
 pub mod stdout_watch;
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::support::redact;
@@ -34,12 +33,47 @@ pub enum Parsed<T> {
     Version,
 }
 
-/// Runs a tool's work and translates the outcome: nothing printed on success or a
-/// closed stdout; otherwise `tool: message` (secrets scrubbed) and the exit code.
-pub fn run(tool: &str, work: impl FnOnce() -> Result<()>) -> ExitCode {
+impl Parsed<()> {
+    /// Every argument read ([`args::read`]): `build` checks how they go together and
+    /// makes the flags. Help and version pass through untouched, so `--help` works
+    /// whatever else is on the line.
+    pub fn then<T>(self, build: impl FnOnce() -> Result<T>) -> Result<Parsed<T>> {
+        Ok(match self {
+            Parsed::Run(()) => Parsed::Run(build()?),
+            Parsed::Help => Parsed::Help,
+            Parsed::Version => Parsed::Version,
+        })
+    }
+}
+
+/// A tool's `main`, whole: reads the flags with `parse`; `--help` prints `help` (its
+/// parts in order), `--version` the version with the git `commit`; otherwise `work`
+/// runs on the flags, and its `Ok` is the exit status (0, or that of a failure it has
+/// already reported, such as a batch's earliest failed prompt). See [`run`].
+pub fn main<T>(
+    tool: &str,
+    commit: Option<&str>,
+    help: &[&str],
+    parse: impl FnOnce() -> Result<Parsed<T>>,
+    work: impl FnOnce(T) -> Result<u8>,
+) -> ExitCode {
+    run(tool, || match parse()? {
+        Parsed::Help => print(&format!("{}\n", help.concat())).map(|()| 0),
+        Parsed::Version => {
+            let name = tool.split(' ').next().unwrap_or(tool);
+            print(&format!("{}\n", version_text(name, commit))).map(|()| 0)
+        }
+        Parsed::Run(flags) => work(flags),
+    })
+}
+
+/// Runs a tool's work and translates the outcome: `Ok(status)` exits with it, a
+/// closed stdout quietly with 0; any other error prints `tool: message` (secrets
+/// scrubbed) and exits with its code.
+pub fn run(tool: &str, work: impl FnOnce() -> Result<u8>) -> ExitCode {
     say::set_tool(tool.split(' ').next().unwrap_or(tool));
     match work() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             report(tool, &e);
@@ -88,126 +122,5 @@ pub fn version_text(tool: &str, commit: Option<&str>) -> String {
     match commit.filter(|c| !c.is_empty()) {
         Some(c) => format!("{tool} {} (commit {c})", env!("CARGO_PKG_VERSION")),
         None => format!("{tool} {}", env!("CARGO_PKG_VERSION")),
-    }
-}
-
-/// A lexopt argument that no longer borrows the parser, so a shared flag helper can
-/// take the parser to read the flag's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arg {
-    /// `-x`: the letter.
-    Short(char),
-    /// `--name`: the name without its dashes.
-    Long(String),
-    /// A positional argument.
-    Value(OsString),
-}
-
-impl From<lexopt::Arg<'_>> for Arg {
-    fn from(a: lexopt::Arg<'_>) -> Arg {
-        match a {
-            lexopt::Arg::Short(c) => Arg::Short(c),
-            lexopt::Arg::Long(l) => Arg::Long(l.to_owned()),
-            lexopt::Arg::Value(v) => Arg::Value(v),
-        }
-    }
-}
-
-impl Arg {
-    /// The usage error for an argument nobody took.
-    pub fn unexpected(&self) -> Error {
-        match self {
-            Arg::Short(c) => Error::usage(format!("invalid option '-{c}'")),
-            Arg::Long(l) => Error::usage(format!("invalid option '--{l}'")),
-            Arg::Value(v) => Error::usage(format!("unexpected argument {:?}", v.to_string_lossy())),
-        }
-    }
-}
-
-/// Turns a lexopt error into a usage error (exit 2, not the 1 lexopt would give).
-pub fn usage(e: lexopt::Error) -> Error {
-    Error::Usage(e.to_string())
-}
-
-/// The value of the option just read; a missing one is a usage error.
-pub fn value(p: &mut lexopt::Parser) -> Result<OsString> {
-    p.value().map_err(usage)
-}
-
-/// The value of a flag as UTF-8, or a usage error naming the flag.
-pub fn string(flag: &str, value: OsString) -> Result<String> {
-    value
-        .into_string()
-        .map_err(|v| Error::usage(format!("{flag}: not valid UTF-8: {v:?}")))
-}
-
-/// A UTF-8 value with something in it besides spaces.
-pub fn nonempty(flag: &str, value: OsString) -> Result<String> {
-    let s = string(flag, value)?;
-    if s.trim().is_empty() {
-        return Err(Error::usage(format!("{flag}: must not be empty")));
-    }
-    Ok(s)
-}
-
-/// `KEY=VALUE` as given to `--var` / `--meta`.
-pub fn key_value(flag: &str, value: OsString) -> Result<(String, String)> {
-    let s = string(flag, value)?;
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(Error::usage(format!(
-            "{flag}: expected KEY=VALUE, got {s:?}"
-        ))),
-    }
-}
-
-/// A number of seconds (fractions allowed: `0.5`).
-pub fn seconds(flag: &str, value: OsString) -> Result<Duration> {
-    let s = string(flag, value)?;
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..1e9).contains(&v) => Ok(Duration::from_secs_f64(v)),
-        _ => Err(Error::usage(format!(
-            "{flag}: expected a number of seconds, got {s:?}"
-        ))),
-    }
-}
-
-/// A whole number.
-pub fn number<T: std::str::FromStr>(flag: &str, value: OsString) -> Result<T> {
-    let s = string(flag, value)?;
-    s.parse::<T>()
-        .map_err(|_| Error::usage(format!("{flag}: expected a whole number, got {s:?}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn value_parsers_name_the_flag() {
-        assert_eq!(
-            key_value("--var", "a=b=c".into()).unwrap(),
-            ("a".into(), "b=c".into())
-        );
-        let e = key_value("--var", "=x".into()).unwrap_err();
-        assert_eq!(e.to_string(), "--var: expected KEY=VALUE, got \"=x\"");
-        assert_eq!(e.exit_code(), 2);
-        assert_eq!(
-            seconds("--timeout", "1.5".into()).unwrap(),
-            Duration::from_millis(1500)
-        );
-        assert!(seconds("--timeout", "-1".into()).is_err());
-        assert_eq!(number::<u32>("--limit", "7".into()).unwrap(), 7);
-        assert!(number::<u32>("--limit", "x".into()).is_err());
-        assert_eq!(nonempty("--bot", "7".into()).unwrap(), "7");
-        let e = nonempty("--bot", "  ".into()).unwrap_err();
-        assert_eq!(e.to_string(), "--bot: must not be empty");
-        assert_eq!(e.exit_code(), 2);
-    }
-
-    #[test]
-    fn version_mentions_commit_when_known() {
-        assert!(version_text("coze-chat", Some("abc1234")).ends_with("(commit abc1234)"));
-        assert!(!version_text("coze-chat", None).contains("commit"));
     }
 }
