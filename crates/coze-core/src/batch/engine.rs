@@ -90,7 +90,7 @@ impl<'a, T: Task> Batch<'a, T> {
     }
 
     /// Runs every item of `input` (read lazily) and writes their records to `out`.
-    /// Failures of single items are reported and counted ([`tally`](Self::tally));
+    /// Failures of single items are reported and counted ([`into_tally`](Self::into_tally));
     /// `Err` is for what ends the whole run: a closed output, or what the task's
     /// [`run`](Task::run) returned as such.
     pub fn run<I, W>(&self, input: I, out: W) -> Result<()>
