@@ -10,19 +10,9 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{events, get, post_json, spawn_binary, stop_binary, Conn};
-use coze_fake::{Fake, Options};
+use common::{events, get, post_json, spawn_binary, start, stop_binary, Conn, PAT};
+use coze_fake::Options;
 use serde_json::{json, Value};
-
-const PAT: &str = "pat_test_token";
-
-fn start(opts: Options) -> Fake {
-    Fake::start(Options {
-        static_tokens: vec![PAT.into()],
-        ..opts
-    })
-    .unwrap()
-}
 
 fn chat_body(prompt: &str, stream: bool) -> Value {
     json!({"bot_id":"b1","user_id":"u1","stream":stream,"auto_save_history":true,

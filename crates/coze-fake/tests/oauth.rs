@@ -9,19 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, get, post_json, Conn, Resp};
+use common::{call, get, post_json, start, Conn, Resp, PAT};
 use coze_fake::{Fake, Options};
 use serde_json::json;
-
-const PAT: &str = "pat_test_token";
-
-fn start(opts: Options) -> Fake {
-    Fake::start(Options {
-        static_tokens: vec![PAT.into()],
-        ..opts
-    })
-    .unwrap()
-}
 
 fn query_param(url: &str, k: &str) -> Option<String> {
     let q = url.split_once('?')?.1;

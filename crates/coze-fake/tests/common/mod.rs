@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use coze_fake::Fake;
+use coze_fake::{Fake, Options};
 use serde_json::Value;
 
 pub struct Resp {
@@ -138,6 +138,18 @@ impl Conn {
         let h = self.head();
         self.body(h)
     }
+}
+
+/// The PAT the fakes of fake.rs and oauth.rs accept.
+pub const PAT: &str = "pat_test_token";
+
+/// A fake on loopback with `opts`, accepting [`PAT`].
+pub fn start(opts: Options) -> Fake {
+    Fake::start(Options {
+        static_tokens: vec![PAT.into()],
+        ..opts
+    })
+    .unwrap()
 }
 
 /// One request on a fresh connection.
