@@ -37,7 +37,10 @@ RECORDS:
     messages           {"type":"message","message_type":"question"|"answer"|"verbose"|
                        "follow_up"|…,"id":…,"role":…,"content":…, …}: the Coze message
                        object with every field unchanged except its own `type`, which
-                       is renamed `message_type` (`type` names the record)
+                       is renamed `message_type` (`type` names the record); a message
+                       of files and images (content_type "object_string") also gets
+                       "parts": its content decoded, e.g. [{"type":"text","text":…},
+                       {"type":"image","file_id":…}]
 
 OPTIONS:
     --bot ID               the bot [env: COZE_BOT_ID]; create and list need one

@@ -16,7 +16,7 @@ use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
-use coze_core::protocol::{Conversation, Record};
+use coze_core::protocol::{object_string, Conversation, Record};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::{Error, Result};
 use serde_json::{Map, Value};
@@ -278,16 +278,29 @@ fn section_record(data: Value, conversation_id: &str) -> Map<String, Value> {
 }
 
 /// The Coze message object as a `message` record: `"type":"message"` first, then the
-/// object's fields in their order, its own `type` renamed `message_type` in place.
+/// object's fields in their order, its own `type` renamed `message_type` in place. An
+/// `object_string` message (files and images with text) also gets its parts decoded
+/// into `parts`, right after the raw `content` string, which stays as it came.
 fn message_record(obj: Value) -> Result<Map<String, Value>> {
     let Value::Object(m) = obj else {
         return Err(bad_reply(format!("expected a message object, got {obj}")));
     };
+    let parts = match (m.get("content_type"), m.get("content")) {
+        (Some(Value::String(t)), Some(Value::String(c))) if t == object_string::CONTENT_TYPE => {
+            object_string::decode(c)
+        }
+        _ => None,
+    };
+    let mut parts = parts.map(Value::Array);
     let mut rec = Map::new();
     rec.insert("type".into(), "message".into());
     for (k, v) in m {
         match k.as_str() {
             "type" => rec.insert("message_type".into(), v),
+            "content" => {
+                rec.insert(k, v);
+                parts.take().and_then(|p| rec.insert("parts".into(), p))
+            }
             _ => rec.insert(k, v),
         };
     }
@@ -335,6 +348,27 @@ mod tests {
             .unwrap()
             .to_value();
         assert!(rec.get("bot_id").is_none());
+    }
+
+    #[test]
+    fn object_string_messages_get_their_parts_beside_the_content() {
+        let content = r#"[{"type":"text","text":"what is it?"},{"type":"image","file_id":"7"}]"#;
+        let m = json!({"id":"1","content_type":"object_string","content":content,"role":"user"});
+        let rec = message_record(m).unwrap();
+        let keys: Vec<&str> = rec.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["type", "id", "content_type", "content", "parts", "role"]
+        );
+        assert_eq!(rec["content"], content);
+        assert_eq!(rec["parts"][1], json!({"type":"image","file_id":"7"}));
+        // Text, and an object_string that is not an array, get no parts.
+        for m in [
+            json!({"content_type":"text","content":"[1]"}),
+            json!({"content_type":"object_string","content":"not json"}),
+        ] {
+            assert!(!message_record(m).unwrap().contains_key("parts"));
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The JSON-lines protocol the tools speak to each other (docs/architecture.md, "The
 //! protocol"): one record type per struct, one file per family (`auth`: the grants and
-//! the token; `chat`: conversations and prompts), all named from here. Records only a
+//! the token; `chat`: conversations and prompts), all named from here; `object_string`
+//! is the parts array of a message that carries files. Records only a
 //! binary writes (`answer`, `summary`, `profile`, …) are built there.
 //!
 //! Every record keeps the fields it does not know in `extra`, so a record passed through
@@ -17,6 +18,7 @@ use crate::error::Error;
 
 mod auth;
 mod chat;
+pub mod object_string;
 
 pub use auth::{AuthorizationCode, DeviceCode, Token};
 pub use chat::{
