@@ -167,6 +167,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A file named on the command line that cannot be used as it is: missing, not a
+    /// regular file, unreadable, empty, too big (exit 3), found before any of it is sent.
+    BadFile {
+        /// The file as the user named it (shown lossily when not UTF-8).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The API said no (exit 1, or 4 / 6 by its code).
     Api(ApiError),
     /// We cannot authenticate: no credentials, a retired refresh token, consent denied,
@@ -312,7 +320,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self.root() {
             Error::Usage(_) => exit::USAGE,
-            Error::BadInput { .. } => exit::BAD_INPUT,
+            Error::BadInput { .. } | Error::BadFile { .. } => exit::BAD_INPUT,
             Error::Auth(_) | Error::RefreshRefused(_) => exit::AUTH,
             Error::Network(_) | Error::Tls(_) | Error::Cut { .. } => exit::NETWORK,
             Error::Protocol(_) => exit::API,
@@ -366,6 +374,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::BadFile { path, message } => write!(f, "{path}: {message}"),
             Error::Interrupted => write!(f, "interrupted"),
             Error::Context { what, source } => write!(f, "{what}: {source}"),
             Error::Hint { source, hint } => write!(f, "{source} ({hint})"),
