@@ -176,13 +176,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     return Err(Error::usage(format!("{flag} does not go with get")));
                 }
                 if values.is_empty() {
-                    return Err(Error::usage("get: name the files: coze-file get FILE_ID..."));
+                    return Err(Error::usage(
+                        "get: name the files: coze-file get FILE_ID...",
+                    ));
                 }
                 let mut ids = Vec::new();
                 for v in values {
-                    let id = v.into_string().map_err(|v| {
-                        Error::usage(format!("get: {v:?} is not a file id"))
-                    })?;
+                    let id = v
+                        .into_string()
+                        .map_err(|v| Error::usage(format!("get: {v:?} is not a file id")))?;
                     if id.trim().is_empty() {
                         return Err(Error::usage("get: an empty FILE_ID"));
                     }

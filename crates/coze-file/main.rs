@@ -195,7 +195,9 @@ fn check(
             Err(why) => return bad(why),
         };
         let mut head = [0u8; 16];
-        let n = file.read_at(&mut head, 0).map_err(|e| Error::io("the stdin spool", e))?;
+        let n = file
+            .read_at(&mut head, 0)
+            .map_err(|e| Error::io("the stdin spool", e))?;
         return Ok(Ok(Upload {
             shown,
             source: Source::Spool(Arc::new(file)),
@@ -242,12 +244,10 @@ fn inspect(path: &Path, max: u64) -> std::result::Result<(File, u64), String> {
     }
     if !meta.is_file() {
         return Err(
-            "is not a regular file (a FIFO, socket or device has no size to send up front)"
-                .into(),
+            "is not a regular file (a FIFO, socket or device has no size to send up front)".into(),
         );
     }
-    let file = File::open(path)
-        .map_err(|e| format!("cannot read it: {}", e))?;
+    let file = File::open(path).map_err(|e| format!("cannot read it: {}", e))?;
     // The file as opened: it may have been replaced since it was looked at.
     let meta = file
         .metadata()
@@ -293,12 +293,11 @@ fn spool(env: &Env, max: u64) -> Result<std::result::Result<(File, u64), String>
         .map_err(|e| Error::io(&path, e))?;
     // Unlinked before a byte is written: no signal or crash can leave it behind.
     std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-    let copied = io::copy(&mut io::stdin().lock().take(max + 1), &mut file).map_err(|e| {
-        match e.kind() {
+    let copied =
+        io::copy(&mut io::stdin().lock().take(max + 1), &mut file).map_err(|e| match e.kind() {
             io::ErrorKind::StorageFull => Error::io(&dir, e),
             _ => Error::io("stdin", e),
-        }
-    })?;
+        })?;
     if copied > max {
         return Ok(Err(format!(
             "is over the limit of {} (--max-bytes); read no further",
@@ -479,7 +478,10 @@ fn progress_line(what: &str, sent: u64, total: u64, took: Duration) -> String {
     const MIB: f64 = (1u64 << 20) as f64;
     let rate = sent as f64 / took.as_secs_f64().max(0.001);
     let left = if rate > 0.0 {
-        format!("{} s left", ((total - sent.min(total)) as f64 / rate).ceil() as u64)
+        format!(
+            "{} s left",
+            ((total - sent.min(total)) as f64 / rate).ceil() as u64
+        )
     } else {
         "time left unknown".into()
     };
@@ -499,13 +501,18 @@ mod tests {
     #[test]
     fn the_progress_line_says_bytes_rate_and_time_left() {
         let line = progress_line("a.iso", 50 << 20, 200 << 20, Duration::from_secs(10));
-        assert_eq!(line, "\r\x1b[Ka.iso: 50.0 of 200.0 MiB (25%), 5.0 MiB/s, 30 s left");
+        assert_eq!(
+            line,
+            "\r\x1b[Ka.iso: 50.0 of 200.0 MiB (25%), 5.0 MiB/s, 30 s left"
+        );
     }
 
     #[test]
     fn lengths_outside_the_limits_are_refused_in_words() {
         assert!(within(0, 10).unwrap_err().contains("empty"));
-        assert!(within(11, 10).unwrap_err().contains("over the limit of 10 bytes"));
+        assert!(within(11, 10)
+            .unwrap_err()
+            .contains("over the limit of 10 bytes"));
         assert!(within(10, 10).is_ok());
     }
 }

@@ -47,7 +47,8 @@ EXIT STATUS
     0    success (also when the reader of stdout goes away early)
     1    the API answered with an error
     2    usage error (bad flags or arguments)
-    3    bad input on stdin (the message names the line)
+    3    bad input on stdin (the message names the line), or a file named on
+         the command line that cannot be used (the message names it)
     4    authentication needed: no credentials, refresh rejected, consent denied,
          state mismatch
     5    network: unreachable, timed out, a certificate nobody trusts, or a stream

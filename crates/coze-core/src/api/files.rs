@@ -61,7 +61,9 @@ impl FileInfo {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            bytes: int(data.get("bytes")).and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            bytes: int(data.get("bytes"))
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
             created_at: int(data.get("created_at"))
                 .or_else(|| int(data.get("CreatedAt")))
                 .unwrap_or(0),
@@ -91,13 +93,12 @@ pub struct FileSource<'a> {
 impl Client<'_> {
     /// Uploads `file` (`POST /v1/files/upload`) and returns what the server says of it.
     pub fn upload_file(&self, file: &FileSource<'_>) -> Result<FileInfo> {
-        let boundary = Multipart::random_boundary()
-            .map_err(|e| Error::io("the random source", e))?;
+        let boundary =
+            Multipart::random_boundary().map_err(|e| Error::io("the random source", e))?;
         let part_type = multipart::content_type(&file.head, &file.name);
         let framing = Multipart::new(&boundary, "file", &file.name, part_type, file.length);
-        let open = || -> Result<Box<dyn Read + Send>> {
-            Ok(Box::new(framing.body((file.open)()?)))
-        };
+        let open =
+            || -> Result<Box<dyn Read + Send>> { Ok(Box::new(framing.body((file.open)()?))) };
         let upload = Upload {
             content_type: framing.content_type(),
             length: framing.content_length(),

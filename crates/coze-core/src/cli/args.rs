@@ -250,12 +250,28 @@ mod tests {
     #[test]
     fn byte_counts_take_k_m_g_suffixes() {
         assert_eq!(one(&["--max-bytes", "65536"], Args::bytes).unwrap(), 65536);
-        assert_eq!(one(&["--max-bytes", "200M"], Args::bytes).unwrap(), 200 << 20);
+        assert_eq!(
+            one(&["--max-bytes", "200M"], Args::bytes).unwrap(),
+            200 << 20
+        );
         assert_eq!(one(&["--max-bytes", "1g"], Args::bytes).unwrap(), 1 << 30);
         assert_eq!(one(&["--max-bytes", "3k"], Args::bytes).unwrap(), 3072);
-        for bad in ["0", "", "M", "1.5M", "-1", "12X", "99999999999999999999G", "+1"] {
+        for bad in [
+            "0",
+            "",
+            "M",
+            "1.5M",
+            "-1",
+            "12X",
+            "99999999999999999999G",
+            "+1",
+        ] {
             let e = one(&["--max-bytes", bad], Args::bytes).unwrap_err();
-            assert!(e.to_string().starts_with("--max-bytes: expected a number of bytes"), "{bad}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with("--max-bytes: expected a number of bytes"),
+                "{bad}: {e}"
+            );
         }
     }
 

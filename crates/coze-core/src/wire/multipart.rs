@@ -1,8 +1,8 @@
 //! A `multipart/form-data` body carrying one file, streamed: the part header and the
 //! closing boundary are a few hundred bytes built up front, the file itself is read
 //! as the request is written, so a 500 MB upload costs a buffer, not 500 MB. The
-//! exact `Content-Length` is known before the first byte is sent (prefix + file size
-//! + suffix), which the servers require and which lets a cut upload be told from a
+//! exact `Content-Length` is known before the first byte is sent (the prefix, the
+//! file's size and the suffix), which the servers require and which lets a cut upload be told from a
 //! finished one.
 //!
 //! The part header follows RFC 7578 and what curl `-F file=@…` sends: the file name
@@ -108,8 +108,8 @@ impl Multipart {
     /// A boundary no file is likely to hold: 32 random hex digits after a fixed
     /// stem (a file holding it would only cut its own upload short).
     pub fn random_boundary() -> io::Result<String> {
-        let hex = crate::support::random::random_hex(16)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let hex =
+            crate::support::random::random_hex(16).map_err(|e| io::Error::other(e.to_string()))?;
         Ok(format!("------------------------coze{hex}"))
     }
 
@@ -164,7 +164,9 @@ impl<R: Read> Read for Body<R> {
             return Ok(n);
         }
         if self.file_left > 0 {
-            let want = buf.len().min(usize::try_from(self.file_left).unwrap_or(usize::MAX));
+            let want = buf
+                .len()
+                .min(usize::try_from(self.file_left).unwrap_or(usize::MAX));
             let n = self.file.read(&mut buf[..want])?;
             if n == 0 {
                 return Err(io::Error::new(
@@ -238,14 +240,20 @@ filename=\"a %22b%22.png\"\r\nContent-Type: image/png\r\n\r\nhello\r\n--BOUND--\
     fn a_read_error_of_the_file_reaches_the_sender() {
         let mut file = crate::wire::test_io::Chunked::new(b"hello", &[2]);
         file.fail_before = Some((1, io::ErrorKind::Other));
-        let err = framing().body(file).read_to_end(&mut Vec::new()).unwrap_err();
+        let err = framing()
+            .body(file)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         assert_eq!(err.to_string(), "injected");
     }
 
     #[test]
     fn a_file_shorter_than_promised_is_an_error_and_a_longer_one_is_cut() {
         let m = framing();
-        let err = m.body(&b"hel"[..]).read_to_end(&mut Vec::new()).unwrap_err();
+        let err = m
+            .body(&b"hel"[..])
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(err.to_string().contains("2 bytes early"), "{err}");
         let mut got = Vec::new();
@@ -257,7 +265,10 @@ filename=\"a %22b%22.png\"\r\nContent-Type: image/png\r\n\r\nhello\r\n--BOUND--\
     fn file_names_cannot_break_the_header() {
         assert_eq!(escape_filename(b"a\"b\\c\r\nd"), b"a%22b\\\\c%0D%0Ad");
         // UTF-8 and other bytes pass as they are.
-        assert_eq!(escape_filename("résumé 1.pdf".as_bytes()), "résumé 1.pdf".as_bytes());
+        assert_eq!(
+            escape_filename("résumé 1.pdf".as_bytes()),
+            "résumé 1.pdf".as_bytes()
+        );
         assert_eq!(escape_filename(b"\xff.bin"), b"\xff.bin");
         let m = Multipart::new("B", "file", b"x\r\nEvil: 1", "text/plain", 0);
         let head = String::from_utf8_lossy(m.prefix()).into_owned();
@@ -266,7 +277,10 @@ filename=\"a %22b%22.png\"\r\nContent-Type: image/png\r\n\r\nhello\r\n--BOUND--\
 
     #[test]
     fn content_type_by_magic_then_extension() {
-        assert_eq!(content_type(b"\x89PNG\r\n\x1a\nrest", b"x.jpg"), "image/png");
+        assert_eq!(
+            content_type(b"\x89PNG\r\n\x1a\nrest", b"x.jpg"),
+            "image/png"
+        );
         assert_eq!(content_type(b"\xFF\xD8\xFF\xE0", b"x"), "image/jpeg");
         assert_eq!(content_type(b"GIF89a..", b"x.bin"), "image/gif");
         assert_eq!(content_type(b"RIFF\0\0\0\0WEBPVP8 ", b"x"), "image/webp");
@@ -274,7 +288,10 @@ filename=\"a %22b%22.png\"\r\nContent-Type: image/png\r\n\r\nhello\r\n--BOUND--\
         assert_eq!(content_type(b"plain", b"scan.JPEG"), "image/jpeg");
         assert_eq!(content_type(b"plain", b"doc.pdf"), "application/pdf");
         assert_eq!(content_type(b"plain", b"a.webp"), "image/webp");
-        assert_eq!(content_type(b"plain", b"notes.txt"), "application/octet-stream");
+        assert_eq!(
+            content_type(b"plain", b"notes.txt"),
+            "application/octet-stream"
+        );
         assert_eq!(content_type(b"", b"noext"), "application/octet-stream");
         assert_eq!(content_type(b"RIFF", b"short"), "application/octet-stream");
     }
