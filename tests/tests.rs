@@ -30,6 +30,8 @@ mod jwt;
 mod profiles;
 // coze-conv: each subcommand, pages in both orders, failures, usage errors.
 mod conv;
+// coze-file: uploads and lookups, bad files refused first, retried and cut uploads.
+mod file;
 // coze-chat: output modes, input shapes, conversations, UTF-8, --no-stream (helpers).
 mod chat;
 // coze-chat's failures: each shape's exit code, cut and idle streams, retries, tokens.
