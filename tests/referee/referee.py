@@ -10,8 +10,11 @@ consent and device pages as a person would. Prints one line per check and a fina
 "N passed, M failed"; exits 1 if any check failed.
 """
 
+import hashlib
 import json
+import os
 import secrets
+import tempfile
 import sys
 import threading
 import time
@@ -19,6 +22,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import cozepy
 from cozepy import (
@@ -30,6 +34,7 @@ from cozepy import (
     CozePKCEAuthErrorType,
     DeviceOAuthApp,
     Message,
+    MessageObjectString,
     MessageType,
     PKCEOAuthApp,
     TokenAuth,
@@ -344,12 +349,59 @@ def _():
     assert last.chat.status == ChatStatus.FAILED and last.chat.last_error.code == 5000
 
 
+@check("files.upload: a temp file through the SDK; the fake saw its bytes (SHA-256)")
+def _():
+    content = "referee 附件\n".encode() * 1000
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "referee notes.txt")
+        with open(path, "wb") as f:
+            f.write(content)
+        up = coze.files.upload(file=Path(path))
+    assert up.id and up.id.isdigit() and up.bytes == len(content), (up.id, up.bytes)
+    assert up.file_name == "referee notes.txt" and up.created_at > 0, (up.file_name, up.created_at)
+    kept = [f for f in admin("/_fake/files")["files"] if f["id"] == up.id]
+    assert kept and kept[0]["sha256"] == hashlib.sha256(content).hexdigest(), kept
+    state["file"] = up
+
+
+@check("files.retrieve: the uploaded file's record; an unknown id raises 4000")
+def _():
+    got = coze.files.retrieve(file_id=state["file"].id)
+    assert (got.id, got.bytes, got.file_name) == (state["file"].id, state["file"].bytes,
+                                                   state["file"].file_name), got
+    e = expect_raises(CozeAPIError, coze.files.retrieve, file_id="7000000000000000001")
+    assert e.code == 4000 and e.logid, (e.code, e.logid)
+
+
+@check("chat.stream: an object_string message (build_user_question_objects) names its attachment")
+def _():
+    f = state["file"]
+    msg = Message.build_user_question_objects([
+        MessageObjectString.build_text("总结一下"),
+        MessageObjectString.build_file(file_id=f.id),
+    ])
+    events = list(coze.chat.stream(bot_id=BOT, user_id=USER, additional_messages=[msg]))
+    text = "".join(e.message.content for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA)
+    want = f"收到：「总结一下」👍 这是扣子假机器人的回答。 [attachments: file:{f.file_name}]"
+    assert text == want, text
+    assert events[-1].event == ChatEventType.CONVERSATION_CHAT_COMPLETED, events[-1].event
+
+
+@check("chat.stream: an object_string message breaking a rule raises CozeAPIError 4000")
+def _():
+    msg = Message.build_user_question_objects([MessageObjectString.build_text("只有文字")])
+    e = expect_raises(CozeAPIError, lambda: list(coze.chat.stream(
+        bot_id=BOT, user_id=USER, additional_messages=[msg])))
+    assert e.code == 4000 and "at least one file" in e.msg, (e.code, e.msg)
+
+
 @check("stats: counters agree with what the referee did")
 def _():
     s = admin("/_fake/stats")
     assert s["grants"]["authorization_code"] == 1 and s["refreshes"] == 1, s
     assert s["max_chats_in_flight_per_conversation"] == 1 and s["busy_refusals"] == 0, s
     assert s["faults_fired"] == 3, s
+    assert s["requests"]["files.upload"] == 1 and s["upload_bytes"] == state["file"].bytes, s
 
 
 print(f"{results['passed']} passed, {results['failed']} failed")
