@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use coze_core::batch::{self, Bad};
-use coze_core::protocol::{self, Prompt, Record};
+use coze_core::protocol::{self, Attachment, Prompt, Record};
 use coze_core::wire::jsonl::{self, LineError, LineReader};
 use coze_core::{Error, Result};
 
@@ -30,6 +30,8 @@ pub enum Item {
     Switch {
         conversation_id: String,
     },
+    /// A `file` record (coze-file's output): attach it to the next prompt line.
+    Attach(Attachment),
 }
 
 /// What a line is checked against besides its own shape.
@@ -41,6 +43,8 @@ pub struct Rules {
     pub has_bot: bool,
     /// `--meta`, which a prompt's own `meta_data` is added to.
     pub meta: Map<String, Value>,
+    /// `--attach`: sent with every prompt, before the attachments of its own.
+    pub attach: Vec<Attachment>,
 }
 
 /// One prompt to ask: the batch engine's item.
@@ -107,6 +111,8 @@ impl<R: BufRead> Iterator for Jobs<'_, R> {
                 Ok(Item::Switch { conversation_id }) => {
                     *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conversation_id)
                 }
+                // Items keeps file records for the next prompt; none reach here.
+                Ok(Item::Attach(_)) => {}
                 Err(bad) => return Some(Err(bad)),
             }
         }
@@ -141,6 +147,9 @@ pub struct Items<R: BufRead> {
     rules: Rules,
     /// How often each derived id has been given out.
     seen: HashMap<String, u32>,
+    /// `file` records read since the last prompt, with the line of the first.
+    pending: Vec<Attachment>,
+    pending_line: u64,
 }
 
 impl<R: BufRead> Items<R> {
@@ -149,6 +158,8 @@ impl<R: BufRead> Items<R> {
             lines: LineReader::with_max(reader, rules.max_line),
             rules,
             seen: HashMap::new(),
+            pending: Vec::new(),
+            pending_line: 0,
         }
     }
 
@@ -158,7 +169,19 @@ impl<R: BufRead> Items<R> {
         loop {
             let (line, text) = match self.lines.next_line() {
                 Ok(Some(l)) => l,
-                Ok(None) => return None,
+                Ok(None) if self.pending.is_empty() => return None,
+                Ok(None) => {
+                    self.pending.clear();
+                    return Some(Err(Bad {
+                        error: Error::input(
+                            self.pending_line,
+                            "file record: no prompt line after it to attach the file to",
+                        ),
+                        text: None,
+                        id: None,
+                        fatal: false,
+                    }));
+                }
                 Err(e) => return Some(Err(unreadable(e))),
             };
             if text.trim().is_empty() {
@@ -169,7 +192,18 @@ impl<R: BufRead> Items<R> {
                     if prompt.id.is_none() {
                         prompt.occurrence = self.count(&prompt.content);
                     }
+                    let own = std::mem::take(&mut prompt.attachments);
+                    prompt.attachments = self.rules.attach.clone();
+                    prompt.attachments.append(&mut self.pending);
+                    prompt.attachments.extend(own);
                     Ok(Item::Prompt { line, prompt })
+                }
+                Ok(Item::Attach(file)) => {
+                    if self.pending.is_empty() {
+                        self.pending_line = line;
+                    }
+                    self.pending.push(file);
+                    continue;
                 }
                 Ok(item) => Ok(item),
                 Err(error) => {
@@ -244,6 +278,8 @@ fn own_id(text: &str) -> Option<Value> {
 pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
     let prompt = if !text.trim_start().starts_with('{') {
         plain(text)
+    } else if let Some(file) = file_record(line, text)? {
+        return Ok(Item::Attach(file));
     } else {
         match Record::from_line(line, text)? {
             Record::Prompt(p) => {
@@ -278,6 +314,26 @@ pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
     })
 }
 
+/// A `file` record (coze-file's output) as the attachment it stands for; None for a
+/// line that is not one.
+fn file_record(line: u64, text: &str) -> Result<Option<Attachment>> {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) else {
+        return Ok(None);
+    };
+    if m.get("type").and_then(Value::as_str) != Some("file") {
+        return Ok(None);
+    }
+    let string = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+    let Some(file_id) = string("file_id").filter(|s| !s.trim().is_empty()) else {
+        return Err(Error::input(line, "file record: no `file_id` (coze-file upload prints one)"));
+    };
+    Ok(Some(Attachment {
+        file_id: Some(file_id),
+        file_name: string("file_name"),
+        ..Attachment::default()
+    }))
+}
+
 /// What a prompt record asks for that coze-chat cannot send as asked.
 fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
     if p.content.trim().is_empty() {
@@ -297,6 +353,11 @@ fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
                 ),
             ))
         }
+    }
+    for (i, a) in p.attachments.iter().enumerate() {
+        a.check().map_err(|m| {
+            Error::input(line, format!("prompt record: attachment {}: {m}", i + 1))
+        })?;
     }
     if let Some(own) = &p.meta_data {
         protocol::check_meta_data(own)
@@ -324,6 +385,7 @@ pub fn plain(text: &str) -> Prompt {
         user_id: None,
         custom_variables: None,
         meta_data: None,
+        attachments: Vec::new(),
         extra: Default::default(),
         occurrence: 0,
     }

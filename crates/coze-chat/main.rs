@@ -56,6 +56,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         max_line: f.max_line,
         has_bot: bot.is_some(),
         meta: f.meta.clone(),
+        attach: f.attach.clone(),
     };
     let session = Session::open(&f.api, env)?;
     let client = session.client();
@@ -99,12 +100,14 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         Summary::choose(f.summary, batchy),
         |batch| match &f.source {
             Source::Argument(text) => {
-                let job = chats.job(None, Box::new(input::plain(text)));
-                batch.run([Ok(job)], writer)
+                let mut prompt = input::plain(text);
+                prompt.attachments = f.attach.clone();
+                batch.run([Ok(chats.job(None, Box::new(prompt)))], writer)
             }
             Source::WholeStdin => {
-                let job = chats.job(None, Box::new(input::whole_stdin(f.max_line)?));
-                batch.run([Ok(job)], writer)
+                let mut prompt = input::whole_stdin(f.max_line)?;
+                prompt.attachments = f.attach.clone();
+                batch.run([Ok(chats.job(None, Box::new(prompt)))], writer)
             }
             Source::Lines => {
                 if io::stdin().is_terminal() {
