@@ -36,10 +36,11 @@ PAGES = [
     ("coze-token", ["--help"], "coze-token"),
     ("coze-conv", ["--help"], "coze-conv"),
     ("coze-chat", ["--help"], "coze-chat"),
+    ("coze-file", ["--help"], "coze-file"),
     ("coze-fake", ["--help"], "coze-fake"),
 ]
 
-TOKEN_FILE_PAGES = {"coze-auth-doctor", "coze-token", "coze-conv", "coze-chat"}
+TOKEN_FILE_PAGES = {"coze-auth-doctor", "coze-token", "coze-conv", "coze-chat", "coze-file"}
 
 FILES = r""".TP
 .I $XDG_CONFIG_HOME/coze/token.json
@@ -317,6 +318,10 @@ SUBCOMMANDS = {
         ("messages", "list a conversation's messages"),
     ],
     "coze-chat": [],
+    "coze-file": [
+        ("upload", "upload files, one file record each"),
+        ("get", "show an uploaded file's record"),
+    ],
     "coze-fake": [],
 }
 

@@ -2,7 +2,13 @@
 
 use crate::util::*;
 
-const TOOLS: [&str; 4] = ["coze-auth", "coze-token", "coze-conv", "coze-chat"];
+const TOOLS: [&str; 5] = [
+    "coze-auth",
+    "coze-token",
+    "coze-conv",
+    "coze-chat",
+    "coze-file",
+];
 
 #[test]
 fn help_and_version_for_every_tool() {

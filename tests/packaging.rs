@@ -8,19 +8,21 @@ use std::process::Command;
 
 use crate::util::*;
 
-const PAGES: [&str; 6] = [
+const PAGES: [&str; 7] = [
     "coze-auth",
     "coze-auth-doctor",
     "coze-token",
     "coze-conv",
     "coze-chat",
+    "coze-file",
     "coze-fake",
 ];
-const BINS: [&str; 5] = [
+const BINS: [&str; 6] = [
     "coze-auth",
     "coze-token",
     "coze-conv",
     "coze-chat",
+    "coze-file",
     "coze-fake",
 ];
 

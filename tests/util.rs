@@ -44,6 +44,7 @@ pub fn bin(name: &str) -> PathBuf {
         "coze-token" => PathBuf::from(env!("CARGO_BIN_EXE_coze-token")),
         "coze-conv" => PathBuf::from(env!("CARGO_BIN_EXE_coze-conv")),
         "coze-chat" => PathBuf::from(env!("CARGO_BIN_EXE_coze-chat")),
+        "coze-file" => PathBuf::from(env!("CARGO_BIN_EXE_coze-file")),
         // Any other program (sh, curl) from PATH, with the same sandboxed environment.
         other => PathBuf::from(other),
     }

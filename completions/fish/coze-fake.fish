@@ -14,6 +14,7 @@ complete -c coze-fake -l jwt-public-key -r -F -d 'PEM public key (BEGIN PUBLIC K
 complete -c coze-fake -l jwt-kid -x -d 'JWT headers must carry this kid'
 complete -c coze-fake -l client-secret -x -d 'ID is a web app (repeatable): its code exchange and refresh need Authorization: Bearer SECRET (else 401 invalid_client)'
 complete -c coze-fake -l dialect -x -a 'coze studio' -d 'the server to imitate'
+complete -c coze-fake -l max-upload-bytes -x -d 'the upload limit'
 complete -c coze-fake -l tls-cert -r -F -d 'serve HTTPS with this certificate chain (PEM)'
 complete -c coze-fake -l tls-key -r -F -d 'the certificate\'s private key (PEM: PKCS#8, PKCS#1 or SEC1)'
 complete -c coze-fake -l tls-ca-out -r -F -d 'serve HTTPS with a throwaway CA made at start, whose certificate (PEM) is written to PATH (atomically) for clients to trust'

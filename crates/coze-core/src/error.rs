@@ -47,7 +47,8 @@ EXIT STATUS
     0    success (also when the reader of stdout goes away early)
     1    the API answered with an error
     2    usage error (bad flags or arguments)
-    3    bad input on stdin (the message names the line)
+    3    bad input on stdin (the message names the line), or a file named on
+         the command line that cannot be used (the message names it)
     4    authentication needed: no credentials, refresh rejected, consent denied,
          state mismatch
     5    network: unreachable, timed out, a certificate nobody trusts, or a stream
@@ -164,6 +165,14 @@ pub enum Error {
     BadInput {
         /// The 1-based stdin line, when the failure is one line's.
         line: Option<u64>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file named on the command line that cannot be used as it is: missing, not a
+    /// regular file, unreadable, empty, too big (exit 3), found before any of it is sent.
+    BadFile {
+        /// The file as the user named it (shown lossily when not UTF-8).
+        path: String,
         /// What is wrong with it.
         message: String,
     },
@@ -312,7 +321,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self.root() {
             Error::Usage(_) => exit::USAGE,
-            Error::BadInput { .. } => exit::BAD_INPUT,
+            Error::BadInput { .. } | Error::BadFile { .. } => exit::BAD_INPUT,
             Error::Auth(_) | Error::RefreshRefused(_) => exit::AUTH,
             Error::Network(_) | Error::Tls(_) | Error::Cut { .. } => exit::NETWORK,
             Error::Protocol(_) => exit::API,
@@ -366,6 +375,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::BadFile { path, message } => write!(f, "{path}: {message}"),
             Error::Interrupted => write!(f, "interrupted"),
             Error::Context { what, source } => write!(f, "{what}: {source}"),
             Error::Hint { source, hint } => write!(f, "{source} ({hint})"),

@@ -10,7 +10,8 @@ use crate::App;
 /// One line per admin endpoint (printed by `--help` too).
 pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST /_fake/fault", "body {\"endpoint\":E,\"fault\":F,\"count\":N}: fault F for the next N (default 1) requests to E; with \"probability\":P (and optional \"seed\":S) each request to E fails with probability P, until N (default unlimited) have fired"),
-    ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code,jwt}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired"),
+    ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code,jwt}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired, upload_bytes (file-content bytes received by uploads, successful or not)"),
+    ("GET  /_fake/files", "every upload, oldest first: {\"files\":[{id,file_name,bytes,sha256,content_type,created_at}]} (sha256: of the content, lowercase hex; the content itself is never kept); GET /_fake/files/ID: one of them"),
     ("GET  /_fake/log", "every API request (the newest 100,000): {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
     ("POST /_fake/reset", "clear faults, counters, log and bot settings (tokens and conversations stay)"),
     ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
@@ -49,6 +50,13 @@ pub fn handle(app: &App, req: &Request) -> Reply {
     }
     match (req.method.as_str(), req.path.trim_end_matches('/')) {
         ("GET", "/_fake/stats") => Reply::json(200, &app.lock().stats.to_json()),
+        ("GET", "/_fake/files") => Reply::json(200, &crate::files::admin_list(app)),
+        ("GET", p) if p.starts_with("/_fake/files/") => {
+            match crate::files::admin_one(app, &p["/_fake/files/".len()..]) {
+                Some(f) => Reply::json(200, &f),
+                None => Reply::json(404, &json!({"ok": false, "error": "no such file"})),
+            }
+        }
         ("GET", "/_fake/log") => Reply::json(200, &Value::Array(app.lock().log.clone())),
         ("POST", "/_fake/reset") => {
             reset(app);

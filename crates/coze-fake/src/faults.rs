@@ -27,6 +27,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("requires_action", "{\"type\":\"requires_action\"} end with conversation.chat.requires_action, then done (studio: ignored, as Studio never sends it)"),
     ("malformed", "{\"type\":\"malformed\",\"after_events\":N} stream: one event whose data is not JSON, then go on"),
     ("json_body", "{\"type\":\"json_body\",\"code\":C,\"msg\":M} answer a stream request with an application/json envelope error"),
+    ("cut_upload", "{\"type\":\"cut_upload\",\"after_bytes\":N} files.upload: read N bytes of the request body (default half its Content-Length; 64 KiB when chunked), then reset the connection without answering; the bytes read count in upload_bytes"),
     ("truncated_json", "{\"type\":\"truncated_json\"} a JSON body cut in the middle (honest Content-Length)"),
 ];
 

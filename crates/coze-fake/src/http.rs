@@ -120,6 +120,113 @@ pub enum Action {
 /// `x-tt-logid` of this response.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: &Request, logid: &str, first_on_conn: bool) -> Action;
+    /// Whether `req` (its head read, its body not) wants its body handed over unread, as
+    /// a [`Body`] to stream from, rather than buffered into `req.body`: uploads, whose
+    /// content the fake hashes as it arrives and never holds.
+    fn streams_body(&self, _req: &Request) -> bool {
+        false
+    }
+    /// Answer a request whose body is read from `body`. What the handler leaves unread
+    /// is not read after it: the answer goes out with `Connection: close` and the
+    /// connection ends with a lingering close (see [`linger`]).
+    fn handle_streamed(
+        &self,
+        req: &Request,
+        _body: &mut Body<'_>,
+        logid: &str,
+        first_on_conn: bool,
+    ) -> Action {
+        self.handle(req, logid, first_on_conn)
+    }
+}
+
+/// How a body is framed on the wire.
+enum Framing {
+    /// `Content-Length`: this many bytes still to come.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: this many bytes left in the current chunk (0: a
+    /// chunk-size line comes next).
+    Chunked(u64),
+}
+
+/// A request body read as it arrives, de-chunked, never buffered whole. A body that
+/// ends before its framing says it does (the peer closed, a cut upload) is an
+/// `UnexpectedEof` error, never a short clean end.
+pub struct Body<'a> {
+    r: &'a mut Reader,
+    framing: Framing,
+    /// Body bytes read so far (after de-chunking).
+    pub read: u64,
+    done: bool,
+}
+
+impl Body<'_> {
+    /// The declared length (`Content-Length`), None when chunked.
+    pub fn declared_len(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(rest) => Some(rest + self.read),
+            Framing::Chunked(_) => None,
+        }
+    }
+    /// Whether the whole body has been read (so the connection can serve another request).
+    pub fn complete(&self) -> bool {
+        self.done
+    }
+}
+
+impl Read for Body<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let cut = || io::Error::new(io::ErrorKind::UnexpectedEof, "the request body ended early");
+        let want = match self.framing {
+            Framing::Length(0) => {
+                self.done = true;
+                return Ok(0);
+            }
+            Framing::Length(rest) => rest,
+            Framing::Chunked(0) => {
+                let size_line = read_line(self.r)?.ok_or_else(cut)?;
+                let hex = size_line.split(';').next().unwrap_or("").trim();
+                let size = u64::from_str_radix(hex, 16).map_err(|_| bad("bad chunk size"))?;
+                if size == 0 {
+                    while let Some(t) = read_line(self.r)? {
+                        if t.is_empty() {
+                            break;
+                        }
+                    }
+                    self.done = true;
+                    return Ok(0);
+                }
+                self.framing = Framing::Chunked(size);
+                size
+            }
+            Framing::Chunked(rest) => rest,
+        };
+        let n = buf.len().min(usize::try_from(want).unwrap_or(usize::MAX));
+        let got = self.r.read(&mut buf[..n])?;
+        if got == 0 {
+            return Err(cut());
+        }
+        self.read += got as u64;
+        match &mut self.framing {
+            Framing::Length(rest) => {
+                *rest -= got as u64;
+                if *rest == 0 {
+                    self.done = true;
+                }
+            }
+            Framing::Chunked(rest) => {
+                *rest -= got as u64;
+                if *rest == 0 {
+                    // The CRLF that ends the chunk's data.
+                    read_line(self.r)?.ok_or_else(cut)?;
+                }
+            }
+        }
+        Ok(got)
+    }
 }
 
 /// Chunked body writer. Events are appended to `buf`; `flush` sends everything buffered
@@ -338,12 +445,15 @@ fn connection(stream: TcpStream, server: Arc<Server>, handler: Arc<dyn Handler>)
             let mut reader = BufReader::with_capacity(16 << 10, rd);
             let mut writer = BufWriter::with_capacity(32 << 10, wr);
             let peer = stream.peer_addr().ok();
-            let abort = conn_loop(&mut reader, &mut writer, peer, &server, &*handler);
-            if !abort {
+            let end = conn_loop(&mut reader, &mut writer, peer, &server, &*handler);
+            if end != End::Abort {
                 let _ = writer.flush();
                 writer.get_ref().close_notify();
             }
-            abort
+            if end == End::Linger {
+                linger(&stream, &mut reader);
+            }
+            end == End::Abort
         }
         None => false,
     };
@@ -361,48 +471,85 @@ fn connection(stream: TcpStream, server: Arc<Server>, handler: Arc<dyn Handler>)
     }
 }
 
-/// Serve requests on one connection; returns true if it must end with a reset.
+/// How a connection ends.
+#[derive(PartialEq)]
+enum End {
+    /// A FIN, after the answers.
+    Close,
+    /// An abortive reset.
+    Abort,
+    /// A request body was left unread: a FIN, then its rest is read and thrown away for
+    /// a while ([`linger`]).
+    Linger,
+}
+
+/// Serve requests on one connection; says how it must end.
 fn conn_loop(
     reader: &mut Reader,
     writer: &mut Writer,
     peer: Option<SocketAddr>,
     server: &Server,
     handler: &dyn Handler,
-) -> bool {
+) -> End {
     let mut first = true;
     loop {
         if server.stopping() {
-            return false;
+            return End::Close;
         }
-        let (mut req, http10) = match read_request(reader, writer) {
+        let head_read = read_head(reader, writer).and_then(|r| match r {
+            Some((req, http10)) if !handler.streams_body(&req) => {
+                let mut req = req;
+                read_body(reader, &mut req)?;
+                Ok(Some((req, http10, false)))
+            }
+            Some((req, http10)) => Ok(Some((req, http10, true))),
+            None => Ok(None),
+        });
+        let (mut req, http10, streamed) = match head_read {
             Ok(Some(r)) => r,
-            Ok(None) => return false,
+            Ok(None) => return End::Close,
             Err(_) => {
                 let _ = write_simple(writer, server.logid_header, 400, "bad request");
-                return false;
+                return End::Close;
             }
         };
         req.peer = peer;
-        let close = req.wants_close(http10);
+        let mut close = req.wants_close(http10);
         let logid = crate::util::logid_for(server.logid_header);
         let head = req.method == "HEAD";
-        let action = handler.handle(&req, &logid, first);
+        let (action, unread) = if streamed {
+            let Some(framing) = framing(&req) else {
+                let _ = write_simple(writer, server.logid_header, 400, "bad request");
+                return End::Close;
+            };
+            let mut body = Body {
+                r: reader,
+                framing,
+                read: 0,
+                done: false,
+            };
+            let action = handler.handle_streamed(&req, &mut body, &logid, first);
+            (action, !body.complete())
+        } else {
+            (handler.handle(&req, &logid, first), false)
+        };
+        close |= unread;
         first = false;
         let res = match action {
-            Action::Reset => return true,
+            Action::Reset => return End::Abort,
             Action::CutAfter(reply, n) => {
                 let _ = write_head(writer, &reply, (server.logid_header, &logid), false, close);
                 let n = n.min(reply.body.len());
                 let _ = writer.write_all(&reply.body[..n]);
                 let _ = writer.flush();
-                return true;
+                return End::Abort;
             }
             Action::Reply(mut reply) => match reply.stream.take() {
                 Some(f) => {
                     if write_head(writer, &reply, (server.logid_header, &logid), true, close)
                         .is_err()
                     {
-                        return true;
+                        return End::Abort;
                     }
                     let mut out = ChunkedOut {
                         w: writer,
@@ -411,7 +558,7 @@ fn conn_loop(
                     };
                     match f(&mut out) {
                         StreamEnd::Finished => Ok(()),
-                        StreamEnd::Abort => return true,
+                        StreamEnd::Abort => return End::Abort,
                     }
                 }
                 None => write_head(writer, &reply, (server.logid_header, &logid), false, close)
@@ -425,8 +572,52 @@ fn conn_loop(
                     .and_then(|_| writer.flush()),
             },
         };
+        if unread && res.is_ok() {
+            return End::Linger;
+        }
         if res.is_err() || close {
-            return false;
+            return End::Close;
+        }
+    }
+}
+
+/// The framing of `req`'s body; None when its headers make no sense.
+fn framing(req: &Request) -> Option<Framing> {
+    let chunked = req
+        .header("transfer-encoding")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        return Some(Framing::Chunked(0));
+    }
+    match req.header("content-length") {
+        Some(cl) => cl.parse().ok().map(Framing::Length),
+        None => Some(Framing::Length(0)),
+    }
+}
+
+/// How long a lingering close reads and discards what a client still sends.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A lingering close, as nginx's `lingering_close`: the answer is out and the write
+/// side shut; the rest of the request body is read and dropped (never kept) for a few
+/// seconds. Closing with unread bytes instead would make the kernel reset the
+/// connection, and a client still sending could lose the answer to that reset.
+fn linger(stream: &TcpStream, reader: &mut Reader) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let end = std::time::Instant::now() + LINGER;
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    let mut sink = [0u8; 16 << 10];
+    while std::time::Instant::now() < end {
+        match reader.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
         }
     }
 }
@@ -548,8 +739,8 @@ fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
-/// Read one request; `Ok(None)` on a clean EOF between requests.
-fn read_request(r: &mut Reader, w: &mut Writer) -> io::Result<Option<(Request, bool)>> {
+/// Read one request's head; `Ok(None)` on a clean EOF between requests.
+fn read_head(r: &mut Reader, w: &mut Writer) -> io::Result<Option<(Request, bool)>> {
     let line = loop {
         match read_line(r)? {
             None => return Ok(None),
@@ -579,7 +770,7 @@ fn read_request(r: &mut Reader, w: &mut Writer) -> io::Result<Option<(Request, b
             return Err(bad("too many headers"));
         }
     }
-    let mut req = Request {
+    let req = Request {
         method,
         path,
         query,
@@ -594,6 +785,11 @@ fn read_request(r: &mut Reader, w: &mut Writer) -> io::Result<Option<(Request, b
         w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         w.flush()?;
     }
+    Ok(Some((req, http10)))
+}
+
+/// Read the whole body of `req` (at most `MAX_BODY` bytes) into `req.body`.
+fn read_body(r: &mut Reader, req: &mut Request) -> io::Result<()> {
     let chunked = req
         .header("transfer-encoding")
         .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
@@ -627,7 +823,7 @@ fn read_request(r: &mut Reader, w: &mut Writer) -> io::Result<Option<(Request, b
         req.body.resize(n, 0);
         r.read_exact(&mut req.body)?;
     }
-    Ok(Some((req, http10)))
+    Ok(())
 }
 
 /// Make the coming close abortive (RST instead of FIN). std has no stable `set_linger`,

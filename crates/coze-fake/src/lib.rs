@@ -10,8 +10,10 @@ mod admin;
 mod chat;
 mod conversations;
 mod faults;
+mod files;
 mod http;
 mod jwt;
+mod multipart;
 mod oauth;
 mod pages;
 mod router;
@@ -107,6 +109,10 @@ pub struct Options {
     pub dialect: Dialect,
     /// Serve HTTPS (`--tls-cert`/`--tls-key`, or `--tls-ca-out`); None: plain HTTP.
     pub tls: Option<TlsOptions>,
+    /// The upload limit in bytes (`--max-upload-bytes`): of a file's content on coze,
+    /// of the whole request body on studio. None: the real servers' limits, 512 MiB of
+    /// file content (the `upload_files` docs page) and Studio's 200 MiB request body.
+    pub max_upload_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -127,6 +133,7 @@ impl Default for Options {
             verbose: false,
             dialect: Dialect::Coze,
             tls: None,
+            max_upload_bytes: None,
         }
     }
 }
@@ -262,6 +269,11 @@ impl Fake {
     /// Set the bot's behaviour, as `POST /_fake/bot` (`{}` resets to defaults).
     pub fn set_bot(&self, bot: Value) {
         self.app.lock().bot = chat::Bot::from_json(&bot);
+    }
+
+    /// The uploaded files, as `GET /_fake/files` lists them.
+    pub fn files(&self) -> Value {
+        files::admin_list(&self.app)
     }
 
     /// As `POST /_fake/reset`: clear faults, counters, log and bot settings.

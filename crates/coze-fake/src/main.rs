@@ -51,6 +51,10 @@ OPTIONS:
                              200; bad tokens answer code 700012006; endpoints Studio lacks
                              answer 401 \"missing session_key in cookie\"; the logid in
                              X-Log-ID)
+    --max-upload-bytes N     the upload limit [default: the real servers': 512 MiB of a file's
+                             content on coze, a 200 MiB request body on studio]. Over it,
+                             coze answers code 4000 and studio HTTP 413 \"Request Entity Too
+                             Large\", without reading the rest of the body
     --tls-cert PATH          serve HTTPS with this certificate chain (PEM); needs --tls-key
     --tls-key PATH           the certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1)
     --tls-ca-out PATH        serve HTTPS with a throwaway CA made at start, whose certificate
@@ -61,6 +65,20 @@ OPTIONS:
     --quiet                  log nothing (the default)
     -h, --help               print this help
     -V, --version            print the version
+
+FILES:
+    POST /v1/files/upload    multipart/form-data, the file in the part named \"file\" (with a
+                             filename). The body is read as it streams: the content is
+                             hashed (SHA-256) and counted, never kept. coze answers data
+                             {id,bytes,created_at,file_name}; studio {id,uri,url,bytes,
+                             file_name,CreatedAt} with url BASE/_fake/files/ID. No file
+                             part: code 4000 (coze), 104000006 (studio); several: the first
+                             is taken (coze), 104000007 (studio). A malformed body (no
+                             boundary, a part cut short, no closing boundary): code 4000
+                             (coze) or HTTP 400 code 400 (studio), the msg saying which
+    GET  /v1/files/retrieve?file_id=ID
+                             coze only (a Studio serves no such path): the same data for a
+                             file this token uploaded; an unknown id: code 4000, HTTP 200
 
 WEB PAGES (for people, or curl):
     GET  /oauth/consent?authorize_key=K   consent page; form POST /oauth/consent with
@@ -80,7 +98,9 @@ FAULT ENDPOINT NAMES:
     token device_code users.me conversation.create conversation.retrieve conversation.list
     conversation.update conversation.delete conversation.clear message.list message.create
     message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
-    chat.cancel, and * (any API endpoint)
+    chat.cancel files.upload files.retrieve, and * (any API endpoint). On files.upload, a
+    reset fault hangs up before reading the body; http, api_error and json_body answer
+    once the whole body has been read (and counted in upload_bytes), the file not kept
 
 FAULT TYPES:
 ",
@@ -141,7 +161,7 @@ EXIT STATUS:
 
 /// What the command line asks for.
 enum Parsed {
-    Serve(Options),
+    Serve(Box<Options>),
     /// Help or version, to print and exit.
     Print(String),
 }
@@ -197,6 +217,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                     }
                 }
             }
+            Long("max-upload-bytes") => o.max_upload_bytes = Some(secs(&mut p)?),
             Long("tls-cert") => tls_cert = Some(PathBuf::from(p.value()?)),
             Long("tls-key") => tls_key = Some(PathBuf::from(p.value()?)),
             Long("tls-ca-out") => tls_ca_out = Some(PathBuf::from(p.value()?)),
@@ -230,7 +251,7 @@ fn parse() -> Result<Parsed, lexopt::Error> {
                 ))
             }
         };
-    Ok(Parsed::Serve(o))
+    Ok(Parsed::Serve(Box::new(o)))
 }
 
 /// Help or version on stdout: a closed stdout is a quiet success, another failure one
@@ -249,7 +270,7 @@ fn print_text(text: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let opts = match parse() {
-        Ok(Parsed::Serve(o)) => o,
+        Ok(Parsed::Serve(o)) => *o,
         Ok(Parsed::Print(text)) => return print_text(&text),
         Err(e) => {
             eprintln!("coze-fake: {e} (try --help)");

@@ -9,7 +9,7 @@ pub mod studio;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-use crate::http::{Action, Handler, Reply, Request};
+use crate::http::{Action, Body, Handler, Reply, Request};
 use crate::{App, Dialect};
 
 /// Per-request context: the response's logid and the fault fired for this request (a
@@ -89,6 +89,8 @@ pub fn endpoint_name(method: &str, path: &str) -> &'static str {
         ("GET" | "POST", ["v3", "chat", "retrieve"]) => "chat.retrieve",
         ("GET", ["v3", "chat", "message", "list"]) => "chat.message.list",
         ("POST", ["v3", "chat", "cancel"]) => "chat.cancel",
+        ("POST", ["v1", "files", "upload"]) => "files.upload",
+        ("GET", ["v1", "files", "retrieve"]) => "files.retrieve",
         (_, ["_fake", ..]) => "_fake",
         _ => "unknown",
     }
@@ -107,6 +109,34 @@ pub struct Router(pub Arc<App>);
 
 impl Handler for Router {
     fn handle(&self, req: &Request, logid: &str, first_on_conn: bool) -> Action {
+        self.serve(req, None, logid, first_on_conn)
+    }
+
+    /// Uploads are streamed: their content is hashed as it arrives, never held.
+    fn streams_body(&self, req: &Request) -> bool {
+        endpoint_name(&req.method, &req.path) == "files.upload"
+    }
+
+    fn handle_streamed(
+        &self,
+        req: &Request,
+        body: &mut Body<'_>,
+        logid: &str,
+        first_on_conn: bool,
+    ) -> Action {
+        self.serve(req, Some(body), logid, first_on_conn)
+    }
+}
+
+impl Router {
+    /// Count, log and answer one request; `body` is the unread body of a streamed one.
+    fn serve(
+        &self,
+        req: &Request,
+        body: Option<&mut Body<'_>>,
+        logid: &str,
+        first_on_conn: bool,
+    ) -> Action {
         let app = &*self.0;
         let endpoint = endpoint_name(&req.method, &req.path);
         if endpoint == "_fake" {
@@ -133,7 +163,7 @@ impl Handler for Router {
             dialect: app.opts.dialect,
         };
         let t_ms = app.start.elapsed().as_secs_f64() * 1000.0;
-        let action = dispatch(&self.0, endpoint, req, &mut ctx);
+        let action = dispatch(&self.0, endpoint, req, body, &mut ctx);
         let (status, conv) = match &action {
             Action::Reply(r) | Action::CutAfter(r, _) => (r.status, r.conversation_id.clone()),
             Action::Reset => (0, None),
@@ -189,7 +219,17 @@ fn conversation_of(req: &Request) -> Option<String> {
     })
 }
 
-fn dispatch(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Action {
+fn dispatch(
+    app: &Arc<App>,
+    endpoint: &str,
+    req: &Request,
+    body: Option<&mut Body<'_>>,
+    ctx: &mut Ctx,
+) -> Action {
+    // An upload applies its faults itself, around reading the body.
+    if let Some(body) = body {
+        return crate::files::upload(app, req, body, ctx);
+    }
     // Faults that replace the answer entirely fire before anything is processed.
     if let Some(a) = crate::faults::pre_handler(ctx, endpoint) {
         return a;
@@ -214,7 +254,8 @@ fn coze_route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> R
     }
 }
 
-fn bearer_ok(app: &App, req: &Request) -> bool {
+/// Whether `req` carries a bearer token the coze dialect accepts.
+pub fn bearer_ok(app: &App, req: &Request) -> bool {
     let Some(token) = req
         .header("authorization")
         .and_then(|h| {
@@ -261,6 +302,7 @@ fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Reply 
         "chat.retrieve" => chat::retrieve(app, req, ctx),
         "chat.message.list" => chat::message_list(app, req, ctx),
         "chat.cancel" => chat::cancel(app, req, ctx),
+        "files.retrieve" => crate::files::retrieve(app, req, ctx),
         _ => Reply::json(
             404,
             &json!({"code": 404, "msg": format!("no such endpoint: {} {}", req.method, req.path),

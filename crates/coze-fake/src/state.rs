@@ -201,6 +201,8 @@ pub struct Stats {
     pub busy_refusals: u64,
     pub max_chats_in_flight_per_conversation: u64,
     pub faults_fired: u64,
+    /// File-content bytes received by uploads, successful or not.
+    pub upload_bytes: u64,
 }
 
 impl Stats {
@@ -220,6 +222,36 @@ impl Stats {
             "busy_refusals": self.busy_refusals,
             "max_chats_in_flight_per_conversation": self.max_chats_in_flight_per_conversation,
             "faults_fired": self.faults_fired,
+            "upload_bytes": self.upload_bytes,
+        })
+    }
+}
+
+/// An uploaded file: what the fake keeps of it, never its content.
+#[derive(Clone, Debug)]
+pub struct StoredFile {
+    pub id: String,
+    pub file_name: String,
+    pub bytes: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    /// The part's Content-Type ("" when it had none).
+    pub content_type: String,
+    pub created_at: u64,
+    /// The bearer token that uploaded it: only that token may retrieve or attach it.
+    pub owner: String,
+}
+
+impl StoredFile {
+    /// The `/_fake/files` record.
+    pub fn admin_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "file_name": self.file_name,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "created_at": self.created_at,
         })
     }
 }
@@ -256,6 +288,8 @@ pub struct State {
     /// Polled (non-stream) chats not yet settled: `settle` looks only at these, so its
     /// cost does not grow with every chat the fake has ever run.
     pub polled: HashSet<String>,
+    /// Uploaded files, in upload order.
+    pub files: Vec<StoredFile>,
     pub conv_seq: u64,
     /// A deterministic generator for probabilistic faults (xorshift64*).
     pub rng: u64,
@@ -277,6 +311,7 @@ impl State {
             conversations: HashMap::new(),
             chats: HashMap::new(),
             polled: HashSet::new(),
+            files: Vec::new(),
             conv_seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
         }
@@ -422,6 +457,11 @@ impl State {
                 conv.chats_in_flight = conv.chats_in_flight.saturating_sub(1);
             }
         }
+    }
+
+    /// The file `id` if `owner` uploaded it.
+    pub fn file(&self, id: &str, owner: &str) -> Option<&StoredFile> {
+        self.files.iter().find(|f| f.id == id && f.owner == owner)
     }
 
     /// Take the next queued fault for `endpoint` (or `*`, which `api` endpoints match).

@@ -51,7 +51,7 @@ pub fn with_region_hint(e: crate::Error, base: &str) -> crate::Error {
 /// `e` unchanged, or, when the server says it has no such endpoint (a self-hosted Coze
 /// Studio answers every path it lacks with 401 "missing session_key in cookie"), which
 /// endpoint this server does not offer: not a login problem (exit 1, not 4).
-fn offered(e: crate::Error, method: &str, url: &str) -> crate::Error {
+pub(super) fn offered(e: crate::Error, method: &str, url: &str) -> crate::Error {
     if e.api()
         .is_some_and(crate::error::ApiError::is_missing_endpoint)
     {
@@ -103,7 +103,7 @@ impl<'a> Client<'a> {
     /// retries; a final authentication error gets the region hint. Any authentication
     /// failure (the server's, or a token that cannot be read or renewed) names the
     /// credentials used.
-    fn authed<T>(&self, send: impl FnMut(&str) -> Result<T>) -> Result<T> {
+    pub(super) fn authed<T>(&self, send: impl FnMut(&str) -> Result<T>) -> Result<T> {
         self.authed_once(send).map_err(|e| match &self.credentials {
             Some(c) => c.name_in(e),
             None => e,

@@ -1,11 +1,14 @@
 //! Layer 6, the Coze REST API the tools use: conversations, messages and chat (the Coze
-//! API docs: `create_conversation`, `list_message`, `chat_v3`, …) and the current user,
+//! API docs: `create_conversation`, `list_message`, `chat_v3`, …), files (`upload_files`,
+//! `retrieve_files`) and the current user,
 //! with authentication handled once for all of them (`client`). This layer returns the
 //! server's JSON (`data` unwrapped); what to print is the binaries' business.
 
 mod chat;
 mod client;
 mod conversations;
+mod files;
 mod users;
 
 pub use client::{with_region_hint, Client, Page};
+pub use files::{FileInfo, FileSource};

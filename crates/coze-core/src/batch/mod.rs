@@ -105,9 +105,12 @@ pub struct Bad {
 }
 
 impl Bad {
-    /// A bad line (exit 3), counted as an item with status `invalid`; anything else
-    /// found on a line (a usage error) ends the run.
+    /// A bad line, or a bad file an argument names (exit 3), counted as an item with
+    /// status `invalid`; anything else found on a line (a usage error) ends the run.
     pub fn is_line(&self) -> bool {
-        matches!(self.error.root(), Error::BadInput { .. })
+        matches!(
+            self.error.root(),
+            Error::BadInput { .. } | Error::BadFile { .. }
+        )
     }
 }

@@ -70,6 +70,23 @@ pub fn read(
     Ok(Parsed::Run(()))
 }
 
+/// `s` as bytes (see [`Args::bytes`]); None for anything else, 0 and overflow included.
+fn byte_count(s: &str) -> Option<u64> {
+    let (digits, shift) = match s.as_bytes().last()?.to_ascii_uppercase() {
+        b'K' => (&s[..s.len() - 1], 10),
+        b'M' => (&s[..s.len() - 1], 20),
+        b'G' => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => n.checked_mul(1 << shift),
+        _ => None,
+    }
+}
+
 /// A lexopt error as a usage error (exit 2, not the 1 lexopt would give).
 fn usage(e: lexopt::Error) -> Error {
     Error::Usage(e.to_string())
@@ -135,6 +152,17 @@ impl Args {
             return Err(self.error("must not be empty"));
         }
         Ok(s)
+    }
+
+    /// The flag's value as a positive number of bytes: digits, with an optional `K`,
+    /// `M` or `G` suffix (KiB, MiB, GiB; either case).
+    pub fn bytes(&mut self) -> Result<u64> {
+        let s = self.string()?;
+        byte_count(&s).ok_or_else(|| {
+            self.error(format!(
+                "expected a number of bytes such as 65536, 512K or 64M, got {s:?}"
+            ))
+        })
     }
 
     /// The flag's value as `KEY=VALUE` (`--var`, `--meta`); the value may hold `=`.
@@ -217,6 +245,34 @@ mod tests {
             Ok(true)
         })?;
         Ok(out.unwrap())
+    }
+
+    #[test]
+    fn byte_counts_take_k_m_g_suffixes() {
+        assert_eq!(one(&["--max-bytes", "65536"], Args::bytes).unwrap(), 65536);
+        assert_eq!(
+            one(&["--max-bytes", "200M"], Args::bytes).unwrap(),
+            200 << 20
+        );
+        assert_eq!(one(&["--max-bytes", "1g"], Args::bytes).unwrap(), 1 << 30);
+        assert_eq!(one(&["--max-bytes", "3k"], Args::bytes).unwrap(), 3072);
+        for bad in [
+            "0",
+            "",
+            "M",
+            "1.5M",
+            "-1",
+            "12X",
+            "99999999999999999999G",
+            "+1",
+        ] {
+            let e = one(&["--max-bytes", bad], Args::bytes).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("--max-bytes: expected a number of bytes"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

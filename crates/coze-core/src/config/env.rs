@@ -49,6 +49,9 @@ pub struct Env {
     /// `COZE_ALLOW_HTTP` as set (checked where it is used: `1`/`true`/`yes` or
     /// `0`/`false`/`no`).
     pub allow_http: Option<String>,
+    /// `TMPDIR`: where a tool spools what it must be able to read twice (coze-file's
+    /// stdin, so a retry can resend it). None: `/tmp`.
+    pub tmpdir: Option<PathBuf>,
 }
 
 impl Env {
@@ -73,6 +76,7 @@ impl Env {
             ssl_cert_file: var("SSL_CERT_FILE").map(PathBuf::from),
             ssl_cert_dir: var("SSL_CERT_DIR"),
             allow_http: var("COZE_ALLOW_HTTP"),
+            tmpdir: var("TMPDIR").map(PathBuf::from),
         }
     }
 }

@@ -15,7 +15,8 @@
 //!   one warning per process (see `url::check_transport`).
 //! - Whole requests are retried as `retry` paces them (transient failures; a busy
 //!   conversation waited out for `busy_wait`); once a stream has been handed to the
-//!   caller, retrying is the caller's decision.
+//!   caller, retrying is the caller's decision. An upload's body is streamed from a
+//!   source opened anew for each attempt (`Upload`), with its length sent up front.
 
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -162,6 +163,22 @@ pub struct Stream {
     pub reader: BufReader<Box<dyn Read + Send>>,
     /// The response's logid header (`x-tt-logid`, or Studio's `X-Log-ID`), if any.
     pub logid: Option<String>,
+}
+
+/// Opens a streamed body from its start: called once per attempt, so a retry sends
+/// the whole body again (a file is reopened, never held in memory).
+pub type OpenBody<'a> = dyn Fn() -> Result<Box<dyn Read + Send>> + Sync + 'a;
+
+/// A request body streamed from a source that can be read again from its start, of a
+/// length known before the first byte is sent (a file upload).
+pub struct Upload<'a> {
+    /// The body's `Content-Type` (`multipart/form-data; boundary=…`).
+    pub content_type: String,
+    /// The body's exact length, sent as `Content-Length` (never chunked: the servers
+    /// want the length, and a body that ends sooner is then a failed upload).
+    pub length: u64,
+    /// Opens the body for one attempt.
+    pub open: &'a OpenBody<'a>,
 }
 
 /// An agent serves one route: direct, or through one proxy; with or without TLS trust.
@@ -317,7 +334,29 @@ impl Http {
         req: &Request<'_>,
         dialect: Dialect,
     ) -> Result<(Value, Option<String>)> {
-        self.with_retries(req, |resp| {
+        self.json_answer(req, None, dialect)
+    }
+
+    /// POSTs `upload` (streamed, its whole body again on every retry) with `req`'s URL
+    /// and bearer, and decodes the JSON answer in `dialect`, with its logid. A
+    /// transport failure mid-body (the server cut the connection) is retried like any
+    /// other; a failure to read the source is local (`Error::Io`) and is not.
+    pub fn upload(
+        &self,
+        req: &Request<'_>,
+        upload: &Upload<'_>,
+        dialect: Dialect,
+    ) -> Result<(Value, Option<String>)> {
+        self.json_answer(req, Some(upload), dialect)
+    }
+
+    fn json_answer(
+        &self,
+        req: &Request<'_>,
+        upload: Option<&Upload<'_>>,
+        dialect: Dialect,
+    ) -> Result<(Value, Option<String>)> {
+        self.with_retries(req, upload, |resp| {
             let (status, logid, retry_after) = head_of(&resp);
             let mut body = Vec::new();
             resp.into_body()
@@ -335,7 +374,7 @@ impl Http {
     /// Sends `req`, expecting `text/event-stream`. A JSON answer is the API's error
     /// (failures before the stream starts come as `{code,msg}`).
     pub fn stream(&self, req: &Request<'_>) -> Result<Stream> {
-        self.with_retries(req, |resp| {
+        self.with_retries(req, None, |resp| {
             let (status, logid, retry_after) = head_of(&resp);
             let content_type = header(&resp, "content-type")
                 .unwrap_or_default()
@@ -380,7 +419,7 @@ impl Http {
             once: true,
         };
         self.check(&req.url)?;
-        let resp = self.send_once(&req)?;
+        let resp = self.send_once(&req, None)?;
         let date = header(&resp, "date");
         Ok((resp.status().as_u16(), date))
     }
@@ -403,6 +442,7 @@ impl Http {
     fn with_retries<T>(
         &self,
         req: &Request<'_>,
+        upload: Option<&Upload<'_>>,
         mut handle: impl FnMut(ureq::http::Response<ureq::Body>) -> Result<T>,
     ) -> Result<T> {
         self.check(&req.url)?;
@@ -410,7 +450,7 @@ impl Http {
         // Set by the first 4016: when the wait began and how many waits followed.
         let mut busy: Option<(std::time::Instant, u32)> = None;
         loop {
-            let outcome = self.send_once(req).and_then(&mut handle);
+            let outcome = self.send_once(req, upload).and_then(&mut handle);
             let err = match outcome {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -468,7 +508,11 @@ impl Http {
         }
     }
 
-    fn send_once(&self, req: &Request<'_>) -> Result<ureq::http::Response<ureq::Body>> {
+    fn send_once(
+        &self,
+        req: &Request<'_>,
+        upload: Option<&Upload<'_>>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let route = self.route(&req.url)?;
         let tls = req.url.starts_with("https:")
             || route
@@ -481,6 +525,29 @@ impl Http {
             .header("Accept", "application/json, text/event-stream");
         if let Some(token) = req.bearer {
             builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(up) = upload {
+            let body = ureq::SendBody::from_owned_reader((up.open)()?);
+            let request = builder
+                .header("Content-Type", up.content_type.as_str())
+                // With a Content-Length ureq sends the body length-delimited, not chunked.
+                .header("Content-Length", up.length.to_string())
+                .body(body)
+                .map_err(|e| {
+                    Error::Usage(format!("bad request to {}: {e}", redact::scrub(&req.url)))
+                })?;
+            self.pacer.acquire();
+            if self.config.verbose {
+                crate::say!(
+                    "> {} {} ({} bytes)",
+                    req.method,
+                    redact::scrub(&req.url),
+                    up.length
+                );
+            }
+            return agent
+                .run(request)
+                .map_err(|e| self.network_error(&req.url, &e));
         }
         let body = match req.body {
             Some(v) => {

@@ -14,7 +14,7 @@ pub mod proxy;
 mod retry;
 pub mod tls;
 
-pub use agent::{user_agent, Http, HttpConfig, Network, Request, Stream};
+pub use agent::{user_agent, Http, HttpConfig, Network, OpenBody, Request, Stream, Upload};
 pub use decode::{decode, Dialect};
 pub use failure::{describe_io, is_timeout, network_error};
 pub use retry::{backoff, busy_step, in_words, parse_retry_after};

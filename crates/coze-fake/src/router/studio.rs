@@ -65,7 +65,7 @@ pub fn is_openapi_path(path: &str) -> bool {
 /// OAuth, so only the `--pat` tokens exist; an unknown key fails in the database lookup,
 /// which `CheckPermission` reports as "CheckPermission failed"
 /// (`backend/application/openauth/openapiauth.go`).
-fn pat_failure(app: &App, req: &Request) -> Option<&'static str> {
+pub fn pat_failure(app: &App, req: &Request) -> Option<&'static str> {
     let header = req.header("authorization").unwrap_or("");
     if header.is_empty() {
         return Some("missing authorization in header");

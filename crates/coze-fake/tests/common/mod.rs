@@ -235,3 +235,87 @@ pub fn stop_binary(child: &mut Child) -> ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The boundary of the forms [`form`] builds.
+pub const BOUNDARY: &str = "----fake-test-7MA4YWxkTrZu0gW";
+
+/// A `multipart/form-data` body: each part is (name, filename, content type, content).
+pub fn form(parts: &[(&str, Option<&str>, &str, &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (name, filename, ct, content) in parts {
+        b.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let fname = filename
+            .map(|f| format!("; filename=\"{f}\""))
+            .unwrap_or_default();
+        b.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{fname}\r\n").as_bytes(),
+        );
+        if !ct.is_empty() {
+            b.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        b.extend_from_slice(b"\r\n");
+        b.extend_from_slice(content);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+/// The Content-Type of a [`form`].
+pub fn form_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+/// Sends a request whose body `write_body` writes (on its own thread, so a server that
+/// answers before reading it all cannot deadlock the test), then reads the answer.
+/// `None` when the connection ended without one (a reset, a close).
+pub fn send_streamed(
+    addr: SocketAddr,
+    head: &str,
+    write_body: impl FnOnce(&mut TcpStream) + Send + 'static,
+) -> Option<Resp> {
+    let mut c = Conn::to(addr);
+    c.w.write_all(head.as_bytes()).unwrap();
+    let mut w = c.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || write_body(&mut w));
+    let resp = (|| {
+        let mut l = String::new();
+        if c.r.read_line(&mut l).ok()? == 0 {
+            return None;
+        }
+        let status = l.split(' ').nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut l = String::new();
+            c.r.read_line(&mut l).ok()?;
+            let l = l.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':')?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let r = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let n: usize = r.header("Content-Length")?.parse().ok()?;
+        let mut body = vec![0; n];
+        c.r.read_exact(&mut body).ok()?;
+        Some(Resp { body, ..r })
+    })();
+    let _ = writer.join();
+    resp
+}
+
+/// Uploads `body` (a whole form) with `token` to `/v1/files/upload`, Content-Length framed.
+pub fn upload_form(fake: &Fake, token: &str, content_type: &str, body: Vec<u8>) -> Option<Resp> {
+    let head = format!(
+        "POST /v1/files/upload HTTP/1.1\r\nHost: fake\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    send_streamed(fake.addr(), &head, move |w| {
+        let _ = w.write_all(&body);
+    })
+}

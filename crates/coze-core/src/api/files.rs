@@ -1,0 +1,168 @@
+//! Files: upload one (`POST /v1/files/upload`, the Coze API docs `upload_files`) and
+//! retrieve what the server knows of one (`GET /v1/files/retrieve`, `retrieve_files`).
+//!
+//! The upload is a `multipart/form-data` body with the file in the part named `file`,
+//! streamed from its source (`wire::multipart`) and opened again for every attempt,
+//! so a retry sends the whole file again and no attempt holds it in memory.
+//!
+//! Both dialects' answers become one [`FileInfo`]: coze.cn's `data` carries
+//! `created_at`; a self-hosted Coze Studio's carries `CreatedAt` (the Go field name of
+//! its response struct, coze-dev/coze-studio `backend/api/model`) and a `url`.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::client::{offered, Client};
+use crate::error::{Error, Result};
+use crate::http::{Dialect, Request, Upload};
+use crate::wire::multipart::{self, Multipart};
+
+/// What the server says of one uploaded file, in either dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// The file's id, for `object_string` messages (`file_id`).
+    pub id: String,
+    /// The name the server stored (the part's filename).
+    pub file_name: String,
+    /// Its size in bytes, as the server counted it.
+    pub bytes: u64,
+    /// When it was uploaded (Unix s); 0 when the answer does not say.
+    pub created_at: i64,
+    /// Where the server serves it, when it says (a self-hosted Coze Studio does).
+    pub url: Option<String>,
+    /// The logid of the answer, when it had one.
+    pub logid: Option<String>,
+}
+
+impl FileInfo {
+    /// The file object of an answer's `data`, in either dialect; a `data` without an
+    /// id is the server's fault (`Error::Protocol`).
+    pub fn from_data(data: &Value, logid: Option<String>) -> Result<FileInfo> {
+        let id = match data.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(Error::Protocol(format!(
+                    "the file answer has no id: {}",
+                    crate::support::redact::scrub(&data.to_string())
+                )))
+            }
+        };
+        let int = |v: Option<&Value>| match v {
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        Ok(FileInfo {
+            id,
+            file_name: data
+                .get("file_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            bytes: int(data.get("bytes"))
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            created_at: int(data.get("created_at"))
+                .or_else(|| int(data.get("CreatedAt")))
+                .unwrap_or(0),
+            url: data
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            logid,
+        })
+    }
+}
+
+/// A file to upload: its name, its length, its first bytes (for its type), and how
+/// to open it from its start (called once per attempt).
+pub struct FileSource<'a> {
+    /// The name sent as the part's filename (bytes: a name need not be UTF-8).
+    pub name: Vec<u8>,
+    /// Its exact length in bytes, checked by the caller.
+    pub length: u64,
+    /// Its first bytes (up to 16 are enough), from which its type is decided.
+    pub head: Vec<u8>,
+    /// Opens it from its start; each attempt sends what this returns.
+    pub open: &'a (dyn Fn() -> Result<Box<dyn Read + Send>> + Sync),
+}
+
+impl Client<'_> {
+    /// Uploads `file` (`POST /v1/files/upload`) and returns what the server says of it.
+    pub fn upload_file(&self, file: &FileSource<'_>) -> Result<FileInfo> {
+        let boundary =
+            Multipart::random_boundary().map_err(|e| Error::io("the random source", e))?;
+        let part_type = multipart::content_type(&file.head, &file.name);
+        let framing = Multipart::new(&boundary, "file", &file.name, part_type, file.length);
+        let open =
+            || -> Result<Box<dyn Read + Send>> { Ok(Box::new(framing.body((file.open)()?))) };
+        let upload = Upload {
+            content_type: framing.content_type(),
+            length: framing.content_length(),
+            open: &open,
+        };
+        let url = self.url("/v1/files/upload", &[]);
+        let (body, logid) = self
+            .authed(|token| {
+                let req = Request {
+                    method: "POST",
+                    url: url.clone(),
+                    bearer: Some(token),
+                    body: None,
+                    retry_busy: false,
+                    once: false,
+                };
+                self.http.upload(&req, &upload, Dialect::Envelope)
+            })
+            .map_err(|e| offered(e, "POST", &url))?;
+        FileInfo::from_data(&Self::data(body), logid)
+    }
+
+    /// What the server knows of the file `id` (`GET /v1/files/retrieve`).
+    pub fn retrieve_file(&self, id: &str) -> Result<FileInfo> {
+        let url = self.url("/v1/files/retrieve", &[("file_id", id)]);
+        let (body, logid) = self.call_with_logid("GET", &url, None, false)?;
+        FileInfo::from_data(&Self::data(body), logid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn both_dialects_make_one_record() {
+        let coze = json!({"id":"7380","bytes":12,"created_at":1715847583,"file_name":"a.png"});
+        let f = FileInfo::from_data(&coze, Some("L".into())).unwrap();
+        assert_eq!(
+            f,
+            FileInfo {
+                id: "7380".into(),
+                file_name: "a.png".into(),
+                bytes: 12,
+                created_at: 1715847583,
+                url: None,
+                logid: Some("L".into()),
+            }
+        );
+        let studio = json!({"id":"7381","uri":"u","url":"http://s/f","bytes":"12",
+            "file_name":"a.png","CreatedAt":1715847584});
+        let f = FileInfo::from_data(&studio, None).unwrap();
+        assert_eq!((f.created_at, f.bytes), (1715847584, 12));
+        assert_eq!(f.url.as_deref(), Some("http://s/f"));
+        let numeric = json!({"id":7382});
+        assert_eq!(FileInfo::from_data(&numeric, None).unwrap().id, "7382");
+    }
+
+    #[test]
+    fn an_answer_without_an_id_is_the_servers_fault() {
+        let e = FileInfo::from_data(&json!({"bytes":1}), None).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("no id"), "{e}");
+        assert!(FileInfo::from_data(&Value::Null, None).is_err());
+    }
+}
