@@ -23,9 +23,12 @@ Each line of stdin is a prompt: plain text, or a JSON record. A `prompt` record
 output line it causes), `conversation_id`, `bot_id` (then it needs no --bot),
 `user_id`, `custom_variables` and `meta_data`; a `content_type` must be \"text\".
 A `conversation` record (from coze-conv) switches the conversation for the lines
-after it. Without --conversation, the first chat's conversation is
-kept for the following prompts, so a multi-line script is one conversation;
---new-each gives every prompt its own.
+after it. A `file` record (from coze-file upload) attaches that file to the next
+prompt line; a `prompt` record may carry its own \"attachments\":
+[{\"path\":…}|{\"file_id\":…}|{\"file_url\":…}]; a local path is uploaded once per
+run. Without --conversation, the first chat's conversation is kept for the
+following prompts, so a multi-line script is one conversation; --new-each gives
+every prompt its own.
 
 OPTIONS:
     --bot ID               the bot [env: COZE_BOT_ID]

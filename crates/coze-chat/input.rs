@@ -10,10 +10,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
+use coze_core::api::files;
 use coze_core::batch::{self, Bad};
 use coze_core::protocol::{self, Attachment, Prompt, Record};
 use coze_core::wire::jsonl::{self, LineError, LineReader};
@@ -325,7 +327,10 @@ fn file_record(line: u64, text: &str) -> Result<Option<Attachment>> {
     }
     let string = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
     let Some(file_id) = string("file_id").filter(|s| !s.trim().is_empty()) else {
-        return Err(Error::input(line, "file record: no `file_id` (coze-file upload prints one)"));
+        return Err(Error::input(
+            line,
+            "file record: no `file_id` (coze-file upload prints one)",
+        ));
     };
     Ok(Some(Attachment {
         file_id: Some(file_id),
@@ -355,9 +360,18 @@ fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
         }
     }
     for (i, a) in p.attachments.iter().enumerate() {
-        a.check().map_err(|m| {
-            Error::input(line, format!("prompt record: attachment {}: {m}", i + 1))
-        })?;
+        let n = i + 1;
+        a.check()
+            .map_err(|m| Error::input(line, format!("prompt record: attachment {n}: {m}")))?;
+        if let Some(path) = &a.path {
+            // Checked now, so no chat starts about a file that cannot be sent.
+            files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(|why| {
+                Error::input(
+                    line,
+                    format!("prompt record: attachment {n}: {path}: {why}"),
+                )
+            })?;
+        }
     }
     if let Some(own) = &p.meta_data {
         protocol::check_meta_data(own)

@@ -3,14 +3,17 @@
 //! machine, a printer per output mode) → exit code.
 
 mod ask;
+mod attach;
 mod flags;
 mod input;
 mod output;
 
 use std::io::{self, IsTerminal};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use coze_core::api::files;
 use coze_core::batch::{self, resume, Batch};
 use coze_core::cli;
 use coze_core::cli::batch::Summary;
@@ -51,6 +54,13 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     let bot = config::bot_id(f.bot.as_deref(), env).map(|s| s.value);
     if bot.is_none() && f.source != Source::Lines {
         return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
+    }
+    // --attach's files are checked before anything is asked.
+    for path in f.attach.iter().filter_map(|a| a.path.as_deref()) {
+        files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(|message| Error::BadFile {
+            path: path.to_owned(),
+            message,
+        })?;
     }
     let rules = input::Rules {
         max_line: f.max_line,

@@ -118,7 +118,10 @@ impl Attachment {
         match given {
             1 => Ok(()),
             0 => Err("an attachment needs one of \"path\", \"file_id\" or \"file_url\"".into()),
-            _ => Err("an attachment takes one of \"path\", \"file_id\" and \"file_url\", not several".into()),
+            _ => Err(
+                "an attachment takes one of \"path\", \"file_id\" and \"file_url\", not several"
+                    .into(),
+            ),
         }
     }
 }
