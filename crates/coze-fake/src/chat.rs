@@ -131,12 +131,13 @@ pub struct Answer {
 
 const SEASONS: [char; 4] = ['春', '夏', '秋', '冬'];
 
-/// The deterministic answer to `prompt`: the echo in 3-character deltas, or with
-/// `deltas: N` a long answer of N one-character deltas.
-pub fn answer_for(prompt: &str, deltas: Option<usize>) -> Answer {
+/// The deterministic answer to `prompt`: the echo in 3-character deltas, followed by
+/// `note` (the attachments received, see [`crate::objects::note`]), or with `deltas: N`
+/// a long answer of N one-character deltas.
+pub fn answer_for(prompt: &str, note: &str, deltas: Option<usize>) -> Answer {
     let (full, per) = match deltas {
         Some(n) => ((0..n).map(|i| SEASONS[i % 4]).collect::<String>(), 1),
-        None => (answer_text(prompt), 3),
+        None => (answer_text(prompt) + note, 3),
     };
     let mut cuts = Vec::new();
     let mut count = 0;
@@ -181,26 +182,26 @@ pub fn required_action() -> Value {
     })
 }
 
-/// The text of the query: the last user message (object_string: its text parts).
+/// The text of the query: the last user message (object_string: its text object; one
+/// of only files: the text message next to it).
 fn prompt_of(msgs: &[Value]) -> String {
-    let Some(m) = msgs
+    let Some(i) = msgs
         .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("user"))
     else {
         return String::new();
     };
-    let content = m.get("content").and_then(Value::as_str).unwrap_or("");
-    if m.get("content_type").and_then(Value::as_str) == Some("object_string") {
-        if let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(content) {
-            return parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" ");
+    let text = |m: &Value| -> Option<String> {
+        let content = m.get("content").and_then(Value::as_str).unwrap_or("");
+        if m.get("content_type").and_then(Value::as_str) == Some("object_string") {
+            crate::objects::text_of(content).filter(|t| !t.is_empty())
+        } else {
+            Some(content.to_string())
         }
-    }
-    content.to_string()
+    };
+    text(&msgs[i])
+        .or_else(|| i.checked_sub(1).and_then(|j| text(&msgs[j])))
+        .unwrap_or_default()
 }
 
 /// Stream faults the chat module applies itself.
@@ -228,6 +229,8 @@ pub struct ChatRequest {
     pub meta: Value,
     /// The query's `conversation_id`, when not empty.
     pub conversation_id: Option<String>,
+    /// The files and images of its object_string messages, once checked.
+    pub attachments: Vec<crate::objects::Attachment>,
 }
 
 /// coze.cn's binding: 4000 envelopes, checked in this order.
@@ -280,6 +283,7 @@ fn bind(req: &Request, ctx: &Ctx) -> Result<ChatRequest, Reply> {
             .query("conversation_id")
             .filter(|c| !c.is_empty())
             .map(str::to_string),
+        attachments: Vec::new(),
     })
 }
 
@@ -312,7 +316,7 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     } else {
         bind(req, ctx)
     };
-    let cr = match bound {
+    let mut cr = match bound {
         Ok(cr) => cr,
         Err(reply) => return reply,
     };
@@ -320,6 +324,20 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         if let Err(msg) = studio::check_messages(&cr.additional) {
             return studio::refused(app, cr.stream, msg);
         }
+    }
+    // The object_string rules, the same in both dialects; a file_id must be one this
+    // token uploaded.
+    let owner = crate::files::owner(req);
+    let checked = {
+        let st = app.lock();
+        crate::objects::check(&cr.additional, &|id| {
+            st.file(id, &owner).map(|f| f.file_name.clone())
+        })
+    };
+    match checked {
+        Ok(found) => cr.attachments = found,
+        Err(msg) if studio => return studio::refused(app, cr.stream, &msg),
+        Err(msg) => return err(ctx, 4000, &format!("invalid parameter: {msg}")),
     }
     let started = match start(app, ctx, &cr) {
         Ok(s) => s,
@@ -519,7 +537,7 @@ fn start(app: &Arc<App>, ctx: &mut Ctx, cr: &ChatRequest) -> Result<Started, Ref
     }
     st.stats.chats += 1;
 
-    let answer = answer_for(&prompt, bot.deltas);
+    let answer = answer_for(&prompt, &crate::objects::note(&cr.attachments), bot.deltas);
     let msgs = answer_messages(&conv_id, &section, (&cr.bot_id, &chat_id), &prompt, &answer);
     let answer_msg = msgs[0].clone();
     let input = prompt.chars().count() as u64 + 12;
@@ -1151,7 +1169,7 @@ mod tests {
 
     #[test]
     fn answer_cuts_on_char_boundaries_mid_run() {
-        let a = answer_for("你好 world", None);
+        let a = answer_for("你好 world", "", None);
         assert_eq!(a.full, answer_text("你好 world"));
         assert_eq!(*a.cuts.last().unwrap(), a.full.len());
         assert!(a.cuts.iter().all(|&c| a.full.is_char_boundary(c)));
@@ -1159,7 +1177,7 @@ mod tests {
         assert!(a.cuts.iter().any(|&c| c < a.full.len()
             && !a.full[..c].ends_with(|ch: char| ch.is_ascii())
             && !a.full[c..].starts_with(|ch: char| ch.is_ascii())));
-        let long = answer_for("x", Some(10));
+        let long = answer_for("x", "", Some(10));
         assert_eq!(long.cuts.len(), 10);
         assert_eq!(long.full, "春夏秋冬春夏秋冬春夏");
     }

@@ -15,6 +15,7 @@ mod http;
 mod jwt;
 mod multipart;
 mod oauth;
+mod objects;
 mod pages;
 mod router;
 mod state;
@@ -34,6 +35,7 @@ use serde_json::Value;
 pub use admin::ENDPOINTS as ADMIN_ENDPOINTS;
 pub use chat::{answer_text, follow_ups};
 pub use faults::TYPES as FAULT_TYPES;
+pub use objects::{note as attachments_note, Attachment};
 
 /// Which server the fake imitates: coze.cn / coze.com, or a self-hosted Coze Studio,
 /// which speaks a dialect of the same API (PAT only, other stream endings and error

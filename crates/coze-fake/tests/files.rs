@@ -464,3 +464,237 @@ fn upload_faults_fire_and_count() {
         assert_eq!(r.json()["code"], 0);
     }
 }
+
+fn upload_id(fake: &Fake, name: &str) -> String {
+    let v = upload_form(fake, PAT, &form_type(), one_file(name, b"attached"))
+        .unwrap()
+        .json();
+    v["data"]["id"].as_str().unwrap().to_string()
+}
+
+fn objects_msg(objects: Value) -> Value {
+    json!({"role":"user","content":objects.to_string(),"content_type":"object_string"})
+}
+
+fn chat_with(messages: Vec<Value>, stream: bool) -> Value {
+    // A numeric bot id, as Studio binds it.
+    json!({"bot_id":"7400000000000000001","user_id":"u1","stream":stream,
+           "auto_save_history":true,"additional_messages":messages})
+}
+
+/// The answer text of a chat: the deltas of a stream, or the answer message once a
+/// polled chat completes.
+fn answer_of(fake: &Fake, r: &common::Resp, stream: bool) -> String {
+    if stream {
+        return common::events(&r.text())
+            .iter()
+            .filter(|(e, _)| e == "conversation.message.delta")
+            .map(|(_, d)| {
+                serde_json::from_str::<Value>(d).unwrap()["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    }
+    let v = r.json();
+    let chat = &v["data"];
+    let (cid, conv) = (
+        chat["id"].as_str().unwrap(),
+        chat["conversation_id"].as_str().unwrap(),
+    );
+    let q = format!("chat_id={cid}&conversation_id={conv}");
+    for _ in 0..100 {
+        let _ = get(fake, &format!("/v3/chat/retrieve?{q}"), PAT);
+        let m = get(fake, &format!("/v3/chat/message/list?{q}"), PAT).json();
+        // coze's `data`, Studio's `Messages`.
+        let list = if m["data"].is_array() {
+            &m["data"]
+        } else {
+            &m["Messages"]
+        };
+        if let Some(a) = list
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["type"] == "answer"))
+        {
+            return a["content"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no answer")
+}
+
+#[test]
+fn object_string_answers_name_the_attachments() {
+    for dialect in [Dialect::Coze, Dialect::Studio] {
+        for stream in [true, false] {
+            let fake = start(Options {
+                dialect,
+                ..Options::default()
+            });
+            let id = upload_id(&fake, "report q3.pdf");
+            let objects = json!([{"type":"text","text":"summarise this"},
+                                 {"type":"file","file_id":id},
+                                 {"type":"image","file_url":"https://example.com/p.png"}]);
+            let msg = objects_msg(objects.clone());
+            let r = common::post_json(&fake, "/v3/chat", Some(PAT), &chat_with(vec![msg], stream));
+            assert_eq!(r.status, 200, "{}", r.text());
+            let want = coze_fake::answer_text("summarise this")
+                + " [attachments: file:report q3.pdf, image:https://example.com/p.png]";
+            assert_eq!(
+                answer_of(&fake, &r, stream),
+                want,
+                "{dialect:?} stream {stream}"
+            );
+            assert_eq!(
+                coze_fake::attachments_note(&[coze_fake::Attachment {
+                    kind: "file".into(),
+                    name: "report q3.pdf".into()
+                }]),
+                " [attachments: file:report q3.pdf]"
+            );
+            // Only files, with the question as the next message.
+            let only = objects_msg(json!([{"type":"image","file_id":id}]));
+            let text = json!({"role":"user","content":"what is it?","content_type":"text"});
+            let r = common::post_json(
+                &fake,
+                "/v3/chat",
+                Some(PAT),
+                &chat_with(vec![only, text], stream),
+            );
+            assert_eq!(
+                answer_of(&fake, &r, stream),
+                coze_fake::answer_text("what is it?") + " [attachments: image:report q3.pdf]"
+            );
+        }
+    }
+}
+
+#[test]
+fn object_string_is_stored_as_sent() {
+    let fake = start(Options::default());
+    let id = upload_id(&fake, "a.txt");
+    let content = json!([{"type":"text","text":"read"},{"type":"file","file_id":id}]).to_string();
+    let msg = json!({"role":"user","content":content,"content_type":"object_string"});
+    let r = common::post_json(&fake, "/v3/chat", Some(PAT), &chat_with(vec![msg], true));
+    let conv = common::events(&r.text())
+        .iter()
+        .find(|(e, _)| e == "conversation.chat.created")
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["conversation_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    let list = common::post_json(
+        &fake,
+        &format!("/v1/conversation/message/list?conversation_id={conv}"),
+        Some(PAT),
+        &json!({}),
+    )
+    .json();
+    let stored = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "user")
+        .unwrap()
+        .clone();
+    assert_eq!(stored["content_type"], "object_string");
+    assert_eq!(stored["content"], content.as_str());
+}
+
+#[test]
+fn object_string_rules_answer_4000_naming_the_rule() {
+    let fake = Fake::start(Options {
+        static_tokens: vec![PAT.into(), "pat_other".into()],
+        ..Options::default()
+    })
+    .unwrap();
+    let id = upload_id(&fake, "x.png");
+    let text = json!({"role":"user","content":"and?","content_type":"text"});
+    let file = |id: &str| json!({"type":"file","file_id":id});
+    let cases = vec![
+        (
+            vec![objects_msg(json!([{"type":"text","text":"a"}]))],
+            "at least one file",
+        ),
+        (
+            vec![objects_msg(
+                json!([{"type":"text","text":"a"},{"type":"text","text":"b"},file(&id)]),
+            )],
+            "at most one text",
+        ),
+        (
+            vec![objects_msg(json!([file(&id)]))],
+            "just before or after",
+        ),
+        (
+            vec![
+                objects_msg(json!([file("7000000000000000009")])),
+                text.clone(),
+            ],
+            "file_id 7000000000000000009 does not exist",
+        ),
+        (
+            vec![objects_msg(json!([{"type":"image"}])), text.clone()],
+            "file_id or a file_url",
+        ),
+        (
+            vec![
+                objects_msg(json!([{"type":"video","file_url":"u"}])),
+                text.clone(),
+            ],
+            "unknown object type",
+        ),
+        (
+            vec![json!({"role":"user","content":"not json","content_type":"object_string"})],
+            "JSON array",
+        ),
+    ];
+    for (msgs, says) in cases {
+        for stream in [true, false] {
+            let r = common::post_json(
+                &fake,
+                "/v3/chat",
+                Some(PAT),
+                &chat_with(msgs.clone(), stream),
+            );
+            assert_eq!(r.status, 200);
+            let v = r.json();
+            assert_eq!(v["code"], 4000, "{v}");
+            assert!(v["msg"].as_str().unwrap().contains(says), "{says}: {v}");
+        }
+    }
+    // Another token's file is unknown to this one.
+    let msg = objects_msg(json!([{"type":"text","text":"a"}, file(&id)]));
+    let r = common::post_json(
+        &fake,
+        "/v3/chat",
+        Some("pat_other"),
+        &chat_with(vec![msg], false),
+    );
+    assert!(r.json()["msg"].as_str().unwrap().contains("does not exist"));
+    assert_eq!(fake.stats()["chats"], 0);
+}
+
+#[test]
+fn studio_refuses_a_broken_object_string_its_own_way() {
+    let fake = studio();
+    let msg = objects_msg(json!([{"type":"text","text":"alone"}]));
+    let r = common::post_json(
+        &fake,
+        "/v3/chat",
+        Some(PAT),
+        &chat_with(vec![msg.clone()], true),
+    );
+    let evs = common::events(&r.text());
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0].0, "error");
+    let e: Value = serde_json::from_str(&evs[0].1).unwrap();
+    assert_eq!(e["code"], 103_100_001);
+    assert!(e["msg"].as_str().unwrap().contains("at least one file"));
+    let r = common::post_json(&fake, "/v3/chat", Some(PAT), &chat_with(vec![msg], false));
+    assert_eq!(r.status, 400);
+}

@@ -93,6 +93,7 @@ pub fn bind(req: &Request) -> Result<ChatRequest, Reply> {
         additional,
         meta: json!({}),
         conversation_id,
+        attachments: Vec::new(),
     })
 }
 
