@@ -414,7 +414,40 @@ mod tests {
             max_line: 1 << 20,
             has_bot: true,
             meta: Map::new(),
+            attach: Vec::new(),
         }
+    }
+
+    #[test]
+    fn file_records_attach_to_the_next_prompt_after_the_flags() {
+        let mut r = rules();
+        r.attach = vec![Attachment::from_flag("https://x.example/a.png")];
+        let input = "{\"type\":\"file\",\"file_id\":\"1\",\"file_name\":\"a.pdf\"}\n\
+                     {\"type\":\"file\",\"file_id\":\"2\"}\nfirst\nsecond\n";
+        let mut items = Items::new(input.as_bytes(), r);
+        let ids = |item: Option<std::result::Result<Item, Bad>>| match item {
+            Some(Ok(Item::Prompt { prompt, .. })) => prompt
+                .attachments
+                .iter()
+                .map(|a| a.file_id.clone().or(a.file_url.clone()).unwrap())
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            ids(items.next_item()),
+            ["https://x.example/a.png", "1", "2"]
+        );
+        assert_eq!(ids(items.next_item()), ["https://x.example/a.png"]);
+        assert!(items.next_item().is_none());
+        // A file record with nothing after it is a bad line of its own.
+        let mut items = Items::new(
+            "q\n{\"type\":\"file\",\"file_id\":\"1\"}\n".as_bytes(),
+            rules(),
+        );
+        assert!(matches!(items.next_item(), Some(Ok(_))));
+        let bad = items.next_item().unwrap().unwrap_err();
+        assert!(bad.error.to_string().contains("line 2"), "{}", bad.error);
+        assert!(items.next_item().is_none());
     }
 
     #[test]
