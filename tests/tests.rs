@@ -46,6 +46,8 @@ mod busy;
 mod batch;
 // More batch: a closed stdout under --jobs, back-off from 429s, appending runs.
 mod batch_more;
+// coze-chat's attachments: --attach, file records, a prompt's own; uploads once per run.
+mod attach;
 
 // ---- Cross-cutting concerns.
 

@@ -13,6 +13,7 @@ use coze_core::chat::{self, Active, ChatSpec, ChatState};
 use coze_core::protocol::Prompt;
 use coze_core::{cli, Error, Result};
 
+use crate::attach::Uploads;
 use crate::flags::Mode;
 use crate::input::Job;
 use crate::output::Printer;
@@ -50,6 +51,7 @@ impl Plan {
             custom_variables: vars,
             meta_data: meta,
             auto_save: self.auto_save,
+            parts: Vec::new(),
         }
     }
 }
@@ -106,6 +108,8 @@ pub struct Chats<'a> {
     mode: Mode,
     /// The chats in progress, cancelled when the run is stopped.
     active: Active,
+    /// The files this run has uploaded, by path: each is uploaded once.
+    uploads: Uploads,
     /// The conversation the next prompt goes to unless it names its own: --conversation,
     /// a `conversation` line, or (one job, without --new-each) the one the first chat
     /// made, kept for the following prompts.
@@ -125,6 +129,7 @@ impl<'a> Chats<'a> {
             plan,
             mode,
             active: Active::default(),
+            uploads: Uploads::default(),
             conversation: Mutex::new(conversation),
         }
     }
@@ -143,7 +148,21 @@ impl Task for Chats<'_> {
         let p = &job.prompt;
         let mut printer = Printer::new(self.mode, out);
         printer.begin(printed_id(self.mode, p));
-        let spec = self.plan.spec(p, job.conversation.clone());
+        let mut spec = self.plan.spec(p, job.conversation.clone());
+        match self.uploads.send(self.client, &p.attachments) {
+            Ok(sent) => {
+                printer.attachments(sent.iter().map(|s| s.listed.clone()).collect());
+                spec.parts = sent.into_iter().map(|s| s.part).collect();
+            }
+            Err(e) => {
+                // Nothing was asked: the prompt fails as a chat that never started.
+                let state = ChatState::default();
+                printer
+                    .end(&p.content, &state, Some(&e))
+                    .map_err(|e| Error::io("stdout", e))?;
+                return Ok(outcome(&state, Some(e), job.line));
+            }
+        }
         let (state, error) = ask(self.client, self.plan, &self.active, &spec, p, &mut printer)?;
         // Keep talking in the conversation the first chat made.
         if error.is_none() && !self.plan.new_each && p.conversation_id.is_none() {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use coze_core::cli::args::{self, Arg, Args};
 use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::Parsed;
+use coze_core::protocol::Attachment;
 use coze_core::{Error, Result};
 
 pub const HELP: &str = "\
@@ -22,9 +23,12 @@ Each line of stdin is a prompt: plain text, or a JSON record. A `prompt` record
 output line it causes), `conversation_id`, `bot_id` (then it needs no --bot),
 `user_id`, `custom_variables` and `meta_data`; a `content_type` must be \"text\".
 A `conversation` record (from coze-conv) switches the conversation for the lines
-after it. Without --conversation, the first chat's conversation is
-kept for the following prompts, so a multi-line script is one conversation;
---new-each gives every prompt its own.
+after it. A `file` record (from coze-file upload) attaches that file to the next
+prompt line; a `prompt` record may carry its own \"attachments\":
+[{\"path\":…}|{\"file_id\":…}|{\"file_url\":…}]; a local path is uploaded once per
+run. Without --conversation, the first chat's conversation is kept for the
+following prompts, so a multi-line script is one conversation; --new-each gives
+every prompt its own.
 
 OPTIONS:
     --bot ID               the bot [env: COZE_BOT_ID]
@@ -37,6 +41,11 @@ OPTIONS:
     --var KEY=VALUE        a custom variable for the bot's prompt (repeatable)
     --meta KEY=VALUE       meta_data for the chat (repeatable; at most 16 pairs,
                            keys of 1 to 64 characters, values of 1 to 512)
+    --attach FILE          send a file or an image with every prompt (repeatable):
+                           a local path (uploaded once per run, however many
+                           prompts carry it), file_id:ID (uploaded already, e.g. by
+                           coze-file), or an https:// URL the server fetches;
+                           image or file is told from the content, then the name
     --no-save              do not save the exchange in the conversation
                            (auto_save_history false; needs streaming)
     --no-stream            create the chat, poll until it is done, then list its
@@ -176,6 +185,8 @@ pub struct Flags {
     pub summary: bool,
     /// `--max-line-bytes`: the longest stdin line taken.
     pub max_line: usize,
+    /// `--attach`: files and images sent with every prompt.
+    pub attach: Vec<Attachment>,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
@@ -198,6 +209,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         ordered: false,
         summary: false,
         max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
+        attach: Vec::new(),
     };
     let mut prompt: Option<String> = None;
     let parsed = args::read(args, |a, arg| {
@@ -228,6 +240,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--meta" => {
                 let (k, v) = a.key_value()?;
                 f.meta.insert(k, v.into());
+            }
+            "--attach" => {
+                let a = Attachment::from_flag(&a.nonempty()?);
+                f.attach.push(a);
             }
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,

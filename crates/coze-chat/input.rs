@@ -10,12 +10,14 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
+use coze_core::api::files;
 use coze_core::batch::{self, Bad};
-use coze_core::protocol::{self, Prompt, Record};
+use coze_core::protocol::{self, Attachment, Prompt, Record};
 use coze_core::wire::jsonl::{self, LineError, LineReader};
 use coze_core::{Error, Result};
 
@@ -30,6 +32,8 @@ pub enum Item {
     Switch {
         conversation_id: String,
     },
+    /// A `file` record (coze-file's output): attach it to the next prompt line.
+    Attach(Attachment),
 }
 
 /// What a line is checked against besides its own shape.
@@ -41,6 +45,8 @@ pub struct Rules {
     pub has_bot: bool,
     /// `--meta`, which a prompt's own `meta_data` is added to.
     pub meta: Map<String, Value>,
+    /// `--attach`: sent with every prompt, before the attachments of its own.
+    pub attach: Vec<Attachment>,
 }
 
 /// One prompt to ask: the batch engine's item.
@@ -107,6 +113,8 @@ impl<R: BufRead> Iterator for Jobs<'_, R> {
                 Ok(Item::Switch { conversation_id }) => {
                     *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conversation_id)
                 }
+                // Items keeps file records for the next prompt; none reach here.
+                Ok(Item::Attach(_)) => {}
                 Err(bad) => return Some(Err(bad)),
             }
         }
@@ -141,6 +149,9 @@ pub struct Items<R: BufRead> {
     rules: Rules,
     /// How often each derived id has been given out.
     seen: HashMap<String, u32>,
+    /// `file` records read since the last prompt, with the line of the first.
+    pending: Vec<Attachment>,
+    pending_line: u64,
 }
 
 impl<R: BufRead> Items<R> {
@@ -149,6 +160,8 @@ impl<R: BufRead> Items<R> {
             lines: LineReader::with_max(reader, rules.max_line),
             rules,
             seen: HashMap::new(),
+            pending: Vec::new(),
+            pending_line: 0,
         }
     }
 
@@ -158,7 +171,19 @@ impl<R: BufRead> Items<R> {
         loop {
             let (line, text) = match self.lines.next_line() {
                 Ok(Some(l)) => l,
-                Ok(None) => return None,
+                Ok(None) if self.pending.is_empty() => return None,
+                Ok(None) => {
+                    self.pending.clear();
+                    return Some(Err(Bad {
+                        error: Error::input(
+                            self.pending_line,
+                            "file record: no prompt line after it to attach the file to",
+                        ),
+                        text: None,
+                        id: None,
+                        fatal: false,
+                    }));
+                }
                 Err(e) => return Some(Err(unreadable(e))),
             };
             if text.trim().is_empty() {
@@ -169,7 +194,18 @@ impl<R: BufRead> Items<R> {
                     if prompt.id.is_none() {
                         prompt.occurrence = self.count(&prompt.content);
                     }
+                    let own = std::mem::take(&mut prompt.attachments);
+                    prompt.attachments = self.rules.attach.clone();
+                    prompt.attachments.append(&mut self.pending);
+                    prompt.attachments.extend(own);
                     Ok(Item::Prompt { line, prompt })
+                }
+                Ok(Item::Attach(file)) => {
+                    if self.pending.is_empty() {
+                        self.pending_line = line;
+                    }
+                    self.pending.push(file);
+                    continue;
                 }
                 Ok(item) => Ok(item),
                 Err(error) => {
@@ -244,6 +280,8 @@ fn own_id(text: &str) -> Option<Value> {
 pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
     let prompt = if !text.trim_start().starts_with('{') {
         plain(text)
+    } else if let Some(file) = file_record(line, text)? {
+        return Ok(Item::Attach(file));
     } else {
         match Record::from_line(line, text)? {
             Record::Prompt(p) => {
@@ -278,6 +316,29 @@ pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
     })
 }
 
+/// A `file` record (coze-file's output) as the attachment it stands for; None for a
+/// line that is not one.
+fn file_record(line: u64, text: &str) -> Result<Option<Attachment>> {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) else {
+        return Ok(None);
+    };
+    if m.get("type").and_then(Value::as_str) != Some("file") {
+        return Ok(None);
+    }
+    let string = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+    let Some(file_id) = string("file_id").filter(|s| !s.trim().is_empty()) else {
+        return Err(Error::input(
+            line,
+            "file record: no `file_id` (coze-file upload prints one)",
+        ));
+    };
+    Ok(Some(Attachment {
+        file_id: Some(file_id),
+        file_name: string("file_name"),
+        ..Attachment::default()
+    }))
+}
+
 /// What a prompt record asks for that coze-chat cannot send as asked.
 fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
     if p.content.trim().is_empty() {
@@ -296,6 +357,20 @@ fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
                      text only)"
                 ),
             ))
+        }
+    }
+    for (i, a) in p.attachments.iter().enumerate() {
+        let n = i + 1;
+        a.check()
+            .map_err(|m| Error::input(line, format!("prompt record: attachment {n}: {m}")))?;
+        if let Some(path) = &a.path {
+            // Checked now, so no chat starts about a file that cannot be sent.
+            files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(|why| {
+                Error::input(
+                    line,
+                    format!("prompt record: attachment {n}: {path}: {why}"),
+                )
+            })?;
         }
     }
     if let Some(own) = &p.meta_data {
@@ -324,6 +399,7 @@ pub fn plain(text: &str) -> Prompt {
         user_id: None,
         custom_variables: None,
         meta_data: None,
+        attachments: Vec::new(),
         extra: Default::default(),
         occurrence: 0,
     }
@@ -338,7 +414,40 @@ mod tests {
             max_line: 1 << 20,
             has_bot: true,
             meta: Map::new(),
+            attach: Vec::new(),
         }
+    }
+
+    #[test]
+    fn file_records_attach_to_the_next_prompt_after_the_flags() {
+        let mut r = rules();
+        r.attach = vec![Attachment::from_flag("https://x.example/a.png")];
+        let input = "{\"type\":\"file\",\"file_id\":\"1\",\"file_name\":\"a.pdf\"}\n\
+                     {\"type\":\"file\",\"file_id\":\"2\"}\nfirst\nsecond\n";
+        let mut items = Items::new(input.as_bytes(), r);
+        let ids = |item: Option<std::result::Result<Item, Bad>>| match item {
+            Some(Ok(Item::Prompt { prompt, .. })) => prompt
+                .attachments
+                .iter()
+                .map(|a| a.file_id.clone().or(a.file_url.clone()).unwrap())
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            ids(items.next_item()),
+            ["https://x.example/a.png", "1", "2"]
+        );
+        assert_eq!(ids(items.next_item()), ["https://x.example/a.png"]);
+        assert!(items.next_item().is_none());
+        // A file record with nothing after it is a bad line of its own.
+        let mut items = Items::new(
+            "q\n{\"type\":\"file\",\"file_id\":\"1\"}\n".as_bytes(),
+            rules(),
+        );
+        assert!(matches!(items.next_item(), Some(Ok(_))));
+        let bad = items.next_item().unwrap().unwrap_err();
+        assert!(bad.error.to_string().contains("line 2"), "{}", bad.error);
+        assert!(items.next_item().is_none());
     }
 
     #[test]

@@ -3,14 +3,17 @@
 //! machine, a printer per output mode) → exit code.
 
 mod ask;
+mod attach;
 mod flags;
 mod input;
 mod output;
 
 use std::io::{self, IsTerminal};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use coze_core::api::files;
 use coze_core::batch::{self, resume, Batch};
 use coze_core::cli;
 use coze_core::cli::batch::Summary;
@@ -52,10 +55,18 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     if bot.is_none() && f.source != Source::Lines {
         return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
     }
+    // --attach's files are checked before anything is asked.
+    for path in f.attach.iter().filter_map(|a| a.path.as_deref()) {
+        files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(|message| Error::BadFile {
+            path: path.to_owned(),
+            message,
+        })?;
+    }
     let rules = input::Rules {
         max_line: f.max_line,
         has_bot: bot.is_some(),
         meta: f.meta.clone(),
+        attach: f.attach.clone(),
     };
     let session = Session::open(&f.api, env)?;
     let client = session.client();
@@ -99,12 +110,14 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         Summary::choose(f.summary, batchy),
         |batch| match &f.source {
             Source::Argument(text) => {
-                let job = chats.job(None, Box::new(input::plain(text)));
-                batch.run([Ok(job)], writer)
+                let mut prompt = input::plain(text);
+                prompt.attachments = f.attach.clone();
+                batch.run([Ok(chats.job(None, Box::new(prompt)))], writer)
             }
             Source::WholeStdin => {
-                let job = chats.job(None, Box::new(input::whole_stdin(f.max_line)?));
-                batch.run([Ok(job)], writer)
+                let mut prompt = input::whole_stdin(f.max_line)?;
+                prompt.attachments = f.attach.clone();
+                batch.run([Ok(chats.job(None, Box::new(prompt)))], writer)
             }
             Source::Lines => {
                 if io::stdin().is_terminal() {

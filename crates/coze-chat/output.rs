@@ -32,6 +32,8 @@ pub struct Printer<W: Write> {
     tty_out: bool,
     /// Events mode: the stream broke and the events now come from polling the chat.
     recovered: bool,
+    /// Answers mode: the files and images sent with the prompt.
+    attachments: Vec<Value>,
 }
 
 impl<W: Write> Printer<W> {
@@ -45,6 +47,7 @@ impl<W: Write> Printer<W> {
             reasoning_open: false,
             tty_out: mode == Mode::Text && io::stdout().is_terminal(),
             recovered: false,
+            attachments: Vec::new(),
         }
     }
 
@@ -54,6 +57,12 @@ impl<W: Write> Printer<W> {
         self.open_line = false;
         self.reasoning_open = false;
         self.recovered = false;
+        self.attachments.clear();
+    }
+
+    /// The files and images the prompt is sent with, listed in its answer record.
+    pub fn attachments(&mut self, listed: Vec<Value>) {
+        self.attachments = listed;
     }
 
     /// Ends a prompt: text mode closes its line and shows follow-ups; answers mode
@@ -87,6 +96,9 @@ impl<W: Write> Printer<W> {
                     r.insert("id".into(), id.clone());
                 }
                 r.insert("prompt".into(), prompt.into());
+                if !self.attachments.is_empty() {
+                    r.insert("attachments".into(), self.attachments.clone().into());
+                }
                 r.insert("content".into(), state.content.clone().into());
                 r.insert("reasoning_content".into(), state.reasoning.clone().into());
                 r.insert("follow_ups".into(), state.follow_ups.clone().into());

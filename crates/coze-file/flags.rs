@@ -66,7 +66,7 @@ pub const EXAMPLES: &str = r#"EXAMPLES:
 "#;
 
 /// The API's limit on one file (the Coze API docs, `upload_files`: 512 MB).
-pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
+pub const DEFAULT_MAX_BYTES: u64 = coze_core::api::files::MAX_UPLOAD;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {

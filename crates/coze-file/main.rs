@@ -14,12 +14,13 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use coze_core::api::files;
 use coze_core::api::{Client, FileInfo, FileSource};
 use coze_core::batch::{self, Bad, Batch, Item, Outcome, Task};
 use coze_core::cli;
@@ -207,7 +208,7 @@ fn check(
         }));
     }
     let path = PathBuf::from(arg);
-    let (mut file, length) = match inspect(&path, max) {
+    let (mut file, length) = match files::inspect(&path, max).map_err(flag_hint) {
         Ok(opened) => opened,
         Err(why) => return bad(why),
     };
@@ -231,48 +232,13 @@ fn check(
     }))
 }
 
-/// Opens `path` for an upload: a regular, readable, non-empty file of at most `max`
-/// bytes, with its length; else why not, in words. Its type is asked before it is
-/// opened, since opening a FIFO would wait for a writer.
-fn inspect(path: &Path, max: u64) -> std::result::Result<(File, u64), String> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => "no such file".to_owned(),
-        _ => format!("cannot read it: {}", e),
-    })?;
-    if meta.is_dir() {
-        return Err("is a directory, not a file".into());
+/// A limit refusal names the flag that moves the limit.
+fn flag_hint(why: String) -> String {
+    if why.contains("over the limit") {
+        format!("{why} (--max-bytes)")
+    } else {
+        why
     }
-    if !meta.is_file() {
-        return Err(
-            "is not a regular file (a FIFO, socket or device has no size to send up front)".into(),
-        );
-    }
-    let file = File::open(path).map_err(|e| format!("cannot read it: {}", e))?;
-    // The file as opened: it may have been replaced since it was looked at.
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read it: {}", e))?;
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    within(meta.len(), max)?;
-    Ok((file, meta.len()))
-}
-
-/// A length that can be uploaded: not empty (the API refuses an empty file), at most
-/// `max`.
-fn within(length: u64, max: u64) -> std::result::Result<(), String> {
-    if length == 0 {
-        return Err("is empty (the API takes no empty file)".into());
-    }
-    if length > max {
-        return Err(format!(
-            "is {} bytes, over the limit of {} (--max-bytes)",
-            length,
-            size(max)
-        ));
-    }
-    Ok(())
 }
 
 /// Stdin copied to a private (0600) temp file, unlinked at once, so a retry can send
@@ -304,8 +270,8 @@ fn spool(env: &Env, max: u64) -> Result<std::result::Result<(File, u64), String>
             size(max)
         )));
     }
-    if let Err(why) = within(copied, max) {
-        return Ok(Err(why));
+    if let Err(why) = files::within(copied, max) {
+        return Ok(Err(flag_hint(why)));
     }
     Ok(Ok((file, copied)))
 }
@@ -505,14 +471,5 @@ mod tests {
             line,
             "\r\x1b[Ka.iso: 50.0 of 200.0 MiB (25%), 5.0 MiB/s, 30 s left"
         );
-    }
-
-    #[test]
-    fn lengths_outside_the_limits_are_refused_in_words() {
-        assert!(within(0, 10).unwrap_err().contains("empty"));
-        assert!(within(11, 10)
-            .unwrap_err()
-            .contains("over the limit of 10 bytes"));
-        assert!(within(10, 10).is_ok());
     }
 }

@@ -9,13 +9,16 @@
 //! `created_at`; a self-hosted Coze Studio's carries `CreatedAt` (the Go field name of
 //! its response struct, coze-dev/coze-studio `backend/api/model`) and a `url`.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 
 use serde_json::Value;
 
 use super::client::{offered, Client};
 use crate::error::{Error, Result};
 use crate::http::{Dialect, Request, Upload};
+use crate::wire::jsonl::size;
 use crate::wire::multipart::{self, Multipart};
 
 /// What the server says of one uploaded file, in either dialect.
@@ -129,6 +132,61 @@ impl Client<'_> {
     }
 }
 
+/// The API's limit on one file (the Coze API docs, `upload_files`: 512 MB); a
+/// self-hosted Coze Studio takes at most a 200 MiB request body.
+pub const MAX_UPLOAD: u64 = 512 << 20;
+
+/// Opens `path` for an upload: a regular, readable, non-empty file of at most `max`
+/// bytes, with its length; else why not, in words. Its type is asked before it is
+/// opened, since opening a FIFO would wait for a writer.
+pub fn inspect(path: &Path, max: u64) -> std::result::Result<(File, u64), String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => format!("cannot read it: {}", e),
+    })?;
+    if meta.is_dir() {
+        return Err("is a directory, not a file".into());
+    }
+    if !meta.is_file() {
+        return Err(
+            "is not a regular file (a FIFO, socket or device has no size to send up front)".into(),
+        );
+    }
+    let file = File::open(path).map_err(|e| format!("cannot read it: {}", e))?;
+    // The file as opened: it may have been replaced since it was looked at.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {}", e))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    within(meta.len(), max)?;
+    Ok((file, meta.len()))
+}
+
+/// A length that can be uploaded: not empty (the API refuses an empty file), at most
+/// `max`.
+pub fn within(length: u64, max: u64) -> std::result::Result<(), String> {
+    if length == 0 {
+        return Err("is empty (the API takes no empty file)".into());
+    }
+    if length > max {
+        return Err(format!(
+            "is {} bytes, over the limit of {}",
+            length,
+            size(max)
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a file whose first bytes are `head` and whose name is `name` is an image
+/// (a chat sends it as an `image` part, else a `file` part): its content first, then
+/// its extension, as the upload's part type is decided.
+pub fn is_image(head: &[u8], name: &[u8]) -> bool {
+    multipart::content_type(head, name).starts_with("image/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +222,22 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
         assert!(e.to_string().contains("no id"), "{e}");
         assert!(FileInfo::from_data(&Value::Null, None).is_err());
+    }
+
+    #[test]
+    fn lengths_outside_the_limits_are_refused_in_words() {
+        assert!(within(0, 10).unwrap_err().contains("empty"));
+        assert!(within(11, 10)
+            .unwrap_err()
+            .contains("over the limit of 10 bytes"));
+        assert!(within(10, 10).is_ok());
+    }
+
+    #[test]
+    fn images_by_content_then_name() {
+        assert!(is_image(b"\x89PNG\r\n\x1a\n....", b"scan.bin"));
+        assert!(is_image(b"", b"photo.JPG"));
+        assert!(!is_image(b"%PDF-1.7", b"looks.png"));
+        assert!(!is_image(b"", b"notes.txt"));
     }
 }

@@ -7,7 +7,7 @@
 mod chat;
 mod client;
 mod conversations;
-mod files;
+pub mod files;
 mod users;
 
 pub use client::{with_region_hint, Client, Page};

@@ -3,6 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::protocol::object_string;
+
 /// What to ask.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSpec {
@@ -20,6 +22,10 @@ pub struct ChatSpec {
     pub meta_data: Map<String, Value>,
     /// auto_save_history (default true in the API; must be true without streaming).
     pub auto_save: bool,
+    /// Files and images sent with the question (`{"type":"image","file_id":…}`, …):
+    /// the message is then an `object_string` whose first part is the question's
+    /// text. Empty: a plain text message.
+    pub parts: Vec<Value>,
 }
 
 impl ChatSpec {
@@ -31,7 +37,7 @@ impl ChatSpec {
             "user_id": self.user_id,
             "stream": stream,
             "auto_save_history": self.auto_save,
-            "additional_messages": [{"role": "user", "content": self.content, "content_type": "text"}],
+            "additional_messages": [self.message()],
         });
         if !self.custom_variables.is_empty() {
             body["custom_variables"] = Value::Object(self.custom_variables.clone());
@@ -40,6 +46,23 @@ impl ChatSpec {
             body["meta_data"] = Value::Object(self.meta_data.clone());
         }
         body
+    }
+}
+
+impl ChatSpec {
+    /// The question as the one user message: text, or with files an object_string
+    /// (the Coze API docs, `chat_v3`: the parts array serialized into `content`).
+    fn message(&self) -> Value {
+        if self.parts.is_empty() {
+            return json!({"role": "user", "content": self.content, "content_type": "text"});
+        }
+        let mut parts = vec![json!({"type": "text", "text": self.content})];
+        parts.extend(self.parts.iter().cloned());
+        json!({
+            "role": "user",
+            "content": Value::Array(parts).to_string(),
+            "content_type": object_string::CONTENT_TYPE,
+        })
     }
 }
 
@@ -66,5 +89,25 @@ mod tests {
             b.get("conversation_id").is_none(),
             "conversation_id goes in the query"
         );
+    }
+
+    #[test]
+    fn files_make_the_message_an_object_string() {
+        let spec = ChatSpec {
+            content: "what is in it?".into(),
+            parts: vec![json!({"type":"image","file_id":"7"})],
+            ..ChatSpec::default()
+        };
+        let m = &spec.body(true)["additional_messages"][0];
+        assert_eq!(m["content_type"], "object_string");
+        let parts = object_string::decode(m["content"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            parts,
+            [
+                json!({"type":"text","text":"what is in it?"}),
+                json!({"type":"image","file_id":"7"})
+            ]
+        );
+        assert_eq!(object_string::check(&parts), Ok(()));
     }
 }

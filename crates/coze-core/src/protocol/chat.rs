@@ -53,6 +53,10 @@ pub struct Prompt {
     /// String pairs for the chat's `meta_data`, within [`check_meta_data`]'s limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta_data: Option<Map<String, Value>>,
+    /// Files and images sent with the question: local paths (uploaded once per run),
+    /// uploaded files' ids, or public URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
     /// Fields this version does not know (a `content_type` of `text` among them), kept.
     #[serde(flatten)]
     pub extra: Extra,
@@ -61,6 +65,65 @@ pub struct Prompt {
     /// gets a derived id of its own. Not part of the record.
     #[serde(skip)]
     pub occurrence: u32,
+}
+
+/// A file or an image a prompt carries: exactly one of `path`, `file_id` and
+/// `file_url` says where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    /// A local file, uploaded before the chat (once per run, however many prompts
+    /// carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A file uploaded already (coze-file's `file_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// A publicly reachable URL the server fetches itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_url: Option<String>,
+    /// The file's name, which decides image or file for a `file_id` or `file_url`
+    /// without content to look at (its extension); coze-file's records carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+impl Attachment {
+    /// `--attach`'s forms: `file_id:ID`, an `http://` or `https://` URL, else a path.
+    pub fn from_flag(spec: &str) -> Attachment {
+        if let Some(id) = spec.strip_prefix("file_id:") {
+            return Attachment {
+                file_id: Some(id.to_owned()),
+                ..Attachment::default()
+            };
+        }
+        let lower = spec.to_ascii_lowercase();
+        if lower.starts_with("https://") || lower.starts_with("http://") {
+            return Attachment {
+                file_url: Some(spec.to_owned()),
+                ..Attachment::default()
+            };
+        }
+        Attachment {
+            path: Some(spec.to_owned()),
+            ..Attachment::default()
+        }
+    }
+
+    /// Why this attachment says no place, or more than one, if it does.
+    pub fn check(&self) -> Result<(), String> {
+        let given = [&self.path, &self.file_id, &self.file_url]
+            .iter()
+            .filter(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
+            .count();
+        match given {
+            1 => Ok(()),
+            0 => Err("an attachment needs one of \"path\", \"file_id\" or \"file_url\"".into()),
+            _ => Err(
+                "an attachment takes one of \"path\", \"file_id\" and \"file_url\", not several"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// The most `meta_data` pairs a chat or a conversation takes, and the length of each

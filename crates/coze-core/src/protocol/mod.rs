@@ -22,8 +22,8 @@ pub mod object_string;
 
 pub use auth::{AuthorizationCode, DeviceCode, Token};
 pub use chat::{
-    check_meta_data, derived_prompt_id, Conversation, Prompt, META_MAX_KEY, META_MAX_PAIRS,
-    META_MAX_VALUE,
+    check_meta_data, derived_prompt_id, Attachment, Conversation, Prompt, META_MAX_KEY,
+    META_MAX_PAIRS, META_MAX_VALUE,
 };
 
 /// Fields a record carries that this version does not know about.
