@@ -42,16 +42,7 @@ fn stream_events_in_real_order_with_quoted_done() {
     want.extend(["conversation.chat.completed", "done"]);
     assert_eq!(names, want);
     assert_eq!(evs.last().unwrap().1, "\"[DONE]\"");
-    let text: String = evs
-        .iter()
-        .filter(|(e, _)| e == "conversation.message.delta")
-        .map(|(_, d)| {
-            serde_json::from_str::<Value>(d).unwrap()["content"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let text = common::delta_text(&evs);
     assert_eq!(text, coze_fake::answer_text("你好🌏"));
     let kinds: Vec<String> = evs
         .iter()

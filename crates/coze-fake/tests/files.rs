@@ -486,16 +486,7 @@ fn chat_with(messages: Vec<Value>, stream: bool) -> Value {
 /// polled chat completes.
 fn answer_of(fake: &Fake, r: &common::Resp, stream: bool) -> String {
     if stream {
-        return common::events(&r.text())
-            .iter()
-            .filter(|(e, _)| e == "conversation.message.delta")
-            .map(|(_, d)| {
-                serde_json::from_str::<Value>(d).unwrap()["content"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        return common::delta_text(&common::events(&r.text()));
     }
     let v = r.json();
     let chat = &v["data"];

@@ -200,6 +200,20 @@ pub fn events(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The answer the `conversation.message.delta` events of `events` carry, joined.
+pub fn delta_text(events: &[(String, String)]) -> String {
+    events
+        .iter()
+        .filter(|(e, _)| e == "conversation.message.delta")
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 /// Starts the `coze-fake` binary with `args` (stdin and stdout piped, stderr dropped) and
 /// reads its ready line: the child, and that line as JSON.
 pub fn spawn_binary<I, S>(args: I) -> (Child, Value)
