@@ -176,6 +176,16 @@ fn the_prompt_argument_and_dash_take_attach_too(d: Dialect) {
         "{}",
         r.describe()
     );
+    // Polled (--no-stream), the same message is sent.
+    let r = run(
+        chat(&sb).args(["-o", "answers", "--no-stream", "--attach", &scan, "polled"]),
+        "",
+    );
+    r.ok();
+    assert!(r.records()[0]["content"]
+        .as_str()
+        .unwrap()
+        .ends_with("[attachments: image:page.png]"));
 }
 
 both_dialects!(
