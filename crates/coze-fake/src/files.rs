@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::http::{Action, Body, Reply, Request};
 use crate::multipart::{self, MpError, Multipart};
@@ -99,11 +100,13 @@ enum Outcome {
 }
 
 /// A body that stops at `cap` bytes: `limit` past which the body is too large, or the
-/// point where a `cut_upload` fault hangs up.
+/// point where a `cut_upload` fault hangs up; read at most `rate` bytes a second (a
+/// `slow_upload` fault: a slow link, so that an upload takes a while).
 struct Capped<'a, 'b> {
     body: &'a mut Body<'b>,
     cap: u64,
     hit: bool,
+    rate: Option<(u64, Instant)>,
 }
 
 impl Read for Capped<'_, '_> {
@@ -113,7 +116,15 @@ impl Read for Capped<'_, '_> {
             self.hit = true;
             return Err(io::Error::other("capped"));
         }
-        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let mut n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if let Some((rate, since)) = self.rate {
+            // Slices of a twentieth of a second's worth, each read once its time came.
+            n = n.min(usize::try_from(rate / 20).unwrap_or(usize::MAX).max(1));
+            let due = Duration::from_secs_f64(self.body.read as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(since.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         self.body.read(&mut buf[..n])
     }
 }
@@ -125,12 +136,14 @@ fn read_form(
     boundary: &str,
     file_limit: Option<u64>,
     cap: Option<u64>,
+    rate: Option<u64>,
     counted: &mut u64,
 ) -> (Vec<Received>, Outcome) {
     let mut capped = Capped {
         body,
         cap: cap.unwrap_or(u64::MAX),
         hit: false,
+        rate: rate.map(|r| (r.max(1), Instant::now())),
     };
     let mut files = Vec::new();
     let mut over = false;
@@ -230,7 +243,14 @@ pub fn upload(app: &Arc<App>, req: &Request, body: &mut Body<'_>, ctx: &mut Ctx)
     };
     let file_limit = (!studio).then(|| limit.unwrap_or(COZE_LIMIT));
     let mut counted = 0;
-    let (files, outcome) = read_form(body, &boundary, file_limit, cap, &mut counted);
+    let rate = (fault == "slow_upload").then(|| {
+        ctx.fault
+            .as_ref()
+            .and_then(|f| f.get("bytes_per_s"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1 << 20)
+    });
+    let (files, outcome) = read_form(body, &boundary, file_limit, cap, rate, &mut counted);
     app.lock().stats.upload_bytes += counted;
     match outcome {
         Outcome::Cut if cut_at.is_some() => return Action::Reset,
