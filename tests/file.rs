@@ -291,6 +291,23 @@ fn the_exit_status_is_the_first_failures() {
     assert!(r.stdout.is_empty(), "{}", r.describe());
 }
 
+/// Files belong to the account, not the token: once the token is refreshed, the files
+/// the old one uploaded are still found (the fault matrix's `file.get 4100x1` found the
+/// fake keeping them with the token).
+#[test]
+fn a_refreshed_token_still_finds_the_files_uploaded_before() {
+    let sb = logged_in("file-refreshed");
+    put(&sb, "a.txt", b"kept");
+    let r = run(file(&sb).args(["upload", "a.txt"]), "");
+    r.ok();
+    let id = r.records()[0]["file_id"].as_str().unwrap().to_owned();
+    sb.fake.expire_tokens();
+    let r = run(file(&sb).args(["get", &id]), "");
+    r.ok();
+    assert_eq!(r.records()[0]["file_id"], id.as_str(), "{}", r.describe());
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1, "{}", r.describe());
+}
+
 // ---------------------------------------------------------------- retries and cuts
 
 #[test]

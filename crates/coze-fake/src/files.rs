@@ -33,14 +33,22 @@ pub const STUDIO_NO_FILE: i64 = 104_000_006;
 /// Studio's errno for an upload of several files (`ErrUploadMultipleFiles`).
 pub const STUDIO_MANY_FILES: i64 = 104_000_007;
 
-/// The bearer token of `req`, as the owner of what it uploads ("" without one).
-pub fn owner(req: &Request) -> String {
+/// The owner of what `req` uploads: the account behind its bearer. Each static token
+/// (`--pat`) is an account of its own; every token the fake's OAuth grants issue is its
+/// one OAuth user's, so a refreshed token still finds the files the old one uploaded,
+/// as the real API keeps files with the account, not the token.
+pub fn owner(app: &App, req: &Request) -> String {
     let h = req.header("authorization").unwrap_or("");
-    h.strip_prefix("Bearer ")
+    let token = h
+        .strip_prefix("Bearer ")
         .or_else(|| h.strip_prefix("bearer "))
         .unwrap_or(h)
-        .trim()
-        .to_string()
+        .trim();
+    if app.opts.static_tokens.iter().any(|t| t == token) {
+        format!("pat:{token}")
+    } else {
+        "oauth-user".to_string()
+    }
 }
 
 /// The `data` object of `f` in `dialect`'s shape.
@@ -304,7 +312,7 @@ pub fn upload(app: &Arc<App>, req: &Request, body: &mut Body<'_>, ctx: &mut Ctx)
         sha256: file.sha256.clone(),
         content_type: file.content_type.clone(),
         created_at: crate::util::now_s(),
-        owner: owner(req),
+        owner: owner(app, req),
     };
     let data = data_json(app, &stored);
     app.lock().files.push(stored);
@@ -331,7 +339,7 @@ pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     let Some(id) = req.query("file_id").filter(|s| !s.is_empty()) else {
         return err(ctx, 4000, "missing required parameter: file_id");
     };
-    let owner = owner(req);
+    let owner = owner(app, req);
     let found = app.lock().file(id, &owner).cloned();
     match found {
         Some(f) => crate::router::ok(ctx, data_json(app, &f)),
