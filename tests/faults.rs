@@ -45,6 +45,8 @@ const CALLS: &[&str] = &[
     "chat.stream",
     "chat.poll",
     "chat.cancel",
+    "file.upload",
+    "file.get",
 ];
 
 const FAULTS: &[&str] = &[
@@ -74,6 +76,7 @@ const FAULTS: &[&str] = &[
     "cut",
     "error_ev",
     "chat_failed",
+    "cut_upload",
 ];
 
 /// One line of the expectations file.
@@ -89,13 +92,15 @@ struct Expected {
 }
 
 /// The calls a self-hosted Coze Studio takes part in: it has no OAuth (exchange,
-/// refresh, device), and the messages list's setup needs message create, which it lacks.
+/// refresh, device), the messages list's setup needs message create, which it lacks,
+/// and it serves no file retrieve (get).
 const STUDIO_CALLS: &[&str] = &[
     "conv.create",
     "conv.list",
     "chat.stream",
     "chat.poll",
     "chat.cancel",
+    "file.upload",
 ];
 
 /// The cells of `file`, which must name every call of `calls` with every fault.

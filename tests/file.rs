@@ -3,7 +3,8 @@
 //! SHA-256 (200 MB of them once), stdin spooled and left nowhere, every bad file
 //! refused before a byte of it is sent while the others go up, an unknown id, a 5xx
 //! and a cut upload retried with the whole file, a cut that persists (exit 5, no
-//! record), --jobs, and a closed stdout.
+//! record), a file that shrinks mid-upload (exit 8, not sent again), the progress line
+//! on a terminal (and none on a pipe), --jobs, and a closed stdout.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -290,6 +291,23 @@ fn the_exit_status_is_the_first_failures() {
     assert!(r.stdout.is_empty(), "{}", r.describe());
 }
 
+/// Files belong to the account, not the token: once the token is refreshed, the files
+/// the old one uploaded are still found (the fault matrix's `file.get 4100x1` found the
+/// fake keeping them with the token).
+#[test]
+fn a_refreshed_token_still_finds_the_files_uploaded_before() {
+    let sb = logged_in("file-refreshed");
+    put(&sb, "a.txt", b"kept");
+    let r = run(file(&sb).args(["upload", "a.txt"]), "");
+    r.ok();
+    let id = r.records()[0]["file_id"].as_str().unwrap().to_owned();
+    sb.fake.expire_tokens();
+    let r = run(file(&sb).args(["get", &id]), "");
+    r.ok();
+    assert_eq!(r.records()[0]["file_id"], id.as_str(), "{}", r.describe());
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1, "{}", r.describe());
+}
+
 // ---------------------------------------------------------------- retries and cuts
 
 #[test]
@@ -349,6 +367,118 @@ fn a_cut_that_persists_exits_5_naming_the_file_and_prints_nothing() {
     );
     assert_eq!(stat(&sb, "/requests/files.upload"), 3);
     assert!(fake_files(&sb).is_empty());
+}
+
+/// A file that shrinks while it is being sent is a local failure, not the network's:
+/// exit 8 naming it, sent once (sending it again would fail the same way), no record.
+#[test]
+fn a_file_that_shrinks_mid_upload_is_exit_8_naming_it_and_not_sent_again() {
+    let sb = logged_in("file-shrinks");
+    let p = put(&sb, "big.bin", &vec![5u8; 32 << 20]);
+    // A slow link: the upload is still in flight when the file shrinks.
+    sb.fake.push_fault(
+        "files.upload",
+        json!({"type": "slow_upload", "bytes_per_s": 2 << 20}),
+        1,
+    );
+    let child = file(&sb)
+        .args(["upload", "big.bin", "--retries", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The request's head has arrived: the file was checked and its body is being sent
+    // (at most the socket buffers' worth of its 32 MiB read so far).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stat(&sb, "/requests/files.upload") == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the upload never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(60), "coze-file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(out.stdout.is_empty(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("coze-file: uploading big.bin: big.bin: the file ended ")
+            && stderr.contains("bytes early (did it shrink while it was sent?)"),
+        "{stderr}"
+    );
+    assert_eq!(stat(&sb, "/requests/files.upload"), 1, "{stderr}");
+    assert!(fake_files(&sb).is_empty());
+}
+
+// ---------------------------------------------------------------- progress on a terminal
+
+/// On a terminal, an upload over 4 MiB shows a progress line on stderr (bytes, rate,
+/// time left) that is cleared before the record; with stderr a pipe there is none.
+#[test]
+fn a_big_upload_shows_progress_on_a_terminal_only_and_clears_it() {
+    let sb = logged_in("file-progress");
+    put(&sb, "big.bin", &vec![3u8; 6 << 20]);
+    // About 1.5 s on the fake's slow link: several redraws (one every 250 ms).
+    let slow = json!({"type": "slow_upload", "bytes_per_s": 4 << 20});
+    sb.fake.push_fault("files.upload", slow.clone(), 1);
+    let r = run(
+        sb.cmd("script").env("FILE", bin("coze-file")).args([
+            "-qec",
+            "\"$FILE\" upload big.bin",
+            "/dev/null",
+        ]),
+        "",
+    );
+    r.ok();
+    let screen = &r.stdout;
+    let lines: Vec<&str> = screen
+        .split("\r\x1b[K")
+        .filter(|l| l.starts_with("big.bin: "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line\n{}", r.describe());
+    for l in &lines {
+        // `big.bin: 2.3 of 6.0 MiB (38%), 4.0 MiB/s, 1 s left`
+        let rest = l.strip_prefix("big.bin: ").unwrap();
+        let (sent, rest) = rest
+            .split_once(" of 6.0 MiB (")
+            .unwrap_or_else(|| panic!("{l:?}"));
+        let (pct, rest) = rest.split_once("%), ").unwrap_or_else(|| panic!("{l:?}"));
+        let (rate, left) = rest
+            .split_once(" MiB/s, ")
+            .unwrap_or_else(|| panic!("{l:?}"));
+        assert!(sent.parse::<f64>().is_ok_and(|s| s <= 6.0), "{l:?}");
+        assert!(pct.parse::<u32>().is_ok_and(|p| p <= 100), "{l:?}");
+        assert!(rate.parse::<f64>().is_ok(), "{l:?}");
+        assert!(
+            left.strip_suffix(" s left")
+                .is_some_and(|n| n.parse::<u64>().is_ok()),
+            "{l:?}"
+        );
+    }
+    // Cleared: the record follows an erased line, and no progress comes after it.
+    let record = screen
+        .find("{\"type\":\"file\"")
+        .unwrap_or_else(|| panic!("no record\n{}", r.describe()));
+    assert!(
+        screen[..record].ends_with("\r\x1b[K"),
+        "the progress line was not cleared before the record: {:?}",
+        &screen[screen.len().min(record.saturating_sub(80))..]
+    );
+    assert!(!screen[record..].contains("big.bin: "), "{}", r.describe());
+    // The same slow upload with stderr a pipe: not a byte of progress.
+    sb.fake.push_fault("files.upload", slow, 1);
+    let r = run(file(&sb).args(["upload", "big.bin"]), "");
+    r.ok();
+    assert!(r.stderr.is_empty(), "{}", r.describe());
+    assert_eq!(r.records().len(), 1, "{}", r.describe());
 }
 
 // ---------------------------------------------------------------- many files

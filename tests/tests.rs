@@ -30,7 +30,8 @@ mod jwt;
 mod profiles;
 // coze-conv: each subcommand, pages in both orders, failures, usage errors.
 mod conv;
-// coze-file: uploads and lookups, bad files refused first, retried and cut uploads.
+// coze-file: uploads and lookups, bad files refused first, retried, cut and shrinking
+// uploads, the progress line on a terminal.
 mod file;
 // coze-chat: output modes, input shapes, conversations, UTF-8, --no-stream (helpers).
 mod chat;

@@ -109,6 +109,7 @@ fn upload(client: &Client<'_>, path: &str) -> Result<Sent> {
         length,
         head: head.clone(),
         open: &open,
+        shown: path.to_owned(),
     };
     let info = client
         .upload_file(&source)

@@ -320,28 +320,14 @@ fn check(mut f: Flags, prompt: Option<String>) -> Result<Flags> {
     Ok(f)
 }
 
-/// `--max-line-bytes`: a whole number of bytes, or of KiB, MiB or GiB with a `K`, `M`
-/// or `G` after it.
+/// `--max-line-bytes`: `Args::bytes` (digits with an optional K, M or G), as a
+/// `usize` (a line is held in memory); a count this machine cannot address is refused
+/// in `Args::bytes`'s words.
 fn byte_count(a: &mut Args) -> Result<usize> {
-    let s = a.string()?;
-    let (digits, unit) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
-        _ => (s.as_str(), 'B'),
-    };
-    let shift = match unit {
-        'B' => 0,
-        'K' => 10,
-        'M' => 20,
-        'G' => 30,
-        _ => 64,
-    };
-    match digits.parse::<usize>() {
-        Ok(n) if n > 0 && shift < 64 => n.checked_mul(1 << shift).ok_or(()),
-        _ => Err(()),
-    }
-    .map_err(|()| {
+    let n = a.bytes()?;
+    usize::try_from(n).map_err(|_| {
         a.error(format!(
-            "expected a number of bytes such as 65536, 512K or 64M, got {s:?}"
+            "expected a number of bytes such as 65536, 512K or 64M, got \"{n}\""
         ))
     })
 }
@@ -393,9 +379,22 @@ mod tests {
             &["--max-line-bytes", "0"],
             &["--max-line-bytes", "12X"],
             &["--max-line-bytes", "-1"],
+            &["--max-line-bytes", "+1"],
+            &["--max-line-bytes", "1.5M"],
         ] {
             let e = flags(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+            if args[0] == "--max-line-bytes" {
+                // Args::bytes's words, as coze-file's --max-bytes says them.
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "--max-line-bytes: expected a number of bytes such as 65536, 512K \
+                         or 64M, got {:?}",
+                        args[1]
+                    )
+                );
+            }
         }
     }
 }

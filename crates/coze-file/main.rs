@@ -332,6 +332,10 @@ impl Task for Uploads<'_> {
             length: item.length,
             head: item.head.clone(),
             open: &open,
+            shown: match &item.source {
+                Source::Path(_) => item.shown.clone(),
+                Source::Spool(_) => "the stdin spool".into(),
+            },
         };
         let sent = self.client.upload_file(&source);
         if let Some(m) = &meter {

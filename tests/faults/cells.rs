@@ -1,13 +1,16 @@
 //! One cell of the fault matrix: where its fault goes and how many times, the sandbox
 //! and command prepared for its call (a login, a list of 55 records, a chat cut by
-//! `| head -1`), then the run itself, handed to tests/faults/checks.rs.
+//! `| head -1`, a file of 100,000 bytes and one uploaded beforehand), then the run
+//! itself, handed to tests/faults/checks.rs.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::checks::{check_counts, check_stderr, check_stdout, check_token_file, is_verbose};
+use super::checks::{
+    check_counts, check_files, check_stderr, check_stdout, check_token_file, is_verbose,
+};
 use super::{LIST_LEN, PROMPT, RETRIES, TOKEN_RETRIES};
 use crate::util::*;
 
@@ -23,6 +26,8 @@ pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
         "chat.poll" if fault == "chat_failed" => "chat",
         "chat.poll" => "chat.retrieve",
         "chat.cancel" => "chat.cancel",
+        "file.upload" => "files.upload",
+        "file.get" => "files.retrieve",
         other => panic!("unknown call {other}"),
     }
 }
@@ -31,6 +36,7 @@ pub(super) fn tool(call: &str) -> &'static str {
     match call {
         "exchange" | "refresh" | "device" => "coze-token",
         c if c.starts_with("conv.") => "coze-conv",
+        c if c.starts_with("file.") => "coze-file",
         _ => "coze-chat",
     }
 }
@@ -60,7 +66,11 @@ pub(super) fn final_at_once(fault: &str, dialect: Dialect) -> bool {
 
 /// Faults injected on every attempt: the final outcome, not the retry.
 pub(super) fn always(fault: &str) -> bool {
-    fault.ends_with('N') || matches!(fault, "4028" | "trunc_json" | "stall" | "refused")
+    fault.ends_with('N')
+        || matches!(
+            fault,
+            "4028" | "trunc_json" | "stall" | "refused" | "cut_upload"
+        )
 }
 
 /// The fault to queue and how many times.
@@ -113,9 +123,15 @@ fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
             json!({"type": "chat_failed", "code": 5000, "msg": "event interval error"}),
             1,
         )),
+        // Half the body read, then the connection reset: on every attempt.
+        "cut_upload" => Some((json!({"type": "cut_upload"}), n)),
         other => panic!("unknown fault {other}"),
     }
 }
+
+/// The file `file.upload` sends: 100,000 bytes, so that a cut lands mid-file.
+pub(super) const UPLOAD: &str = "upload.bin";
+pub(super) const UPLOAD_LEN: usize = 100_000;
 
 /// A loopback port nothing listens on, for the whole run.
 fn closed_port() -> u16 {
@@ -255,6 +271,23 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c.args(["-c", &script]);
             return (c, stdin);
         }
+        "file.upload" | "file.get" => {
+            login(sb);
+            let bytes: Vec<u8> = (0..UPLOAD_LEN).map(|i| (i % 251) as u8).collect();
+            std::fs::write(sb.path(UPLOAD), bytes).unwrap();
+            let mut c = sb.cmd("coze-file");
+            if call == "file.upload" {
+                c.args(["upload", UPLOAD]);
+            } else {
+                // Uploaded beforehand: the fake keeps its files across the reset below.
+                let r = run(sb.cmd("coze-file").args(["upload", UPLOAD]), "");
+                r.ok();
+                let id = r.records()[0]["file_id"].as_str().unwrap().to_owned();
+                c.args(["get", &id]);
+            }
+            c.args(["-v", "--retries", &RETRIES.to_string()]);
+            c
+        }
         other => panic!("unknown call {other}"),
     };
     if tool(call) != "coze-token" {
@@ -332,6 +365,7 @@ pub(super) fn run_cell(
     problems.extend(check_stderr(call, fault, code, &stderr, dialect));
     problems.extend(check_stdout(call, fault, code, &r, dialect));
     problems.extend(check_counts(call, fault, &stats, took, dialect));
+    problems.extend(check_files(&sb, call, code, &r));
     if dialect == Dialect::Coze {
         // Studio's credentials are a PAT in the environment: there is no token file.
         problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));

@@ -1,7 +1,7 @@
 //! What a fault-matrix cell must have done: the one stderr line with a logid the fake
 //! sent, stdout holding what came before the fault and nothing more, bounded retries
-//! (request counts, Retry-After waited out, cancels), and a token file still valid JSON,
-//! 0600 and usable.
+//! (request counts, Retry-After waited out, cancels), a file record only for a file the
+//! server holds whole, and a token file still valid JSON, 0600 and usable.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,7 +9,9 @@ use std::time::Duration;
 use coze_fake::answer_text;
 use serde_json::Value;
 
-use super::cells::{always, endpoint, final_at_once, is_stream, retries, second_page, tool};
+use super::cells::{
+    always, endpoint, final_at_once, is_stream, retries, second_page, tool, UPLOAD, UPLOAD_LEN,
+};
 use super::{LIST_LEN, PAGE, PROMPT};
 use crate::util::*;
 
@@ -131,7 +133,7 @@ fn recovers(call: &str, fault: &str) -> bool {
 /// Whether the final failure is a response the server sent (with its x-tt-logid).
 fn server_answered(call: &str, fault: &str) -> bool {
     match fault {
-        "refused" | "reset1" | "resetN" => false,
+        "refused" | "reset1" | "resetN" | "cut_upload" => false,
         // JSON: every attempt timed out before the head arrived.
         "stall" => is_stream(call),
         _ => true,
@@ -382,7 +384,10 @@ pub(super) fn check_counts(
         .trim_end_matches("x1")
         .trim_end_matches("xN")
         .trim_end_matches(['1', 'N']);
-    let want = if fault == "4028" || recovers(call, fault) {
+    let want = if fault == "cut_upload" {
+        // A cut upload is sent again whole, like any transient failure.
+        Some(base + retries(call) + 1)
+    } else if fault == "4028" || recovers(call, fault) {
         // Asked once; a broken stream's chat is followed, never asked again.
         Some(base + 1)
     } else if kind == "4100" && tool(call) != "coze-token" && refreshable {
@@ -453,6 +458,54 @@ pub(super) fn check_counts(
                 "{cancels} chats cancelled on the server, expected {want}"
             ));
         }
+    }
+    problems
+}
+
+/// coze-file's records: one for a file the fake holds whole (its bytes and SHA-256 are
+/// the file's), and none after a failure: nothing half-uploaded is printed as uploaded.
+pub(super) fn check_files(sb: &Sandbox, call: &str, code: i32, r: &Run) -> Vec<String> {
+    if tool(call) != "coze-file" {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    let records: Vec<Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let want = usize::from(code == 0);
+    if records.len() != want || records.iter().any(|r| r["type"] != "file") {
+        problems.push(format!(
+            "expected {want} file record(s), got {} lines: {}",
+            r.stdout.lines().count(),
+            r.stdout
+        ));
+        return problems;
+    }
+    let Some(rec) = records.first() else {
+        return problems;
+    };
+    let held = sb.admin_get("/_fake/files")["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(f) = held.iter().find(|f| f["id"] == rec["file_id"]) else {
+        problems.push(format!("the record's file is not on the server: {rec}"));
+        return problems;
+    };
+    let content = std::fs::read(sb.path(UPLOAD)).unwrap_or_default();
+    let sha: String = <sha2::Sha256 as sha2::Digest>::digest(&content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if f["bytes"] != UPLOAD_LEN || f["sha256"] != sha.as_str() {
+        problems.push(format!(
+            "the server holds another file than the one sent: {f}"
+        ));
+    }
+    if rec["bytes"] != UPLOAD_LEN {
+        problems.push(format!("the record says {} bytes: {rec}", rec["bytes"]));
     }
     problems
 }

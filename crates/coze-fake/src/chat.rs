@@ -326,8 +326,8 @@ pub fn create(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         }
     }
     // The object_string rules, the same in both dialects; a file_id must be one this
-    // token uploaded.
-    let owner = crate::files::owner(req);
+    // token's account uploaded.
+    let owner = crate::files::owner(app, req);
     let checked = {
         let st = app.lock();
         crate::objects::check(&cr.additional, &|id| {

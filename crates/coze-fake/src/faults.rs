@@ -28,6 +28,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("malformed", "{\"type\":\"malformed\",\"after_events\":N} stream: one event whose data is not JSON, then go on"),
     ("json_body", "{\"type\":\"json_body\",\"code\":C,\"msg\":M} answer a stream request with an application/json envelope error"),
     ("cut_upload", "{\"type\":\"cut_upload\",\"after_bytes\":N} files.upload: read N bytes of the request body (default half its Content-Length; 64 KiB when chunked), then reset the connection without answering; the bytes read count in upload_bytes"),
+    ("slow_upload", "{\"type\":\"slow_upload\",\"bytes_per_s\":N} files.upload: read the request body at most N bytes a second (default 1 MiB), then answer normally: a slow link, for progress and mid-upload tests"),
     ("truncated_json", "{\"type\":\"truncated_json\"} a JSON body cut in the middle (honest Content-Length)"),
 ];
 

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::http::{Action, Body, Reply, Request};
 use crate::multipart::{self, MpError, Multipart};
@@ -32,14 +33,22 @@ pub const STUDIO_NO_FILE: i64 = 104_000_006;
 /// Studio's errno for an upload of several files (`ErrUploadMultipleFiles`).
 pub const STUDIO_MANY_FILES: i64 = 104_000_007;
 
-/// The bearer token of `req`, as the owner of what it uploads ("" without one).
-pub fn owner(req: &Request) -> String {
+/// The owner of what `req` uploads: the account behind its bearer. Each static token
+/// (`--pat`) is an account of its own; every token the fake's OAuth grants issue is its
+/// one OAuth user's, so a refreshed token still finds the files the old one uploaded,
+/// as the real API keeps files with the account, not the token.
+pub fn owner(app: &App, req: &Request) -> String {
     let h = req.header("authorization").unwrap_or("");
-    h.strip_prefix("Bearer ")
+    let token = h
+        .strip_prefix("Bearer ")
         .or_else(|| h.strip_prefix("bearer "))
         .unwrap_or(h)
-        .trim()
-        .to_string()
+        .trim();
+    if app.opts.static_tokens.iter().any(|t| t == token) {
+        format!("pat:{token}")
+    } else {
+        "oauth-user".to_string()
+    }
 }
 
 /// The `data` object of `f` in `dialect`'s shape.
@@ -99,11 +108,13 @@ enum Outcome {
 }
 
 /// A body that stops at `cap` bytes: `limit` past which the body is too large, or the
-/// point where a `cut_upload` fault hangs up.
+/// point where a `cut_upload` fault hangs up; read at most `rate` bytes a second (a
+/// `slow_upload` fault: a slow link, so that an upload takes a while).
 struct Capped<'a, 'b> {
     body: &'a mut Body<'b>,
     cap: u64,
     hit: bool,
+    rate: Option<(u64, Instant)>,
 }
 
 impl Read for Capped<'_, '_> {
@@ -113,7 +124,15 @@ impl Read for Capped<'_, '_> {
             self.hit = true;
             return Err(io::Error::other("capped"));
         }
-        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let mut n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if let Some((rate, since)) = self.rate {
+            // Slices of a twentieth of a second's worth, each read once its time came.
+            n = n.min(usize::try_from(rate / 20).unwrap_or(usize::MAX).max(1));
+            let due = Duration::from_secs_f64(self.body.read as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(since.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         self.body.read(&mut buf[..n])
     }
 }
@@ -125,12 +144,14 @@ fn read_form(
     boundary: &str,
     file_limit: Option<u64>,
     cap: Option<u64>,
+    rate: Option<u64>,
     counted: &mut u64,
 ) -> (Vec<Received>, Outcome) {
     let mut capped = Capped {
         body,
         cap: cap.unwrap_or(u64::MAX),
         hit: false,
+        rate: rate.map(|r| (r.max(1), Instant::now())),
     };
     let mut files = Vec::new();
     let mut over = false;
@@ -230,7 +251,14 @@ pub fn upload(app: &Arc<App>, req: &Request, body: &mut Body<'_>, ctx: &mut Ctx)
     };
     let file_limit = (!studio).then(|| limit.unwrap_or(COZE_LIMIT));
     let mut counted = 0;
-    let (files, outcome) = read_form(body, &boundary, file_limit, cap, &mut counted);
+    let rate = (fault == "slow_upload").then(|| {
+        ctx.fault
+            .as_ref()
+            .and_then(|f| f.get("bytes_per_s"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1 << 20)
+    });
+    let (files, outcome) = read_form(body, &boundary, file_limit, cap, rate, &mut counted);
     app.lock().stats.upload_bytes += counted;
     match outcome {
         Outcome::Cut if cut_at.is_some() => return Action::Reset,
@@ -284,7 +312,7 @@ pub fn upload(app: &Arc<App>, req: &Request, body: &mut Body<'_>, ctx: &mut Ctx)
         sha256: file.sha256.clone(),
         content_type: file.content_type.clone(),
         created_at: crate::util::now_s(),
-        owner: owner(req),
+        owner: owner(app, req),
     };
     let data = data_json(app, &stored);
     app.lock().files.push(stored);
@@ -311,7 +339,7 @@ pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     let Some(id) = req.query("file_id").filter(|s| !s.is_empty()) else {
         return err(ctx, 4000, "missing required parameter: file_id");
     };
-    let owner = owner(req);
+    let owner = owner(app, req);
     let found = app.lock().file(id, &owner).cloned();
     match found {
         Some(f) => crate::router::ok(ctx, data_json(app, &f)),

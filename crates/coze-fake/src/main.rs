@@ -78,7 +78,7 @@ FILES:
                              (coze) or HTTP 400 code 400 (studio), the msg saying which
     GET  /v1/files/retrieve?file_id=ID
                              coze only (a Studio serves no such path): the same data for a
-                             file this token uploaded; an unknown id: code 4000, HTTP 200
+                             file this account uploaded; an unknown id: code 4000, HTTP 200
 
 ATTACHMENTS (object_string messages in /v3/chat additional_messages):
     content_type \"object_string\", content a JSON string holding an array of objects
@@ -86,7 +86,7 @@ ATTACHMENTS (object_string messages in /v3/chat additional_messages):
     Rules (coze: code 4000, HTTP 200, msg \"invalid parameter: additional_messages[I]: ...\"
     naming the rule; studio: its error event 103100001, or HTTP 400 when not streamed):
     the content is a non-empty JSON array; each type is text, file, image or audio; a text
-    object has a non-empty text; a file_id is one this token uploaded (else \"file_id ID
+    object has a non-empty text; a file_id is one this account uploaded (else \"file_id ID
     does not exist\"), or a file_url is given; at most one text object per message; a text
     object needs at least one file or image with it; a message of only files or images
     needs a plain text message just before or after it. The message is stored as sent.

@@ -440,6 +440,16 @@ fn upload_faults_fire_and_count() {
     assert_eq!(r.json()["data"]["bytes"], 300_000);
     assert_eq!(fake.stats()["requests"]["files.upload"], 5);
     assert_eq!(fake.stats()["faults_fired"], 4);
+    // A slow link: the body read in slices at 3 MB/s, the whole file taken all the same.
+    fault(
+        &fake,
+        "files.upload",
+        json!({"type":"slow_upload","bytes_per_s":3_000_000}),
+    );
+    let r = upload_form(&fake, PAT, &form_type(), one_file("s", &content)).unwrap();
+    assert_eq!(r.json()["data"]["bytes"], 300_000);
+    let held = admin(&fake, "/_fake/files")["files"].clone();
+    assert_eq!(held[0]["sha256"], held[1]["sha256"], "{held}");
     // A slow answer, and a retrieve fault.
     fault(&fake, "files.upload", json!({"type":"delay","ms":10}));
     assert_eq!(

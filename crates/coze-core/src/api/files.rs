@@ -91,6 +91,9 @@ pub struct FileSource<'a> {
     pub head: Vec<u8>,
     /// Opens it from its start; each attempt sends what this returns.
     pub open: &'a (dyn Fn() -> Result<Box<dyn Read + Send>> + Sync),
+    /// It as the user named it (a path): a failure to read it mid-upload (it shrank,
+    /// or the disk failed) is `Error::Io` on this name, exit 8, and is not sent again.
+    pub shown: String,
 }
 
 impl Client<'_> {
@@ -106,6 +109,7 @@ impl Client<'_> {
             content_type: framing.content_type(),
             length: framing.content_length(),
             open: &open,
+            source: file.shown.clone(),
         };
         let url = self.url("/v1/files/upload", &[]);
         let (body, logid) = self

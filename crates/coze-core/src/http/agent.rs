@@ -179,6 +179,37 @@ pub struct Upload<'a> {
     pub length: u64,
     /// Opens the body for one attempt.
     pub open: &'a OpenBody<'a>,
+    /// Where the body's bytes come from, as the user named it (a file's path): a
+    /// failure to read them is `Error::Io` on this name (exit 8), not the network's.
+    pub source: String,
+}
+
+/// A shared slot for the first read error of an upload's source.
+type ReadFailure = Arc<Mutex<Option<std::io::Error>>>;
+
+/// An upload's body as ureq reads it, remembering a read error of its source: ureq
+/// reports it as a transport failure like any other (which would be retried and end as
+/// exit 5), while a file that shrank or cannot be read is local, and sending it again
+/// would fail the same way.
+struct Remembering {
+    inner: Box<dyn Read + Send>,
+    failed: ReadFailure,
+}
+
+impl Read for Remembering {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => {
+                let mut slot = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    // io::Error is not Clone: ureq gets the original, the slot its words.
+                    *slot = Some(std::io::Error::new(e.kind(), e.to_string()));
+                }
+                Err(e)
+            }
+            other => other,
+        }
+    }
 }
 
 /// An agent serves one route: direct, or through one proxy; with or without TLS trust.
@@ -527,7 +558,11 @@ impl Http {
             builder = builder.header("Authorization", format!("Bearer {token}"));
         }
         if let Some(up) = upload {
-            let body = ureq::SendBody::from_owned_reader((up.open)()?);
+            let failed = ReadFailure::default();
+            let body = ureq::SendBody::from_owned_reader(Remembering {
+                inner: (up.open)()?,
+                failed: Arc::clone(&failed),
+            });
             let request = builder
                 .header("Content-Type", up.content_type.as_str())
                 // With a Content-Length ureq sends the body length-delimited, not chunked.
@@ -545,9 +580,12 @@ impl Http {
                     up.length
                 );
             }
-            return agent
-                .run(request)
-                .map_err(|e| self.network_error(&req.url, &e));
+            return agent.run(request).map_err(|e| {
+                match failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(local) => Error::io(&up.source, local),
+                    None => self.network_error(&req.url, &e),
+                }
+            });
         }
         let body = match req.body {
             Some(v) => {
@@ -619,4 +657,75 @@ fn head_of(resp: &ureq::http::Response<ureq::Body>) -> (u16, Option<String>, Opt
         .or_else(|| header(resp, "x-log-id").filter(|s| !s.is_empty()));
     let retry_after = header(resp, "retry-after").and_then(|v| parse_retry_after(&v));
     (status, logid, retry_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicU32;
+
+    /// A loopback server that reads every request body to its end and never answers.
+    fn reading_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut &conn, &mut std::io::sink());
+                });
+            }
+        });
+        format!("http://{addr}/v1/files/upload")
+    }
+
+    /// `left` bytes, then a read error (a disk that fails mid-file).
+    struct Failing {
+        left: usize,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::other("Input/output error"));
+            }
+            let n = buf.len().min(self.left);
+            buf[..n].fill(b'x');
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_source_that_fails_mid_upload_is_local_io_and_not_sent_again() {
+        let url = reading_server();
+        let http = Http::new(HttpConfig {
+            retries: 3,
+            backoff_base: Duration::from_millis(1),
+            ..HttpConfig::default()
+        });
+        let opened = AtomicU32::new(0);
+        let open = || -> Result<Box<dyn Read + Send>> {
+            opened.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(Failing { left: 300_000 }))
+        };
+        let upload = Upload {
+            content_type: "application/octet-stream".into(),
+            length: 1_000_000,
+            open: &open,
+            source: "big.bin".into(),
+        };
+        let req = Request {
+            method: "POST",
+            url,
+            bearer: None,
+            body: None,
+            retry_busy: false,
+            once: false,
+        };
+        let err = http.upload(&req, &upload, Dialect::Envelope).unwrap_err();
+        assert_eq!(err.exit_code(), 8, "{err}");
+        assert_eq!(err.to_string(), "big.bin: Input/output error");
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "sent again: {err}");
+    }
 }
