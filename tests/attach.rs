@@ -267,6 +267,40 @@ fn bad_attachments_are_refused_before_any_request() {
 }
 
 #[test]
+fn a_path_with_spaces_and_bytes_that_are_not_utf8_is_sent() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = logged_in("attach-odd-name");
+    let name = std::ffi::OsStr::from_bytes(b"my scan \xff.png");
+    let path = sb.dir.join(name);
+    std::fs::write(&path, PNG).unwrap();
+    let r = run(
+        chat(&sb)
+            .args(["-o", "answers", "--attach"])
+            .arg(&path)
+            .arg("what is it?"),
+        "",
+    );
+    r.ok();
+    let a = &r.records()[0];
+    assert_eq!(a["status"], "completed", "{a}");
+    assert!(
+        a["content"]
+            .as_str()
+            .unwrap()
+            .contains("[attachments: image:my scan "),
+        "{a}"
+    );
+    let files = uploaded(&sb);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["bytes"], PNG.len());
+    // A missing one of that kind is named, lossily, with exit 3.
+    let gone = sb.dir.join(std::ffi::OsStr::from_bytes(b"gone \xfe.png"));
+    let r = run(chat(&sb).arg("--attach").arg(&gone).arg("hi"), "");
+    r.expect_code(3);
+    assert!(r.stderr.contains("gone \u{fffd}.png"), "{}", r.describe());
+}
+
+#[test]
 fn a_file_id_the_server_does_not_know_is_its_error() {
     let sb = logged_in("attach-unknown-id");
     let r = run(

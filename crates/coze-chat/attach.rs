@@ -5,7 +5,8 @@
 //! is told from the content (magic bytes), then the name.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -28,7 +29,7 @@ pub struct Sent {
 /// jobs wanting the same file upload it once.
 #[derive(Default)]
 pub struct Uploads {
-    by_path: Mutex<HashMap<String, Arc<Mutex<Option<Sent>>>>>,
+    by_path: Mutex<HashMap<PathBuf, Arc<Mutex<Option<Sent>>>>>,
 }
 
 impl Uploads {
@@ -38,7 +39,7 @@ impl Uploads {
     }
 
     fn one(&self, client: &Client<'_>, a: &Attachment) -> Result<Sent> {
-        if let Some(path) = &a.path {
+        if let (Some(shown), Some(path)) = (&a.path, a.local_path()) {
             let slot = {
                 let mut all = self.by_path.lock().unwrap_or_else(|p| p.into_inner());
                 all.entry(path.clone()).or_default().clone()
@@ -47,7 +48,7 @@ impl Uploads {
             if let Some(sent) = &*slot {
                 return Ok(sent.clone());
             }
-            let sent = upload(client, path)?;
+            let sent = upload(client, &path, shown)?;
             *slot = Some(sent.clone());
             return Ok(sent);
         }
@@ -83,37 +84,40 @@ fn kind(head: &[u8], name: &str) -> &'static str {
     }
 }
 
-/// Uploads the file at `path`, checked first as coze-file checks it.
-fn upload(client: &Client<'_>, path: &str) -> Result<Sent> {
+/// Uploads the file at `path` (`shown` in messages), checked first as coze-file
+/// checks it.
+fn upload(client: &Client<'_>, path: &Path, shown: &str) -> Result<Sent> {
     let bad = |message: String| Error::BadFile {
-        path: path.to_owned(),
+        path: shown.to_owned(),
         message,
     };
-    let (file, length) = files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(bad)?;
+    let (file, length) = files::inspect(path, files::MAX_UPLOAD).map_err(bad)?;
     let mut head = Vec::with_capacity(16);
     use std::io::Read;
     (&file)
         .take(16)
         .read_to_end(&mut head)
         .map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let name = Path::new(path)
+    // The name as bytes: a name that is not UTF-8 goes up as it is, as coze-file's.
+    let name_bytes = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.to_owned());
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_else(|| shown.as_bytes().to_vec());
+    let name = String::from_utf8_lossy(&name_bytes).into_owned();
     let open = || -> Result<Box<dyn std::io::Read + Send>> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let f = std::fs::File::open(path).map_err(|e| Error::io(shown, e))?;
         Ok(Box::new(f))
     };
     let source = FileSource {
-        name: name.as_bytes().to_vec(),
+        name: name_bytes,
         length,
         head: head.clone(),
         open: &open,
-        shown: path.to_owned(),
+        shown: shown.to_owned(),
     };
     let info = client
         .upload_file(&source)
-        .map_err(|e| e.context(format!("uploading {path}")))?;
+        .map_err(|e| e.context(format!("uploading {shown}")))?;
     Ok(Sent {
         part: json!({ "type": kind(&head, &name), "file_id": info.id }),
         listed: json!({ "file_id": info.id, "file_name": info.file_name }),

@@ -242,8 +242,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 f.meta.insert(k, v.into());
             }
             "--attach" => {
-                let a = Attachment::from_flag(&a.nonempty()?);
-                f.attach.push(a);
+                let spec = a.os()?;
+                if spec.is_empty() {
+                    return Err(a.error("must not be empty"));
+                }
+                f.attach.push(Attachment::from_os_flag(spec));
             }
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,

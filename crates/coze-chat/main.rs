@@ -9,7 +9,6 @@ mod input;
 mod output;
 
 use std::io::{self, IsTerminal};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -56,11 +55,13 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
     }
     // --attach's files are checked before anything is asked.
-    for path in f.attach.iter().filter_map(|a| a.path.as_deref()) {
-        files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(|message| Error::BadFile {
-            path: path.to_owned(),
-            message,
-        })?;
+    for a in &f.attach {
+        if let (Some(shown), Some(path)) = (&a.path, a.local_path()) {
+            files::inspect(&path, files::MAX_UPLOAD).map_err(|message| Error::BadFile {
+                path: shown.clone(),
+                message,
+            })?;
+        }
     }
     let rules = input::Rules {
         max_line: f.max_line,

@@ -85,9 +85,32 @@ pub struct Attachment {
     /// without content to look at (its extension); coze-file's records carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// The local file as the command line gave it, when that is not UTF-8 (`path` is
+    /// then its lossy spelling, for messages): the file is opened by this.
+    #[serde(skip)]
+    pub os_path: Option<std::path::PathBuf>,
 }
 
 impl Attachment {
+    /// `--attach`'s value as given: a path that is not UTF-8 is kept as it is.
+    pub fn from_os_flag(spec: std::ffi::OsString) -> Attachment {
+        match spec.into_string() {
+            Ok(s) => Attachment::from_flag(&s),
+            Err(os) => Attachment {
+                path: Some(os.to_string_lossy().into_owned()),
+                os_path: Some(os.into()),
+                ..Attachment::default()
+            },
+        }
+    }
+
+    /// The local file to open, for a `path` attachment.
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        self.os_path
+            .clone()
+            .or_else(|| self.path.as_ref().map(std::path::PathBuf::from))
+    }
+
     /// `--attach`'s forms: `file_id:ID`, an `http://` or `https://` URL, else a path.
     pub fn from_flag(spec: &str) -> Attachment {
         if let Some(id) = spec.strip_prefix("file_id:") {
