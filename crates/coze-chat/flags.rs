@@ -246,7 +246,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 if spec.is_empty() {
                     return Err(a.error("must not be empty"));
                 }
-                f.attach.push(Attachment::from_os_flag(spec));
+                let attachment = Attachment::from_os_flag(spec);
+                attachment.check().map_err(|m| a.error(m))?;
+                f.attach.push(attachment);
             }
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,
@@ -257,13 +259,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     return Err(a.error("expected 1 to 256"));
                 }
             }
-            "--rate" => {
-                let r: f64 = a.number()?;
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(a.error("expected a positive number of requests per second"));
-                }
-                f.api.rate = Some(r);
-            }
+            "--rate" => f.api.rate = Some(a.rate()?),
             "--busy-wait" => f.api.busy_wait = Some(a.seconds()?),
             "--resume" => f.resume = Some(a.path()?),
             "--append" => f.append = true,

@@ -128,11 +128,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 }
             }
             "--rate" => {
-                let r: f64 = a.number()?;
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(a.error("expected a positive number of requests per second"));
-                }
-                api.rate = Some(r);
+                api.rate = Some(a.rate()?);
                 return Ok(true);
             }
             "--summary" => {

@@ -190,6 +190,15 @@ impl Args {
             .map_err(|_| self.error(format!("expected a whole number, got {s:?}")))
     }
 
+    /// The flag's value as requests per second (`--rate`): a positive number.
+    pub fn rate(&mut self) -> Result<f64> {
+        let r: f64 = self.number()?;
+        if !(r.is_finite() && r > 0.0) {
+            return Err(self.error("expected a positive number of requests per second"));
+        }
+        Ok(r)
+    }
+
     /// The flag's value as one of `choices` (`("text", Mode::Text)`), compared without
     /// regard to case; an error lists them.
     pub fn choice<T: Copy>(&mut self, choices: &[(&str, T)]) -> Result<T> {
