@@ -301,6 +301,59 @@ fn a_path_with_spaces_and_bytes_that_are_not_utf8_is_sent() {
 }
 
 #[test]
+fn one_file_is_one_upload_however_its_path_is_spelled_and_wherever_it_is_named() {
+    let sb = logged_in("attach-spellings");
+    let doc = write(&sb, "doc.pdf", PDF);
+    std::fs::create_dir(sb.path("sub")).unwrap();
+    let dir = sb.dir.to_str().unwrap();
+    let lines = [
+        json!({"type": "prompt", "content": "a", "attachments": [{"path": doc}]}),
+        json!({"type": "prompt", "content": "b", "attachments": [{"path": format!("{dir}/sub/../doc.pdf")}]}),
+        json!({"type": "prompt", "content": "c", "attachments": [{"path": doc}]}),
+    ]
+    .map(|l| l.to_string());
+    let r = run(
+        chat(&sb).args(["-o", "answers", "--attach", &format!("{dir}/./doc.pdf")]),
+        &(lines.join("\n") + "\n"),
+    );
+    r.ok();
+    assert_eq!(r.records().len(), 3, "{}", r.describe());
+    assert_eq!(requests(&sb, "files.upload"), 1, "{}", r.describe());
+}
+
+#[test]
+fn a_failed_upload_is_not_sent_again_for_the_prompts_after_it() {
+    let sb = logged_in("attach-failed-once");
+    let doc = write(&sb, "doc.pdf", PDF);
+    sb.fake
+        .push_fault("files.upload", json!({"type": "http", "status": 500}), 100);
+    let line = json!({"type": "prompt", "content": "q", "attachments": [{"path": doc}]});
+    let r = run(
+        chat(&sb).args(["-o", "answers", "--retries", "1"]),
+        &format!("{line}\n{line}\n{line}\n"),
+    );
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    let recs = r.records();
+    assert_eq!(recs.len(), 3, "{}", r.describe());
+    assert!(
+        recs.iter().all(|a| a["status"] == "failed"),
+        "{}",
+        r.describe()
+    );
+    // The first prompt's upload and its one retry; the others are told, not sent.
+    assert_eq!(requests(&sb, "files.upload"), 2, "{}", r.describe());
+    assert!(
+        recs[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("its upload failed earlier in this run"),
+        "{}",
+        recs[2]
+    );
+    assert_eq!(requests(&sb, "chat"), 0);
+}
+
+#[test]
 fn a_file_id_the_server_does_not_know_is_its_error() {
     let sb = logged_in("attach-unknown-id");
     let r = run(
@@ -312,6 +365,7 @@ fn a_file_id_the_server_does_not_know_is_its_error() {
     assert_eq!(a["status"], "failed", "{a}");
     assert_eq!(a["error"]["code"], 4000, "{a}");
     assert!(r.stderr.contains("4242"), "{}", r.describe());
+    assert!(r.stderr.contains("logid"), "{}", r.describe());
 }
 
 #[test]

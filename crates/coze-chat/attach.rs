@@ -1,17 +1,18 @@
 //! A prompt's attachments made the parts of its message (the Coze API docs, `chat_v3`,
-//! "object_string object"): a local path is uploaded (`POST /v1/files/upload`) once per
-//! run however many prompts carry it, and every prompt after the first that names it
-//! sends the same file id; a `file_id` or a `file_url` is sent as given. Image or file
-//! is told from the content (magic bytes), then the name.
+//! "object_string object"): a local file is uploaded (`POST /v1/files/upload`) once per
+//! run however many prompts carry it and however its path is spelled, and every prompt
+//! after the first sends the same file id; a `file_id` or a `file_url` is sent as
+//! given. Image or file is told from the content (magic bytes), then the name.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use coze_core::api::files::{self, FileSource};
+use coze_core::api::files::{self, FileSource, Limit};
 use coze_core::api::Client;
 use coze_core::protocol::Attachment;
 use coze_core::{Error, Result};
@@ -25,32 +26,60 @@ pub struct Sent {
     pub listed: Value,
 }
 
-/// The uploads of a run, by path: each path's slot is locked while it uploads, so two
-/// jobs wanting the same file upload it once.
+/// The uploads of a run, by file: each file's slot is locked while it uploads, so two
+/// jobs wanting it upload it once. A file is known by its device and inode, so
+/// `a.pdf`, `./a.pdf` and its absolute path are one upload; an upload that failed is
+/// remembered too, so the prompts after it do not send it again.
 #[derive(Default)]
 pub struct Uploads {
-    by_path: Mutex<HashMap<PathBuf, Arc<Mutex<Option<Sent>>>>>,
+    by_file: Mutex<HashMap<FileKey, Arc<Mutex<Option<Upload>>>>>,
 }
 
+/// A file's identity: its device and inode, or the path when it cannot be looked at
+/// (its upload then fails with the reason).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FileKey {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+/// How a file's upload went: what to send, or why it failed (the first prompt got the
+/// error itself).
+type Upload = std::result::Result<Sent, String>;
+
 impl Uploads {
-    /// The parts of `list`, uploading the paths not sent yet in this run.
+    /// The parts of `list`, uploading the files not sent yet in this run.
     pub fn send(&self, client: &Client<'_>, list: &[Attachment]) -> Result<Vec<Sent>> {
         list.iter().map(|a| self.one(client, a)).collect()
     }
 
     fn one(&self, client: &Client<'_>, a: &Attachment) -> Result<Sent> {
         if let (Some(shown), Some(path)) = (&a.path, a.local_path()) {
+            let key = match std::fs::metadata(&path) {
+                Ok(m) => FileKey::Inode(m.dev(), m.ino()),
+                Err(_) => FileKey::Path(path.clone()),
+            };
             let slot = {
-                let mut all = self.by_path.lock().unwrap_or_else(|p| p.into_inner());
-                all.entry(path.clone()).or_default().clone()
+                let mut all = self.by_file.lock().unwrap_or_else(|p| p.into_inner());
+                all.entry(key).or_default().clone()
             };
             let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(sent) = &*slot {
-                return Ok(sent.clone());
+            match &*slot {
+                Some(Ok(sent)) => return Ok(sent.clone()),
+                Some(Err(why)) => {
+                    return Err(Error::BadFile {
+                        path: shown.clone(),
+                        message: format!("its upload failed earlier in this run: {why}"),
+                    })
+                }
+                None => {}
             }
-            let sent = upload(client, &path, shown)?;
-            *slot = Some(sent.clone());
-            return Ok(sent);
+            let outcome = upload(client, &path, shown);
+            *slot = Some(match &outcome {
+                Ok(sent) => Ok(sent.clone()),
+                Err(e) => Err(e.to_string()),
+            });
+            return outcome;
         }
         let name = a.file_name.as_deref();
         if let Some(id) = &a.file_id {
@@ -91,13 +120,7 @@ fn upload(client: &Client<'_>, path: &Path, shown: &str) -> Result<Sent> {
         path: shown.to_owned(),
         message,
     };
-    let (file, length) = files::inspect(path, files::MAX_UPLOAD).map_err(bad)?;
-    let mut head = Vec::with_capacity(16);
-    use std::io::Read;
-    (&file)
-        .take(16)
-        .read_to_end(&mut head)
-        .map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let local = files::inspect(path, Limit::API).map_err(bad)?;
     // The name as bytes: a name that is not UTF-8 goes up as it is, as coze-file's.
     let name_bytes = path
         .file_name()
@@ -110,8 +133,8 @@ fn upload(client: &Client<'_>, path: &Path, shown: &str) -> Result<Sent> {
     };
     let source = FileSource {
         name: name_bytes,
-        length,
-        head: head.clone(),
+        length: local.length,
+        head: local.head.clone(),
         open: &open,
         shown: shown.to_owned(),
     };
@@ -119,7 +142,7 @@ fn upload(client: &Client<'_>, path: &Path, shown: &str) -> Result<Sent> {
         .upload_file(&source)
         .map_err(|e| e.context(format!("uploading {shown}")))?;
     Ok(Sent {
-        part: json!({ "type": kind(&head, &name), "file_id": info.id }),
+        part: json!({ "type": kind(&local.head, &name), "file_id": info.id }),
         listed: json!({ "file_id": info.id, "file_name": info.file_name }),
     })
 }

@@ -8,6 +8,7 @@
 //! A prompt without an id of its own is counted by content, so a repeated line gets
 //! an id of its own (`sha256:…#2`).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, BufRead};
 use std::path::Path;
@@ -47,6 +48,9 @@ pub struct Rules {
     pub meta: Map<String, Value>,
     /// `--attach`: sent with every prompt, before the attachments of its own.
     pub attach: Vec<Attachment>,
+    /// The record paths checked so far, and what was found: a thousand lines about
+    /// one file look at it once.
+    pub checked: RefCell<HashMap<String, std::result::Result<(), String>>>,
 }
 
 /// One prompt to ask: the batch engine's item.
@@ -365,7 +369,11 @@ fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
             .map_err(|m| Error::input(line, format!("prompt record: attachment {n}: {m}")))?;
         if let Some(path) = &a.path {
             // Checked now, so no chat starts about a file that cannot be sent.
-            files::inspect(Path::new(path), files::MAX_UPLOAD).map_err(|why| {
+            let mut checked = rules.checked.borrow_mut();
+            let found = checked
+                .entry(path.clone())
+                .or_insert_with(|| files::inspect(Path::new(path), files::Limit::API).map(|_| ()));
+            found.clone().map_err(|why| {
                 Error::input(
                     line,
                     format!("prompt record: attachment {n}: {path}: {why}"),
@@ -415,6 +423,7 @@ mod tests {
             has_bot: true,
             meta: Map::new(),
             attach: Vec::new(),
+            checked: RefCell::default(),
         }
     }
 

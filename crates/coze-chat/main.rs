@@ -57,7 +57,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     // --attach's files are checked before anything is asked.
     for a in &f.attach {
         if let (Some(shown), Some(path)) = (&a.path, a.local_path()) {
-            files::inspect(&path, files::MAX_UPLOAD).map_err(|message| Error::BadFile {
+            files::inspect(&path, files::Limit::API).map_err(|message| Error::BadFile {
                 path: shown.clone(),
                 message,
             })?;
@@ -68,6 +68,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         has_bot: bot.is_some(),
         meta: f.meta.clone(),
         attach: f.attach.clone(),
+        checked: Default::default(),
     };
     let session = Session::open(&f.api, env)?;
     let client = session.client();

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coze_core::api::files;
+use coze_core::api::files::{self, Limit};
 use coze_core::api::{Client, FileInfo, FileSource};
 use coze_core::batch::{self, Bad, Batch, Item, Outcome, Task};
 use coze_core::cli;
@@ -63,9 +63,14 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     match &f.command {
         Command::Get(ids) => get(&client, ids),
         Command::Upload(paths) => {
+            // --max-bytes is the limit, and what moves it.
+            let limit = Limit {
+                bytes: f.max_bytes,
+                set_by: "--max-bytes",
+            };
             let items = paths
                 .iter()
-                .map(|p| check(p, f.name.as_deref(), f.max_bytes, env))
+                .map(|p| check(p, f.name.as_deref(), limit, env))
                 .collect::<Result<Vec<_>>>()?;
             let uploads = Uploads {
                 client: &client,
@@ -174,7 +179,7 @@ impl Item for Upload {
 fn check(
     arg: &OsString,
     name: Option<&str>,
-    max: u64,
+    limit: Limit,
     env: &Env,
 ) -> Result<std::result::Result<Upload, Bad>> {
     let shown = arg.to_string_lossy().into_owned();
@@ -191,25 +196,22 @@ fn check(
     };
     if arg == "-" {
         let name = name.expect("flags: - is refused without --name");
-        let (file, length) = match spool(env, max)? {
+        let (file, length) = match spool(env, limit)? {
             Ok(spooled) => spooled,
             Err(why) => return bad(why),
         };
-        let mut head = [0u8; 16];
-        let n = file
-            .read_at(&mut head, 0)
-            .map_err(|e| Error::io("the stdin spool", e))?;
+        let head = files::head(&file).map_err(|e| Error::io("the stdin spool", e))?;
         return Ok(Ok(Upload {
             shown,
             source: Source::Spool(Arc::new(file)),
             name: name.as_bytes().to_vec(),
             length,
-            head: head[..n].to_vec(),
+            head,
         }));
     }
     let path = PathBuf::from(arg);
-    let (mut file, length) = match files::inspect(&path, max).map_err(flag_hint) {
-        Ok(opened) => opened,
+    let local = match files::inspect(&path, limit) {
+        Ok(local) => local,
         Err(why) => return bad(why),
     };
     let name = match name {
@@ -219,32 +221,19 @@ fn check(
             None => return bad("has no file name (pass --name NAME)".into()),
         },
     };
-    let mut head = Vec::with_capacity(16);
-    if let Err(e) = (&mut file).take(16).read_to_end(&mut head) {
-        return bad(format!("cannot read it: {}", e));
-    }
     Ok(Ok(Upload {
         shown,
         source: Source::Path(path),
         name,
-        length,
-        head,
+        length: local.length,
+        head: local.head,
     }))
-}
-
-/// A limit refusal names the flag that moves the limit.
-fn flag_hint(why: String) -> String {
-    if why.contains("over the limit") {
-        format!("{why} (--max-bytes)")
-    } else {
-        why
-    }
 }
 
 /// Stdin copied to a private (0600) temp file, unlinked at once, so a retry can send
 /// it again: the file and its length, or why it cannot be uploaded (empty, over `max`:
 /// reading stops there, so an endless stdin fills no disk).
-fn spool(env: &Env, max: u64) -> Result<std::result::Result<(File, u64), String>> {
+fn spool(env: &Env, limit: Limit) -> Result<std::result::Result<(File, u64), String>> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = env.tmpdir.clone().unwrap_or_else(|| PathBuf::from("/tmp"));
     let suffix = coze_core::support::random::random_hex(8)
@@ -260,18 +249,21 @@ fn spool(env: &Env, max: u64) -> Result<std::result::Result<(File, u64), String>
     // Unlinked before a byte is written: no signal or crash can leave it behind.
     std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     let copied =
-        io::copy(&mut io::stdin().lock().take(max + 1), &mut file).map_err(|e| match e.kind() {
+        io::copy(&mut io::stdin().lock().take(limit.bytes + 1), &mut file).map_err(|e| match e
+            .kind()
+        {
             io::ErrorKind::StorageFull => Error::io(&dir, e),
             _ => Error::io("stdin", e),
         })?;
-    if copied > max {
+    if copied > limit.bytes {
         return Ok(Err(format!(
-            "is over the limit of {} (--max-bytes); read no further",
-            size(max)
+            "is over the limit of {} ({}); read no further",
+            size(limit.bytes),
+            limit.set_by
         )));
     }
-    if let Err(why) = files::within(copied, max) {
-        return Ok(Err(flag_hint(why)));
+    if let Err(why) = files::within(copied, limit) {
+        return Ok(Err(why));
     }
     Ok(Ok((file, copied)))
 }

@@ -140,13 +140,42 @@ impl Client<'_> {
 /// self-hosted Coze Studio takes at most a 200 MiB request body.
 pub const MAX_UPLOAD: u64 = 512 << 20;
 
-/// Opens `path` for an upload: a regular, readable, non-empty file of at most `max`
-/// bytes, with its length; else why not, in words. Its type is asked before it is
-/// opened, since opening a FIFO would wait for a writer.
-pub fn inspect(path: &Path, max: u64) -> std::result::Result<(File, u64), String> {
+/// How big an upload may be, and what sets that limit (named in a refusal, so the
+/// person knows what to change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The most bytes a file may have.
+    pub bytes: u64,
+    /// What sets it: `--max-bytes`, or the API.
+    pub set_by: &'static str,
+}
+
+impl Limit {
+    /// The API's own limit, [`MAX_UPLOAD`].
+    pub const API: Limit = Limit {
+        bytes: MAX_UPLOAD,
+        set_by: "the API's limit",
+    };
+}
+
+/// A local file checked for an upload. It is not kept open: each attempt of the
+/// upload opens it again (a retry sends the whole file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Its length in bytes.
+    pub length: u64,
+    /// Its first bytes (up to 16), which decide its type.
+    pub head: Vec<u8>,
+}
+
+/// Checks `path` for an upload: a regular, readable, non-empty file within `limit`;
+/// its length and first bytes, else why not, in words. Its type is asked before
+/// it is opened, since opening a FIFO would wait for a writer.
+pub fn inspect(path: &Path, limit: Limit) -> std::result::Result<LocalFile, String> {
+    let cannot_read = |e: io::Error| format!("cannot read it: {e}");
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => "no such file".to_owned(),
-        _ => format!("cannot read it: {}", e),
+        _ => cannot_read(e),
     })?;
     if meta.is_dir() {
         return Err("is a directory, not a file".into());
@@ -156,29 +185,40 @@ pub fn inspect(path: &Path, max: u64) -> std::result::Result<(File, u64), String
             "is not a regular file (a FIFO, socket or device has no size to send up front)".into(),
         );
     }
-    let file = File::open(path).map_err(|e| format!("cannot read it: {}", e))?;
+    let file = File::open(path).map_err(cannot_read)?;
     // The file as opened: it may have been replaced since it was looked at.
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read it: {}", e))?;
+    let meta = file.metadata().map_err(cannot_read)?;
     if !meta.is_file() {
         return Err("is not a regular file".into());
     }
-    within(meta.len(), max)?;
-    Ok((file, meta.len()))
+    within(meta.len(), limit)?;
+    let head = head(&file).map_err(cannot_read)?;
+    Ok(LocalFile {
+        length: meta.len(),
+        head,
+    })
 }
 
-/// A length that can be uploaded: not empty (the API refuses an empty file), at most
-/// `max`.
-pub fn within(length: u64, max: u64) -> std::result::Result<(), String> {
+/// The first bytes of `file` (up to 16: enough for every type [`multipart::content_type`]
+/// knows), read without moving its offset.
+pub fn head(file: &File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    let n = file.read_at(&mut head, 0)?;
+    Ok(head[..n].to_vec())
+}
+
+/// A length that can be uploaded: not empty (the API refuses an empty file), within
+/// `limit`.
+pub fn within(length: u64, limit: Limit) -> std::result::Result<(), String> {
     if length == 0 {
         return Err("is empty (the API takes no empty file)".into());
     }
-    if length > max {
+    if length > limit.bytes {
         return Err(format!(
-            "is {} bytes, over the limit of {}",
-            length,
-            size(max)
+            "is {length} bytes, over the limit of {} ({})",
+            size(limit.bytes),
+            limit.set_by
         ));
     }
     Ok(())
@@ -230,11 +270,16 @@ mod tests {
 
     #[test]
     fn lengths_outside_the_limits_are_refused_in_words() {
-        assert!(within(0, 10).unwrap_err().contains("empty"));
-        assert!(within(11, 10)
-            .unwrap_err()
-            .contains("over the limit of 10 bytes"));
-        assert!(within(10, 10).is_ok());
+        let limit = Limit {
+            bytes: 10,
+            set_by: "--max-bytes",
+        };
+        assert!(within(0, limit).unwrap_err().contains("empty"));
+        assert_eq!(
+            within(11, limit).unwrap_err(),
+            "is 11 bytes, over the limit of 10 bytes (--max-bytes)"
+        );
+        assert!(within(10, limit).is_ok());
     }
 
     #[test]
