@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::client::{offered, Client};
 use crate::error::{Error, Result};
-use crate::http::{Dialect, Request, Upload};
+use crate::http::{Dialect, OpenBody, Request, Upload};
 use crate::wire::jsonl::size;
 use crate::wire::multipart::{self, Multipart};
 
@@ -34,14 +34,12 @@ pub struct FileInfo {
     pub created_at: i64,
     /// Where the server serves it, when it says (a self-hosted Coze Studio does).
     pub url: Option<String>,
-    /// The logid of the answer, when it had one.
-    pub logid: Option<String>,
 }
 
 impl FileInfo {
     /// The file object of an answer's `data`, in either dialect; a `data` without an
     /// id is the server's fault (`Error::Protocol`).
-    pub fn from_data(data: &Value, logid: Option<String>) -> Result<FileInfo> {
+    pub fn from_data(data: &Value) -> Result<FileInfo> {
         let id = match data.get("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
@@ -75,7 +73,6 @@ impl FileInfo {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
-            logid,
         })
     }
 }
@@ -90,7 +87,7 @@ pub struct FileSource<'a> {
     /// Its first bytes (up to 16 are enough), from which its type is decided.
     pub head: Vec<u8>,
     /// Opens it from its start; each attempt sends what this returns.
-    pub open: &'a (dyn Fn() -> Result<Box<dyn Read + Send>> + Sync),
+    pub open: &'a OpenBody<'a>,
     /// It as the user named it (a path): a failure to read it mid-upload (it shrank,
     /// or the disk failed) is `Error::Io` on this name, exit 8, and is not sent again.
     pub shown: String,
@@ -112,7 +109,7 @@ impl Client<'_> {
             source: file.shown.clone(),
         };
         let url = self.url("/v1/files/upload", &[]);
-        let (body, logid) = self
+        let (body, _logid) = self
             .authed(|token| {
                 let req = Request {
                     method: "POST",
@@ -125,14 +122,14 @@ impl Client<'_> {
                 self.http.upload(&req, &upload, Dialect::Envelope)
             })
             .map_err(|e| offered(e, "POST", &url))?;
-        FileInfo::from_data(&Self::data(body), logid)
+        FileInfo::from_data(&Self::data(body))
     }
 
     /// What the server knows of the file `id` (`GET /v1/files/retrieve`).
     pub fn retrieve_file(&self, id: &str) -> Result<FileInfo> {
         let url = self.url("/v1/files/retrieve", &[("file_id", id)]);
-        let (body, logid) = self.call_with_logid("GET", &url, None, false)?;
-        FileInfo::from_data(&Self::data(body), logid)
+        let body = self.call("GET", &url, None, false)?;
+        FileInfo::from_data(&Self::data(body))
     }
 }
 
@@ -239,7 +236,7 @@ mod tests {
     #[test]
     fn both_dialects_make_one_record() {
         let coze = json!({"id":"7380","bytes":12,"created_at":1715847583,"file_name":"a.png"});
-        let f = FileInfo::from_data(&coze, Some("L".into())).unwrap();
+        let f = FileInfo::from_data(&coze).unwrap();
         assert_eq!(
             f,
             FileInfo {
@@ -248,24 +245,23 @@ mod tests {
                 bytes: 12,
                 created_at: 1715847583,
                 url: None,
-                logid: Some("L".into()),
             }
         );
         let studio = json!({"id":"7381","uri":"u","url":"http://s/f","bytes":"12",
             "file_name":"a.png","CreatedAt":1715847584});
-        let f = FileInfo::from_data(&studio, None).unwrap();
+        let f = FileInfo::from_data(&studio).unwrap();
         assert_eq!((f.created_at, f.bytes), (1715847584, 12));
         assert_eq!(f.url.as_deref(), Some("http://s/f"));
         let numeric = json!({"id":7382});
-        assert_eq!(FileInfo::from_data(&numeric, None).unwrap().id, "7382");
+        assert_eq!(FileInfo::from_data(&numeric).unwrap().id, "7382");
     }
 
     #[test]
     fn an_answer_without_an_id_is_the_servers_fault() {
-        let e = FileInfo::from_data(&json!({"bytes":1}), None).unwrap_err();
+        let e = FileInfo::from_data(&json!({"bytes":1})).unwrap_err();
         assert_eq!(e.exit_code(), 1);
         assert!(e.to_string().contains("no id"), "{e}");
-        assert!(FileInfo::from_data(&Value::Null, None).is_err());
+        assert!(FileInfo::from_data(&Value::Null).is_err());
     }
 
     #[test]

@@ -108,6 +108,5 @@ mod tests {
                 json!({"type":"image","file_id":"7"})
             ]
         );
-        assert_eq!(object_string::check(&parts), Ok(()));
     }
 }

@@ -59,7 +59,7 @@ pub fn content_type(head: &[u8], name: &[u8]) -> &'static str {
 }
 
 /// `name` as it goes between the quotes of `filename="…"` (see the module's text).
-pub fn escape_filename(name: &[u8]) -> Vec<u8> {
+fn escape_filename(name: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len());
     for &b in name {
         match b {
@@ -132,7 +132,8 @@ impl Multipart {
     }
 
     /// The bytes before the file (the boundary and the part's header).
-    pub fn prefix(&self) -> &[u8] {
+    #[cfg(test)]
+    fn prefix(&self) -> &[u8] {
         &self.prefix
     }
 
