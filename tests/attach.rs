@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::both_dialects;
 use crate::chat::chat;
@@ -28,13 +28,6 @@ fn requests(sb: &Sandbox, endpoint: &str) -> u64 {
     sb.stats()["requests"][endpoint].as_u64().unwrap_or(0)
 }
 
-fn uploaded(sb: &Sandbox) -> Vec<Value> {
-    sb.admin_get("/_fake/files")["files"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn a_path_is_uploaded_once_for_every_prompt_that_carries_it(d: Dialect) {
     let sb = logged_in_as("attach-once", d);
     // Named .bin: its content makes it an image.
@@ -46,7 +39,7 @@ fn a_path_is_uploaded_once_for_every_prompt_that_carries_it(d: Dialect) {
     r.ok();
     let recs = r.records();
     assert_eq!(recs.len(), 3, "{}", r.describe());
-    let files = uploaded(&sb);
+    let files = sb.uploaded();
     assert_eq!(files.len(), 1, "one upload for three prompts: {files:?}");
     assert_eq!(requests(&sb, "files.upload"), 1);
     let id = files[0]["id"].as_str().unwrap();
@@ -290,7 +283,7 @@ fn a_path_with_spaces_and_bytes_that_are_not_utf8_is_sent() {
             .contains("[attachments: image:my scan "),
         "{a}"
     );
-    let files = uploaded(&sb);
+    let files = sb.uploaded();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0]["bytes"], PNG.len());
     // A missing one of that kind is named, lossily, with exit 3.

@@ -8,11 +8,10 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::both_dialects;
 use crate::util::*;
@@ -28,25 +27,6 @@ fn put(sb: &Sandbox, rel: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn sha256_file(path: &Path) -> String {
-    let mut h = Sha256::new();
-    let mut f = std::fs::File::open(path).unwrap();
-    std::io::copy(&mut f, &mut h).unwrap();
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What the fake holds of the uploaded files, in upload order.
-fn fake_files(sb: &Sandbox) -> Vec<Value> {
-    sb.admin_get("/_fake/files")["files"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake image";
 
 // ---------------------------------------------------------------- uploads and lookups
@@ -60,7 +40,7 @@ fn upload_and_get(d: Dialect) {
     assert!(r.stderr.is_empty(), "{}", r.describe());
     let recs = r.records();
     assert_eq!(recs.len(), 2, "{}", r.describe());
-    let held = fake_files(&sb);
+    let held = sb.uploaded();
     assert_eq!(held.len(), 2);
     for (rec, (path, len)) in recs.iter().zip([
         ("scan.jpg", PNG.len()),
@@ -173,7 +153,7 @@ fn a_200_mb_file_arrives_whole() {
     );
     r.ok();
     assert_eq!(r.records()[0]["bytes"], 200_000_000);
-    let held = fake_files(&sb);
+    let held = sb.uploaded();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0]["bytes"], 200_000_000);
     assert_eq!(held[0]["sha256"], sha256_file(&p));
@@ -195,11 +175,23 @@ fn stdin_is_spooled_privately_and_needs_a_name() {
     assert_eq!(rec["path"], "-");
     assert_eq!(rec["file_name"], "notes.txt");
     assert_eq!(rec["bytes"], 11);
-    assert_eq!(
-        fake_files(&sb)[0]["sha256"],
-        hex(&Sha256::digest(b"some notes\n"))
-    );
+    assert_eq!(sb.uploaded()[0]["sha256"], sha256_hex(b"some notes\n"));
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "nothing left");
+
+    // Spooled so that a retry can send it again: a 500, then the whole of it again.
+    sb.fake
+        .push_fault("files.upload", json!({"type": "http", "status": 500}), 1);
+    let before = sb.stats()["upload_bytes"].as_u64().unwrap();
+    let r = run(
+        file(&sb)
+            .args(["upload", "-", "--name", "again.txt"])
+            .env("TMPDIR", &tmp),
+        "sent twice\n",
+    );
+    r.ok();
+    assert_eq!(r.records().len(), 1, "{}", r.describe());
+    assert_eq!(sb.stats()["upload_bytes"].as_u64().unwrap() - before, 22);
+    assert_eq!(sb.uploaded()[1]["sha256"], sha256_hex(b"sent twice\n"));
 
     let r = run(file(&sb).args(["upload", "-"]), "x");
     r.expect_code(2);
@@ -222,7 +214,7 @@ fn stdin_is_spooled_privately_and_needs_a_name() {
         "{}",
         r.describe()
     );
-    assert_eq!(fake_files(&sb).len(), 1);
+    assert_eq!(sb.uploaded().len(), 2);
 }
 
 // ---------------------------------------------------------------- bad files
@@ -325,8 +317,8 @@ fn a_5xx_sends_the_whole_file_again_and_prints_one_record() {
         2 * 5000,
         "the whole file, twice"
     );
-    assert_eq!(fake_files(&sb).len(), 1);
-    assert_eq!(fake_files(&sb)[0]["bytes"], 5000);
+    assert_eq!(sb.uploaded().len(), 1);
+    assert_eq!(sb.uploaded()[0]["bytes"], 5000);
 }
 
 #[test]
@@ -345,7 +337,7 @@ fn a_cut_upload_is_sent_again() {
         (300_000 + 100_000..2 * 300_000).contains(&received),
         "{received}"
     );
-    let held = fake_files(&sb);
+    let held = sb.uploaded();
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0]["sha256"], sha256_file(&p));
 }
@@ -366,7 +358,7 @@ fn a_cut_that_persists_exits_5_naming_the_file_and_prints_nothing() {
         r.describe()
     );
     assert_eq!(stat(&sb, "/requests/files.upload"), 3);
-    assert!(fake_files(&sb).is_empty());
+    assert!(sb.uploaded().is_empty());
 }
 
 /// A file that shrinks while it is being sent is a local failure, not the network's:
@@ -415,7 +407,7 @@ fn a_file_that_shrinks_mid_upload_is_exit_8_naming_it_and_not_sent_again() {
         "{stderr}"
     );
     assert_eq!(stat(&sb, "/requests/files.upload"), 1, "{stderr}");
-    assert!(fake_files(&sb).is_empty());
+    assert!(sb.uploaded().is_empty());
 }
 
 // ---------------------------------------------------------------- progress on a terminal
@@ -484,6 +476,60 @@ fn a_big_upload_shows_progress_on_a_terminal_only_and_clears_it() {
 // ---------------------------------------------------------------- many files
 
 #[test]
+fn rate_paces_the_uploads_across_jobs() {
+    let sb = logged_in("file-rate");
+    let names: Vec<String> = (0..6).map(|i| format!("r{i}.txt")).collect();
+    for n in &names {
+        put(&sb, n, n.as_bytes());
+    }
+    let r = run(
+        file(&sb)
+            .arg("upload")
+            .args(&names)
+            .args(["--jobs", "4", "--rate", "2"]),
+        "",
+    );
+    r.ok();
+    assert_eq!(r.records().len(), 6, "{}", r.describe());
+    // No one-second window saw more than the rate (plus one for the edges): unpaced,
+    // all six arrive at once.
+    let times: Vec<f64> = sb
+        .fake
+        .log()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["endpoint"] == "files.upload")
+        .map(|e| e["t_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 6);
+    let worst = (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|u| **u < times[i] + 1000.0)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 3,
+        "{worst} uploads in one second at --rate 2: {times:?}"
+    );
+}
+
+#[test]
+fn the_type_comes_from_the_name_when_the_content_says_nothing() {
+    let sb = logged_in("file-type-by-name");
+    put(&sb, "report.pdf", b"not the PDF magic");
+    put(&sb, "photo.WEBP", b"nor the WebP magic");
+    run(file(&sb).args(["upload", "report.pdf", "photo.WEBP"]), "").ok();
+    let held = sb.uploaded();
+    assert_eq!(held[0]["content_type"], "application/pdf", "{held:?}");
+    assert_eq!(held[1]["content_type"], "image/webp", "{held:?}");
+}
+
+#[test]
 fn jobs_4_uploads_8_files() {
     let sb = logged_in("file-jobs");
     let names: Vec<String> = (0..8).map(|i| format!("f{i}.txt")).collect();
@@ -502,7 +548,7 @@ fn jobs_4_uploads_8_files() {
         .collect();
     paths.sort();
     assert_eq!(paths, names);
-    assert_eq!(fake_files(&sb).len(), 8);
+    assert_eq!(sb.uploaded().len(), 8);
     // A batch run tells its summary on stderr.
     let summary: Value = serde_json::from_str(r.stderr.lines().last().unwrap()).unwrap();
     assert_eq!(summary["type"], "summary");

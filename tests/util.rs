@@ -143,6 +143,14 @@ impl Sandbox {
         self.fake.stats()
     }
 
+    /// What the fake holds of the uploaded files (`/_fake/files`), in upload order.
+    pub fn uploaded(&self) -> Vec<Value> {
+        self.fake.files()["files"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Gets an authorization code from the fake the way a browser would: the authorize
     /// URL, then Approve on the consent page (or the auto-approve redirect). Returns the
     /// `authorization_code` record coze-auth would print.
@@ -577,4 +585,22 @@ pub fn refusing_port() -> u16 {
         }
         u16::from_be(addr.port)
     })
+}
+
+/// The SHA-256 of `bytes` in lowercase hex, as `/_fake/files` reports an upload's.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// [`sha256_hex`] of a file, read as it streams (a 200 MB file is not held).
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut f, &mut h).unwrap();
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -486,19 +486,13 @@ pub(super) fn check_files(sb: &Sandbox, call: &str, code: i32, r: &Run) -> Vec<S
     let Some(rec) = records.first() else {
         return problems;
     };
-    let held = sb.admin_get("/_fake/files")["files"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let held = sb.uploaded();
     let Some(f) = held.iter().find(|f| f["id"] == rec["file_id"]) else {
         problems.push(format!("the record's file is not on the server: {rec}"));
         return problems;
     };
     let content = std::fs::read(sb.path(UPLOAD)).unwrap_or_default();
-    let sha: String = <sha2::Sha256 as sha2::Digest>::digest(&content)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = sha256_hex(&content);
     if f["bytes"] != UPLOAD_LEN || f["sha256"] != sha.as_str() {
         problems.push(format!(
             "the server holds another file than the one sent: {f}"
