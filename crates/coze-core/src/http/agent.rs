@@ -563,24 +563,12 @@ impl Http {
                 inner: (up.open)()?,
                 failed: Arc::clone(&failed),
             });
-            let request = builder
+            let builder = builder
                 .header("Content-Type", up.content_type.as_str())
                 // With a Content-Length ureq sends the body length-delimited, not chunked.
-                .header("Content-Length", up.length.to_string())
-                .body(body)
-                .map_err(|e| {
-                    Error::Usage(format!("bad request to {}: {e}", redact::scrub(&req.url)))
-                })?;
-            self.pacer.acquire();
-            if self.config.verbose {
-                crate::say!(
-                    "> {} {} ({} bytes)",
-                    req.method,
-                    redact::scrub(&req.url),
-                    up.length
-                );
-            }
-            return agent.run(request).map_err(|e| {
+                .header("Content-Length", up.length.to_string());
+            let sent = self.dispatch(&agent, builder, body, req, Some(up.length))?;
+            return sent.map_err(|e| {
                 match failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     Some(local) => Error::io(&up.source, local),
                     None => self.network_error(&req.url, &e),
@@ -594,16 +582,32 @@ impl Http {
             }
             None => Vec::new(),
         };
+        self.dispatch(&agent, builder, body, req, None)?
+            .map_err(|e| self.network_error(&req.url, &e))
+    }
+
+    /// Sends one request, once: built (a bad URL is a usage error, the outer `Err`),
+    /// paced, told on stderr under `-v` (with the body's size when it is streamed),
+    /// then run; the transport's own failure is the caller's to name.
+    fn dispatch(
+        &self,
+        agent: &ureq::Agent,
+        builder: ureq::http::request::Builder,
+        body: impl ureq::AsSendBody,
+        req: &Request<'_>,
+        streamed: Option<u64>,
+    ) -> Result<std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>> {
         let request = builder.body(body).map_err(|e| {
             Error::Usage(format!("bad request to {}: {e}", redact::scrub(&req.url)))
         })?;
         self.pacer.acquire();
         if self.config.verbose {
-            crate::say!("> {} {}", req.method, redact::scrub(&req.url));
+            match streamed {
+                Some(n) => crate::say!("> {} {} ({n} bytes)", req.method, redact::scrub(&req.url)),
+                None => crate::say!("> {} {}", req.method, redact::scrub(&req.url)),
+            }
         }
-        agent
-            .run(request)
-            .map_err(|e| self.network_error(&req.url, &e))
+        Ok(agent.run(request))
     }
 
     /// A transport failure, named for a person: the route it took, and for a TLS
