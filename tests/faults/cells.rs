@@ -133,11 +133,6 @@ fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
 pub(super) const UPLOAD: &str = "upload.bin";
 pub(super) const UPLOAD_LEN: usize = 100_000;
 
-/// A loopback port nothing listens on, for the whole run.
-fn closed_port() -> u16 {
-    refusing_port()
-}
-
 /// Credentials for the call: a login (coze), or nothing (Studio: the sandbox's
 /// commands carry its PAT).
 fn login(sb: &Sandbox) {
@@ -148,7 +143,7 @@ fn login(sb: &Sandbox) {
 
 /// Builds the cell's command (and stdin) after preparing the sandbox for the call.
 fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
-    let refused = (fault == "refused").then(|| format!("http://127.0.0.1:{}", closed_port()));
+    let refused = (fault == "refused").then(|| format!("http://127.0.0.1:{}", refusing_port()));
     let stall = fault == "stall";
     let mut stdin = String::new();
     let mut cmd = match call {

@@ -35,7 +35,6 @@ use serde_json::Value;
 pub use admin::ENDPOINTS as ADMIN_ENDPOINTS;
 pub use chat::{answer_text, follow_ups};
 pub use faults::TYPES as FAULT_TYPES;
-pub use objects::{note as attachments_note, Attachment};
 
 /// Which server the fake imitates: coze.cn / coze.com, or a self-hosted Coze Studio,
 /// which speaks a dialect of the same API (PAT only, other stream endings and error

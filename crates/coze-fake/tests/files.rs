@@ -547,13 +547,6 @@ fn object_string_answers_name_the_attachments() {
                 want,
                 "{dialect:?} stream {stream}"
             );
-            assert_eq!(
-                coze_fake::attachments_note(&[coze_fake::Attachment {
-                    kind: "file".into(),
-                    name: "report q3.pdf".into()
-                }]),
-                " [attachments: file:report q3.pdf]"
-            );
             // Only files, with the question as the next message.
             let only = objects_msg(json!([{"type":"image","file_id":id}]));
             let text = json!({"role":"user","content":"what is it?","content_type":"text"});
