@@ -64,6 +64,13 @@ fn a_path_is_uploaded_once_for_every_prompt_that_carries_it(d: Dialect) {
 fn jobs_at_once_still_upload_a_path_once(d: Dialect) {
     let sb = logged_in_as("attach-jobs", d);
     let doc = write(&sb, "big.pdf", PDF);
+    // The upload takes about a second, so the other jobs want the file while it is
+    // still going up: they wait for it rather than send it too.
+    sb.fake.push_fault(
+        "files.upload",
+        json!({"type": "slow_upload", "bytes_per_s": 200}),
+        1,
+    );
     let input: String = (0..12).map(|i| format!("question {i}\n")).collect();
     let r = run(
         chat(&sb).args(["-o", "answers", "--jobs", "4", "--attach", &doc]),
