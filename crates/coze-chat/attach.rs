@@ -54,8 +54,9 @@ impl Uploads {
     }
 
     fn one(&self, client: &Client<'_>, a: &Attachment) -> Result<Sent> {
-        if let (Some(shown), Some(path)) = (&a.path, a.local_path()) {
-            let key = match std::fs::metadata(&path) {
+        if let Some(path) = &a.path {
+            let shown = &path.to_string_lossy().into_owned();
+            let key = match std::fs::metadata(path) {
                 Ok(m) => FileKey::Inode(m.dev(), m.ino()),
                 Err(_) => FileKey::Path(path.clone()),
             };
@@ -74,7 +75,7 @@ impl Uploads {
                 }
                 None => {}
             }
-            let outcome = upload(client, &path, shown);
+            let outcome = upload(client, path, shown);
             *slot = Some(match &outcome {
                 Ok(sent) => Ok(sent.clone()),
                 Err(e) => Err(e.to_string()),

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, BufRead};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
@@ -50,7 +50,7 @@ pub struct Rules {
     pub attach: Vec<Attachment>,
     /// The record paths checked so far, and what was found: a thousand lines about
     /// one file look at it once.
-    pub checked: RefCell<HashMap<String, std::result::Result<(), String>>>,
+    pub checked: RefCell<HashMap<PathBuf, std::result::Result<(), String>>>,
 }
 
 /// One prompt to ask: the batch engine's item.
@@ -372,8 +372,9 @@ fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
             let mut checked = rules.checked.borrow_mut();
             let found = checked
                 .entry(path.clone())
-                .or_insert_with(|| files::inspect(Path::new(path), files::Limit::API).map(|_| ()));
+                .or_insert_with(|| files::inspect(path, files::Limit::API).map(|_| ()));
             found.clone().map_err(|why| {
+                let path = path.display();
                 Error::input(
                     line,
                     format!("prompt record: attachment {n}: {path}: {why}"),

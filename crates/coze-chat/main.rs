@@ -56,9 +56,9 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     }
     // --attach's files are checked before anything is asked.
     for a in &f.attach {
-        if let (Some(shown), Some(path)) = (&a.path, a.local_path()) {
-            files::inspect(&path, files::Limit::API).map_err(|message| Error::BadFile {
-                path: shown.clone(),
+        if let Some(path) = &a.path {
+            files::inspect(path, files::Limit::API).map_err(|message| Error::BadFile {
+                path: path.to_string_lossy().into_owned(),
                 message,
             })?;
         }

@@ -2,6 +2,8 @@
 //! and a `prompt`, with the API's limits on `meta_data` and the stable id of a prompt
 //! that has none of its own.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -72,9 +74,9 @@ pub struct Prompt {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Attachment {
     /// A local file, uploaded before the chat (once per run, however many prompts
-    /// carry it).
+    /// carry it). From `--attach` it may be any bytes; in a record, JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<PathBuf>,
     /// A file uploaded already (coze-file's `file_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_id: Option<String>,
@@ -85,10 +87,6 @@ pub struct Attachment {
     /// without content to look at (its extension); coze-file's records carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
-    /// The local file as the command line gave it, when that is not UTF-8 (`path` is
-    /// then its lossy spelling, for messages): the file is opened by this.
-    #[serde(skip)]
-    pub os_path: Option<std::path::PathBuf>,
 }
 
 impl Attachment {
@@ -97,18 +95,10 @@ impl Attachment {
         match spec.into_string() {
             Ok(s) => Attachment::from_flag(&s),
             Err(os) => Attachment {
-                path: Some(os.to_string_lossy().into_owned()),
-                os_path: Some(os.into()),
+                path: Some(os.into()),
                 ..Attachment::default()
             },
         }
-    }
-
-    /// The local file to open, for a `path` attachment.
-    pub fn local_path(&self) -> Option<std::path::PathBuf> {
-        self.os_path
-            .clone()
-            .or_else(|| self.path.as_ref().map(std::path::PathBuf::from))
     }
 
     /// `--attach`'s forms: `file_id:ID`, an `http://` or `https://` URL, else a path.
@@ -127,17 +117,22 @@ impl Attachment {
             };
         }
         Attachment {
-            path: Some(spec.to_owned()),
+            path: Some(spec.into()),
             ..Attachment::default()
         }
     }
 
     /// Why this attachment says no place, or more than one, if it does.
     pub fn check(&self) -> Result<(), String> {
-        let given = [&self.path, &self.file_id, &self.file_url]
-            .iter()
-            .filter(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
-            .count();
+        let path = self.path.as_ref().map(|p| p.to_string_lossy());
+        let given = [
+            path.as_deref(),
+            self.file_id.as_deref(),
+            self.file_url.as_deref(),
+        ]
+        .iter()
+        .filter(|v| v.is_some_and(|s| !s.trim().is_empty()))
+        .count();
         match given {
             1 => Ok(()),
             0 => Err("an attachment needs one of \"path\", \"file_id\" or \"file_url\"".into()),
