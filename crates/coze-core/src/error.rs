@@ -30,7 +30,9 @@ pub mod exit {
     pub const NETWORK: u8 = 5;
     /// A rate limit or quota still refused after the retries.
     pub const RATE_LIMIT: u8 = 6;
-    /// Reserved: waiting for an answer (a workflow interrupt, a tool call nobody answered).
+    /// Waiting for an answer: a workflow stopped at a question or input node (or a
+    /// chatflow's question) in a pipeline, where nobody can answer it; its `interrupt`
+    /// record says what to answer.
     pub const WAITING: u8 = 7;
     /// A local file or stream could not be read or written: permission denied, a
     /// directory where a file should be, a full disk, a full stdout.
@@ -54,6 +56,8 @@ EXIT STATUS
     5    network: unreachable, timed out, a certificate nobody trusts, or a stream
          cut before its chat could be followed
     6    rate limit or quota still refused after retries
+    7    waiting for an answer: a workflow or chatflow asked a question and
+         nobody is at a terminal to answer (see the `interrupt` record)
     8    a local file or stream could not be read or written (permission denied,
          a directory where a file should be, a full disk or stdout)
     130  interrupted (Ctrl-C)
@@ -212,6 +216,10 @@ pub enum Error {
         /// What the system said.
         source: io::Error,
     },
+    /// A run stopped at a question nobody here can answer: a workflow's interrupt or a
+    /// chatflow's question in a pipeline (exit 7). The message says what it asked and how
+    /// to answer; the tool has already written its `interrupt` record.
+    Waiting(String),
     /// Ctrl-C (exit 130).
     Interrupted,
     /// What we were doing when `source` happened, e.g. "creating a conversation".
@@ -326,6 +334,7 @@ impl Error {
             Error::Network(_) | Error::Tls(_) | Error::Cut { .. } => exit::NETWORK,
             Error::Protocol(_) => exit::API,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Waiting(_) => exit::WAITING,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,
             Error::Io { .. } => exit::LOCAL_IO,
             Error::Api(e) if e.is_auth() => exit::AUTH,
@@ -357,6 +366,7 @@ impl fmt::Display for Error {
             | Error::RefreshRefused(m)
             | Error::Network(m)
             | Error::Tls(m)
+            | Error::Waiting(m)
             | Error::Protocol(m) => {
                 write!(f, "{m}")
             }
@@ -405,6 +415,14 @@ impl From<ApiError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_exits_7_and_is_in_the_help_table() {
+        let e = Error::Waiting("the workflow asks: which city?".into()).context("run r1");
+        assert_eq!(e.exit_code(), 7);
+        assert_eq!(e.to_string(), "run r1: the workflow asks: which city?");
+        assert!(EXIT_CODES_HELP.contains("\n    7    waiting for an answer"));
+    }
 
     fn api(status: u16, code: ApiCode) -> Error {
         Error::Api(ApiError {
