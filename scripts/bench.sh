@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: coze-chat and coze-file (release) against curl and the official Python SDK (cozepy)
+# `make bench`: coze-chat, coze-file and coze-workflow (release) against curl and the official Python SDK (cozepy)
 # on loopback against coze-fake. See docs/benchmarks.md.
 #
 # Builds the release binaries (or uses $BENCH_BIN, a directory holding them), makes a
@@ -12,8 +12,10 @@
 # Other options go to bench.py: --reps N (short cases, default 9), --long-reps N
 # (default 3), --deltas N (default 200000), --batch N (default 500), --scale-prompts N
 # (default 1000: the --jobs 1/4/16 scaling case; 0 skips it), --upload-mb N (default
-# 400: the MiB of the upload case's file; 0 skips it), --cases LIST (some cases only, by
-# name or number: startup,long,ttfb,batch,memory,binaries,scaling,upload, or 1-8).
+# 400: the MiB of the upload case's file; 0 skips it), --messages N (default 100000: the
+# Message events of the workflow case's run; 0 skips it), --cases LIST (some cases only,
+# by name or number: startup,long,ttfb,batch,memory,binaries,scaling,upload,workflow,
+# or 1-9).
 # Nothing here asserts a timing; `make test` never runs it.
 set -euo pipefail
 

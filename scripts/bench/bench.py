@@ -36,7 +36,7 @@ BOT = "bench-bot"
 TICK = os.sysconf("SC_CLK_TCK")
 DEVNULL = subprocess.DEVNULL
 # The report's cases, in order (--cases picks some, by name or number).
-CASES = ("startup", "long", "ttfb", "batch", "memory", "binaries", "scaling", "upload")
+CASES = ("startup", "long", "ttfb", "batch", "memory", "binaries", "scaling", "upload", "workflow")
 
 
 class Fake:
@@ -201,6 +201,58 @@ def upload_case(a, fake, env, p, table, rss, ratio, rows, mib):
                      "< 8 MB", kb / 1024 < 8))
 
 
+def workflow_case(a, fake, env, p, table, rss, ratio, rows, n):
+    """Case 9: one workflow run streaming `n` Message events (and the end node's), read
+    by coze-workflow in text, results and events modes, curl and cozepy's
+    workflows.runs.stream; each run's output checked to hold the last message."""
+    p(f"### 9. A long workflow stream: {n:,} Message events, to /dev/null")
+    p()
+    wf = "bench-workflow"
+    fake.admin("POST", "/_fake/workflow", {"workflow_id": wf, "messages": n})
+    flow = os.path.join(a.bin, "coze-workflow")
+    body = json.dumps({"workflow_id": wf, "parameters": {"input": "bench"}})
+    tools = {
+        "coze-workflow -o text": [flow, "run", "--workflow", wf, "--param", "input=bench", "-o", "text"],
+        "coze-workflow -o results": [flow, "run", "--workflow", wf, "--param", "input=bench", "-o", "results"],
+        "coze-workflow -o events": [flow, "run", "--workflow", wf, "--param", "input=bench", "-o", "events"],
+        "curl -sN": ["curl", "-sN", "-H", f"Authorization: Bearer {TOKEN}", "-H",
+                     "Content-Type: application/json", "--data-binary", body,
+                     fake.base + "/v1/workflow/stream_run"],
+        "cozepy workflows.runs.stream": [a.python, os.path.join(HERE, "cozepy_workflow.py"), wf],
+    }
+    last = f"{n - 1}: "
+    for name, argv in tools.items():  # warm-up, and a check that each sees the whole run
+        got = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=DEVNULL, check=True).stdout
+        if name.endswith("results"):
+            rec = json.loads(got)
+            if rec.get("status") != "success":
+                raise SystemExit(f"bench: {name}: the run did not succeed: {got[:300]!r}")
+        elif last.encode() not in got:
+            raise SystemExit(f"bench: {name}: the output lacks the last message ({last!r})")
+    res = {name: [] for name in tools}
+    for _ in range(a.long_reps):
+        for name, argv in tools.items():
+            res[name].append(measure(fake, argv, env))
+    for name, argv in tools.items():
+        rss[name] = peak_rss(argv, env)
+    table(res, per_event=n + 2)
+    fake_share = med([r.fake_cpu / r.wall for r in res["curl -sN"]])
+    p(f"The fake's CPU during curl's run: {fake_share:.0%} of curl's wall time "
+      f"({'the fake sets the pace of this case' if fake_share > 0.8 else 'the fake is not the bottleneck'}).")
+    p()
+    cu = med([r.cpu for r in res["curl -sN"]])
+    py = med([r.cpu for r in res["cozepy workflows.runs.stream"]])
+    for mode, goal, limit in (("text", "≤ 1.5× curl", 1.5), ("events", "≤ 2× curl", 2.0)):
+        ours = med([r.cpu for r in res[f"coze-workflow -o {mode}"]])
+        ratio(f"Workflow stream `-o {mode}` vs curl (CPU)", ours, cu, goal, ours / cu <= limit)
+    ours = med([r.cpu for r in res["coze-workflow -o text"]])
+    ratio("Workflow stream `-o text` vs cozepy (CPU)", ours, py, "≥ 20× faster", py / ours >= 20)
+    worst = max((rss.get(f"coze-workflow -o {m}") or 0) for m in ("text", "results", "events"))
+    if worst:
+        rows.append(("Workflow stream: coze-workflow peak RSS, any mode", f"{worst / 1024:.1f} MB", None,
+                     "< 8 MB", worst / 1024 < 8))
+
+
 def med(xs):
     return statistics.median(xs)
 
@@ -229,6 +281,8 @@ def main():
                     help="prompts of the --jobs scaling case (0 skips it)")
     ap.add_argument("--upload-mb", type=int, default=400,
                     help="MiB of the upload case's file (0 skips it)")
+    ap.add_argument("--messages", type=int, default=100_000,
+                    help="Message events of the workflow case's run (0 skips it)")
     ap.add_argument("--cases", default=",".join(CASES),
                     help="the cases to run, by name or number, comma-separated: "
                          + ", ".join(f"{i} {c}" for i, c in enumerate(CASES, 1)))
@@ -441,7 +495,8 @@ def main():
         p("| binary | size |")
         p("|---|---|")
         biggest = 0
-        for b in ("coze-auth", "coze-token", "coze-conv", "coze-chat", "coze-file", "coze-fake"):
+        for b in ("coze-auth", "coze-token", "coze-conv", "coze-chat", "coze-file", "coze-workflow",
+                  "coze-fake"):
             size = os.path.getsize(os.path.join(a.bin, b))
             biggest = max(biggest, size) if b != "coze-fake" else biggest
             p(f"| {b} | {size / 2**20:.2f} MiB ({size:,} bytes) |")
@@ -478,6 +533,10 @@ def main():
     mib = a.upload_mb
     if mib and want("upload"):
         upload_case(a, fake, env, p, table, rss, ratio, rows, mib)
+
+    # 9. A long workflow stream.
+    if a.messages and want("workflow"):
+        workflow_case(a, fake, env, p, table, rss, ratio, rows, a.messages)
 
     # Summary.
     p("### Targets")
