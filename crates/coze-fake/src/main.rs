@@ -10,8 +10,8 @@ use coze_fake::{Dialect, Fake, Options, TlsOptions, ADMIN_ENDPOINTS, FAULT_TYPES
 fn help() -> String {
     let mut h = String::from(
         "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web-app and
-JWT service-app flows, conversations, messages, Chat v3 streaming and polled), for tests, demos
-and scripts.
+JWT service-app flows, conversations, messages, Chat v3 streaming and polled, files, workflows),
+for tests, demos and scripts.
 
 USAGE:
     coze-fake [OPTIONS]
@@ -113,9 +113,14 @@ FAULT ENDPOINT NAMES:
     token device_code users.me conversation.create conversation.retrieve conversation.list
     conversation.update conversation.delete conversation.clear message.list message.create
     message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
-    chat.cancel files.upload files.retrieve, and * (any API endpoint). On files.upload, a
-    reset fault hangs up before reading the body; http, api_error and json_body answer
-    once the whole body has been read (and counted in upload_bytes), the file not kept
+    chat.cancel files.upload files.retrieve workflow.run workflow.stream_run
+    workflow.stream_resume workflow.resume workflow.history workflow.chat, and * (any API
+    endpoint). On files.upload, a reset fault hangs up before reading the body; http,
+    api_error and json_body answer once the whole body has been read (and counted in
+    upload_bytes), the file not kept. On workflow streams stall, cut, error_event (an
+    Error event {error_code,error_message}, studio adding debug_url), malformed and
+    reset_mid_body apply between events; the run still ends on the server as planned
+    (an injected Error: failed)
 
 FAULT TYPES:
 ",
@@ -138,6 +143,53 @@ BOT WIRE STYLES:
                          blank line (each event's blank line is sent when the next event starts)
     no_final_newline     the same without even the data line's line end, as the official Python
                          SDK's recorded test streams end
+
+WORKFLOWS (POST /v1/workflow/run, /v1/workflow/stream_run; GET the run history):
+    A workflow id nobody configured runs with every default, so any id works (a Studio
+    would refuse one that is not a number). POST /_fake/workflow {\"workflow_id\":ID,…}
+    sets one, replacing an earlier spec; fields (all optional but workflow_id):
+    published BOOL        [true] false: coze code 4200 before any stream; studio: sync
+                          run 6031, stream_run its raw 720702011 (HTTP 200 JSON body)
+    messages N            [1] Message events from the node titled Message before the end:
+                          content \"I: 你好 🌏\\n\" (I from 0), node_seq_id \"I\", node_is_finish
+                          true on the last
+    delay_ms MS           [0] a pause before each Message (a sync run waits as long)
+    pings N, ping_ms MS   [0, 0] before the end, N PING events (data {}), each after MS
+                          (studio sends no PING: it only waits)
+    output MODE           [json] what the end node returns, in the final Message's content
+                          (node_title End), a sync run's data and the history's output:
+                          json: the JSON text of {\"output\":PARAMETERS}; double:
+                          {\"Output\":TEXT}, TEXT the JSON text of {\"content_type\":1,\"data\":
+                          JSON,\"original_result\":null,\"type_for_model\":2}, JSON that of
+                          {\"output\":PARAMETERS}; text: \"Echo: \" and the compact JSON of the
+                          parameters (not JSON)
+    required [NAMES]      [] parameters that must be present (not null), else before any
+                          stream coze 4000 \"Missing required parameter: NAME\"; studio:
+                          sync 4000, stream_run its raw 720702002, its own message
+    error {code,message}  [none] the run fails after its messages: stream: an Error event
+                          {error_code,error_message} (studio adds debug_url), no Done;
+                          sync: {code,msg,debug_url}; async: history Fail with error_code
+                          (a string) and error_message (studio error_msg)
+    async BOOL            [true] false: is_async:true gets 6003 (coze only: a Studio has no
+                          plans and runs it)
+    running_polls N       [1] an async run's history says Running for N reads, then
+                          Success or Fail
+    lowercase_events BOOL [false] event names message/error/done, as Studios before v0.3.0
+    Shapes: execute_id 7404830425073352713 + n (a string on coze, a JSON number in
+    studio's history); debug_url BASE/work_flow?execute_id=E&space_id=S&workflow_id=W.
+    Streams: \"id: N\\nevent: NAME\\ndata: JSON\\n\\n\", ids from 0; the final Message has
+    node_title End and (coze) cost, token, usage; Done carries {\"debug_url\"}. usage:
+    input_count = characters of the parameters' compact JSON, output_count = characters
+    of the output. A sync run on coze: {code:0,msg,data,debug_url,usage,detail}, no
+    execute_id; on studio {code,msg:null,data,token,cost,debug_url,execute_id,BaseResp:
+    null}. is_async: coze {debug_url,execute_id,msg,detail} (no code, as the docs show).
+    History: coze GET /v1/workflows/W/run_histories/E, data [one run] with execute_status
+    Running|Success|Fail, error_code \"\" on success, is_output_trimmed false; an unknown
+    run or one of another workflow: 4200. studio GET /v1/workflow/get_run_history?
+    workflow_id=W&execute_id=E: {\"data\":[…],\"BaseResp\":null}, no code, execute_id and
+    connector_id (and bot_id, else null) JSON numbers, log_id, input, error_msg, nulls,
+    no usage; an unknown execute_id: code 777777775, HTTP 200; the coze path: 401 as any
+    path a Studio lacks. GET /_fake/workflow lists every run (mode sync|stream|async).
 
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin
@@ -163,6 +215,10 @@ EXAMPLES:
 
     # a web app whose code exchange and refresh need the secret
     coze-fake --client-secret 42.app.coze=s3cret
+
+    # a workflow that streams 100000 messages, and one that is not published
+    curl -s $base/_fake/workflow -d '{\"workflow_id\":\"7400000000000000100\",\"messages\":100000}'
+    curl -s $base/_fake/workflow -d '{\"workflow_id\":\"7400000000000000101\",\"published\":false}'
 
     # counters, then force every client to refresh
     curl -s $base/_fake/stats; curl -s -X POST $base/_fake/expire
