@@ -144,7 +144,8 @@ BOT WIRE STYLES:
     no_final_newline     the same without even the data line's line end, as the official Python
                          SDK's recorded test streams end
 
-WORKFLOWS (POST /v1/workflow/run, /v1/workflow/stream_run; GET the run history):
+WORKFLOWS (POST /v1/workflow/run, stream_run, stream_resume, /v1/workflows/resume; GET the
+run history):
     A workflow id nobody configured runs with every default, so any id works (a Studio
     would refuse one that is not a number). POST /_fake/workflow {\"workflow_id\":ID,…}
     sets one, replacing an earlier spec; fields (all optional but workflow_id):
@@ -166,7 +167,8 @@ WORKFLOWS (POST /v1/workflow/run, /v1/workflow/stream_run; GET the run history):
     required [NAMES]      [] parameters that must be present (not null), else before any
                           stream coze 4000 \"Missing required parameter: NAME\"; studio:
                           sync 4000, stream_run its raw 720702002, its own message
-    error {code,message}  [none] the run fails after its messages: stream: an Error event
+    error {code,message}  [none] the run fails after its messages (with a question: once an
+                          answer fits): stream: an Error event
                           {error_code,error_message} (studio adds debug_url), no Done;
                           sync: {code,msg,debug_url}; async: history Fail with error_code
                           (a string) and error_message (studio error_msg)
@@ -174,7 +176,36 @@ WORKFLOWS (POST /v1/workflow/run, /v1/workflow/stream_run; GET the run history):
                           plans and runs it)
     running_polls N       [1] an async run's history says Running for N reads, then
                           Success or Fail
-    lowercase_events BOOL [false] event names message/error/done, as Studios before v0.3.0
+    lowercase_events BOOL [false] event names message/error/interrupt/done, as Studios
+                          before v0.3.0
+    question TEXT         [none] after the messages (and pings) the run stops at a question
+                          node: a Message from node Question (coze: content TEXT; studio:
+                          the node's JSON, as below), then Interrupt {\"interrupt_data\":
+                          {\"data\":JSON,\"event_id\":\"E/N\",\"type\":T},\"node_title\":
+                          \"Question\"} (studio: no node_title, debug_url first, keys
+                          event_id,type,data), and no Done. JSON is Studio's question node's
+                          {\"messages\":[…]}: the earlier questions and the answers that did
+                          not fit, then {\"type\":\"question\",\"content_type\":\"option\",
+                          \"content\":{\"options\":[{\"name\":O},…],\"question\":TEXT},\"id\":
+                          \"154650_K\"} (content_type text: content is TEXT). N counts from
+                          2769808280134765896, a new one per interrupt
+    options [NAMES]       [] the question's options: an answer (spaces trimmed) that is none
+                          of them asks again (a new event_id); when the third resume still
+                          does not fit the run fails (coze Error 4000, studio 720701013).
+                          No options: any answer fits
+    interrupt_type T      [2] interrupt_data.type (5: an input node)
+    A resume that fits ends the run: output {\"output\":PARAMETERS,\"answer\":RESUME_DATA}
+    (text mode: \" (answer: A)\" appended), or the spec's error. POST
+    /v1/workflow/stream_resume {workflow_id,event_id,resume_data,interrupt_type} streams
+    from the question on, ids from 0 again, no messages; an event_id that is not the
+    workflow's open interrupt (resumed, never given, another workflow's): code 4000
+    \"…event not found or already resumed\" (coze: all four fields required, 4000). A sync
+    run with a question: coze {code:0,msg,debug_url,interrupt_data:{data,
+    required_parameters:{},event_id,type},execute_id,detail}, resumed with POST
+    /v1/workflows/resume (same body; coze only), which answers as the run did (async: the
+    execute_id again, the history moving on); studio 6039. Either resume takes any run's
+    interrupt. The history of a run at a question: coze execute_status Running with
+    interrupt_data; studio \"<UNSET>\" (its enum has no name for status 5)
     Shapes: execute_id 7404830425073352713 + n (a string on coze, a JSON number in
     studio's history); debug_url BASE/work_flow?execute_id=E&space_id=S&workflow_id=W.
     Streams: \"id: N\\nevent: NAME\\ndata: JSON\\n\\n\", ids from 0; the final Message has
@@ -189,7 +220,8 @@ WORKFLOWS (POST /v1/workflow/run, /v1/workflow/stream_run; GET the run history):
     workflow_id=W&execute_id=E: {\"data\":[…],\"BaseResp\":null}, no code, execute_id and
     connector_id (and bot_id, else null) JSON numbers, log_id, input, error_msg, nulls,
     no usage; an unknown execute_id: code 777777775, HTTP 200; the coze path: 401 as any
-    path a Studio lacks. GET /_fake/workflow lists every run (mode sync|stream|async).
+    path a Studio lacks. GET /_fake/workflow lists every run (mode sync|stream|async;
+    status Running|Success|Fail|Interrupted; resumes; answers).
 
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin

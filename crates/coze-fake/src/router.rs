@@ -313,6 +313,8 @@ fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Reply 
         "files.retrieve" => crate::files::retrieve(app, req, ctx),
         "workflow.run" => crate::workflows::run(app, req, ctx),
         "workflow.stream_run" => crate::workflows::stream_run(app, req, ctx),
+        "workflow.stream_resume" => crate::workflows::stream_resume(app, req, ctx),
+        "workflow.resume" => crate::workflows::resume(app, req, ctx),
         "workflow.history" => crate::workflows::history(app, req, ctx),
         _ => no_such_endpoint(req, ctx),
     }

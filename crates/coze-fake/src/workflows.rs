@@ -73,6 +73,12 @@ pub struct Spec {
     pub async_allowed: bool,
     pub running_polls: u64,
     pub lowercase_events: bool,
+    /// The question a question node asks after the messages; None: no question.
+    pub question: Option<String>,
+    /// Its options; an answer that is none of them does not fit (none: any answer fits).
+    pub options: Vec<String>,
+    /// `interrupt_data.type`: 2 a question node, 5 an input node (`workflow_resume`).
+    pub interrupt_type: i64,
 }
 
 /// Every field a spec may have; any other is refused, so a misspelt one is not ignored.
@@ -89,6 +95,9 @@ const SPEC_FIELDS: &[&str] = &[
     "async",
     "running_polls",
     "lowercase_events",
+    "question",
+    "options",
+    "interrupt_type",
 ];
 
 impl Spec {
@@ -107,6 +116,9 @@ impl Spec {
             async_allowed: true,
             running_polls: 1,
             lowercase_events: false,
+            question: None,
+            options: Vec::new(),
+            interrupt_type: 2,
         }
     }
 
@@ -183,6 +195,16 @@ impl Spec {
             async_allowed: boolean("async", true)?,
             running_polls: uint("running_polls", 1)?,
             lowercase_events: boolean("lowercase_events", false)?,
+            question: match present("question") {
+                None => None,
+                Some(Value::String(q)) => Some(q.clone()),
+                Some(_) => return Err("\"question\" must be a string".into()),
+            },
+            options: strings("options")?,
+            interrupt_type: match present("interrupt_type") {
+                None => 2,
+                Some(v) => v.as_i64().ok_or("\"interrupt_type\" must be an integer")?,
+            },
         })
     }
 
@@ -201,6 +223,9 @@ impl Spec {
             "async": self.async_allowed,
             "running_polls": self.running_polls,
             "lowercase_events": self.lowercase_events,
+            "question": self.question,
+            "options": self.options,
+            "interrupt_type": self.interrupt_type,
         })
     }
 }
@@ -238,17 +263,38 @@ pub enum Status {
     Running,
     Success,
     Fail,
+    /// Waiting at a question for a resume.
+    Interrupted,
 }
 
 impl Status {
-    /// As the history's `execute_status` spells it.
+    /// As coze's history spells it: a run waiting for an answer is still Running (the
+    /// docs name no other status), its `interrupt_data` set.
     pub fn name(self) -> &'static str {
         match self {
-            Status::Running => "Running",
+            Status::Running | Status::Interrupted => "Running",
             Status::Success => "Success",
             Status::Fail => "Fail",
         }
     }
+
+    /// As `GET /_fake/workflow` spells it.
+    fn admin_name(self) -> &'static str {
+        match self {
+            Status::Interrupted => "Interrupted",
+            s => s.name(),
+        }
+    }
+}
+
+/// An interrupt: the run waits at its question for `event_id` to be resumed.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub event_id: String,
+    /// `interrupt_data.data`: the question node's JSON (see [`question_json`]).
+    pub data: String,
+    /// `interrupt_data.type`.
+    pub kind: i64,
 }
 
 /// How a run ends.
@@ -258,6 +304,8 @@ pub enum Outcome {
     Done { output: String },
     /// The run failed.
     Failed { code: i64, msg: String },
+    /// The run stopped at its question.
+    Ask(Ask),
 }
 
 /// One run, from its start to its end.
@@ -285,6 +333,12 @@ pub struct Run {
     pub usage: (u64, u64),
     pub resumes: u32,
     pub answers: Vec<String>,
+    /// Questions asked so far (each interrupt's event_id is a new one).
+    pub asks: u64,
+    /// The interrupt waiting for a resume.
+    pub open: Option<Ask>,
+    /// Run by the Studio dialect (which words its failures its own way).
+    pub studio: bool,
     pub created: u64,
     pub updated: u64,
 }
@@ -304,6 +358,64 @@ impl Run {
                 self.error = Some((code, msg));
                 self.status = Status::Fail;
             }
+            Outcome::Ask(ask) => {
+                self.open = Some(ask);
+                self.status = Status::Interrupted;
+            }
+        }
+    }
+
+    /// A new interrupt at the run's question: event_id `<execute_id>/<n>`, as the docs'
+    /// `7404830425073352713/2769808280134765896` and Studio's `convertStreamRunEvent`.
+    fn ask(&mut self) -> Ask {
+        let n = FIRST_EVENT_ID + self.asks;
+        self.asks += 1;
+        Ask {
+            event_id: format!("{}/{n}", self.execute_id),
+            data: question_json(&self.spec, &self.answers),
+            kind: self.spec.interrupt_type,
+        }
+    }
+
+    /// How the run goes on from its start.
+    fn fresh(&mut self) -> Outcome {
+        if self.spec.question.is_some() {
+            Outcome::Ask(self.ask())
+        } else {
+            self.end(None)
+        }
+    }
+
+    /// How the run goes on with `answer` to its open question (`workflow_resume` docs
+    /// page): an answer that fits ends it; one that does not asks again, and at the
+    /// third resume fails the run.
+    fn resume(&mut self, answer: &str) -> Outcome {
+        self.open = None;
+        self.status = Status::Running;
+        self.updated = now_s();
+        self.resumes += 1;
+        self.answers.push(answer.to_string());
+        let fits =
+            self.spec.options.is_empty() || self.spec.options.iter().any(|o| o == answer.trim());
+        if fits {
+            self.end(Some(answer))
+        } else if self.resumes >= MAX_RESUMES {
+            too_many_resumes(self.studio)
+        } else {
+            Outcome::Ask(self.ask())
+        }
+    }
+
+    /// The end after the question (if any): the spec's error, else the output.
+    fn end(&self, answer: Option<&str>) -> Outcome {
+        match &self.spec.error {
+            Some((code, msg)) => Outcome::Failed {
+                code: *code,
+                msg: msg.clone(),
+            },
+            None => Outcome::Done {
+                output: output_text(self.spec.output, &self.parameters, answer),
+            },
         }
     }
 
@@ -315,7 +427,7 @@ impl Run {
             "mode": self.mode.name(),
             "parameters": self.parameters,
             "resumes": self.resumes,
-            "status": self.status.name(),
+            "status": self.status.admin_name(),
             "answers": self.answers,
         })
     }
@@ -345,8 +457,15 @@ impl Book {
         self.specs.insert(spec.workflow_id.clone(), spec);
     }
 
-    /// Record a new run, Running; its execute_id.
-    fn start(&mut self, rr: &RunRequest, spec: Spec, mode: Mode, logid: &str) -> u64 {
+    /// Record a new run, Running.
+    fn start(
+        &mut self,
+        rr: &RunRequest,
+        spec: Spec,
+        mode: Mode,
+        logid: &str,
+        studio: bool,
+    ) -> &mut Run {
         let execute_id = FIRST_EXECUTE_ID + self.started;
         self.started += 1;
         if self.order.len() >= RUN_LIMIT {
@@ -355,39 +474,33 @@ impl Book {
             }
         }
         let now = now_s();
-        self.runs.insert(
-            execute_id,
-            Run {
-                execute_id,
-                workflow_id: rr.workflow_id.clone(),
-                mode,
-                parameters: rr.parameters.clone(),
-                spec,
-                bot_id: rr.bot_id.clone(),
-                connector_uid: rr
-                    .user
-                    .clone()
-                    .unwrap_or_else(|| crate::oauth::USER_ID.to_string()),
-                logid: logid.to_string(),
-                status: Status::Running,
-                pending: None,
-                reads: 0,
-                output: None,
-                error: None,
-                usage: (0, 0),
-                resumes: 0,
-                answers: Vec::new(),
-                created: now,
-                updated: now,
-            },
-        );
         self.order.push_back(execute_id);
-        execute_id
-    }
-
-    /// The run `execute_id`, if the book still has it.
-    pub fn run(&self, execute_id: u64) -> Option<&Run> {
-        self.runs.get(&execute_id)
+        self.runs.entry(execute_id).or_insert(Run {
+            execute_id,
+            workflow_id: rr.workflow_id.clone(),
+            mode,
+            parameters: rr.parameters.clone(),
+            spec,
+            bot_id: rr.bot_id.clone(),
+            connector_uid: rr
+                .user
+                .clone()
+                .unwrap_or_else(|| crate::oauth::USER_ID.to_string()),
+            logid: logid.to_string(),
+            status: Status::Running,
+            pending: None,
+            reads: 0,
+            output: None,
+            error: None,
+            usage: (0, 0),
+            resumes: 0,
+            answers: Vec::new(),
+            asks: 0,
+            open: None,
+            studio,
+            created: now,
+            updated: now,
+        })
     }
 
     fn run_mut(&mut self, execute_id: u64) -> Option<&mut Run> {
@@ -434,9 +547,14 @@ pub fn usage_json((input, output): (u64, u64)) -> Value {
     json!({"input_count": input, "token_count": input + output, "output_count": output})
 }
 
-/// What the end node returns for `parameters` (see [`OutputMode`]).
-pub fn output_text(mode: OutputMode, parameters: &Value) -> String {
-    let inner = json!({ "output": parameters }).to_string();
+/// What the end node returns for `parameters` (see [`OutputMode`]), and the answer to
+/// the run's question when it had one.
+pub fn output_text(mode: OutputMode, parameters: &Value, answer: Option<&str>) -> String {
+    let mut end = json!({ "output": parameters });
+    if let Some(a) = answer {
+        end["answer"] = json!(a);
+    }
+    let inner = end.to_string();
     match mode {
         OutputMode::Json => inner,
         OutputMode::Double => {
@@ -444,21 +562,63 @@ pub fn output_text(mode: OutputMode, parameters: &Value) -> String {
                                 "type_for_model": 2});
             json!({"Output": answer.to_string()}).to_string()
         }
-        OutputMode::Text => format!("Echo: {parameters}"),
+        OutputMode::Text => match answer {
+            None => format!("Echo: {parameters}"),
+            Some(a) => format!("Echo: {parameters} (answer: {a})"),
+        },
     }
 }
 
-/// How a fresh run of `spec` ends.
-fn fresh_outcome(spec: &Spec, parameters: &Value) -> Outcome {
-    match &spec.error {
-        Some((code, msg)) => Outcome::Failed {
-            code: *code,
-            msg: msg.clone(),
-        },
-        None => Outcome::Done {
-            output: output_text(spec.output, parameters),
-        },
+/// The second part of the first event_id (the docs' example's), counting up.
+const FIRST_EVENT_ID: u64 = 2_769_808_280_134_765_896;
+
+/// Resumes a run may take (`workflow_resume` docs page: at most 3).
+const MAX_RESUMES: u32 = 3;
+
+/// The end of a run whose third resume still did not fit: coze's code is not known;
+/// the fake says 4000 as the docs' Error example does for a bad request, Studio its
+/// execution failure.
+fn too_many_resumes(studio: bool) -> Outcome {
+    let why = "the answer fits none of the options after 3 resumes";
+    if studio {
+        Outcome::Failed {
+            code: wire::STUDIO_EXECUTE_FAIL,
+            msg: format!("Workflow execution failure: {why}"),
+        }
+    } else {
+        Outcome::Failed {
+            code: 4000,
+            msg: format!("Request parameter error: {why}"),
+        }
     }
+}
+
+/// The question node's JSON, `interrupt_data.data`: Studio's `{"messages":[…]}` of its
+/// question-answer node (`backend/domain/workflow/internal/nodes/qa/question_answer.go`
+/// `generateHistory`): the earlier questions with the answers that did not fit, then the
+/// question, `content_type` `option` with `{"options":[{"name"}],"question"}` or `text`
+/// with the question as a string. coze.cn is assumed to carry the same.
+pub fn question_json(spec: &Spec, answers: &[String]) -> String {
+    let question = spec.question.clone().unwrap_or_default();
+    let (content_type, content) = if spec.options.is_empty() {
+        ("text", json!(question))
+    } else {
+        let options: Vec<Value> = spec.options.iter().map(|o| json!({ "name": o })).collect();
+        ("option", json!({"options": options, "question": question}))
+    };
+    let mut messages = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        messages.push(json!({"type": "question", "content_type": content_type,
+                             "content": content, "id": format!("{QUESTION_NODE_ID}_{}", i * 2)}));
+        // Sic: `generateHistory` numbers an answer i+1, not i*2+1.
+        messages.push(json!({"type": "answer", "content_type": content_type,
+                             "content": answer, "id": format!("{QUESTION_NODE_ID}_{}", i + 1)}));
+    }
+    messages.push(
+        json!({"type": "question", "content_type": content_type, "content": content,
+                         "id": format!("{QUESTION_NODE_ID}_{}", answers.len() * 2)}),
+    );
+    json!({ "messages": messages }).to_string()
 }
 
 /// The content of Message `i` of the node titled `Message`.
@@ -648,16 +808,14 @@ pub fn run(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         Err(reply) => return reply,
     };
     let mode = if rr.is_async { Mode::Async } else { Mode::Sync };
-    let outcome = fresh_outcome(&spec, &rr.parameters);
     let execute_id = {
         let mut st = app.lock();
-        let id = st.wf.start(&rr, spec.clone(), mode, &ctx.logid);
+        let run = st.wf.start(&rr, spec.clone(), mode, &ctx.logid, studio);
         if mode == Mode::Async {
-            if let Some(run) = st.wf.run_mut(id) {
-                run.pending = Some(outcome.clone());
-            }
+            let outcome = run.fresh();
+            run.pending = Some(outcome);
         }
-        id
+        run.execute_id
     };
     let debug = debug_url(app, execute_id, &rr.workflow_id);
     if mode == Mode::Async {
@@ -678,56 +836,175 @@ pub fn run(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     );
     let run = {
         let mut st = app.lock();
-        st.wf.settle(execute_id, outcome);
-        st.wf.run(execute_id).cloned()
+        st.wf.run_mut(execute_id).map(|run| {
+            let outcome = run.fresh();
+            run.settle(outcome);
+            run.clone()
+        })
     };
-    let Some(run) = run else {
-        return err(ctx, 5000, "internal error");
+    match run {
+        Some(run) if studio => studio::sync_answer(&run, &debug),
+        Some(run) => coze_sync_answer(ctx, &run, &debug),
+        // Only a book overflowing with 100,000 newer runs meanwhile loses it.
+        None => err(ctx, 5000, "internal error"),
+    }
+}
+
+/// coze's answer to a sync run or to its resume (`workflow_run`, `resume_workflow` docs
+/// pages): the output with `usage`; the interrupt to resume (the resume example's keys,
+/// with the run's execute_id); or the failure.
+fn coze_sync_answer(ctx: &Ctx, run: &Run, debug: &str) -> Reply {
+    let logid = json!({ "logid": ctx.logid });
+    let body = match (&run.open, &run.error) {
+        (Some(ask), _) => json!({"code": 0, "msg": "", "debug_url": debug,
+            "interrupt_data": interrupt_data(ask), "execute_id": run.execute_id.to_string(),
+            "detail": logid}),
+        (None, Some((code, msg))) => {
+            json!({"code": code, "msg": msg, "debug_url": debug, "detail": logid})
+        }
+        (None, None) => {
+            json!({"code": 0, "msg": "", "data": run.output.clone().unwrap_or_default(),
+            "debug_url": debug, "usage": usage_json(run.usage), "detail": logid})
+        }
     };
-    if studio {
-        return studio::sync_answer(&run, &debug);
-    }
-    match (&run.output, &run.error) {
-        (_, Some((code, msg))) => Reply::json(
-            200,
-            &json!({"code": code, "msg": msg, "debug_url": debug, "detail": {"logid": ctx.logid}}),
-        ),
-        (output, None) => Reply::json(
-            200,
-            &json!({"code": 0, "msg": "", "data": output.clone().unwrap_or_default(),
-                    "debug_url": debug, "usage": usage_json(run.usage),
-                    "detail": {"logid": ctx.logid}}),
-        ),
-    }
+    Reply::json(200, &body)
+}
+
+/// coze's `interrupt_data` (`resume_workflow` docs page); a question node asks for no
+/// `required_parameters`.
+fn interrupt_data(ask: &Ask) -> Value {
+    json!({"data": ask.data, "required_parameters": {}, "event_id": ask.event_id,
+           "type": ask.kind})
 }
 
 /// POST /v1/workflow/stream_run.
 pub fn stream_run(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+    let studio = app.opts.dialect == Dialect::Studio;
     let (rr, spec) = match admit(app, req, ctx, Mode::Stream) {
         Ok(x) => x,
         Err(reply) => return reply,
     };
-    let outcome = fresh_outcome(&spec, &rr.parameters);
-    let execute_id = app
-        .lock()
-        .wf
-        .start(&rr, spec.clone(), Mode::Stream, &ctx.logid);
-    let plan = StreamPlan {
-        app: app.clone(),
-        studio: app.opts.dialect == Dialect::Studio,
-        execute_id,
-        debug_url: debug_url(app, execute_id, &rr.workflow_id),
-        messages: spec.messages,
-        pings: spec.pings,
-        usage: match &outcome {
-            Outcome::Done { output } => usage(&rr.parameters, output),
-            Outcome::Failed { .. } => (0, 0),
-        },
-        outcome,
-        fault: take_stream_fault(ctx),
-        spec,
+    let fault = take_stream_fault(ctx);
+    let plan = {
+        let mut st = app.lock();
+        let run = st.wf.start(&rr, spec, Mode::Stream, &ctx.logid, studio);
+        let outcome = run.fresh();
+        StreamPlan::new(app, run, outcome, fault, true)
     };
     stream_reply(plan)
+}
+
+/// A resume request once bound (`workflow_resume` docs page).
+struct ResumeRequest {
+    workflow_id: String,
+    event_id: String,
+    resume_data: String,
+}
+
+/// Bind a resume by the dialect's rules: coze requires every field (4000); Studio binds
+/// what is there (`OpenAPIStreamResumeFlowRequest`), a field of the wrong type a 400.
+fn bind_resume(req: &Request, ctx: &Ctx, studio: bool) -> Result<ResumeRequest, Reply> {
+    if studio {
+        return studio::bind_resume(req).map(|(workflow_id, event_id, resume_data)| {
+            ResumeRequest {
+                workflow_id,
+                event_id,
+                resume_data,
+            }
+        });
+    }
+    let bad = |what: &str| err(ctx, 4000, &format!("invalid parameter: {what}"));
+    let Some(body) = req.json().filter(Value::is_object) else {
+        return Err(bad("request body must be a JSON object"));
+    };
+    let s = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let (Some(workflow_id), Some(event_id)) = (s("workflow_id"), s("event_id")) else {
+        return Err(bad("workflow_id and event_id are required"));
+    };
+    let Some(resume_data) = body.get("resume_data").and_then(Value::as_str) else {
+        return Err(bad("resume_data is required (a string)"));
+    };
+    if body.get("interrupt_type").and_then(Value::as_i64).is_none() {
+        return Err(bad("interrupt_type is required (an integer)"));
+    }
+    Ok(ResumeRequest {
+        workflow_id,
+        event_id,
+        resume_data: resume_data.to_string(),
+    })
+}
+
+/// The answer to a resume naming no open interrupt of that workflow: one already
+/// resumed, of a run that ended, or never given.
+fn no_such_interrupt(ctx: &Ctx, studio: bool) -> Reply {
+    let msg = "invalid parameter: event not found or already resumed";
+    if studio {
+        crate::router::studio::business(4000, msg)
+    } else {
+        err(ctx, 4000, msg)
+    }
+}
+
+/// The run whose open interrupt `rr` answers.
+fn open_run<'a>(book: &'a mut Book, rr: &ResumeRequest) -> Option<&'a mut Run> {
+    let execute_id = rr.event_id.split('/').next()?.parse::<u64>().ok()?;
+    book.run_mut(execute_id).filter(|run| {
+        run.workflow_id == rr.workflow_id
+            && run.open.as_ref().is_some_and(|a| a.event_id == rr.event_id)
+    })
+}
+
+/// POST /v1/workflow/stream_resume: the run goes on from its question; the stream's ids
+/// start again at 0 (`workflow_resume` docs page) and carry the end (or the question
+/// asked again) without the messages before it.
+pub fn stream_resume(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+    let studio = app.opts.dialect == Dialect::Studio;
+    let rr = match bind_resume(req, ctx, studio) {
+        Ok(rr) => rr,
+        Err(reply) => return reply,
+    };
+    let fault = take_stream_fault(ctx);
+    let plan = {
+        let mut st = app.lock();
+        let Some(run) = open_run(&mut st.wf, &rr) else {
+            return no_such_interrupt(ctx, studio);
+        };
+        let outcome = run.resume(&rr.resume_data);
+        StreamPlan::new(app, run, outcome, fault, false)
+    };
+    stream_reply(plan)
+}
+
+/// POST /v1/workflows/resume (coze only; `resume_workflow` docs page): a sync run's
+/// resume answers as the run did; an async run's says it started again, and its history
+/// moves on as the run's did. The fake also takes a streamed run's interrupt here.
+pub fn resume(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
+    let rr = match bind_resume(req, ctx, false) {
+        Ok(rr) => rr,
+        Err(reply) => return reply,
+    };
+    let mut st = app.lock();
+    let Some(run) = open_run(&mut st.wf, &rr) else {
+        return no_such_interrupt(ctx, false);
+    };
+    let outcome = run.resume(&rr.resume_data);
+    let debug = debug_url(app, run.execute_id, &run.workflow_id);
+    if run.mode == Mode::Async {
+        run.pending = Some(outcome);
+        run.reads = 0;
+        return Reply::json(
+            200,
+            &json!({"code": 0, "msg": "", "debug_url": debug,
+                    "execute_id": run.execute_id.to_string(), "detail": {"logid": ctx.logid}}),
+        );
+    }
+    run.settle(outcome);
+    coze_sync_answer(ctx, run, &debug)
 }
 
 /// A workflow stream's answer: the headers now, the events from [`StreamPlan::run`].
@@ -757,6 +1034,32 @@ struct StreamPlan {
 }
 
 impl StreamPlan {
+    /// The stream of `run` ending in `outcome`: from the start when `fresh`, else from
+    /// its question.
+    fn new(
+        app: &Arc<App>,
+        run: &Run,
+        outcome: Outcome,
+        fault: Option<Value>,
+        fresh: bool,
+    ) -> StreamPlan {
+        StreamPlan {
+            app: app.clone(),
+            studio: run.studio,
+            execute_id: run.execute_id,
+            debug_url: debug_url(app, run.execute_id, &run.workflow_id),
+            messages: if fresh { run.spec.messages } else { 0 },
+            pings: if fresh { run.spec.pings } else { 0 },
+            usage: match &outcome {
+                Outcome::Done { output } => usage(&run.parameters, output),
+                _ => (0, 0),
+            },
+            outcome,
+            fault,
+            spec: run.spec.clone(),
+        }
+    }
+
     fn run(self, out: &mut ChunkedOut<'_>) -> crate::http::StreamEnd {
         let flavor = Flavor::Workflow {
             studio: self.studio,
@@ -790,13 +1093,14 @@ impl StreamPlan {
         }
         for _ in 0..self.pings {
             w.pause(self.spec.ping_ms)?;
-            // Studio never sends PING: it only waits (§ the `stream_run` handler).
+            // Studio never sends PING: it only waits.
             if !self.studio {
                 w.event(self.name(EventKind::Ping), b"{}")?;
             }
         }
-        // The run is over on the server before the client can see its end, so a client
-        // that reads the history the moment the stream ends sees it finished.
+        // The run is over (or waiting) on the server before the client can see its end,
+        // so a client that reads the history or resumes the moment it reads the last
+        // event finds the run there.
         self.app
             .lock()
             .wf
@@ -817,6 +1121,20 @@ impl StreamPlan {
                     json!({"error_code": code, "error_message": msg})
                 };
                 w.event(self.name(EventKind::Error), data.to_string().as_bytes())?;
+            }
+            Outcome::Ask(ask) => {
+                let question = self.question_message(ask);
+                w.event(message, question.as_bytes())?;
+                // coze: the docs' Interrupt example; Studio: `streamRunData`, which has
+                // no node_title (coze-py's `WorkflowEventInterrupt` requires one).
+                let data = if self.studio {
+                    json!({"debug_url": self.debug_url, "interrupt_data":
+                        {"event_id": ask.event_id, "type": ask.kind, "data": ask.data}})
+                } else {
+                    json!({"interrupt_data": {"data": ask.data, "event_id": ask.event_id,
+                        "type": ask.kind}, "node_title": "Question"})
+                };
+                w.event(self.name(EventKind::Interrupt), data.to_string().as_bytes())?;
             }
         }
         w.flush()
@@ -858,12 +1176,29 @@ impl StreamPlan {
             .to_string()
         }
     }
+
+    /// The question node's Message before its Interrupt: coze shows the question's text
+    /// (the docs' Interrupt example), Studio the node's JSON, as `interrupt_data.data`.
+    fn question_message(&self, ask: &Ask) -> String {
+        if self.studio {
+            json!({"content": ask.data, "content_type": "text", "node_seq_id": "0",
+                   "node_id": QUESTION_NODE_ID, "node_is_finish": true,
+                   "node_type": "Question", "node_title": "Question"})
+            .to_string()
+        } else {
+            json!({"content": self.spec.question.clone().unwrap_or_default(),
+                   "content_type": "text", "node_is_finish": true, "node_seq_id": "0",
+                   "node_title": "Question"})
+            .to_string()
+        }
+    }
 }
 
-/// Studio's node ids: the end node's is always 900001 in its canvases; the message
-/// node's is any other.
+/// Studio's node ids: the end node's is always 900001 in its canvases; the others' are
+/// any other numbers.
 const END_NODE_ID: &str = "900001";
 const MESSAGE_NODE_ID: &str = "133234";
+const QUESTION_NODE_ID: &str = "154650";
 
 /// Let a history read move an async run on: it says Running for `running_polls` reads,
 /// then shows its outcome.
@@ -919,7 +1254,7 @@ pub fn history(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
 /// success), and `is_output_trimmed`, which coze-py requires.
 fn history_json(app: &App, run: &Run) -> Value {
     let (input, output) = run.usage;
-    json!({
+    let mut h = json!({
         "execute_id": run.execute_id.to_string(),
         "execute_status": run.status.name(),
         "bot_id": run.bot_id.clone().unwrap_or_else(|| "0".into()),
@@ -936,7 +1271,11 @@ fn history_json(app: &App, run: &Run) -> Value {
         "debug_url": debug_url(app, run.execute_id, &run.workflow_id),
         "usage": usage_json(run.usage),
         "is_output_trimmed": false,
-    })
+    });
+    if let Some(ask) = &run.open {
+        h["interrupt_data"] = interrupt_data(ask);
+    }
+    h
 }
 
 /// `POST /_fake/workflow`: set one workflow's behaviour.

@@ -802,3 +802,352 @@ fn a_hundred_thousand_messages_stream_in_big_chunks() {
         t.elapsed()
     );
 }
+
+fn resume_body(event_id: &str, answer: &str) -> Value {
+    json!({"workflow_id": WF, "event_id": event_id, "resume_data": answer, "interrupt_type": 2})
+}
+
+fn resume(fake: &Fake, event_id: &str, answer: &str) -> (Resp, Vec<Ev>) {
+    let r = post(
+        fake,
+        "/v1/workflow/stream_resume",
+        &resume_body(event_id, answer),
+    );
+    let evs = if r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream")
+    {
+        parse(&r.text())
+    } else {
+        Vec::new()
+    };
+    (r, evs)
+}
+
+/// The event_id of interrupt `n` (from 0) of run `execute_id`.
+fn event_id(execute_id: u64, n: u64) -> String {
+    format!("{execute_id}/{}", 2_769_808_280_134_765_896 + n)
+}
+
+fn last_run(fake: &Fake) -> Value {
+    fake.workflows()["runs"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_question_interrupts_the_stream_and_a_resume_finishes_it() {
+    let fake = start(Dialect::Coze);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "messages": 2, "question": "哪个城市？"}),
+    );
+    let (r, evs) = stream(&fake, &run_body(json!({"day": "today"})));
+    assert_eq!(
+        names(&evs),
+        ["Message", "Message", "Message", "Interrupt"],
+        "{}",
+        r.text()
+    );
+    assert_eq!(ids(&evs), [0, 1, 2, 3]);
+    assert_eq!(
+        evs[2].json(),
+        json!({"content": "哪个城市？", "content_type": "text", "node_is_finish": true,
+               "node_seq_id": "0", "node_title": "Question"})
+    );
+    let data = json!({"messages": [{"type": "question", "content_type": "text",
+                                     "content": "哪个城市？", "id": "154650_0"}]})
+    .to_string();
+    assert_eq!(
+        evs[3].json(),
+        json!({"interrupt_data": {"data": data, "event_id": event_id(FIRST, 0), "type": 2},
+               "node_title": "Question"})
+    );
+    assert_eq!(last_run(&fake)["status"], "Interrupted");
+
+    let (_, evs) = resume(&fake, &event_id(FIRST, 0), "杭州");
+    assert_eq!(names(&evs), ["Message", "Done"]);
+    assert_eq!(ids(&evs), [0, 1], "a resumed stream counts from 0 again");
+    assert_eq!(
+        evs[0].json()["content"],
+        json!({"output": {"day": "today"}, "answer": "杭州"}).to_string()
+    );
+    let run = last_run(&fake);
+    assert_eq!(run["status"], "Success");
+    assert_eq!(run["resumes"], 1);
+    assert_eq!(run["answers"], json!(["杭州"]));
+    // It was answered: a second resume of the same event finds nothing to answer.
+    let (r, _) = resume(&fake, &event_id(FIRST, 0), "杭州");
+    assert_eq!(r.json()["code"], 4000);
+    assert!(r.json()["msg"]
+        .as_str()
+        .unwrap()
+        .contains("event not found or already resumed"));
+}
+
+#[test]
+fn an_answer_that_fits_no_option_is_asked_again_and_the_third_fails_the_run() {
+    let fake = start(Dialect::Coze);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "messages": 0, "question": "选一个", "options": ["红", "绿"]}),
+    );
+    let (_, evs) = stream(&fake, &run_body(json!({})));
+    assert_eq!(names(&evs), ["Message", "Interrupt"]);
+    for n in 0..2u64 {
+        let (_, evs) = resume(&fake, &event_id(FIRST, n), "蓝");
+        assert_eq!(names(&evs), ["Message", "Interrupt"], "resume {n}");
+        let i = evs[1].json();
+        assert_eq!(i["interrupt_data"]["event_id"], event_id(FIRST, n + 1));
+        let data: Value =
+            serde_json::from_str(i["interrupt_data"]["data"].as_str().unwrap()).unwrap();
+        let msgs = data["messages"].as_array().unwrap();
+        // The earlier questions and their answers, then the question again.
+        assert_eq!(msgs.len(), 2 * (n as usize + 1) + 1);
+        assert_eq!(
+            msgs[1],
+            json!({"type": "answer", "content_type": "option", "content": "蓝", "id": "154650_1"})
+        );
+        assert_eq!(
+            msgs.last().unwrap()["content"],
+            json!({"options": [{"name": "红"}, {"name": "绿"}], "question": "选一个"})
+        );
+        // The interrupt already answered is gone.
+        assert_eq!(
+            resume(&fake, &event_id(FIRST, n), "红").0.json()["code"],
+            4000
+        );
+    }
+    let (_, evs) = resume(&fake, &event_id(FIRST, 2), "蓝");
+    assert_eq!(names(&evs), ["Error"]);
+    assert_eq!(evs[0].json()["error_code"], 4000);
+    let run = last_run(&fake);
+    assert_eq!(run["status"], "Fail");
+    assert_eq!(run["resumes"], 3);
+    assert_eq!(run["answers"], json!(["蓝", "蓝", "蓝"]));
+    // A fourth resume has nothing to answer.
+    assert_eq!(
+        resume(&fake, &event_id(FIRST, 3), "红").0.json()["code"],
+        4000
+    );
+
+    // An answer naming an option (spaces around it do not matter) fits.
+    stream(&fake, &run_body(json!({})));
+    let (_, evs) = resume(&fake, &event_id(FIRST + 1, 0), " 绿 ");
+    assert_eq!(names(&evs), ["Message", "Done"]);
+    assert!(evs[0].json()["content"]
+        .as_str()
+        .unwrap()
+        .contains("\"answer\":\" 绿 \""));
+}
+
+#[test]
+fn resumes_are_checked_before_anything_runs() {
+    let fake = start(Dialect::Coze);
+    set(&fake, json!({"workflow_id": WF, "question": "q"}));
+    stream(&fake, &run_body(json!({})));
+    let good = event_id(FIRST, 0);
+    for body in [
+        json!({"workflow_id": WF, "event_id": good, "interrupt_type": 2}),
+        json!({"workflow_id": WF, "event_id": good, "resume_data": "a"}),
+        json!({"event_id": good, "resume_data": "a", "interrupt_type": 2}),
+        json!({"workflow_id": "7400000000000000999", "event_id": good, "resume_data": "a", "interrupt_type": 2}),
+        json!({"workflow_id": WF, "event_id": "nonsense", "resume_data": "a", "interrupt_type": 2}),
+        json!({"workflow_id": WF, "event_id": event_id(FIRST, 1), "resume_data": "a", "interrupt_type": 2}),
+    ] {
+        let r = post(&fake, "/v1/workflow/stream_resume", &body);
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json"));
+        assert_eq!(r.json()["code"], 4000, "{body}");
+    }
+    assert_eq!(last_run(&fake)["resumes"], 0);
+    let studio = start(Dialect::Studio);
+    let r = post(
+        &studio,
+        "/v1/workflow/stream_resume",
+        &json!({"workflow_id": WF, "event_id": good, "resume_data": 5}),
+    );
+    assert_eq!(r.status, 400);
+    let r = post(
+        &studio,
+        "/v1/workflow/stream_resume",
+        &resume_body(&good, "a"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["code"], 4000);
+}
+
+#[test]
+fn studio_interrupts_carry_the_nodes_json_and_no_node_title() {
+    let fake = start(Dialect::Studio);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "messages": 1, "question": "Which?", "options": ["A", "B"],
+               "interrupt_type": 5}),
+    );
+    let (_, evs) = stream(&fake, &run_body(json!({})));
+    assert_eq!(names(&evs), ["Message", "Message", "Interrupt"]);
+    let data = json!({"messages": [{"type": "question", "content_type": "option",
+        "content": {"options": [{"name": "A"}, {"name": "B"}], "question": "Which?"},
+        "id": "154650_0"}]})
+    .to_string();
+    let q = evs[1].json();
+    assert_eq!(q["content"], data);
+    assert_eq!(q["node_type"], "Question");
+    assert_eq!(
+        evs[2].data,
+        json!({"debug_url": debug_url(&fake, FIRST),
+               "interrupt_data": {"event_id": event_id(FIRST, 0), "type": 5, "data": data}})
+        .to_string()
+    );
+    let (_, evs) = resume(&fake, &event_id(FIRST, 0), "B");
+    assert_eq!(names(&evs), ["Message", "Done"]);
+    assert_eq!(ids(&evs), [0, 1]);
+    // Studio's sync run cannot interrupt; it has no /v1/workflows/resume.
+    let r = post(&fake, "/v1/workflow/run", &run_body(json!({}))).json();
+    assert_eq!(r["code"], 6039);
+    assert!(r["debug_url"].is_null());
+    let r = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST, 0), "B"),
+    );
+    assert_eq!(r.status, 401);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "question": "q", "lowercase_events": true}),
+    );
+    let (_, evs) = stream(&fake, &run_body(json!({})));
+    assert_eq!(names(&evs), ["message", "message", "interrupt"]);
+}
+
+#[test]
+fn a_sync_runs_interrupt_is_resumed_with_workflows_resume() {
+    let fake = start(Dialect::Coze);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "question": "q", "options": ["y"]}),
+    );
+    let r = post(&fake, "/v1/workflow/run", &run_body(json!({"k": 1}))).json();
+    assert_eq!(r["code"], 0);
+    assert!(r.get("data").is_none());
+    assert_eq!(r["execute_id"], FIRST.to_string());
+    let i = &r["interrupt_data"];
+    assert_eq!(i["event_id"], event_id(FIRST, 0));
+    assert_eq!(i["type"], 2);
+    assert_eq!(i["required_parameters"], json!({}));
+    let again = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST, 0), "n"),
+    )
+    .json();
+    assert_eq!(again["interrupt_data"]["event_id"], event_id(FIRST, 1));
+    let done = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST, 1), "y"),
+    )
+    .json();
+    assert_eq!(done["code"], 0);
+    assert_eq!(done["data"], r#"{"output":{"k":1},"answer":"y"}"#);
+    assert!(done["usage"]["output_count"].as_u64().unwrap() > 0);
+    assert_eq!(last_run(&fake)["resumes"], 2);
+    let r = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST, 1), "y"),
+    )
+    .json();
+    assert_eq!(r["code"], 4000);
+    // A question and an error: the run fails once the answer is taken.
+    set(
+        &fake,
+        json!({"workflow_id": WF, "question": "q", "error": {"code": 5000, "message": "after"}}),
+    );
+    post(&fake, "/v1/workflow/run", &run_body(json!({})));
+    let r = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST + 1, 0), "x"),
+    )
+    .json();
+    assert_eq!(
+        (r["code"].clone(), r["msg"].clone()),
+        (json!(5000), json!("after"))
+    );
+}
+
+#[test]
+fn an_async_run_waits_at_its_question_in_the_history() {
+    let fake = start(Dialect::Coze);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "question": "q", "running_polls": 0}),
+    );
+    let body = json!({"workflow_id": WF, "parameters": {}, "is_async": true});
+    post(&fake, "/v1/workflow/run", &body);
+    let d = history(&fake, FIRST).json()["data"][0].clone();
+    assert_eq!(d["execute_status"], "Running");
+    assert_eq!(d["interrupt_data"]["event_id"], event_id(FIRST, 0));
+    let r = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST, 0), "a"),
+    )
+    .json();
+    assert_eq!(r["execute_id"], FIRST.to_string());
+    assert!(r.get("data").is_none());
+    let d = history(&fake, FIRST).json()["data"][0].clone();
+    assert_eq!(d["execute_status"], "Success");
+    assert_eq!(d["output"], r#"{"output":{},"answer":"a"}"#);
+    assert!(d.get("interrupt_data").is_none());
+
+    let studio = start(Dialect::Studio);
+    set(
+        &studio,
+        json!({"workflow_id": WF, "question": "q", "running_polls": 0}),
+    );
+    post(&studio, "/v1/workflow/run", &body);
+    let d = history(&studio, FIRST).json()["data"][0].clone();
+    assert_eq!(d["execute_status"], "<UNSET>");
+}
+
+#[test]
+fn faults_apply_to_resumes() {
+    let fake = start(Dialect::Coze);
+    set(&fake, json!({"workflow_id": WF, "question": "q"}));
+    stream(&fake, &run_body(json!({})));
+    fake.push_fault(
+        "workflow.stream_resume",
+        json!({"type":"http","status":500}),
+        1,
+    );
+    assert_eq!(resume(&fake, &event_id(FIRST, 0), "a").0.status, 500);
+    // The refused request changed nothing: the interrupt is still open.
+    fake.push_fault(
+        "workflow.stream_resume",
+        json!({"type":"cut","after_events":1}),
+        1,
+    );
+    let (_, evs) = resume(&fake, &event_id(FIRST, 0), "a");
+    assert_eq!(names(&evs), ["Message"]);
+    assert_eq!(last_run(&fake)["status"], "Success");
+    post(&fake, "/v1/workflow/run", &run_body(json!({})));
+    fake.push_fault("workflow.resume", json!({"type":"http","status":429}), 1);
+    let r = post(
+        &fake,
+        "/v1/workflows/resume",
+        &resume_body(&event_id(FIRST + 1, 0), "a"),
+    );
+    assert_eq!(r.status, 429);
+    let s = fake.stats();
+    assert_eq!(s["requests"]["workflow.stream_resume"], 2);
+    assert_eq!(s["requests"]["workflow.resume"], 1);
+}

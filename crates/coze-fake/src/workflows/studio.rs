@@ -18,9 +18,12 @@ const NOT_PUBLISHED: i64 = 720_702_011;
 const MISSING_PARAM: i64 = 720_702_002;
 const INVALID_PARAM: i64 = 720_702_001;
 const EXECUTE_FAIL: i64 = super::wire::STUDIO_EXECUTE_FAIL;
+/// errno `ErrInterruptNotSupported`.
+const INTERRUPT_NOT_SUPPORTED: i64 = 720_702_078;
 
 /// The messages `code.Register` gives those codes.
 const NOT_PUBLISHED_MSG: &str = "Workflow not published. The requested operation cannot be performed on an unpublished workflow. Please publish the workflow and try again.";
+const INTERRUPT_NOT_SUPPORTED_MSG: &str = "Synchronous requests do not support interruption. Please switch to asynchronous requests for interruptible operations.";
 const INVALID_PARAM_MSG: &str = "Invalid request parameters. Please check your input and ensure all required fields are correctly formatted and within allowed ranges.";
 
 /// `CodeForOpenAPI`'s `errnoMap`: the internal codes a sync run's answer renames; any
@@ -166,6 +169,16 @@ pub fn async_started(execute_id: u64, debug_url: &str) -> Reply {
 /// renamed by [`openapi_code`], the debug_url a failed run's error carries).
 pub fn sync_answer(run: &Run, debug_url: &str) -> Reply {
     match (&run.status, &run.error) {
+        // `OpenAPIRun` cannot interrupt: `ErrInterruptNotSupported`, mapped to 6039.
+        (Status::Interrupted, _) => RunBody {
+            code: openapi_code(INTERRUPT_NOT_SUPPORTED),
+            msg: Some(INTERRUPT_NOT_SUPPORTED_MSG),
+            data: None,
+            token: None,
+            debug_url: None,
+            execute_id: None,
+        }
+        .reply(),
         (Status::Fail, Some((code, msg))) => RunBody {
             code: openapi_code(*code),
             msg: Some(msg),
@@ -185,6 +198,43 @@ pub fn sync_answer(run: &Run, debug_url: &str) -> Reply {
         }
         .reply(),
     }
+}
+
+/// The history's `execute_status`: `WorkflowExeStatus`'s names, and for a run waiting
+/// at a question what its `String()` says of status 5 (`entity.WorkflowInterrupted` has
+/// no name in the IDL's enum).
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Interrupted => "<UNSET>",
+        s => s.name(),
+    }
+}
+
+/// Bind a resume as `OpenAPIStreamResumeFlow` does: what is absent is empty, a field of
+/// the wrong type is a bind error (400). (workflow_id, event_id, resume_data).
+pub fn bind_resume(req: &Request) -> Result<(String, String, String), Reply> {
+    let o = crate::router::studio::body_object(req)?;
+    let string = |k: &str| -> Result<String, Reply> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(bad_request(&format!(
+                "json: cannot unmarshal {k} into Go struct field OpenAPIStreamResumeFlowRequest.{k} of type string"
+            ))),
+        }
+    };
+    if o.get("interrupt_type")
+        .is_some_and(|t| !t.is_null() && !t.is_i64())
+    {
+        return Err(bad_request(
+            "json: cannot unmarshal interrupt_type into Go struct field OpenAPIStreamResumeFlowRequest.interrupt_type of type workflow.InterruptType",
+        ));
+    }
+    Ok((
+        string("workflow_id")?,
+        string("event_id")?,
+        string("resume_data")?,
+    ))
 }
 
 /// errno `ErrWorkflowOperationFail`: how `OpenAPIGetWorkflowRunHistory` reports a run
@@ -219,7 +269,7 @@ pub fn history(app: &std::sync::Arc<crate::App>, req: &Request) -> Reply {
     let (input, output) = run.usage;
     let h = json!({
         "execute_id": run.execute_id,
-        "execute_status": run.status.name(),
+        "execute_status": status_name(run.status),
         "bot_id": run.bot_id.as_deref().and_then(|b| b.parse::<i64>().ok()),
         "connector_id": 1024,
         "connector_uid": run.connector_uid,

@@ -87,6 +87,7 @@ impl Flavor {
 pub enum EventKind {
     Message,
     Error,
+    Interrupt,
     Done,
     Ping,
 }
@@ -100,6 +101,8 @@ pub fn event_name(kind: EventKind, lower: bool) -> &'static str {
         (EventKind::Message, true) => "message",
         (EventKind::Error, false) => "Error",
         (EventKind::Error, true) => "error",
+        (EventKind::Interrupt, false) => "Interrupt",
+        (EventKind::Interrupt, true) => "interrupt",
         (EventKind::Done, false) => "Done",
         (EventKind::Done, true) => "done",
         (EventKind::Ping, _) => "PING",
