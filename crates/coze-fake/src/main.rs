@@ -120,7 +120,7 @@ FAULT ENDPOINT NAMES:
     upload_bytes), the file not kept. On workflow streams stall, cut, error_event (an
     Error event {error_code,error_message}, studio adding debug_url), malformed and
     reset_mid_body apply between events; the run still ends on the server as planned
-    (an injected Error: failed)
+    (an injected Error: failed); on workflow.chat also chat_failed (the run fails)
 
 FAULT TYPES:
 ",
@@ -145,7 +145,7 @@ BOT WIRE STYLES:
                          SDK's recorded test streams end
 
 WORKFLOWS (POST /v1/workflow/run, stream_run, stream_resume, /v1/workflows/resume; GET the
-run history):
+run history; chatflows below):
     A workflow id nobody configured runs with every default, so any id works (a Studio
     would refuse one that is not a number). POST /_fake/workflow {\"workflow_id\":ID,…}
     sets one, replacing an earlier spec; fields (all optional but workflow_id):
@@ -220,8 +220,36 @@ run history):
     workflow_id=W&execute_id=E: {\"data\":[…],\"BaseResp\":null}, no code, execute_id and
     connector_id (and bot_id, else null) JSON numbers, log_id, input, error_msg, nulls,
     no usage; an unknown execute_id: code 777777775, HTTP 200; the coze path: 401 as any
-    path a Studio lacks. GET /_fake/workflow lists every run (mode sync|stream|async;
+    path a Studio lacks. GET /_fake/workflow lists every run (mode sync|stream|async|chat;
     status Running|Success|Fail|Interrupted; resumes; answers).
+
+CHATFLOWS (POST /v1/workflows/chat {workflow_id,additional_messages,parameters,app_id|bot_id,
+conversation_id}, the same specs):
+    Chat events as coze's chatflow (coze-py's workflows_chat_stream_resp.txt): coze writes
+    \"event: X\\ndata: D\\n\\n\" with no id: lines (coze-py's chat parser refuses them);
+    studio numbers them \"id: N\" from 1. conversation.chat.created, .in_progress, the
+    answer \"Echo: USER_INPUT\" (USER_INPUT the last message's content) in message deltas
+    of 3 characters (delay_ms before each), its conversation.message.completed (coze:
+    then a verbose generate_answer_finish), conversation.chat.completed with usage, then
+    done {\"debug_url\"}. Each call is a run (mode chat, parameters + USER_INPUT). With a
+    question the answer is the question (\" (O1 / O2)\" appended when it has options),
+    then conversation.chat.requires_action and done; the run waits, bound to the
+    conversation, and the next call in that conversation answers it with its message:
+    \"Echo: ANSWER (answer to QUESTION)\" when it fits, the question again when not, a
+    failure at the third misfit. A failure (the spec's error, a CONVERSATION_NAME other
+    than Default: 720702204 \"conversation name does not exist\", a chat_failed fault):
+    coze conversation.chat.failed {\"code\":\"C\",\"msg\"} then done; studio an error event
+    {\"code\":\"C\",\"msg\",\"debug_url\"} and nothing after. Chat objects: coze's Chat
+    (bot_id when given, last_error, usage); studio's ChatFlowDetail {id,conversation_id,
+    status,execute_id,section_id}, the completed one adding bot_id and usage (its
+    token_count twice the output count, as Studio adds). The user message and the answer
+    are kept in the conversation. Refused before the stream: coze 4000 (no workflow_id; 0
+    or over 50 messages; the last not the user's text; parameters not an object; both
+    bot_id and app_id), 4200 (unpublished; an unknown conversation_id), 4000 (a missing
+    required parameter); studio {code,msg} HTTP 200: 777777775 \"Workflow operation
+    failure: …\" (no messages, the last not the user's, both ids, an unknown
+    conversation, and no conversation_id without a CONVERSATION_NAME: a Studio finds or
+    makes the conversation by that name), 720702011, 720702002.
 
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin

@@ -10,6 +10,7 @@
 //! number with an empty 500 (`mustParseInt64` panics); the fake runs it, so that one
 //! test can use the same id against both dialects.
 
+pub mod chatflow;
 pub mod studio;
 pub mod wire;
 
@@ -236,6 +237,8 @@ pub enum Mode {
     Sync,
     Stream,
     Async,
+    /// A chatflow's run (`/v1/workflows/chat`).
+    Chat,
 }
 
 impl Mode {
@@ -244,6 +247,7 @@ impl Mode {
             Mode::Sync => "sync",
             Mode::Stream => "stream",
             Mode::Async => "async",
+            Mode::Chat => "chat",
         }
     }
 
@@ -251,7 +255,7 @@ impl Mode {
     fn run_mode(self) -> u8 {
         match self {
             Mode::Sync => 0,
-            Mode::Stream => 1,
+            Mode::Stream | Mode::Chat => 1,
             Mode::Async => 2,
         }
     }
@@ -441,6 +445,10 @@ pub struct Book {
     /// Execute ids in start order.
     order: VecDeque<u64>,
     started: u64,
+    /// conversation_id → the chatflow run waiting there at its question.
+    pub waiting: HashMap<String, u64>,
+    /// Studio's named conversations: (bot or app id, `CONVERSATION_NAME`) → id.
+    pub named: HashMap<(String, String), String>,
 }
 
 impl Book {

@@ -1151,3 +1151,388 @@ fn faults_apply_to_resumes() {
     assert_eq!(s["requests"]["workflow.stream_resume"], 2);
     assert_eq!(s["requests"]["workflow.resume"], 1);
 }
+
+fn chat_body(input: &str, conversation_id: Option<&str>, params: Value) -> Value {
+    let mut b = json!({"workflow_id": WF, "app_id": "7500000000000000009",
+        "additional_messages": [{"role": "user", "content": input, "content_type": "text"}],
+        "parameters": params});
+    if let Some(c) = conversation_id {
+        b["conversation_id"] = json!(c);
+    }
+    b
+}
+
+fn chatflow(fake: &Fake, body: &Value) -> (Resp, Vec<Ev>) {
+    let r = post(fake, "/v1/workflows/chat", body);
+    assert_eq!(r.status, 200);
+    let evs = if r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream")
+    {
+        parse(&r.text())
+    } else {
+        Vec::new()
+    };
+    (r, evs)
+}
+
+/// The answer the deltas of a chat stream carry, joined.
+fn deltas(evs: &[Ev]) -> String {
+    evs.iter()
+        .filter(|e| e.name == "conversation.message.delta")
+        .map(|e| e.json()["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn without_deltas(evs: &[Ev]) -> Vec<&str> {
+    names(evs)
+        .into_iter()
+        .filter(|n| *n != "conversation.message.delta")
+        .collect()
+}
+
+#[test]
+fn a_chatflow_answers_in_chat_events_ending_with_a_debug_url() {
+    let fake = start(Dialect::Coze);
+    let (r, evs) = chatflow(&fake, &chat_body("你好🌏", None, json!({})));
+    assert!(
+        r.text()
+            .starts_with("event: conversation.chat.created\ndata: {"),
+        "coze's chatflow has no id: lines"
+    );
+    assert!(evs.iter().all(|e| e.id.is_none()));
+    assert_eq!(
+        without_deltas(&evs),
+        [
+            "conversation.chat.created",
+            "conversation.chat.in_progress",
+            "conversation.message.completed",
+            "conversation.message.completed",
+            "conversation.chat.completed",
+            "done"
+        ]
+    );
+    assert_eq!(deltas(&evs), "Echo: 你好🌏");
+    let created = evs[0].json();
+    let conv = created["conversation_id"].as_str().unwrap().to_string();
+    assert_eq!(created["status"], "created");
+    assert_eq!(created["last_error"], json!({"code": 0, "msg": ""}));
+    let n = evs.len();
+    let answer = evs[n - 4].json();
+    assert_eq!(answer["content"], "Echo: 你好🌏");
+    assert_eq!(answer["type"], "answer");
+    assert_eq!(answer["conversation_id"], conv.as_str());
+    assert_eq!(evs[n - 3].json()["type"], "verbose");
+    let completed = evs[n - 2].json();
+    assert_eq!(completed["status"], "completed");
+    assert!(completed["usage"]["output_count"].as_u64().unwrap() > 0);
+    assert_eq!(
+        evs[n - 1].json(),
+        json!({"debug_url": debug_url(&fake, FIRST)})
+    );
+    assert_eq!(last_run(&fake)["mode"], "chat");
+    assert_eq!(last_run(&fake)["parameters"]["USER_INPUT"], "你好🌏");
+    // The conversation keeps the question and the answer.
+    let msgs = post(
+        &fake,
+        &format!("/v1/conversation/message/list?conversation_id={conv}"),
+        &json!({}),
+    )
+    .json();
+    let contents: Vec<&str> = msgs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["Echo: 你好🌏", "你好🌏"]);
+    // The same conversation again; an unknown one is refused before any stream.
+    let (_, evs) = chatflow(&fake, &chat_body("再来", Some(&conv), json!({})));
+    assert_eq!(evs[0].json()["conversation_id"], conv.as_str());
+    let (r, evs) = chatflow(
+        &fake,
+        &chat_body("x", Some("7000000000000000001"), json!({})),
+    );
+    assert!(evs.is_empty());
+    assert_eq!(r.json()["code"], 4200);
+}
+
+#[test]
+fn a_chatflow_question_is_answered_by_the_next_message_in_its_conversation() {
+    for dialect in [Dialect::Coze, Dialect::Studio] {
+        let fake = start(dialect);
+        set(
+            &fake,
+            json!({"workflow_id": WF, "question": "哪天？", "options": ["今天", "明天"]}),
+        );
+        // Studio needs a CONVERSATION_NAME when no conversation_id is given; the next
+        // call with the same name finds the same conversation.
+        let params = json!({"CONVERSATION_NAME": "Default"});
+        let (_, evs) = chatflow(&fake, &chat_body("天气", None, params.clone()));
+        assert_eq!(
+            without_deltas(&evs),
+            [
+                "conversation.chat.created",
+                "conversation.chat.in_progress",
+                "conversation.message.completed",
+                "conversation.chat.requires_action",
+                "done"
+            ],
+            "{dialect:?}"
+        );
+        assert_eq!(deltas(&evs), "哪天？ (今天 / 明天)");
+        let conv = evs[0].json()["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let requires = evs[evs.len() - 2].json();
+        assert_eq!(requires["status"], "requires_action");
+        assert_eq!(last_run(&fake)["status"], "Interrupted");
+        let same = |answer: &str| {
+            let conv_id = (dialect == Dialect::Coze).then_some(conv.as_str());
+            chatflow(&fake, &chat_body(answer, conv_id, params.clone())).1
+        };
+        // An answer that is no option asks again.
+        let evs = same("后天");
+        assert_eq!(
+            names(&evs)[names(&evs).len() - 2],
+            "conversation.chat.requires_action"
+        );
+        let evs = same("明天");
+        assert_eq!(evs[0].json()["conversation_id"], conv.as_str());
+        assert_eq!(deltas(&evs), "Echo: 明天 (answer to 哪天？)");
+        assert_eq!(names(&evs).last().unwrap(), &"done");
+        let run = last_run(&fake);
+        assert_eq!(run["status"], "Success");
+        assert_eq!(run["resumes"], 2);
+        assert_eq!(run["answers"], json!(["后天", "明天"]));
+        // The run is over: the next message starts a new one.
+        let evs = same("再问");
+        assert_eq!(deltas(&evs), "哪天？ (今天 / 明天)");
+        assert_eq!(fake.workflows()["runs"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn a_failing_chatflow_is_chat_failed_on_coze_and_an_error_event_on_studio() {
+    let fake = start(Dialect::Coze);
+    set(
+        &fake,
+        json!({"workflow_id": WF, "error": {"code": 720701013, "message": "node failed"}}),
+    );
+    let (_, evs) = chatflow(&fake, &chat_body("x", None, json!({})));
+    assert_eq!(
+        names(&evs),
+        [
+            "conversation.chat.created",
+            "conversation.chat.in_progress",
+            "conversation.chat.failed",
+            "done"
+        ]
+    );
+    assert_eq!(
+        evs[2].json(),
+        json!({"code": "720701013", "msg": "node failed"})
+    );
+    assert_eq!(last_run(&fake)["status"], "Fail");
+    set(&fake, json!({"workflow_id": WF}));
+    let (_, evs) = chatflow(
+        &fake,
+        &chat_body("x", None, json!({"CONVERSATION_NAME": "Other"})),
+    );
+    assert_eq!(
+        evs[2].json(),
+        json!({"code": "720702204", "msg": "conversation name does not exist"})
+    );
+
+    let studio = start(Dialect::Studio);
+    set(
+        &studio,
+        json!({"workflow_id": WF, "error": {"code": 720701013, "message": "node failed"}}),
+    );
+    let (r, evs) = chatflow(
+        &studio,
+        &chat_body("x", None, json!({"CONVERSATION_NAME": "Default"})),
+    );
+    assert!(r
+        .text()
+        .starts_with("id: 1\nevent: conversation.chat.created\n"));
+    assert_eq!(ids(&evs), [1, 2, 3]);
+    assert_eq!(
+        names(&evs),
+        [
+            "conversation.chat.created",
+            "conversation.chat.in_progress",
+            "error"
+        ]
+    );
+    assert_eq!(
+        evs[2].json(),
+        json!({"code": "720701013", "msg": "node failed", "debug_url": debug_url(&studio, FIRST)})
+    );
+}
+
+#[test]
+fn studio_chatflow_events_have_ids_and_its_own_shapes() {
+    let fake = start(Dialect::Studio);
+    let body = chat_body("hi", None, json!({"CONVERSATION_NAME": "Default"}));
+    let (_, evs) = chatflow(&fake, &body);
+    assert_eq!(ids(&evs), (1..=evs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        without_deltas(&evs),
+        [
+            "conversation.chat.created",
+            "conversation.chat.in_progress",
+            "conversation.message.completed",
+            "conversation.chat.completed",
+            "done"
+        ]
+    );
+    let created = evs[0].json();
+    let keys: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "conversation_id",
+            "status",
+            "execute_id",
+            "section_id"
+        ]
+    );
+    assert_eq!(created["execute_id"], FIRST.to_string());
+    let n = evs.len();
+    let msg = evs[n - 3].json();
+    let keys: Vec<&str> = msg
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "chat_id",
+            "conversation_id",
+            "bot_id",
+            "role",
+            "type",
+            "content",
+            "content_type",
+            "section_id"
+        ]
+    );
+    assert_eq!(msg["bot_id"], "7500000000000000009");
+    let done = evs[n - 2].json();
+    assert_eq!(done["bot_id"], "7500000000000000009");
+    let out = done["usage"]["output_count"].as_u64().unwrap();
+    assert_eq!(done["usage"]["token_count"], 2 * out, "Studio's sum, sic");
+    // Without a conversation_id Studio needs a CONVERSATION_NAME.
+    let r = post(
+        &fake,
+        "/v1/workflows/chat",
+        &chat_body("hi", None, json!({})),
+    );
+    assert_eq!(
+        r.json(),
+        json!({"code": 777777775, "msg": "Workflow operation failure: conversation name is requried"})
+    );
+}
+
+#[test]
+fn chatflow_requests_are_checked_before_the_stream() {
+    let fake = start(Dialect::Coze);
+    let user = |c: &str| json!({"role": "user", "content": c, "content_type": "text"});
+    for body in [
+        json!({"additional_messages": [user("x")]}),
+        json!({"workflow_id": WF, "additional_messages": []}),
+        json!({"workflow_id": WF, "additional_messages": [{"role": "assistant", "content": "x"}]}),
+        json!({"workflow_id": WF, "additional_messages": [{"role": "user", "content": "[]", "content_type": "object_string"}]}),
+        json!({"workflow_id": WF, "additional_messages": vec![user("x"); 51]}),
+        json!({"workflow_id": WF, "additional_messages": [user("x")], "bot_id": "1", "app_id": "2"}),
+        json!({"workflow_id": WF, "additional_messages": [user("x")], "parameters": [1]}),
+    ] {
+        let r = post(&fake, "/v1/workflows/chat", &body);
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json"));
+        assert_eq!(r.json()["code"], 4000, "{body}");
+    }
+    set(&fake, json!({"workflow_id": WF, "published": false}));
+    assert_eq!(
+        chatflow(&fake, &chat_body("x", None, json!({}))).0.json()["code"],
+        4200
+    );
+    set(&fake, json!({"workflow_id": WF, "required": ["city"]}));
+    assert_eq!(
+        chatflow(&fake, &chat_body("x", None, json!({}))).0.json()["code"],
+        4000
+    );
+
+    let studio = start(Dialect::Studio);
+    let r = post(
+        &studio,
+        "/v1/workflows/chat",
+        &json!({"workflow_id": WF, "additional_messages": []}),
+    );
+    assert_eq!(
+        r.json()["msg"],
+        "Workflow operation failure: additional_messages is requird"
+    );
+    set(&studio, json!({"workflow_id": WF, "published": false}));
+    let named = json!({"CONVERSATION_NAME": "Default"});
+    assert_eq!(
+        chatflow(&studio, &chat_body("x", None, named)).0.json()["code"],
+        720702011
+    );
+}
+
+#[test]
+fn faults_apply_to_chatflows() {
+    let fake = start(Dialect::Coze);
+    fake.push_fault(
+        "workflow.chat",
+        json!({"type":"chat_failed","code":5000,"msg":"event interval error"}),
+        1,
+    );
+    let (_, evs) = chatflow(&fake, &chat_body("x", None, json!({})));
+    assert_eq!(
+        evs[2].json(),
+        json!({"code": "5000", "msg": "event interval error"})
+    );
+    fake.push_fault("workflow.chat", json!({"type":"cut","after_events":3}), 1);
+    let (_, evs) = chatflow(&fake, &chat_body("abcdefgh", None, json!({})));
+    assert_eq!(evs.len(), 3);
+    assert_eq!(last_run(&fake)["status"], "Success");
+    fake.push_fault(
+        "workflow.chat",
+        json!({"type":"error_event","after_events":2,"code":4000,"msg":"bad"}),
+        1,
+    );
+    let (_, evs) = chatflow(&fake, &chat_body("x", None, json!({})));
+    assert_eq!(names(&evs).last().unwrap(), &"error");
+    assert_eq!(
+        evs.last().unwrap().json(),
+        json!({"code": 4000, "msg": "bad"})
+    );
+    assert_eq!(last_run(&fake)["status"], "Fail");
+    fake.push_fault("workflow.chat", json!({"type":"http","status":503}), 1);
+    assert_eq!(
+        post(
+            &fake,
+            "/v1/workflows/chat",
+            &chat_body("x", None, json!({}))
+        )
+        .status,
+        503
+    );
+    assert_eq!(fake.stats()["requests"]["workflow.chat"], 4);
+}

@@ -114,6 +114,7 @@ pub fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Re
         "workflow.run" => crate::workflows::run(app, req, ctx),
         "workflow.stream_run" => crate::workflows::stream_run(app, req, ctx),
         "workflow.stream_resume" => crate::workflows::stream_resume(app, req, ctx),
+        "workflow.chat" => crate::workflows::chatflow::chat(app, req, ctx),
         "workflow.history" => crate::workflows::history(app, req, ctx),
         _ => not_found(),
     }

@@ -40,6 +40,9 @@ pub enum Flavor {
         lower: bool,
         debug_url: String,
     },
+    /// A chatflow: a chat `error` event, `{"code":C,"msg"}` on coze (as the chat stream
+    /// sends one), `{"code":"C","msg","debug_url"}` on Studio (`vo.ErrorDetail`).
+    Chatflow { studio: bool, debug_url: String },
 }
 
 /// errno `ErrWorkflowExecuteFail` (`backend/types/errno/workflow.go` in coze-studio):
@@ -49,7 +52,9 @@ pub const STUDIO_EXECUTE_FAIL: i64 = 720_701_013;
 impl Flavor {
     fn default_code(&self) -> i64 {
         match self {
-            Flavor::Workflow { studio: true, .. } => STUDIO_EXECUTE_FAIL,
+            Flavor::Workflow { studio: true, .. } | Flavor::Chatflow { studio: true, .. } => {
+                STUDIO_EXECUTE_FAIL
+            }
             _ => 5000,
         }
     }
@@ -69,6 +74,16 @@ impl Flavor {
                 };
                 (event_name(EventKind::Error, *lower), data.to_string())
             }
+            Flavor::Chatflow {
+                studio: true,
+                debug_url,
+            } => (
+                "error",
+                json!({"code": code.to_string(), "msg": msg, "debug_url": debug_url}).to_string(),
+            ),
+            Flavor::Chatflow { studio: false, .. } => {
+                ("error", json!({"code": code, "msg": msg}).to_string())
+            }
         }
     }
 
@@ -78,6 +93,7 @@ impl Flavor {
             Flavor::Workflow { lower, .. } => {
                 (event_name(EventKind::Message, *lower), b"{\"content\":")
             }
+            Flavor::Chatflow { .. } => ("conversation.message.delta", b"{\"id\":"),
         }
     }
 }
