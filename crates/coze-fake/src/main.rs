@@ -50,7 +50,8 @@ OPTIONS:
                              errors after a chat is accepted as SSE error events with HTTP
                              200; bad tokens answer code 700012006; endpoints Studio lacks
                              answer 401 \"missing session_key in cookie\"; the logid in
-                             X-Log-ID)
+                             X-Log-ID; workflows and chatflows in Studio's shapes, see
+                             WORKFLOWS and CHATFLOWS)
     --max-upload-bytes N     the upload limit [default: the real servers': 512 MiB of a file's
                              content on coze, a 200 MiB request body on studio]. Over it,
                              coze answers code 4000 and studio HTTP 413 \"Request Entity Too

@@ -1,14 +1,19 @@
-//! Workflows (the Coze API docs: `workflow_run`, `workflow_stream_run`; coze-py
-//! `cozepy/workflows/runs`): the sync and async run and the streamed run, answered by a
-//! fake workflow whose behaviour tests set per workflow id with `POST /_fake/workflow`
-//! ([`Spec`]): echo the parameters, stream N messages, take its time, fail, or refuse to
-//! run unpublished. Every run is kept in the [`Book`] for `GET /_fake/workflow`.
-//! Studio's shapes are in [`studio`], the stream writer in [`wire`].
+//! Workflows (the Coze API docs: `workflow_run`, `workflow_stream_run`,
+//! `workflow_resume`, `resume_workflow`, `workflow_history`; coze-py
+//! `cozepy/workflows/runs`): the sync, async and streamed run, the interrupt at a
+//! question and its two resumes, and the run history, answered by a fake workflow whose
+//! behaviour tests set per workflow id with `POST /_fake/workflow` ([`Spec`]): echo the
+//! parameters, stream N messages, take its time, send PINGs, ask a question, fail, or
+//! refuse to run unpublished. Every run is kept in the [`Book`] for
+//! `GET /_fake/workflow`. Studio's shapes are in [`studio`], chatflows
+//! (`/v1/workflows/chat`) in [`chatflow`], the stream writer in [`wire`].
 //!
 //! A workflow id nobody configured runs with every default (published, one message, the
 //! parameters echoed), so any id works. Studio would answer a workflow id that is not a
 //! number with an empty 500 (`mustParseInt64` panics); the fake runs it, so that one
-//! test can use the same id against both dialects.
+//! test can use the same id against both dialects. Either resume takes any run's
+//! interrupt (the docs say a run started by `run` is resumed by `/v1/workflows/resume`
+//! and one by `stream_run` by `stream_resume`; the fake does not hold clients to it).
 
 pub mod chatflow;
 pub mod studio;
