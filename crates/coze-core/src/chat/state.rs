@@ -164,6 +164,14 @@ pub fn id_text(data: &Value, key: &str) -> String {
 }
 
 impl ChatState {
+    /// The state of a chat about to start: a chatflow's when `chatflow`.
+    pub(super) fn new(chatflow: bool) -> ChatState {
+        ChatState {
+            chatflow,
+            ..ChatState::default()
+        }
+    }
+
     /// The chat is over: `done` arrived, or its status is one after which nothing
     /// happens.
     pub fn finished(&self) -> bool {
@@ -832,8 +840,7 @@ mod tests {
     }
 
     fn chatflow_feed(events: &[(&str, Value)]) -> (ChatState, Record) {
-        let mut st = ChatState::default();
-        st.chatflow = true;
+        let mut st = ChatState::new(true);
         let mut sink = Record::default();
         for (n, d) in events {
             if st.feed(n, d, &mut sink).unwrap() {

@@ -53,8 +53,7 @@ pub fn stream(
     active: &Active,
 ) -> (ChatState, Result<()>) {
     let chatflow = spec.is_chatflow();
-    let mut state = ChatState::default();
-    state.chatflow = chatflow;
+    let mut state = ChatState::new(chatflow);
     let opened = match &spec.target {
         Target::Bot { .. } => client.chat_stream(spec.conversation_id.as_deref(), &spec.body(true)),
         Target::Workflow { .. } => client.chatflow_stream(&spec.body(true)),
