@@ -49,9 +49,9 @@ chatflow's chat): the answer so far is kept and the prompt fails (exit 5).
 
     --workflow ID          ask this chatflow instead of a bot
     --app ID               the app whose chatflow it is (not with --bot)
-    --param KEY=VALUE      a chatflow parameter, as a string (repeatable);
-    --param KEY:=JSON      or as a JSON value; a prompt record's own
-                           \"parameters\" object is added to these
+    --param KEY=VALUE      a chatflow parameter (repeatable): VALUE is a string;
+                           KEY:=JSON gives a JSON value instead (n:=3). A prompt
+                           record's own \"parameters\" object is added to these
 
 OPTIONS:
     --bot ID               the bot [env: COZE_BOT_ID]
