@@ -56,7 +56,7 @@ pub fn stream(
     let mut state = ChatState::new(chatflow);
     let opened = match &spec.target {
         Target::Bot { .. } => client.chat_stream(spec.conversation_id.as_deref(), &spec.body(true)),
-        Target::Workflow { .. } => client.chatflow_stream(&spec.body(true)),
+        Target::Workflow { .. } => client.chatflow_stream(&spec.body(true)).map_err(name_hint),
     }
     .map_err(|e| e.context("starting the chat"));
     let stream = match opened {
@@ -212,6 +212,22 @@ pub fn stream(
         logid.as_deref(),
         !answered && !chatflow,
     )
+}
+
+/// A self-hosted Coze Studio runs a chatflow without a conversation_id only in a
+/// named conversation, and says so in words ("conversation name is requried", sic:
+/// coze-dev/coze-studio `backend/application/workflow/chatflow.go`,
+/// `OpenAPIChatFlowRun`); the advice names the ways to give it one.
+fn name_hint(e: Error) -> Error {
+    if e.api()
+        .is_some_and(|a| a.msg.contains("conversation name is requ"))
+    {
+        return e.with_hint(
+            "this server runs a chatflow in a named conversation: pass --param \
+             CONVERSATION_NAME=Default, or --conversation ID",
+        );
+    }
+    e
 }
 
 /// How a stream that stopped before the chat was over is reported.
