@@ -409,14 +409,23 @@ fn a_question_in_a_pipeline_waits_and_the_next_line_answers_it(d: Dialect) {
     );
 }
 
-/// A chatflow's stream cut mid-answer is not followed (no API retrieves a chatflow's
-/// chat): the prompt fails with exit 5, the answer so far kept, nothing polled.
-fn a_cut_stream_exits_5_with_the_answer_so_far(d: Dialect) {
+/// A 5xx or a 429 before the stream is asked again, as for a bot; a chatflow's stream
+/// cut mid-answer is not followed (no API retrieves a chatflow's chat): the prompt
+/// fails with exit 5, the answer so far kept, nothing polled or cancelled.
+fn a_refusal_is_retried_and_a_cut_stream_exits_5_with_the_answer_so_far(d: Dialect) {
     let sb = logged_in_as("flow-cut", d);
     let prompt = "a longer question, so that its echo streams in several pieces";
     let whole = echo(prompt);
+    sb.fake
+        .push_fault("workflow.chat", json!({"type": "http", "status": 500}), 1);
+    sb.fake.push_fault(
+        "workflow.chat",
+        json!({"type": "http", "status": 429, "retry_after": 1}),
+        1,
+    );
     let r = run(flow(&sb).args(["-o", "events", prompt]), "");
     r.ok();
+    assert_eq!(stat(&sb, "/requests/workflow.chat"), 3, "{}", r.describe());
     let recs = r.records();
     let first_delta = names(&recs)
         .iter()
@@ -526,6 +535,6 @@ both_dialects!(
     a_failure_s_string_code_exits_1_with_its_trace_on_stderr,
     a_question_is_answered_at_a_terminal,
     a_question_in_a_pipeline_waits_and_the_next_line_answers_it,
-    a_cut_stream_exits_5_with_the_answer_so_far,
+    a_refusal_is_retried_and_a_cut_stream_exits_5_with_the_answer_so_far,
     the_conversation_carries_from_prompt_to_prompt,
 );
