@@ -49,6 +49,9 @@ mod batch;
 mod batch_more;
 // coze-chat's attachments: --attach, file records, a prompt's own; uploads once per run.
 mod attach;
+// coze-chat --workflow: chatflows in every output mode, their questions on a terminal
+// and in a pipeline (exit 7), string failure codes, the trace, a cut stream.
+mod chatflow;
 
 // ---- Cross-cutting concerns.
 

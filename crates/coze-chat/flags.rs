@@ -17,6 +17,8 @@ USAGE:
     coze-chat --bot ID [OPTIONS] PROMPT      one prompt
     coze-chat --bot ID [OPTIONS] -           all of stdin as one prompt
     coze-chat --bot ID [OPTIONS] < FILE      one prompt per line
+    coze-chat --workflow ID (--app ID | --bot ID) [OPTIONS] ...
+                                             the same, to a chatflow
 
 Each line of stdin is a prompt: plain text, or a JSON record. A `prompt` record
 ({\"type\":\"prompt\",\"content\":\"…\",\"id\":…}) may carry an `id` (echoed on every
@@ -29,6 +31,27 @@ prompt line; a `prompt` record may carry its own \"attachments\":
 run. Without --conversation, the first chat's conversation is kept for the
 following prompts, so a multi-line script is one conversation; --new-each gives
 every prompt its own.
+
+CHATFLOWS:
+With --workflow, each prompt is the user input of a chatflow (a published workflow
+that chats), run in an app (--app) or in a bot (--bot or COZE_BOT_ID), never
+both; the output modes, conversations and batch flags work as for a bot. Its
+text only is sent (no attachments: pass files as parameters with
+coze-workflow). When the chatflow asks a question (a question or input node),
+on a terminal the question is shown (its options numbered) and your answer is
+sent to the chatflow in the same conversation; in a pipeline the answer record
+says \"requires_action\" (and -o events adds an `interrupt` record), and the
+next prompt line of that conversation is the answer. A question nobody
+answered by the end of the run makes the exit status 7. The trace of each run
+(`debug_url`) is in its answer record, in the `done` event, and on stderr when
+the chatflow fails. A cut chatflow stream is not followed (no API retrieves a
+chatflow's chat): the answer so far is kept and the prompt fails (exit 5).
+
+    --workflow ID          ask this chatflow instead of a bot
+    --app ID               the app whose chatflow it is (not with --bot)
+    --param KEY=VALUE      a chatflow parameter (repeatable): VALUE is a string;
+                           KEY:=JSON gives a JSON value instead (n:=3). A prompt
+                           record's own \"parameters\" object is added to these
 
 OPTIONS:
     --bot ID               the bot [env: COZE_BOT_ID]
@@ -143,6 +166,7 @@ EXAMPLES:
     coze-chat --bot $BOT -o answers < questions.txt > answers.jsonl
     coze-chat --bot $BOT -o answers < questions.txt | jq -r 'select(.status==\"failed\") | .id'
     coze-chat --bot $BOT -o events \"hi\" | jq -c 'select(.event==\"conversation.message.delta\") | .data.content'
+    coze-chat --workflow $FLOW --app $APP --param lang=en -o answers < q.txt | jq -r .debug_url
 
 ";
 
@@ -187,6 +211,12 @@ pub struct Flags {
     pub max_line: usize,
     /// `--attach`: files and images sent with every prompt.
     pub attach: Vec<Attachment>,
+    /// `--workflow`: a chatflow answers instead of a bot.
+    pub workflow: Option<String>,
+    /// `--app`: the app the chatflow runs in.
+    pub app: Option<String>,
+    /// `--param`: the chatflow's parameters.
+    pub params: Map<String, Value>,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
@@ -210,6 +240,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         summary: false,
         max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
         attach: Vec::new(),
+        workflow: None,
+        app: None,
+        params: Map::new(),
     };
     let mut prompt: Option<String> = None;
     let parsed = args::read(args, |a, arg| {
@@ -230,6 +263,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         }
         match flag {
             "--bot" => f.bot = Some(a.string()?),
+            "--workflow" => f.workflow = Some(a.nonempty()?),
+            "--app" => f.app = Some(a.nonempty()?),
+            "--param" => {
+                let (k, v) = a.param()?;
+                f.params.insert(k, v);
+            }
             "--conversation" => f.conversation = Some(a.string()?),
             "--new-each" => f.new_each = true,
             "--user" => f.user = Some(a.string()?),
@@ -311,12 +350,66 @@ fn check(mut f: Flags, prompt: Option<String>) -> Result<Flags> {
             "--jobs > 1 interleaves answers: use -o answers or -o events",
         ));
     }
+    check_chatflow(&f)?;
     if f.jobs > 1 && f.source != Source::Lines {
         return Err(Error::usage(
             "--jobs runs the prompts of stdin lines; a PROMPT argument is one prompt",
         ));
     }
     Ok(f)
+}
+
+/// What a chatflow cannot take (the Coze API docs, `workflow_chat`), refused before
+/// anything is asked.
+fn check_chatflow(f: &Flags) -> Result<()> {
+    if f.workflow.is_none() {
+        for (given, flag) in [
+            (f.app.is_some(), "--app"),
+            (!f.params.is_empty(), "--param"),
+        ] {
+            if given {
+                return Err(Error::usage(format!(
+                    "{flag} goes with --workflow (it is a chatflow's)"
+                )));
+            }
+        }
+        return Ok(());
+    }
+    if f.app.is_some() && f.bot.is_some() {
+        return Err(Error::usage(
+            "--app and --bot cannot go together: a chatflow runs in an app or in a bot, \
+             not both (the API refuses both)",
+        ));
+    }
+    let refused = [
+        (f.no_stream, "--no-stream", "a chatflow only streams"),
+        (
+            f.no_save,
+            "--no-save",
+            "a chatflow keeps its conversation's history",
+        ),
+        (
+            !f.vars.is_empty(),
+            "--var",
+            "a chatflow takes --param instead of a bot's variables",
+        ),
+        (
+            !f.meta.is_empty(),
+            "--meta",
+            "a chatflow's chat has no meta_data",
+        ),
+        (
+            !f.attach.is_empty(),
+            "--attach",
+            "a chatflow takes text only; pass files as parameters with coze-workflow",
+        ),
+    ];
+    match refused.iter().find(|(given, _, _)| *given) {
+        Some((_, flag, why)) => Err(Error::usage(format!(
+            "{flag} cannot go with --workflow: {why}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `--max-line-bytes`: `Args::bytes` (digits with an optional K, M or G), as a
@@ -368,6 +461,44 @@ mod tests {
     }
 
     #[test]
+    fn a_chatflow_s_flags() {
+        let Parsed::Run(f) = flags(&[
+            "--workflow",
+            "w",
+            "--app",
+            "a",
+            "--param",
+            "lang=en",
+            "--param",
+            "n:=2",
+            "hi",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (f.workflow.as_deref(), f.app.as_deref()),
+            (Some("w"), Some("a"))
+        );
+        assert_eq!(
+            Value::Object(f.params),
+            serde_json::json!({"lang":"en","n":2})
+        );
+        let e = flags(&["--workflow", "w", "--app", "a", "--bot", "b"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--app and --bot cannot go together: a chatflow runs in an app or in a bot, \
+             not both (the API refuses both)"
+        );
+        let e = flags(&["--workflow", "w", "--attach", "a.pdf"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("pass files as parameters with coze-workflow"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn usage_errors() {
         for args in [
             &["-o", "xml"][..],
@@ -380,6 +511,16 @@ mod tests {
             &["--max-line-bytes", "-1"],
             &["--max-line-bytes", "+1"],
             &["--max-line-bytes", "1.5M"],
+            &["--workflow", "w", "--app", "a", "--bot", "b"],
+            &["--app", "a"],
+            &["--param", "k=v"],
+            &["--workflow", "w", "--param", "novalue"],
+            &["--workflow", "w", "--no-stream"],
+            &["--workflow", "w", "--no-save"],
+            &["--workflow", "w", "--var", "a=1"],
+            &["--workflow", "w", "--meta", "a=1"],
+            &["--workflow", "w", "--attach", "x.png"],
+            &["--workflow", ""],
         ] {
             let e = flags(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");

@@ -4,7 +4,8 @@
 //!
 //! Each line is checked here, before anything is asked: its length (a line over
 //! `--max-line-bytes` ends the input), its record's fields (a `content_type` other
-//! than text, `meta_data` beyond the API's limits), and that some bot will answer it.
+//! than text, `meta_data` beyond the API's limits, what a chatflow cannot take), and
+//! that some bot (or an app, for a chatflow) will answer it.
 //! A prompt without an id of its own is counted by content, so a repeated line gets
 //! an id of its own (`sha256:…#2`).
 
@@ -42,8 +43,14 @@ pub enum Item {
 pub struct Rules {
     /// `--max-line-bytes`.
     pub max_line: usize,
-    /// A bot answers prompts that name none (`--bot` or `COZE_BOT_ID`).
+    /// A bot answers prompts that name none (`--bot` or `COZE_BOT_ID`), or for a
+    /// chatflow an app (`--app`).
     pub has_bot: bool,
+    /// A chatflow answers (`--workflow`): text only, its `parameters` but none of a
+    /// bot's own fields.
+    pub chatflow: bool,
+    /// The chatflow runs in an app (`--app`): a prompt may not name a bot as well.
+    pub app: bool,
     /// `--meta`, which a prompt's own `meta_data` is added to.
     pub meta: Map<String, Value>,
     /// `--attach`: sent with every prompt, before the attachments of its own.
@@ -285,6 +292,9 @@ pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
     let prompt = if !text.trim_start().starts_with('{') {
         plain(text)
     } else if let Some(file) = file_record(line, text)? {
+        if rules.chatflow {
+            return Err(Error::input(line, format!("file record: {TEXT_ONLY}")));
+        }
         return Ok(Item::Attach(file));
     } else {
         match Record::from_line(line, text)? {
@@ -309,9 +319,10 @@ pub fn parse_line(line: u64, text: &str, rules: &Rules) -> Result<Item> {
         }
     };
     if !rules.has_bot && prompt.bot_id.is_none() {
+        let or_app = if rules.chatflow { " or --app ID" } else { "" };
         return Err(Error::usage(format!(
-            "stdin line {line}: no bot for this prompt: pass --bot ID, set COZE_BOT_ID, \
-             or give the prompt record a bot_id"
+            "stdin line {line}: no bot for this prompt: pass --bot ID{or_app}, set \
+             COZE_BOT_ID, or give the prompt record a bot_id"
         )));
     }
     Ok(Item::Prompt {
@@ -343,8 +354,47 @@ fn file_record(line: u64, text: &str) -> Result<Option<Attachment>> {
     }))
 }
 
+/// Why a chatflow gets no files (the Coze API docs, `workflow_chat`: `content_type`
+/// must be text; files go in as the workflow's parameters).
+const TEXT_ONLY: &str = "a chatflow takes text only; pass files as parameters with coze-workflow";
+
+/// A chatflow prompt's own `parameters`, added to `--param`'s; checked to be an
+/// object when the line is read.
+pub fn parameters(p: &Prompt) -> Map<String, Value> {
+    match p.extra.get("parameters") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    }
+}
+
+/// What a chatflow's prompt record asks for that a chatflow does not take.
+fn check_chatflow_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
+    let refuse = |m: String| Err(Error::input(line, format!("prompt record: {m}")));
+    if !p.attachments.is_empty() {
+        return refuse(format!("attachments: {TEXT_ONLY}"));
+    }
+    if p.custom_variables.is_some() {
+        return refuse("custom_variables are a bot's; a chatflow takes \"parameters\"".into());
+    }
+    if p.meta_data.is_some() {
+        return refuse("meta_data: a chatflow's chat has none".into());
+    }
+    if rules.app && p.bot_id.is_some() {
+        return refuse(
+            "bot_id cannot go with --app: a chatflow runs in an app or in a bot, not both".into(),
+        );
+    }
+    match p.extra.get("parameters") {
+        None | Some(Value::Object(_)) => Ok(()),
+        Some(other) => refuse(format!("\"parameters\" must be an object, not {other}")),
+    }
+}
+
 /// What a prompt record asks for that coze-chat cannot send as asked.
 fn check_prompt(line: u64, p: &Prompt, rules: &Rules) -> Result<()> {
+    if rules.chatflow {
+        check_chatflow_prompt(line, p, rules)?;
+    }
     if p.content.trim().is_empty() {
         return Err(Error::input(line, "prompt record: `content` is empty"));
     }
@@ -422,10 +472,63 @@ mod tests {
         Rules {
             max_line: 1 << 20,
             has_bot: true,
+            chatflow: false,
+            app: false,
             meta: Map::new(),
             attach: Vec::new(),
             checked: RefCell::default(),
         }
+    }
+
+    #[test]
+    fn a_chatflow_s_lines_are_text_and_parameters() {
+        let flow = Rules {
+            chatflow: true,
+            app: true,
+            ..rules()
+        };
+        let check = |line: &str| parse_line(2, line, &flow).map(|_| ());
+        check("plain").unwrap();
+        check(r#"{"type":"prompt","content":"x","parameters":{"lang":"en"}}"#).unwrap();
+        for (line, why) in [
+            (
+                r#"{"type":"file","file_id":"1"}"#,
+                "file record: a chatflow takes text only",
+            ),
+            (
+                r#"{"type":"prompt","content":"x","attachments":[{"file_id":"1"}]}"#,
+                "attachments: a chatflow takes text only",
+            ),
+            (
+                r#"{"type":"prompt","content":"x","custom_variables":{"a":"1"}}"#,
+                "custom_variables",
+            ),
+            (
+                r#"{"type":"prompt","content":"x","meta_data":{"a":"1"}}"#,
+                "meta_data",
+            ),
+            (
+                r#"{"type":"prompt","content":"x","bot_id":"7"}"#,
+                "bot_id cannot go with --app",
+            ),
+            (
+                r#"{"type":"prompt","content":"x","parameters":[1]}"#,
+                "must be an object",
+            ),
+        ] {
+            let e = check(line).unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{line}: {e}");
+            assert!(e.to_string().starts_with("stdin line 2: "), "{e}");
+            assert!(e.to_string().contains(why), "{line}: {e}");
+        }
+        // Without --app, a record's bot is the bot the chatflow runs in.
+        let in_bot = Rules { app: false, ..flow };
+        parse_line(
+            2,
+            r#"{"type":"prompt","content":"x","bot_id":"7"}"#,
+            &in_bot,
+        )
+        .unwrap();
     }
 
     #[test]

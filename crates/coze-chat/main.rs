@@ -1,12 +1,13 @@
-//! coze-chat: prompts in, the bot's answers out. A translator: flags → session →
-//! coze-core's batch engine running coze-chat's task (`ask::Chats`: coze-core's chat
-//! machine, a printer per output mode) → exit code.
+//! coze-chat: prompts in, the bot's (or a chatflow's) answers out. A translator:
+//! flags → session → coze-core's batch engine running coze-chat's task (`ask::Chats`:
+//! coze-core's chat machine, a printer per output mode) → exit code.
 
 mod ask;
 mod attach;
 mod flags;
 mod input;
 mod output;
+mod terminal;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -20,9 +21,10 @@ use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
+use coze_core::support::say;
 use coze_core::{Error, Result};
 
-use ask::{Chats, Plan};
+use ask::{Chatflow, Chats, Plan};
 use flags::{Flags, Mode, Source};
 
 pub const TOOL: &str = "coze-chat";
@@ -49,10 +51,22 @@ fn main() -> ExitCode {
 fn run(f: Flags, env: &Env) -> Result<u8> {
     let started = Instant::now();
     // Stdin lines may each name their bot (a prompt record's bot_id): a line that
-    // does not, with no bot here, is refused when it is read.
-    let bot = config::bot_id(f.bot.as_deref(), env).map(|s| s.value);
-    if bot.is_none() && f.source != Source::Lines {
-        return Err(Error::usage("no bot: pass --bot ID or set COZE_BOT_ID"));
+    // does not, with no bot here, is refused when it is read. A chatflow in an app
+    // runs in no bot: COZE_BOT_ID is not sent with --app (the API refuses both).
+    let bot = match (&f.workflow, &f.app) {
+        (Some(_), Some(_)) => None,
+        _ => config::bot_id(f.bot.as_deref(), env).map(|s| s.value),
+    };
+    let chatflow = f.workflow.clone().map(|workflow_id| Chatflow {
+        workflow_id,
+        app_id: f.app.clone(),
+        parameters: f.params.clone(),
+    });
+    if bot.is_none() && f.app.is_none() && f.source != Source::Lines {
+        return Err(Error::usage(match chatflow {
+            None => "no bot: pass --bot ID or set COZE_BOT_ID",
+            Some(_) => "a chatflow runs in an app or in a bot: pass --app ID or --bot ID",
+        }));
     }
     // --attach's files are checked before anything is asked.
     for a in &f.attach {
@@ -65,7 +79,9 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     }
     let rules = input::Rules {
         max_line: f.max_line,
-        has_bot: bot.is_some(),
+        has_bot: bot.is_some() || f.app.is_some(),
+        chatflow: chatflow.is_some(),
+        app: f.app.is_some(),
         meta: f.meta.clone(),
         attach: f.attach.clone(),
         checked: Default::default(),
@@ -89,10 +105,15 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         auto_save: !f.no_save,
         stream: !f.no_stream,
         new_each: f.new_each || f.jobs > 1,
+        chatflow,
     };
     // Stdout, or with --append the --resume file (locked for the run).
     let output = resume::open(f.resume.as_deref(), f.append, f.max_line, "answer")?;
-    let chats = Chats::new(&client, &plan, mode, f.conversation.clone());
+    // A chatflow's question is asked of a person where one can answer: stdin and
+    // stderr on a terminal, and one prompt at a time (with --jobs, the reader of
+    // stdin would race the answer for the terminal's lines).
+    let interactive = f.jobs == 1 && io::stdin().is_terminal() && say::stderr_is_terminal();
+    let chats = Chats::new(&client, &plan, mode, f.conversation.clone(), interactive);
     let options = batch::Options {
         jobs: f.jobs,
         ordered: f.ordered,

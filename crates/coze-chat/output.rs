@@ -3,6 +3,10 @@
 //! stderr) and `answers` (one record per prompt). Every line is flushed the moment it
 //! is complete; text is flushed per delta.
 //!
+//! A chatflow's answer record also carries its `workflow_id` and trace (`debug_url`),
+//! and when the chatflow asked a question, the `question` and its `options`; in events
+//! mode the question is also an `interrupt` record after its events.
+//!
 //! The bot's text is untrusted: on a terminal, text mode shows its control characters
 //! (`^[` for ESC) instead of letting them retitle or clear the terminal; on a pipe or
 //! in a file the bytes are written as sent.
@@ -34,10 +38,13 @@ pub struct Printer<W: Write> {
     recovered: bool,
     /// Answers mode: the files and images sent with the prompt.
     attachments: Vec<Value>,
+    /// The chatflow that answers (`--workflow`), when one does.
+    workflow: Option<String>,
 }
 
 impl<W: Write> Printer<W> {
-    pub fn new(mode: Mode, out: W) -> Self {
+    /// A printer of `mode` to `out`, for a chatflow's answers when `workflow` names one.
+    pub fn new(mode: Mode, workflow: Option<&str>, out: W) -> Self {
         Printer {
             mode,
             out: JsonlWriter::new(out),
@@ -48,6 +55,7 @@ impl<W: Write> Printer<W> {
             tty_out: mode == Mode::Text && io::stdout().is_terminal(),
             recovered: false,
             attachments: Vec::new(),
+            workflow: workflow.map(str::to_owned),
         }
     }
 
@@ -67,7 +75,8 @@ impl<W: Write> Printer<W> {
 
     /// Ends a prompt: text mode closes its line and shows follow-ups; answers mode
     /// writes the record; events mode reports a failure as an `error` record (a `type`,
-    /// not an `event`: only the server's events are events).
+    /// not an `event`: only the server's events are events), and a chatflow's question
+    /// as an `interrupt` record.
     pub fn end(
         &mut self,
         prompt: &str,
@@ -109,7 +118,16 @@ impl<W: Write> Printer<W> {
                 r.insert("chat_id".into(), state.chat_id.clone().into());
                 r.insert("bot_id".into(), state.bot_id.clone().into());
                 r.insert("usage".into(), state.usage.clone().unwrap_or(Value::Null));
+                if let Some(w) = &self.workflow {
+                    r.insert("workflow_id".into(), w.as_str().into());
+                    r.insert("debug_url".into(), state.debug_url.clone().into());
+                    if let Some(q) = &state.question {
+                        r.insert("question".into(), q.text.as_str().into());
+                        r.insert("options".into(), q.options.clone().into());
+                    }
+                }
                 let status = match error {
+                    None if state.question.is_some() => "requires_action".to_owned(),
                     None => "completed".to_owned(),
                     Some(_)
                         if matches!(
@@ -127,7 +145,24 @@ impl<W: Write> Printer<W> {
                 self.out.write(&Value::Object(r))
             }
             Mode::Events => match error {
-                None => Ok(()),
+                None => match &state.question {
+                    Some(q) => {
+                        let mut r = Map::new();
+                        r.insert("type".into(), "interrupt".into());
+                        if let Some(id) = &self.id {
+                            r.insert("id".into(), id.clone());
+                        }
+                        r.insert("workflow_id".into(), self.workflow.clone().into());
+                        r.insert(
+                            "conversation_id".into(),
+                            state.conversation_id.clone().into(),
+                        );
+                        r.insert("question".into(), q.text.as_str().into());
+                        r.insert("options".into(), q.options.clone().into());
+                        self.out.write(&Value::Object(r))
+                    }
+                    None => Ok(()),
+                },
                 Some(e) => {
                     let mut r = Map::new();
                     r.insert("type".into(), "error".into());

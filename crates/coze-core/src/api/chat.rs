@@ -1,6 +1,6 @@
 //! The chat endpoints: start one streamed or not, retrieve it, list its messages,
-//! cancel it. The conversation goes in the query of `/v3/chat`, and in the body of the
-//! cancel.
+//! cancel it; and a chatflow's chat, which streams only. The conversation goes in the
+//! query of `/v3/chat`, and in the body of the cancel and of `/v1/workflows/chat`.
 
 use serde_json::{json, Value};
 
@@ -19,6 +19,13 @@ impl Client<'_> {
     /// Starts a streamed chat; 4016 (conversation busy) is waited out and retried.
     pub fn chat_stream(&self, conversation_id: Option<&str>, body: &Value) -> Result<Stream> {
         self.stream(&self.chat_url(conversation_id), body)
+    }
+
+    /// Starts a chatflow's chat (`POST /v1/workflows/chat`, the Coze API docs,
+    /// `workflow_chat`): always streamed, with the chat events of `/v3/chat`; the
+    /// conversation, if any, is in `body`.
+    pub fn chatflow_stream(&self, body: &Value) -> Result<Stream> {
+        self.stream(&self.url("/v1/workflows/chat", &[]), body)
     }
 
     /// Starts a chat without streaming; returns the Chat object.

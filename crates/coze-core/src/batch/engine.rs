@@ -92,17 +92,26 @@ impl<'a, T: Task> Batch<'a, T> {
     /// Runs every item of `input` (read lazily) and writes their records to `out`.
     /// Failures of single items are reported and counted ([`into_tally`](Self::into_tally));
     /// `Err` is for what ends the whole run: a closed output, or what the task's
-    /// [`run`](Task::run) returned as such.
+    /// [`run`](Task::run) returned as such. A question the task says is left
+    /// unanswered ([`Task::unanswered`]) is reported last and counted after every item.
     pub fn run<I, W>(&self, input: I, out: W) -> Result<()>
     where
         I: IntoIterator<Item = std::result::Result<T::Item, Bad>>,
         W: Write + Send,
     {
         if self.options.jobs <= 1 {
-            self.one_at_a_time(input, out)
+            self.one_at_a_time(input, out)?;
         } else {
-            self.pool(input, out)
+            self.pool(input, out)?;
         }
+        if !self.cancelled.load(Ordering::SeqCst) {
+            if let Some(e) = self.task.unanswered() {
+                self.task.report(&e);
+                // After every input position: any item's failure comes first.
+                self.tally().fail(u64::MAX, e.exit_code());
+            }
+        }
+        Ok(())
     }
 
     /// `--jobs 1`: each item on this thread, written straight through. After a cancel

@@ -64,6 +64,14 @@ pub trait Task: Sync {
     /// The run is being stopped (a signal, a closed stdout): end the work in flight
     /// and refuse any that starts later (coze-chat cancels its chats on the server).
     fn cancel(&self) {}
+
+    /// Once every item has run: a question the run leaves unanswered (coze-chat: a
+    /// chatflow's question no later prompt of its conversation answered), as the
+    /// failure to report last (`Error::Waiting`, exit 7), after every record is
+    /// written. It decides the exit status only when no item failed.
+    fn unanswered(&self) -> Option<Error> {
+        None
+    }
 }
 
 /// How one item ended, for the tally.
@@ -71,8 +79,10 @@ pub trait Task: Sync {
 pub struct Outcome {
     /// Its failure (already written to its records; the engine reports it), or None.
     pub error: Option<Error>,
-    /// The status its record shows when it failed (`failed`, `canceled`, ...), for
-    /// the summary's `by_status`; a success counts as `completed`.
+    /// The status its record shows (`failed`, `canceled`, ... when it failed), for
+    /// the summary's `by_status`. An item that did not fail is `completed`, or ended in
+    /// a way that is no failure (a chatflow's question: `requires_action`); either
+    /// counts as completed.
     pub status: String,
     /// The tokens it used.
     pub tokens: u64,

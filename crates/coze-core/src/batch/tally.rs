@@ -13,7 +13,7 @@ use crate::error::exit;
 pub struct Tally {
     /// The items run or found invalid (not the skipped ones).
     pub items: u64,
-    /// The items that completed.
+    /// The items that did not fail (a chatflow's question among them).
     pub completed: u64,
     /// The items `--resume` found done already.
     pub skipped: u64,
@@ -51,7 +51,7 @@ impl Tally {
         match &outcome.error {
             None => {
                 self.completed += 1;
-                *self.by_status.entry("completed".to_owned()).or_default() += 1;
+                *self.by_status.entry(outcome.status.clone()).or_default() += 1;
                 false
             }
             Some(e) => {

@@ -14,6 +14,8 @@ use super::*;
 /// What a toy item does.
 enum Act {
     Complete,
+    /// Ends without failing, in a status of its own (a chatflow's question).
+    Ask,
     /// Fails with this error.
     Fail(fn() -> Error),
 }
@@ -42,6 +44,11 @@ impl Toy {
 
     fn key(mut self, key: &str) -> Toy {
         self.key = Some(key.to_owned());
+        self
+    }
+
+    fn ask(mut self) -> Toy {
+        self.act = Act::Ask;
         self
     }
 
@@ -82,6 +89,8 @@ struct Toys {
     /// The reported failures' messages.
     reported: Mutex<Vec<String>>,
     cancelled: AtomicBool,
+    /// The last item that ran asked a question nobody answered.
+    waiting: AtomicBool,
 }
 
 impl Task for Toys {
@@ -113,8 +122,15 @@ impl Task for Toys {
         }
         writeln!(out, "{}", item.id).map_err(|e| Error::io("stdout", e))?;
         out.flush().map_err(|e| Error::io("stdout", e))?;
+        self.waiting
+            .store(matches!(item.act, Act::Ask), Ordering::SeqCst);
         Ok(match item.act {
             Act::Complete => Outcome::completed(10),
+            Act::Ask => Outcome {
+                error: None,
+                status: "requires_action".into(),
+                tokens: 2,
+            },
             Act::Fail(error) => Outcome {
                 error: Some(error()),
                 status: "failed".into(),
@@ -133,6 +149,12 @@ impl Task for Toys {
 
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    fn unanswered(&self) -> Option<Error> {
+        self.waiting
+            .load(Ordering::SeqCst)
+            .then(|| Error::Waiting("a question".into()))
     }
 }
 
@@ -410,4 +432,58 @@ fn after_cancel_the_run_ends_quietly() {
         let reported = toys.reported.lock().unwrap().len() as u64;
         assert_eq!((counted, reported), if jobs == 1 { (1, 1) } else { (0, 0) });
     }
+}
+
+/// A question is no failure: its item counts as completed under its own status, and
+/// only one the run leaves unanswered makes the exit status 7, reported after every
+/// item, and only when no item failed.
+#[test]
+fn a_question_left_unanswered_is_reported_last_and_exits_7() {
+    let toys = Toys::default();
+    let (result, _, tally) = run(
+        &toys,
+        1,
+        false,
+        vec![Ok(Toy::new(0).ask()), Ok(Toy::new(1))],
+    );
+    result.unwrap();
+    assert_eq!(tally.exit_status(), 0, "answered by the next item");
+    assert_eq!(
+        (tally.completed, tally.by_status["requires_action"]),
+        (2, 1)
+    );
+    assert!(toys.reported.lock().unwrap().is_empty());
+
+    let toys = Toys::default();
+    let (result, _, tally) = run(
+        &toys,
+        1,
+        false,
+        vec![Ok(Toy::new(0)), Ok(Toy::new(1).ask())],
+    );
+    result.unwrap();
+    assert_eq!(tally.exit_status(), 7);
+    assert_eq!(*toys.reported.lock().unwrap(), ["a question"]);
+    let summary = tally.summary("toys", std::time::Duration::ZERO, 0, 0);
+    assert_eq!(
+        (&summary["failed"], &summary["exit_code"]),
+        (&0.into(), &7.into())
+    );
+
+    let toys = Toys::default();
+    let items = vec![Ok(Toy::new(0).fail(network)), Ok(Toy::new(1).ask())];
+    let (_, _, tally) = run(&toys, 1, false, items);
+    assert_eq!(tally.exit_status(), 5, "an item's failure comes first");
+
+    let toys = Toys::default();
+    toys.waiting.store(true, Ordering::SeqCst);
+    toys.cancelled.store(true, Ordering::SeqCst);
+    let batch = Batch::new(&toys, Options::default());
+    batch.cancel();
+    let _ = batch.run(Vec::new(), Vec::new());
+    assert_eq!(
+        batch.into_tally().exit_status(),
+        0,
+        "a stopped run asks nobody"
+    );
 }

@@ -1,5 +1,5 @@
-//! Layer 7, the chat engine: one chat with a bot, streamed or polled, turned into the
-//! same sequence of events.
+//! Layer 7, the chat engine: one chat with a bot or a chatflow, streamed or polled,
+//! turned into the same sequence of events.
 //!
 //! `ChatState` is the event machine: it takes `(event name, data)` pairs in the order
 //! Coze sends them (the Coze API docs, `chat_v3`, its streaming events) and keeps what
@@ -11,12 +11,20 @@
 //! and the machine gives the sink only what the stream had not. Printing is the sink's
 //! business (coze-chat), not this module's.
 //!
-//! `spec`: what to ask; `status`: the chat's status, every spelling; `state`: the event
+//! A chatflow (`Target::Workflow`, `POST /v1/workflows/chat`) answers with the same
+//! events, so it is the same engine with a different request: it only streams, and a
+//! stream of it that breaks is not followed by polling (a chatflow's chat cannot be
+//! retrieved: the answer so far is kept and the prompt fails); its questions
+//! (`requires_action`) are kept as a `Question`, answered by asking it again.
+//!
+//! `spec`: what to ask, and who answers; `question`: a chatflow's question;
+//! `status`: the chat's status, every spelling; `state`: the event
 //! machine and the `Sink` it feeds; `stream` and `poll`: the two ways to run a chat;
 //! `active`: the chats in progress, cancelled when the run is stopped.
 
 mod active;
 mod poll;
+mod question;
 mod spec;
 mod state;
 mod status;
@@ -24,7 +32,8 @@ mod stream;
 
 pub use active::{unwanted, Active};
 pub use poll::poll;
-pub use spec::ChatSpec;
+pub use question::Question;
+pub use spec::{ChatSpec, Target};
 pub use state::{id_text, parse_data, ChatState, Failure, Sink};
 pub use status::ChatStatus;
 pub use stream::stream;

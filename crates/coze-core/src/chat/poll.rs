@@ -81,7 +81,7 @@ pub(super) fn follow(
 }
 
 /// Runs a chat without streaming: create, then `follow` it to its end; fed through
-/// the same machine as a stream.
+/// the same machine as a stream. A bot's only: a chatflow streams (a usage error).
 pub fn poll(
     client: &Client<'_>,
     spec: &ChatSpec,
@@ -91,6 +91,14 @@ pub fn poll(
     let mut state = ChatState::default();
     // The logid of the last retrieve: the one that reported how the chat ended.
     let mut logid = None;
+    if spec.is_chatflow() {
+        // /v1/workflows/chat has no mode but streaming (the Coze API docs,
+        // `workflow_chat`); the tools refuse --no-stream with a chatflow first.
+        return (
+            state,
+            Err(Error::usage("a chatflow's chat can only be streamed")),
+        );
+    }
     let result = (|| -> Result<()> {
         let chat = client
             .chat_create(spec.conversation_id.as_deref(), &spec.body(false))

@@ -3,11 +3,18 @@
 //! follow-ups, usage, the failure), while a `Sink` sees every event as it arrives. A
 //! streamed chat (`stream`) and a polled one (`poll`) feed the same machine. After a
 //! broken stream the machine gives the sink only what the stream had not.
+//!
+//! A chatflow's chat is the same machine with three differences (the Coze API docs,
+//! `workflow_chat`): its `done` carries `{"debug_url":…}` (kept), its failure may carry
+//! the code as a string (read as the code), and `requires_action` is a question the
+//! chatflow waits on (kept as a [`Question`], not a failure): it is answered by asking
+//! the chatflow again in the same conversation.
 
 use std::io;
 
 use serde_json::Value;
 
+use super::question::Question;
 use super::status::ChatStatus;
 use crate::error::{ApiCode, ApiError, Error};
 use crate::support::say::tool;
@@ -85,6 +92,16 @@ pub struct ChatState {
     /// How the stream broke before the chat was over, when the chat was then followed
     /// to its end by polling: the events after the break were recovered, not streamed.
     pub recovered: Option<String>,
+    /// A chatflow's trace (`done`'s `debug_url`, or a self-hosted Coze Studio's `error`
+    /// event's): the page that shows each node's inputs and outputs.
+    pub debug_url: Option<String>,
+    /// The question a chatflow stopped at (`requires_action`), waiting for an answer.
+    pub question: Option<Question>,
+    /// The chat is a chatflow's (see the module's description).
+    pub(super) chatflow: bool,
+    /// A chatflow's last whole answer message, `(content, content_type)`: what its
+    /// question is read from when `requires_action` comes.
+    last_answer: Option<(String, String)>,
     answer_message: Option<String>,
     saw_delta_for: Option<String>,
     /// Some answer text went out (`content` may not keep it: see `Sink::keeps_answer`).
@@ -116,6 +133,25 @@ pub enum Failure {
     Canceled,
 }
 
+impl Failure {
+    /// The server's failure from `{code, msg}`: `code` a number, or a chatflow's string
+    /// of digits ("720702204"), read as the number; other text is kept in the message.
+    /// `otherwise` is the message when there is none.
+    fn api(err: &Value, otherwise: &str) -> Failure {
+        let msg = err.get("msg").and_then(Value::as_str).unwrap_or(otherwise);
+        let (code, msg) = match err.get("code") {
+            Some(Value::Number(n)) => (n.as_i64().unwrap_or(0), msg.to_owned()),
+            Some(Value::String(s)) => match s.trim().parse::<i64>() {
+                Ok(c) => (c, msg.to_owned()),
+                Err(_) if s.trim().is_empty() => (0, msg.to_owned()),
+                Err(_) => (0, format!("{}: {msg}", s.trim())),
+            },
+            _ => (0, msg.to_owned()),
+        };
+        Failure::Api { code, msg }
+    }
+}
+
 /// An id field as text: a string, or an integer (a self-hosted Coze Studio sends some
 /// 64-bit ids as JSON numbers; serde_json keeps integers exact, so the digits survive).
 /// Empty when absent or of another type.
@@ -128,6 +164,14 @@ pub fn id_text(data: &Value, key: &str) -> String {
 }
 
 impl ChatState {
+    /// The state of a chat about to start: a chatflow's when `chatflow`.
+    pub(super) fn new(chatflow: bool) -> ChatState {
+        ChatState {
+            chatflow,
+            ..ChatState::default()
+        }
+    }
+
     /// The chat is over: `done` arrived, or its status is one after which nothing
     /// happens.
     pub fn finished(&self) -> bool {
@@ -159,7 +203,14 @@ impl ChatState {
             }
             "conversation.message.completed" if data.is_object() => {
                 let id = id_text(data, "id");
+                if self.chatflow && text("type") == "answer" {
+                    self.last_answer =
+                        Some((text("content").to_owned(), text("content_type").to_owned()));
+                }
                 match text("type") {
+                    // A self-hosted Coze Studio's question node speaks in a card (JSON
+                    // for its web page): it is the question, not answer text.
+                    "answer" if self.chatflow && text("content_type") == "card" => {}
                     // Recovered after a broken stream: what the stream did not give.
                     "answer" if self.recovering => {
                         let (c, r) = self.sent_for(&id);
@@ -190,18 +241,21 @@ impl ChatState {
                 // Two shapes: a Chat with last_error (coze-py's recording
                 // `tests/testdata/chat_failed_resp.txt`), or a bare {code,msg} (the Coze API
                 // docs' overview of the streaming events).
+                // A chatflow's is the bare shape with the code as a string (the Coze API
+                // docs, `workflow_chat`).
                 let err = data
                     .get("last_error")
                     .filter(|e| e.is_object())
                     .unwrap_or(data);
-                self.failure = Some(Failure::Api {
-                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    msg: err
-                        .get("msg")
-                        .and_then(Value::as_str)
-                        .unwrap_or("the chat failed")
-                        .to_owned(),
-                });
+                self.failure = Some(Failure::api(err, "the chat failed"));
+            }
+            "conversation.chat.requires_action" if self.chatflow => {
+                // A question or input node: nothing failed; the chatflow waits in this
+                // conversation for the next user message.
+                self.take_chat(data);
+                self.status = ChatStatus::RequiresAction;
+                let (content, kind) = self.last_answer.clone().unwrap_or_default();
+                self.question = Some(Question::from_message(&content, &kind));
             }
             "conversation.chat.requires_action" => {
                 self.take_chat(data);
@@ -223,20 +277,19 @@ impl ChatState {
                 }));
             }
             "error" => {
-                self.failure = Some(Failure::Api {
-                    code: data.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    msg: data
-                        .get("msg")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| format!("error event: {data}")),
-                });
+                // A self-hosted Coze Studio ends a failed chatflow so, with the code as a
+                // string and the trace (coze-dev/coze-studio
+                // `backend/application/workflow/chatflow.go`, `ErrorDetail`).
+                self.take_debug_url(data);
+                self.failure = Some(Failure::api(data, &format!("error event: {data}")));
                 return Ok(true);
             }
             // A self-hosted Coze Studio ends `/v3/chat` with `conversation.stream.done` and
             // an empty data line instead of `done` (coze-dev/coze-studio
             // `backend/domain/conversation/agentrun/entity`, `RunEventStreamDone`).
             "done" | "conversation.stream.done" => {
+                // A chatflow's carries its trace instead of "[DONE]".
+                self.take_debug_url(data);
                 self.done = true;
                 return Ok(true);
             }
@@ -314,6 +367,14 @@ impl ChatState {
         Ok(())
     }
 
+    fn take_debug_url(&mut self, data: &Value) {
+        if let Some(url) = data.get("debug_url").and_then(Value::as_str) {
+            if !url.is_empty() {
+                self.debug_url = Some(url.to_owned());
+            }
+        }
+    }
+
     /// Bytes of answer and reasoning the sink got for answer message `id`.
     fn sent_for(&self, id: &str) -> (usize, usize) {
         if self.answer_message.as_deref() == Some(id) {
@@ -384,8 +445,10 @@ impl ChatState {
                 retry_after: None,
             })
         };
-        match &self.failure {
-            Some(Failure::Api { code, msg }) => Some(api(*code, msg.clone()).context("the chat failed")),
+        let error = match &self.failure {
+            Some(Failure::Api { code, msg }) => {
+                Some(api(*code, msg.clone()).context("the chat failed"))
+            }
             Some(Failure::RequiresAction(tools)) => Some(Error::Api(ApiError {
                 status: 200,
                 code: ApiCode::Http,
@@ -405,6 +468,11 @@ impl ChatState {
                 retry_after: None,
             })),
             None => None,
+        };
+        // A failed chatflow's trace shows which node failed and why.
+        match (error, &self.debug_url) {
+            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("trace: {url}"))),
+            (error, _) => error,
         }
     }
 }
@@ -769,6 +837,126 @@ mod tests {
             streamed.len() + 3,
             "m1 and f1 were not fed again"
         );
+    }
+
+    fn chatflow_feed(events: &[(&str, Value)]) -> (ChatState, Record) {
+        let mut st = ChatState::new(true);
+        let mut sink = Record::default();
+        for (n, d) in events {
+            if st.feed(n, d, &mut sink).unwrap() {
+                break;
+            }
+        }
+        (st, sink)
+    }
+
+    /// A chatflow's chat: `done` carries the trace, a failure's string code is the
+    /// code (both dialects' shapes), and `requires_action` is a question, not a failure.
+
+    #[test]
+    fn a_chatflow_s_trace_failures_and_questions() {
+        let url = "https://www.coze.cn/work_flow?execute_id=1&space_id=2&workflow_id=3";
+        let created = json!({"id":"c","conversation_id":"v","status":"created"});
+        let (st, sink) = chatflow_feed(&[
+            ("conversation.chat.created", created.clone()),
+            (
+                "conversation.message.delta",
+                json!({"id":"m","type":"answer","content":"Echo: hi"}),
+            ),
+            (
+                "conversation.message.completed",
+                json!({"id":"m","type":"answer","content":"Echo: hi"}),
+            ),
+            (
+                "conversation.chat.completed",
+                json!({"id":"c","conversation_id":"v","status":"completed"}),
+            ),
+            ("done", json!({ "debug_url": url })),
+        ]);
+        assert_eq!(sink.answer, "Echo: hi");
+        assert!(st.done && st.error(None).is_none());
+        assert_eq!(st.debug_url.as_deref(), Some(url));
+
+        // coze.cn: conversation.chat.failed with a bare {code: "<string>", msg}, then done.
+        let (st, _) = chatflow_feed(&[
+            ("conversation.chat.created", created.clone()),
+            (
+                "conversation.chat.failed",
+                json!({"code":"720702204","msg":"会话名不存在"}),
+            ),
+            ("done", json!({ "debug_url": url })),
+        ]);
+        let e = st.error(Some("L")).unwrap();
+        assert_eq!(e.api().unwrap().coze_code(), Some(720702204));
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(
+            e.to_string(),
+            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (trace: {url})")
+        );
+        // A self-hosted Coze Studio: an `error` event with the code and the trace.
+        let (st, _) = chatflow_feed(&[
+            ("conversation.chat.created", created.clone()),
+            (
+                "error",
+                json!({"code":"720701013","msg":"execute failed","debug_url":url}),
+            ),
+        ]);
+        let e = st.error(None).unwrap();
+        assert_eq!(e.api().unwrap().coze_code(), Some(720701013));
+        assert!(e.to_string().ends_with(&format!("(trace: {url})")), "{e}");
+        // A code that is not a number stays in the message.
+        let (st, _) = chatflow_feed(&[("error", json!({"code":"E_BAD","msg":"no"}))]);
+        assert_eq!(
+            st.error(None).unwrap().to_string(),
+            "the chat failed: E_BAD: no"
+        );
+
+        // A question: the last answer message is it; nothing failed.
+        let node = json!({"messages":[{"type":"question","content_type":"option",
+            "content":{"options":[{"name":"Red"},{"name":"Blue"}],"question":"Colour?"}}]});
+        let (st, sink) = chatflow_feed(&[
+            ("conversation.chat.created", created.clone()),
+            (
+                "conversation.message.completed",
+                json!({"id":"q","type":"answer","content":node.to_string(),"content_type":"text"}),
+            ),
+            (
+                "conversation.chat.requires_action",
+                json!({"id":"c","conversation_id":"v","status":"requires_action"}),
+            ),
+            ("done", json!({ "debug_url": url })),
+        ]);
+        assert!(st.finished() && st.error(None).is_none());
+        assert_eq!(st.status, ChatStatus::RequiresAction);
+        let q = st.question.clone().unwrap();
+        assert_eq!((q.text.as_str(), q.options.len()), ("Colour?", 2));
+        assert_eq!(
+            sink.answer,
+            node.to_string(),
+            "a text question is its answer too"
+        );
+        // Studio's card is the question only: no answer text.
+        let info =
+            json!({"card_type":"QUESTION","question_card_data":{"Title":"Colour?","Options":[]}});
+        let card = json!({"x_properties":{"workflow_card_info": info.to_string()}});
+        let (st, sink) = chatflow_feed(&[
+            (
+                "conversation.message.completed",
+                json!({"id":"q","type":"answer","content":card.to_string(),"content_type":"card"}),
+            ),
+            (
+                "conversation.chat.requires_action",
+                json!({"id":"c","conversation_id":"v","status":"requires_action"}),
+            ),
+        ]);
+        assert_eq!(sink.answer, "");
+        assert_eq!(st.question.unwrap().text, "Colour?");
+        // A bot's requires_action is still a tool call it cannot answer.
+        let (st, _) = feed_all(&[(
+            "conversation.chat.requires_action",
+            json!({"id":"c","conversation_id":"v","status":"requires_action"}),
+        )]);
+        assert!(st.question.is_none() && st.error(None).is_some());
     }
 
     /// A last event cut from its line end is taken when its data is evidently whole.

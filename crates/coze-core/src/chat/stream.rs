@@ -1,12 +1,14 @@
 //! A streamed chat: the SSE events fed to the machine as they arrive. A stream that
 //! breaks once the chat exists is finished by polling (`poll::follow`): the chat goes
-//! on on the server.
+//! on on the server. A chatflow's stream is read the same way, but not followed when
+//! it breaks: nothing documents a way to retrieve a chatflow's chat, so the answer so
+//! far is kept and the prompt fails (exit 5) rather than pretend.
 
 use serde_json::Value;
 
 use super::active::{unwanted, Active};
 use super::poll::follow;
-use super::spec::ChatSpec;
+use super::spec::{ChatSpec, Target};
 use super::state::{ChatState, Sink};
 use crate::api::Client;
 use crate::error::{Error, Result};
@@ -42,17 +44,21 @@ fn whole_last_event(name: Option<&str>, data: &str) -> bool {
 /// arrived) is not an answer lost: the chat goes on on the server, so it is followed
 /// to its end by polling (`poll::follow`) and the sink gets the rest (after
 /// [`Sink::recovering`]). The state is returned even on failure: what was received is
-/// the caller's to report.
+/// the caller's to report. A chatflow's chat (`Target::Workflow`) is neither followed
+/// nor cancelled: neither is documented for it.
 pub fn stream(
     client: &Client<'_>,
     spec: &ChatSpec,
     sink: &mut dyn Sink,
     active: &Active,
 ) -> (ChatState, Result<()>) {
-    let mut state = ChatState::default();
-    let opened = client
-        .chat_stream(spec.conversation_id.as_deref(), &spec.body(true))
-        .map_err(|e| e.context("starting the chat"));
+    let chatflow = spec.is_chatflow();
+    let mut state = ChatState::new(chatflow);
+    let opened = match &spec.target {
+        Target::Bot { .. } => client.chat_stream(spec.conversation_id.as_deref(), &spec.body(true)),
+        Target::Workflow { .. } => client.chatflow_stream(&spec.body(true)).map_err(name_hint),
+    }
+    .map_err(|e| e.context("starting the chat"));
     let stream = match opened {
         Ok(s) => s,
         Err(e) => return (state, Err(e)),
@@ -111,8 +117,15 @@ pub fn stream(
                 if !registered && state.chat_id.is_some() && state.conversation_id.is_some() =>
             {
                 registered = true;
-                // The run was stopped (stdout closed) before this chat registered.
-                if !active.set(&state) {
+                // The run was stopped (stdout closed) before this chat registered. A
+                // chatflow's is not registered for the cancel: /v3/chat/cancel is
+                // documented for bots' chats only.
+                let wanted = if chatflow {
+                    !active.stopped()
+                } else {
+                    active.set(&state)
+                };
+                if !wanted {
                     break Err(Broke::Fail(unwanted()));
                 }
             }
@@ -134,6 +147,14 @@ pub fn stream(
         // The run is being stopped (stdout closed): the stream ended because its chat
         // was cancelled; there is nothing to recover and nobody to tell.
         Err(Broke::Cut(_)) if active.stopped() => Err(unwanted()),
+        Err(Broke::Cut(why)) if chatflow => Err(Error::Cut {
+            msg: format!(
+                "{} (a chatflow's chat cannot be followed by polling; the answer so far is kept)",
+                cut_message(&state, &why)
+            ),
+            logid: logid.clone(),
+            recovery: None,
+        }),
         Err(Broke::Cut(why)) => {
             let msg = cut_message(&state, &why);
             match (state.conversation_id.clone(), state.chat_id.clone()) {
@@ -184,7 +205,29 @@ pub fn stream(
             }
         }
     };
-    active.finish(client, state, outcome, logid.as_deref(), !answered)
+    active.finish(
+        client,
+        state,
+        outcome,
+        logid.as_deref(),
+        !answered && !chatflow,
+    )
+}
+
+/// A self-hosted Coze Studio runs a chatflow without a conversation_id only in a
+/// named conversation, and says so in words ("conversation name is requried", sic:
+/// coze-dev/coze-studio `backend/application/workflow/chatflow.go`,
+/// `OpenAPIChatFlowRun`); the advice names the ways to give it one.
+fn name_hint(e: Error) -> Error {
+    if e.api()
+        .is_some_and(|a| a.msg.contains("conversation name is requ"))
+    {
+        return e.with_hint(
+            "this server runs a chatflow in a named conversation: pass --param \
+             CONVERSATION_NAME=Default, or --conversation ID",
+        );
+    }
+    e
 }
 
 /// How a stream that stopped before the chat was over is reported.

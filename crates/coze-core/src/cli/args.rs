@@ -174,6 +174,24 @@ impl Args {
         }
     }
 
+    /// The flag's value as one of a workflow's parameters (`--param`): `KEY=VALUE`
+    /// gives the string VALUE, `KEY:=JSON` the JSON value (a number, an object…), as
+    /// httpie reads them. The key ends at the first `=` (or the `:=` it is part of).
+    pub fn param(&mut self) -> Result<(String, serde_json::Value)> {
+        let s = self.string()?;
+        let Some(eq) = s.find('=').filter(|&i| i > 0) else {
+            return Err(self.error(format!("expected KEY=VALUE or KEY:=JSON, got {s:?}")));
+        };
+        let (key, value) = (&s[..eq], &s[eq + 1..]);
+        match key.strip_suffix(':') {
+            Some("") => Err(self.error(format!("expected KEY:=JSON, got {s:?}"))),
+            Some(key) => serde_json::from_str(value)
+                .map(|v| (key.to_owned(), v))
+                .map_err(|e| self.error(format!("{key}:= takes JSON: {e} in {value:?}"))),
+            None => Ok((key.to_owned(), value.into())),
+        }
+    }
+
     /// The flag's value as a number of seconds (fractions allowed: `0.5`).
     pub fn seconds(&mut self) -> Result<Duration> {
         let s = self.string()?;
@@ -254,6 +272,25 @@ mod tests {
             Ok(true)
         })?;
         Ok(out.unwrap())
+    }
+
+    #[test]
+    fn params_are_strings_or_json() {
+        let p = |v: &str| one(&["--param", v], Args::param);
+        assert_eq!(p("city=上海").unwrap(), ("city".into(), "上海".into()));
+        assert_eq!(p("q=a=b").unwrap(), ("q".into(), "a=b".into()));
+        assert_eq!(p("n:=3").unwrap(), ("n".into(), 3.into()));
+        assert_eq!(
+            p(r#"o:={"a":[1]}"#).unwrap(),
+            ("o".into(), serde_json::json!({"a":[1]}))
+        );
+        assert_eq!(p("t:x=1").unwrap(), ("t:x".into(), "1".into()));
+        assert_eq!(p("e=").unwrap(), ("e".into(), "".into()));
+        for bad in ["novalue", "=x", ":=1", "n:=nope"] {
+            let e = p(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().starts_with("--param: "), "{e}");
+        }
     }
 
     #[test]
