@@ -225,7 +225,7 @@ run history; chatflows below):
     status Running|Success|Fail|Interrupted; resumes; answers).
 
 CHATFLOWS (POST /v1/workflows/chat {workflow_id,additional_messages,parameters,app_id|bot_id,
-conversation_id}, the same specs):
+conversation_id,ext}, the same specs):
     Chat events as coze's chatflow (coze-py's workflows_chat_stream_resp.txt): coze writes
     \"event: X\\ndata: D\\n\\n\" with no id: lines (coze-py's chat parser refuses them);
     studio numbers them \"id: N\" from 1. conversation.chat.created, .in_progress, the
@@ -233,9 +233,21 @@ conversation_id}, the same specs):
     of 3 characters (delay_ms before each), its conversation.message.completed (coze:
     then a verbose generate_answer_finish), conversation.chat.completed with usage, then
     done {\"debug_url\"}. Each call is a run (mode chat, parameters + USER_INPUT). With a
-    question the answer is the question (\" (O1 / O2)\" appended when it has options),
-    then conversation.chat.requires_action and done; the run waits, bound to the
-    conversation, and the next call in that conversation answers it with its message:
+    question the answer message is the question, then conversation.chat.requires_action
+    and done. studio, and coze when ext.enable_card is \"true\" (UNVERIFIED: coze.cn's
+    card is inferred from the SDKs, which ask for it so and read Studio's keys), say it
+    as Studio's chatflow renders the node's first message (so a question asked again
+    shows the first): with options a card, only as conversation.message.completed,
+    content_type card, id the interrupt's N, content the JSON text of {\"card_type\":3,
+    \"content_type\":50,\"response_type\":\"card\",\"template_id\":7383997384420262000,
+    \"template_url\":\"\",\"data\":LAYOUT,\"x_properties\":{\"workflow_card_info\":INFO}},
+    INFO the JSON text of {\"card_type\":\"QUESTION\",\"question_card_data\":{\"Title\":
+    TEXT,\"Options\":[{\"name\":O},…]}}, LAYOUT that of Studio's card page (its list
+    variable {\"description\":TEXT,\"list\":[{\"key\":O},…]}); without options TEXT
+    itself, content_type text, as one delta and completed, both the same data. coze
+    without ext.enable_card: \"TEXT (O1 / O2)\" in deltas of 3 (the options' part is the
+    fake's own, UNVERIFIED). The run waits, bound to the conversation, and the next call
+    in that conversation answers it with its message:
     \"Echo: ANSWER (answer to QUESTION)\" when it fits, the question again when not, a
     failure at the third misfit. A failure (the spec's error, a CONVERSATION_NAME other
     than Default: 720702204 \"conversation name does not exist\", a chat_failed fault):

@@ -6,7 +6,8 @@
 //! parameters, stream N messages, take its time, send PINGs, ask a question, fail, or
 //! refuse to run unpublished. Every run is kept in the [`Book`] for
 //! `GET /_fake/workflow`. Studio's shapes are in [`studio`], chatflows
-//! (`/v1/workflows/chat`) in [`chatflow`], the stream writer in [`wire`].
+//! (`/v1/workflows/chat`) in [`chatflow`], the message a chatflow's question becomes (a
+//! card, or text) in [`card`], the stream writer in [`wire`].
 //!
 //! A workflow id nobody configured runs with every default (published, one message, the
 //! parameters echoed), so any id works. Studio would answer a workflow id that is not a
@@ -15,6 +16,7 @@
 //! interrupt (the docs say a run started by `run` is resumed by `/v1/workflows/resume`
 //! and one by `stream_run` by `stream_resume`; the fake does not hold clients to it).
 
+pub mod card;
 pub mod chatflow;
 pub mod studio;
 pub mod wire;

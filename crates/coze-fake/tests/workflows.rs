@@ -1258,6 +1258,30 @@ fn a_chatflow_answers_in_chat_events_ending_with_a_debug_url() {
     assert_eq!(r.json()["code"], 4200);
 }
 
+/// The question message of a chatflow stream: the last answer message completed.
+fn asked(evs: &[Ev]) -> Value {
+    evs.iter()
+        .rfind(|e| e.name == "conversation.message.completed")
+        .map(Ev::json)
+        .unwrap()
+}
+
+/// The `workflow_card_info` of a card message, read.
+fn card_info(message: &Value) -> Value {
+    assert_eq!(message["content_type"], "card", "{message}");
+    let card: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &card["card_type"],
+            &card["content_type"],
+            &card["response_type"]
+        ),
+        (&json!(3), &json!(50), &json!("card")),
+        "{card}"
+    );
+    serde_json::from_str(card["x_properties"]["workflow_card_info"].as_str().unwrap()).unwrap()
+}
+
 #[test]
 fn a_chatflow_question_is_answered_by_the_next_message_in_its_conversation() {
     for dialect in [Dialect::Coze, Dialect::Studio] {
@@ -1281,7 +1305,29 @@ fn a_chatflow_question_is_answered_by_the_next_message_in_its_conversation() {
             ],
             "{dialect:?}"
         );
-        assert_eq!(deltas(&evs), "哪天？ (今天 / 明天)");
+        if dialect == Dialect::Coze {
+            // No card asked for: text (the fake's own form).
+            assert_eq!(deltas(&evs), "哪天？ (今天 / 明天)");
+            assert_eq!(asked(&evs)["content_type"], "text");
+        } else {
+            // Studio's card, only completed, its id the interrupt's event id.
+            assert_eq!(deltas(&evs), "");
+            let info = card_info(&asked(&evs));
+            assert_eq!(
+                info,
+                json!({"card_type": "QUESTION", "question_card_data":
+                    {"Title": "哪天？", "Options": [{"name": "今天"}, {"name": "明天"}]}})
+            );
+            let open: u64 = last_run(&fake)["execute_id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                format!("{open}/{}", asked(&evs)["id"].as_str().unwrap()),
+                event_id(open, 0)
+            );
+        }
         let conv = evs[0].json()["conversation_id"]
             .as_str()
             .unwrap()
@@ -1309,8 +1355,70 @@ fn a_chatflow_question_is_answered_by_the_next_message_in_its_conversation() {
         assert_eq!(run["answers"], json!(["后天", "明天"]));
         // The run is over: the next message starts a new one.
         let evs = same("再问");
-        assert_eq!(deltas(&evs), "哪天？ (今天 / 明天)");
+        assert_eq!(
+            asked(&evs)["content_type"] == "card",
+            dialect == Dialect::Studio
+        );
         assert_eq!(fake.workflows()["runs"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn coze_sends_the_card_when_ext_asks_for_it_and_a_text_question_is_text() {
+    for dialect in [Dialect::Coze, Dialect::Studio] {
+        let fake = start(dialect);
+        set(
+            &fake,
+            json!({"workflow_id": WF, "question": "哪天？", "options": ["今天", "明天"]}),
+        );
+        let mut body = chat_body("天气", None, json!({"CONVERSATION_NAME": "Default"}));
+        body["ext"] = json!({"user_id": "u1", "enable_card": "true"});
+        let (_, evs) = chatflow(&fake, &body);
+        assert_eq!(deltas(&evs), "", "{dialect:?}: a card is not streamed");
+        let message = asked(&evs);
+        assert_eq!(
+            card_info(&message)["question_card_data"]["Options"],
+            json!([{"name": "今天"}, {"name": "明天"}])
+        );
+        // The conversation keeps the card as the assistant's answer.
+        let conv = message["conversation_id"].as_str().unwrap();
+        let list = post(
+            &fake,
+            &format!("/v1/conversation/message/list?conversation_id={conv}"),
+            &json!({}),
+        )
+        .json();
+        let kept = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "assistant")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (&kept["content_type"], &kept["content"]),
+            (&json!("card"), &message["content"]),
+            "{kept}"
+        );
+
+        // A question with no options is text, as one delta and completed alike.
+        set(&fake, json!({"workflow_id": WF, "question": "哪个城市？"}));
+        // (Another app: on a Studio the first question waits in the app's conversation.)
+        let mut body = chat_body("天气", None, json!({"CONVERSATION_NAME": "Default"}));
+        body["app_id"] = json!("7500000000000000010");
+        body["ext"] = json!({"enable_card": "true"});
+        let (_, evs) = chatflow(&fake, &body);
+        let message = asked(&evs);
+        assert_eq!(
+            (&message["content"], &message["content_type"]),
+            (&json!("哪个城市？"), &json!("text"))
+        );
+        let delta: Vec<Value> = evs
+            .iter()
+            .filter(|e| e.name == "conversation.message.delta")
+            .map(Ev::json)
+            .collect();
+        assert_eq!(delta, [message], "{dialect:?}");
     }
 }
 

@@ -3,7 +3,8 @@
 //! Studio's `backend/application/workflow/chatflow.go` and `sendChatFlowStreamRunSSE`).
 //! A workflow answers in chat events: `Echo: USER_INPUT` as message deltas, the
 //! completed answer, `conversation.chat.completed`, then `done` carrying the run's
-//! `debug_url`. A workflow with a question asks it as the answer and ends with
+//! `debug_url`. A workflow with a question asks it in an answer message (Studio's card
+//! for a question with options, see [`super::card`]) and ends with
 //! `conversation.chat.requires_action`; the run then waits, bound to the conversation
 //! (as Studio's `BindConvRelatedInfo`), and the next chatflow call in that conversation
 //! answers it with its user message. A failure is `conversation.chat.failed`
@@ -14,6 +15,7 @@
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
+use super::card::{self, Said};
 use super::wire::{Flavor, Stop, Wire};
 use super::{debug_url, Mode, Outcome, RunRequest, Spec};
 use crate::http::{ChunkedOut, Reply, Request, StreamEnd};
@@ -45,6 +47,9 @@ struct ChatflowRequest {
     app_id: Option<String>,
     conversation_id: Option<String>,
     user: Option<String>,
+    /// Whether a question is sent as Studio's card: always on a Studio; on coze when
+    /// `ext.enable_card` asks for it (see [`super::card`]).
+    card: bool,
 }
 
 impl ChatflowRequest {
@@ -113,7 +118,15 @@ fn bind(req: &Request, ctx: &Ctx) -> Result<ChatflowRequest, Reply> {
         app_id,
         conversation_id: s("conversation_id"),
         user: super::user_of(&body),
+        card: enable_card(&body),
     })
+}
+
+/// `ext.enable_card`: `"true"` (`ext` is a map of strings in the SDKs; coze-js's chat
+/// SDK sends the string), or `true`.
+fn enable_card(body: &Value) -> bool {
+    matches!(body.pointer("/ext/enable_card"), Some(Value::Bool(true)))
+        || body.pointer("/ext/enable_card").and_then(Value::as_str) == Some("true")
 }
 
 /// Studio's answer to what fails before its stream: `InternalError`'s `{"code","msg"}`,
@@ -178,6 +191,8 @@ fn bind_studio(req: &Request) -> Result<ChatflowRequest, Reply> {
         app_id,
         conversation_id: s("conversation_id").filter(|c| c != "0"),
         user: super::user_of(&body),
+        // `renderQACardDSL` runs whatever the request says.
+        card: true,
     })
 }
 
@@ -345,11 +360,24 @@ pub fn chat(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         }
         _ => outcome,
     };
+    let text = |content: String| Said {
+        content,
+        content_type: "text",
+    };
     let answer = match (&outcome, &answered) {
-        (Outcome::Done { .. }, Some(q)) => format!("Echo: {} (answer to {q})", cr.input),
-        (Outcome::Done { .. }, None) => format!("Echo: {}", cr.input),
-        (Outcome::Ask(_), _) => question_text(&run.spec),
-        (Outcome::Failed { .. }, _) => String::new(),
+        (Outcome::Done { .. }, Some(q)) => text(format!("Echo: {} (answer to {q})", cr.input)),
+        (Outcome::Done { .. }, None) => text(format!("Echo: {}", cr.input)),
+        (Outcome::Ask(ask), _) => card::question(&ask.data, cr.card, &question_text(&run.spec)),
+        (Outcome::Failed { .. }, _) => text(String::new()),
+    };
+    // Studio's question message is the interrupt event's (`InterruptEvent.ID`).
+    let message_id = match &outcome {
+        Outcome::Ask(ask) if cr.card => ask
+            .event_id
+            .rsplit('/')
+            .next()
+            .map_or_else(new_id, str::to_string),
+        _ => new_id(),
     };
     let plan = ChatPlan {
         app: app.clone(),
@@ -358,14 +386,15 @@ pub fn chat(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
         debug_url: debug_url(app, run.execute_id, &run.workflow_id),
         conv_id: conv_id.clone(),
         chat_id,
-        message_id: new_id(),
+        message_id,
         section,
         bot_id,
         created_at: now_s(),
         usage: (
             cr.input.chars().count() as u64,
-            answer.chars().count() as u64,
+            answer.content.chars().count() as u64,
         ),
+        card: cr.card,
         answer,
         delay_ms: run.spec.delay_ms,
         fault: fault.filter(|f| f.get("type").and_then(Value::as_str) != Some("chat_failed")),
@@ -381,8 +410,8 @@ pub fn chat(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     r
 }
 
-/// The question as the chatflow's answer message: its text, and its options after it.
-/// (Studio sends a question with options as a card; the fake keeps to text.)
+/// The question as coze's chatflow answer message when no card was asked for: its text,
+/// and its options after it (UNVERIFIED: the fake's own form, see [`super::card`]).
 fn question_text(spec: &Spec) -> String {
     let q = spec.question.clone().unwrap_or_default();
     if spec.options.is_empty() {
@@ -423,8 +452,11 @@ struct ChatPlan {
     section: String,
     bot_id: Option<String>,
     created_at: u64,
-    /// The answer message's text (the question when the run asks one).
-    answer: String,
+    /// The answer message (the question when the run asks one).
+    answer: Said,
+    /// A question is Studio's message (see [`super::card`]): a card only as `completed`,
+    /// a text question as one whole delta and `completed`.
+    card: bool,
     /// (input, output) counts of the chat's usage.
     usage: (u64, u64),
     delay_ms: u64,
@@ -469,8 +501,8 @@ impl ChatPlan {
             &self.section,
             "assistant",
             "answer",
-            &self.answer,
-            "text",
+            &self.answer.content,
+            self.answer.content_type,
             Some((&bot, &self.chat_id)),
             json!({}),
         );
@@ -528,7 +560,13 @@ impl ChatPlan {
 
     /// A message event's data: coze's Message (the testdata's keys, `created_at` on the
     /// completed one); Studio's `MessageDetail`.
-    fn message_json(&self, id: &str, kind: &str, content: &str, completed: bool) -> String {
+    fn message_json(
+        &self,
+        id: &str,
+        kind: &str,
+        (content, content_type): (&str, &str),
+        completed: bool,
+    ) -> String {
         let mut m = Map::new();
         m.insert("id".into(), json!(id));
         if self.studio {
@@ -541,7 +579,7 @@ impl ChatPlan {
             m.insert("role".into(), json!("assistant"));
             m.insert("type".into(), json!(kind));
             m.insert("content".into(), json!(content));
-            m.insert("content_type".into(), json!("text"));
+            m.insert("content_type".into(), json!(content_type));
             m.insert("section_id".into(), json!(self.section));
         } else {
             m.insert("conversation_id".into(), json!(self.conv_id));
@@ -551,7 +589,7 @@ impl ChatPlan {
             m.insert("role".into(), json!("assistant"));
             m.insert("type".into(), json!(kind));
             m.insert("content".into(), json!(content));
-            m.insert("content_type".into(), json!("text"));
+            m.insert("content_type".into(), json!(content_type));
             m.insert("chat_id".into(), json!(self.chat_id));
             m.insert("section_id".into(), json!(self.section));
             if completed {
@@ -588,20 +626,36 @@ impl ChatPlan {
             self.done(w)?;
             return w.flush();
         }
-        // The answer in deltas of three characters, each after the spec's delay.
-        let chars: Vec<(usize, char)> = self.answer.char_indices().collect();
-        for piece in chars.chunks(3) {
+        let asks = matches!(self.outcome, Outcome::Ask(_));
+        let (content, content_type) = (self.answer.content.clone(), self.answer.content_type);
+        let completed =
+            self.message_json(&self.message_id, "answer", (&content, content_type), true);
+        if asks && self.card {
+            // Studio's question: a card only completed; a text question one delta with
+            // the completed message's data.
             w.pause(self.delay_ms)?;
-            let start = piece[0].0;
-            let end = piece.last().map_or(start, |(i, c)| i + c.len_utf8());
-            let data =
-                self.message_json(&self.message_id, "answer", &self.answer[start..end], false);
-            w.event("conversation.message.delta", data.as_bytes())?;
+            if !self.answer.is_card() {
+                w.event("conversation.message.delta", completed.as_bytes())?;
+            }
+        } else {
+            // The answer in deltas of three characters, each after the spec's delay.
+            let chars: Vec<(usize, char)> = content.char_indices().collect();
+            for piece in chars.chunks(3) {
+                w.pause(self.delay_ms)?;
+                let start = piece[0].0;
+                let end = piece.last().map_or(start, |(i, c)| i + c.len_utf8());
+                let data = self.message_json(
+                    &self.message_id,
+                    "answer",
+                    (&content[start..end], content_type),
+                    false,
+                );
+                w.event("conversation.message.delta", data.as_bytes())?;
+            }
         }
         self.settle();
-        let completed = self.message_json(&self.message_id, "answer", &self.answer, true);
         w.event("conversation.message.completed", completed.as_bytes())?;
-        if matches!(self.outcome, Outcome::Ask(_)) {
+        if asks {
             w.event(
                 "conversation.chat.requires_action",
                 self.chat_json("requires_action").as_bytes(),
@@ -610,7 +664,7 @@ impl ChatPlan {
             return w.flush();
         }
         if !self.studio {
-            let verbose = self.message_json(&new_id(), "verbose", VERBOSE, true);
+            let verbose = self.message_json(&new_id(), "verbose", (VERBOSE, "text"), true);
             w.event("conversation.message.completed", verbose.as_bytes())?;
         }
         w.event(
