@@ -6,15 +6,20 @@
 //! `conversation.chat.requires_action` (the Coze API docs, `workflow_chat`: the
 //! chatflow is continued by asking it again with the answer), in one of the shapes
 //! servers send:
-//! - a self-hosted Coze Studio's card (`content_type` `card`), whose
-//!   `x_properties.workflow_card_info` is JSON text holding `question_card_data`
-//!   (`Title`, `Options[].name`) or `input_card_data` (the fields an input node wants)
+//! - a card (`content_type` `card`): JSON text whose `x_properties.workflow_card_info`
+//!   is JSON text holding `card_type` `QUESTION` and `question_card_data` (`Title`,
+//!   `Options[].name`), or `INPUT` and `input_card_data` (the fields an input node
+//!   wants). A self-hosted Coze Studio always sends a question with options so
 //!   (coze-dev/coze-studio `backend/application/workflow/chatflow.go`,
-//!   `renderSelectOptionCardDSL`, `renderInputCardDSL`);
+//!   `renderQACardDSL`, `renderInputCardDSL`); coze.cn when the request's
+//!   `ext.enable_card` asks for it, as coze-js's chat SDK does and reads it;
+//! - plain text: a Studio's question without options is its text; coze.cn's question
+//!   without a card is text of a form nothing documents, taken as the question, any
+//!   answer going;
 //! - the question node's own JSON, `{"messages":[{"type":"question","content_type":
 //!   "option","content":{"options":[{"name":…}],"question":…}}]}`, as a workflow's
-//!   `Interrupt` carries it (coze-dev/coze-studio issue #2007);
-//! - plain text: the question itself, any answer going.
+//!   `Interrupt` carries it (coze-dev/coze-studio issue #2007), in case a server
+//!   sends it as text.
 //!
 //! Anything else is taken as plain text: a question is never lost to a shape this
 //! version does not know.
@@ -180,6 +185,44 @@ mod tests {
             Question::from_message(r#"{"x":1}"#, "card"),
             Question::default()
         );
+    }
+
+    /// The card a Studio's chatflow sends for a question with options, in full but for
+    /// its page layout (`data`), which only a web page reads.
+    fn studio_card(title: &str, options: &[&str]) -> String {
+        let names: Vec<Value> = options.iter().map(|o| json!({ "name": o })).collect();
+        let keys: Vec<Value> = options.iter().map(|o| json!({ "key": o })).collect();
+        let layout = json!({"elements": {}, "rootID": "root", "variables": {"5fJt3qKpSz":
+            {"id": "5fJt3qKpSz", "name": "list",
+             "defaultValue": {"description": title, "list": keys}}}});
+        let info = json!({"card_type": "QUESTION", "question_card_data": {"Title": title, "Options": names}});
+        json!({"card_type": 3, "content_type": 50, "response_type": "card",
+            "template_id": 7383997384420262000u64, "template_url": "",
+            "data": layout.to_string(),
+            "x_properties": {"workflow_card_info": info.to_string()}})
+        .to_string()
+    }
+
+    #[test]
+    fn the_messages_servers_send_give_the_question_and_its_options() {
+        // A Studio's question with options (and coze.cn's, asked for a card).
+        let q = Question::from_message(&studio_card("What colour?", &["Red", "Blue"]), "card");
+        assert_eq!(q.text, "What colour?");
+        assert_eq!(q.options, ["Red", "Blue"]);
+        assert_eq!(q.answer("2"), "Blue");
+        // Its question without options: the text.
+        let q = Question::from_message("Your name?", "text");
+        assert_eq!((q.text.as_str(), q.options.len()), ("Your name?", 0));
+        // coze.cn's text when no card was asked for: all of it is the question.
+        let q = Question::from_message("What colour? (Red / Blue)", "text");
+        assert_eq!(
+            (q.text.as_str(), q.options.len()),
+            ("What colour? (Red / Blue)", 0)
+        );
+        assert_eq!(q.answer("2"), "2", "no options to number");
+        // Options that are not text are left out; a card of no title still has them.
+        let q = Question::from_message(&studio_card("", &["", "Yes"]), "card");
+        assert_eq!((q.text.as_str(), q.options), ("", vec!["Yes".to_owned()]));
     }
 
     #[test]

@@ -121,9 +121,17 @@ impl ChatSpec {
                 if let Some(c) = &self.conversation_id {
                     body["conversation_id"] = c.as_str().into();
                 }
+                // `ext` is a map of strings. `enable_card` asks coze.cn for a question
+                // node's card, whose options a person can pick by number (coze-js's chat
+                // SDK asks chatflows so; the SDKs' `enable_card` of `/v3/chat` is
+                // "support card response for question node"); without it a question
+                // comes as text. A self-hosted Coze Studio always sends the card.
+                let mut ext = Map::new();
                 if !self.user_id.is_empty() {
-                    body["ext"] = json!({"user_id": self.user_id});
+                    ext.insert("user_id".into(), self.user_id.as_str().into());
                 }
+                ext.insert("enable_card".into(), "true".into());
+                body["ext"] = Value::Object(ext);
                 body
             }
         }
@@ -213,7 +221,7 @@ mod tests {
                 "parameters": {},
                 "app_id": "a",
                 "conversation_id": "c",
-                "ext": {"user_id": "u"},
+                "ext": {"user_id": "u", "enable_card": "true"},
             }),
             "parameters required, so {{}} when none; never app_id and bot_id both"
         );
@@ -224,10 +232,16 @@ mod tests {
             parameters: [("k".to_owned(), json!(1))].into_iter().collect(),
         };
         spec.conversation_id = None;
+        spec.user_id.clear();
         let b = spec.body(true);
         assert_eq!(
             (&b["bot_id"], &b["parameters"]),
             (&json!("b"), &json!({"k":1}))
+        );
+        assert_eq!(
+            b["ext"],
+            json!({"enable_card": "true"}),
+            "cards always asked for"
         );
         assert!(b.get("conversation_id").is_none() && b.get("app_id").is_none());
     }
