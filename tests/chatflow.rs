@@ -1,8 +1,8 @@
 //! coze-chat --workflow: a chatflow (`POST /v1/workflows/chat`) asked through the chat
 //! engine, against coze-fake's chatflows (`POST /_fake/workflow`), in both dialects:
 //! the three output modes and the run's trace (`debug_url`), a failure whose code is a
-//! string, a question answered at a terminal and in a pipeline (exit 7 when nobody
-//! does), a cut stream (not followed: exit 5, the answer so far kept), the conversation
+//! string, a question answered at a terminal (its options, from the server's card,
+//! picked by number) and in a pipeline (exit 7 when nobody does), a cut stream (not followed: exit 5, the answer so far kept), the conversation
 //! carried from prompt to prompt, and what a chatflow refuses before any request.
 
 use std::process::Command;
@@ -41,9 +41,11 @@ fn flow_unnamed(sb: &Sandbox, app: &str) -> Command {
     c
 }
 
-/// The fake chatflow's question as its answer message carries it: text, with the
-/// options after it (no structure a client could number).
-const QUESTION: &str = "What colour? (Red / Blue)";
+/// The fake chatflow's question, and its options. Both servers send a question with
+/// options as a card (a Studio always, coze.cn when `ext.enable_card` asks, as
+/// coze-chat does), from which the question and its options are read.
+const QUESTION: &str = "What colour?";
+const OPTIONS: [&str; 2] = ["Red", "Blue"];
 
 /// Sets how the fake's chatflow FLOW behaves (`/_fake/workflow`).
 fn set_flow(sb: &Sandbox, mut spec: Value) {
@@ -58,10 +60,15 @@ fn echo(input: &str) -> String {
 
 /// The fake's chatflow asking a question with two options.
 fn asking(sb: &Sandbox) {
-    set_flow(
-        sb,
-        json!({"question": "What colour?", "options": ["Red", "Blue"]}),
-    );
+    set_flow(sb, json!({"question": QUESTION, "options": OPTIONS}));
+}
+
+/// How coze-chat puts the question to the person: its options numbered.
+fn asked_at_the_terminal() -> String {
+    format!(
+        "coze-chat: the chatflow asks: {QUESTION}\n  1) Red\n  2) Blue\n\
+         a number or your own answer (Ctrl-D leaves it unanswered): "
+    )
 }
 
 /// A trace of a run of FLOW.
@@ -262,19 +269,19 @@ fn answers_taken(sb: &Sandbox) -> Vec<Value> {
         .collect()
 }
 
-/// On a terminal (stdin and stderr) the question is shown and the person's answer is
-/// sent to the chatflow in the same conversation, whose answer follows; an answer the
-/// chatflow does not take is asked again, and answered again. Nobody answering
-/// (Ctrl-D) leaves it open: exit 7.
+/// On a terminal (stdin and stderr) the question is shown with its options numbered
+/// (read from the card, which is not printed) and the person's answer is sent to the
+/// chatflow in the same conversation, whose answer follows; an answer the chatflow does
+/// not take is asked again, and answered again. Nobody answering (Ctrl-D) leaves it
+/// open: exit 7.
 fn a_question_is_answered_at_a_terminal(d: Dialect) {
     let sb = logged_in_as("flow-tty", d);
     asking(&sb);
     let r = on_a_terminal(&sb, "-o text", "Green\nRed\n");
     r.ok();
     let screen = r.stdout.replace('\r', "");
-    let asked = format!(
-        "coze-chat: the chatflow asks: {QUESTION}\nyour answer (Ctrl-D leaves it unanswered): "
-    );
+    let asked = asked_at_the_terminal();
+    assert!(!screen.contains("workflow_card_info"), "{}", r.describe());
     assert_eq!(
         screen.matches(&asked).count(),
         2,
@@ -306,8 +313,33 @@ fn a_question_is_answered_at_a_terminal(d: Dialect) {
     );
 }
 
+/// On a terminal an option is picked by its number: the chatflow gets the option's
+/// name. A number that is no option's goes as typed (and fits no option: asked again).
+fn an_option_is_picked_at_a_terminal_by_its_number(d: Dialect) {
+    let sb = logged_in_as("flow-tty-number", d);
+    asking(&sb);
+    let r = on_a_terminal(&sb, "-o text", "3\n2\n");
+    r.ok();
+    let screen = r.stdout.replace('\r', "");
+    assert_eq!(
+        screen.matches(&asked_at_the_terminal()).count(),
+        2,
+        "asked twice\n{}",
+        r.describe()
+    );
+    assert_eq!(answers_taken(&sb), [json!("3"), json!("Blue")]);
+    assert!(
+        screen
+            .trim_end()
+            .ends_with(&echo("Blue (answer to What colour?)")),
+        "{}",
+        r.describe()
+    );
+}
+
 /// In a pipeline nobody answers: the answer record says `requires_action` with the
-/// question, events mode adds an `interrupt` record, and the run exits 7 after writing
+/// question and its options (read from the card, which is no answer text), events mode
+/// adds an `interrupt` record, and the run exits 7 after writing
 /// everything (the summary says 7 too). The next prompt line of the conversation, or a
 /// later run in it, answers it. (Each case in an app of its own: on a Studio a
 /// question left open waits in the app's named conversation.)
@@ -323,16 +355,16 @@ fn a_question_in_a_pipeline_waits_and_the_next_line_answers_it(d: Dialect) {
     let a = &r.records()[0];
     assert_eq!(a["status"], "requires_action", "{a}");
     assert_eq!(a["error"], Value::Null, "{a}");
-    assert_eq!(a["content"], QUESTION, "{a}");
+    assert_eq!(a["content"], "", "{a}");
     assert_eq!(a["question"], QUESTION, "{a}");
-    assert_eq!(a["options"], json!([]), "{a}");
+    assert_eq!(a["options"], json!(OPTIONS), "{a}");
     assert_trace(&a["debug_url"]);
     let conv = a["conversation_id"].as_str().unwrap().to_owned();
     assert_eq!(
         r.stderr,
         format!(
-            "coze-chat: the chatflow's question was not answered: \"{QUESTION}\" (answer \
-             it with one more prompt in conversation {conv}: --conversation {conv}, or a \
+            "coze-chat: the chatflow's question was not answered: \"{QUESTION}\" (Red | Blue) \
+             (answer it with one more prompt in conversation {conv}: --conversation {conv}, or a \
              prompt record with that conversation_id)\n"
         ),
         "{}",
@@ -362,7 +394,7 @@ fn a_question_in_a_pipeline_waits_and_the_next_line_answers_it(d: Dialect) {
     assert_eq!(interrupt["id"], "q1");
     assert_eq!(interrupt["workflow_id"], FLOW);
     assert_eq!(interrupt["question"], QUESTION);
-    assert_eq!(interrupt["options"], json!([]));
+    assert_eq!(interrupt["options"], json!(OPTIONS));
     let created = recs
         .iter()
         .find(|e| e["event"] == "conversation.chat.created")
@@ -534,6 +566,7 @@ both_dialects!(
     the_three_output_modes_carry_the_answer_and_the_trace,
     a_failure_s_string_code_exits_1_with_its_trace_on_stderr,
     a_question_is_answered_at_a_terminal,
+    an_option_is_picked_at_a_terminal_by_its_number,
     a_question_in_a_pipeline_waits_and_the_next_line_answers_it,
     a_refusal_is_retried_and_a_cut_stream_exits_5_with_the_answer_so_far,
     the_conversation_carries_from_prompt_to_prompt,
