@@ -36,6 +36,7 @@ from cozepy import (
     CozePKCEAuthErrorType,
     DeviceOAuthApp,
     Message,
+    MessageContentType,
     MessageObjectString,
     MessageType,
     PKCEOAuthApp,
@@ -541,6 +542,27 @@ def _():
     assert text == "Echo: 明天 (answer to 哪天？)" and second[0].chat.conversation_id == conv, text
 
 
+@check("workflows.chat.stream: asked with ext.enable_card, a question with options is a card message coze-py reads")
+def _():
+    workflow(question="哪天？", options=["今天", "明天"])
+    first = list(coze.workflows.chat.stream(workflow_id=WF, app_id="7500000000000000009",
+                                            additional_messages=[Message.build_user_question_text("天气")],
+                                            ext={"enable_card": "true"}))
+    assert first[-1].event == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION, first[-1].event
+    assert not [e for e in first if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA], "a card is not streamed"
+    cards = [e.message for e in first if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED]
+    assert [m.content_type for m in cards] == [MessageContentType.CARD], cards
+    info = json.loads(json.loads(cards[0].content)["x_properties"]["workflow_card_info"])
+    assert info == {"card_type": "QUESTION",
+                    "question_card_data": {"Title": "哪天？", "Options": [{"name": "今天"}, {"name": "明天"}]}}, info
+    conv = first[-1].chat.conversation_id
+    second = list(coze.workflows.chat.stream(workflow_id=WF, app_id="7500000000000000009", conversation_id=conv,
+                                             additional_messages=[Message.build_user_question_text("明天")]))
+    text = "".join(e.message.content for e in second if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA)
+    assert text == "Echo: 明天 (answer to 哪天？)", text
+    workflow()
+
+
 @check("workflows.chat.stream: a failure as the docs show it ({\"code\":\"<string>\"}) is more than coze-py's Chat model reads")
 def _():
     workflow(error={"code": 720702204, "message": "会话名不存在"})
@@ -560,7 +582,7 @@ def _():
     assert s["faults_fired"] == 4, s
     assert s["requests"]["files.upload"] == 1 and s["upload_bytes"] == state["file"].bytes, s
     assert s["requests"]["workflow.stream_run"] == 5 and s["requests"]["workflow.stream_resume"] == 3, s
-    assert s["requests"]["workflow.history"] == 3 and s["requests"]["workflow.chat"] == 4, s
+    assert s["requests"]["workflow.history"] == 3 and s["requests"]["workflow.chat"] == 6, s
 
 
 print(f"{results['passed']} passed, {results['failed']} failed")
