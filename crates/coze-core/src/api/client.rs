@@ -200,6 +200,7 @@ mod tests {
             msg: "m".into(),
             logid: None,
             retry_after: None,
+            debug_url: None,
         })
     }
 
@@ -230,6 +231,7 @@ mod tests {
             msg: "missing session_key in cookie".into(),
             logid: Some("L".into()),
             retry_after: None,
+            debug_url: None,
         });
         let e = offered(lacking, "GET", "http://studio:8888/v1/users/me?x=1");
         assert_eq!(

@@ -382,6 +382,7 @@ impl ChatState {
                 msg,
                 logid: logid.map(str::to_owned),
                 retry_after: None,
+                debug_url: None,
             })
         };
         match &self.failure {
@@ -396,6 +397,7 @@ impl ChatState {
                 ),
                 logid: logid.map(str::to_owned),
                 retry_after: None,
+                debug_url: None,
             })),
             Some(Failure::Canceled) => Some(Error::Api(ApiError {
                 status: 200,
@@ -403,6 +405,7 @@ impl ChatState {
                 msg: "the chat was cancelled".into(),
                 logid: logid.map(str::to_owned),
                 retry_after: None,
+                debug_url: None,
             })),
             None => None,
         }
