@@ -97,8 +97,11 @@ impl Client<'_> {
     /// Opens a workflow event stream: a POST of `body` to `path`.
     fn workflow_events(&self, path: &str, body: &Value) -> Result<Stream> {
         let url = self.url(path, &[]);
-        self.authed(|token| self.http.stream(&Request::post(url.clone(), body).bearer(token)))
-            .map_err(|e| offered(e, "POST", &url))
+        self.authed(|token| {
+            self.http
+                .stream(&Request::post(url.clone(), body).bearer(token))
+        })
+        .map_err(|e| offered(e, "POST", &url))
     }
 }
 
@@ -113,7 +116,9 @@ fn lacks(e: &Error) -> bool {
 /// A 404 from an endpoint named as one this server lacks (`offered` names the 401
 /// form already).
 fn lacking_as_404(e: Error, method: &str, url: &str) -> Error {
-    if e.api().is_some_and(|a| a.status == 404 && a.coze_code().is_none()) {
+    if e.api()
+        .is_some_and(|a| a.status == 404 && a.coze_code().is_none())
+    {
         let path = url::parse(url).map(|p| p.path).unwrap_or_default();
         e.context(format!(
             "this server does not offer {method} {path} (a self-hosted Coze Studio lacks it)"
@@ -150,11 +155,19 @@ mod tests {
 
     #[test]
     fn an_endpoint_is_lacking_by_studios_401_or_a_bare_404() {
-        assert!(lacks(&api(401, ApiCode::Coze(401), "missing session_key in cookie")));
+        assert!(lacks(&api(
+            401,
+            ApiCode::Coze(401),
+            "missing session_key in cookie"
+        )));
         assert!(lacks(&api(404, ApiCode::Http, "not found")));
         assert!(!lacks(&api(404, ApiCode::Coze(4200), "workflow not found")));
         assert!(!lacks(&api(401, ApiCode::Coze(4100), "auth")));
-        let e = lacking_as_404(api(404, ApiCode::Http, ""), "POST", "http://h:1/v1/workflows/resume");
+        let e = lacking_as_404(
+            api(404, ApiCode::Http, ""),
+            "POST",
+            "http://h:1/v1/workflows/resume",
+        );
         assert!(
             e.to_string().starts_with(
                 "this server does not offer POST /v1/workflows/resume (a self-hosted Coze Studio lacks it)"

@@ -237,7 +237,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             (e.coze_code(), e.debug_url.as_deref()),
-            (Some(4000), Some("https://www.coze.cn/work_flow?execute_id=1"))
+            (
+                Some(4000),
+                Some("https://www.coze.cn/work_flow?execute_id=1")
+            )
         );
     }
 

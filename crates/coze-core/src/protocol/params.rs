@@ -95,12 +95,22 @@ mod tests {
     fn strings_json_values_and_the_first_equals_sign() {
         let ok = |a: &str| param(a).unwrap();
         assert_eq!(ok("city=北京"), ("city".into(), json!("北京")));
-        assert_eq!(ok("q=a=b"), ("q".into(), json!("a=b")), "the value keeps '='");
+        assert_eq!(
+            ok("q=a=b"),
+            ("q".into(), json!("a=b")),
+            "the value keeps '='"
+        );
         assert_eq!(ok("empty="), ("empty".into(), json!("")));
         assert_eq!(ok("n:=3"), ("n".into(), json!(3)));
         assert_eq!(ok("s:=\"3\""), ("s".into(), json!("3")));
-        assert_eq!(ok("t:=[\"a\",{\"b\":null}]"), ("t".into(), json!(["a", {"b": null}])));
-        assert_eq!(ok("big:=7404830425073352713"), ("big".into(), json!(7404830425073352713u64)));
+        assert_eq!(
+            ok("t:=[\"a\",{\"b\":null}]"),
+            ("t".into(), json!(["a", {"b": null}]))
+        );
+        assert_eq!(
+            ok("big:=7404830425073352713"),
+            ("big".into(), json!(7404830425073352713u64))
+        );
         // A ':' elsewhere in the key is part of it; a ':=' after the first '=' is text.
         assert_eq!(ok("a:b=c"), ("a:b".into(), json!("c")));
         assert_eq!(ok("a=b:=c"), ("a".into(), json!("b:=c")));
@@ -109,7 +119,9 @@ mod tests {
             assert!(!e.contains(" at line "), "{bad}: {e}");
             assert!(!e.is_empty(), "{bad}");
         }
-        assert!(param("n:=tru").unwrap_err().starts_with("n:= takes a JSON value"));
+        assert!(param("n:=tru")
+            .unwrap_err()
+            .starts_with("n:= takes a JSON value"));
         assert!(param("novalue").unwrap_err().contains("KEY=VALUE"));
     }
 
@@ -128,7 +140,9 @@ mod tests {
             object("\"x\"").unwrap_err(),
             "expected a JSON object of parameters, got a string"
         );
-        assert!(object("{\"a\":").unwrap_err().starts_with("expected a JSON object"));
+        assert!(object("{\"a\":")
+            .unwrap_err()
+            .starts_with("expected a JSON object"));
     }
 
     #[test]

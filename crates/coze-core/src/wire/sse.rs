@@ -577,7 +577,8 @@ mod tests {
     /// one after it (a self-hosted Coze Studio's lower-case `error`) has none.
     #[test]
     fn workflow_events_carry_their_own_ids_at_every_split_point() {
-        let spaced = "id: 0\nevent: Message\ndata: {\"content\":\"你好\",\"node_title\":\"End\"}\n\n\
+        let spaced =
+            "id: 0\nevent: Message\ndata: {\"content\":\"你好\",\"node_title\":\"End\"}\n\n\
                       id: 1\nevent: PING\ndata: {}\n\n\
                       event: error\ndata: internal\n\n\
                       id: 2\r\nevent: Done\r\ndata: {}\r\n\r\n";
