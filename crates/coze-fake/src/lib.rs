@@ -1,10 +1,10 @@
 //! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web
 //! (client secret) and JWT service-app flows, conversations, messages, Chat v3
-//! streaming and polled), written from the Coze API docs and the official SDKs
-//! (coze-py, coze-go, coze-js) independently of coze-core, so that a misreading of the
-//! API cannot hide in code both sides share. Tests start it in-process with
-//! [`Fake::start`]; scripts run the `coze-fake` binary. Both are steered through the
-//! `/_fake/` admin endpoints.
+//! streaming and polled, files, workflows and chatflows), written from the Coze API docs
+//! and the official SDKs (coze-py, coze-go, coze-js) independently of coze-core, so that
+//! a misreading of the API cannot hide in code both sides share. Tests start it
+//! in-process with [`Fake::start`]; scripts run the `coze-fake` binary. Both are steered
+//! through the `/_fake/` admin endpoints.
 
 mod admin;
 mod chat;
@@ -21,6 +21,7 @@ mod router;
 mod state;
 mod tls;
 mod util;
+mod workflows;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -277,7 +278,19 @@ impl Fake {
         files::admin_list(&self.app)
     }
 
-    /// As `POST /_fake/reset`: clear faults, counters, log and bot settings.
+    /// Set one workflow's behaviour, as `POST /_fake/workflow` (see `--help`); Err names
+    /// a field that is wrong.
+    pub fn set_workflow(&self, spec: Value) -> Result<(), String> {
+        workflows::admin_set(&self.app, &spec)
+    }
+
+    /// The workflows set and every run, as `GET /_fake/workflow` shows them.
+    pub fn workflows(&self) -> Value {
+        self.app.lock().wf.to_json()
+    }
+
+    /// As `POST /_fake/reset`: clear faults, counters, log, bot settings, workflows and
+    /// their runs.
     pub fn reset(&self) {
         admin::reset(&self.app);
     }

@@ -10,8 +10,8 @@ use coze_fake::{Dialect, Fake, Options, TlsOptions, ADMIN_ENDPOINTS, FAULT_TYPES
 fn help() -> String {
     let mut h = String::from(
         "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web-app and
-JWT service-app flows, conversations, messages, Chat v3 streaming and polled), for tests, demos
-and scripts.
+JWT service-app flows, conversations, messages, Chat v3 streaming and polled, files, workflows),
+for tests, demos and scripts.
 
 USAGE:
     coze-fake [OPTIONS]
@@ -50,7 +50,8 @@ OPTIONS:
                              errors after a chat is accepted as SSE error events with HTTP
                              200; bad tokens answer code 700012006; endpoints Studio lacks
                              answer 401 \"missing session_key in cookie\"; the logid in
-                             X-Log-ID)
+                             X-Log-ID; workflows and chatflows in Studio's shapes, see
+                             WORKFLOWS and CHATFLOWS)
     --max-upload-bytes N     the upload limit [default: the real servers': 512 MiB of a file's
                              content on coze, a 200 MiB request body on studio]. Over it,
                              coze answers code 4000 and studio HTTP 413 \"Request Entity Too
@@ -113,9 +114,14 @@ FAULT ENDPOINT NAMES:
     token device_code users.me conversation.create conversation.retrieve conversation.list
     conversation.update conversation.delete conversation.clear message.list message.create
     message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
-    chat.cancel files.upload files.retrieve, and * (any API endpoint). On files.upload, a
-    reset fault hangs up before reading the body; http, api_error and json_body answer
-    once the whole body has been read (and counted in upload_bytes), the file not kept
+    chat.cancel files.upload files.retrieve workflow.run workflow.stream_run
+    workflow.stream_resume workflow.resume workflow.history workflow.chat, and * (any API
+    endpoint). On files.upload, a reset fault hangs up before reading the body; http,
+    api_error and json_body answer once the whole body has been read (and counted in
+    upload_bytes), the file not kept. On workflow streams stall, cut, error_event (an
+    Error event {error_code,error_message}, studio adding debug_url), malformed and
+    reset_mid_body apply between events; the run still ends on the server as planned
+    (an injected Error: failed); on workflow.chat also chat_failed (the run fails)
 
 FAULT TYPES:
 ",
@@ -138,6 +144,113 @@ BOT WIRE STYLES:
                          blank line (each event's blank line is sent when the next event starts)
     no_final_newline     the same without even the data line's line end, as the official Python
                          SDK's recorded test streams end
+
+WORKFLOWS (POST /v1/workflow/run, stream_run, stream_resume, /v1/workflows/resume; GET the
+run history; chatflows below):
+    A workflow id nobody configured runs with every default, so any id works (a Studio
+    would refuse one that is not a number). POST /_fake/workflow {\"workflow_id\":ID,…}
+    sets one, replacing an earlier spec; fields (all optional but workflow_id):
+    published BOOL        [true] false: coze code 4200 before any stream; studio: sync
+                          run 6031, stream_run its raw 720702011 (HTTP 200 JSON body)
+    messages N            [1] Message events from the node titled Message before the end:
+                          content \"I: 你好 🌏\\n\" (I from 0), node_seq_id \"I\", node_is_finish
+                          true on the last
+    delay_ms MS           [0] a pause before each Message (a sync run waits as long)
+    pings N, ping_ms MS   [0, 0] before the end, N PING events (data {}), each after MS
+                          (studio sends no PING: it only waits)
+    output MODE           [json] what the end node returns, in the final Message's content
+                          (node_title End), a sync run's data and the history's output:
+                          json: the JSON text of {\"output\":PARAMETERS}; double:
+                          {\"Output\":TEXT}, TEXT the JSON text of {\"content_type\":1,\"data\":
+                          JSON,\"original_result\":null,\"type_for_model\":2}, JSON that of
+                          {\"output\":PARAMETERS}; text: \"Echo: \" and the compact JSON of the
+                          parameters (not JSON)
+    required [NAMES]      [] parameters that must be present (not null), else before any
+                          stream coze 4000 \"Missing required parameter: NAME\"; studio:
+                          sync 4000, stream_run its raw 720702002, its own message
+    error {code,message}  [none] the run fails after its messages (with a question: once an
+                          answer fits): stream: an Error event
+                          {error_code,error_message} (studio adds debug_url), no Done;
+                          sync: {code,msg,debug_url}; async: history Fail with error_code
+                          (a string) and error_message (studio error_msg)
+    async BOOL            [true] false: is_async:true gets 6003 (coze only: a Studio has no
+                          plans and runs it)
+    running_polls N       [1] an async run's history says Running for N reads, then
+                          Success or Fail
+    lowercase_events BOOL [false] event names message/error/interrupt/done, as Studios
+                          before v0.3.0
+    question TEXT         [none] after the messages (and pings) the run stops at a question
+                          node: a Message from node Question (coze: content TEXT; studio:
+                          the node's JSON, as below), then Interrupt {\"interrupt_data\":
+                          {\"data\":JSON,\"event_id\":\"E/N\",\"type\":T},\"node_title\":
+                          \"Question\"} (studio: no node_title, debug_url first, keys
+                          event_id,type,data), and no Done. JSON is Studio's question node's
+                          {\"messages\":[…]}: the earlier questions and the answers that did
+                          not fit, then {\"type\":\"question\",\"content_type\":\"option\",
+                          \"content\":{\"options\":[{\"name\":O},…],\"question\":TEXT},\"id\":
+                          \"154650_K\"} (content_type text: content is TEXT). N counts from
+                          2769808280134765896, a new one per interrupt
+    options [NAMES]       [] the question's options: an answer (spaces trimmed) that is none
+                          of them asks again (a new event_id); when the third resume still
+                          does not fit the run fails (coze Error 4000, studio 720701013).
+                          No options: any answer fits
+    interrupt_type T      [2] interrupt_data.type (5: an input node)
+    A resume that fits ends the run: output {\"output\":PARAMETERS,\"answer\":RESUME_DATA}
+    (text mode: \" (answer: A)\" appended), or the spec's error. POST
+    /v1/workflow/stream_resume {workflow_id,event_id,resume_data,interrupt_type} streams
+    from the question on, ids from 0 again, no messages; an event_id that is not the
+    workflow's open interrupt (resumed, never given, another workflow's): code 4000
+    \"…event not found or already resumed\" (coze: all four fields required, 4000). A sync
+    run with a question: coze {code:0,msg,debug_url,interrupt_data:{data,
+    required_parameters:{},event_id,type},execute_id,detail}, resumed with POST
+    /v1/workflows/resume (same body; coze only), which answers as the run did (async: the
+    execute_id again, the history moving on); studio 6039. Either resume takes any run's
+    interrupt. The history of a run at a question: coze execute_status Running with
+    interrupt_data; studio \"<UNSET>\" (its enum has no name for status 5)
+    Shapes: execute_id 7404830425073352713 + n (a string on coze, a JSON number in
+    studio's history); debug_url BASE/work_flow?execute_id=E&space_id=S&workflow_id=W.
+    Streams: \"id: N\\nevent: NAME\\ndata: JSON\\n\\n\", ids from 0; the final Message has
+    node_title End and (coze) cost, token, usage; Done carries {\"debug_url\"}. usage:
+    input_count = characters of the parameters' compact JSON, output_count = characters
+    of the output. A sync run on coze: {code:0,msg,data,debug_url,usage,detail}, no
+    execute_id; on studio {code,msg:null,data,token,cost,debug_url,execute_id,BaseResp:
+    null}. is_async: coze {debug_url,execute_id,msg,detail} (no code, as the docs show).
+    History: coze GET /v1/workflows/W/run_histories/E, data [one run] with execute_status
+    Running|Success|Fail, error_code \"\" on success, is_output_trimmed false; an unknown
+    run or one of another workflow: 4200. studio GET /v1/workflow/get_run_history?
+    workflow_id=W&execute_id=E: {\"data\":[…],\"BaseResp\":null}, no code, execute_id and
+    connector_id (and bot_id, else null) JSON numbers, log_id, input, error_msg, nulls,
+    no usage; an unknown execute_id: code 777777775, HTTP 200; the coze path: 401 as any
+    path a Studio lacks. GET /_fake/workflow lists every run (mode sync|stream|async|chat;
+    status Running|Success|Fail|Interrupted; resumes; answers).
+
+CHATFLOWS (POST /v1/workflows/chat {workflow_id,additional_messages,parameters,app_id|bot_id,
+conversation_id}, the same specs):
+    Chat events as coze's chatflow (coze-py's workflows_chat_stream_resp.txt): coze writes
+    \"event: X\\ndata: D\\n\\n\" with no id: lines (coze-py's chat parser refuses them);
+    studio numbers them \"id: N\" from 1. conversation.chat.created, .in_progress, the
+    answer \"Echo: USER_INPUT\" (USER_INPUT the last message's content) in message deltas
+    of 3 characters (delay_ms before each), its conversation.message.completed (coze:
+    then a verbose generate_answer_finish), conversation.chat.completed with usage, then
+    done {\"debug_url\"}. Each call is a run (mode chat, parameters + USER_INPUT). With a
+    question the answer is the question (\" (O1 / O2)\" appended when it has options),
+    then conversation.chat.requires_action and done; the run waits, bound to the
+    conversation, and the next call in that conversation answers it with its message:
+    \"Echo: ANSWER (answer to QUESTION)\" when it fits, the question again when not, a
+    failure at the third misfit. A failure (the spec's error, a CONVERSATION_NAME other
+    than Default: 720702204 \"conversation name does not exist\", a chat_failed fault):
+    coze conversation.chat.failed {\"code\":\"C\",\"msg\"} then done; studio an error event
+    {\"code\":\"C\",\"msg\",\"debug_url\"} and nothing after. Chat objects: coze's Chat
+    (bot_id when given, last_error, usage); studio's ChatFlowDetail {id,conversation_id,
+    status,execute_id,section_id}, the completed one adding bot_id and usage (its
+    token_count twice the output count, as Studio adds). The user message and the answer
+    are kept in the conversation. Refused before the stream: coze 4000 (no workflow_id; 0
+    or over 50 messages; the last not the user's text; parameters not an object; both
+    bot_id and app_id), 4200 (unpublished; an unknown conversation_id), 4000 (a missing
+    required parameter); studio {code,msg} HTTP 200: 777777775 \"Workflow operation
+    failure: …\" (no messages, the last not the user's, both ids, an unknown
+    conversation, and no conversation_id without a CONVERSATION_NAME: a Studio finds or
+    makes the conversation by that name), 720702011, 720702002.
 
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin
@@ -163,6 +276,10 @@ EXAMPLES:
 
     # a web app whose code exchange and refresh need the secret
     coze-fake --client-secret 42.app.coze=s3cret
+
+    # a workflow that streams 100000 messages, and one that is not published
+    curl -s $base/_fake/workflow -d '{\"workflow_id\":\"7400000000000000100\",\"messages\":100000}'
+    curl -s $base/_fake/workflow -d '{\"workflow_id\":\"7400000000000000101\",\"published\":false}'
 
     # counters, then force every client to refresh
     curl -s $base/_fake/stats; curl -s -X POST $base/_fake/expire

@@ -91,6 +91,14 @@ pub fn endpoint_name(method: &str, path: &str) -> &'static str {
         ("POST", ["v3", "chat", "cancel"]) => "chat.cancel",
         ("POST", ["v1", "files", "upload"]) => "files.upload",
         ("GET", ["v1", "files", "retrieve"]) => "files.retrieve",
+        ("POST", ["v1", "workflow", "run"]) => "workflow.run",
+        ("POST", ["v1", "workflow", "stream_run"]) => "workflow.stream_run",
+        ("POST", ["v1", "workflow", "stream_resume"]) => "workflow.stream_resume",
+        ("POST", ["v1", "workflows", "resume"]) => "workflow.resume",
+        // coze.cn's path and Studio's: one endpoint name, each dialect serves its own.
+        ("GET", ["v1", "workflows", _, "run_histories", _])
+        | ("GET", ["v1", "workflow", "get_run_history"]) => "workflow.history",
+        ("POST", ["v1", "workflows", "chat"]) => "workflow.chat",
         (_, ["_fake", ..]) => "_fake",
         _ => "unknown",
     }
@@ -303,10 +311,21 @@ fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Reply 
         "chat.message.list" => chat::message_list(app, req, ctx),
         "chat.cancel" => chat::cancel(app, req, ctx),
         "files.retrieve" => crate::files::retrieve(app, req, ctx),
-        _ => Reply::json(
-            404,
-            &json!({"code": 404, "msg": format!("no such endpoint: {} {}", req.method, req.path),
-                    "detail": {"logid": ctx.logid}}),
-        ),
+        "workflow.run" => crate::workflows::run(app, req, ctx),
+        "workflow.stream_run" => crate::workflows::stream_run(app, req, ctx),
+        "workflow.stream_resume" => crate::workflows::stream_resume(app, req, ctx),
+        "workflow.chat" => crate::workflows::chatflow::chat(app, req, ctx),
+        "workflow.resume" => crate::workflows::resume(app, req, ctx),
+        "workflow.history" => crate::workflows::history(app, req, ctx),
+        _ => no_such_endpoint(req, ctx),
     }
+}
+
+/// coze's answer to a path it does not serve.
+pub fn no_such_endpoint(req: &Request, ctx: &Ctx) -> Reply {
+    Reply::json(
+        404,
+        &json!({"code": 404, "msg": format!("no such endpoint: {} {}", req.method, req.path),
+                "detail": {"logid": ctx.logid}}),
+    )
 }

@@ -1,6 +1,7 @@
 //! Everything the fake remembers, behind one mutex: issued codes and tokens, device
 //! codes, used JWT ids, conversations with their messages, chats, the counters behind
-//! `/_fake/stats`, the request log, queued faults and the bot's current behaviour.
+//! `/_fake/stats`, the request log, queued faults, the bot's current behaviour and the
+//! workflows' with their runs.
 //! Handlers lock it only to read or change state, never while sleeping or writing to a
 //! socket.
 
@@ -293,6 +294,8 @@ pub struct State {
     pub conv_seq: u64,
     /// A deterministic generator for probabilistic faults (xorshift64*).
     pub rng: u64,
+    /// The workflows' behaviours and runs.
+    pub wf: crate::workflows::Book,
 }
 
 impl State {
@@ -314,6 +317,7 @@ impl State {
             files: Vec::new(),
             conv_seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
+            wf: Default::default(),
         }
     }
 

@@ -111,6 +111,11 @@ pub fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Re
         "chat.retrieve" if get => chat::studio::retrieve(app, req),
         "chat.message.list" => chat::studio::message_list(app, req),
         "chat.cancel" => chat::studio::cancel(app, req),
+        "workflow.run" => crate::workflows::run(app, req, ctx),
+        "workflow.stream_run" => crate::workflows::stream_run(app, req, ctx),
+        "workflow.stream_resume" => crate::workflows::stream_resume(app, req, ctx),
+        "workflow.chat" => crate::workflows::chatflow::chat(app, req, ctx),
+        "workflow.history" => crate::workflows::history(app, req, ctx),
         _ => not_found(),
     }
 }
