@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::output;
 use super::question;
-use super::state::{id_text, Interruption};
+use super::state::{id_text, Interruption, RunState, Sink};
 use crate::api::Client;
 use crate::error::{ApiCode, ApiError, Error, Result};
 
@@ -63,6 +63,8 @@ pub struct History {
     pub status: RunStatus,
     /// Its output, decoded (`output::decode`); null when it has none (yet).
     pub output: Value,
+    /// Its output as the server sent it (text), when it has one.
+    pub output_text: Option<String>,
     /// The server's code (0 when it gave none) and message, for a failed run.
     pub error: Option<(i64, String)>,
     /// The page that traces it.
@@ -73,6 +75,8 @@ pub struct History {
     pub logid: Option<String>,
     /// What it asks, when it waits for an answer.
     pub interrupt: Option<Interruption>,
+    /// Its `interrupt_data` as sent, when it waits for an answer.
+    pub interrupt_data: Option<Value>,
 }
 
 impl History {
@@ -85,15 +89,16 @@ impl History {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
-        let interrupt = run
+        let interrupt_data = run
             .get("interrupt_data")
             .filter(|d| id_text(d.get("event_id")).is_some())
-            .map(|d| Interruption {
-                event_id: id_text(d.get("event_id")).unwrap_or_default(),
-                interrupt_type: d.get("type").and_then(Value::as_i64).unwrap_or(0),
-                question: question::question(d.get("data").unwrap_or(&Value::Null), ""),
-                node_title: None,
-            });
+            .cloned();
+        let interrupt = interrupt_data.as_ref().map(|d| Interruption {
+            event_id: id_text(d.get("event_id")).unwrap_or_default(),
+            interrupt_type: d.get("type").and_then(Value::as_i64).unwrap_or(0),
+            question: question::question(d.get("data").unwrap_or(&Value::Null), ""),
+            node_title: None,
+        });
         let status = match text("execute_status")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -119,16 +124,62 @@ impl History {
             )),
             _ => None,
         };
+        let output_text = text("output");
         History {
             execute_id: id_text(run.get("execute_id")),
-            output: text("output").map_or(Value::Null, |o| output::decode(&o)),
+            output: output_text.as_deref().map_or(Value::Null, output::decode),
+            output_text,
             error,
             debug_url: text("debug_url"),
             usage: run.get("usage").filter(|u| u.is_object()).cloned(),
             logid: text("logid").or_else(|| text("log_id")).or(logid),
             interrupt,
+            interrupt_data,
             status,
         }
+    }
+
+    /// The run's end fed to `state` and `sink` as the events a stream would have
+    /// carried: `Message` (the output, from `End`) and `Done`; `Error`; or `Interrupt`.
+    /// A run still going feeds nothing.
+    pub fn feed(&self, state: &mut RunState, sink: &mut dyn Sink) -> std::io::Result<()> {
+        if let Some(id) = &self.execute_id {
+            state.execute_id = Some(id.clone());
+        }
+        if let Some(url) = &self.debug_url {
+            state.take_debug_url(url);
+        }
+        let mut with_url = Map::new();
+        if let Some(url) = &self.debug_url {
+            with_url.insert("debug_url".into(), url.clone().into());
+        }
+        match (&self.status, &self.interrupt_data, &self.error) {
+            (RunStatus::Interrupted, Some(asked), _) => {
+                with_url.insert("interrupt_data".into(), asked.clone());
+                state.feed("Interrupt", None, &Value::Object(with_url), sink)?;
+            }
+            (_, _, Some((code, message))) => {
+                with_url.insert("error_code".into(), (*code).into());
+                with_url.insert("error_message".into(), message.clone().into());
+                state.feed("Error", None, &Value::Object(with_url), sink)?;
+            }
+            (RunStatus::Success, _, _) => {
+                let mut message = Map::new();
+                message.insert(
+                    "content".into(),
+                    self.output_text.clone().unwrap_or_default().into(),
+                );
+                message.insert("node_title".into(), "End".into());
+                message.insert("node_is_finish".into(), true.into());
+                if let Some(u) = &self.usage {
+                    message.insert("usage".into(), u.clone());
+                }
+                state.feed("Message", None, &Value::Object(message), sink)?;
+                state.feed("Done", None, &Value::Object(with_url), sink)?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The failure the run ended with (its code and message, logid and trace page),

@@ -28,27 +28,41 @@ pub use sync::{start, sync, Started};
 
 use crate::error::Error;
 
+/// What a failed call was for: the same code means another thing in a run's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum During {
+    /// Running a workflow or answering its question.
+    Run,
+    /// Reading a run's history.
+    History,
+}
+
 /// `e` with what to do about it, when its code says (the codes of the Coze API docs,
 /// `workflow_run` and `workflow_stream_run`, and a self-hosted Coze Studio's,
 /// coze-dev/coze-studio `backend/types/errno/workflow.go`), and the run's trace page
 /// when the answer named one.
-pub fn advice(e: Error) -> Error {
+pub fn advice(e: Error, during: During) -> Error {
     let Some(api) = e.server_answer() else {
         return e;
     };
     let what = match api.coze_code() {
+        // The history of a run the server does not know: coze.cn 4200, Studio's
+        // "record not found".
+        Some(4200 | 777_777_775) if during == During::History => {
+            Some("no such run of this workflow: check the workflow id and the execute id")
+        }
         // Not published: coze.cn 4200; Studio 6031 (a sync run), 720702011 (a
         // stream's raw code).
         Some(4200 | 6031 | 720_702_011) => Some(
-            "publish the workflow (Publish in the Coze editor), then run it again; an API \
-             run takes its published version",
+            "publish the workflow in the Coze editor, then run it again: the API runs a \
+             workflow's published version",
         ),
         Some(6003) => Some(
             "async runs are a paid plan's feature on this account: run it streamed \
              instead (without --async)",
         ),
-        // A bad or missing parameter: 4000; Studio's raw 720702001.
-        Some(4000 | 720_702_001) => Some(
+        // A bad or missing parameter: 4000; Studio's raw 720702001 and 720702002.
+        Some(4000 | 720_702_001 | 720_702_002) => Some(
             "check the parameters against the workflow's start node: names, required \
              ones and types (KEY=VALUE sends a string, KEY:=JSON any JSON value)",
         ),
@@ -87,29 +101,37 @@ mod tests {
     #[test]
     fn errors_say_what_to_do() {
         for code in [4200, 6031, 720_702_011] {
-            let e = advice(api(code, None).context("run r1"));
+            let e = advice(api(code, None).context("run r1"), During::Run);
             assert!(e.to_string().contains("(publish the workflow"), "{e}");
             assert_eq!(e.exit_code(), 1);
         }
-        assert!(advice(api(6003, None))
+        assert!(advice(api(6003, None), During::Run)
             .to_string()
             .contains("without --async"));
-        assert!(advice(api(4000, None)).to_string().contains("KEY:=JSON"));
-        assert!(advice(api(6039, None))
+        assert!(advice(api(4000, None), During::Run)
+            .to_string()
+            .contains("KEY:=JSON"));
+        assert!(advice(api(6039, None), During::Run)
             .to_string()
             .contains("without --no-stream"));
-        let e = advice(api(5000, Some("https://x/work_flow?execute_id=1")));
+        let e = advice(
+            api(5000, Some("https://x/work_flow?execute_id=1")),
+            During::Run,
+        );
         assert_eq!(
             e.to_string(),
             "code 5000: m (logid L) (its trace: https://x/work_flow?execute_id=1)"
         );
-        let e = advice(api(4200, Some("https://x/d")));
+        let e = advice(api(4200, Some("https://x/d")), During::Run);
         assert!(
             e.to_string()
                 .ends_with("published version; its trace: https://x/d)"),
             "{e}"
         );
-        let plain = advice(Error::Network("down".into()));
+        assert!(advice(api(4200, None), During::History)
+            .to_string()
+            .contains("no such run"));
+        let plain = advice(Error::Network("down".into()), During::Run);
         assert_eq!(plain.to_string(), "down");
     }
 }

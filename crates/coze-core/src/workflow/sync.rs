@@ -6,10 +6,11 @@
 //! way: a `Message` holding `data` from the node `End`, then `Done`; or an `Interrupt`.
 //! The server drops a sync call after 90 seconds (`workflow_run`); the async run
 //! (`is_async`) answers at once with the run's `execute_id`, whose history says how it
-//! ends (`history`).
+//! ends (`history`), as does the answer to an async run's question.
 
 use serde_json::{json, Map, Value};
 
+use super::history::history;
 use super::spec::RunSpec;
 use super::state::{id_text, RunState, Sink};
 use super::stream::Call;
@@ -45,6 +46,17 @@ pub fn sync(
             .map_err(|e| e.context("answering the run's question"))?,
     };
     state.logid = logid;
+    // The answer to an async run's question is the run going on, not its end (the
+    // Coze API docs, `resume_workflow`): no `data`, its `execute_id` to follow.
+    if let (Call::Resume(a), None, None, Some(id)) = (
+        call,
+        answer.get("data"),
+        answer.get("interrupt_data").filter(|d| d.is_object()),
+        id_text(answer.get("execute_id")),
+    ) {
+        let h = history(client, &a.workflow_id, &id, true)?;
+        return h.feed(state, sink).map_err(|e| Error::io("stdout", e));
+    }
     feed_answer(&answer, state, sink).map_err(|e| Error::io("stdout", e))
 }
 
