@@ -49,6 +49,9 @@ mod batch;
 mod batch_more;
 // coze-chat's attachments: --attach, file records, a prompt's own; uploads once per run.
 mod attach;
+// coze-workflow: parameters in every form, stream/sync/async/status, the output modes,
+// interrupts at a terminal and in a pipeline, errors that say what to do, bad input.
+mod workflow;
 
 // ---- Cross-cutting concerns.
 
