@@ -40,8 +40,8 @@ is Running.
 
 PARAMETERS (run):
     --workflow ID          the workflow (published); a run record may name its own
-    --param KEY=VALUE      the parameter KEY, the string VALUE (repeatable)
-    --param KEY:=JSON      the parameter KEY, any JSON value: n:=3, on:=true,
+    --param KEY=VALUE      the parameter KEY, the string VALUE (repeatable); as
+                           KEY:=JSON, any JSON value: n:=3, on:=true,
                            tags:='["a","b"]' (as httpie reads :=)
     --params JSON|@FILE    a JSON object of parameters, or a file holding one; a
                            --param after it beats it for the keys both name
@@ -59,9 +59,11 @@ PARAMETERS (run):
                            --bot (the API refuses both)
     --workflow-version V   a library workflow's version [default: the latest]
 
-HOW (run):
+HOW (run, resume):
     --no-stream            a synchronous run: one answer at its end; the server
-                           drops the call after 90 s (a warning says so)
+                           drops the call after 90 s (a warning says so). resume:
+                           the runs were started so (their answers go to
+                           /v1/workflows/resume; a record says so itself)
     --async                start the run and print a `run_started` record at once;
                            `coze-workflow status` follows it (coze.cn and coze.com
                            offer it on paid plans only)
@@ -71,8 +73,6 @@ RESUME:
     --event-id ID          answer this interrupt (with --workflow) instead of the
                            records of stdin
     --interrupt-type N     its type [default: 2, a question node; 5 an input node]
-    --no-stream            the run was started with --no-stream (its answer goes
-                           to /v1/workflows/resume; a record says so itself)
 
 STATUS:
     --wait                 ask again every second while a run is Running
