@@ -631,6 +631,48 @@ fn a_sync_runs_interrupt(d: Dialect) {
     assert_eq!(requests(&sb, "workflow.stream_resume"), 0);
 }
 
+/// An async run that stops at a question: `status` shows it waiting, with the record
+/// `resume` answers through /v1/workflows/resume, whose answer is followed to the end.
+#[test]
+fn an_async_runs_question_is_answered_through_its_history() {
+    let sb = logged_in("wf-async-interrupt");
+    spec(&sb, json!({"workflow_id": "q", "question": "Your name?"}));
+    let r = run(
+        wf(&sb).args(["run", "--workflow", "q", "--params", "{}", "--async"]),
+        "",
+    );
+    r.ok();
+    let execute_id = of(&r, "run_started")[0]["execute_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = run(
+        wf(&sb).args(["status", "--workflow", "q", &execute_id, "--wait"]),
+        "",
+    );
+    r.expect_code(7);
+    assert_eq!(result(&r)["status"], "interrupted", "{}", r.describe());
+    let i = &of(&r, "interrupt")[0];
+    assert_eq!(
+        (&i["question"], &i["sync"]),
+        (&json!("Your name?"), &json!(true))
+    );
+    let r = run(
+        wf(&sb).args(["resume", "--answer", "Ada", "-o", "results"]),
+        &r.stdout,
+    );
+    r.ok();
+    let res = result(&r);
+    assert_eq!(
+        (&res["status"], &res["output"]["answer"]),
+        (&json!("success"), &json!("Ada")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(res["execute_id"], execute_id.as_str());
+    assert_eq!(requests(&sb, "workflow.resume"), 1);
+}
+
 #[test]
 fn a_fourth_answer_is_refused_and_a_resume_needs_an_interrupt() {
     let sb = logged_in("wf-fourth");

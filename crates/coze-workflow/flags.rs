@@ -35,8 +35,8 @@ written and the run ends with exit 7; `coze-workflow resume --answer TEXT` reads
 such records on stdin and goes on in the same output modes.
 
 status reads each run's history (an --async run's, or any run's by its id) and
-writes its `result` record; with --wait it asks again every second while the run
-is Running.
+writes its `result` record (and, for a run waiting for an answer, its `interrupt`
+record: exit 7); with --wait it asks again every second while the run is Running.
 
 PARAMETERS (run):
     --workflow ID          the workflow (published); a run record may name its own
@@ -82,7 +82,10 @@ OUTPUT:
                                     ({"event":…,"data":…,"seq":…}; seq is the
                                     event's id: line, from 0 again after an
                                     answer; "id" the run's own, when its record
-                                    has one); PING heartbeats are left out
+                                    has one); PING heartbeats are left out; a
+                                    --no-stream run's answer comes as the events
+                                    it stands for (a Message holding the output,
+                                    then Done; or an Interrupt), without seq
                            text:    the contents of the Message events as they
                                     stream
                            results: one `result` record a run, its output

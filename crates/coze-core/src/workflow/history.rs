@@ -287,4 +287,42 @@ mod tests {
             "paused"
         );
     }
+
+    /// A history fed to the machine ends it as the stream would have.
+    #[test]
+    fn a_history_feeds_the_events_it_stands_for() {
+        struct Names(Vec<String>);
+        impl Sink for Names {
+            fn event(&mut self, name: &str, _: Option<&str>, _: &Value) -> std::io::Result<()> {
+                self.0.push(name.into());
+                Ok(())
+            }
+        }
+        let feed = |run: Value| {
+            let (mut st, mut sink) = (RunState::default(), Names(Vec::new()));
+            History::read(&run, None).feed(&mut st, &mut sink).unwrap();
+            (st, sink.0)
+        };
+        let (st, names) = feed(json!({"execute_id": "7", "execute_status": "Success",
+            "output": "{\"output\":1}", "usage": {"token_count": 2}}));
+        assert_eq!(names, ["Message", "Done"]);
+        assert_eq!(
+            (st.output(), st.execute_id.as_deref()),
+            (json!({"output": 1}), Some("7"))
+        );
+        assert_eq!(st.usage, Some(json!({"token_count": 2})));
+        let (st, names) = feed(json!({"execute_status": "Fail", "error_code": "5000",
+            "error_message": "boom", "debug_url": "https://x/d"}));
+        assert_eq!(names, ["Error"]);
+        assert_eq!(
+            st.error().unwrap().to_string(),
+            "the workflow failed: code 5000: boom"
+        );
+        let (st, names) = feed(json!({"execute_status": "Running", "interrupt_data":
+            {"event_id": "7/1", "type": 2, "data": "q?"}}));
+        assert_eq!(names, ["Interrupt"]);
+        assert!(matches!(st.end, Some(crate::workflow::End::Interrupted(_))));
+        let (st, names) = feed(json!({"execute_status": "Running"}));
+        assert!(names.is_empty() && st.end.is_none());
+    }
 }
