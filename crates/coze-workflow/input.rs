@@ -272,7 +272,7 @@ impl<R: BufRead> RunLines<R> {
                     self.pending.push((line, value));
                     continue;
                 }
-                Some(kind @ ("interrupt" | "result" | "run_started" | "summary")) => {
+                Some(kind @ ("interrupt" | "result" | "run_started" | "summary" | "error")) => {
                     let error = Error::input(
                         line,
                         format!(
