@@ -37,10 +37,18 @@ PAGES = [
     ("coze-conv", ["--help"], "coze-conv"),
     ("coze-chat", ["--help"], "coze-chat"),
     ("coze-file", ["--help"], "coze-file"),
+    ("coze-workflow", ["--help"], "coze-workflow"),
     ("coze-fake", ["--help"], "coze-fake"),
 ]
 
-TOKEN_FILE_PAGES = {"coze-auth-doctor", "coze-token", "coze-conv", "coze-chat", "coze-file"}
+TOKEN_FILE_PAGES = {
+    "coze-auth-doctor",
+    "coze-token",
+    "coze-conv",
+    "coze-chat",
+    "coze-file",
+    "coze-workflow",
+}
 
 FILES = r""".TP
 .I $XDG_CONFIG_HOME/coze/token.json
@@ -321,6 +329,11 @@ SUBCOMMANDS = {
     "coze-file": [
         ("upload", "upload files, one file record each"),
         ("get", "show an uploaded file's record"),
+    ],
+    "coze-workflow": [
+        ("run", "run a workflow: once, or once per stdin line"),
+        ("status", "read runs' histories, one result record each"),
+        ("resume", "answer the questions runs stopped at"),
     ],
     "coze-fake": [],
 }

@@ -2,12 +2,13 @@
 
 use crate::util::*;
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "coze-auth",
     "coze-token",
     "coze-conv",
     "coze-chat",
     "coze-file",
+    "coze-workflow",
 ];
 
 #[test]

@@ -8,21 +8,23 @@ use std::process::Command;
 
 use crate::util::*;
 
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 8] = [
     "coze-auth",
     "coze-auth-doctor",
     "coze-token",
     "coze-conv",
     "coze-chat",
     "coze-file",
+    "coze-workflow",
     "coze-fake",
 ];
-const BINS: [&str; 6] = [
+const BINS: [&str; 7] = [
     "coze-auth",
     "coze-token",
     "coze-conv",
     "coze-chat",
     "coze-file",
+    "coze-workflow",
     "coze-fake",
 ];
 

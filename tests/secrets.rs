@@ -405,14 +405,23 @@ fn no_token_code_or_verifier_leaks_into_stderr_argv_files_or_errors() {
         coze_core::support::random::random_hex(16).unwrap()
     );
     ledger.secret("static token", &json!(bad));
-    for tool in ["coze-conv", "coze-chat"] {
+    for tool in ["coze-conv", "coze-chat", "coze-workflow"] {
         let mut c = sb.cmd(tool);
         c.env("COZE_API_TOKEN", &bad);
-        if tool == "coze-conv" {
-            c.args(["list", "--bot", "7", "-v"]);
-        } else {
-            c.args(["--bot", "7", "-o", "answers", "-v", "hi"]);
-        }
+        match tool {
+            "coze-conv" => c.args(["list", "--bot", "7", "-v"]),
+            "coze-chat" => c.args(["--bot", "7", "-o", "answers", "-v", "hi"]),
+            _ => c.args([
+                "run",
+                "--workflow",
+                "73",
+                "--params",
+                "{}",
+                "-o",
+                "results",
+                "-v",
+            ]),
+        };
         let r = run(&mut c, "");
         r.expect_code(4);
         ledger.run(&format!("{tool} with a bad static token"), &r, true);

@@ -52,6 +52,12 @@ mod attach;
 // coze-chat --workflow: chatflows in every output mode, their questions on a terminal
 // and in a pipeline (exit 7), string failure codes, the trace, a cut stream.
 mod chatflow;
+// coze-workflow: parameters in every form, stream/sync/async/status, the output modes,
+// interrupts at a terminal and in a pipeline, errors that say what to do, bad input.
+mod workflow;
+// coze-workflow as a batch runner: 1,000 runs through 5xx and 429, a SIGKILLed batch
+// resumed, --ordered, the summary and the first failure's exit status.
+mod workflow_batch;
 
 // ---- Cross-cutting concerns.
 

@@ -45,6 +45,7 @@ pub fn bin(name: &str) -> PathBuf {
         "coze-conv" => PathBuf::from(env!("CARGO_BIN_EXE_coze-conv")),
         "coze-chat" => PathBuf::from(env!("CARGO_BIN_EXE_coze-chat")),
         "coze-file" => PathBuf::from(env!("CARGO_BIN_EXE_coze-file")),
+        "coze-workflow" => PathBuf::from(env!("CARGO_BIN_EXE_coze-workflow")),
         // Any other program (sh, curl) from PATH, with the same sandboxed environment.
         other => PathBuf::from(other),
     }

@@ -121,12 +121,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 name = Some(n);
             }
             "--max-bytes" => max_bytes = Some(a.bytes()?),
-            "-j" | "--jobs" => {
-                jobs = a.number()?;
-                if !(1..=64).contains(&jobs) {
-                    return Err(a.error("expected 1 to 64"));
-                }
-            }
+            "-j" | "--jobs" => jobs = a.jobs(64)?,
             "--rate" => {
                 api.rate = Some(a.rate()?);
                 return Ok(true);

@@ -16,7 +16,7 @@ fn steps<R: BufRead>(reader: R) -> (Vec<String>, u64) {
     let mut out = Vec::new();
     loop {
         match r.next_event() {
-            Ok(Some(e)) => out.push(format!("event {:?} {:?}", e.event, e.data)),
+            Ok(Some(e)) => out.push(format!("event {:?} {:?} {:?}", e.event, e.data, e.id)),
             Ok(None) => break,
             Err(SseError::Io(e)) => panic!("no I/O error possible: {e}"),
             Err(e) => out.push(format!("error {e}")),

@@ -78,6 +78,9 @@ pub struct ApiError {
     pub logid: Option<String>,
     /// `Retry-After` of a 429/503, when the server sent one.
     pub retry_after: Option<Duration>,
+    /// The page tracing a failed workflow run node by node (`debug_url` beside the
+    /// error, as coze-py's `CozeAPIError` keeps it), when the answer carried one.
+    pub debug_url: Option<String>,
 }
 
 /// The server's own name for the failure.
@@ -431,6 +434,7 @@ mod tests {
             msg: "m".into(),
             logid: Some("L1".into()),
             retry_after: None,
+            debug_url: None,
         })
     }
 
@@ -453,6 +457,7 @@ mod tests {
             msg: "missing session_key in cookie".into(),
             logid: None,
             retry_after: None,
+            debug_url: None,
         });
         assert_eq!(missing.exit_code(), 1, "an endpoint the server lacks");
         assert_eq!(api(200, ApiCode::Coze(4101)).exit_code(), 4);
@@ -488,6 +493,7 @@ mod tests {
             msg: String::new(),
             logid: None,
             retry_after: None,
+            debug_url: None,
         });
         assert_eq!(o.to_string(), "invalid_request");
         assert_eq!(

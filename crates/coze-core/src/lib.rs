@@ -4,9 +4,9 @@
 //! in a circle; `tests/layers.rs` checks both on the source): `error` and `support`
 //! (time, random, say, redact, url) at the bottom, then `wire` (SSE, JSON lines),
 //! `protocol` (the records), `config` (the environment, credentials, settings), `http`,
-//! `auth` (grants, the token file, renewal), `api` (the endpoints), `chat` (the chat
-//! engine), `batch` (the batch engine, over any task) and `cli` (what every binary's
-//! `main` does the same way) on top.
+//! `auth` (grants, the token file, renewal), `api` (the endpoints), `chat` and
+//! `workflow` (the chat and workflow engines), `batch` (the batch engine, over any
+//! task) and `cli` (what every binary's `main` does the same way) on top.
 //!
 //! Pure parts (SSE decoding, JSON lines, PKCE, records, error mapping) take bytes,
 //! `BufRead` and `Write` and are unit-tested with slices; I/O (HTTP, files, the
@@ -26,5 +26,6 @@ pub mod http;
 pub mod protocol;
 pub mod support;
 pub mod wire;
+pub mod workflow;
 
 pub use error::{Error, Result};

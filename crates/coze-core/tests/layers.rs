@@ -7,8 +7,9 @@
 //!
 //! The ranks, bottom up: error and support 0 (the error type; time, random, say, redact,
 //! url), wire 1 (SSE, JSON lines, json_pick), protocol 2 (the records), config 3 (the
-//! environment, credentials, settings), http 4, auth 5, api 6, chat 7, batch 8 (which may
-//! name only wire and below: it runs any tool's items), cli 9.
+//! environment, credentials, settings), http 4, auth 5, api 6, chat and workflow 7 (the
+//! engines, which may not name each other in a circle), batch 8 (which may name only
+//! wire and below: it runs any tool's items), cli 9.
 //!
 //! The source is read as text: comments are dropped, and `crate::a::{b, c::d}` names
 //! `a::b` and `a::c`. `super::` is followed outside `#[cfg(test)]` modules (inside one
@@ -28,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("auth", 5),
     ("api", 6),
     ("chat", 7),
+    ("workflow", 7),
     ("batch", 8),
     ("cli", 9),
 ];

@@ -5,6 +5,8 @@
 //! cause, and names the credentials used. An endpoint a self-hosted Coze Studio lacks
 //! is named as such. Transport retries are `http`'s.
 
+use std::sync::atomic::AtomicBool;
+
 use serde_json::Value;
 
 use crate::auth::source::TokenSource;
@@ -33,6 +35,9 @@ pub struct Client<'a> {
     pub tokens: &'a TokenSource,
     /// Where the token comes from, named in authentication errors (set by `Session`).
     pub credentials: Option<config::Credentials>,
+    /// This server keeps workflow run histories at a self-hosted Coze Studio's path
+    /// (learned from the first history asked, `workflows.rs`). Defaults to false.
+    pub studio_history: AtomicBool,
 }
 
 /// An authentication error against one official host usually means a token of the other
@@ -88,6 +93,7 @@ impl<'a> Client<'a> {
             base: url::trim_base(&base.into()).to_owned(),
             tokens,
             credentials: None,
+            studio_history: AtomicBool::new(false),
         }
     }
 
@@ -200,6 +206,7 @@ mod tests {
             msg: "m".into(),
             logid: None,
             retry_after: None,
+            debug_url: None,
         })
     }
 
@@ -230,6 +237,7 @@ mod tests {
             msg: "missing session_key in cookie".into(),
             logid: Some("L".into()),
             retry_after: None,
+            debug_url: None,
         });
         let e = offered(lacking, "GET", "http://studio:8888/v1/users/me?x=1");
         assert_eq!(

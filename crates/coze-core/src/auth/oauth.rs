@@ -93,6 +93,7 @@ pub fn token_from_response(
                 msg: "the token endpoint's answer has no access_token".into(),
                 logid: None,
                 retry_after: None,
+                debug_url: None,
             }))
         }
     };

@@ -31,19 +31,42 @@ pub struct Output {
     pub done: HashSet<String>,
 }
 
+/// Which records of a `--resume` file say that their item is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done<'a> {
+    /// The records' `type`: `answer` (coze-chat), `result` (coze-workflow).
+    pub kind: &'a str,
+    /// The `status` of a done one: `completed` (an answer), `success` (a workflow run).
+    pub status: &'a str,
+}
+
 /// Opens the output of a run: with `--resume FILE --append`, FILE (locked, its torn
 /// last line cut), else stdout; and reads FILE's completed ids (records of type
-/// `kind`). A record holds its input line (up to `max_line` bytes, the input's limit)
-/// and what came of it: FILE's lines may be 8 times as long. The file is opened and
-/// locked before its ids are read, so that they are read under the lock: a run that
-/// ended meanwhile has its records counted.
+/// `kind` with status `completed`). A record holds its input line (up to `max_line`
+/// bytes, the input's limit) and what came of it: FILE's lines may be 8 times as long.
+/// The file is opened and locked before its ids are read, so that they are read under
+/// the lock: a run that ended meanwhile has its records counted.
 pub fn open(resume: Option<&Path>, append: bool, max_line: usize, kind: &str) -> Result<Output> {
+    let done = Done {
+        kind,
+        status: "completed",
+    };
+    open_done(resume, append, max_line, done)
+}
+
+/// [`open`], with the records that say an item is done named by `done`.
+pub fn open_done(
+    resume: Option<&Path>,
+    append: bool,
+    max_line: usize,
+    done: Done<'_>,
+) -> Result<Output> {
     let (writer, to_stdout): (Box<dyn Write + Send>, bool) = match (resume, append) {
         (Some(path), true) => (Box::new(open_for_append(path)?), false),
         _ => (Box::new(io::stdout()), true),
     };
     let done = match resume {
-        Some(path) => completed_ids(path, max_line.saturating_mul(8), kind)?,
+        Some(path) => completed_ids(path, max_line.saturating_mul(8), done)?,
         None => HashSet::new(),
     };
     Ok(Output {
@@ -53,15 +76,16 @@ pub fn open(resume: Option<&Path>, append: bool, max_line: usize, kind: &str) ->
     })
 }
 
-/// The ids of the `completed` records of type `kind` (`answer`) in `path` (a missing
-/// file: none yet).
+/// The ids of the records `wanted` names (`answer` records `completed`) in `path` (a
+/// missing file: none yet).
 ///
 /// Each line is parsed as it is read, keeping only `type`, `status` and `id`: an
 /// answer's prompt and content are skipped over, never held, so memory does not grow
 /// with the answers. A line longer than `max_line` bytes is a usage error naming it
 /// (the file is not an answers file, such as `/dev/zero`, or `--max-line-bytes` must
 /// be raised); it is found after reading at most that much of it.
-pub fn completed_ids(path: &Path, max_line: usize, kind: &str) -> Result<HashSet<String>> {
+pub fn completed_ids(path: &Path, max_line: usize, wanted: Done<'_>) -> Result<HashSet<String>> {
+    let kind = wanted.kind;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
@@ -106,7 +130,7 @@ pub fn completed_ids(path: &Path, max_line: usize, kind: &str) -> Result<HashSet
         let Ok(a) = answer else {
             continue;
         };
-        if a.kind.as_deref() == Some(kind) && a.status.as_deref() == Some("completed") {
+        if a.kind.as_deref() == Some(kind) && a.status.as_deref() == Some(wanted.status) {
             if let Some(id) = a.id.filter(|i| !i.is_null()) {
                 done.insert(key(&id));
             }
@@ -238,6 +262,40 @@ fn holder_pid(file: &File) -> Option<u32> {
 mod tests {
     use super::*;
 
+    const ANSWERS: Done<'static> = Done {
+        kind: "answer",
+        status: "completed",
+    };
+
+    /// A workflow's results file: `result` records whose status is `success` are done;
+    /// a failed or interrupted run, or an answer record, is not.
+    #[test]
+    fn done_records_are_named_by_type_and_status() {
+        let dir = std::env::temp_dir().join(format!("coze-resume-wf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.jsonl");
+        std::fs::write(
+            &path,
+            "{\"type\":\"result\",\"id\":1,\"status\":\"success\"}\n\
+             {\"type\":\"result\",\"id\":2,\"status\":\"failed\"}\n\
+             {\"type\":\"result\",\"id\":3,\"status\":\"interrupted\"}\n\
+             {\"type\":\"interrupt\",\"id\":3}\n\
+             {\"type\":\"answer\",\"id\":4,\"status\":\"completed\"}\n\
+             {\"type\":\"result\",\"id\":5,\"status\":\"completed\"}\n",
+        )
+        .unwrap();
+        let results = Done {
+            kind: "result",
+            status: "success",
+        };
+        let done = completed_ids(&path, 1 << 20, results).unwrap();
+        assert_eq!(done, HashSet::from(["1".to_owned()]));
+        let output = open_done(Some(&path), false, 1 << 20, results).unwrap();
+        assert_eq!(output.done, done);
+        assert!(output.to_stdout);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn completed_ids_and_torn_lines() {
         let dir = std::env::temp_dir().join(format!("coze-resume-{}", std::process::id()));
@@ -251,16 +309,16 @@ mod tests {
              {\"type\":\"answer\",\"id\":\"torn\",\"sta",
         )
         .unwrap();
-        let done = completed_ids(&path, 1 << 20, "answer").unwrap();
+        let done = completed_ids(&path, 1 << 20, ANSWERS).unwrap();
         assert!(done.contains("\"a\"") && done.contains("8") && !done.contains("7"));
         assert_eq!(done.len(), 2);
         drop(open_for_append(&path).unwrap());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with("\"completed\"}\n"), "{text}");
-        assert!(completed_ids(&dir.join("none"), 1 << 20, "answer")
+        assert!(completed_ids(&dir.join("none"), 1 << 20, ANSWERS)
             .unwrap()
             .is_empty());
-        let e = completed_ids(&path, 16, "answer").unwrap_err();
+        let e = completed_ids(&path, 16, ANSWERS).unwrap_err();
         assert!(
             e.to_string().contains(": line 1: longer than 16 bytes"),
             "{e}"
@@ -277,12 +335,12 @@ mod tests {
             ),
         )
         .unwrap();
-        let done = completed_ids(&path, 2 << 20, "answer").unwrap();
+        let done = completed_ids(&path, 2 << 20, ANSWERS).unwrap();
         assert_eq!(
             done,
             HashSet::from(["\"b\"".to_owned(), "\"c\"".to_owned()])
         );
-        let e = completed_ids(&path, 1 << 20, "answer").unwrap_err();
+        let e = completed_ids(&path, 1 << 20, ANSWERS).unwrap_err();
         assert!(e.to_string().contains(": line 1: longer than 1 MiB"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -18,7 +18,8 @@ pub struct Tally {
     /// The items `--resume` found done already.
     pub skipped: u64,
     /// Every item run, by the status its record shows (`completed`, `failed`,
-    /// `canceled`, `invalid`...), so that the counts add up to the items run.
+    /// `canceled`, `invalid`...; a workflow run's success is `success`), so that the
+    /// counts add up to the items run.
     pub by_status: BTreeMap<String, u64>,
     /// The tokens the items used.
     pub tokens: u64,
@@ -130,13 +131,13 @@ mod tests {
             tokens: 1,
         };
         assert!(!t.record(2, &failed));
-        let s = t.summary("runs", Duration::from_millis(1500), 4, 1);
+        let s = t.summary("prompts", Duration::from_millis(1500), 4, 1);
         let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
             [
                 "type",
-                "runs",
+                "prompts",
                 "completed",
                 "failed",
                 "skipped",
@@ -150,10 +151,27 @@ mod tests {
         );
         assert_eq!(
             s,
-            serde_json::json!({"type": "summary", "runs": 5, "completed": 1, "failed": 2,
+            serde_json::json!({"type": "summary", "prompts": 5, "completed": 1, "failed": 2,
                 "skipped": 2, "by_status": {"canceled": 1, "completed": 1, "invalid": 1},
                 "tokens": 8, "wall_ms": 1500, "retries": 4, "rate_pauses": 1,
                 "exit_code": 3})
+        );
+        // A success counts under the status its record shows (a workflow's `success`).
+        let mut t = Tally::default();
+        let success = Outcome {
+            status: "success".into(),
+            ..Outcome::completed(2)
+        };
+        assert!(!t.record(0, &success));
+        let s = t.summary("runs", Duration::ZERO, 0, 0);
+        assert_eq!(
+            (&s["runs"], &s["completed"], &s["failed"], &s["by_status"]),
+            (
+                &serde_json::json!(1),
+                &serde_json::json!(1),
+                &serde_json::json!(0),
+                &serde_json::json!({"success": 1})
+            )
         );
     }
 }

@@ -443,6 +443,7 @@ impl ChatState {
                 msg,
                 logid: logid.map(str::to_owned),
                 retry_after: None,
+                debug_url: None,
             })
         };
         let error = match &self.failure {
@@ -459,6 +460,7 @@ impl ChatState {
                 ),
                 logid: logid.map(str::to_owned),
                 retry_after: None,
+                debug_url: None,
             })),
             Some(Failure::Canceled) => Some(Error::Api(ApiError {
                 status: 200,
@@ -466,6 +468,7 @@ impl ChatState {
                 msg: "the chat was cancelled".into(),
                 logid: logid.map(str::to_owned),
                 retry_after: None,
+                debug_url: None,
             })),
             None => None,
         };

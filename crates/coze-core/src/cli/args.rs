@@ -208,6 +208,15 @@ impl Args {
             .map_err(|_| self.error(format!("expected a whole number, got {s:?}")))
     }
 
+    /// The flag's value as a number of jobs in flight at once (`--jobs`): 1 to `max`.
+    pub fn jobs(&mut self, max: usize) -> Result<usize> {
+        let n: usize = self.number()?;
+        if !(1..=max).contains(&n) {
+            return Err(self.error(format!("expected 1 to {max}")));
+        }
+        Ok(n)
+    }
+
     /// The flag's value as requests per second (`--rate`): a positive number.
     pub fn rate(&mut self) -> Result<f64> {
         let r: f64 = self.number()?;
@@ -332,6 +341,11 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = one(&["-j", "x"], Args::number::<u32>).unwrap_err();
         assert_eq!(e.to_string(), "-j: expected a whole number, got \"x\"");
+        assert_eq!(one(&["--jobs", "8"], |a| a.jobs(64)).unwrap(), 8);
+        for bad in ["0", "65"] {
+            let e = one(&["--jobs", bad], |a| a.jobs(64)).unwrap_err();
+            assert_eq!(e.to_string(), "--jobs: expected 1 to 64");
+        }
         assert_eq!(
             one(&["--timeout=1.5"], Args::seconds).unwrap(),
             Duration::from_millis(1500)

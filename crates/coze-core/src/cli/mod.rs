@@ -91,6 +91,22 @@ pub fn report(tool: &str, e: &Error) {
     say(&format!("{tool}: {line}"));
 }
 
+/// A failure as data, for the records that carry one (coze-workflow's `result` and
+/// `error`): the one-line message (secrets scrubbed), the server's code and logid
+/// whenever the failure names them (a cut stream's logid too), and the exit code it
+/// maps to. coze-chat's answer records hold the same four fields.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    let api = e.server_answer();
+    serde_json::json!({
+        "message": redact::scrub(&e.to_string()),
+        "code": api.and_then(|a| a.coze_code()).map(serde_json::Value::from)
+            .or_else(|| api.and_then(|a| a.oauth_code()).map(serde_json::Value::from))
+            .unwrap_or(serde_json::Value::Null),
+        "logid": e.logid(),
+        "exit_code": e.exit_code(),
+    })
+}
+
 /// Writes `text` to stdout (help, version). A closed stdout comes back as the error
 /// [`run`] treats as a quiet success, so `coze-chat --help | head -1` cannot panic the
 /// way `println!` does.

@@ -433,6 +433,7 @@ impl Http {
                     msg: format!("expected an event stream, got {content_type:?}"),
                     logid,
                     retry_after: None,
+                    debug_url: None,
                 })),
             }
         })

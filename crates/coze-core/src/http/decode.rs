@@ -42,12 +42,21 @@ pub fn decode(
 ) -> std::result::Result<Value, ApiError> {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let logid = parsed.as_ref().and_then(body_logid).or(header_logid);
+    // A failed workflow run's answer names its trace page beside the error (the Coze
+    // API docs, `workflow_run`).
+    let debug_url = parsed
+        .as_ref()
+        .and_then(|v| v.get("debug_url"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     let fail = |code: ApiCode, msg: String| ApiError {
         status,
         code,
         msg,
         logid: logid.clone(),
         retry_after,
+        debug_url: debug_url.clone(),
     };
     let Some(value) = parsed.filter(Value::is_object) else {
         // A token endpoint's success body holds tokens: a cut one is never quoted.
@@ -218,6 +227,20 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "code 4100: authentication is invalid (logid HDR)"
+        );
+        assert_eq!(e.debug_url, None);
+        // A failed workflow run's trace page, kept beside its error.
+        let e = env(
+            200,
+            r#"{"code":4000,"msg":"bad parameter","debug_url":"https://www.coze.cn/work_flow?execute_id=1"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.coze_code(), e.debug_url.as_deref()),
+            (
+                Some(4000),
+                Some("https://www.coze.cn/work_flow?execute_id=1")
+            )
         );
     }
 

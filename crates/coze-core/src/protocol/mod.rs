@@ -1,8 +1,9 @@
 //! The JSON-lines protocol the tools speak to each other (docs/architecture.md, "The
 //! protocol"): one record type per struct, one file per family (`auth`: the grants and
-//! the token; `chat`: conversations and prompts), all named from here; `object_string`
-//! is the parts array of a message that carries files. Records only a
-//! binary writes (`answer`, `summary`, `profile`, …) are built there.
+//! the token; `chat`: conversations and prompts; `workflow`: a run's `interrupt`), all
+//! named from here; `object_string` is the parts array of a message that carries files;
+//! `params` reads a workflow run's parameters. Records only a binary writes (`answer`,
+//! `summary`, `profile`, `result`, …) are built there.
 //!
 //! Every record keeps the fields it does not know in `extra`, so a record passed through
 //! a tool comes out with everything it went in with (a script's own annotations, fields
@@ -19,12 +20,15 @@ use crate::error::Error;
 mod auth;
 mod chat;
 pub mod object_string;
+pub mod params;
+mod workflow;
 
 pub use auth::{AuthorizationCode, DeviceCode, Token};
 pub use chat::{
     check_meta_data, derived_prompt_id, Attachment, Conversation, Prompt, META_MAX_KEY,
     META_MAX_PAIRS, META_MAX_VALUE,
 };
+pub use workflow::{Interrupt, MAX_RESUMES};
 
 /// Fields a record carries that this version does not know about.
 pub type Extra = Map<String, Value>;
@@ -44,6 +48,8 @@ pub enum Record {
     Conversation(Conversation),
     /// `prompt`: one question for coze-chat, with its own overrides.
     Prompt(Prompt),
+    /// `interrupt`: a workflow run waiting for an answer, for `coze-workflow resume`.
+    Interrupt(Interrupt),
 }
 
 impl Record {
@@ -55,6 +61,7 @@ impl Record {
             Record::Token(_) => "token",
             Record::Conversation(_) => "conversation",
             Record::Prompt(_) => "prompt",
+            Record::Interrupt(_) => "interrupt",
         }
     }
 
@@ -93,6 +100,7 @@ pub const KNOWN_TYPES: &[&str] = &[
     "token",
     "conversation",
     "prompt",
+    "interrupt",
 ];
 
 /// serde's messages end with " at line 1 column 57", which is about the value we built,
@@ -113,6 +121,7 @@ impl fmt::Debug for Record {
             Record::Token(r) => r.fmt(f),
             Record::Conversation(r) => r.fmt(f),
             Record::Prompt(r) => r.fmt(f),
+            Record::Interrupt(r) => r.fmt(f),
         }
     }
 }
@@ -148,6 +157,8 @@ mod tests {
             json!({"type":"device_code","device_code":"d","user_code":"U","verification_uri":"v","interval":5,"expires_at":9,"client_id":"i","base_url":"b"}),
             json!({"type":"conversation","conversation_id":"1","bot_id":"2","created_at":3,"meta_data":{},"last_section_id":"4"}),
             json!({"type":"prompt","content":"hi","id":7,"custom_variables":{"a":"b"}}),
+            json!({"type":"interrupt","workflow_id":"w","event_id":"7404830425073352713/1","interrupt_type":2,"question":"哪里?","options":["北京","上海"],"id":"r1","execute_id":"7404830425073352713","resumes":1,"sync":true,"note":1}),
+            json!({"type":"interrupt","workflow_id":"w","event_id":"e","interrupt_type":5,"question":"","options":[],"resumes":0}),
         ];
         for c in cases {
             let rec = Record::from_object(1, c.as_object().unwrap().clone()).unwrap();
@@ -189,6 +200,7 @@ mod tests {
         r#"{"type":"conversation","conversation_id":"7381473525342978089","bot_id":"737","created_at":1718792949,"meta_data":{"k":"v"},"last_section_id":"1"}"#,
         r#"{"type":"prompt","content":"你好 🙂","id":{"n":[1,2.5,-3e2]},"conversation_id":"1","bot_id":"2","user_id":"u","custom_variables":{"a":"b"},"meta_data":{}}"#,
         r#"{"type":"prompt","content":"","id":null}"#,
+        r#"{"type":"interrupt","workflow_id":"73","event_id":"7404830425073352713/2","interrupt_type":2,"question":"which?","options":["a","b"],"id":1,"resumes":2}"#,
         r#"{"type":"answer","id":"q1","content":"x"}"#,
     ];
 

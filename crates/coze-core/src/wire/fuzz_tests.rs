@@ -109,12 +109,14 @@ fn sse_valid_streams_give_their_events_in_any_chunking() {
             // The name line, if any, goes first or between data lines.
             let data: Vec<String> = (0..1 + rng.below(3)).map(|_| word(&mut rng)).collect();
             let name_at = rng.below(data.len() + 1);
+            let mut id = None;
             for (i, d) in data.iter().enumerate() {
                 if i == name_at && !name.is_empty() {
                     field(&mut text, "event", &name, eol, &mut rng);
                 }
                 if rng.chance(10) {
                     text.push_str(&format!("id: {i}{eol}"));
+                    id = Some(i.to_string());
                 }
                 field(&mut text, "data", d, eol, &mut rng);
             }
@@ -132,6 +134,7 @@ fn sse_valid_streams_give_their_events_in_any_chunking() {
                     name
                 },
                 data: data.join("\n"),
+                id,
             }));
         }
         // The stream may end right after its last event's last line, without the

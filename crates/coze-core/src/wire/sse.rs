@@ -9,9 +9,12 @@
 //! read, so it works on a live response body.
 //!
 //! It is not an HTTP client and knows nothing about Coze: it does not check the
-//! `Content-Type`, parse the JSON in `data`, act on `done`/`error` events, honour
-//! `retry` or track `id` (the tools never reconnect). Three deliberate departures from
-//! the browser rules: an event with an `event:` or `data:` field but empty data is
+//! `Content-Type`, parse the JSON in `data`, act on `done`/`error` events or honour
+//! `retry` (the tools never reconnect). Four deliberate departures from the browser
+//! rules: an event's `id` is its own, not carried over to the events after it (a Coze
+//! workflow stream numbers each event, and an event without one, such as a
+//! self-hosted Coze Studio's `error`, has none); an event with an `event:` or `data:`
+//! field but empty data is
 //! still dispatched (nothing is lost); a stream that ends after an event's last whole
 //! line but before its blank line dispatches that event, as the official SDKs read
 //! it (coze-py's `Stream` takes an event once it has its fields, blank line or not);
@@ -28,6 +31,8 @@ pub struct Event {
     pub event: String,
     /// The `data:` lines joined with `\n`.
     pub data: String,
+    /// The event's own `id:` field (the last, if it had several); None without one.
+    pub id: Option<String>,
 }
 
 /// One dispatched event, borrowed from the reader until its next call: the hot path
@@ -38,6 +43,8 @@ pub struct EventRef<'a> {
     pub event: &'a str,
     /// The `data:` lines joined with `\n`.
     pub data: &'a str,
+    /// The event's own `id:` field (the last, if it had several); None without one.
+    pub id: Option<&'a str>,
 }
 
 impl EventRef<'_> {
@@ -46,6 +53,7 @@ impl EventRef<'_> {
         Event {
             event: self.event.to_owned(),
             data: self.data.to_owned(),
+            id: self.id.map(str::to_owned),
         }
     }
 }
@@ -124,8 +132,11 @@ pub struct SseReader<R> {
     lines_read: u64,
     event: String,
     data: String,
+    /// The pending event's `id:` value, meaningful when `seen_id`.
+    id: String,
     seen_event: bool,
     seen_data: bool,
+    seen_id: bool,
     /// `event` and `data` hold the event handed out last; cleared on the next call.
     dispatched: bool,
     /// The stream's last line ended without a line terminator (at EOF).
@@ -146,8 +157,10 @@ impl<R: BufRead> SseReader<R> {
             lines_read: 0,
             event: String::new(),
             data: String::new(),
+            id: String::new(),
             seen_event: false,
             seen_data: false,
+            seen_id: false,
             dispatched: false,
             cut_line: false,
             drained: true,
@@ -207,8 +220,10 @@ impl<R: BufRead> SseReader<R> {
                     text,
                     &mut self.event,
                     &mut self.data,
+                    &mut self.id,
                     &mut self.seen_event,
                     &mut self.seen_data,
+                    &mut self.seen_id,
                 ),
                 Err(_) => {
                     self.line.clear();
@@ -237,6 +252,7 @@ impl<R: BufRead> SseReader<R> {
         EventRef {
             event,
             data: &self.data,
+            id: self.seen_id.then_some(self.id.as_str()),
         }
     }
 
@@ -262,16 +278,23 @@ impl<R: BufRead> SseReader<R> {
     }
 
     /// Applies one line to the pending event; true when it is the blank line that
-    /// completes one (the event is then in `event` and `data`).
+    /// completes one (the event is then in `event`, `data` and `id`).
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         text: &str,
         event: &mut String,
         data: &mut String,
+        id: &mut String,
         seen_event: &mut bool,
         seen_data: &mut bool,
+        seen_id: &mut bool,
     ) -> bool {
         if text.is_empty() {
-            return *seen_event || *seen_data;
+            if *seen_event || *seen_data {
+                return true;
+            }
+            *seen_id = false; // an id alone was no event
+            return false;
         }
         let (field, value) = match memchr::memchr(b':', text.as_bytes()) {
             Some(0) => return false, // comment
@@ -294,7 +317,14 @@ impl<R: BufRead> SseReader<R> {
                 event.push_str(value);
                 *seen_event = true;
             }
-            // `id`, `retry` and unknown fields: nothing the tools act on.
+            // An id holding NUL is ignored, as the browser rules say. An id alone does
+            // not make an event: a blank line after it dispatches nothing.
+            "id" if !value.contains('\0') => {
+                id.clear();
+                id.push_str(value);
+                *seen_id = true;
+            }
+            // `retry` and unknown fields: nothing the tools act on.
             _ => {}
         }
         false
@@ -303,8 +333,10 @@ impl<R: BufRead> SseReader<R> {
     fn reset_event(&mut self) {
         self.event.clear();
         self.data.clear();
+        self.id.clear();
         self.seen_event = false;
         self.seen_data = false;
+        self.seen_id = false;
     }
 
     /// Appends the next line (without its terminator) to `self.line`. Returns false
@@ -441,6 +473,7 @@ mod tests {
         Event {
             event: event.to_owned(),
             data: data.to_owned(),
+            id: None,
         }
     }
 
@@ -523,11 +556,47 @@ mod tests {
     }
 
     #[test]
-    fn comments_id_retry_and_unknown_fields_ignored() {
+    fn comments_retry_and_unknown_fields_ignored_the_last_id_kept() {
         let s = b": keep-alive\n:\nid: 7\nretry: 3000\nfoo: bar\nevent:x\n: mid comment\nid\ndata:y\n\n";
-        assert_eq!(parse(s).unwrap(), vec![ev("x", "y")]);
-        // A comment or id alone is not an event.
+        let mut want = ev("x", "y");
+        // A bare `id` is an empty id, as the browser rules read it.
+        want.id = Some(String::new());
+        assert_eq!(parse(s).unwrap(), vec![want]);
+        // A comment or id alone is not an event, and that id is no later event's.
         assert_eq!(parse(b": ping\n\nid: 1\n\n").unwrap(), vec![]);
+        assert_eq!(
+            parse(b"id: 1\n\ndata:a\n\n").unwrap(),
+            vec![ev("message", "a")]
+        );
+        // An id holding NUL is ignored.
+        assert_eq!(parse(b"id: 1\0\ndata:a\n\n").unwrap()[0].id, None);
+    }
+
+    /// A Coze workflow stream (the Coze API docs, `workflow_stream_run`): each event's
+    /// `id:`, with or without the space, at every split point, and an event without
+    /// one after it (a self-hosted Coze Studio's lower-case `error`) has none.
+    #[test]
+    fn workflow_events_carry_their_own_ids_at_every_split_point() {
+        let spaced =
+            "id: 0\nevent: Message\ndata: {\"content\":\"你好\",\"node_title\":\"End\"}\n\n\
+                      id: 1\nevent: PING\ndata: {}\n\n\
+                      event: error\ndata: internal\n\n\
+                      id: 2\r\nevent: Done\r\ndata: {}\r\n\r\n";
+        let tight = spaced.replace(": ", ":");
+        for text in [spaced, tight.as_str()] {
+            let events = parse(text.as_bytes()).unwrap();
+            let ids: Vec<Option<&str>> = events.iter().map(|e| e.id.as_deref()).collect();
+            assert_eq!(ids, [Some("0"), Some("1"), None, Some("2")], "{text:?}");
+            assert_eq!(events[0].event, "Message");
+            assert!(events[0].data.contains("你好"));
+            let bytes = text.as_bytes();
+            for cap in [1, 5] {
+                for cut in 0..=bytes.len() {
+                    let r = BufReader::with_capacity(cap, Chunked::new(bytes, &[cut]));
+                    assert_eq!(read_all(r).unwrap(), events, "cap {cap} cut {cut}");
+                }
+            }
+        }
     }
 
     #[test]

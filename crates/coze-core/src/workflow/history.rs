@@ -1,0 +1,328 @@
+//! A run's history: how an async run (or any run, by its id) is going or ended (the
+//! Coze API docs, `workflow_history`). Both dialects' records become one [`History`]:
+//! coze.cn's ids are strings, its error is `error_code` (a string, `""` on success) and
+//! `error_message`, its logid `logid`; a self-hosted Coze Studio's ids are JSON numbers
+//! (64-bit: kept exact, as text), its message `error_msg`, its logid `log_id`, its
+//! statuses include `Cancel`, and it sends no `usage` (coze-dev/coze-studio
+//! `backend/api/model/workflow`, `GetWorkflowRunHistory`). An async run waiting for an
+//! answer carries `interrupt_data`.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::output;
+use super::question;
+use super::state::{id_text, Interruption, RunState, Sink};
+use crate::api::Client;
+use crate::error::{ApiCode, ApiError, Error, Result};
+
+/// How often a running run's history is asked again: the official SDKs' examples
+/// sleep one second between polls (coze-py `examples/workflow_async.py`, coze-go
+/// `examples/workflows/runs/async_run`).
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a run is, as its history says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// `Running`.
+    Running,
+    /// `Success`.
+    Success,
+    /// `Fail`.
+    Failed,
+    /// `Cancel` (a self-hosted Coze Studio).
+    Canceled,
+    /// Waiting for an answer (`interrupt_data` present).
+    Interrupted,
+    /// A status this version does not know, lower-cased.
+    Other(String),
+}
+
+impl RunStatus {
+    /// The status as a `result` record writes it: `running`, `success`, `failed`,
+    /// `canceled`, `interrupted`, or the server's own, lower-cased.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+            RunStatus::Canceled => "canceled",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Other(s) => s,
+        }
+    }
+}
+
+/// One run's history, in either dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// The run's id, as text.
+    pub execute_id: Option<String>,
+    /// Where it is.
+    pub status: RunStatus,
+    /// Its output, decoded (`output::decode`); null when it has none (yet).
+    pub output: Value,
+    /// Its output as the server sent it (text), when it has one.
+    pub output_text: Option<String>,
+    /// The server's code (0 when it gave none) and message, for a failed run.
+    pub error: Option<(i64, String)>,
+    /// The page that traces it.
+    pub debug_url: Option<String>,
+    /// Its `usage`, when the server reports one.
+    pub usage: Option<Value>,
+    /// The run's logid (the record's `logid` or `log_id`, else the answer's).
+    pub logid: Option<String>,
+    /// What it asks, when it waits for an answer.
+    pub interrupt: Option<Interruption>,
+    /// Its `interrupt_data` as sent, when it waits for an answer.
+    pub interrupt_data: Option<Value>,
+}
+
+impl History {
+    /// The history record `run` (the one object of the answer's `data`); `logid` is
+    /// the answer's.
+    pub fn read(run: &Value, logid: Option<String>) -> History {
+        let text = |k: &str| {
+            run.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let interrupt_data = run
+            .get("interrupt_data")
+            .filter(|d| id_text(d.get("event_id")).is_some())
+            .cloned();
+        let interrupt = interrupt_data.as_ref().map(|d| Interruption {
+            event_id: id_text(d.get("event_id")).unwrap_or_default(),
+            interrupt_type: d.get("type").and_then(Value::as_i64).unwrap_or(0),
+            question: question::question(d.get("data").unwrap_or(&Value::Null), ""),
+            node_title: None,
+        });
+        let status = match text("execute_status")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            _ if interrupt.is_some() => RunStatus::Interrupted,
+            Some(s) if s == "running" => RunStatus::Running,
+            Some(s) if s == "success" => RunStatus::Success,
+            Some(s) if s == "fail" || s == "failed" => RunStatus::Failed,
+            Some(s) if s == "cancel" || s == "canceled" || s == "cancelled" => RunStatus::Canceled,
+            Some(s) => RunStatus::Other(s),
+            None => RunStatus::Other("unknown".into()),
+        };
+        let code = match run.get("error_code") {
+            Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+            Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+            _ => 0,
+        };
+        let message = text("error_message").or_else(|| text("error_msg"));
+        let error = match status {
+            RunStatus::Failed | RunStatus::Canceled => Some((
+                code,
+                message.unwrap_or_else(|| format!("the run ended {}", status.as_str())),
+            )),
+            _ => None,
+        };
+        let output_text = text("output");
+        History {
+            execute_id: id_text(run.get("execute_id")),
+            output: output_text.as_deref().map_or(Value::Null, output::decode),
+            output_text,
+            error,
+            debug_url: text("debug_url"),
+            usage: run.get("usage").filter(|u| u.is_object()).cloned(),
+            logid: text("logid").or_else(|| text("log_id")).or(logid),
+            interrupt,
+            interrupt_data,
+            status,
+        }
+    }
+
+    /// The run's end fed to `state` and `sink` as the events a stream would have
+    /// carried: `Message` (the output, from `End`) and `Done`; `Error`; or `Interrupt`.
+    /// A run still going feeds nothing.
+    pub fn feed(&self, state: &mut RunState, sink: &mut dyn Sink) -> std::io::Result<()> {
+        if let Some(id) = &self.execute_id {
+            state.execute_id = Some(id.clone());
+        }
+        if let Some(url) = &self.debug_url {
+            state.take_debug_url(url);
+        }
+        let mut with_url = Map::new();
+        if let Some(url) = &self.debug_url {
+            with_url.insert("debug_url".into(), url.clone().into());
+        }
+        match (&self.status, &self.interrupt_data, &self.error) {
+            (RunStatus::Interrupted, Some(asked), _) => {
+                with_url.insert("interrupt_data".into(), asked.clone());
+                state.feed("Interrupt", None, &Value::Object(with_url), sink)?;
+            }
+            (_, _, Some((code, message))) => {
+                with_url.insert("error_code".into(), (*code).into());
+                with_url.insert("error_message".into(), message.clone().into());
+                state.feed("Error", None, &Value::Object(with_url), sink)?;
+            }
+            (RunStatus::Success, _, _) => {
+                let mut message = Map::new();
+                message.insert(
+                    "content".into(),
+                    self.output_text.clone().unwrap_or_default().into(),
+                );
+                message.insert("node_title".into(), "End".into());
+                message.insert("node_is_finish".into(), true.into());
+                if let Some(u) = &self.usage {
+                    message.insert("usage".into(), u.clone());
+                }
+                state.feed("Message", None, &Value::Object(message), sink)?;
+                state.feed("Done", None, &Value::Object(with_url), sink)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The failure the run ended with (its code and message, logid and trace page),
+    /// for a failed or canceled run.
+    pub fn failure(&self) -> Option<Error> {
+        let (code, message) = self.error.as_ref()?;
+        Some(
+            Error::Api(ApiError {
+                status: 200,
+                code: ApiCode::Coze(*code),
+                msg: message.clone(),
+                logid: self.logid.clone(),
+                retry_after: None,
+                debug_url: self.debug_url.clone(),
+            })
+            .context("the workflow failed"),
+        )
+    }
+}
+
+/// The history of run `execute_id` of `workflow_id`, as it is now; with `wait`, asked
+/// again every [`POLL_EVERY`] while it says Running.
+pub fn history(
+    client: &Client<'_>,
+    workflow_id: &str,
+    execute_id: &str,
+    wait: bool,
+) -> Result<History> {
+    loop {
+        let (run, logid) = client
+            .workflow_history(workflow_id, execute_id)
+            .map_err(|e| e.context(format!("reading the history of run {execute_id}")))?;
+        let h = History::read(&run, logid);
+        if !(wait && h.status == RunStatus::Running) {
+            return Ok(h);
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cozes_history_record() {
+        let run = json!({"execute_id": "7404830425073352713", "bot_id": "0", "connector_id": "1024",
+            "execute_status": "Success", "run_mode": 2, "output": "{\"output\":{\"a\":1}}",
+            "error_code": "", "error_message": "", "debug_url": "https://x/work_flow?execute_id=7404830425073352713",
+            "logid": "L1", "usage": {"token_count": 3}, "token": "0"});
+        let h = History::read(&run, Some("answer".into()));
+        assert_eq!(h.status, RunStatus::Success);
+        assert_eq!(h.output, json!({"output": {"a": 1}}));
+        assert_eq!(h.error, None);
+        assert!(h.failure().is_none());
+        assert_eq!(h.logid.as_deref(), Some("L1"));
+        assert_eq!(h.usage, Some(json!({"token_count": 3})));
+        assert_eq!(h.execute_id.as_deref(), Some("7404830425073352713"));
+        let failed = json!({"execute_status": "Fail", "error_code": "5000", "error_message": "boom",
+            "debug_url": "https://x/d"});
+        let h = History::read(&failed, None);
+        assert_eq!(h.status.as_str(), "failed");
+        let e = h.failure().unwrap();
+        assert_eq!(e.to_string(), "the workflow failed: code 5000: boom");
+        assert_eq!(e.api().unwrap().debug_url.as_deref(), Some("https://x/d"));
+        assert_eq!(
+            History::read(&json!({"execute_status": "Running"}), None).status,
+            RunStatus::Running
+        );
+    }
+
+    #[test]
+    fn studios_history_record() {
+        let run: Value = serde_json::from_str(
+            r#"{"execute_id":7404830425073352713,"bot_id":7404830425073352999,"connector_id":1024,
+                "execute_status":"Fail","error_code":"720701013","error_msg":"execute failed",
+                "log_id":"S1","output":null,"token":null,"cost":null,"debug_url":null}"#,
+        )
+        .unwrap();
+        let h = History::read(&run, None);
+        assert_eq!(h.execute_id.as_deref(), Some("7404830425073352713"));
+        assert_eq!(h.error, Some((720_701_013, "execute failed".into())));
+        assert_eq!(
+            (h.output.clone(), h.usage.clone(), h.debug_url.clone()),
+            (Value::Null, None, None)
+        );
+        assert_eq!(h.logid.as_deref(), Some("S1"));
+        let h = History::read(&json!({"execute_status": "Cancel"}), None);
+        assert_eq!(h.status, RunStatus::Canceled);
+        assert!(h.failure().unwrap().to_string().contains("canceled"));
+        let waiting = json!({"execute_status": "Running", "interrupt_data": {"event_id": "1/2", "type": 2,
+            "data": "{\"question\":\"q?\",\"options\":[\"a\"]}"}});
+        let h = History::read(&waiting, None);
+        assert_eq!(h.status, RunStatus::Interrupted);
+        let i = h.interrupt.unwrap();
+        assert_eq!(
+            (i.event_id.as_str(), i.question.text.as_str()),
+            ("1/2", "q?")
+        );
+        assert_eq!(
+            History::read(&json!({"execute_status": "Paused"}), None)
+                .status
+                .as_str(),
+            "paused"
+        );
+    }
+
+    /// A history fed to the machine ends it as the stream would have.
+    #[test]
+    fn a_history_feeds_the_events_it_stands_for() {
+        struct Names(Vec<String>);
+        impl Sink for Names {
+            fn event(&mut self, name: &str, _: Option<&str>, _: &Value) -> std::io::Result<()> {
+                self.0.push(name.into());
+                Ok(())
+            }
+        }
+        let feed = |run: Value| {
+            let (mut st, mut sink) = (RunState::default(), Names(Vec::new()));
+            History::read(&run, None).feed(&mut st, &mut sink).unwrap();
+            (st, sink.0)
+        };
+        let (st, names) = feed(json!({"execute_id": "7", "execute_status": "Success",
+            "output": "{\"output\":1}", "usage": {"token_count": 2}}));
+        assert_eq!(names, ["Message", "Done"]);
+        assert_eq!(
+            (st.output(), st.execute_id.as_deref()),
+            (json!({"output": 1}), Some("7"))
+        );
+        assert_eq!(st.usage, Some(json!({"token_count": 2})));
+        let (st, names) = feed(json!({"execute_status": "Fail", "error_code": "5000",
+            "error_message": "boom", "debug_url": "https://x/d"}));
+        assert_eq!(names, ["Error"]);
+        assert_eq!(
+            st.error().unwrap().to_string(),
+            "the workflow failed: code 5000: boom"
+        );
+        let (st, names) = feed(json!({"execute_status": "Running", "interrupt_data":
+            {"event_id": "7/1", "type": 2, "data": "q?"}}));
+        assert_eq!(names, ["Interrupt"]);
+        assert!(matches!(st.end, Some(crate::workflow::End::Interrupted(_))));
+        let (st, names) = feed(json!({"execute_status": "Running"}));
+        assert!(names.is_empty() && st.end.is_none());
+    }
+}

@@ -1,0 +1,263 @@
+//! The three ways coze-workflow prints a run: `events` (every workflow event,
+//! lossless, one JSON line each), `text` (the Message contents as they stream) and
+//! `results` (one `result` record a run, its output decoded); and the records every
+//! mode writes: `run_started` (--async), `interrupt` (a question nobody here can
+//! answer), `result` (status). Every line is flushed the moment it is complete; text
+//! is flushed before each wait for the network.
+//!
+//! The workflow's text is untrusted: on a terminal, text mode shows its control
+//! characters (`^[` for ESC) instead of letting them retitle or clear the terminal; on
+//! a pipe or in a file the bytes are written as sent.
+
+use std::io::{self, IsTerminal, Write};
+
+use serde_json::{Map, Value};
+
+use coze_core::protocol::Interrupt;
+use coze_core::support::say;
+use coze_core::wire::jsonl::JsonlWriter;
+use coze_core::workflow::{History, RunState, Sink, Started};
+use coze_core::{cli, Error};
+
+use crate::flags::Mode;
+
+/// Writes one run to stdout in the chosen mode.
+pub struct Printer<W: Write> {
+    mode: Mode,
+    out: JsonlWriter<W>,
+    /// The run's id: its record's own, else derived (results, interrupts).
+    id: Value,
+    /// Its record's own id, echoed on every events line.
+    own_id: Option<Value>,
+    /// Text mode: the text so far ends without a newline.
+    open_line: bool,
+    /// Text mode on a terminal: control characters are shown, not obeyed.
+    tty_out: bool,
+}
+
+/// One `-o events` line: `{"event":…,"data":…,"id":…,"seq":…}`, the id only when the
+/// run's record has one, `seq` the event's own `id:` line when it had one.
+#[derive(serde::Serialize)]
+struct EventLine<'a> {
+    event: &'a str,
+    data: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<&'a str>,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(mode: Mode, out: W, id: Value, own_id: Option<Value>) -> Self {
+        Printer {
+            mode,
+            out: JsonlWriter::new(out),
+            id,
+            own_id,
+            open_line: false,
+            tty_out: mode == Mode::Text && io::stdout().is_terminal(),
+        }
+    }
+
+    /// The run's id, as its records carry it.
+    pub fn id(&self) -> &Value {
+        &self.id
+    }
+
+    /// Text mode: ends the line the text left open (before a question is asked, and
+    /// at the end of a run).
+    pub fn close_line(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if self.open_line {
+            let w = self.out.get_mut();
+            w.write_all(b"\n")?;
+            w.flush()?;
+            self.open_line = false;
+        }
+        Ok(())
+    }
+
+    /// The `run_started` record of an --async run.
+    pub fn started(&mut self, workflow_id: &str, s: &Started) -> io::Result<()> {
+        let mut r = Map::new();
+        r.insert("type".into(), "run_started".into());
+        r.insert("id".into(), self.id.clone());
+        r.insert("workflow_id".into(), workflow_id.into());
+        r.insert("execute_id".into(), s.execute_id.clone().into());
+        r.insert("debug_url".into(), s.debug_url.clone().into());
+        self.out.write(&Value::Object(r))
+    }
+
+    /// The `interrupt` record of a run waiting for an answer nobody here can give.
+    pub fn interrupt(&mut self, record: &Interrupt) -> io::Result<()> {
+        self.close_line()?;
+        let mut v = serde_json::to_value(record).map_err(io::Error::other)?;
+        if let Value::Object(m) = &mut v {
+            // `type` first, as every record has it.
+            let mut r = Map::new();
+            r.insert("type".into(), "interrupt".into());
+            r.extend(std::mem::take(m));
+            *m = r;
+        }
+        self.out.write(&v)
+    }
+
+    /// Ends a run: text mode closes its line; results mode writes its `result`; events
+    /// mode reports a failure as an `error` record (a `type`, not an `event`: only the
+    /// server's events are events), but for a run waiting for an answer, whose
+    /// `interrupt` record says it.
+    pub fn end(
+        &mut self,
+        workflow_id: &str,
+        state: &RunState,
+        status: &str,
+        error: Option<&Error>,
+    ) -> io::Result<()> {
+        self.out.flush()?;
+        match self.mode {
+            Mode::Text => self.close_line(),
+            Mode::Results => self.result(ResultFields {
+                workflow_id,
+                execute_id: state.execute_id.as_deref(),
+                status,
+                output: if status == "success" {
+                    state.output()
+                } else {
+                    Value::Null
+                },
+                usage: state.usage.clone(),
+                debug_url: state.debug_url.as_deref(),
+                error,
+            }),
+            Mode::Events => match error {
+                Some(e) if !matches!(e.root(), Error::Waiting(_)) => {
+                    let mut r = Map::new();
+                    r.insert("type".into(), "error".into());
+                    if let Some(id) = &self.own_id {
+                        r.insert("id".into(), id.clone());
+                    }
+                    let mut data = cli::error_json(e);
+                    for (k, from) in [
+                        ("code", "code"),
+                        ("msg", "message"),
+                        ("logid", "logid"),
+                        ("exit_code", "exit_code"),
+                    ] {
+                        r.insert(k.into(), data[from].take());
+                    }
+                    self.out.write(&Value::Object(r))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Results mode: the record of a stdin line that could not be run, with status
+    /// `invalid` and the error naming the line.
+    pub fn invalid(&mut self, error: &Error) -> io::Result<()> {
+        if self.mode != Mode::Results {
+            return Ok(());
+        }
+        self.result(ResultFields {
+            workflow_id: "",
+            execute_id: None,
+            status: "invalid",
+            output: Value::Null,
+            usage: None,
+            debug_url: None,
+            error: Some(error),
+        })
+    }
+
+    /// `status`: the `result` record of a run's history.
+    pub fn history(&mut self, workflow_id: &str, h: &History) -> io::Result<()> {
+        let failure = h.failure();
+        self.result(ResultFields {
+            workflow_id,
+            execute_id: h.execute_id.as_deref(),
+            status: h.status.as_str(),
+            output: h.output.clone(),
+            usage: h.usage.clone(),
+            debug_url: h.debug_url.as_deref(),
+            error: failure.as_ref(),
+        })
+    }
+
+    fn result(&mut self, f: ResultFields<'_>) -> io::Result<()> {
+        let mut r = Map::new();
+        r.insert("type".into(), "result".into());
+        r.insert("id".into(), self.id.clone());
+        r.insert(
+            "workflow_id".into(),
+            if f.workflow_id.is_empty() {
+                Value::Null
+            } else {
+                f.workflow_id.into()
+            },
+        );
+        r.insert("execute_id".into(), f.execute_id.into());
+        r.insert("status".into(), f.status.into());
+        r.insert("output".into(), f.output);
+        r.insert("usage".into(), f.usage.unwrap_or(Value::Null));
+        r.insert("debug_url".into(), f.debug_url.into());
+        r.insert(
+            "error".into(),
+            f.error.map(cli::error_json).unwrap_or(Value::Null),
+        );
+        self.out.write(&Value::Object(r))
+    }
+}
+
+/// The fields of a `result` record.
+struct ResultFields<'a> {
+    workflow_id: &'a str,
+    execute_id: Option<&'a str>,
+    status: &'a str,
+    output: Value,
+    usage: Option<Value>,
+    debug_url: Option<&'a str>,
+    error: Option<&'a Error>,
+}
+
+impl<W: Write> Sink for Printer<W> {
+    fn event(&mut self, name: &str, id: Option<&str>, data: &Value) -> io::Result<()> {
+        if self.mode != Mode::Events {
+            return Ok(());
+        }
+        self.out.write_unflushed(&EventLine {
+            event: name,
+            data,
+            id: self.own_id.as_ref(),
+            seq: id,
+        })
+    }
+
+    fn message(&mut self, text: &str) -> io::Result<()> {
+        if self.mode != Mode::Text || text.is_empty() {
+            return Ok(());
+        }
+        // Flushed by `flush`, before the stream reader waits for more input.
+        if self.tty_out {
+            self.out
+                .get_mut()
+                .write_all(say::visible(text).as_bytes())?;
+        } else {
+            self.out.get_mut().write_all(text.as_bytes())?;
+        }
+        self.open_line = !text.ends_with('\n');
+        Ok(())
+    }
+
+    fn wants_events(&self) -> bool {
+        self.mode == Mode::Events
+    }
+
+    /// Only the result record needs the output; text and events stream it.
+    fn keeps_output(&self) -> bool {
+        self.mode == Mode::Results
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
