@@ -142,7 +142,7 @@ fn a_failure_s_string_code_exits_1_with_its_trace_on_stderr(d: Dialect) {
     assert!(
         r.stderr
             .starts_with("coze-chat: the chat failed: code 720701013: node failed (logid ")
-            && r.stderr.ends_with(&format!(") (trace: {url})\n"))
+            && r.stderr.ends_with(&format!(") (its trace: {url})\n"))
             && r.stderr.lines().count() == 1,
         "{}",
         r.describe()
@@ -407,6 +407,22 @@ fn a_question_in_a_pipeline_waits_and_the_next_line_answers_it(d: Dialect) {
     assert!(
         at.contains(&"conversation.chat.requires_action".to_owned()),
         "{at:?}"
+    );
+    // The record is the shared `interrupt` record; coze-workflow's resume, which answers
+    // a workflow run's, says where a chatflow's question is answered instead.
+    let refused = run(
+        sb.cmd("coze-workflow").args(["resume", "--answer", "Blue"]),
+        &format!("{interrupt}\n"),
+    );
+    refused.expect_code(3);
+    assert!(
+        refused.stderr.contains("a chatflow's question")
+            && refused.stderr.contains(&format!(
+                "coze-chat --workflow {FLOW} --conversation {}",
+                interrupt["conversation_id"].as_str().unwrap()
+            )),
+        "{}",
+        refused.describe()
     );
 
     // Answered by the next line, in the conversation the first chat made.

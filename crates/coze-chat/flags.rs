@@ -292,12 +292,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,
             "--keep-going" => f.keep_going = true,
-            "-j" | "--jobs" => {
-                f.jobs = a.number()?;
-                if !(1..=256).contains(&f.jobs) {
-                    return Err(a.error("expected 1 to 256"));
-                }
-            }
+            "-j" | "--jobs" => f.jobs = a.jobs(256)?,
             "--rate" => f.api.rate = Some(a.rate()?),
             "--busy-wait" => f.api.busy_wait = Some(a.seconds()?),
             "--resume" => f.resume = Some(a.path()?),

@@ -13,10 +13,12 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use coze_core::chat::{ChatState, ChatStatus, Sink};
-use coze_core::support::{redact, say};
+use coze_core::cli;
+use coze_core::protocol::{Interrupt, Record};
+use coze_core::support::say;
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::Error;
 
@@ -141,26 +143,27 @@ impl<W: Write> Printer<W> {
                     Some(_) => state.status.to_string(),
                 };
                 r.insert("status".into(), status.into());
-                r.insert("error".into(), error.map(error_json).unwrap_or(Value::Null));
+                r.insert(
+                    "error".into(),
+                    error.map(cli::error_json).unwrap_or(Value::Null),
+                );
                 self.out.write(&Value::Object(r))
             }
             Mode::Events => match error {
                 None => match &state.question {
-                    Some(q) => {
-                        let mut r = Map::new();
-                        r.insert("type".into(), "interrupt".into());
-                        if let Some(id) = &self.id {
-                            r.insert("id".into(), id.clone());
-                        }
-                        r.insert("workflow_id".into(), self.workflow.clone().into());
-                        r.insert(
-                            "conversation_id".into(),
-                            state.conversation_id.clone().into(),
-                        );
-                        r.insert("question".into(), q.text.as_str().into());
-                        r.insert("options".into(), q.options.clone().into());
-                        self.out.write(&Value::Object(r))
-                    }
+                    Some(q) => self.out.write(&Record::Interrupt(Interrupt {
+                        workflow_id: self.workflow.clone().unwrap_or_default(),
+                        event_id: String::new(),
+                        interrupt_type: 0,
+                        question: q.text.clone(),
+                        options: q.options.clone(),
+                        id: self.id.clone(),
+                        conversation_id: state.conversation_id.clone(),
+                        execute_id: None,
+                        resumes: 0,
+                        sync: false,
+                        extra: Default::default(),
+                    })),
                     None => Ok(()),
                 },
                 Some(e) => {
@@ -169,7 +172,7 @@ impl<W: Write> Printer<W> {
                     if let Some(id) = &self.id {
                         r.insert("id".into(), id.clone());
                     }
-                    let mut data = error_json(e);
+                    let mut data = cli::error_json(e);
                     for (k, from) in [
                         ("code", "code"),
                         ("msg", "message"),
@@ -207,21 +210,6 @@ impl<W: Write> Printer<W> {
             self.reasoning_open = false;
         }
     }
-}
-
-/// A failure as data: the one-line message (secrets scrubbed), the server's code and
-/// logid whenever the message names them (a cut stream's logid too), and the exit code
-/// it maps to.
-pub fn error_json(e: &Error) -> Value {
-    let api = e.server_answer();
-    json!({
-        "message": redact::scrub(&e.to_string()),
-        "code": api.and_then(|a| a.coze_code()).map(Value::from)
-            .or_else(|| api.and_then(|a| a.oauth_code()).map(Value::from))
-            .unwrap_or(Value::Null),
-        "logid": e.logid(),
-        "exit_code": e.exit_code(),
-    })
 }
 
 /// One `-o events` line: `{"event":…,"data":…,"id":…}`, the id only when the prompt

@@ -265,7 +265,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         match flag.as_str() {
             "--workflow" => f.workflow = Some(a.nonempty()?),
             "--param" => {
-                let (k, v) = params::param(&a.string()?).map_err(|m| a.error(m))?;
+                let (k, v) = a.param()?;
                 f.params.insert(k, v);
                 f.one_run = true;
             }

@@ -528,6 +528,13 @@ pub fn answer_job(
         Some(n) => Error::input(n, m),
         None => Error::usage(m),
     };
+    if let Some(conversation) = &interrupt.conversation_id {
+        return Err(refuse(format!(
+            "interrupt record: a chatflow's question, answered in its conversation: \
+             coze-chat --workflow {} --conversation {conversation} ANSWER",
+            interrupt.workflow_id
+        )));
+    }
     if interrupt.event_id.trim().is_empty() {
         return Err(refuse("interrupt record: no `event_id` to answer".into()));
     }

@@ -112,6 +112,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         |batch| match (&f.command, &f.event_id) {
             (Command::Resume, Some(event_id)) => {
                 let interrupt = Interrupt {
+                    conversation_id: None,
                     workflow_id: f.workflow.clone().unwrap_or_default(),
                     event_id: event_id.clone(),
                     interrupt_type: f.interrupt_type,

@@ -13,7 +13,7 @@ use std::io::{self, IsTerminal, Write};
 
 use serde_json::{Map, Value};
 
-use coze_core::protocol::Interrupt;
+use coze_core::protocol::{Interrupt, Record};
 use coze_core::support::say;
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::workflow::{History, RunState, Sink, Started};
@@ -91,15 +91,7 @@ impl<W: Write> Printer<W> {
     /// The `interrupt` record of a run waiting for an answer nobody here can give.
     pub fn interrupt(&mut self, record: &Interrupt) -> io::Result<()> {
         self.close_line()?;
-        let mut v = serde_json::to_value(record).map_err(io::Error::other)?;
-        if let Value::Object(m) = &mut v {
-            // `type` first, as every record has it.
-            let mut r = Map::new();
-            r.insert("type".into(), "interrupt".into());
-            r.extend(std::mem::take(m));
-            *m = r;
-        }
-        self.out.write(&v)
+        self.out.write(&Record::Interrupt(record.clone()))
     }
 
     /// Ends a run: text mode closes its line; results mode writes its `result`; events

@@ -178,6 +178,7 @@ impl<'a> Runs<'a> {
                 }
             }
             let record = Interrupt {
+                conversation_id: None,
                 workflow_id: spec.workflow_id.clone(),
                 event_id: asked.event_id.clone(),
                 interrupt_type: asked.interrupt_type,

@@ -46,6 +46,7 @@ pub fn run(client: &Client<'_>, workflow_id: &str, ids: &[String], wait: bool) -
                     // An async run is answered the way it was started: through
                     // /v1/workflows/resume (the Coze API docs, `resume_workflow`).
                     let record = Interrupt {
+                        conversation_id: None,
                         workflow_id: workflow_id.to_owned(),
                         event_id: asked.event_id.clone(),
                         interrupt_type: asked.interrupt_type,

@@ -474,7 +474,7 @@ impl ChatState {
         };
         // A failed chatflow's trace shows which node failed and why.
         match (error, &self.debug_url) {
-            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("trace: {url}"))),
+            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("its trace: {url}"))),
             (error, _) => error,
         }
     }
@@ -894,7 +894,7 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
         assert_eq!(
             e.to_string(),
-            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (trace: {url})")
+            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (its trace: {url})")
         );
         // A self-hosted Coze Studio: an `error` event with the code and the trace.
         let (st, _) = chatflow_feed(&[
@@ -906,7 +906,7 @@ mod tests {
         ]);
         let e = st.error(None).unwrap();
         assert_eq!(e.api().unwrap().coze_code(), Some(720701013));
-        assert!(e.to_string().ends_with(&format!("(trace: {url})")), "{e}");
+        assert!(e.to_string().ends_with(&format!("(its trace: {url})")), "{e}");
         // A code that is not a number stays in the message.
         let (st, _) = chatflow_feed(&[("error", json!({"code":"E_BAD","msg":"no"}))]);
         assert_eq!(

@@ -179,17 +179,7 @@ impl Args {
     /// httpie reads them. The key ends at the first `=` (or the `:=` it is part of).
     pub fn param(&mut self) -> Result<(String, serde_json::Value)> {
         let s = self.string()?;
-        let Some(eq) = s.find('=').filter(|&i| i > 0) else {
-            return Err(self.error(format!("expected KEY=VALUE or KEY:=JSON, got {s:?}")));
-        };
-        let (key, value) = (&s[..eq], &s[eq + 1..]);
-        match key.strip_suffix(':') {
-            Some("") => Err(self.error(format!("expected KEY:=JSON, got {s:?}"))),
-            Some(key) => serde_json::from_str(value)
-                .map(|v| (key.to_owned(), v))
-                .map_err(|e| self.error(format!("{key}:= takes JSON: {e} in {value:?}"))),
-            None => Ok((key.to_owned(), value.into())),
-        }
+        crate::protocol::params::param(&s).map_err(|m| self.error(m))
     }
 
     /// The flag's value as a number of seconds (fractions allowed: `0.5`).

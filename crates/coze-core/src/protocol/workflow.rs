@@ -29,6 +29,10 @@ pub struct Interrupt {
     /// The run's id, echoed from its input (a `run` record's, or one derived).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Value>,
+    /// A chatflow's question (written by coze-chat): the conversation whose next user
+    /// message answers it. A workflow run's interrupt has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
     /// The run, when known (64-bit ids written as strings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execute_id: Option<String>,
