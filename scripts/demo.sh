@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline offline against coze-fake, in a temporary config
 # directory. Log in (PKCE, a stand-in browser clicks Approve), save the token, create a
-# conversation, chat three lines in it as text, then again as answer records for jq.
+# conversation, chat three lines in it as text, then again as answer records for jq;
+# run a workflow over two rows, and answer the question another one asks.
 # Finishes in seconds and leaves nothing running.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
 PATH=$bin:$PATH
-for b in coze-fake coze-auth coze-token coze-conv coze-chat; do
+for b in coze-fake coze-auth coze-token coze-conv coze-chat coze-workflow; do
     [[ -x $bin/$b ]] || { echo "demo: $bin/$b is missing; run make build" >&2; exit 1; }
 done
 
@@ -60,6 +61,22 @@ printf 'one\ntwo\nthree\n' | coze-chat --bot demo-bot -o answers | jq -c '{promp
 
 step "coze-conv messages \$CONV --order asc | jq -r 'select(.role==\"user\") | .content'"
 coze-conv messages "$CONV" --order asc | jq -r 'select(.role=="user") | .content'
+
+step "printf '{\"city\":\"北京\"}\\n{\"city\":\"上海\"}\\n' | coze-workflow run --workflow demo-flow -o results | jq -c '{status, output}'"
+printf '{"city":"北京"}\n{"city":"上海"}\n' | coze-workflow run --workflow demo-flow -o results | jq -c '{status, output}'
+
+# The fake's workflow demo-ask stops at a question node, as a real one with a question
+# node does; in a pipeline the question is an interrupt record and the exit status 7.
+curl -fsS -o /dev/null "$COZE_API_BASE/_fake/workflow" \
+    -d '{"workflow_id":"demo-ask","question":"Which colour?","options":["Red","Blue"]}'
+step "coze-workflow run --workflow demo-ask --param order=42 -o results > \$tmp/asked.jsonl  # exits 7"
+status=0
+coze-workflow run --workflow demo-ask --param order=42 -o results >"$tmp/asked.jsonl" || status=$?
+[[ $status -eq 7 ]] || { echo "demo: expected exit 7 (waiting for an answer), got $status" >&2; exit 1; }
+jq -c 'select(.type=="interrupt") | {question, options}' "$tmp/asked.jsonl"
+
+step "coze-workflow resume --answer Blue -o results < \$tmp/asked.jsonl | jq -c '{status, output}'"
+coze-workflow resume --answer Blue -o results <"$tmp/asked.jsonl" | jq -c '{status, output}'
 
 echo >&2
 echo "demo: done; the fake stops and $tmp is removed" >&2
