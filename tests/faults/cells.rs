@@ -483,7 +483,7 @@ pub(super) fn run_cell(
     problems.extend(check_stdout(call, fault, code, &r, dialect));
     problems.extend(check_counts(call, fault, &stats, took, dialect));
     problems.extend(check_files(&sb, call, code, &r));
-    problems.extend(check_runs(call, fault, code, &sb.fake.workflows()));
+    problems.extend(check_runs(call, code, &sb.fake.workflows()));
     if dialect == Dialect::Coze {
         // Studio's credentials are a PAT in the environment: there is no token file.
         problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));

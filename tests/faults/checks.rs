@@ -500,11 +500,10 @@ fn check_workflow_stdout(
 /// A workflow run is started once, and answered once: a request the server acted on is
 /// never sent again (its run would run twice, or its answer be refused as already
 /// given). The fake's book of runs says what the server did.
-pub(super) fn check_runs(call: &str, fault: &str, code: i32, book: &Value) -> Vec<String> {
+pub(super) fn check_runs(call: &str, code: i32, book: &Value) -> Vec<String> {
     if !call.starts_with("wf.") {
         return Vec::new();
     }
-    let _ = fault;
     let runs: Vec<&Value> = book["runs"]
         .as_array()
         .map(|a| a.iter().filter(|r| r["workflow_id"] == WORKFLOW).collect())
