@@ -24,7 +24,7 @@ mod checks;
 
 use cells::run_cell;
 
-/// `--retries` given to coze-conv and coze-chat.
+/// `--retries` given to coze-conv, coze-chat, coze-file and coze-workflow.
 const RETRIES: u64 = 2;
 /// coze-token has no `--retries`: HttpConfig's default.
 const TOKEN_RETRIES: u64 = 4;
@@ -47,6 +47,11 @@ const CALLS: &[&str] = &[
     "chat.cancel",
     "file.upload",
     "file.get",
+    "wf.stream",
+    "wf.sync",
+    "wf.resume",
+    "wf.resume.sync",
+    "wf.history",
 ];
 
 const FAULTS: &[&str] = &[
@@ -93,7 +98,8 @@ struct Expected {
 
 /// The calls a self-hosted Coze Studio takes part in: it has no OAuth (exchange,
 /// refresh, device), the messages list's setup needs message create, which it lacks,
-/// and it serves no file retrieve (get).
+/// it serves no file retrieve (get), no /v1/workflows/resume, and a sync run cannot
+/// stop at a question there (wf.resume.sync).
 const STUDIO_CALLS: &[&str] = &[
     "conv.create",
     "conv.list",
@@ -101,6 +107,10 @@ const STUDIO_CALLS: &[&str] = &[
     "chat.poll",
     "chat.cancel",
     "file.upload",
+    "wf.stream",
+    "wf.sync",
+    "wf.resume",
+    "wf.history",
 ];
 
 /// The cells of `file`, which must name every call of `calls` with every fault.

@@ -103,9 +103,9 @@ impl<'a> Runs<'a> {
     ) -> Result<Ended> {
         let mut next = first;
         loop {
-            let call = match &next {
-                Some(a) => Call::Resume(a),
-                None => Call::Run(spec),
+            let (call, during) = match &next {
+                Some(a) => (Call::Resume(a), During::Answer),
+                None => (Call::Run(spec), During::Run),
             };
             let fed = if sync {
                 workflow::sync(self.client, call, state, printer)
@@ -118,7 +118,7 @@ impl<'a> Runs<'a> {
                 }
                 return Ok(Ended {
                     status: "failed",
-                    failure: Some(advice(e, During::Run)),
+                    failure: Some(advice(e, during)),
                 });
             }
             let asked = match &state.end {
@@ -131,7 +131,7 @@ impl<'a> Runs<'a> {
                 Some(End::Failed { .. }) => {
                     return Ok(Ended {
                         status: "failed",
-                        failure: state.error().map(|e| advice(e, During::Run)),
+                        failure: state.error().map(|e| advice(e, during)),
                     })
                 }
                 Some(End::Interrupted(i)) => i.clone(),

@@ -1,6 +1,7 @@
 //! One cell of the fault matrix: where its fault goes and how many times, the sandbox
 //! and command prepared for its call (a login, a list of 55 records, a chat cut by
-//! `| head -1`, a file of 100,000 bytes and one uploaded beforehand), then the run
+//! `| head -1`, a file of 100,000 bytes and one uploaded beforehand, a workflow of 8
+//! messages, an interrupt record and an async run made beforehand), then the run
 //! itself, handed to tests/faults/checks.rs.
 
 use std::process::Command;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::checks::{
-    check_counts, check_files, check_stderr, check_stdout, check_token_file, is_verbose,
+    check_counts, check_files, check_runs, check_stderr, check_stdout, check_token_file, is_verbose,
 };
 use super::{LIST_LEN, PROMPT, RETRIES, TOKEN_RETRIES};
 use crate::util::*;
@@ -28,6 +29,11 @@ pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
         "chat.cancel" => "chat.cancel",
         "file.upload" => "files.upload",
         "file.get" => "files.retrieve",
+        "wf.stream" => "workflow.stream_run",
+        "wf.sync" => "workflow.run",
+        "wf.resume" => "workflow.stream_resume",
+        "wf.resume.sync" => "workflow.resume",
+        "wf.history" => "workflow.history",
         other => panic!("unknown call {other}"),
     }
 }
@@ -37,6 +43,7 @@ pub(super) fn tool(call: &str) -> &'static str {
         "exchange" | "refresh" | "device" => "coze-token",
         c if c.starts_with("conv.") => "coze-conv",
         c if c.starts_with("file.") => "coze-file",
+        c if c.starts_with("wf.") => "coze-workflow",
         _ => "coze-chat",
     }
 }
@@ -50,12 +57,40 @@ pub(super) fn retries(call: &str) -> u64 {
 }
 
 pub(super) fn is_stream(call: &str) -> bool {
-    call == "chat.stream"
+    matches!(call, "chat.stream" | "wf.stream" | "wf.resume")
 }
 
-/// The two lists get their fault on page 2.
-pub(super) fn second_page(call: &str) -> bool {
-    matches!(call, "conv.list" | "conv.messages")
+/// The calls that start (or go on with) a workflow run: a request the server acted on
+/// must never be sent again, or the run would run twice.
+pub(super) fn starts_a_run(call: &str) -> bool {
+    matches!(
+        call,
+        "wf.stream" | "wf.sync" | "wf.resume" | "wf.resume.sync"
+    )
+}
+
+/// Requests to the call's endpoint that pass untouched before the one the fault goes
+/// to: the two lists get their fault on page 2; a run's history on the read after the
+/// one that said Running (on Studio that read is asked at coze.cn's path first, which
+/// it answers 401, then at its get_run_history).
+pub(super) fn passing(call: &str, dialect: Dialect) -> u64 {
+    match call {
+        "conv.list" | "conv.messages" => 1,
+        "wf.history" if dialect == Dialect::Studio => 2,
+        "wf.history" => 1,
+        _ => 0,
+    }
+}
+
+/// The events a stream sends before its fault: a resumed run's stream carries only the
+/// end node's Message and Done, so its faults come after that Message.
+pub(super) fn after_events(call: &str, fault: &str) -> u64 {
+    match (call, fault) {
+        ("wf.resume", _) => 1,
+        (_, "stall" | "malformed") => 3,
+        (_, "error_ev") => 5,
+        _ => 4,
+    }
 }
 
 /// Faults that decide the outcome at once: injected on every attempt, or an
@@ -83,9 +118,10 @@ fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
     match fault {
         "refused" => None,
         "reset1" | "resetN" => times(json!({"type": "reset"})),
-        "midbody" if is_stream(call) => {
-            Some((json!({"type": "reset_mid_body", "after_events": 4}), 1))
-        }
+        "midbody" if is_stream(call) => Some((
+            json!({"type": "reset_mid_body", "after_events": after_events(call, fault)}),
+            1,
+        )),
         "midbody" => Some((json!({"type": "reset_mid_body"}), 1)),
         "500x1" | "500xN" => times(json!({"type": "http", "status": 500})),
         "502x1" | "502xN" => times(json!({"type": "http", "status": 502})),
@@ -108,15 +144,23 @@ fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
             json!({"type": "json_body", "code": 4000, "msg": "invalid parameter"}),
             1,
         )),
-        "malformed" => Some((json!({"type": "malformed", "after_events": 3}), 1)),
+        "malformed" => Some((
+            json!({"type": "malformed", "after_events": after_events(call, fault)}),
+            1,
+        )),
         "trunc_json" => Some((json!({"type": "truncated_json"}), n)),
-        "stall" if is_stream(call) => {
-            Some((json!({"type": "stall", "after_events": 3, "ms": 3000}), 1))
-        }
+        "stall" if is_stream(call) => Some((
+            json!({"type": "stall", "after_events": after_events(call, fault), "ms": 3000}),
+            1,
+        )),
         "stall" => Some((json!({"type": "delay", "ms": 3000}), n)),
-        "cut" => Some((json!({"type": "cut", "after_events": 4}), 1)),
+        "cut" => Some((
+            json!({"type": "cut", "after_events": after_events(call, fault)}),
+            1,
+        )),
         "error_ev" => Some((
-            json!({"type": "error_event", "after_events": 5, "code": 5000, "msg": "model overloaded"}),
+            json!({"type": "error_event", "after_events": after_events(call, fault),
+                   "code": 5000, "msg": "model overloaded"}),
             1,
         )),
         "chat_failed" => Some((
@@ -128,6 +172,13 @@ fn fault_json(call: &str, fault: &str) -> Option<(Value, u32)> {
         other => panic!("unknown fault {other}"),
     }
 }
+
+/// The workflow of the wf.* cells (a number, as a Studio wants).
+pub(super) const WORKFLOW: &str = "7401";
+/// The Messages its run streams before its end: more than any fault lets through.
+pub(super) const MESSAGES: u64 = 8;
+/// What wf.resume and wf.resume.sync answer to the run's question.
+pub(super) const ANSWER: &str = "上海 Shanghai";
 
 /// The file `file.upload` sends: 100,000 bytes, so that a cut lands mid-file.
 pub(super) const UPLOAD: &str = "upload.bin";
@@ -283,6 +334,64 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c.args(["-v", "--retries", &RETRIES.to_string()]);
             c
         }
+        "wf.stream" | "wf.sync" | "wf.resume" | "wf.resume.sync" | "wf.history" => {
+            login(sb);
+            let mut spec = json!({"workflow_id": WORKFLOW, "messages": MESSAGES});
+            if call.starts_with("wf.resume") {
+                spec["question"] = json!("Which city?");
+            }
+            sb.fake.set_workflow(spec).unwrap();
+            let param = format!("k={PROMPT}");
+            let mut c = sb.cmd("coze-workflow");
+            match call {
+                "wf.stream" | "wf.sync" => {
+                    c.args(["run", "--workflow", WORKFLOW, "--param", &param]);
+                    if call == "wf.sync" {
+                        c.arg("--no-stream");
+                    }
+                }
+                "wf.resume" | "wf.resume.sync" => {
+                    // The run stops at its question; its interrupt record (which says
+                    // whether the run was streamed) is the cell's stdin.
+                    let mut first = sb.cmd("coze-workflow");
+                    first.args(["run", "--workflow", WORKFLOW, "--param", &param]);
+                    if call == "wf.resume.sync" {
+                        first.arg("--no-stream");
+                    }
+                    let r = run(&mut first, "");
+                    r.expect_code(7);
+                    let record = r
+                        .records()
+                        .into_iter()
+                        .find(|r| r["type"] == "interrupt")
+                        .unwrap_or_else(|| panic!("no interrupt record\n{}", r.describe()));
+                    stdin = format!("{record}\n");
+                    c.args(["resume", "--answer", ANSWER]);
+                }
+                _ => {
+                    // An async run, Running for the first read of its history.
+                    let r = run(
+                        sb.cmd("coze-workflow").args([
+                            "run",
+                            "--workflow",
+                            WORKFLOW,
+                            "--param",
+                            &param,
+                            "--async",
+                        ]),
+                        "",
+                    );
+                    r.ok();
+                    let id = r.records()[0]["execute_id"].as_str().unwrap().to_owned();
+                    c.args(["status", "--workflow", WORKFLOW, &id, "--wait"]);
+                }
+            }
+            if call != "wf.history" {
+                c.args(["-o", "events"]);
+            }
+            c.args(["-v", "--retries", &RETRIES.to_string()]);
+            c
+        }
         other => panic!("unknown call {other}"),
     };
     if tool(call) != "coze-token" {
@@ -316,17 +425,27 @@ pub(super) fn run_cell(
         },
     );
     let (mut cmd, stdin) = prepare(call, fault, &sb);
-    // Counters, log and bot from here on are the cell's own.
-    sb.fake.reset();
+    // Counters, log and bot from here on are the cell's own. A workflow cell keeps the
+    // fake's workflows and runs (its preparation may have left an interrupt to answer
+    // or an async run to follow, which a reset would drop): its counters are the
+    // difference from here.
+    let before = if tool(call) == "coze-workflow" {
+        Some(sb.stats())
+    } else {
+        sb.fake.reset();
+        None
+    };
     if call == "chat.cancel" {
         sb.fake
             .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
     }
     let token_before = std::fs::read(sb.token_path()).ok();
     let ep = endpoint(call, fault);
-    if second_page(call) && fault != "refused" {
-        // The first page passes untouched: a delay of 0 ms.
-        sb.fake.push_fault(ep, json!({"type": "delay", "ms": 0}), 1);
+    let passing = passing(call, dialect);
+    if passing > 0 && fault != "refused" {
+        // The first page (the first read) passes untouched: a delay of 0 ms.
+        sb.fake
+            .push_fault(ep, json!({"type": "delay", "ms": 0}), passing as u32);
     }
     if let Some((f, count)) = fault_json(call, fault) {
         sb.fake.push_fault(ep, f, count);
@@ -334,7 +453,10 @@ pub(super) fn run_cell(
     let start = Instant::now();
     let r = run_deadline(&mut cmd, &stdin, Duration::from_secs(45));
     let took = start.elapsed();
-    let stats = sb.stats();
+    let stats = match &before {
+        Some(before) => difference(&sb.stats(), before),
+        None => sb.stats(),
+    };
     let mut problems = Vec::new();
 
     // The exit status (for `| head -1`, coze-chat's own, from PIPESTATUS).
@@ -361,6 +483,7 @@ pub(super) fn run_cell(
     problems.extend(check_stdout(call, fault, code, &r, dialect));
     problems.extend(check_counts(call, fault, &stats, took, dialect));
     problems.extend(check_files(&sb, call, code, &r));
+    problems.extend(check_runs(call, code, &sb.fake.workflows()));
     if dialect == Dialect::Coze {
         // Studio's credentials are a PAT in the environment: there is no token file.
         problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));
@@ -375,4 +498,20 @@ pub(super) fn run_cell(
         format!("took {took:?}\n{}", r.describe()),
         message,
     )
+}
+
+/// The counters `after` less those `before` (a number absent before counts from 0).
+fn difference(after: &Value, before: &Value) -> Value {
+    match after {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), difference(v, &before[k.as_str()])))
+                .collect(),
+        ),
+        Value::Number(n) => match (n.as_u64(), before.as_u64()) {
+            (Some(a), Some(b)) => json!(a.saturating_sub(b)),
+            _ => after.clone(),
+        },
+        other => other.clone(),
+    }
 }

@@ -1,7 +1,8 @@
 //! What a fault-matrix cell must have done: the one stderr line with a logid the fake
 //! sent, stdout holding what came before the fault and nothing more, bounded retries
 //! (request counts, Retry-After waited out, cancels), a file record only for a file the
-//! server holds whole, and a token file still valid JSON, 0600 and usable.
+//! server holds whole, a workflow run never started (or answered) twice, and a token
+//! file still valid JSON, 0600 and usable.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use coze_fake::answer_text;
 use serde_json::Value;
 
 use super::cells::{
-    always, endpoint, final_at_once, is_stream, retries, second_page, tool, UPLOAD, UPLOAD_LEN,
+    after_events, always, endpoint, final_at_once, is_stream, passing, retries, starts_a_run, tool,
+    ANSWER, MESSAGES, UPLOAD, UPLOAD_LEN, WORKFLOW,
 };
 use super::{LIST_LEN, PAGE, PROMPT};
 use crate::util::*;
@@ -53,6 +55,7 @@ pub(super) fn check_stderr(
             || (fault == "malformed" && l.contains("malformed event(s)"))
             || (recovers && l.contains("the rest of the chat was recovered by polling"))
             || (fault.starts_with("4016") && l.contains("is busy with another chat: waiting up to"))
+            || (call == "wf.sync" && l.contains("--no-stream: the server drops"))
     };
     let errors: Vec<&str> = lines
         .iter()
@@ -84,6 +87,12 @@ pub(super) fn check_stderr(
         return problems;
     }
     let line = errors[0];
+    if call.starts_with("wf.resume") && line.contains("start node") {
+        // An answer sends no parameters: advice about them sends the person astray.
+        problems.push(format!(
+            "an answer's failure advises about the run's parameters: {line}"
+        ));
+    }
     let prefix = if call == "chat.cancel" {
         "coze-chat: cancelling chat ".to_owned()
     } else {
@@ -349,7 +358,191 @@ pub(super) fn check_stdout(
             names == ["conversation.chat.created"],
             format!("expected the one line head -1 took, got {names:?}"),
         ),
+        c if c.starts_with("wf.") => {
+            return check_workflow_stdout(call, fault, code, &records, &names);
+        }
         _ => {}
+    }
+    problems
+}
+
+/// What a workflow's end node returns for the cells' parameters (and answer).
+fn workflow_output(answered: bool) -> Value {
+    let mut output = serde_json::json!({"output": {"k": PROMPT}});
+    if answered {
+        output["answer"] = ANSWER.into();
+    }
+    output
+}
+
+/// A workflow cell's stdout: `-o events` lines (the server's events as they came, our
+/// error record last after a failure), or status's one result record.
+fn check_workflow_stdout(
+    call: &str,
+    fault: &str,
+    code: i32,
+    records: &[Value],
+    names: &[&str],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    let answered = call.starts_with("wf.resume");
+    let output = workflow_output(answered);
+    if call == "wf.history" {
+        let want = usize::from(code == 0);
+        expect(
+            records.len() == want
+                && records.iter().all(|r| {
+                    r["type"] == "result"
+                        && r["status"] == "success"
+                        && r["output"] == output
+                        && r["execute_id"].is_string()
+                }),
+            format!("expected {want} successful result record(s) with the output, got {records:?}"),
+        );
+        return problems;
+    }
+    // The server's events: a stream's carry their `id:` line as seq, from 0; a sync
+    // answer's stand for the events it means, without seq.
+    let server: &[Value] = match records.split_last() {
+        Some((ours, rest)) if ours["type"] == "error" => {
+            expect(
+                code != 0 && ours["exit_code"] == code,
+                format!("our error record does not say exit_code {code}: {ours}"),
+            );
+            rest
+        }
+        _ => {
+            expect(
+                code == 0,
+                format!("exit {code} without our error record last: {names:?}"),
+            );
+            records
+        }
+    };
+    let stream = is_stream(call);
+    // The events that are JSON objects, in order (a malformed one is text).
+    let whole: Vec<&Value> = server.iter().filter(|r| r["data"].is_object()).collect();
+    let malformed: Vec<&Value> = server.iter().filter(|r| r["data"].is_string()).collect();
+    expect(
+        server
+            .iter()
+            .all(|r| r["event"].is_string() && r["seq"].is_string() == stream),
+        format!("events without their name, or seq where a stream had none: {server:?}"),
+    );
+    // What a whole run sends: the Messages (a run from its start), the end node's
+    // output, Done.
+    let mut want: Vec<(String, Option<String>)> = Vec::new();
+    if call == "wf.stream" {
+        for i in 0..MESSAGES {
+            want.push(("Message".into(), Some(format!("{i}: 你好 🌏\n"))));
+        }
+    }
+    want.push(("Message".into(), None));
+    want.push(("Done".into(), None));
+    let matches = |got: &Value, (name, content): &(String, Option<String>)| {
+        got["event"] == name.as_str()
+            && match content {
+                Some(c) => got["data"]["content"] == c.as_str(),
+                None if name == "Message" => got["data"]["content"]
+                    .as_str()
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .is_some_and(|v| v == output),
+                None => true,
+            }
+    };
+    if code == 0 {
+        expect(
+            whole.len() == want.len() && whole.iter().zip(&want).all(|(g, w)| matches(g, w)),
+            format!(
+                "expected the whole run ({} events, the output {output}), got {names:?}",
+                want.len()
+            ),
+        );
+        if fault == "malformed" {
+            expect(
+                malformed.len() == 1 && malformed[0]["data"] == "{\"content\":",
+                format!("the malformed event is not on stdout as it came: {malformed:?}"),
+            );
+        }
+        return problems;
+    }
+    // A failure: the events received before the fault, nothing more.
+    let received = match fault {
+        "midbody" | "cut" | "stall" if stream => after_events(call, fault) as usize,
+        "error_ev" if stream => after_events(call, fault) as usize + 1,
+        _ => 0,
+    };
+    let (before, error) = if fault == "error_ev" && stream {
+        server.split_at(server.len().saturating_sub(1))
+    } else {
+        (server, &[][..])
+    };
+    expect(
+        server.len() == received && before.iter().zip(&want).all(|(g, w)| matches(g, w)),
+        format!("expected the {received} events received before the fault, got {names:?}"),
+    );
+    if fault == "error_ev" && stream {
+        expect(
+            error
+                .first()
+                .is_some_and(|e| e["event"] == "Error" && e["data"]["error_code"] == 5000),
+            format!("the server's Error event is not last on stdout: {error:?}"),
+        );
+    }
+    problems
+}
+
+/// A workflow run is started once, and answered once: a request the server acted on is
+/// never sent again (its run would run twice, or its answer be refused as already
+/// given). The fake's book of runs says what the server did.
+pub(super) fn check_runs(call: &str, code: i32, book: &Value) -> Vec<String> {
+    if !call.starts_with("wf.") {
+        return Vec::new();
+    }
+    let runs: Vec<&Value> = book["runs"]
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["workflow_id"] == WORKFLOW).collect())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    match call {
+        "wf.stream" | "wf.sync" => {
+            let mode = if call == "wf.stream" {
+                "stream"
+            } else {
+                "sync"
+            };
+            let want = if code == 0 { 1..=1 } else { 0..=1 };
+            if !want.contains(&runs.len()) || runs.iter().any(|r| r["mode"] != mode) {
+                problems.push(format!(
+                    "the server ran the workflow {} time(s), expected {want:?} {mode} run(s): {runs:?}",
+                    runs.len()
+                ));
+            }
+        }
+        "wf.resume" | "wf.resume.sync" => {
+            let Some(run) = runs.first().filter(|_| runs.len() == 1) else {
+                problems.push(format!("expected the one run answered, got {runs:?}"));
+                return problems;
+            };
+            let resumes = run["resumes"].as_u64().unwrap_or(0);
+            if resumes > 1
+                || (code == 0 && (resumes != 1 || run["answers"] != serde_json::json!([ANSWER])))
+            {
+                problems.push(format!("the run was answered {resumes} time(s): {run}"));
+            }
+        }
+        _ => {
+            if runs.len() != 1 || runs[0]["mode"] != "async" {
+                problems.push(format!(
+                    "expected only the async run followed, got {runs:?}"
+                ));
+            }
+        }
     }
     problems
 }
@@ -378,7 +571,7 @@ pub(super) fn check_counts(
         .pointer("/cancels")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let base = u64::from(second_page(call));
+    let base = passing(call, dialect);
     let transient = ["reset", "500", "502", "429RA", "429", "4013", "4016"];
     let kind = fault
         .trim_end_matches("x1")
@@ -390,6 +583,20 @@ pub(super) fn check_counts(
     } else if fault == "4028" || recovers(call, fault) {
         // Asked once; a broken stream's chat is followed, never asked again.
         Some(base + 1)
+    } else if starts_a_run(call)
+        && matches!(
+            fault,
+            "midbody" | "cut" | "stall" | "error_ev" | "malformed" | "json_body" | "trunc_json"
+        )
+    {
+        // The server acted on it (the run started, or took the answer): never sent again.
+        Some(base + 1)
+    } else if call == "wf.history" && fault == "midbody" {
+        // A history read is read again.
+        Some(base + 2)
+    } else if call == "wf.history" && fault == "stall" {
+        // Every read times out.
+        Some(base + retries(call) + 1)
     } else if kind == "4100" && tool(call) != "coze-token" && refreshable {
         // Refused, refreshed once, asked again; a second refusal is final.
         Some(base + 2)

@@ -194,11 +194,14 @@ pub enum Error {
     RefreshRefused(String),
     /// Connection refused, DNS, timeouts, a cut stream (exit 5).
     Network(String),
-    /// A chat's answer stream broke before the chat was over, and the chat could not
-    /// be followed to its end (exit 5): `msg` says how the stream broke, `logid` is the
-    /// stream's, `recovery` why following the chat by polling failed, when it was tried.
+    /// An answer broke before its end and cannot be had again (exit 5, never retried):
+    /// a chat's stream whose chat could not be followed to its end, a workflow's
+    /// stream, or the answer to a request the server acts on per copy
+    /// (`http::Request::acts_once`), lost after the server took it. `msg` says how it
+    /// broke, `logid` is the answer's, `recovery` why following the chat by polling
+    /// failed, when it was tried.
     Cut {
-        /// How the stream broke ("the answer stream was cut after N events, …").
+        /// How the answer broke ("the answer stream was cut after N events, …").
         msg: String,
         /// The logid of the stream's response, when it had one.
         logid: Option<String>,

@@ -152,6 +152,28 @@ impl<'a> Client<'a> {
         body: Option<&Value>,
         retry_busy: bool,
     ) -> Result<(Value, Option<String>)> {
+        self.send_json(method, url, body, retry_busy, false)
+    }
+
+    /// A POST of `body` that the server acts on per copy (a workflow run, an answer
+    /// to its question), and its logid: never sent again once the server may have
+    /// taken it (`Request::acts_once`).
+    pub(super) fn act_with_logid(
+        &self,
+        url: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<String>)> {
+        self.send_json("POST", url, Some(body), false, true)
+    }
+
+    fn send_json(
+        &self,
+        method: &'static str,
+        url: &str,
+        body: Option<&Value>,
+        retry_busy: bool,
+        acts_once: bool,
+    ) -> Result<(Value, Option<String>)> {
         self.authed(|token| {
             let req = Request {
                 method,
@@ -160,6 +182,7 @@ impl<'a> Client<'a> {
                 body,
                 retry_busy,
                 once: false,
+                acts_once,
             };
             self.http.json_with_logid(&req, Dialect::Envelope)
         })

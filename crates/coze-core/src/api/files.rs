@@ -118,6 +118,7 @@ impl Client<'_> {
                     body: None,
                     retry_busy: false,
                     once: false,
+                    acts_once: false,
                 };
                 self.http.upload(&req, &upload, Dialect::Envelope)
             })

@@ -26,7 +26,7 @@ impl Client<'_> {
     /// and `debug_url`.
     pub fn workflow_run(&self, body: &Value) -> Result<(Value, Option<String>)> {
         let url = self.url("/v1/workflow/run", &[]);
-        self.call_with_logid("POST", &url, Some(body), false)
+        self.act_with_logid(&url, body)
     }
 
     /// Runs a workflow streamed (`POST /v1/workflow/stream_run`): its events.
@@ -44,7 +44,7 @@ impl Client<'_> {
     /// API docs, `resume_workflow`): an answer shaped as [`workflow_run`](Self::workflow_run)'s.
     pub fn workflow_resume(&self, body: &Value) -> Result<(Value, Option<String>)> {
         let url = self.url("/v1/workflows/resume", &[]);
-        self.call_with_logid("POST", &url, Some(body), false)
+        self.act_with_logid(&url, body)
             .map_err(|e| lacking_as_404(e, "POST", &url))
     }
 
@@ -99,7 +99,7 @@ impl Client<'_> {
         let url = self.url(path, &[]);
         self.authed(|token| {
             self.http
-                .stream(&Request::post(url.clone(), body).bearer(token))
+                .stream(&Request::post(url.clone(), body).bearer(token).acts_once())
         })
         .map_err(|e| offered(e, "POST", &url))
     }

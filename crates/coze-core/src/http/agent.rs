@@ -15,7 +15,9 @@
 //!   one warning per process (see `url::check_transport`).
 //! - Whole requests are retried as `retry` paces them (transient failures; a busy
 //!   conversation waited out for `busy_wait`); once a stream has been handed to the
-//!   caller, retrying is the caller's decision. An upload's body is streamed from a
+//!   caller, retrying is the caller's decision. A request the server acts on per copy
+//!   (`Request::acts_once`: a workflow run) is not sent again once the server may have
+//!   taken it: after its answer began, or a silence past the idle timeout. An upload's body is streamed from a
 //!   source opened anew for each attempt (`Upload`), with its length sent up front.
 
 use std::io::{BufReader, Read};
@@ -124,6 +126,13 @@ pub struct Request<'a> {
     /// Never resend this request as is: it carries something single-use (a JWT), so
     /// the caller retries with a new one.
     pub once: bool,
+    /// Each copy the server takes, it acts on, and a second copy would act again (a
+    /// workflow run would run twice, an answer be given twice): the request is sent
+    /// again only while the server cannot have taken it (no connection, a reset before
+    /// any byte of the answer, a refusal by status or envelope). Once its answer has
+    /// begun, or the server has been silent on the whole request past the idle timeout
+    /// (a sync workflow run answers only at its end), a failure is final: `Error::Cut`.
+    pub acts_once: bool,
 }
 
 impl<'a> Request<'a> {
@@ -137,6 +146,7 @@ impl<'a> Request<'a> {
             body: Some(body),
             retry_busy: false,
             once: false,
+            acts_once: false,
         }
     }
     /// Sends `token` as the bearer.
@@ -152,6 +162,12 @@ impl<'a> Request<'a> {
     /// Marks the request single-use: it is never resent (see [`Request::once`]).
     pub fn once(mut self) -> Self {
         self.once = true;
+        self
+    }
+    /// Marks the request as one the server acts on per copy: never resent once the
+    /// server may have taken it (see [`Request::acts_once`]).
+    pub fn acts_once(mut self) -> Self {
+        self.acts_once = true;
         self
     }
 }
@@ -393,7 +409,7 @@ impl Http {
             resp.into_body()
                 .into_reader()
                 .read_to_end(&mut body)
-                .map_err(|e| self.network_error(&req.url, &e.into()))?;
+                .map_err(|e| self.body_failure(req, &e.into(), status, &logid))?;
             self.log_response(status, &logid, body.len());
             let value =
                 decode(status, logid.clone(), retry_after, &body, dialect).map_err(Error::Api)?;
@@ -423,7 +439,7 @@ impl Http {
                 .into_reader()
                 .take(1 << 20)
                 .read_to_end(&mut body)
-                .map_err(|e| self.network_error(&req.url, &e.into()))?;
+                .map_err(|e| self.body_failure(req, &e.into(), status, &logid))?;
             self.log_response(status, &logid, body.len());
             match decode(status, logid.clone(), retry_after, &body, Dialect::Envelope) {
                 Err(api) => Err(Error::Api(api)),
@@ -449,6 +465,7 @@ impl Http {
             body: None,
             retry_busy: false,
             once: true,
+            acts_once: false,
         };
         self.check(&req.url)?;
         let resp = self.send_once(&req, None)?;
@@ -584,7 +601,16 @@ impl Http {
             None => Vec::new(),
         };
         self.dispatch(&agent, builder, body, req, None)?
-            .map_err(|e| self.network_error(&req.url, &e))
+            .map_err(|e| {
+                let failure = self.network_error(&req.url, &e);
+                // No byte of the answer within the idle timeout, after the whole
+                // request went out: the server has it.
+                if req.acts_once && matches!(e, ureq::Error::Timeout(ureq::Timeout::PerRead)) {
+                    taken(failure, None, false)
+                } else {
+                    failure
+                }
+            })
     }
 
     /// Sends one request, once: built (a bad URL is a usage error, the outer `Err`),
@@ -619,6 +645,28 @@ impl Http {
         network_error(target, err, route.as_ref(), trust.as_deref())
     }
 
+    /// A transport failure while the answer's body was read (`status` and `logid` the
+    /// answer's, told under `-v` as any answer is): final for a request that acts once
+    /// (the server acted on it), else the network failure it is, retried.
+    fn body_failure(
+        &self,
+        req: &Request<'_>,
+        err: &ureq::Error,
+        status: u16,
+        logid: &Option<String>,
+    ) -> Error {
+        if self.config.verbose {
+            let shown = logid.as_deref().unwrap_or("-");
+            crate::say!("< {status} logid={shown} (its body broke off)");
+        }
+        let failure = self.network_error(&req.url, err);
+        if req.acts_once {
+            taken(failure, logid.clone(), true)
+        } else {
+            failure
+        }
+    }
+
     /// How long to wait before the next attempt, or None if `err` is final.
     fn retry_wait(&self, err: &Error, attempt: u32) -> Option<Duration> {
         let backoff = backoff(self.config.backoff_base, self.config.backoff_cap, attempt);
@@ -638,6 +686,22 @@ impl Http {
             let logid = logid.as_deref().unwrap_or("-");
             crate::say!("< {status} logid={logid} {bytes} bytes");
         }
+    }
+}
+
+/// The failure of a request that acts once (`Request::acts_once`) after the server
+/// took it, as a final `Error::Cut`: `answered` when part of its answer came (`logid`
+/// its), else the server was silent past the idle timeout.
+fn taken(failure: Error, logid: Option<String>, answered: bool) -> Error {
+    let why = if answered {
+        "after its answer began: not sent again, as the server acted on it"
+    } else {
+        "with no answer: not sent again, as the server took it and may still be acting on it"
+    };
+    Error::Cut {
+        msg: format!("{failure}, {why}"),
+        logid,
+        recovery: None,
     }
 }
 
@@ -701,6 +765,98 @@ mod tests {
         }
     }
 
+    /// How the test server answers each request it reads.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// The head and part of a JSON body, then the connection closed.
+        BrokenBody,
+        /// Nothing, for a second.
+        Silence,
+    }
+
+    /// A loopback server answering every request as `answer` says; the counter holds
+    /// the requests it read whole.
+    fn answering_server(answer: Answer) -> (String, Arc<AtomicU32>) {
+        use std::io::{BufRead, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let taken = Arc::new(AtomicU32::new(0));
+        let count = Arc::clone(&taken);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let count = Arc::clone(&count);
+                std::thread::spawn(move || {
+                    let mut r = std::io::BufReader::new(&conn);
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(n) = lower.strip_prefix("content-length:") {
+                            length = n.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    match answer {
+                        Answer::BrokenBody => {
+                            let _ = (&conn).write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 100\r\nx-tt-logid: L1\r\n\r\n{\"code\":0",
+                            );
+                        }
+                        Answer::Silence => std::thread::sleep(Duration::from_secs(1)),
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}/v1/workflow/run"), taken)
+    }
+
+    /// A request the server acts on per copy is not sent again once its answer began,
+    /// or once the server went silent on it past the idle timeout; any other request
+    /// is, after the same failures.
+    #[test]
+    fn a_request_that_acts_once_is_not_sent_again_once_the_server_took_it() {
+        let http = Http::new(HttpConfig {
+            retries: 2,
+            backoff_base: Duration::from_millis(1),
+            idle_timeout: Duration::from_millis(200),
+            ..HttpConfig::default()
+        });
+        let body = serde_json::json!({"workflow_id": "1"});
+        for answer in [Answer::BrokenBody, Answer::Silence] {
+            for acts_once in [true, false] {
+                let (url, taken) = answering_server(answer);
+                let mut req = Request::post(url, &body);
+                req.acts_once = acts_once;
+                let err = http.json(&req, Dialect::Envelope).unwrap_err();
+                let sent = taken.load(Ordering::SeqCst);
+                assert_eq!(err.exit_code(), 5, "{err}");
+                if acts_once {
+                    assert_eq!(sent, 1, "sent again: {err}");
+                    assert!(matches!(err, Error::Cut { .. }), "{err:?}");
+                    assert!(err.to_string().contains("not sent again"), "{err}");
+                } else {
+                    assert_eq!(sent, 3, "not retried: {err}");
+                    assert!(matches!(err, Error::Network(_)), "{err:?}");
+                }
+                if let Answer::BrokenBody = answer {
+                    // The head came: its logid names the lost answer.
+                    assert_eq!(err.logid().is_some(), acts_once, "{err}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_source_that_fails_mid_upload_is_local_io_and_not_sent_again() {
         let url = reading_server();
@@ -727,6 +883,7 @@ mod tests {
             body: None,
             retry_busy: false,
             once: false,
+            acts_once: false,
         };
         let err = http.upload(&req, &upload, Dialect::Envelope).unwrap_err();
         assert_eq!(err.exit_code(), 8, "{err}");

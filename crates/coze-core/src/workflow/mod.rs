@@ -31,8 +31,10 @@ use crate::error::Error;
 /// What a failed call was for: the same code means another thing in a run's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum During {
-    /// Running a workflow or answering its question.
+    /// Running a workflow.
     Run,
+    /// Answering a run's question (an interrupt): it sends no parameters.
+    Answer,
     /// Reading a run's history.
     History,
 }
@@ -60,6 +62,13 @@ pub fn advice(e: Error, during: During) -> Error {
         Some(6003) => Some(
             "async runs are a paid plan's feature on this account: run it streamed \
              instead (without --async)",
+        ),
+        // An answer refused: its interrupt is not waiting (answered already, or the
+        // run ended), or the answer does not fit what was asked.
+        Some(4000 | 720_702_001 | 720_702_002) if during == During::Answer => Some(
+            "an interrupt takes one answer while its run waits: this one may have been \
+             answered already or its run ended (coze-workflow status says where the run \
+             is); else check the answer against the question",
         ),
         // A bad or missing parameter: 4000; Studio's raw 720702001 and 720702002.
         Some(4000 | 720_702_001 | 720_702_002) => Some(
@@ -111,6 +120,11 @@ mod tests {
         assert!(advice(api(4000, None), During::Run)
             .to_string()
             .contains("KEY:=JSON"));
+        let answer = advice(api(4000, None), During::Answer).to_string();
+        assert!(
+            answer.contains("answered already") && !answer.contains("start node"),
+            "{answer}"
+        );
         assert!(advice(api(6039, None), During::Run)
             .to_string()
             .contains("without --no-stream"));
