@@ -113,7 +113,7 @@ pub fn ask<W: Write>(
     }
     if state.malformed > 0 {
         coze_core::say!(
-            "{TOOL}: warning: {} malformed event(s) in the stream were skipped",
+            "{TOOL}: warning: {} malformed event(s) in the stream: not read, but kept as they came in -o events",
             state.malformed
         );
     }

@@ -289,7 +289,7 @@ impl Task for Runs<'_> {
         };
         if state.malformed > 0 {
             coze_core::say!(
-                "{TOOL}: warning: {} malformed event(s) in the stream were skipped",
+                "{TOOL}: warning: {} malformed event(s) in the stream: not read, but kept as they came in -o events",
                 state.malformed
             );
         }
