@@ -937,6 +937,26 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
         "{}",
         r.describe()
     );
+    // A line that is not UTF-8 is one bad line too: the lines after it still run.
+    let r = run_bytes(
+        wf(&sb).args(["run", "--workflow", "73", "-o", "results"]),
+        b"\xff\xfe{}\n{\"a\":4}\n",
+    );
+    r.expect_code(3);
+    let results = of(&r, "result");
+    let statuses: Vec<&Value> = results.iter().map(|x| &x["status"]).collect();
+    assert_eq!(
+        statuses,
+        [&json!("invalid"), &json!("success")],
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("stdin line 1: not valid UTF-8"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(results[1]["output"], json!({"output": {"a": 4}}));
     // Usage errors: before any request.
     let before = runs(&sb).len();
     for args in [

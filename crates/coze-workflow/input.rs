@@ -237,8 +237,11 @@ impl<R: BufRead> RunLines<R> {
                     continue;
                 }
                 Err(e) => {
-                    self.ended = true;
-                    return Some(Err(unreadable(e)));
+                    // A line that is not UTF-8 is one bad line; reading goes on after
+                    // it unless the reader cannot (a line too long, stdin unreadable).
+                    let bad = unreadable(e);
+                    self.ended = bad.fatal;
+                    return Some(Err(bad));
                 }
             };
             if text.trim().is_empty() {
@@ -454,8 +457,9 @@ impl<R: BufRead> Iterator for Interrupts<R> {
                     return Some(Err(bad(error, None)));
                 }
                 Err(e) => {
-                    self.ended = true;
-                    return Some(Err(unreadable(e)));
+                    let bad = unreadable(e);
+                    self.ended = bad.fatal;
+                    return Some(Err(bad));
                 }
             };
             if text.trim().is_empty() {
@@ -750,6 +754,12 @@ mod tests {
             "{}",
             e.error
         );
+        // A line that is not UTF-8 is one bad line: the record after it is answered.
+        let input = [&b"\xff\n"[..], record(0).to_string().as_bytes(), b"\n"].concat();
+        let items: Vec<_> = Interrupts::new(&input[..], 1 << 20, "a".into(), false).collect();
+        assert_eq!(items.len(), 2);
+        assert!(!items[0].as_ref().unwrap_err().fatal);
+        assert!(items[1].is_ok());
         // Nothing to answer at all.
         let items: Vec<_> = Interrupts::new(&b"\n"[..], 1 << 20, "a".into(), false).collect();
         let Err(e) = &items[0] else { panic!() };

@@ -906,7 +906,10 @@ mod tests {
         ]);
         let e = st.error(None).unwrap();
         assert_eq!(e.api().unwrap().coze_code(), Some(720701013));
-        assert!(e.to_string().ends_with(&format!("(its trace: {url})")), "{e}");
+        assert!(
+            e.to_string().ends_with(&format!("(its trace: {url})")),
+            "{e}"
+        );
         // A code that is not a number stays in the message.
         let (st, _) = chatflow_feed(&[("error", json!({"code":"E_BAD","msg":"no"}))]);
         assert_eq!(
