@@ -631,14 +631,15 @@ fn a_sync_runs_interrupt(d: Dialect) {
     assert_eq!(requests(&sb, "workflow.stream_resume"), 0);
 }
 
-/// An async run that stops at a question: `status` shows it waiting, with the record
-/// `resume` answers through /v1/workflows/resume, whose answer is followed to the end.
-#[test]
-fn an_async_runs_question_is_answered_through_its_history() {
-    let sb = logged_in("wf-async-interrupt");
-    spec(&sb, json!({"workflow_id": "q", "question": "Your name?"}));
+/// An async run that stops at a question: `status` shows it waiting (exit 7), with the
+/// record `resume` answers through /v1/workflows/resume, whose answer is followed to
+/// the end. A Studio's history names no status for such a run (`<UNSET>`) and holds no
+/// question: it is waiting all the same, and the message says it cannot be answered.
+fn an_async_runs_question_is_answered_through_its_history(d: Dialect) {
+    let sb = logged_in_as("wf-async-interrupt", d);
+    spec(&sb, json!({"workflow_id": "73", "question": "Your name?"}));
     let r = run(
-        wf(&sb).args(["run", "--workflow", "q", "--params", "{}", "--async"]),
+        wf(&sb).args(["run", "--workflow", "73", "--params", "{}", "--async"]),
         "",
     );
     r.ok();
@@ -647,11 +648,28 @@ fn an_async_runs_question_is_answered_through_its_history() {
         .unwrap()
         .to_owned();
     let r = run(
-        wf(&sb).args(["status", "--workflow", "q", &execute_id, "--wait"]),
+        wf(&sb).args(["status", "--workflow", "73", &execute_id, "--wait"]),
         "",
     );
     r.expect_code(7);
     assert_eq!(result(&r)["status"], "interrupted", "{}", r.describe());
+    if sb.studio() {
+        assert!(of(&r, "interrupt").is_empty(), "{}", r.describe());
+        assert!(
+            r.stderr.contains(&format!(
+                "run {execute_id} waits for an answer, but the server's history does not \
+                 say to what"
+            )),
+            "{}",
+            r.describe()
+        );
+        assert!(
+            r.stderr.contains("run it streamed (without --async)"),
+            "{}",
+            r.describe()
+        );
+        return;
+    }
     let i = &of(&r, "interrupt")[0];
     assert_eq!(
         (&i["question"], &i["sync"]),
@@ -1050,6 +1068,7 @@ both_dialects!(
     the_three_output_modes,
     an_interrupt_in_a_pipeline_waits_and_resume_answers_it,
     a_sync_runs_interrupt,
+    an_async_runs_question_is_answered_through_its_history,
     errors_say_what_to_do,
     bad_input_is_refused_naming_it,
     a_cut_stream_keeps_the_partial_output,

@@ -5,7 +5,10 @@
 //! (64-bit: kept exact, as text), its message `error_msg`, its logid `log_id`, its
 //! statuses include `Cancel`, and it sends no `usage` (coze-dev/coze-studio
 //! `backend/api/model/workflow`, `GetWorkflowRunHistory`). An async run waiting for an
-//! answer carries `interrupt_data`.
+//! answer carries `interrupt_data` on coze.cn; on a Studio its status is `<UNSET>` (its
+//! status 5, interrupted, has no name in `WorkflowExeStatus.String`:
+//! `backend/domain/workflow/entity/workflow_execution.go`), and nothing says what it
+//! asks.
 
 use std::time::Duration;
 
@@ -33,7 +36,7 @@ pub enum RunStatus {
     Failed,
     /// `Cancel` (a self-hosted Coze Studio).
     Canceled,
-    /// Waiting for an answer (`interrupt_data` present).
+    /// Waiting for an answer: `interrupt_data` present, or a Studio's `<UNSET>`.
     Interrupted,
     /// A status this version does not know, lower-cased.
     Other(String),
@@ -73,7 +76,8 @@ pub struct History {
     pub usage: Option<Value>,
     /// The run's logid (the record's `logid` or `log_id`, else the answer's).
     pub logid: Option<String>,
-    /// What it asks, when it waits for an answer.
+    /// What it asks, when it waits for an answer and the server says (a Studio does
+    /// not).
     pub interrupt: Option<Interruption>,
     /// Its `interrupt_data` as sent, when it waits for an answer.
     pub interrupt_data: Option<Value>,
@@ -108,6 +112,8 @@ impl History {
             Some(s) if s == "success" => RunStatus::Success,
             Some(s) if s == "fail" || s == "failed" => RunStatus::Failed,
             Some(s) if s == "cancel" || s == "canceled" || s == "cancelled" => RunStatus::Canceled,
+            // A Studio's only status without a name (see the module notes).
+            Some(s) if s == "<unset>" => RunStatus::Interrupted,
             Some(s) => RunStatus::Other(s),
             None => RunStatus::Other("unknown".into()),
         };
@@ -279,6 +285,12 @@ mod tests {
         assert_eq!(
             (i.event_id.as_str(), i.question.text.as_str()),
             ("1/2", "q?")
+        );
+        // A run waiting at a question: Studio names no status for it, nor the question.
+        let h = History::read(&json!({"execute_status": "<UNSET>", "execute_id": 7}), None);
+        assert_eq!(
+            (h.status, h.interrupt, h.error),
+            (RunStatus::Interrupted, None, None)
         );
         assert_eq!(
             History::read(&json!({"execute_status": "Paused"}), None)
