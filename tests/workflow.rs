@@ -567,6 +567,39 @@ fn an_interrupt_in_a_pipeline_waits_and_resume_answers_it(d: Dialect) {
     let events = r.records();
     assert_eq!(events[0]["seq"], "0", "{}", r.describe());
     assert_eq!(events.last().unwrap()["event"], "Done");
+    // -o text writes text only: no record among it; the message names the command
+    // that answers, which does.
+    let r = run(
+        wf(&sb).args(["run", "--workflow", "q", "--param", "a=3", "-o", "text"]),
+        "",
+    );
+    r.expect_code(7);
+    assert!(!r.stdout.contains("{\"type\""), "{}", r.describe());
+    let command = r
+        .stderr
+        .split_once(": coze-workflow resume ")
+        .and_then(|(_, rest)| rest.split_once(" answers it"))
+        .map(|(args, _)| args.to_owned())
+        .unwrap_or_else(|| panic!("no command: {}", r.describe()));
+    let args: Vec<&str> = command.split(' ').collect();
+    assert_eq!(
+        (args.len(), args[0], args[1], args[2], &args[4..]),
+        (
+            6,
+            "--workflow",
+            "q",
+            "--event-id",
+            &["--answer", "TEXT"][..]
+        ),
+        "{}",
+        r.describe()
+    );
+    let mut resume = vec!["resume"];
+    resume.extend(&args[..4]);
+    resume.extend(["--answer", "上海", "-o", "text"]);
+    let r = run(wf(&sb).args(&resume), "");
+    r.ok();
+    assert!(r.stdout.contains("上海"), "{}", r.describe());
     // An event id that is no open interrupt: the server's 4000.
     let r = run(
         wf(&sb).args([
@@ -629,6 +662,27 @@ fn a_sync_runs_interrupt(d: Dialect) {
     assert_eq!(result(&r)["output"]["answer"], "Ada");
     assert_eq!(requests(&sb, "workflow.resume"), 1);
     assert_eq!(requests(&sb, "workflow.stream_resume"), 0);
+    // -o text: the command named answers an input node, the way the run was made.
+    let r = run(
+        wf(&sb).args([
+            "run",
+            "--workflow",
+            "q",
+            "--params",
+            "{}",
+            "--no-stream",
+            "-o",
+            "text",
+        ]),
+        "",
+    );
+    r.expect_code(7);
+    assert!(
+        r.stderr
+            .contains(" --interrupt-type 5 --no-stream --answer TEXT answers it"),
+        "{}",
+        r.describe()
+    );
 }
 
 /// An async run that stops at a question: `status` shows it waiting (exit 7), with the

@@ -32,7 +32,8 @@ A workflow that stops at a question or an input node waits for an answer. On a
 terminal the question is shown (its options numbered) and your answer sent (at
 most 3 answers a run, as the API takes). In a pipeline an `interrupt` record is
 written and the run ends with exit 7; `coze-workflow resume --answer TEXT` reads
-such records on stdin and goes on in the same output modes.
+such records on stdin and goes on in the same output modes. -o text writes no
+record among the text: the message on stderr names the resume command instead.
 
 status reads each run's history (an --async run's, or any run's by its id) and
 writes its `result` record (and, for a run waiting for an answer, its `interrupt`

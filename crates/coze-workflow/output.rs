@@ -1,9 +1,10 @@
 //! The three ways coze-workflow prints a run: `events` (every workflow event,
 //! lossless, one JSON line each), `text` (the Message contents as they stream) and
-//! `results` (one `result` record a run, its output decoded); and the records every
-//! mode writes: `run_started` (--async), `interrupt` (a question nobody here can
-//! answer), `result` (status). Every line is flushed the moment it is complete; text
-//! is flushed before each wait for the network.
+//! `results` (one `result` record a run, its output decoded); and the other records:
+//! `run_started` (--async), `interrupt` (a question nobody here can answer; text mode
+//! writes none, its text stays text, and the message names the command that answers),
+//! `result` (status). Every line is flushed the moment it is complete; text is flushed
+//! before each wait for the network.
 //!
 //! The workflow's text is untrusted: on a terminal, text mode shows its control
 //! characters (`^[` for ESC) instead of letting them retitle or clear the terminal; on
@@ -88,10 +89,14 @@ impl<W: Write> Printer<W> {
         self.out.write(&Value::Object(r))
     }
 
-    /// The `interrupt` record of a run waiting for an answer nobody here can give.
-    pub fn interrupt(&mut self, record: &Interrupt) -> io::Result<()> {
+    /// The `interrupt` record of a run waiting for an answer nobody here can give
+    /// (none in text mode); returns why the run waits, to report.
+    pub fn interrupt(&mut self, record: &Interrupt) -> io::Result<Error> {
         self.close_line()?;
-        self.out.write(&Record::Interrupt(record.clone()))
+        if self.mode != Mode::Text {
+            self.out.write(&Record::Interrupt(record.clone()))?;
+        }
+        Ok(waiting(record, self.mode != Mode::Text))
     }
 
     /// Ends a run: text mode closes its line; results mode writes its `result`; events
@@ -198,6 +203,39 @@ impl<W: Write> Printer<W> {
         );
         self.out.write(&Value::Object(r))
     }
+}
+
+/// Why a run waits (exit 7): what it asks, and how to answer it: its interrupt record
+/// (when one was written) through `resume`, or the `resume` command that answers it.
+fn waiting(record: &Interrupt, written: bool) -> Error {
+    let options = match record.options.as_slice() {
+        [] => String::new(),
+        o => format!(" ({})", o.join(" | ")),
+    };
+    let question = match record.question.trim() {
+        "" => "a question".to_owned(),
+        q => format!("{q:?}"),
+    };
+    let how = if written {
+        "its interrupt record holds the question; coze-workflow resume --answer TEXT \
+         answers it"
+            .to_owned()
+    } else {
+        let mut command = format!(
+            "coze-workflow resume --workflow {} --event-id {}",
+            record.workflow_id, record.event_id
+        );
+        if record.interrupt_type != 2 {
+            command.push_str(&format!(" --interrupt-type {}", record.interrupt_type));
+        }
+        if record.sync {
+            command.push_str(" --no-stream");
+        }
+        format!("{command} --answer TEXT answers it")
+    };
+    Error::Waiting(format!(
+        "the workflow waits for an answer to {question}{options}: {how}"
+    ))
 }
 
 /// The fields of a `result` record.

@@ -190,23 +190,12 @@ impl<'a> Runs<'a> {
                 sync,
                 extra: Default::default(),
             };
-            printer
+            let waiting = printer
                 .interrupt(&record)
                 .map_err(|e| Error::io("stdout", e))?;
-            let options = match asked.question.options.as_slice() {
-                [] => String::new(),
-                o => format!(" ({})", o.join(" | ")),
-            };
-            let question = match asked.question.text.trim() {
-                "" => "a question".to_owned(),
-                q => format!("{q:?}"),
-            };
             return Ok(Ended {
                 status: "interrupted",
-                failure: Some(Error::Waiting(format!(
-                    "the workflow waits for an answer to {question}{options}: its interrupt \
-                     record holds the question; coze-workflow resume --answer TEXT answers it"
-                ))),
+                failure: Some(waiting),
             });
         }
     }

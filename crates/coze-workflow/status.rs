@@ -69,13 +69,10 @@ pub fn run(client: &Client<'_>, workflow_id: &str, ids: &[String], wait: bool) -
                         sync: true,
                         extra: Default::default(),
                     };
-                    printer
+                    let waiting = printer
                         .interrupt(&record)
                         .map_err(|e| Error::io("stdout", e))?;
-                    fail(Error::Waiting(format!(
-                        "run {id} waits for an answer: its interrupt record holds the \
-                         question; coze-workflow resume --answer TEXT answers it"
-                    )));
+                    fail(waiting.context(format!("run {id}")));
                 }
             }
             Err(e) => fail(advice(e, During::History)),
