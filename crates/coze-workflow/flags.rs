@@ -155,8 +155,8 @@ EXAMPLES:
         coze-workflow run --workflow $WF --file-param-from-stdin image -o results
     coze-workflow run --workflow $WF --async --param q=x | jq -r .execute_id
     coze-workflow status --workflow $WF 7404830425073352713 --wait
-    coze-workflow run --workflow $WF -o results < runs.jsonl |
-        coze-workflow resume --answer yes -o results
+    coze-workflow run --workflow $WF -o results < runs.jsonl > out.jsonl
+    [ $? -eq 7 ] && coze-workflow resume --answer yes -o results < out.jsonl
 
 "##;
 
