@@ -66,8 +66,8 @@ fn asking(sb: &Sandbox) {
 /// How coze-chat puts the question to the person: its options numbered.
 fn asked_at_the_terminal() -> String {
     format!(
-        "coze-chat: the chatflow asks: {QUESTION}\n  1) Red\n  2) Blue\n\
-         a number or your own answer (Ctrl-D leaves it unanswered): "
+        "coze-chat: the chatflow asks: {QUESTION}\n  1. Red\n  2. Blue\n\
+         a number, or your own answer (Ctrl-D leaves it unanswered): "
     )
 }
 

@@ -837,7 +837,7 @@ fn an_interrupt_answered_at_a_terminal() {
     let screen = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
     let started = Instant::now();
     // A person answers once asked: so does this test.
-    while !screen().contains("Ctrl-D to leave it waiting") {
+    while !screen().contains("(3 of 3 answers left; Ctrl-D leaves it unanswered): ") {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "never asked:\n{}",

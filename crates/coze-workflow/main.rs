@@ -7,7 +7,6 @@
 //! What it is not: an editor or publisher of workflows, nor a chatflow client (a
 //! chatflow is a conversation: coze-chat --workflow).
 
-mod ask;
 mod flags;
 mod input;
 mod output;
@@ -83,7 +82,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     let plan = Plan {
         mode,
         how: f.how,
-        ask: f.jobs == 1 && ask::possible(),
+        ask: f.jobs == 1 && cli::ask::possible(),
     };
     let done = resume::Done {
         kind: "result",

@@ -14,11 +14,11 @@ use serde_json::Value;
 use coze_core::api::files::{self, Limit};
 use coze_core::api::{Client, FileSource};
 use coze_core::batch::{Bad, Outcome, Task};
+use coze_core::cli::{self, ask};
 use coze_core::protocol::{params, Interrupt, MAX_RESUMES};
 use coze_core::workflow::{self, advice, Answer, Call, During, End, RunSpec, RunState};
-use coze_core::{cli, Error, Result};
+use coze_core::{Error, Result};
 
-use crate::ask;
 use crate::flags::{How, Mode};
 use crate::input::{Job, Work};
 use crate::output::Printer;
@@ -159,22 +159,17 @@ impl<'a> Runs<'a> {
             }
             if self.plan.ask {
                 printer.close_line().map_err(|e| Error::io("stdout", e))?;
-                match ask::ask(&asked.question, resumes) {
-                    Ok(Some(answer)) => {
-                        resumes += 1;
-                        next = Some(Answer {
-                            workflow_id: spec.workflow_id.clone(),
-                            event_id: asked.event_id.clone(),
-                            interrupt_type: asked.interrupt_type,
-                            resume_data: answer,
-                        });
-                        *state = state.resumed();
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => coze_core::support::say::warn(&format!(
-                        "the terminal cannot be read ({e}): the question is left waiting"
-                    )),
+                let left = format!("{} of {MAX_RESUMES} answers left", MAX_RESUMES - resumes);
+                if let Some(answer) = ask::ask("the workflow", &asked.question, Some(&left)) {
+                    resumes += 1;
+                    next = Some(Answer {
+                        workflow_id: spec.workflow_id.clone(),
+                        event_id: asked.event_id.clone(),
+                        interrupt_type: asked.interrupt_type,
+                        resume_data: answer,
+                    });
+                    *state = state.resumed();
+                    continue;
                 }
             }
             let record = Interrupt {

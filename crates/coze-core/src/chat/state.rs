@@ -14,9 +14,10 @@ use std::io;
 
 use serde_json::Value;
 
-use super::question::Question;
+use super::question;
 use super::status::ChatStatus;
 use crate::error::{ApiCode, ApiError, Error};
+use crate::protocol::Question;
 use crate::support::say::tool;
 use crate::wire::json_pick;
 
@@ -255,7 +256,7 @@ impl ChatState {
                 self.take_chat(data);
                 self.status = ChatStatus::RequiresAction;
                 let (content, kind) = self.last_answer.clone().unwrap_or_default();
-                self.question = Some(Question::from_message(&content, &kind));
+                self.question = Some(question::from_message(&content, &kind));
             }
             "conversation.chat.requires_action" => {
                 self.take_chat(data);

@@ -3,12 +3,14 @@
 //! printed (here); the command line read one way (`args`); the flags every API tool shares
 //! (`flags`) and the session they open (`session`); Ctrl-C, SIGTERM and SIGHUP for a
 //! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`);
-//! a batch tool's run inside both, with its summary (`batch`).
+//! a batch tool's run inside both, with its summary (`batch`); a question put to the
+//! person at the terminal (`ask`).
 //!
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
 
 pub mod args;
+pub mod ask;
 pub mod batch;
 pub mod flags;
 pub mod interrupt;

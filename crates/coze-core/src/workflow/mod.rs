@@ -20,7 +20,6 @@ mod stream;
 mod sync;
 
 pub use history::{history, History, RunStatus, POLL_EVERY};
-pub use question::{is_question_json, question, Question};
 pub use spec::{Answer, RunSpec};
 pub use state::{execute_id_in, id_text, End, EventKind, Interruption, RunState, Sink};
 pub use stream::{stream, Call};

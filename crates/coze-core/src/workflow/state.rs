@@ -18,8 +18,9 @@ use std::io;
 use serde_json::Value;
 
 use super::output;
-use super::question::{self, Question};
+use super::question;
 use crate::error::{ApiCode, ApiError, Error};
+use crate::protocol::Question;
 use crate::support::url;
 use crate::wire::json_pick;
 
