@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use coze_core::batch::{self, Bad};
 use coze_core::protocol::{self, params, Interrupt, Record, MAX_RESUMES};
-use coze_core::wire::jsonl::{self, LineError, LineReader};
+use coze_core::wire::jsonl::{self, LineReader};
 use coze_core::workflow::RunSpec;
 use coze_core::Error;
 
@@ -239,7 +239,7 @@ impl<R: BufRead> RunLines<R> {
                 Err(e) => {
                     // A line that is not UTF-8 is one bad line; reading goes on after
                     // it unless the reader cannot (a line too long, stdin unreadable).
-                    let bad = unreadable(e);
+                    let bad = Bad::unreadable(e);
                     self.ended = bad.fatal;
                     return Some(Err(bad));
                 }
@@ -377,36 +377,6 @@ fn bad(error: Error, text: Option<String>) -> Bad {
     }
 }
 
-/// A line the reader could not hand over.
-fn unreadable(e: LineError) -> Bad {
-    let (error, fatal) = match e {
-        LineError::InvalidUtf8 { line } => (Error::input(line, "not valid UTF-8"), false),
-        LineError::TooLong { line, max } => (
-            Error::input(
-                line,
-                format!(
-                    "longer than {}; --max-line-bytes raises the limit",
-                    jsonl::size(max as u64)
-                ),
-            ),
-            true,
-        ),
-        LineError::Io(e) => (
-            Error::BadInput {
-                line: None,
-                message: format!("reading stdin: {e}"),
-            },
-            true,
-        ),
-    };
-    Bad {
-        error,
-        text: None,
-        id: None,
-        fatal,
-    }
-}
-
 /// The interrupts of stdin lines to answer with `answer`: `interrupt` records; the
 /// other records coze-workflow writes (`result`, `run_started`, `summary`, `error`) are
 /// passed over, so `run -o results`' output can be piped in as it is.
@@ -457,7 +427,7 @@ impl<R: BufRead> Iterator for Interrupts<R> {
                     return Some(Err(bad(error, None)));
                 }
                 Err(e) => {
-                    let bad = unreadable(e);
+                    let bad = Bad::unreadable(e);
                     self.ended = bad.fatal;
                     return Some(Err(bad));
                 }
