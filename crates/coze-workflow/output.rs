@@ -128,21 +128,7 @@ impl<W: Write> Printer<W> {
             }),
             Mode::Events => match error {
                 Some(e) if !matches!(e.root(), Error::Waiting(_)) => {
-                    let mut r = Map::new();
-                    r.insert("type".into(), "error".into());
-                    if let Some(id) = &self.own_id {
-                        r.insert("id".into(), id.clone());
-                    }
-                    let mut data = cli::error_json(e);
-                    for (k, from) in [
-                        ("code", "code"),
-                        ("msg", "message"),
-                        ("logid", "logid"),
-                        ("exit_code", "exit_code"),
-                    ] {
-                        r.insert(k.into(), data[from].take());
-                    }
-                    self.out.write(&Value::Object(r))
+                    self.out.write(&cli::error_record(self.own_id.as_ref(), e))
                 }
                 _ => Ok(()),
             },

@@ -109,6 +109,27 @@ pub fn error_json(e: &Error) -> serde_json::Value {
     })
 }
 
+/// The `error` record `-o events` ends a failed item with (a `type`, not an `event`:
+/// only the server's events are events): `{"type":"error","id":…,"code":…,"msg":…,
+/// "logid":…,"exit_code":…}`, the id only when the item has one of its own.
+pub fn error_record(id: Option<&serde_json::Value>, e: &Error) -> serde_json::Value {
+    let mut r = serde_json::Map::new();
+    r.insert("type".into(), "error".into());
+    if let Some(id) = id {
+        r.insert("id".into(), id.clone());
+    }
+    let mut data = error_json(e);
+    for (k, from) in [
+        ("code", "code"),
+        ("msg", "message"),
+        ("logid", "logid"),
+        ("exit_code", "exit_code"),
+    ] {
+        r.insert(k.into(), data[from].take());
+    }
+    serde_json::Value::Object(r)
+}
+
 /// Writes `text` to stdout (help, version). A closed stdout comes back as the error
 /// [`run`] treats as a quiet success, so `coze-chat --help | head -1` cannot panic the
 /// way `println!` does.
