@@ -159,7 +159,7 @@ impl<W: Write> Printer<W> {
             workflow_id,
             execute_id: h.execute_id.as_deref(),
             status: h.status.as_str(),
-            output: h.output.clone(),
+            output: h.output(),
             usage: h.usage.clone(),
             debug_url: h.debug_url.as_deref(),
             error: failure.as_ref(),

@@ -12,16 +12,16 @@
 //! asking a person, are the binary's business.
 
 mod history;
-pub mod output;
+mod output;
 mod question;
 mod spec;
 mod state;
 mod stream;
 mod sync;
 
-pub use history::{history, History, RunStatus, POLL_EVERY};
+pub use history::{history, History, RunStatus};
 pub use spec::{Answer, RunSpec};
-pub use state::{execute_id_in, id_text, End, EventKind, Interruption, RunState, Sink};
+pub use state::{End, Interruption, RunState, Sink};
 pub use stream::{stream, Call};
 pub use sync::{start, sync, Started};
 
