@@ -305,14 +305,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 ])?)
             }
             "--keep-going" => f.keep_going = true,
-            "--max-line-bytes" => {
-                let n = a.bytes()?;
-                f.max_line = usize::try_from(n).map_err(|_| {
-                    a.error(format!(
-                        "expected a number of bytes such as 65536, 512K or 64M, got \"{n}\""
-                    ))
-                })?;
-            }
+            "--max-line-bytes" => f.max_line = a.line_bytes()?,
             "-j" | "--jobs" => f.jobs = a.jobs(256)?,
             "--rate" => f.api.rate = Some(a.rate()?),
             "--resume" => f.resume = Some(a.path()?),
