@@ -106,7 +106,11 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         chatflow,
     };
     // Stdout, or with --append the --resume file (locked for the run).
-    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, "answer")?;
+    let done = resume::Done {
+        kind: "answer",
+        status: "completed",
+    };
+    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, done)?;
     // A chatflow's question is asked of a person where one can answer, one prompt at
     // a time.
     let interactive = f.jobs == 1 && cli::ask::possible();

@@ -89,7 +89,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         status: "success",
     };
     // Stdout, or with --append the --resume file (locked for the run).
-    let output = resume::open_done(f.resume.as_deref(), f.append, f.max_line, done)?;
+    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, done)?;
     let runs = Runs::new(&client, plan);
     let options = batch::Options {
         jobs: f.jobs,
