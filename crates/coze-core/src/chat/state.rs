@@ -616,7 +616,11 @@ mod tests {
     }
 
     fn feed_all(events: &[(&str, Value)]) -> (ChatState, Record) {
-        let mut st = ChatState::default();
+        feed_in(ChatState::default(), events)
+    }
+
+    /// Feeds `events` to `st` up to the one that ends the chat.
+    fn feed_in(mut st: ChatState, events: &[(&str, Value)]) -> (ChatState, Record) {
         let mut sink = Record::default();
         for (n, d) in events {
             if st.feed(n, d, &mut sink).unwrap() {
@@ -844,19 +848,11 @@ mod tests {
     }
 
     fn chatflow_feed(events: &[(&str, Value)]) -> (ChatState, Record) {
-        let mut st = ChatState::new(true);
-        let mut sink = Record::default();
-        for (n, d) in events {
-            if st.feed(n, d, &mut sink).unwrap() {
-                break;
-            }
-        }
-        (st, sink)
+        feed_in(ChatState::new(true), events)
     }
 
     /// A chatflow's chat: `done` carries the trace, a failure's string code is the
     /// code (both dialects' shapes), and `requires_action` is a question, not a failure.
-
     #[test]
     fn a_chatflow_s_trace_failures_and_questions() {
         let url = "https://www.coze.cn/work_flow?execute_id=1&space_id=2&workflow_id=3";
