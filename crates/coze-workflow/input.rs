@@ -247,18 +247,10 @@ impl<R: BufRead> RunLines<R> {
             if text.trim().is_empty() {
                 continue;
             }
-            let object = match jsonl::parse_object(line, &text) {
-                Ok(o) => o,
-                Err(e) => {
-                    let error = Error::input(
-                        line,
-                        format!(
-                            "{} (a run is a JSON object of parameters, or a run record)",
-                            e.message
-                        ),
-                    );
-                    return Some(Err(bad(error, Some(text))));
-                }
+            let hint = "a run is a JSON object of parameters, or a run record";
+            let (object, text) = match object_of(line, text, hint) {
+                Ok(pair) => pair,
+                Err(bad) => return Some(Err(*bad)),
             };
             match object.get("type").and_then(Value::as_str) {
                 Some("file") => {
@@ -275,18 +267,16 @@ impl<R: BufRead> RunLines<R> {
                     self.pending.push((line, value));
                     continue;
                 }
-                Some(kind @ ("interrupt" | "result" | "run_started" | "summary" | "error")) => {
+                Some("interrupt") => {
                     let error = Error::input(
                         line,
-                        format!(
-                            "a {kind} record is not a run{}",
-                            if kind == "interrupt" {
-                                " (coze-workflow resume --answer TEXT answers it)"
-                            } else {
-                                ""
-                            }
-                        ),
+                        "an interrupt record is not a run (coze-workflow resume --answer \
+                         TEXT answers it)",
                     );
+                    return Some(Err(bad(error, Some(text))));
+                }
+                Some(kind) if OWN_RECORDS.contains(&kind) => {
+                    let error = Error::input(line, format!("a {kind} record is not a run"));
                     return Some(Err(bad(error, Some(text))));
                 }
                 _ => {}
@@ -364,6 +354,26 @@ fn file_value(line: u64, object: &Map<String, Value>, rules: &Rules) -> Result<V
     Ok(params::file_value(file_id, text("url")))
 }
 
+/// The records coze-workflow writes besides `interrupt`: none is a run, and `resume`
+/// passes them over, so `run -o results`' output can be piped in as it is.
+const OWN_RECORDS: [&str; 4] = ["result", "run_started", "summary", "error"];
+
+/// Line `line` as a JSON object, with its text back; else the bad line, `hint` saying
+/// what a line should be (boxed: a `Bad` is large, and rare).
+fn object_of(
+    line: u64,
+    text: String,
+    hint: &str,
+) -> Result<(Map<String, Value>, String), Box<Bad>> {
+    match jsonl::parse_object(line, &text) {
+        Ok(object) => Ok((object, text)),
+        Err(e) => {
+            let error = Error::input(line, format!("{} ({hint})", e.message));
+            Err(Box::new(bad(error, Some(text))))
+        }
+    }
+}
+
 /// A bad line as the batch engine takes it: the line counts as an item of its own,
 /// its id derived from its text (a results file lists it like any run).
 fn bad(error: Error, text: Option<String>) -> Bad {
@@ -435,20 +445,14 @@ impl<R: BufRead> Iterator for Interrupts<R> {
             if text.trim().is_empty() {
                 continue;
             }
-            let object = match jsonl::parse_object(line, &text) {
-                Ok(o) => o,
-                Err(e) => {
-                    let error = Error::input(
-                        line,
-                        format!("{} (expected an interrupt record)", e.message),
-                    );
-                    return Some(Err(bad(error, Some(text))));
-                }
+            let (object, text) = match object_of(line, text, "expected an interrupt record") {
+                Ok(pair) => pair,
+                Err(bad) => return Some(Err(*bad)),
             };
-            if let Some("result" | "run_started" | "summary" | "error") =
-                object.get("type").and_then(Value::as_str)
-            {
-                continue;
+            if let Some(kind) = object.get("type").and_then(Value::as_str) {
+                if OWN_RECORDS.contains(&kind) {
+                    continue;
+                }
             }
             let own_id = object.get("id").filter(|v| !v.is_null()).cloned();
             let interrupt = match Record::from_object(line, object) {
