@@ -236,7 +236,7 @@ struct ResultFields<'a> {
 }
 
 impl<W: Write> Sink for Printer<W> {
-    fn event(&mut self, name: &str, id: Option<&str>, data: &Value) -> io::Result<()> {
+    fn event(&mut self, name: &str, seq: Option<&str>, data: &Value) -> io::Result<()> {
         if self.mode != Mode::Events {
             return Ok(());
         }
@@ -244,7 +244,7 @@ impl<W: Write> Sink for Printer<W> {
             event: name,
             data,
             id: self.own_id.as_ref(),
-            seq: id,
+            seq,
         })
     }
 

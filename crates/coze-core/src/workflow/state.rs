@@ -1,4 +1,4 @@
-//! The event machine of one workflow stream: `RunState` takes `(event name, id, data)`
+//! The event machine of one workflow stream: `RunState` takes `(event name, seq, data)`
 //! in the order the server sends them (the Coze API docs, `workflow_stream_run`:
 //! `Message`, `Error`, `Interrupt`, `Done`, `PING`) and keeps what a caller needs (the
 //! run's id and trace page, usage, the output, how it ended), while a `Sink` sees every
@@ -26,9 +26,10 @@ use crate::wire::json_pick;
 
 /// Receives a workflow run as it happens. An error (a closed stdout) stops the run.
 pub trait Sink {
-    /// Every event but `PING`, lossless: its name as sent, its `id:` line, its data
+    /// Every event but `PING`, lossless: its name as sent, its `seq` (the event's `id:`
+    /// line: the stream numbers its events, from 0 again after an answer), its data
     /// (JSON when it parses, else the text).
-    fn event(&mut self, name: &str, id: Option<&str>, data: &Value) -> io::Result<()>;
+    fn event(&mut self, name: &str, seq: Option<&str>, data: &Value) -> io::Result<()>;
     /// The content of one `Message`, as it streams (a question node's question, sent
     /// as JSON, is not content: the run asks it when it stops).
     fn message(&mut self, _text: &str) -> io::Result<()> {
@@ -219,7 +220,7 @@ impl RunState {
     pub fn feed_text(
         &mut self,
         name: &str,
-        id: Option<&str>,
+        seq: Option<&str>,
         data: &str,
         sink: &mut dyn Sink,
     ) -> io::Result<bool> {
@@ -238,14 +239,14 @@ impl RunState {
                 return Ok(false);
             }
         }
-        self.feed(name, id, &parse_data(data), sink)
+        self.feed(name, seq, &parse_data(data), sink)
     }
 
     /// Takes one event with its data parsed; see [`feed_text`](Self::feed_text).
     pub fn feed(
         &mut self,
         name: &str,
-        id: Option<&str>,
+        seq: Option<&str>,
         data: &Value,
         sink: &mut dyn Sink,
     ) -> io::Result<bool> {
@@ -254,7 +255,7 @@ impl RunState {
         if kind == EventKind::Ping {
             return Ok(false);
         }
-        sink.event(name, id, data)?;
+        sink.event(name, seq, data)?;
         if let Some(url) = data.get("debug_url").and_then(Value::as_str) {
             self.take_debug_url(url);
         }
