@@ -954,7 +954,7 @@ fn errors_say_what_to_do(d: Dialect) {
         r.describe()
     );
     if sb.studio() {
-        assert!(r.stderr.contains("(its trace: http://"), "{}", r.describe());
+        assert!(r.stderr.contains("(debug_url: http://"), "{}", r.describe());
     }
     let r = run(
         wf(&sb).args([
@@ -971,7 +971,7 @@ fn errors_say_what_to_do(d: Dialect) {
     );
     r.expect_code(1);
     assert!(r.stderr.contains("code 5000: boom"), "{}", r.describe());
-    assert!(r.stderr.contains("(its trace: http://"), "{}", r.describe());
+    assert!(r.stderr.contains("(debug_url: http://"), "{}", r.describe());
     let err = &of(&r, "error")[0];
     assert_eq!((&err["code"], &err["exit_code"]), (&json!(5000), &json!(1)));
 }

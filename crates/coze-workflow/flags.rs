@@ -143,7 +143,7 @@ FAILURES:
     safe to repeat): exit 5, with what was printed kept. An unpublished workflow
     (4200; 6031 on a self-hosted Coze Studio), a bad parameter (4000), async on a
     plan without it (6003) and an Error event end the run with exit 1 and a line
-    saying what to do; the run's trace page (debug_url) is named on that line. A
+    saying what to do; the run's trace page is named on that line (debug_url: …). A
     failed run does not stop the others; the exit status is that of the first.
 
 EXAMPLES:

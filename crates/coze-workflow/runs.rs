@@ -152,7 +152,7 @@ impl<'a> Runs<'a> {
                 return Ok(Ended {
                     status: "failed",
                     failure: Some(match &state.debug_url {
-                        Some(u) => e.with_hint(format!("its trace: {u}")),
+                        Some(u) => e.with_hint(format!("debug_url: {u}")),
                         None => e,
                     }),
                 });

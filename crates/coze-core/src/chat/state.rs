@@ -475,7 +475,7 @@ impl ChatState {
         };
         // A failed chatflow's trace shows which node failed and why.
         match (error, &self.debug_url) {
-            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("its trace: {url}"))),
+            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("debug_url: {url}"))),
             (error, _) => error,
         }
     }
@@ -891,7 +891,7 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
         assert_eq!(
             e.to_string(),
-            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (its trace: {url})")
+            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (debug_url: {url})")
         );
         // A self-hosted Coze Studio: an `error` event with the code and the trace.
         let (st, _) = chatflow_feed(&[
@@ -904,7 +904,7 @@ mod tests {
         let e = st.error(None).unwrap();
         assert_eq!(e.api().unwrap().coze_code(), Some(720701013));
         assert!(
-            e.to_string().ends_with(&format!("(its trace: {url})")),
+            e.to_string().ends_with(&format!("(debug_url: {url})")),
             "{e}"
         );
         // A code that is not a number stays in the message.
