@@ -1066,7 +1066,8 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
 }
 
 /// A stream cut in the middle of a run: exit 5, and what was printed stays printed
-/// (the results record says what came; the run is not run again).
+/// (text as it came; the result record says the run failed, and why); the run is not
+/// run again.
 fn a_cut_stream_keeps_the_partial_output(d: Dialect) {
     let sb = logged_in_as("wf-cut", d);
     spec(&sb, json!({"workflow_id": "c", "messages": 5}));
@@ -1106,6 +1107,13 @@ fn a_cut_stream_keeps_the_partial_output(d: Dialect) {
     assert_eq!(
         (&res["status"], &res["error"]["exit_code"]),
         (&json!("failed"), &json!(5))
+    );
+    assert!(
+        res["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the workflow's stream was cut after 3 events"),
+        "{res}"
     );
     assert_eq!(
         requests(&sb, "workflow.stream_run"),
