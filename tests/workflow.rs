@@ -1122,6 +1122,73 @@ fn a_cut_stream_keeps_the_partial_output(d: Dialect) {
     );
 }
 
+// ---------------------------------------------------------------- stopped from outside
+
+/// `| head -1` mid-stream ends the run quietly with exit 0, in a single run as in a
+/// batch writing results, where the runs in flight (a minute each, writing nothing
+/// until their end) stop at once too; Ctrl-C ends a run with 130 and one line saying
+/// so.
+fn a_closed_stdout_or_ctrl_c_ends_the_run(d: Dialect) {
+    let sb = logged_in_as("wf-stopped", d);
+    spec(
+        &sb,
+        json!({"workflow_id": "73", "messages": 1200, "delay_ms": 50}),
+    );
+    // The first run is quick: its result is the line head takes.
+    let batch = format!(
+        "{}\n{}",
+        json!({"type": "run", "id": "quick", "workflow_id": "74", "parameters": {}}),
+        run_lines(7)
+    );
+    for (args, input) in [
+        ("run --workflow 73 --param a=1 -o events", String::new()),
+        ("run --workflow 73 --param a=1 -o text", String::new()),
+        ("run --workflow 73 -o results --jobs 4", batch),
+    ] {
+        let script = format!(
+            "'{}' {args} | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+            bin("coze-workflow").display()
+        );
+        let started = Instant::now();
+        let r = run(sb.cmd("bash").args(["-c", &script]), &input);
+        r.ok();
+        assert_eq!(r.stderr, "status=0\n", "{args}: {}", r.describe());
+        assert_eq!(r.stdout.lines().count(), 1, "{args}: {}", r.describe());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{args}: it ran on into a closed pipe ({:?})",
+            started.elapsed()
+        );
+    }
+    let (child, reader, what) = crate::chat::spawn_until_output(
+        {
+            let mut c = wf(&sb);
+            c.args(["run", "--workflow", "73", "--param", "a=1", "-o", "events"]);
+            c
+        },
+        "",
+    );
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
+    let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
+    assert_eq!(stderr, "coze-workflow: interrupted\n", "{stdout}");
+    assert!(stdout.lines().count() < 400, "it stopped mid-run");
+}
+
+/// `n` lines of parameters, each its own.
+fn run_lines(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{}\n", json!({ "row": i })))
+        .collect()
+}
+
 both_dialects!(
     parameters_in_every_form,
     stdin_lines_objects_run_records_and_file_records,
@@ -1134,4 +1201,5 @@ both_dialects!(
     errors_say_what_to_do,
     bad_input_is_refused_naming_it,
     a_cut_stream_keeps_the_partial_output,
+    a_closed_stdout_or_ctrl_c_ends_the_run,
 );

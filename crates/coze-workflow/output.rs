@@ -11,6 +11,8 @@
 //! a pipe or in a file the bytes are written as sent.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -34,6 +36,9 @@ pub struct Printer<W: Write> {
     open_line: bool,
     /// Text mode on a terminal: control characters are shown, not obeyed.
     tty_out: bool,
+    /// Set when the run is being stopped (the reader of stdout went away): the stream
+    /// ends at its next event as if stdout were closed, though nothing was written.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 /// One `-o events` line: `{"event":…,"data":…,"id":…,"seq":…}`, the id only when the
@@ -57,7 +62,15 @@ impl<W: Write> Printer<W> {
             own_id,
             open_line: false,
             tty_out: mode == Mode::Text && io::stdout().is_terminal(),
+            stop: None,
         }
+    }
+
+    /// A printer whose run ends when `stop` is set: a run writing nothing until its end
+    /// (results mode, --ordered) would otherwise stream on to it after its reader left.
+    pub fn stopped_by(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// The run's id, as its records carry it.
@@ -274,6 +287,12 @@ impl<W: Write> Sink for Printer<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the reader of stdout went away",
+            ));
+        }
         self.out.flush()
     }
 }

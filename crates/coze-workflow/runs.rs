@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -37,8 +38,8 @@ pub struct Plan {
 pub struct Runs<'a> {
     client: &'a Client<'a>,
     plan: Plan,
-    /// The run is being stopped: start nothing more.
-    cancelled: AtomicBool,
+    /// The run is being stopped: start nothing more, and end the streams in flight.
+    cancelled: Arc<AtomicBool>,
 }
 
 /// How one run ended, before it is counted.
@@ -52,7 +53,7 @@ impl<'a> Runs<'a> {
         Runs {
             client,
             plan,
-            cancelled: AtomicBool::new(false),
+            cancelled: Arc::default(),
         }
     }
 
@@ -226,7 +227,8 @@ impl Task for Runs<'_> {
                 io::Error::new(io::ErrorKind::BrokenPipe, "the run was stopped"),
             ));
         }
-        let mut printer = Printer::new(self.plan.mode, out, job.id.clone(), job.own_id.clone());
+        let mut printer = Printer::new(self.plan.mode, out, job.id.clone(), job.own_id.clone())
+            .stopped_by(self.cancelled.clone());
         let mut state = RunState::default();
         let (workflow_id, ended) = match &job.work {
             Work::Start { spec, uploads } => {
