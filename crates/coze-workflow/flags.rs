@@ -2,7 +2,7 @@
 //! files of --file-param are checked, and credentials found, by `main`).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -350,11 +350,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     })
 }
 
-/// `--params`' value: the JSON itself, or with `@FILE` the file's text.
+/// `--params`' value: the JSON itself, or with `@FILE` the file's text, as long as a
+/// stdin line may be by default (a file that never ends, such as /dev/zero, is not
+/// read to the end of memory).
 fn params_text(a: &mut Args) -> Result<String> {
     let value = a.string()?;
     match value.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| a.error(format!("{path}: {e}"))),
+        Some(path) => {
+            let max = coze_core::wire::jsonl::DEFAULT_MAX_LINE as u64;
+            coze_core::wire::jsonl::read_file_capped(Path::new(path), max)
+                .map_err(|e| a.error(format!("{path}: {e}")))
+        }
         None => Ok(value),
     }
 }
@@ -580,6 +586,10 @@ mod tests {
         assert!(usage(&["run", "--params", "[1]"]).starts_with("--params: expected a JSON object"));
         assert!(usage(&["run", "--params", "@/nonexistent/p.json"])
             .starts_with("--params: /nonexistent/p.json:"));
+        assert_eq!(
+            usage(&["run", "--params", "@/dev/zero"]),
+            "--params: /dev/zero: larger than 8 MiB"
+        );
         assert!(
             usage(&["run", "--workflow", "7", "--bot", "1", "--app", "2"])
                 .contains("--bot and --app")
