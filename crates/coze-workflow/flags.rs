@@ -365,8 +365,8 @@ fn params_text(a: &mut Args) -> Result<String> {
     }
 }
 
-/// The flags `run` and `resume` both take (output and batch).
-const OUTPUT: &[&str] = &[
+/// The flags `run` and `resume` both take (output, batch, the workflow, how it runs).
+const RUN_AND_RESUME: &[&str] = &[
     "-o",
     "--output",
     "--keep-going",
@@ -397,8 +397,8 @@ const STATUS: &[&str] = &["--workflow", "--wait"];
 /// Whether `command` takes `flag` (the shared flags aside).
 fn allowed(command: &Command, flag: &str) -> bool {
     match command {
-        Command::Run => OUTPUT.contains(&flag) || RUN_ONLY.contains(&flag),
-        Command::Resume => OUTPUT.contains(&flag) || RESUME_ONLY.contains(&flag),
+        Command::Run => RUN_AND_RESUME.contains(&flag) || RUN_ONLY.contains(&flag),
+        Command::Resume => RUN_AND_RESUME.contains(&flag) || RESUME_ONLY.contains(&flag),
         Command::Status(_) => STATUS.contains(&flag),
     }
 }
