@@ -66,8 +66,8 @@ fn asking(sb: &Sandbox) {
 /// How coze-chat puts the question to the person: its options numbered.
 fn asked_at_the_terminal() -> String {
     format!(
-        "coze-chat: the chatflow asks: {QUESTION}\n  1) Red\n  2) Blue\n\
-         a number or your own answer (Ctrl-D leaves it unanswered): "
+        "coze-chat: the chatflow asks: {QUESTION}\n  1. Red\n  2. Blue\n\
+         a number, or your own answer (Ctrl-D leaves it unanswered): "
     )
 }
 
@@ -142,7 +142,7 @@ fn a_failure_s_string_code_exits_1_with_its_trace_on_stderr(d: Dialect) {
     assert!(
         r.stderr
             .starts_with("coze-chat: the chat failed: code 720701013: node failed (logid ")
-            && r.stderr.ends_with(&format!(") (its trace: {url})\n"))
+            && r.stderr.ends_with(&format!(") (debug_url: {url})\n"))
             && r.stderr.lines().count() == 1,
         "{}",
         r.describe()

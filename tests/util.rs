@@ -465,6 +465,15 @@ pub fn run(cmd: &mut Command, stdin: &str) -> Run {
 }
 
 pub fn run_deadline(cmd: &mut Command, stdin: &str, deadline: Duration) -> Run {
+    run_bytes_deadline(cmd, stdin.as_bytes(), deadline)
+}
+
+/// Runs `cmd` with `stdin` as input, bytes that need not be UTF-8.
+pub fn run_bytes(cmd: &mut Command, stdin: &[u8]) -> Run {
+    run_bytes_deadline(cmd, stdin, Duration::from_secs(60))
+}
+
+fn run_bytes_deadline(cmd: &mut Command, stdin: &[u8], deadline: Duration) -> Run {
     let what = format!("{cmd:?}");
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -475,7 +484,7 @@ pub fn run_deadline(cmd: &mut Command, stdin: &str, deadline: Duration) -> Run {
     let input = stdin.to_owned();
     let mut sin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
-        let _ = sin.write_all(input.as_bytes());
+        let _ = sin.write_all(&input);
     });
     let output = wait_with_deadline(child, deadline, &what);
     let _ = writer.join();

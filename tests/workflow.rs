@@ -567,6 +567,39 @@ fn an_interrupt_in_a_pipeline_waits_and_resume_answers_it(d: Dialect) {
     let events = r.records();
     assert_eq!(events[0]["seq"], "0", "{}", r.describe());
     assert_eq!(events.last().unwrap()["event"], "Done");
+    // -o text writes text only: no record among it; the message names the command
+    // that answers, which does.
+    let r = run(
+        wf(&sb).args(["run", "--workflow", "q", "--param", "a=3", "-o", "text"]),
+        "",
+    );
+    r.expect_code(7);
+    assert!(!r.stdout.contains("{\"type\""), "{}", r.describe());
+    let command = r
+        .stderr
+        .split_once(": coze-workflow resume ")
+        .and_then(|(_, rest)| rest.split_once(" answers it"))
+        .map(|(args, _)| args.to_owned())
+        .unwrap_or_else(|| panic!("no command: {}", r.describe()));
+    let args: Vec<&str> = command.split(' ').collect();
+    assert_eq!(
+        (args.len(), args[0], args[1], args[2], &args[4..]),
+        (
+            6,
+            "--workflow",
+            "q",
+            "--event-id",
+            &["--answer", "TEXT"][..]
+        ),
+        "{}",
+        r.describe()
+    );
+    let mut resume = vec!["resume"];
+    resume.extend(&args[..4]);
+    resume.extend(["--answer", "上海", "-o", "text"]);
+    let r = run(wf(&sb).args(&resume), "");
+    r.ok();
+    assert!(r.stdout.contains("上海"), "{}", r.describe());
     // An event id that is no open interrupt: the server's 4000.
     let r = run(
         wf(&sb).args([
@@ -629,16 +662,38 @@ fn a_sync_runs_interrupt(d: Dialect) {
     assert_eq!(result(&r)["output"]["answer"], "Ada");
     assert_eq!(requests(&sb, "workflow.resume"), 1);
     assert_eq!(requests(&sb, "workflow.stream_resume"), 0);
+    // -o text: the command named answers an input node, the way the run was made.
+    let r = run(
+        wf(&sb).args([
+            "run",
+            "--workflow",
+            "q",
+            "--params",
+            "{}",
+            "--no-stream",
+            "-o",
+            "text",
+        ]),
+        "",
+    );
+    r.expect_code(7);
+    assert!(
+        r.stderr
+            .contains(" --interrupt-type 5 --no-stream --answer TEXT answers it"),
+        "{}",
+        r.describe()
+    );
 }
 
-/// An async run that stops at a question: `status` shows it waiting, with the record
-/// `resume` answers through /v1/workflows/resume, whose answer is followed to the end.
-#[test]
-fn an_async_runs_question_is_answered_through_its_history() {
-    let sb = logged_in("wf-async-interrupt");
-    spec(&sb, json!({"workflow_id": "q", "question": "Your name?"}));
+/// An async run that stops at a question: `status` shows it waiting (exit 7), with the
+/// record `resume` answers through /v1/workflows/resume, whose answer is followed to
+/// the end. A Studio's history names no status for such a run (`<UNSET>`) and holds no
+/// question: it is waiting all the same, and the message says it cannot be answered.
+fn an_async_runs_question_is_answered_through_its_history(d: Dialect) {
+    let sb = logged_in_as("wf-async-interrupt", d);
+    spec(&sb, json!({"workflow_id": "73", "question": "Your name?"}));
     let r = run(
-        wf(&sb).args(["run", "--workflow", "q", "--params", "{}", "--async"]),
+        wf(&sb).args(["run", "--workflow", "73", "--params", "{}", "--async"]),
         "",
     );
     r.ok();
@@ -647,11 +702,28 @@ fn an_async_runs_question_is_answered_through_its_history() {
         .unwrap()
         .to_owned();
     let r = run(
-        wf(&sb).args(["status", "--workflow", "q", &execute_id, "--wait"]),
+        wf(&sb).args(["status", "--workflow", "73", &execute_id, "--wait"]),
         "",
     );
     r.expect_code(7);
     assert_eq!(result(&r)["status"], "interrupted", "{}", r.describe());
+    if sb.studio() {
+        assert!(of(&r, "interrupt").is_empty(), "{}", r.describe());
+        assert!(
+            r.stderr.contains(&format!(
+                "run {execute_id} waits for an answer, but the server's history does not \
+                 say to what"
+            )),
+            "{}",
+            r.describe()
+        );
+        assert!(
+            r.stderr.contains("run it streamed (without --async)"),
+            "{}",
+            r.describe()
+        );
+        return;
+    }
     let i = &of(&r, "interrupt")[0];
     assert_eq!(
         (&i["question"], &i["sync"]),
@@ -765,7 +837,7 @@ fn an_interrupt_answered_at_a_terminal() {
     let screen = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
     let started = Instant::now();
     // A person answers once asked: so does this test.
-    while !screen().contains("Ctrl-D to leave it waiting") {
+    while !screen().contains("(3 of 3 answers left; Ctrl-D leaves it unanswered): ") {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "never asked:\n{}",
@@ -882,7 +954,7 @@ fn errors_say_what_to_do(d: Dialect) {
         r.describe()
     );
     if sb.studio() {
-        assert!(r.stderr.contains("(its trace: http://"), "{}", r.describe());
+        assert!(r.stderr.contains("(debug_url: http://"), "{}", r.describe());
     }
     let r = run(
         wf(&sb).args([
@@ -899,7 +971,7 @@ fn errors_say_what_to_do(d: Dialect) {
     );
     r.expect_code(1);
     assert!(r.stderr.contains("code 5000: boom"), "{}", r.describe());
-    assert!(r.stderr.contains("(its trace: http://"), "{}", r.describe());
+    assert!(r.stderr.contains("(debug_url: http://"), "{}", r.describe());
     let err = &of(&r, "error")[0];
     assert_eq!((&err["code"], &err["exit_code"]), (&json!(5000), &json!(1)));
 }
@@ -937,6 +1009,26 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
         "{}",
         r.describe()
     );
+    // A line that is not UTF-8 is one bad line too: the lines after it still run.
+    let r = run_bytes(
+        wf(&sb).args(["run", "--workflow", "73", "-o", "results"]),
+        b"\xff\xfe{}\n{\"a\":4}\n",
+    );
+    r.expect_code(3);
+    let results = of(&r, "result");
+    let statuses: Vec<&Value> = results.iter().map(|x| &x["status"]).collect();
+    assert_eq!(
+        statuses,
+        [&json!("invalid"), &json!("success")],
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("stdin line 1: not valid UTF-8"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(results[1]["output"], json!({"output": {"a": 4}}));
     // Usage errors: before any request.
     let before = runs(&sb).len();
     for args in [
@@ -974,7 +1066,8 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
 }
 
 /// A stream cut in the middle of a run: exit 5, and what was printed stays printed
-/// (the results record says what came; the run is not run again).
+/// (text as it came; the result record says the run failed, and why); the run is not
+/// run again.
 fn a_cut_stream_keeps_the_partial_output(d: Dialect) {
     let sb = logged_in_as("wf-cut", d);
     spec(&sb, json!({"workflow_id": "c", "messages": 5}));
@@ -1015,11 +1108,85 @@ fn a_cut_stream_keeps_the_partial_output(d: Dialect) {
         (&res["status"], &res["error"]["exit_code"]),
         (&json!("failed"), &json!(5))
     );
+    assert!(
+        res["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the workflow's stream was cut after 3 events"),
+        "{res}"
+    );
     assert_eq!(
         requests(&sb, "workflow.stream_run"),
         2,
         "a cut run is not run again"
     );
+}
+
+// ---------------------------------------------------------------- stopped from outside
+
+/// `| head -1` mid-stream ends the run quietly with exit 0, in a single run as in a
+/// batch writing results, where the runs in flight (a minute each, writing nothing
+/// until their end) stop at once too; Ctrl-C ends a run with 130 and one line saying
+/// so.
+fn a_closed_stdout_or_ctrl_c_ends_the_run(d: Dialect) {
+    let sb = logged_in_as("wf-stopped", d);
+    spec(
+        &sb,
+        json!({"workflow_id": "73", "messages": 1200, "delay_ms": 50}),
+    );
+    // The first run is quick: its result is the line head takes.
+    let batch = format!(
+        "{}\n{}",
+        json!({"type": "run", "id": "quick", "workflow_id": "74", "parameters": {}}),
+        run_lines(7)
+    );
+    for (args, input) in [
+        ("run --workflow 73 --param a=1 -o events", String::new()),
+        ("run --workflow 73 --param a=1 -o text", String::new()),
+        ("run --workflow 73 -o results --jobs 4", batch),
+    ] {
+        let script = format!(
+            "'{}' {args} | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+            bin("coze-workflow").display()
+        );
+        let started = Instant::now();
+        let r = run(sb.cmd("bash").args(["-c", &script]), &input);
+        r.ok();
+        assert_eq!(r.stderr, "status=0\n", "{args}: {}", r.describe());
+        assert_eq!(r.stdout.lines().count(), 1, "{args}: {}", r.describe());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{args}: it ran on into a closed pipe ({:?})",
+            started.elapsed()
+        );
+    }
+    let (child, reader, what) = crate::chat::spawn_until_output(
+        {
+            let mut c = wf(&sb);
+            c.args(["run", "--workflow", "73", "--param", "a=1", "-o", "events"]);
+            c
+        },
+        "",
+    );
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
+    let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}\n{stdout}");
+    assert_eq!(stderr, "coze-workflow: interrupted\n", "{stdout}");
+    assert!(stdout.lines().count() < 400, "it stopped mid-run");
+}
+
+/// `n` lines of parameters, each its own.
+fn run_lines(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{}\n", json!({ "row": i })))
+        .collect()
 }
 
 both_dialects!(
@@ -1030,7 +1197,9 @@ both_dialects!(
     the_three_output_modes,
     an_interrupt_in_a_pipeline_waits_and_resume_answers_it,
     a_sync_runs_interrupt,
+    an_async_runs_question_is_answered_through_its_history,
     errors_say_what_to_do,
     bad_input_is_refused_naming_it,
     a_cut_stream_keeps_the_partial_output,
+    a_closed_stdout_or_ctrl_c_ends_the_run,
 );

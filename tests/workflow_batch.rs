@@ -193,20 +193,23 @@ fn a_batch_killed_halfway_resumes_with_every_id_exactly_once() {
 }
 
 /// --ordered writes in input order; the exit status is the earliest failure's in the
-/// input, whatever finished first; --summary puts the record on stdout.
+/// input, whatever finished first (the slow failure of line 1, exit 1, decides over the
+/// bad line 3, exit 3, found at once); --summary puts the record on stdout.
 #[test]
 fn ordered_output_and_the_first_failure_decides() {
     let sb = logged_in("wf-batch-order");
     sb.fake
-        .set_workflow(json!({"workflow_id": "slow", "delay_ms": 300}))
+        .set_workflow(json!({"workflow_id": "slow", "delay_ms": 300,
+            "error": {"code": 5000, "message": "boom"}}))
         .unwrap();
     sb.fake
         .set_workflow(json!({"workflow_id": "np", "published": false}))
         .unwrap();
     let input = [
-        json!({"type": "run", "id": "a", "workflow_id": "slow", "parameters": {}}),
-        json!({"type": "run", "id": "b", "workflow_id": "np", "parameters": {}}),
-        json!({"type": "run", "id": "c", "workflow_id": "73", "parameters": {}}),
+        json!({"type": "run", "id": "a", "workflow_id": "slow", "parameters": {}}).to_string(),
+        json!({"type": "run", "id": "b", "workflow_id": "np", "parameters": {}}).to_string(),
+        "[\"not a run\"]".to_owned(),
+        json!({"type": "run", "id": "c", "workflow_id": "73", "parameters": {}}).to_string(),
     ]
     .iter()
     .map(|v| format!("{v}\n"))
@@ -225,18 +228,36 @@ fn ordered_output_and_the_first_failure_decides() {
     );
     r.expect_code(1);
     let records = r.records();
-    let ids: Vec<&Value> = records.iter().map(|v| &v["id"]).collect();
+    let ids: Vec<&str> = records
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(ids[..2], ["a", "b"], "{}", r.describe());
+    assert!(ids[2].starts_with("sha256:"), "{}", r.describe());
+    assert_eq!(ids[3..], ["c", "-"], "{}", r.describe());
+    let statuses: Vec<&Value> = records.iter().map(|v| &v["status"]).collect();
     assert_eq!(
-        ids,
-        [&json!("a"), &json!("b"), &json!("c"), &Value::Null],
+        statuses[..4],
+        [
+            &json!("failed"),
+            &json!("failed"),
+            &json!("invalid"),
+            &json!("success")
+        ]
+    );
+    assert_eq!(records[0]["error"]["code"], 5000);
+    assert_eq!(records[1]["error"]["code"], 4200);
+    assert_eq!(records[2]["error"]["exit_code"], 3);
+    let summary = &records[4];
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        summary["by_status"],
+        json!({"failed": 2, "invalid": 1, "success": 1})
+    );
+    assert_eq!(summary["exit_code"], 1);
+    assert!(
+        r.stderr.contains("stdin line 3:") && r.stderr.contains("run on line 1:"),
         "{}",
         r.describe()
     );
-    assert_eq!(records[1]["status"], "failed");
-    assert_eq!(records[1]["error"]["code"], 4200);
-    let summary = &records[3];
-    assert_eq!(summary["type"], "summary");
-    assert_eq!(summary["by_status"], json!({"failed": 1, "success": 2}));
-    assert_eq!(summary["exit_code"], 1);
-    assert!(r.stderr.contains("run on line 2:"), "{}", r.describe());
 }

@@ -16,15 +16,15 @@ use serde_json::{Map, Value};
 
 use coze_core::api::Client;
 use coze_core::batch::{Bad, Outcome, Task};
-use coze_core::chat::{self, Active, ChatSpec, ChatState, Question, Target};
-use coze_core::protocol::Prompt;
+use coze_core::chat::{self, Active, ChatSpec, ChatState, Target};
+use coze_core::protocol::{Prompt, Question};
 use coze_core::{cli, Error, Result};
 
 use crate::attach::Uploads;
 use crate::flags::Mode;
 use crate::input::{self, Job};
 use crate::output::Printer;
-use crate::{terminal, TOOL};
+use crate::TOOL;
 
 /// What every prompt of a run shares.
 pub struct Plan {
@@ -195,7 +195,7 @@ impl<'a> Chats<'a> {
             let Some(question) = &last.0.question else {
                 break;
             };
-            let Some(answer) = terminal::ask(question) else {
+            let Some(answer) = cli::ask::ask("the chatflow", question, None) else {
                 break;
             };
             let spec = ChatSpec {

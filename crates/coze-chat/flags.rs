@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use serde_json::{Map, Value};
 
-use coze_core::cli::args::{self, Arg, Args};
+use coze_core::cli::args::{self, Arg};
 use coze_core::cli::flags::ApiFlags;
 use coze_core::cli::Parsed;
 use coze_core::protocol::Attachment;
@@ -299,7 +299,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--append" => f.append = true,
             "--ordered" => f.ordered = true,
             "--summary" => f.summary = true,
-            "--max-line-bytes" => f.max_line = byte_count(a)?,
+            "--max-line-bytes" => f.max_line = a.line_bytes()?,
             "-o" | "--output" => {
                 f.mode = Some(a.choice(&[
                     ("events", Mode::Events),
@@ -405,18 +405,6 @@ fn check_chatflow(f: &Flags) -> Result<()> {
         ))),
         None => Ok(()),
     }
-}
-
-/// `--max-line-bytes`: `Args::bytes` (digits with an optional K, M or G), as a
-/// `usize` (a line is held in memory); a count this machine cannot address is refused
-/// in `Args::bytes`'s words.
-fn byte_count(a: &mut Args) -> Result<usize> {
-    let n = a.bytes()?;
-    usize::try_from(n).map_err(|_| {
-        a.error(format!(
-            "expected a number of bytes such as 65536, 512K or 64M, got \"{n}\""
-        ))
-    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use coze_core::api::files;
 use coze_core::batch::{self, Bad};
 use coze_core::protocol::{self, Attachment, Prompt, Record};
-use coze_core::wire::jsonl::{self, LineError, LineReader};
+use coze_core::wire::jsonl::{self, LineReader};
 use coze_core::{Error, Result};
 
 /// One thing to do, from one line.
@@ -195,7 +195,7 @@ impl<R: BufRead> Items<R> {
                         fatal: false,
                     }));
                 }
-                Err(e) => return Some(Err(unreadable(e))),
+                Err(e) => return Some(Err(Bad::unreadable(e))),
             };
             if text.trim().is_empty() {
                 continue;
@@ -245,37 +245,6 @@ impl<R: BufRead> Items<R> {
             .or_default();
         *n += 1;
         *n
-    }
-}
-
-/// A line the reader could not hand over.
-fn unreadable(e: LineError) -> Bad {
-    let (error, fatal) = match e {
-        LineError::InvalidUtf8 { line } => (Error::input(line, "not valid UTF-8"), false),
-        LineError::TooLong { line, max } => (
-            Error::input(
-                line,
-                format!(
-                    "longer than {}; --max-line-bytes raises the limit",
-                    jsonl::size(max as u64)
-                ),
-            ),
-            true,
-        ),
-        // Reading again would most likely fail again.
-        LineError::Io(e) => (
-            Error::BadInput {
-                line: None,
-                message: format!("reading stdin: {e}"),
-            },
-            true,
-        ),
-    };
-    Bad {
-        error,
-        text: None,
-        id: None,
-        fatal,
     }
 }
 

@@ -7,7 +7,6 @@ mod attach;
 mod flags;
 mod input;
 mod output;
-mod terminal;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -21,7 +20,6 @@ use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
-use coze_core::support::say;
 use coze_core::{Error, Result};
 
 use ask::{Chatflow, Chats, Plan};
@@ -108,11 +106,14 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         chatflow,
     };
     // Stdout, or with --append the --resume file (locked for the run).
-    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, "answer")?;
-    // A chatflow's question is asked of a person where one can answer: stdin and
-    // stderr on a terminal, and one prompt at a time (with --jobs, the reader of
-    // stdin would race the answer for the terminal's lines).
-    let interactive = f.jobs == 1 && io::stdin().is_terminal() && say::stderr_is_terminal();
+    let done = resume::Done {
+        kind: "answer",
+        status: "completed",
+    };
+    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, done)?;
+    // A chatflow's question is asked of a person where one can answer, one prompt at
+    // a time.
+    let interactive = f.jobs == 1 && cli::ask::possible();
     let chats = Chats::new(&client, &plan, mode, f.conversation.clone(), interactive);
     let options = batch::Options {
         jobs: f.jobs,

@@ -166,23 +166,7 @@ impl<W: Write> Printer<W> {
                     })),
                     None => Ok(()),
                 },
-                Some(e) => {
-                    let mut r = Map::new();
-                    r.insert("type".into(), "error".into());
-                    if let Some(id) = &self.id {
-                        r.insert("id".into(), id.clone());
-                    }
-                    let mut data = cli::error_json(e);
-                    for (k, from) in [
-                        ("code", "code"),
-                        ("msg", "message"),
-                        ("logid", "logid"),
-                        ("exit_code", "exit_code"),
-                    ] {
-                        r.insert(k.into(), data[from].take());
-                    }
-                    self.out.write(&Value::Object(r))
-                }
+                Some(e) => self.out.write(&cli::error_record(self.id.as_ref(), e)),
             },
         }
     }

@@ -2,7 +2,7 @@
 //! files of --file-param are checked, and credentials found, by `main`).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -32,7 +32,8 @@ A workflow that stops at a question or an input node waits for an answer. On a
 terminal the question is shown (its options numbered) and your answer sent (at
 most 3 answers a run, as the API takes). In a pipeline an `interrupt` record is
 written and the run ends with exit 7; `coze-workflow resume --answer TEXT` reads
-such records on stdin and goes on in the same output modes.
+such records on stdin and goes on in the same output modes. -o text writes no
+record among the text: the message on stderr names the resume command instead.
 
 status reads each run's history (an --async run's, or any run's by its id) and
 writes its `result` record (and, for a run waiting for an answer, its `interrupt`
@@ -142,7 +143,7 @@ FAILURES:
     safe to repeat): exit 5, with what was printed kept. An unpublished workflow
     (4200; 6031 on a self-hosted Coze Studio), a bad parameter (4000), async on a
     plan without it (6003) and an Error event end the run with exit 1 and a line
-    saying what to do; the run's trace page (debug_url) is named on that line. A
+    saying what to do; the run's trace page is named on that line (debug_url: …). A
     failed run does not stop the others; the exit status is that of the first.
 
 EXAMPLES:
@@ -154,8 +155,8 @@ EXAMPLES:
         coze-workflow run --workflow $WF --file-param-from-stdin image -o results
     coze-workflow run --workflow $WF --async --param q=x | jq -r .execute_id
     coze-workflow status --workflow $WF 7404830425073352713 --wait
-    coze-workflow run --workflow $WF -o results < runs.jsonl |
-        coze-workflow resume --answer yes -o results
+    coze-workflow run --workflow $WF -o results < runs.jsonl > out.jsonl
+    [ $? -eq 7 ] && coze-workflow resume --answer yes -o results < out.jsonl
 
 "##;
 
@@ -304,14 +305,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 ])?)
             }
             "--keep-going" => f.keep_going = true,
-            "--max-line-bytes" => {
-                let n = a.bytes()?;
-                f.max_line = usize::try_from(n).map_err(|_| {
-                    a.error(format!(
-                        "expected a number of bytes such as 65536, 512K or 64M, got \"{n}\""
-                    ))
-                })?;
-            }
+            "--max-line-bytes" => f.max_line = a.line_bytes()?,
             "-j" | "--jobs" => f.jobs = a.jobs(256)?,
             "--rate" => f.api.rate = Some(a.rate()?),
             "--resume" => f.resume = Some(a.path()?),
@@ -356,17 +350,23 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
     })
 }
 
-/// `--params`' value: the JSON itself, or with `@FILE` the file's text.
+/// `--params`' value: the JSON itself, or with `@FILE` the file's text, as long as a
+/// stdin line may be by default (a file that never ends, such as /dev/zero, is not
+/// read to the end of memory).
 fn params_text(a: &mut Args) -> Result<String> {
     let value = a.string()?;
     match value.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| a.error(format!("{path}: {e}"))),
+        Some(path) => {
+            let max = coze_core::wire::jsonl::DEFAULT_MAX_LINE as u64;
+            coze_core::wire::jsonl::read_file_capped(Path::new(path), max)
+                .map_err(|e| a.error(format!("{path}: {e}")))
+        }
         None => Ok(value),
     }
 }
 
-/// The flags `run` and `resume` both take (output and batch).
-const OUTPUT: &[&str] = &[
+/// The flags `run` and `resume` both take (output, batch, the workflow, how it runs).
+const RUN_AND_RESUME: &[&str] = &[
     "-o",
     "--output",
     "--keep-going",
@@ -397,8 +397,8 @@ const STATUS: &[&str] = &["--workflow", "--wait"];
 /// Whether `command` takes `flag` (the shared flags aside).
 fn allowed(command: &Command, flag: &str) -> bool {
     match command {
-        Command::Run => OUTPUT.contains(&flag) || RUN_ONLY.contains(&flag),
-        Command::Resume => OUTPUT.contains(&flag) || RESUME_ONLY.contains(&flag),
+        Command::Run => RUN_AND_RESUME.contains(&flag) || RUN_ONLY.contains(&flag),
+        Command::Resume => RUN_AND_RESUME.contains(&flag) || RESUME_ONLY.contains(&flag),
         Command::Status(_) => STATUS.contains(&flag),
     }
 }
@@ -586,6 +586,10 @@ mod tests {
         assert!(usage(&["run", "--params", "[1]"]).starts_with("--params: expected a JSON object"));
         assert!(usage(&["run", "--params", "@/nonexistent/p.json"])
             .starts_with("--params: /nonexistent/p.json:"));
+        assert_eq!(
+            usage(&["run", "--params", "@/dev/zero"]),
+            "--params: /dev/zero: larger than 8 MiB"
+        );
         assert!(
             usage(&["run", "--workflow", "7", "--bot", "1", "--app", "2"])
                 .contains("--bot and --app")

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use coze_core::batch::{self, Bad};
 use coze_core::protocol::{self, params, Interrupt, Record, MAX_RESUMES};
-use coze_core::wire::jsonl::{self, LineError, LineReader};
+use coze_core::wire::jsonl::{self, LineReader};
 use coze_core::workflow::RunSpec;
 use coze_core::Error;
 
@@ -237,25 +237,20 @@ impl<R: BufRead> RunLines<R> {
                     continue;
                 }
                 Err(e) => {
-                    self.ended = true;
-                    return Some(Err(unreadable(e)));
+                    // A line that is not UTF-8 is one bad line; reading goes on after
+                    // it unless the reader cannot (a line too long, stdin unreadable).
+                    let bad = Bad::unreadable(e);
+                    self.ended = bad.fatal;
+                    return Some(Err(bad));
                 }
             };
             if text.trim().is_empty() {
                 continue;
             }
-            let object = match jsonl::parse_object(line, &text) {
-                Ok(o) => o,
-                Err(e) => {
-                    let error = Error::input(
-                        line,
-                        format!(
-                            "{} (a run is a JSON object of parameters, or a run record)",
-                            e.message
-                        ),
-                    );
-                    return Some(Err(bad(error, Some(text))));
-                }
+            let hint = "a run is a JSON object of parameters, or a run record";
+            let (object, text) = match object_of(line, text, hint) {
+                Ok(pair) => pair,
+                Err(bad) => return Some(Err(*bad)),
             };
             match object.get("type").and_then(Value::as_str) {
                 Some("file") => {
@@ -272,18 +267,16 @@ impl<R: BufRead> RunLines<R> {
                     self.pending.push((line, value));
                     continue;
                 }
-                Some(kind @ ("interrupt" | "result" | "run_started" | "summary" | "error")) => {
+                Some("interrupt") => {
                     let error = Error::input(
                         line,
-                        format!(
-                            "a {kind} record is not a run{}",
-                            if kind == "interrupt" {
-                                " (coze-workflow resume --answer TEXT answers it)"
-                            } else {
-                                ""
-                            }
-                        ),
+                        "an interrupt record is not a run (coze-workflow resume --answer \
+                         TEXT answers it)",
                     );
+                    return Some(Err(bad(error, Some(text))));
+                }
+                Some(kind) if OWN_RECORDS.contains(&kind) => {
+                    let error = Error::input(line, format!("a {kind} record is not a run"));
                     return Some(Err(bad(error, Some(text))));
                 }
                 _ => {}
@@ -361,6 +354,26 @@ fn file_value(line: u64, object: &Map<String, Value>, rules: &Rules) -> Result<V
     Ok(params::file_value(file_id, text("url")))
 }
 
+/// The records coze-workflow writes besides `interrupt`: none is a run, and `resume`
+/// passes them over, so `run -o results`' output can be piped in as it is.
+const OWN_RECORDS: [&str; 4] = ["result", "run_started", "summary", "error"];
+
+/// Line `line` as a JSON object, with its text back; else the bad line, `hint` saying
+/// what a line should be (boxed: a `Bad` is large, and rare).
+fn object_of(
+    line: u64,
+    text: String,
+    hint: &str,
+) -> Result<(Map<String, Value>, String), Box<Bad>> {
+    match jsonl::parse_object(line, &text) {
+        Ok(object) => Ok((object, text)),
+        Err(e) => {
+            let error = Error::input(line, format!("{} ({hint})", e.message));
+            Err(Box::new(bad(error, Some(text))))
+        }
+    }
+}
+
 /// A bad line as the batch engine takes it: the line counts as an item of its own,
 /// its id derived from its text (a results file lists it like any run).
 fn bad(error: Error, text: Option<String>) -> Bad {
@@ -371,36 +384,6 @@ fn bad(error: Error, text: Option<String>) -> Bad {
             .map(|t| Value::String(protocol::derived_prompt_id(t))),
         text,
         fatal: false,
-    }
-}
-
-/// A line the reader could not hand over.
-fn unreadable(e: LineError) -> Bad {
-    let (error, fatal) = match e {
-        LineError::InvalidUtf8 { line } => (Error::input(line, "not valid UTF-8"), false),
-        LineError::TooLong { line, max } => (
-            Error::input(
-                line,
-                format!(
-                    "longer than {}; --max-line-bytes raises the limit",
-                    jsonl::size(max as u64)
-                ),
-            ),
-            true,
-        ),
-        LineError::Io(e) => (
-            Error::BadInput {
-                line: None,
-                message: format!("reading stdin: {e}"),
-            },
-            true,
-        ),
-    };
-    Bad {
-        error,
-        text: None,
-        id: None,
-        fatal,
     }
 }
 
@@ -454,27 +437,22 @@ impl<R: BufRead> Iterator for Interrupts<R> {
                     return Some(Err(bad(error, None)));
                 }
                 Err(e) => {
-                    self.ended = true;
-                    return Some(Err(unreadable(e)));
+                    let bad = Bad::unreadable(e);
+                    self.ended = bad.fatal;
+                    return Some(Err(bad));
                 }
             };
             if text.trim().is_empty() {
                 continue;
             }
-            let object = match jsonl::parse_object(line, &text) {
-                Ok(o) => o,
-                Err(e) => {
-                    let error = Error::input(
-                        line,
-                        format!("{} (expected an interrupt record)", e.message),
-                    );
-                    return Some(Err(bad(error, Some(text))));
-                }
+            let (object, text) = match object_of(line, text, "expected an interrupt record") {
+                Ok(pair) => pair,
+                Err(bad) => return Some(Err(*bad)),
             };
-            if let Some("result" | "run_started" | "summary" | "error") =
-                object.get("type").and_then(Value::as_str)
-            {
-                continue;
+            if let Some(kind) = object.get("type").and_then(Value::as_str) {
+                if OWN_RECORDS.contains(&kind) {
+                    continue;
+                }
             }
             let own_id = object.get("id").filter(|v| !v.is_null()).cloned();
             let interrupt = match Record::from_object(line, object) {
@@ -750,6 +728,12 @@ mod tests {
             "{}",
             e.error
         );
+        // A line that is not UTF-8 is one bad line: the record after it is answered.
+        let input = [&b"\xff\n"[..], record(0).to_string().as_bytes(), b"\n"].concat();
+        let items: Vec<_> = Interrupts::new(&input[..], 1 << 20, "a".into(), false).collect();
+        assert_eq!(items.len(), 2);
+        assert!(!items[0].as_ref().unwrap_err().fatal);
+        assert!(items[1].is_ok());
         // Nothing to answer at all.
         let items: Vec<_> = Interrupts::new(&b"\n"[..], 1 << 20, "a".into(), false).collect();
         let Err(e) = &items[0] else { panic!() };

@@ -7,7 +7,6 @@
 //! What it is not: an editor or publisher of workflows, nor a chatflow client (a
 //! chatflow is a conversation: coze-chat --workflow).
 
-mod ask;
 mod flags;
 mod input;
 mod output;
@@ -83,14 +82,14 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     let plan = Plan {
         mode,
         how: f.how,
-        ask: f.jobs == 1 && ask::possible(),
+        ask: f.jobs == 1 && cli::ask::possible(),
     };
     let done = resume::Done {
         kind: "result",
         status: "success",
     };
     // Stdout, or with --append the --resume file (locked for the run).
-    let output = resume::open_done(f.resume.as_deref(), f.append, f.max_line, done)?;
+    let output = resume::open(f.resume.as_deref(), f.append, f.max_line, done)?;
     let runs = Runs::new(&client, plan);
     let options = batch::Options {
         jobs: f.jobs,

@@ -1,15 +1,18 @@
 //! The three ways coze-workflow prints a run: `events` (every workflow event,
 //! lossless, one JSON line each), `text` (the Message contents as they stream) and
-//! `results` (one `result` record a run, its output decoded); and the records every
-//! mode writes: `run_started` (--async), `interrupt` (a question nobody here can
-//! answer), `result` (status). Every line is flushed the moment it is complete; text
-//! is flushed before each wait for the network.
+//! `results` (one `result` record a run, its output decoded); and the other records:
+//! `run_started` (--async), `interrupt` (a question nobody here can answer; text mode
+//! writes none, its text stays text, and the message names the command that answers),
+//! `result` (status). Every line is flushed the moment it is complete; text is flushed
+//! before each wait for the network.
 //!
 //! The workflow's text is untrusted: on a terminal, text mode shows its control
 //! characters (`^[` for ESC) instead of letting them retitle or clear the terminal; on
 //! a pipe or in a file the bytes are written as sent.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -33,6 +36,9 @@ pub struct Printer<W: Write> {
     open_line: bool,
     /// Text mode on a terminal: control characters are shown, not obeyed.
     tty_out: bool,
+    /// Set when the run is being stopped (the reader of stdout went away): the stream
+    /// ends at its next event as if stdout were closed, though nothing was written.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 /// One `-o events` line: `{"event":…,"data":…,"id":…,"seq":…}`, the id only when the
@@ -56,7 +62,15 @@ impl<W: Write> Printer<W> {
             own_id,
             open_line: false,
             tty_out: mode == Mode::Text && io::stdout().is_terminal(),
+            stop: None,
         }
+    }
+
+    /// A printer whose run ends when `stop` is set: a run writing nothing until its end
+    /// (results mode, --ordered) would otherwise stream on to it after its reader left.
+    pub fn stopped_by(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// The run's id, as its records carry it.
@@ -88,10 +102,14 @@ impl<W: Write> Printer<W> {
         self.out.write(&Value::Object(r))
     }
 
-    /// The `interrupt` record of a run waiting for an answer nobody here can give.
-    pub fn interrupt(&mut self, record: &Interrupt) -> io::Result<()> {
+    /// The `interrupt` record of a run waiting for an answer nobody here can give
+    /// (none in text mode); returns why the run waits, to report.
+    pub fn interrupt(&mut self, record: &Interrupt) -> io::Result<Error> {
         self.close_line()?;
-        self.out.write(&Record::Interrupt(record.clone()))
+        if self.mode != Mode::Text {
+            self.out.write(&Record::Interrupt(record.clone()))?;
+        }
+        Ok(waiting(record, self.mode != Mode::Text))
     }
 
     /// Ends a run: text mode closes its line; results mode writes its `result`; events
@@ -123,21 +141,7 @@ impl<W: Write> Printer<W> {
             }),
             Mode::Events => match error {
                 Some(e) if !matches!(e.root(), Error::Waiting(_)) => {
-                    let mut r = Map::new();
-                    r.insert("type".into(), "error".into());
-                    if let Some(id) = &self.own_id {
-                        r.insert("id".into(), id.clone());
-                    }
-                    let mut data = cli::error_json(e);
-                    for (k, from) in [
-                        ("code", "code"),
-                        ("msg", "message"),
-                        ("logid", "logid"),
-                        ("exit_code", "exit_code"),
-                    ] {
-                        r.insert(k.into(), data[from].take());
-                    }
-                    self.out.write(&Value::Object(r))
+                    self.out.write(&cli::error_record(self.own_id.as_ref(), e))
                 }
                 _ => Ok(()),
             },
@@ -168,7 +172,7 @@ impl<W: Write> Printer<W> {
             workflow_id,
             execute_id: h.execute_id.as_deref(),
             status: h.status.as_str(),
-            output: h.output.clone(),
+            output: h.output(),
             usage: h.usage.clone(),
             debug_url: h.debug_url.as_deref(),
             error: failure.as_ref(),
@@ -200,6 +204,39 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// Why a run waits (exit 7): what it asks, and how to answer it: its interrupt record
+/// (when one was written) through `resume`, or the `resume` command that answers it.
+fn waiting(record: &Interrupt, written: bool) -> Error {
+    let options = match record.options.as_slice() {
+        [] => String::new(),
+        o => format!(" ({})", o.join(" | ")),
+    };
+    let question = match record.question.trim() {
+        "" => "a question".to_owned(),
+        q => format!("{q:?}"),
+    };
+    let how = if written {
+        "its interrupt record holds the question; coze-workflow resume --answer TEXT \
+         answers it"
+            .to_owned()
+    } else {
+        let mut command = format!(
+            "coze-workflow resume --workflow {} --event-id {}",
+            record.workflow_id, record.event_id
+        );
+        if record.interrupt_type != 2 {
+            command.push_str(&format!(" --interrupt-type {}", record.interrupt_type));
+        }
+        if record.sync {
+            command.push_str(" --no-stream");
+        }
+        format!("{command} --answer TEXT answers it")
+    };
+    Error::Waiting(format!(
+        "the workflow waits for an answer to {question}{options}: {how}"
+    ))
+}
+
 /// The fields of a `result` record.
 struct ResultFields<'a> {
     workflow_id: &'a str,
@@ -212,7 +249,7 @@ struct ResultFields<'a> {
 }
 
 impl<W: Write> Sink for Printer<W> {
-    fn event(&mut self, name: &str, id: Option<&str>, data: &Value) -> io::Result<()> {
+    fn event(&mut self, name: &str, seq: Option<&str>, data: &Value) -> io::Result<()> {
         if self.mode != Mode::Events {
             return Ok(());
         }
@@ -220,7 +257,7 @@ impl<W: Write> Sink for Printer<W> {
             event: name,
             data,
             id: self.own_id.as_ref(),
-            seq: id,
+            seq,
         })
     }
 
@@ -250,6 +287,12 @@ impl<W: Write> Sink for Printer<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the reader of stdout went away",
+            ));
+        }
         self.out.flush()
     }
 }

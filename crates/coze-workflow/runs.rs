@@ -8,17 +8,18 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use coze_core::api::files::{self, Limit};
 use coze_core::api::{Client, FileSource};
 use coze_core::batch::{Bad, Outcome, Task};
+use coze_core::cli::{self, ask};
 use coze_core::protocol::{params, Interrupt, MAX_RESUMES};
 use coze_core::workflow::{self, advice, Answer, Call, During, End, RunSpec, RunState};
-use coze_core::{cli, Error, Result};
+use coze_core::{Error, Result};
 
-use crate::ask;
 use crate::flags::{How, Mode};
 use crate::input::{Job, Work};
 use crate::output::Printer;
@@ -37,8 +38,8 @@ pub struct Plan {
 pub struct Runs<'a> {
     client: &'a Client<'a>,
     plan: Plan,
-    /// The run is being stopped: start nothing more.
-    cancelled: AtomicBool,
+    /// The run is being stopped: start nothing more, and end the streams in flight.
+    cancelled: Arc<AtomicBool>,
 }
 
 /// How one run ended, before it is counted.
@@ -52,7 +53,7 @@ impl<'a> Runs<'a> {
         Runs {
             client,
             plan,
-            cancelled: AtomicBool::new(false),
+            cancelled: Arc::default(),
         }
     }
 
@@ -152,29 +153,24 @@ impl<'a> Runs<'a> {
                 return Ok(Ended {
                     status: "failed",
                     failure: Some(match &state.debug_url {
-                        Some(u) => e.with_hint(format!("its trace: {u}")),
+                        Some(u) => e.with_hint(format!("debug_url: {u}")),
                         None => e,
                     }),
                 });
             }
             if self.plan.ask {
                 printer.close_line().map_err(|e| Error::io("stdout", e))?;
-                match ask::ask(&asked.question, resumes) {
-                    Ok(Some(answer)) => {
-                        resumes += 1;
-                        next = Some(Answer {
-                            workflow_id: spec.workflow_id.clone(),
-                            event_id: asked.event_id.clone(),
-                            interrupt_type: asked.interrupt_type,
-                            resume_data: answer,
-                        });
-                        *state = state.resumed();
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => coze_core::support::say::warn(&format!(
-                        "the terminal cannot be read ({e}): the question is left waiting"
-                    )),
+                let left = format!("{} of {MAX_RESUMES} answers left", MAX_RESUMES - resumes);
+                if let Some(answer) = ask::ask("the workflow", &asked.question, Some(&left)) {
+                    resumes += 1;
+                    next = Some(Answer {
+                        workflow_id: spec.workflow_id.clone(),
+                        event_id: asked.event_id.clone(),
+                        interrupt_type: asked.interrupt_type,
+                        resume_data: answer,
+                    });
+                    *state = state.resumed();
+                    continue;
                 }
             }
             let record = Interrupt {
@@ -190,23 +186,12 @@ impl<'a> Runs<'a> {
                 sync,
                 extra: Default::default(),
             };
-            printer
+            let waiting = printer
                 .interrupt(&record)
                 .map_err(|e| Error::io("stdout", e))?;
-            let options = match asked.question.options.as_slice() {
-                [] => String::new(),
-                o => format!(" ({})", o.join(" | ")),
-            };
-            let question = match asked.question.text.trim() {
-                "" => "a question".to_owned(),
-                q => format!("{q:?}"),
-            };
             return Ok(Ended {
                 status: "interrupted",
-                failure: Some(Error::Waiting(format!(
-                    "the workflow waits for an answer to {question}{options}: its interrupt \
-                     record holds the question; coze-workflow resume --answer TEXT answers it"
-                ))),
+                failure: Some(waiting),
             });
         }
     }
@@ -242,7 +227,8 @@ impl Task for Runs<'_> {
                 io::Error::new(io::ErrorKind::BrokenPipe, "the run was stopped"),
             ));
         }
-        let mut printer = Printer::new(self.plan.mode, out, job.id.clone(), job.own_id.clone());
+        let mut printer = Printer::new(self.plan.mode, out, job.id.clone(), job.own_id.clone())
+            .stopped_by(self.cancelled.clone());
         let mut state = RunState::default();
         let (workflow_id, ended) = match &job.work {
             Work::Start { spec, uploads } => {

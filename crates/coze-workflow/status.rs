@@ -2,7 +2,8 @@
 //! runs are named; with --wait, a run still Running is asked again every second
 //! (`workflow::history`) until it ends. A run that failed is reported (the exit status
 //! is the first failure's); an async run waiting for an answer also gets its
-//! `interrupt` record, for `resume` (exit 7); one still running is no failure.
+//! `interrupt` record, for `resume` (exit 7), when the server says what it asks (a
+//! self-hosted Coze Studio does not); one still running is no failure.
 
 use std::io::{self, Write};
 
@@ -42,6 +43,16 @@ pub fn run(client: &Client<'_>, workflow_id: &str, ids: &[String], wait: bool) -
                 if let Some(e) = h.failure() {
                     fail(advice(e, During::Run).context(format!("run {id}")));
                 }
+                if let (RunStatus::Interrupted, None) = (&h.status, &h.interrupt) {
+                    // A Studio's history: no event id to answer with, and no
+                    // /v1/workflows/resume to answer an async run through.
+                    fail(Error::Waiting(format!(
+                        "run {id} waits for an answer, but the server's history does not \
+                         say to what, and an async run's question cannot be answered \
+                         without it: run it streamed (without --async) to answer its \
+                         questions"
+                    )));
+                }
                 if let (RunStatus::Interrupted, Some(asked)) = (&h.status, &h.interrupt) {
                     // An async run is answered the way it was started: through
                     // /v1/workflows/resume (the Coze API docs, `resume_workflow`).
@@ -58,13 +69,10 @@ pub fn run(client: &Client<'_>, workflow_id: &str, ids: &[String], wait: bool) -
                         sync: true,
                         extra: Default::default(),
                     };
-                    printer
+                    let waiting = printer
                         .interrupt(&record)
                         .map_err(|e| Error::io("stdout", e))?;
-                    fail(Error::Waiting(format!(
-                        "run {id} waits for an answer: its interrupt record holds the \
-                         question; coze-workflow resume --answer TEXT answers it"
-                    )));
+                    fail(waiting.context(format!("run {id}")));
                 }
             }
             Err(e) => fail(advice(e, During::History)),

@@ -669,15 +669,8 @@ pub struct RunRequest {
 /// coze.cn is assumed to).
 fn bind(req: &Request, ctx: &Ctx) -> Result<RunRequest, Reply> {
     let bad = |what: &str| err(ctx, 4000, &format!("invalid parameter: {what}"));
-    let Some(body) = req.json().filter(Value::is_object) else {
-        return Err(bad("request body must be a JSON object"));
-    };
-    let s = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let body = object_body(req, ctx)?;
+    let s = |k: &str| text_of(&body, k);
     let Some(workflow_id) = s("workflow_id") else {
         return Err(bad("workflow_id is required"));
     };
@@ -699,6 +692,25 @@ fn bind(req: &Request, ctx: &Ctx) -> Result<RunRequest, Reply> {
             .unwrap_or(false),
         user: user_of(&body),
     })
+}
+
+/// coze.cn's request body, which must be a JSON object (else 4000).
+pub fn object_body(req: &Request, ctx: &Ctx) -> Result<Value, Reply> {
+    req.json().filter(Value::is_object).ok_or_else(|| {
+        err(
+            ctx,
+            4000,
+            "invalid parameter: request body must be a JSON object",
+        )
+    })
+}
+
+/// A body's field `k` as text, when it is a non-empty string.
+pub fn text_of(body: &Value, k: &str) -> Option<String> {
+    body.get(k)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// The body's `parameters` as an object: absent or null is `{}`, a string must hold an
@@ -929,15 +941,8 @@ fn bind_resume(req: &Request, ctx: &Ctx, studio: bool) -> Result<ResumeRequest, 
         });
     }
     let bad = |what: &str| err(ctx, 4000, &format!("invalid parameter: {what}"));
-    let Some(body) = req.json().filter(Value::is_object) else {
-        return Err(bad("request body must be a JSON object"));
-    };
-    let s = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let body = object_body(req, ctx)?;
+    let s = |k: &str| text_of(&body, k);
     let (Some(workflow_id), Some(event_id)) = (s("workflow_id"), s("event_id")) else {
         return Err(bad("workflow_id and event_id are required"));
     };

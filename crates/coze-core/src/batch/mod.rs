@@ -24,6 +24,7 @@ use std::io::{self, Write};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::wire::jsonl::{self, LineError};
 
 pub use engine::{Batch, Options};
 pub use tally::Tally;
@@ -122,5 +123,37 @@ impl Bad {
             self.error.root(),
             Error::BadInput { .. } | Error::BadFile { .. }
         )
+    }
+
+    /// A line the reader of stdin could not hand over: one that is not UTF-8 is a bad
+    /// line of its own; one over the limit, or stdin unreadable, ends the input (the
+    /// reader cannot go on: reading again would most likely fail again).
+    pub fn unreadable(e: LineError) -> Bad {
+        let (error, fatal) = match e {
+            LineError::InvalidUtf8 { line } => (Error::input(line, "not valid UTF-8"), false),
+            LineError::TooLong { line, max } => (
+                Error::input(
+                    line,
+                    format!(
+                        "longer than {}; --max-line-bytes raises the limit",
+                        jsonl::size(max as u64)
+                    ),
+                ),
+                true,
+            ),
+            LineError::Io(e) => (
+                Error::BadInput {
+                    line: None,
+                    message: format!("reading stdin: {e}"),
+                },
+                true,
+            ),
+        };
+        Bad {
+            error,
+            text: None,
+            id: None,
+            fatal,
+        }
     }
 }

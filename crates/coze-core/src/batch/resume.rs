@@ -41,21 +41,12 @@ pub struct Done<'a> {
 }
 
 /// Opens the output of a run: with `--resume FILE --append`, FILE (locked, its torn
-/// last line cut), else stdout; and reads FILE's completed ids (records of type
-/// `kind` with status `completed`). A record holds its input line (up to `max_line`
-/// bytes, the input's limit) and what came of it: FILE's lines may be 8 times as long.
-/// The file is opened and locked before its ids are read, so that they are read under
-/// the lock: a run that ended meanwhile has its records counted.
-pub fn open(resume: Option<&Path>, append: bool, max_line: usize, kind: &str) -> Result<Output> {
-    let done = Done {
-        kind,
-        status: "completed",
-    };
-    open_done(resume, append, max_line, done)
-}
-
-/// [`open`], with the records that say an item is done named by `done`.
-pub fn open_done(
+/// last line cut), else stdout; and reads the ids of FILE's records that `done` says
+/// are done. A record holds its input line (up to `max_line` bytes, the input's limit)
+/// and what came of it: FILE's lines may be 8 times as long. The file is opened and
+/// locked before its ids are read, so that they are read under the lock: a run that
+/// ended meanwhile has its records counted.
+pub fn open(
     resume: Option<&Path>,
     append: bool,
     max_line: usize,
@@ -290,7 +281,7 @@ mod tests {
         };
         let done = completed_ids(&path, 1 << 20, results).unwrap();
         assert_eq!(done, HashSet::from(["1".to_owned()]));
-        let output = open_done(Some(&path), false, 1 << 20, results).unwrap();
+        let output = open(Some(&path), false, 1 << 20, results).unwrap();
         assert_eq!(output.done, done);
         assert!(output.to_stdout);
         let _ = std::fs::remove_dir_all(dir);

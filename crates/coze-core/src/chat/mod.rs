@@ -32,7 +32,6 @@ mod stream;
 
 pub use active::{unwanted, Active};
 pub use poll::poll;
-pub use question::Question;
 pub use spec::{ChatSpec, Target};
 pub use state::{id_text, parse_data, ChatState, Failure, Sink};
 pub use status::ChatStatus;

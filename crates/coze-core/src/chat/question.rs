@@ -1,6 +1,6 @@
 //! The question a chatflow stops at (a question node or an input node): what it asks
-//! and the answers it offers, read from the message that carried it, and a person's
-//! reply turned into the answer to send.
+//! and the answers it offers (a `protocol::Question`), read from the message that
+//! carried it.
 //!
 //! The question comes as the chat's last answer message before
 //! `conversation.chat.requires_action` (the Coze API docs, `workflow_chat`: the
@@ -16,59 +16,34 @@
 //! - plain text: a Studio's question without options is its text; coze.cn's question
 //!   without a card is text of a form nothing documents, taken as the question, any
 //!   answer going;
-//! - the question node's own JSON, `{"messages":[{"type":"question","content_type":
-//!   "option","content":{"options":[{"name":…}],"question":…}}]}`, as a workflow's
-//!   `Interrupt` carries it (coze-dev/coze-studio issue #2007), in case a server
-//!   sends it as text.
+//! - the question node's own JSON (`Question::from_node`), as a workflow's
+//!   `Interrupt` carries it, in case a server sends it as text.
 //!
 //! Anything else is taken as plain text: a question is never lost to a shape this
 //! version does not know.
 
 use serde_json::Value;
 
-/// A question a chatflow waits on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Question {
-    /// What it asks, as text (empty when the message said nothing readable).
-    pub text: String,
-    /// The answers it offers, in order; empty when any answer goes.
-    pub options: Vec<String>,
-}
+use crate::protocol::Question;
 
-impl Question {
-    /// The question carried by an answer message of `content_type` (`text`, `card`, …).
-    pub fn from_message(content: &str, content_type: &str) -> Question {
-        let json = serde_json::from_str::<Value>(content)
-            .ok()
-            .filter(Value::is_object);
-        let Some(v) = json else {
-            return Question {
-                text: content.trim().to_owned(),
-                options: Vec::new(),
-            };
-        };
-        card(&v)
-            .or_else(|| question_node(&v))
-            .unwrap_or_else(|| Question {
-                // A card or JSON that says nothing we know: shown as it came.
-                text: if content_type == "card" {
-                    String::new()
-                } else {
-                    content.trim().to_owned()
-                },
-                options: Vec::new(),
+/// The question carried by an answer message of `content_type` (`text`, `card`, …).
+pub fn from_message(content: &str, content_type: &str) -> Question {
+    let json = serde_json::from_str::<Value>(content)
+        .ok()
+        .filter(Value::is_object);
+    let Some(v) = json else {
+        return Question::text(content.trim());
+    };
+    card(&v)
+        .or_else(|| Question::from_node(&v))
+        // A card or JSON that says nothing we know: shown as it came.
+        .unwrap_or_else(|| {
+            Question::text(if content_type == "card" {
+                ""
+            } else {
+                content.trim()
             })
-    }
-
-    /// The answer to send for what a person typed: a number picks that option (1 is
-    /// the first) when the question offers options; anything else goes as typed.
-    pub fn answer(&self, typed: &str) -> String {
-        let typed = typed.trim();
-        match typed.parse::<usize>() {
-            Ok(n) if (1..=self.options.len()).contains(&n) => self.options[n - 1].clone(),
-            _ => typed.to_owned(),
-        }
-    }
+        })
 }
 
 /// A Studio card's question: `x_properties.workflow_card_info`, JSON text.
@@ -86,40 +61,6 @@ fn card(v: &Value) -> Option<Question> {
     (!fields.is_empty()).then(|| Question {
         text: format!("fill in: {}", fields.join(", ")),
         options: Vec::new(),
-    })
-}
-
-/// The question node's JSON: `messages[].content` (an object with `question` and
-/// `options`, or text), with a top-level `question` as the fallback text.
-fn question_node(v: &Value) -> Option<Question> {
-    let messages = v.get("messages").and_then(Value::as_array);
-    let mut texts = Vec::new();
-    let mut options = Vec::new();
-    for m in messages.into_iter().flatten() {
-        match m.get("content") {
-            Some(Value::String(s)) if !s.trim().is_empty() => texts.push(s.trim().to_owned()),
-            Some(c @ Value::Object(_)) => {
-                let t = text_of(c, &["question"]);
-                if !t.is_empty() {
-                    texts.push(t);
-                }
-                options.extend(names(c.get("options")));
-            }
-            _ => {}
-        }
-    }
-    if texts.is_empty() {
-        let t = text_of(v, &["question"]);
-        if !t.is_empty() {
-            texts.push(t);
-        }
-    }
-    if options.is_empty() {
-        options = names(v.get("options"));
-    }
-    (!texts.is_empty() || !options.is_empty()).then(|| Question {
-        text: texts.join("\n"),
-        options,
     })
 }
 
@@ -151,40 +92,37 @@ mod tests {
 
     #[test]
     fn every_shape_gives_its_question_and_options() {
-        let q = Question::from_message("What colour? ", "text");
+        let q = from_message("What colour? ", "text");
         assert_eq!((q.text.as_str(), q.options.len()), ("What colour?", 0));
 
         let node = json!({"messages":[{"type":"question","content_type":"option",
             "content":{"options":[{"name":"Red"},{"name":"Blue"}],"question":"What colour?"}}]});
-        let q = Question::from_message(&node.to_string(), "text");
+        let q = from_message(&node.to_string(), "text");
         assert_eq!(q.text, "What colour?");
         assert_eq!(q.options, ["Red", "Blue"]);
 
         let text_node = json!({"messages":[{"type":"question","content_type":"text",
             "content":"Your name?"}]});
-        let q = Question::from_message(&text_node.to_string(), "text");
+        let q = from_message(&text_node.to_string(), "text");
         assert_eq!((q.text.as_str(), q.options.len()), ("Your name?", 0));
 
         let info = json!({"card_type":"QUESTION","question_card_data":
             {"Title":"What colour?","Options":[{"name":"Red"},{"name":"Blue"}]}});
         let card = json!({"card_type":3,"x_properties":{"workflow_card_info": info.to_string()}});
-        let q = Question::from_message(&card.to_string(), "card");
+        let q = from_message(&card.to_string(), "card");
         assert_eq!(q.text, "What colour?");
         assert_eq!(q.options, ["Red", "Blue"]);
 
         let info = json!({"card_type":"INPUT","input_card_data":
             [{"name":"city","type":"string","required":true},{"name":"date"}]});
         let card = json!({"x_properties":{"workflow_card_info": info.to_string()}});
-        let q = Question::from_message(&card.to_string(), "card");
+        let q = from_message(&card.to_string(), "card");
         assert_eq!(q.text, "fill in: city, date");
 
         // JSON of no known shape is text; a card of no known shape says nothing.
-        let q = Question::from_message(r#"{"answer":42}"#, "text");
+        let q = from_message(r#"{"answer":42}"#, "text");
         assert_eq!(q.text, r#"{"answer":42}"#);
-        assert_eq!(
-            Question::from_message(r#"{"x":1}"#, "card"),
-            Question::default()
-        );
+        assert_eq!(from_message(r#"{"x":1}"#, "card"), Question::default());
     }
 
     /// The card a Studio's chatflow sends for a question with options, in full but for
@@ -206,36 +144,22 @@ mod tests {
     #[test]
     fn the_messages_servers_send_give_the_question_and_its_options() {
         // A Studio's question with options (and coze.cn's, asked for a card).
-        let q = Question::from_message(&studio_card("What colour?", &["Red", "Blue"]), "card");
+        let q = from_message(&studio_card("What colour?", &["Red", "Blue"]), "card");
         assert_eq!(q.text, "What colour?");
         assert_eq!(q.options, ["Red", "Blue"]);
         assert_eq!(q.answer("2"), "Blue");
         // Its question without options: the text.
-        let q = Question::from_message("Your name?", "text");
+        let q = from_message("Your name?", "text");
         assert_eq!((q.text.as_str(), q.options.len()), ("Your name?", 0));
         // coze.cn's text when no card was asked for: all of it is the question.
-        let q = Question::from_message("What colour? (Red / Blue)", "text");
+        let q = from_message("What colour? (Red / Blue)", "text");
         assert_eq!(
             (q.text.as_str(), q.options.len()),
             ("What colour? (Red / Blue)", 0)
         );
         assert_eq!(q.answer("2"), "2", "no options to number");
         // Options that are not text are left out; a card of no title still has them.
-        let q = Question::from_message(&studio_card("", &["", "Yes"]), "card");
+        let q = from_message(&studio_card("", &["", "Yes"]), "card");
         assert_eq!((q.text.as_str(), q.options), ("", vec!["Yes".to_owned()]));
-    }
-
-    #[test]
-    fn a_number_picks_an_option() {
-        let q = Question {
-            text: "?".into(),
-            options: vec!["Red".into(), "Blue".into()],
-        };
-        assert_eq!(q.answer("2\n"), "Blue");
-        assert_eq!(q.answer(" 1 "), "Red");
-        assert_eq!(q.answer("3"), "3", "out of range: as typed");
-        assert_eq!(q.answer("0"), "0");
-        assert_eq!(q.answer("Green"), "Green");
-        assert_eq!(Question::default().answer("2"), "2", "no options: as typed");
     }
 }

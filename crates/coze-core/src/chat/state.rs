@@ -14,9 +14,10 @@ use std::io;
 
 use serde_json::Value;
 
-use super::question::Question;
+use super::question;
 use super::status::ChatStatus;
 use crate::error::{ApiCode, ApiError, Error};
+use crate::protocol::Question;
 use crate::support::say::tool;
 use crate::wire::json_pick;
 
@@ -255,7 +256,7 @@ impl ChatState {
                 self.take_chat(data);
                 self.status = ChatStatus::RequiresAction;
                 let (content, kind) = self.last_answer.clone().unwrap_or_default();
-                self.question = Some(Question::from_message(&content, &kind));
+                self.question = Some(question::from_message(&content, &kind));
             }
             "conversation.chat.requires_action" => {
                 self.take_chat(data);
@@ -474,7 +475,7 @@ impl ChatState {
         };
         // A failed chatflow's trace shows which node failed and why.
         match (error, &self.debug_url) {
-            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("its trace: {url}"))),
+            (Some(e), Some(url)) if self.chatflow => Some(e.with_hint(format!("debug_url: {url}"))),
             (error, _) => error,
         }
     }
@@ -615,7 +616,11 @@ mod tests {
     }
 
     fn feed_all(events: &[(&str, Value)]) -> (ChatState, Record) {
-        let mut st = ChatState::default();
+        feed_in(ChatState::default(), events)
+    }
+
+    /// Feeds `events` to `st` up to the one that ends the chat.
+    fn feed_in(mut st: ChatState, events: &[(&str, Value)]) -> (ChatState, Record) {
         let mut sink = Record::default();
         for (n, d) in events {
             if st.feed(n, d, &mut sink).unwrap() {
@@ -843,19 +848,11 @@ mod tests {
     }
 
     fn chatflow_feed(events: &[(&str, Value)]) -> (ChatState, Record) {
-        let mut st = ChatState::new(true);
-        let mut sink = Record::default();
-        for (n, d) in events {
-            if st.feed(n, d, &mut sink).unwrap() {
-                break;
-            }
-        }
-        (st, sink)
+        feed_in(ChatState::new(true), events)
     }
 
     /// A chatflow's chat: `done` carries the trace, a failure's string code is the
     /// code (both dialects' shapes), and `requires_action` is a question, not a failure.
-
     #[test]
     fn a_chatflow_s_trace_failures_and_questions() {
         let url = "https://www.coze.cn/work_flow?execute_id=1&space_id=2&workflow_id=3";
@@ -894,7 +891,7 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
         assert_eq!(
             e.to_string(),
-            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (its trace: {url})")
+            format!("the chat failed: code 720702204: 会话名不存在 (logid L) (debug_url: {url})")
         );
         // A self-hosted Coze Studio: an `error` event with the code and the trace.
         let (st, _) = chatflow_feed(&[
@@ -907,7 +904,7 @@ mod tests {
         let e = st.error(None).unwrap();
         assert_eq!(e.api().unwrap().coze_code(), Some(720701013));
         assert!(
-            e.to_string().ends_with(&format!("(its trace: {url})")),
+            e.to_string().ends_with(&format!("(debug_url: {url})")),
             "{e}"
         );
         // A code that is not a number stays in the message.

@@ -165,6 +165,18 @@ impl Args {
         })
     }
 
+    /// The flag's value as the longest input line taken (`--max-line-bytes`): a
+    /// [`bytes`](Self::bytes) count as a `usize` (a line is held in memory); a count
+    /// this machine cannot address is refused in the same words.
+    pub fn line_bytes(&mut self) -> Result<usize> {
+        let n = self.bytes()?;
+        usize::try_from(n).map_err(|_| {
+            self.error(format!(
+                "expected a number of bytes such as 65536, 512K or 64M, got \"{n}\""
+            ))
+        })
+    }
+
     /// The flag's value as `KEY=VALUE` (`--var`, `--meta`); the value may hold `=`.
     pub fn key_value(&mut self) -> Result<(String, String)> {
         let s = self.string()?;
@@ -301,6 +313,10 @@ mod tests {
         );
         assert_eq!(one(&["--max-bytes", "1g"], Args::bytes).unwrap(), 1 << 30);
         assert_eq!(one(&["--max-bytes", "3k"], Args::bytes).unwrap(), 3072);
+        assert_eq!(
+            one(&["--max-line-bytes", "64m"], Args::line_bytes).unwrap(),
+            64 << 20
+        );
         for bad in [
             "0",
             "",

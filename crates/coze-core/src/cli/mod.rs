@@ -3,12 +3,14 @@
 //! printed (here); the command line read one way (`args`); the flags every API tool shares
 //! (`flags`) and the session they open (`session`); Ctrl-C, SIGTERM and SIGHUP for a
 //! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`);
-//! a batch tool's run inside both, with its summary (`batch`).
+//! a batch tool's run inside both, with its summary (`batch`); a question put to the
+//! person at the terminal (`ask`).
 //!
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
 
 pub mod args;
+pub mod ask;
 pub mod batch;
 pub mod flags;
 pub mod interrupt;
@@ -105,6 +107,27 @@ pub fn error_json(e: &Error) -> serde_json::Value {
         "logid": e.logid(),
         "exit_code": e.exit_code(),
     })
+}
+
+/// The `error` record `-o events` ends a failed item with (a `type`, not an `event`:
+/// only the server's events are events): `{"type":"error","id":…,"code":…,"msg":…,
+/// "logid":…,"exit_code":…}`, the id only when the item has one of its own.
+pub fn error_record(id: Option<&serde_json::Value>, e: &Error) -> serde_json::Value {
+    let mut r = serde_json::Map::new();
+    r.insert("type".into(), "error".into());
+    if let Some(id) = id {
+        r.insert("id".into(), id.clone());
+    }
+    let mut data = error_json(e);
+    for (k, from) in [
+        ("code", "code"),
+        ("msg", "message"),
+        ("logid", "logid"),
+        ("exit_code", "exit_code"),
+    ] {
+        r.insert(k.into(), data[from].take());
+    }
+    serde_json::Value::Object(r)
 }
 
 /// Writes `text` to stdout (help, version). A closed stdout comes back as the error

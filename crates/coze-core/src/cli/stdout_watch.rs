@@ -8,7 +8,8 @@
 //! reports POLLERR (a socket POLLHUP); files and terminals never do, so watching them
 //! costs one sleeping thread. When it fires, the caller's `on_close` cancels what is in
 //! flight (coze-chat: `chat::Active::cancel`, which also refuses chats that start
-//! later), and the next write meets the closed pipe as before.
+//! later; coze-workflow: each stream ends at its next event, as a workflow run has no
+//! cancel), and the next write meets the closed pipe as before.
 
 use std::io;
 use std::os::fd::AsRawFd;

@@ -1,6 +1,7 @@
 //! The JSON-lines protocol the tools speak to each other (docs/architecture.md, "The
 //! protocol"): one record type per struct, one file per family (`auth`: the grants and
-//! the token; `chat`: conversations and prompts; `workflow`: a run's `interrupt`), all
+//! the token; `chat`: conversations and prompts; `workflow`: a run's `interrupt` and the
+//! `Question` it carries), all
 //! named from here; `object_string` is the parts array of a message that carries files;
 //! `params` reads a workflow run's parameters. Records only a binary writes (`answer`,
 //! `summary`, `profile`, `result`, …) are built there.
@@ -28,7 +29,8 @@ pub use chat::{
     check_meta_data, derived_prompt_id, Attachment, Conversation, Prompt, META_MAX_KEY,
     META_MAX_PAIRS, META_MAX_VALUE,
 };
-pub use workflow::{Interrupt, MAX_RESUMES};
+pub(crate) use workflow::looks_json;
+pub use workflow::{Interrupt, Question, MAX_RESUMES};
 
 /// Fields a record carries that this version does not know about.
 pub type Extra = Map<String, Value>;

@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::wire::jsonl::kind_of;
+
 /// One `KEY=VALUE` or `KEY:=JSON` argument as a parameter's name and value. The first
 /// `=` splits it: `a=b=c` is `a` = `"b=c"`; a `:` right before that `=` makes it `:=`,
 /// whose right side must be one JSON value (`n:=3`, `tags:=["a","b"]`, `s:='"3"'`).
@@ -42,7 +44,7 @@ pub fn object(text: &str) -> Result<Map<String, Value>, String> {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(format!(
             "expected a JSON object of parameters, got {}",
-            kind(&other)
+            kind_of(&other)
         )),
         Err(e) => Err(format!(
             "expected a JSON object of parameters: {}",
@@ -61,18 +63,6 @@ pub fn file_value(file_id: &str, url: Option<&str>) -> Value {
     match url.filter(|u| !u.is_empty()) {
         Some(u) => Value::String(u.to_owned()),
         None => Value::String(serde_json::json!({ "file_id": file_id }).to_string()),
-    }
-}
-
-/// What a JSON value is, in words, for a message.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -238,7 +238,8 @@ pub fn parse_object(line_no: u64, text: &str) -> Result<Map<String, Value>, Pars
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// What a JSON value is, in words, for a message ("found an array").
+pub fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -5,22 +5,25 @@
 //! (64-bit: kept exact, as text), its message `error_msg`, its logid `log_id`, its
 //! statuses include `Cancel`, and it sends no `usage` (coze-dev/coze-studio
 //! `backend/api/model/workflow`, `GetWorkflowRunHistory`). An async run waiting for an
-//! answer carries `interrupt_data`.
+//! answer carries `interrupt_data` on coze.cn; on a Studio its status is `<UNSET>` (its
+//! status 5, interrupted, has no name in `WorkflowExeStatus.String`:
+//! `backend/domain/workflow/entity/workflow_execution.go`), and nothing says what it
+//! asks.
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::output;
 use super::question;
-use super::state::{id_text, Interruption, RunState, Sink};
+use super::state::{code_of, failure, id_text, Interruption, RunState, Sink, Whole};
 use crate::api::Client;
-use crate::error::{ApiCode, ApiError, Error, Result};
+use crate::error::{Error, Result};
 
 /// How often a running run's history is asked again: the official SDKs' examples
 /// sleep one second between polls (coze-py `examples/workflow_async.py`, coze-go
 /// `examples/workflows/runs/async_run`).
-pub const POLL_EVERY: Duration = Duration::from_secs(1);
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a run is, as its history says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub enum RunStatus {
     Failed,
     /// `Cancel` (a self-hosted Coze Studio).
     Canceled,
-    /// Waiting for an answer (`interrupt_data` present).
+    /// Waiting for an answer: `interrupt_data` present, or a Studio's `<UNSET>`.
     Interrupted,
     /// A status this version does not know, lower-cased.
     Other(String),
@@ -61,8 +64,6 @@ pub struct History {
     pub execute_id: Option<String>,
     /// Where it is.
     pub status: RunStatus,
-    /// Its output, decoded (`output::decode`); null when it has none (yet).
-    pub output: Value,
     /// Its output as the server sent it (text), when it has one.
     pub output_text: Option<String>,
     /// The server's code (0 when it gave none) and message, for a failed run.
@@ -73,10 +74,11 @@ pub struct History {
     pub usage: Option<Value>,
     /// The run's logid (the record's `logid` or `log_id`, else the answer's).
     pub logid: Option<String>,
-    /// What it asks, when it waits for an answer.
+    /// What it asks, when it waits for an answer and the server says (a Studio does
+    /// not).
     pub interrupt: Option<Interruption>,
     /// Its `interrupt_data` as sent, when it waits for an answer.
-    pub interrupt_data: Option<Value>,
+    interrupt_data: Option<Value>,
 }
 
 impl History {
@@ -97,7 +99,6 @@ impl History {
             event_id: id_text(d.get("event_id")).unwrap_or_default(),
             interrupt_type: d.get("type").and_then(Value::as_i64).unwrap_or(0),
             question: question::question(d.get("data").unwrap_or(&Value::Null), ""),
-            node_title: None,
         });
         let status = match text("execute_status")
             .as_deref()
@@ -108,14 +109,12 @@ impl History {
             Some(s) if s == "success" => RunStatus::Success,
             Some(s) if s == "fail" || s == "failed" => RunStatus::Failed,
             Some(s) if s == "cancel" || s == "canceled" || s == "cancelled" => RunStatus::Canceled,
+            // A Studio's only status without a name (see the module notes).
+            Some(s) if s == "<unset>" => RunStatus::Interrupted,
             Some(s) => RunStatus::Other(s),
             None => RunStatus::Other("unknown".into()),
         };
-        let code = match run.get("error_code") {
-            Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-            Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
-            _ => 0,
-        };
+        let code = code_of(run.get("error_code"));
         let message = text("error_message").or_else(|| text("error_msg"));
         let error = match status {
             RunStatus::Failed | RunStatus::Canceled => Some((
@@ -127,7 +126,6 @@ impl History {
         let output_text = text("output");
         History {
             execute_id: id_text(run.get("execute_id")),
-            output: output_text.as_deref().map_or(Value::Null, output::decode),
             output_text,
             error,
             debug_url: text("debug_url"),
@@ -139,64 +137,47 @@ impl History {
         }
     }
 
+    /// Its output, decoded (`output::decode`); null when it has none (yet).
+    pub fn output(&self) -> Value {
+        self.output_text
+            .as_deref()
+            .map_or(Value::Null, output::decode)
+    }
+
     /// The run's end fed to `state` and `sink` as the events a stream would have
     /// carried: `Message` (the output, from `End`) and `Done`; `Error`; or `Interrupt`.
     /// A run still going feeds nothing.
-    pub fn feed(&self, state: &mut RunState, sink: &mut dyn Sink) -> std::io::Result<()> {
-        if let Some(id) = &self.execute_id {
-            state.execute_id = Some(id.clone());
-        }
-        if let Some(url) = &self.debug_url {
-            state.take_debug_url(url);
-        }
-        let mut with_url = Map::new();
-        if let Some(url) = &self.debug_url {
-            with_url.insert("debug_url".into(), url.clone().into());
-        }
-        match (&self.status, &self.interrupt_data, &self.error) {
-            (RunStatus::Interrupted, Some(asked), _) => {
-                with_url.insert("interrupt_data".into(), asked.clone());
-                state.feed("Interrupt", None, &Value::Object(with_url), sink)?;
-            }
-            (_, _, Some((code, message))) => {
-                with_url.insert("error_code".into(), (*code).into());
-                with_url.insert("error_message".into(), message.clone().into());
-                state.feed("Error", None, &Value::Object(with_url), sink)?;
-            }
-            (RunStatus::Success, _, _) => {
-                let mut message = Map::new();
-                message.insert(
-                    "content".into(),
-                    self.output_text.clone().unwrap_or_default().into(),
-                );
-                message.insert("node_title".into(), "End".into());
-                message.insert("node_is_finish".into(), true.into());
-                if let Some(u) = &self.usage {
-                    message.insert("usage".into(), u.clone());
-                }
-                state.feed("Message", None, &Value::Object(message), sink)?;
-                state.feed("Done", None, &Value::Object(with_url), sink)?;
-            }
-            _ => {}
-        }
-        Ok(())
+    pub(super) fn feed(&self, state: &mut RunState, sink: &mut dyn Sink) -> std::io::Result<()> {
+        let end = match (&self.status, &self.interrupt_data, &self.error) {
+            (RunStatus::Interrupted, Some(asked), _) => Whole::Interrupt(asked),
+            (_, _, Some((code, message))) => Whole::Failed {
+                code: *code,
+                message,
+            },
+            (RunStatus::Success, _, _) => Whole::Output {
+                content: self.output_text.clone().unwrap_or_default(),
+                usage: self.usage.as_ref(),
+            },
+            _ => return Ok(()),
+        };
+        state.feed_whole(
+            self.execute_id.clone(),
+            self.debug_url.as_deref(),
+            end,
+            sink,
+        )
     }
 
     /// The failure the run ended with (its code and message, logid and trace page),
     /// for a failed or canceled run.
     pub fn failure(&self) -> Option<Error> {
         let (code, message) = self.error.as_ref()?;
-        Some(
-            Error::Api(ApiError {
-                status: 200,
-                code: ApiCode::Coze(*code),
-                msg: message.clone(),
-                logid: self.logid.clone(),
-                retry_after: None,
-                debug_url: self.debug_url.clone(),
-            })
-            .context("the workflow failed"),
-        )
+        Some(failure(
+            *code,
+            message,
+            self.logid.clone(),
+            self.debug_url.clone(),
+        ))
     }
 }
 
@@ -233,7 +214,7 @@ mod tests {
             "logid": "L1", "usage": {"token_count": 3}, "token": "0"});
         let h = History::read(&run, Some("answer".into()));
         assert_eq!(h.status, RunStatus::Success);
-        assert_eq!(h.output, json!({"output": {"a": 1}}));
+        assert_eq!(h.output(), json!({"output": {"a": 1}}));
         assert_eq!(h.error, None);
         assert!(h.failure().is_none());
         assert_eq!(h.logid.as_deref(), Some("L1"));
@@ -264,7 +245,7 @@ mod tests {
         assert_eq!(h.execute_id.as_deref(), Some("7404830425073352713"));
         assert_eq!(h.error, Some((720_701_013, "execute failed".into())));
         assert_eq!(
-            (h.output.clone(), h.usage.clone(), h.debug_url.clone()),
+            (h.output(), h.usage.clone(), h.debug_url.clone()),
             (Value::Null, None, None)
         );
         assert_eq!(h.logid.as_deref(), Some("S1"));
@@ -279,6 +260,12 @@ mod tests {
         assert_eq!(
             (i.event_id.as_str(), i.question.text.as_str()),
             ("1/2", "q?")
+        );
+        // A run waiting at a question: Studio names no status for it, nor the question.
+        let h = History::read(&json!({"execute_status": "<UNSET>", "execute_id": 7}), None);
+        assert_eq!(
+            (h.status, h.interrupt, h.error),
+            (RunStatus::Interrupted, None, None)
         );
         assert_eq!(
             History::read(&json!({"execute_status": "Paused"}), None)

@@ -12,17 +12,16 @@
 //! asking a person, are the binary's business.
 
 mod history;
-pub mod output;
+mod output;
 mod question;
 mod spec;
 mod state;
 mod stream;
 mod sync;
 
-pub use history::{history, History, RunStatus, POLL_EVERY};
-pub use question::{is_question_json, question, Question};
+pub use history::{history, History, RunStatus};
 pub use spec::{Answer, RunSpec};
-pub use state::{execute_id_in, id_text, End, EventKind, Interruption, RunState, Sink};
+pub use state::{End, Interruption, RunState, Sink};
 pub use stream::{stream, Call};
 pub use sync::{start, sync, Started};
 
@@ -82,7 +81,7 @@ pub fn advice(e: Error, during: During) -> Error {
         ),
         _ => None,
     };
-    let trace = api.debug_url.as_ref().map(|u| format!("its trace: {u}"));
+    let trace = api.debug_url.as_ref().map(|u| format!("debug_url: {u}"));
     match (what, trace) {
         (Some(w), Some(t)) => e.with_hint(format!("{w}; {t}")),
         (Some(w), None) => e.with_hint(w),
@@ -134,12 +133,12 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "code 5000: m (logid L) (its trace: https://x/work_flow?execute_id=1)"
+            "code 5000: m (logid L) (debug_url: https://x/work_flow?execute_id=1)"
         );
         let e = advice(api(4200, Some("https://x/d")), During::Run);
         assert!(
             e.to_string()
-                .ends_with("published version; its trace: https://x/d)"),
+                .ends_with("published version; debug_url: https://x/d)"),
             "{e}"
         );
         assert!(advice(api(4200, None), During::History)

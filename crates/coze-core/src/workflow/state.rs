@@ -1,4 +1,4 @@
-//! The event machine of one workflow stream: `RunState` takes `(event name, id, data)`
+//! The event machine of one workflow stream: `RunState` takes `(event name, seq, data)`
 //! in the order the server sends them (the Coze API docs, `workflow_stream_run`:
 //! `Message`, `Error`, `Interrupt`, `Done`, `PING`) and keeps what a caller needs (the
 //! run's id and trace page, usage, the output, how it ended), while a `Sink` sees every
@@ -15,19 +15,21 @@
 
 use std::io;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::output;
-use super::question::{self, Question};
+use super::question;
 use crate::error::{ApiCode, ApiError, Error};
+use crate::protocol::Question;
 use crate::support::url;
 use crate::wire::json_pick;
 
 /// Receives a workflow run as it happens. An error (a closed stdout) stops the run.
 pub trait Sink {
-    /// Every event but `PING`, lossless: its name as sent, its `id:` line, its data
+    /// Every event but `PING`, lossless: its name as sent, its `seq` (the event's `id:`
+    /// line: the stream numbers its events, from 0 again after an answer), its data
     /// (JSON when it parses, else the text).
-    fn event(&mut self, name: &str, id: Option<&str>, data: &Value) -> io::Result<()>;
+    fn event(&mut self, name: &str, seq: Option<&str>, data: &Value) -> io::Result<()>;
     /// The content of one `Message`, as it streams (a question node's question, sent
     /// as JSON, is not content: the run asks it when it stops).
     fn message(&mut self, _text: &str) -> io::Result<()> {
@@ -53,7 +55,7 @@ pub trait Sink {
 
 /// The workflow events the machine acts on, named without regard to case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+enum EventKind {
     /// `Message`: a node's output, streamed.
     Message,
     /// `Done`: the run succeeded.
@@ -70,7 +72,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// The kind of the event named `name` (`Message`, `message`, `MESSAGE`…).
-    pub fn of(name: &str) -> EventKind {
+    fn of(name: &str) -> EventKind {
         const KINDS: [(&str, EventKind); 5] = [
             ("Message", EventKind::Message),
             ("Done", EventKind::Done),
@@ -110,9 +112,6 @@ pub struct Interruption {
     pub interrupt_type: i64,
     /// What it asks.
     pub question: Question,
-    /// The node that asked, when the event names it (a self-hosted Coze Studio does
-    /// not).
-    pub node_title: Option<String>,
 }
 
 /// What a run's stream produced, complete or not.
@@ -149,7 +148,7 @@ pub struct RunState {
 /// An id as text: a string, or an integer (a self-hosted Coze Studio sends 64-bit ids
 /// as JSON numbers; serde_json keeps their digits). None when absent, empty or of
 /// another type.
-pub fn id_text(v: Option<&Value>) -> Option<String> {
+pub(super) fn id_text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
@@ -159,12 +158,45 @@ pub fn id_text(v: Option<&Value>) -> Option<String> {
 
 /// The `execute_id` in a trace page's address
 /// (`…/work_flow?execute_id=E&space_id=S&workflow_id=W`).
-pub fn execute_id_in(debug_url: &str) -> Option<String> {
+fn execute_id_in(debug_url: &str) -> Option<String> {
     let query = url::parse(debug_url).ok()?.query?;
     url::parse_query(&query)
         .into_iter()
         .find(|(k, v)| k == "execute_id" && !v.is_empty())
         .map(|(_, v)| v)
+}
+
+/// How a run ended, known all at once (a sync run's answer, a history), for
+/// [`RunState::feed_whole`].
+pub(super) enum Whole<'a> {
+    /// It succeeded with this output (the end node's text) and usage.
+    Output {
+        content: String,
+        usage: Option<&'a Value>,
+    },
+    /// It waits at this `interrupt_data`.
+    Interrupt(&'a Value),
+    /// It failed with the server's code and message.
+    Failed { code: i64, message: &'a str },
+}
+
+/// A run that failed with the server's `code` and `message`, as an error that keeps its
+/// logid and trace page (a stream's `Error` event, a history's `Fail`).
+pub(super) fn failure(
+    code: i64,
+    message: &str,
+    logid: Option<String>,
+    debug_url: Option<String>,
+) -> Error {
+    Error::Api(ApiError {
+        status: 200,
+        code: ApiCode::Coze(code),
+        msg: message.to_owned(),
+        logid,
+        retry_after: None,
+        debug_url,
+    })
+    .context("the workflow failed")
 }
 
 /// Parses an event's data: JSON when it is JSON, else the text itself.
@@ -173,7 +205,7 @@ fn parse_data(data: &str) -> Value {
 }
 
 /// A code that may come as a number or as text (`"720702204"`); 0 when it says none.
-fn code_of(v: Option<&Value>) -> i64 {
+pub(super) fn code_of(v: Option<&Value>) -> i64 {
     match v {
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
         Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
@@ -188,7 +220,7 @@ impl RunState {
     pub fn feed_text(
         &mut self,
         name: &str,
-        id: Option<&str>,
+        seq: Option<&str>,
         data: &str,
         sink: &mut dyn Sink,
     ) -> io::Result<bool> {
@@ -207,14 +239,14 @@ impl RunState {
                 return Ok(false);
             }
         }
-        self.feed(name, id, &parse_data(data), sink)
+        self.feed(name, seq, &parse_data(data), sink)
     }
 
     /// Takes one event with its data parsed; see [`feed_text`](Self::feed_text).
     pub fn feed(
         &mut self,
         name: &str,
-        id: Option<&str>,
+        seq: Option<&str>,
         data: &Value,
         sink: &mut dyn Sink,
     ) -> io::Result<bool> {
@@ -223,7 +255,7 @@ impl RunState {
         if kind == EventKind::Ping {
             return Ok(false);
         }
-        sink.event(name, id, data)?;
+        sink.event(name, seq, data)?;
         if let Some(url) = data.get("debug_url").and_then(Value::as_str) {
             self.take_debug_url(url);
         }
@@ -297,10 +329,6 @@ impl RunState {
                     event_id,
                     interrupt_type: code_of(asked.get("type")),
                     question: q,
-                    node_title: data
-                        .get("node_title")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
                 }));
                 Ok(true)
             }
@@ -331,8 +359,52 @@ impl RunState {
         sink.message(content)
     }
 
+    /// A run's end known at once (see [`Whole`]), fed with its id and trace page as the
+    /// events its stream would have carried: a `Message` holding the output from the
+    /// node `End`, then `Done`; an `Interrupt`; an `Error`. They have no `id:`.
+    pub(super) fn feed_whole(
+        &mut self,
+        execute_id: Option<String>,
+        debug_url: Option<&str>,
+        end: Whole<'_>,
+        sink: &mut dyn Sink,
+    ) -> io::Result<()> {
+        if execute_id.is_some() {
+            self.execute_id = execute_id;
+        }
+        let debug_url = debug_url.filter(|u| !u.is_empty());
+        let mut with_url = Map::new();
+        if let Some(url) = debug_url {
+            self.take_debug_url(url);
+            with_url.insert("debug_url".into(), url.into());
+        }
+        match end {
+            Whole::Output { content, usage } => {
+                let mut message = Map::new();
+                message.insert("content".into(), content.into());
+                message.insert("node_title".into(), "End".into());
+                message.insert("node_is_finish".into(), true.into());
+                if let Some(u) = usage.filter(|u| u.is_object()) {
+                    message.insert("usage".into(), u.clone());
+                }
+                self.feed("Message", None, &Value::Object(message), sink)?;
+                self.feed("Done", None, &Value::Object(with_url), sink)?;
+            }
+            Whole::Interrupt(asked) => {
+                with_url.insert("interrupt_data".into(), asked.clone());
+                self.feed("Interrupt", None, &Value::Object(with_url), sink)?;
+            }
+            Whole::Failed { code, message } => {
+                with_url.insert("error_code".into(), code.into());
+                with_url.insert("error_message".into(), message.into());
+                self.feed("Error", None, &Value::Object(with_url), sink)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the trace page's address, and the run's id from it.
-    pub fn take_debug_url(&mut self, url: &str) {
+    pub(super) fn take_debug_url(&mut self, url: &str) {
         if url.is_empty() {
             return;
         }
@@ -340,11 +412,6 @@ impl RunState {
             self.execute_id = execute_id_in(url);
         }
         self.debug_url = Some(url.to_owned());
-    }
-
-    /// The stream ended (`Done`, `Error` or `Interrupt`).
-    pub fn ended(&self) -> bool {
-        self.end.is_some()
     }
 
     /// The run's output, decoded (`output::decode`): the content of the last node
@@ -361,17 +428,12 @@ impl RunState {
     /// stream's logid, the trace page), if the run ended so.
     pub fn error(&self) -> Option<Error> {
         match &self.end {
-            Some(End::Failed { code, message }) => Some(
-                Error::Api(ApiError {
-                    status: 200,
-                    code: ApiCode::Coze(*code),
-                    msg: message.clone(),
-                    logid: self.logid.clone(),
-                    retry_after: None,
-                    debug_url: self.debug_url.clone(),
-                })
-                .context("the workflow failed"),
-            ),
+            Some(End::Failed { code, message }) => Some(failure(
+                *code,
+                message,
+                self.logid.clone(),
+                self.debug_url.clone(),
+            )),
             _ => None,
         }
     }
@@ -574,7 +636,6 @@ mod tests {
             assert_eq!(i.question.options, ["北京", "上海"]);
             assert_eq!(st.execute_id.as_deref(), Some("7404830425073352713"));
             assert!(st.error().is_none());
-            assert_eq!(i.node_title.is_some(), name == "Interrupt");
         }
         // Numeric ids (Studio) keep all their digits.
         assert_eq!(

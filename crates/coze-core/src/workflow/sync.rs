@@ -8,11 +8,11 @@
 //! (`is_async`) answers at once with the run's `execute_id`, whose history says how it
 //! ends (`history`), as does the answer to an async run's question.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::history::history;
 use super::spec::RunSpec;
-use super::state::{id_text, RunState, Sink};
+use super::state::{id_text, RunState, Sink, Whole};
 use super::stream::Call;
 use crate::api::Client;
 use crate::error::{Error, Result};
@@ -24,8 +24,6 @@ pub struct Started {
     pub execute_id: String,
     /// The page that traces it, when the answer gave one.
     pub debug_url: Option<String>,
-    /// The answer's logid.
-    pub logid: Option<String>,
 }
 
 /// Runs `call` without streaming and feeds its answer to `state` and `sink` as the
@@ -62,50 +60,28 @@ pub fn sync(
 
 /// A sync answer fed as events; see the module notes.
 fn feed_answer(answer: &Value, state: &mut RunState, sink: &mut dyn Sink) -> std::io::Result<()> {
-    if let Some(id) = id_text(answer.get("execute_id")) {
-        state.execute_id = Some(id);
-    }
-    let debug_url = answer
-        .get("debug_url")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    if let Some(url) = debug_url {
-        state.take_debug_url(url);
-    }
-    let with_debug_url = |mut data: Map<String, Value>| {
-        if let Some(url) = debug_url {
-            data.insert("debug_url".into(), url.into());
-        }
-        Value::Object(data)
-    };
-    if let Some(asked) = answer.get("interrupt_data").filter(|d| d.is_object()) {
-        let mut data = Map::new();
-        data.insert("interrupt_data".into(), asked.clone());
-        state.feed("Interrupt", None, &with_debug_url(data), sink)?;
-        return Ok(());
-    }
-    let mut message = Map::new();
-    message.insert(
-        "content".into(),
-        match answer.get("data") {
-            Some(Value::String(s)) => s.clone().into(),
-            None | Some(Value::Null) => "".into(),
-            Some(other) => other.to_string().into(),
+    let end = match answer.get("interrupt_data").filter(|d| d.is_object()) {
+        Some(asked) => Whole::Interrupt(asked),
+        None => Whole::Output {
+            content: match answer.get("data") {
+                Some(Value::String(s)) => s.clone(),
+                None | Some(Value::Null) => String::new(),
+                Some(other) => other.to_string(),
+            },
+            usage: answer.get("usage"),
         },
-    );
-    message.insert("node_title".into(), "End".into());
-    message.insert("node_is_finish".into(), true.into());
-    if let Some(u) = answer.get("usage").filter(|u| u.is_object()) {
-        message.insert("usage".into(), u.clone());
-    }
-    state.feed("Message", None, &Value::Object(message), sink)?;
-    state.feed("Done", None, &with_debug_url(Map::new()), sink)?;
-    Ok(())
+    };
+    state.feed_whole(
+        id_text(answer.get("execute_id")),
+        answer.get("debug_url").and_then(Value::as_str),
+        end,
+        sink,
+    )
 }
 
 /// Starts `spec` as an async run (`run` with `is_async`): the run's id and trace page.
 pub fn start(client: &Client<'_>, spec: &RunSpec) -> Result<Started> {
-    let (answer, logid) = client
+    let (answer, _logid) = client
         .workflow_run(&spec.body(true))
         .map_err(|e| e.context("starting the run"))?;
     let Some(execute_id) = id_text(answer.get("execute_id")) else {
@@ -121,7 +97,6 @@ pub fn start(client: &Client<'_>, spec: &RunSpec) -> Result<Started> {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned),
-        logid,
     })
 }
 

@@ -66,15 +66,8 @@ impl ChatflowRequest {
 /// text, parameters that are not an object, or both bot_id and app_id.
 fn bind(req: &Request, ctx: &Ctx) -> Result<ChatflowRequest, Reply> {
     let bad = |what: &str| err(ctx, 4000, &format!("invalid parameter: {what}"));
-    let Some(body) = req.json().filter(Value::is_object) else {
-        return Err(bad("request body must be a JSON object"));
-    };
-    let s = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let body = super::object_body(req, ctx)?;
+    let s = |k: &str| super::text_of(&body, k);
     let Some(workflow_id) = s("workflow_id") else {
         return Err(bad("workflow_id is required"));
     };
@@ -168,12 +161,7 @@ fn bind_studio(req: &Request) -> Result<ChatflowRequest, Reply> {
     let Some(parameters) = super::parameters_of(&body) else {
         return Err(fail("invalid character in parameters"));
     };
-    let s = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let s = |k: &str| super::text_of(&body, k);
     let (bot_id, app_id) = (s("bot_id"), s("app_id"));
     if bot_id.is_some() && app_id.is_some() {
         return Err(fail("project_id and bot_id cannot be set at the same time"));
