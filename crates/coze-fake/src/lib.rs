@@ -269,8 +269,21 @@ impl Fake {
     }
 
     /// Set the bot's behaviour, as `POST /_fake/bot` (`{}` resets to defaults).
+    ///
+    /// # Panics
+    /// On a `tools` setting `POST /_fake/bot` would refuse (a test's own mistake),
+    /// naming the field.
     pub fn set_bot(&self, bot: Value) {
-        self.app.lock().bot = chat::Bot::from_json(&bot);
+        match chat::Bot::from_json(&bot) {
+            Ok(b) => self.app.lock().bot = b,
+            Err(e) => panic!("coze-fake: bad bot settings: {e}"),
+        }
+    }
+
+    /// Every accepted `submit_tool_outputs`, oldest first, as `GET /_fake/tool_outputs`
+    /// lists them: `[{conversation_id, chat_id, round, stream, tool_outputs}]`.
+    pub fn tool_outputs(&self) -> Value {
+        Value::Array(self.app.lock().tool_outputs.clone())
     }
 
     /// The uploaded files, as `GET /_fake/files` lists them.
