@@ -303,3 +303,165 @@ fn a_streamed_submit_continues_the_chat_and_echoes_the_output() {
     );
     assert!(next.text().contains("conversation.chat.requires_action"));
 }
+
+#[test]
+fn several_calls_of_a_round_are_asked_and_answered_together() {
+    let fake = fake_with(json!([[
+        {"name":"get_weather","arguments":{"city":"北京"}},
+        {"name":"get_time","arguments":{"tz":"Asia/Shanghai"}}
+    ]]));
+    let (evs, chat) = ask(&fake, "天气和时间");
+    let msgs = completed(&evs);
+    assert_eq!(kinds(&msgs), ["function_call", "function_call", "verbose"]);
+    let calls = tool_calls(&chat);
+    let id = chat["id"].as_str().unwrap();
+    let ids: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [format!("call_{id}_1_1"), format!("call_{id}_1_2")]);
+    assert_eq!(calls[1]["function"]["name"], "get_time");
+    assert_eq!(
+        calls[1]["function"]["arguments"],
+        "{\"tz\":\"Asia/Shanghai\"}"
+    );
+    // Submitted in another order: the bot takes them in call order.
+    let evs = events(&submit(&fake, &chat, &[(ids[1], "12:00"), (ids[0], "晴")], true).text());
+    let msgs = completed(&evs);
+    assert_eq!(
+        kinds(&msgs)[..3],
+        ["tool_response", "tool_response", "answer"]
+    );
+    assert_eq!(
+        (msgs[0]["content"].as_str(), msgs[1]["content"].as_str()),
+        (Some("晴"), Some("12:00"))
+    );
+    assert_eq!(
+        delta_text(&evs),
+        "工具结果 get_weather: 晴; get_time: 12:00"
+    );
+    // The record keeps them as sent.
+    assert_eq!(
+        fake.tool_outputs()[0]["tool_outputs"],
+        json!([{"tool_call_id": ids[1], "output": "12:00"}, {"tool_call_id": ids[0], "output": "晴"}])
+    );
+}
+
+#[test]
+fn a_second_round_follows_the_first_outputs_in_the_same_chat() {
+    let fake = fake_with(json!([
+        [{"name":"find_city","arguments":{"q":"首都"}}],
+        [{"name":"get_weather","arguments":{"city":"北京"}}]
+    ]));
+    let (_, chat) = ask(&fake, "首都天气");
+    let first = tool_calls(&chat)[0]["id"].as_str().unwrap().to_string();
+    let evs = events(&submit(&fake, &chat, &[(&first, "北京")], true).text());
+    assert_eq!(
+        names(&evs),
+        [
+            "conversation.chat.in_progress",
+            "conversation.message.completed",
+            "conversation.message.completed",
+            "conversation.message.completed",
+            "conversation.chat.requires_action",
+            "done"
+        ]
+    );
+    assert_eq!(
+        kinds(&completed(&evs)),
+        ["tool_response", "function_call", "verbose"]
+    );
+    let again = only(&evs, "conversation.chat.requires_action");
+    assert_eq!(again["id"], chat["id"]);
+    let calls = tool_calls(&again);
+    let second = calls[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(second, format!("call_{}_2_1", chat["id"].as_str().unwrap()));
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    // The first round's id is no longer waited for.
+    let r = submit(&fake, &again, &[(&first, "北京")], true).json();
+    assert_eq!(r["code"], 4000, "{r}");
+    let evs = events(&submit(&fake, &again, &[(&second, "晴")], true).text());
+    assert_eq!(
+        delta_text(&evs),
+        "工具结果 find_city: 北京; get_weather: 晴"
+    );
+    assert_eq!(
+        only(&evs, "conversation.chat.completed")["status"],
+        "completed"
+    );
+    let rounds: Vec<u64> = fake
+        .tool_outputs()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds, [1, 2]);
+    assert_eq!(
+        kinds(&chat_messages(&fake, &chat))[..6],
+        [
+            "function_call",
+            "verbose",
+            "tool_response",
+            "function_call",
+            "verbose",
+            "tool_response"
+        ]
+    );
+}
+
+#[test]
+fn a_reply_message_call_asks_its_question_and_takes_the_answer() {
+    let fake = fake_with(json!([[{"type":"reply_message","question":"哪个城市？"}]]));
+    let (evs, chat) = ask(&fake, "天气");
+    let n = names(&evs);
+    assert_eq!(
+        n[..2],
+        ["conversation.chat.created", "conversation.chat.in_progress"]
+    );
+    assert_eq!(
+        n[n.len() - 4..],
+        [
+            "conversation.message.completed",
+            "conversation.message.completed",
+            "conversation.chat.requires_action",
+            "done"
+        ]
+    );
+    // The question comes as the bot's answer, in deltas, before the call.
+    assert_eq!(delta_text(&evs), "哪个城市？");
+    let msgs = completed(&evs);
+    assert_eq!(kinds(&msgs), ["answer", "verbose"]);
+    assert_eq!(msgs[0]["content"], "哪个城市？");
+    // As the Coze API docs (workflow_chat) show it: no id, no function.
+    assert_eq!(
+        tool_calls(&chat),
+        [json!({"id":"","type":"reply_message","function":null,"require_info":null})]
+    );
+    let evs = events(&submit(&fake, &chat, &[("", "北京")], true).text());
+    assert_eq!(delta_text(&evs), "工具结果 reply_message: 北京");
+}
+
+#[test]
+fn raw_string_arguments_are_sent_as_given() {
+    let fake = fake_with(json!([[
+        {"name":"raw","arguments":"city=北京, not JSON"},
+        {"name":"list","arguments":"[1,2]"},
+        {"name":"none"}
+    ]]));
+    let (evs, chat) = ask(&fake, "x");
+    let calls = tool_calls(&chat);
+    let args: Vec<&str> = calls
+        .iter()
+        .map(|c| c["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(args, ["city=北京, not JSON", "[1,2]", "{}"]);
+    let contents: Vec<Value> = completed(&evs)[..3]
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Value>(m["content"].as_str().unwrap()).unwrap()["arguments"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        contents,
+        [json!("city=北京, not JSON"), json!("[1,2]"), json!({})]
+    );
+}
