@@ -117,10 +117,11 @@ FAULT ENDPOINT NAMES:
     message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
     chat.cancel chat.submit_tool_outputs files.upload files.retrieve workflow.run
     workflow.stream_run workflow.stream_resume workflow.resume workflow.history
-    workflow.chat, and * (any API endpoint). On chat.submit_tool_outputs every fault type
-    applies as on chat: the stream faults to the continued stream (the outputs are
-    accepted first; chat_failed fails the chat after them; a non-streamed submit's chat
-    fails when polled). On files.upload, a reset fault hangs up before reading the body; http,
+    workflow.chat, and * (any API endpoint). On chat.submit_tool_outputs the fault types
+    apply as on chat, requires_action excepted (the bot's rounds decide): those that
+    replace the answer before the outputs are looked at (the chat still waits), the
+    stream faults to the continued stream once the outputs are taken (chat_failed fails
+    the chat after them; a non-streamed submit's chat fails when polled). On files.upload, a reset fault hangs up before reading the body; http,
     api_error and json_body answer once the whole body has been read (and counted in
     upload_bytes), the file not kept. On workflow streams stall, cut, error_event (an
     Error event {error_code,error_message}, studio adding debug_url), malformed and
