@@ -931,3 +931,43 @@ fn a_non_streamed_submit_takes_faults_as_json_answers_do() {
     assert_eq!(retrieve(&fake, &chat)["status"], "completed");
     assert_eq!(fake.tool_outputs().as_array().unwrap().len(), 1);
 }
+
+/// A self-hosted Coze Studio has no local plugins: the setting changes nothing, no
+/// chat waits, and the submit endpoint is one it lacks.
+#[test]
+fn a_studio_never_asks_for_tools_and_lacks_submit_tool_outputs() {
+    let fake = Fake::start(Options {
+        static_tokens: vec![PAT.into()],
+        dialect: coze_fake::Dialect::Studio,
+        ..Options::default()
+    })
+    .unwrap();
+    fake.set_bot(json!({"tools":{"rounds":[[{"name":"get_weather"}]]}}));
+    let mut body = chat_body("天气", true);
+    body["bot_id"] = json!("7500000000000000001");
+    let text = post_json(&fake, "/v3/chat", Some(PAT), &body).text();
+    assert!(
+        !text.contains("requires_action")
+            && !text.contains("required_action")
+            && !text.contains("function_call"),
+        "{text}"
+    );
+    assert!(
+        text.contains("conversation.chat.completed")
+            && text.contains(&coze_fake::answer_text("天气")),
+        "{text}"
+    );
+    let r = post_json(
+        &fake,
+        "/v3/chat/submit_tool_outputs?conversation_id=1&chat_id=2",
+        Some(PAT),
+        &json!({"tool_outputs":[{"tool_call_id":"x","output":"o"}],"stream":true}),
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.text(),
+        r#"{"code":401,"msg":"missing session_key in cookie"}"#
+    );
+    assert_eq!(fake.stats()["requests"]["chat.submit_tool_outputs"], 1);
+    assert_eq!(fake.tool_outputs(), json!([]));
+}
