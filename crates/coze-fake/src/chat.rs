@@ -785,6 +785,8 @@ struct Emitter<'a, 'b> {
     studio: bool,
     /// The end of the last event, held back by `Style::held_back` until the next one.
     held: Vec<u8>,
+    /// The body has ended the chat on the server (see `Plan::settle`).
+    settled: bool,
 }
 
 impl Emitter<'_, '_> {
@@ -911,9 +913,22 @@ impl Plan {
             failed: None,
             studio: self.studio,
             held: Vec::new(),
+            settled: false,
         };
         let result = self.body(&mut em);
         let app = &self.app;
+        if em.settled {
+            // The body ended the chat before the client could see it end; since then the
+            // client may have moved it on (a submit continues a chat that waited), so
+            // however the stream ends now, the chat is left alone.
+            return match result {
+                Ok(()) | Err(Stop::Clean) | Err(Stop::Ended) => match em.out.finish() {
+                    Ok(()) => StreamEnd::Finished,
+                    Err(_) => StreamEnd::Abort,
+                },
+                Err(_) => StreamEnd::Abort,
+            };
+        }
         match result {
             Ok(()) | Err(Stop::Clean) | Err(Stop::Ended) => {
                 // Server side the chat is over, even when the body was cut.
@@ -948,6 +963,12 @@ impl Plan {
                 StreamEnd::Abort
             }
         }
+    }
+
+    /// End the chat on the server (`ending`) before its last events go out.
+    fn settle(&self, em: &mut Emitter<'_, '_>, ending: Ending) {
+        self.app.lock().finish_chat(&self.chat_id, ending);
+        em.settled = true;
     }
 
     /// The chat as its stream events show it.
@@ -1039,9 +1060,7 @@ impl Plan {
         }
         // Waiting before the client can see it, so a submit sent the moment it reads
         // the event is never refused as early.
-        self.app
-            .lock()
-            .finish_chat(&self.chat_id, Ending::RequiresAction);
+        self.settle(em, Ending::RequiresAction);
         em.event(
             "conversation.chat.requires_action",
             self.chat_json().to_string().as_bytes(),
@@ -1107,9 +1126,7 @@ impl Plan {
     /// The chat fails: `conversation.chat.failed` (its shape as the fault asks) and
     /// `done`; Studio's `error` event.
     fn fail(&self, em: &mut Emitter<'_, '_>, code: i64, msg: &str) -> Result<(), Stop> {
-        self.app
-            .lock()
-            .finish_chat(&self.chat_id, self.ending.clone());
+        self.settle(em, self.ending.clone());
         if self.studio {
             // `StepToFailed` (backend/domain/conversation/agentrun/internal/
             // run_process_event.go) reports a failed run as an `error` event: no
@@ -1157,7 +1174,7 @@ impl Plan {
         }
         // Free the conversation before the client can see the end of the stream, so a
         // client that sends its next chat the moment it reads `done` is never refused.
-        self.app.lock().finish_chat(&self.chat_id, Ending::Complete);
+        self.settle(em, Ending::Complete);
         em.event(
             "conversation.chat.completed",
             self.chat_json().to_string().as_bytes(),

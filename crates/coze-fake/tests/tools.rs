@@ -971,3 +971,40 @@ fn a_studio_never_asks_for_tools_and_lacks_submit_tool_outputs() {
     assert_eq!(fake.stats()["requests"]["chat.submit_tool_outputs"], 1);
     assert_eq!(fake.tool_outputs(), json!([]));
 }
+
+/// A client may submit the moment it reads requires_action, before its stream has
+/// ended: the end of that stream must not undo the submit.
+#[test]
+fn a_submit_before_the_asking_stream_ends_is_not_undone_by_its_end() {
+    let fake = fake_with(json!([[{"name":"f"}]]));
+    // The stream stops for a while after requires_action, before done.
+    fake.push_fault("chat", json!({"type":"stall","after_events":5,"ms":300}), 1);
+    let mut c = common::Conn::open(&fake);
+    let body = chat_body("x", true).to_string();
+    c.send(
+        "POST",
+        "/v3/chat",
+        &[
+            ("Authorization", &format!("Bearer {PAT}")),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(c.head().status, 200);
+    let mut seen = String::new();
+    while !seen.contains("event:conversation.chat.requires_action") {
+        seen.push_str(&String::from_utf8(c.chunk().expect("the stream ended early")).unwrap());
+    }
+    assert!(!seen.contains("event:done"), "{seen}");
+    let chat = only(&events(&seen), "conversation.chat.requires_action");
+    let id = tool_calls(&chat)[0]["id"].as_str().unwrap().to_string();
+    // Submitted (not streamed; the continued chat takes long), then the first stream ends.
+    fake.set_bot(json!({"tools":{"rounds":[[{"name":"f"}]]},"latency_ms":600_000}));
+    assert_eq!(submit(&fake, &chat, &[(&id, "o")], false).json()["code"], 0);
+    while let Some(chunk) = c.chunk() {
+        seen.push_str(&String::from_utf8(chunk).unwrap());
+    }
+    assert!(seen.ends_with("event:done\ndata:\"[DONE]\"\n\n"), "{seen}");
+    let now = retrieve(&fake, &chat);
+    assert_eq!(now["status"], "in_progress", "{now}");
+}
