@@ -4,8 +4,9 @@
 //! handle multi-byte text) whose length, pace, wire style and failures tests can steer
 //! with `/_fake/bot` and queued faults. Streams write events in the real order and
 //! flush only before a pause or every ~16 KiB, so a 200,000-delta bench is bound by the
-//! client, not by us. In the Studio dialect the same bot answers, bound and shaped by
-//! [`studio`].
+//! client, not by us. With the `tools` setting the bot first asks rounds of local tool
+//! calls and `submit_tool_outputs` continues the chat ([`tools`]). In the Studio dialect
+//! the same bot answers, bound and shaped by [`studio`].
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,7 @@
 //! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web
 //! (client secret) and JWT service-app flows, conversations, messages, Chat v3
-//! streaming and polled, files, workflows and chatflows), written from the Coze API docs
+//! streaming and polled with local tools (submit_tool_outputs), files, workflows and
+//! chatflows), written from the Coze API docs
 //! and the official SDKs (coze-py, coze-go, coze-js) independently of coze-core, so that
 //! a misreading of the API cannot hide in code both sides share. Tests start it
 //! in-process with [`Fake::start`]; scripts run the `coze-fake` binary. Both are steered
