@@ -29,7 +29,9 @@ import cozepy
 import pydantic
 from cozepy import (
     ChatEventType,
+    ChatRequiredActionType,
     ChatStatus,
+    ChatToolCallType,
     Coze,
     CozeAPIError,
     CozePKCEAuthError,
@@ -41,6 +43,7 @@ from cozepy import (
     MessageType,
     PKCEOAuthApp,
     TokenAuth,
+    ToolOutput,
     WorkflowEventType,
     WorkflowExecuteStatus,
     WorkflowRunMode,
@@ -355,6 +358,144 @@ def _():
     assert last.chat.status == ChatStatus.FAILED and last.chat.last_error.code == 5000
 
 
+def tools(rounds, **more):
+    admin("/_fake/bot", {"tools": {"rounds": rounds, **more}})
+
+
+def text_of(events):
+    return "".join(e.message.content for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA)
+
+
+@check("chat.stream with local tools: requires_action as coze-py reads it; submit_tool_outputs(stream=True) goes on")
+def _():
+    tools([[{"name": "get_weather", "arguments": {"city": "北京"}}, {"name": "get_time"}]])
+    try:
+        events = list(coze.chat.stream(bot_id=BOT, user_id=USER,
+                                       additional_messages=[Message.build_user_question_text("北京天气和时间")]))
+    finally:
+        admin("/_fake/bot", {})
+    kinds = [e.event for e in events]
+    assert kinds[-1] == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION, kinds
+    # The chats before it carry an empty required_action, which coze-py reads as UNKNOWN.
+    created = events[0].chat
+    assert created.status == ChatStatus.CREATED and created.required_action.type == ChatRequiredActionType.UNKNOWN
+    assert created.required_action.submit_tool_outputs.tool_calls == [], created.required_action
+    done = [e.message.type for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED]
+    assert done == [MessageType.FUNCTION_CALL, MessageType.FUNCTION_CALL, MessageType.VERBOSE], done
+    chat = events[-1].chat
+    assert chat.status == ChatStatus.REQUIRES_ACTION, chat.status
+    assert chat.required_action.type == ChatRequiredActionType.SUBMIT_TOOL_OUTPUTS
+    calls = chat.required_action.submit_tool_outputs.tool_calls
+    assert [c.type for c in calls] == [ChatToolCallType.FUNCTION] * 2, calls
+    assert [c.function.name for c in calls] == ["get_weather", "get_time"], calls
+    assert json.loads(calls[0].function.arguments) == {"city": "北京"} and calls[1].function.arguments == "{}"
+    outputs = [ToolOutput(tool_call_id=calls[0].id, output="晴"), ToolOutput(tool_call_id=calls[1].id, output="12:00")]
+    more = list(coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
+                                              tool_outputs=outputs, stream=True))
+    assert more[0].event == ChatEventType.CONVERSATION_CHAT_IN_PROGRESS and more[0].chat.id == chat.id, more[0]
+    done = [e.message for e in more if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED]
+    assert [m.type for m in done[:3]] == [MessageType.TOOL_RESPONSE, MessageType.TOOL_RESPONSE, MessageType.ANSWER]
+    assert [m.content for m in done[:2]] == ["晴", "12:00"], done[:2]
+    assert text_of(more) == "工具结果 get_weather: 晴; get_time: 12:00", text_of(more)
+    last = more[-1]
+    assert last.event == ChatEventType.CONVERSATION_CHAT_COMPLETED and last.chat.status == ChatStatus.COMPLETED
+    got = admin("/_fake/tool_outputs")
+    assert got[-1]["stream"] is True and got[-1]["tool_outputs"] == [o.model_dump() for o in outputs], got
+
+
+@check("chat.create with local tools, polled: submit_tool_outputs(stream=False) returns the Chat; two rounds")
+def _():
+    tools([[{"name": "find_city", "arguments": {"q": "首都"}}], [{"name": "get_weather", "arguments": "北京"}]])
+    try:
+        chat = coze.chat.create(bot_id=BOT, user_id=USER,
+                                additional_messages=[Message.build_user_question_text("首都天气")])
+        waiting = coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id)
+        assert waiting.status == ChatStatus.REQUIRES_ACTION, waiting.status
+        listed = coze.chat.messages.list(conversation_id=chat.conversation_id, chat_id=chat.id)
+        assert [m.type for m in listed] == [MessageType.FUNCTION_CALL, MessageType.VERBOSE], listed
+        call = waiting.required_action.submit_tool_outputs.tool_calls[0]
+        r = coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
+                                          tool_outputs=[ToolOutput(tool_call_id=call.id, output="北京")],
+                                          stream=False)
+        assert r.id == chat.id and r.status == ChatStatus.IN_PROGRESS, r
+        again = coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id)
+        second = again.required_action.submit_tool_outputs.tool_calls[0]
+        assert second.id != call.id and second.function.arguments == "北京", second
+        coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
+                                      tool_outputs=[ToolOutput(tool_call_id=second.id, output="晴")], stream=False)
+        done = coze.chat.retrieve(conversation_id=chat.conversation_id, chat_id=chat.id)
+    finally:
+        admin("/_fake/bot", {})
+    assert done.status == ChatStatus.COMPLETED and done.usage.output_count > 0, done
+    msgs = coze.chat.messages.list(conversation_id=chat.conversation_id, chat_id=chat.id)
+    answers = [m.content for m in msgs if m.type == MessageType.ANSWER]
+    assert answers == ["工具结果 find_city: 北京; get_weather: 晴"], answers
+    assert [m.content for m in msgs if m.type == MessageType.TOOL_RESPONSE] == ["北京", "晴"]
+
+
+@check("chat.stream: a question node's reply_message call (no id, no function) and its answer by submit")
+def _():
+    tools([[{"type": "reply_message", "question": "哪个城市？"}]])
+    try:
+        events = list(coze.chat.stream(bot_id=BOT, user_id=USER,
+                                       additional_messages=[Message.build_user_question_text("天气")]))
+    finally:
+        admin("/_fake/bot", {})
+    assert text_of(events) == "哪个城市？", text_of(events)
+    call = events[-1].chat.required_action.submit_tool_outputs.tool_calls[0]
+    assert call.type == ChatToolCallType.REPLY_MESSAGE and call.function is None and call.id == "", call
+    chat = events[-1].chat
+    more = list(coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
+                                              tool_outputs=[ToolOutput(tool_call_id="", output="北京")], stream=True))
+    assert text_of(more) == "工具结果 reply_message: 北京", text_of(more)
+
+
+@check("chat.submit_tool_outputs refusals raise CozeAPIError: not waiting, unknown id (4000), history not saved (5000)")
+def _():
+    tools([[{"name": "f"}]])
+    try:
+        events = list(coze.chat.stream(bot_id=BOT, user_id=USER,
+                                       additional_messages=[Message.build_user_question_text("x")]))
+        unsaved = list(coze.chat.stream(bot_id=BOT, user_id=USER, auto_save_history=False,
+                                        additional_messages=[Message.build_user_question_text("x")]))
+    finally:
+        admin("/_fake/bot", {})
+    chat = events[-1].chat
+    e = expect_raises(CozeAPIError, coze.chat.submit_tool_outputs, conversation_id=chat.conversation_id,
+                      chat_id=chat.id, tool_outputs=[ToolOutput(tool_call_id="call_nope", output="o")], stream=False)
+    assert e.code == 4000 and "call_nope" in e.msg and e.logid, (e.code, e.msg)
+    u = unsaved[-1].chat
+    call = u.required_action.submit_tool_outputs.tool_calls[0]
+    e = expect_raises(CozeAPIError, lambda: list(coze.chat.submit_tool_outputs(
+        conversation_id=u.conversation_id, chat_id=u.id,
+        tool_outputs=[ToolOutput(tool_call_id=call.id, output="o")], stream=True)))
+    assert e.code == 5000, (e.code, e.msg)
+    call = chat.required_action.submit_tool_outputs.tool_calls[0]
+    ok = [ToolOutput(tool_call_id=call.id, output="o")]
+    coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id, tool_outputs=ok, stream=False)
+    e = expect_raises(CozeAPIError, coze.chat.submit_tool_outputs, conversation_id=chat.conversation_id,
+                      chat_id=chat.id, tool_outputs=ok, stream=False)
+    assert e.code == 4000 and "not waiting" in e.msg, (e.code, e.msg)
+
+
+@check("chat.submit_tool_outputs: usage named input_tokens/output_tokens (the submit docs' example) is more than coze-py reads")
+def _():
+    tools([[{"name": "f"}]], usage_keys="tokens")
+    try:
+        events = list(coze.chat.stream(bot_id=BOT, user_id=USER,
+                                       additional_messages=[Message.build_user_question_text("x")]))
+    finally:
+        admin("/_fake/bot", {})
+    chat = events[-1].chat
+    call = chat.required_action.submit_tool_outputs.tool_calls[0]
+    more = list(coze.chat.submit_tool_outputs(conversation_id=chat.conversation_id, chat_id=chat.id,
+                                              tool_outputs=[ToolOutput(tool_call_id=call.id, output="o")],
+                                              stream=True))
+    usage = more[-1].chat.usage
+    # coze-py 0.20.0's ChatUsage knows only the *_count names: the others leave it 0.
+    assert usage.token_count > 0 and usage.output_count == 0 and usage.input_count == 0, usage
+
+
 @check("files.upload: a temp file through the SDK; the fake saw its bytes (SHA-256)")
 def _():
     content = "referee 附件\n".encode() * 1000
@@ -583,6 +724,8 @@ def _():
     assert s["requests"]["files.upload"] == 1 and s["upload_bytes"] == state["file"].bytes, s
     assert s["requests"]["workflow.stream_run"] == 5 and s["requests"]["workflow.stream_resume"] == 3, s
     assert s["requests"]["workflow.history"] == 3 and s["requests"]["workflow.chat"] == 6, s
+    assert s["requests"]["chat.submit_tool_outputs"] == 9, s
+    assert len(admin("/_fake/tool_outputs")) == 6
 
 
 print(f"{results['passed']} passed, {results['failed']} failed")

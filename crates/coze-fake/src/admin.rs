@@ -1,6 +1,6 @@
 //! The `/_fake/` admin endpoints tests steer the fake with: queue faults, read counters
-//! and the request log, reset, expire every access token, and set the bot's and the
-//! workflows' behaviour.
+//! and the request log, reset, expire every access token, set the bot's and the
+//! workflows' behaviour, and list the tool outputs submitted.
 //! No authentication; answered only to loopback peers (the fake only binds loopback).
 
 use serde_json::{json, Value};
@@ -14,9 +14,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code,jwt}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired, upload_bytes (file-content bytes received by uploads, successful or not)"),
     ("GET  /_fake/files", "every upload, oldest first: {\"files\":[{id,file_name,bytes,sha256,content_type,created_at}]} (sha256: of the content, lowercase hex; the content itself is never kept); GET /_fake/files/ID: one of them"),
     ("GET  /_fake/log", "every API request (the newest 100,000): {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
-    ("POST /_fake/reset", "clear faults, counters, log, bot settings, workflows and their runs (tokens and conversations stay)"),
+    ("POST /_fake/reset", "clear faults, counters, log, bot settings, workflows and their runs, the tool outputs received (tokens and conversations stay)"),
     ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
-    ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes,no_final_blank_line,no_final_newline}}; {} resets; GET shows it"),
+    ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes,no_final_blank_line,no_final_newline},tools:{rounds,usage_keys}} (tools: see TOOLS below; a bad one: 400 naming the field); {} resets; GET shows it"),
+    ("GET  /_fake/tool_outputs", "every accepted submit_tool_outputs, oldest first: [{conversation_id,chat_id,round,stream,tool_outputs:[{tool_call_id,output}]}] (round: the round answered, from 1; tool_outputs as sent)"),
     ("POST /_fake/workflow", "set one workflow's behaviour (replacing an earlier one): {workflow_id,…} with the fields under WORKFLOWS below; 400 naming a field that is unknown or of the wrong type"),
     ("GET  /_fake/workflow", "{\"workflows\":{ID:spec,…},\"runs\":[{execute_id,workflow_id,mode,parameters,resumes,status,answers},…]}: every spec set (each field spelt out) and every run, oldest first (the newest 100,000)"),
 ];
@@ -36,6 +37,7 @@ pub fn reset(app: &App) {
     st.log.clear();
     st.bot = Default::default();
     st.wf = Default::default();
+    st.tool_outputs.clear();
 }
 
 pub fn expire(app: &App) {
@@ -61,6 +63,9 @@ pub fn handle(app: &App, req: &Request) -> Reply {
                 None => Reply::json(404, &json!({"ok": false, "error": "no such file"})),
             }
         }
+        ("GET", "/_fake/tool_outputs") => {
+            Reply::json(200, &Value::Array(app.lock().tool_outputs.clone()))
+        }
         ("GET", "/_fake/log") => Reply::json(200, &Value::Array(app.lock().log.clone())),
         ("POST", "/_fake/reset") => {
             reset(app);
@@ -76,8 +81,13 @@ pub fn handle(app: &App, req: &Request) -> Reply {
             if !v.is_object() {
                 return bad("bot settings must be a JSON object");
             }
-            app.lock().bot = crate::chat::Bot::from_json(&v);
-            done()
+            match crate::chat::Bot::from_json(&v) {
+                Ok(bot) => {
+                    app.lock().bot = bot;
+                    done()
+                }
+                Err(e) => bad(&e),
+            }
         }
         ("GET", "/_fake/workflow") => Reply::json(200, &app.lock().wf.to_json()),
         ("POST", "/_fake/workflow") => match req.json() {

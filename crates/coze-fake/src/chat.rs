@@ -4,8 +4,9 @@
 //! handle multi-byte text) whose length, pace, wire style and failures tests can steer
 //! with `/_fake/bot` and queued faults. Streams write events in the real order and
 //! flush only before a pause or every ~16 KiB, so a 200,000-delta bench is bound by the
-//! client, not by us. In the Studio dialect the same bot answers, bound and shaped by
-//! [`studio`].
+//! client, not by us. With the `tools` setting the bot first asks rounds of local tool
+//! calls and `submit_tool_outputs` continues the chat ([`tools`]). In the Studio dialect
+//! the same bot answers, bound and shaped by [`studio`].
 
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ use crate::util::{json_escape_into, new_id, now_s};
 use crate::{App, Dialect};
 
 pub mod studio;
+pub mod tools;
 
 /// How the `done` event's data looks: the Coze API docs' `"[DONE]"`, the bare `[DONE]`
 /// of their overview, or a workflow chat's `debug_url` object (coze-go's
@@ -75,14 +77,19 @@ pub struct Bot {
     pub latency_ms: Option<u64>,
     pub reasoning: bool,
     pub style: Style,
+    /// Tool calls the bot makes before it answers (coze dialect only).
+    pub tools: Option<tools::Tools>,
 }
 
 impl Bot {
-    pub fn from_json(v: &Value) -> Bot {
+    /// The settings `v` asks for; Err names a `tools` field that is wrong (the older
+    /// settings take what they can read, as they always have).
+    pub fn from_json(v: &Value) -> Result<Bot, String> {
         let u = |o: &Value, k: &str| o.get(k).and_then(Value::as_u64);
         let b = |o: &Value, k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
         let st = v.get("style").cloned().unwrap_or(json!({}));
-        Bot {
+        let tools = tools::Tools::from_json(v.get("tools").unwrap_or(&Value::Null))?;
+        Ok(Bot {
             deltas: u(v, "deltas").map(|n| n as usize),
             delta_delay_ms: u(v, "delta_delay_ms"),
             first_delta_hold_ms: u(v, "first_delta_hold_ms").unwrap_or(0),
@@ -102,7 +109,8 @@ impl Bot {
                     _ => Done::Quoted,
                 },
             },
-        }
+            tools,
+        })
     }
 
     pub fn to_json(&self) -> Value {
@@ -119,6 +127,7 @@ impl Bot {
                 "no_final_blank_line": s.no_final_blank_line, "no_final_newline": s.no_final_newline,
                 "done": match s.done { Done::Quoted => "quoted", Done::Bare => "bare", Done::DebugUrl => "debug_url" },
             },
+            "tools": self.tools.as_ref().map(tools::Tools::to_json),
         })
     }
 }
@@ -135,10 +144,21 @@ const SEASONS: [char; 4] = ['春', '夏', '秋', '冬'];
 /// `note` (the attachments received, see [`crate::objects::note`]), or with `deltas: N`
 /// a long answer of N one-character deltas.
 pub fn answer_for(prompt: &str, note: &str, deltas: Option<usize>) -> Answer {
-    let (full, per) = match deltas {
-        Some(n) => ((0..n).map(|i| SEASONS[i % 4]).collect::<String>(), 1),
-        None => (answer_text(prompt) + note, 3),
-    };
+    match deltas {
+        Some(n) => cut_every((0..n).map(|i| SEASONS[i % 4]).collect::<String>(), 1),
+        None => cut_every(answer_text(prompt) + note, 3),
+    }
+}
+
+/// `full` in deltas of 3 characters, or of as many as keep a long text (a tool's
+/// output echoed) to about 100 deltas.
+pub(crate) fn cut(full: &str) -> Answer {
+    let per = full.chars().count().div_ceil(100).max(3);
+    cut_every(full.to_string(), per)
+}
+
+/// `full` in deltas of `per` characters.
+fn cut_every(full: String, per: usize) -> Answer {
     let mut cuts = Vec::new();
     let mut count = 0;
     for (i, c) in full.char_indices() {
@@ -169,18 +189,7 @@ pub fn follow_ups(prompt: &str) -> [String; 3] {
 
 const REASONING: [&str; 3] = ["让我想想", "……这个问题", "很简单。"];
 
-const VERBOSE: &str = r#"{"msg_type":"generate_answer_finish","data":"{\"finish_reason\":0,\"FinData\":\"\"}","from_module":null,"from_unit":null}"#;
-
-pub fn required_action() -> Value {
-    json!({
-        "type": "submit_tool_outputs",
-        "submit_tool_outputs": {"tool_calls": [{
-            "id": format!("call_{}", new_id()),
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": "{\"location\":\"杭州\"}"},
-        }]},
-    })
-}
+pub(crate) const VERBOSE: &str = r#"{"msg_type":"generate_answer_finish","data":"{\"finish_reason\":0,\"FinData\":\"\"}","from_module":null,"from_unit":null}"#;
 
 /// The text of the query: the last user message (object_string: its text object; one
 /// of only files: the text message next to it).
@@ -299,8 +308,7 @@ struct Started {
     conv_id: String,
     /// The non-streamed answer, the chat as created.
     sync_reply: Reply,
-    answer: Answer,
-    answer_msg: Value,
+    phase: Phase,
     bot: Bot,
     latency_ms: u64,
     fault: Option<Value>,
@@ -538,15 +546,27 @@ fn start(app: &Arc<App>, ctx: &mut Ctx, cr: &ChatRequest) -> Result<Started, Ref
     st.stats.chats += 1;
 
     let answer = answer_for(&prompt, &crate::objects::note(&cr.attachments), bot.deltas);
-    let msgs = answer_messages(&conv_id, &section, (&cr.bot_id, &chat_id), &prompt, &answer);
-    let answer_msg = msgs[0].clone();
+    let mut msgs = answer_messages(&conv_id, &section, (&cr.bot_id, &chat_id), &prompt, &answer);
     let input = prompt.chars().count() as u64 + 12;
     let output = answer.full.chars().count() as u64;
     let latency_ms = bot.latency_ms.unwrap_or(app.opts.chat_latency_ms);
     let fault = take_stream_fault(ctx, studio);
-    let ending = ending_of(&fault, studio);
+    let mut ending = ending_of(&fault, studio);
+    // The tool-calling bot asks its first round instead of answering; the
+    // requires_action fault asks one call of its own. (Studio has neither: see
+    // `take_stream_fault`.)
+    let run = match (&bot.tools, &ending) {
+        (_, Ending::RequiresAction) => {
+            Some(tools::ToolRun::new(tools::Tools::fault_default(), &prompt))
+        }
+        (Some(t), Ending::Complete) if !studio => {
+            ending = Ending::RequiresAction;
+            Some(tools::ToolRun::new(t.clone(), &prompt))
+        }
+        _ => None,
+    };
     let cancel = Arc::new(AtomicBool::new(false));
-    let chat = Chat {
+    let mut chat = Chat {
         id: chat_id.clone(),
         conversation_id: conv_id.clone(),
         bot_id: cr.bot_id.clone(),
@@ -564,7 +584,7 @@ fn start(app: &Arc<App>, ctx: &mut Ctx, cr: &ChatRequest) -> Result<Started, Ref
         usage: (0, 0),
         final_usage: (input, output),
         required_action: None,
-        messages: msgs,
+        messages: Vec::new(),
         auto_save: cr.auto_save,
         ready_at: if cr.stream {
             None
@@ -575,6 +595,29 @@ fn start(app: &Arc<App>, ctx: &mut Ctx, cr: &ChatRequest) -> Result<Started, Ref
         cancel: cancel.clone(),
         cancel_marked: false,
         holds_conversation: true,
+        tools: None,
+    };
+    let phase = match run {
+        Some(run) => {
+            // The fault asks at once, with no message before.
+            let asked = if fault_type(&fault) == "requires_action" {
+                Vec::new()
+            } else {
+                run.ask_messages(&chat)
+            };
+            chat.messages = asked.clone();
+            chat.tools = Some(run);
+            Phase::Ask(asked)
+        }
+        None => {
+            chat.messages = msgs.clone();
+            let msg = msgs.remove(0);
+            Phase::Answer {
+                answer,
+                msg,
+                after: msgs,
+            }
+        }
     };
     let sync_reply = if studio {
         studio::sync_answer(&chat)
@@ -589,8 +632,7 @@ fn start(app: &Arc<App>, ctx: &mut Ctx, cr: &ChatRequest) -> Result<Started, Ref
         chat_id,
         conv_id,
         sync_reply,
-        answer,
-        answer_msg,
+        phase,
         bot,
         latency_ms,
         fault,
@@ -616,8 +658,9 @@ fn stream_answer(app: &Arc<App>, s: Started, studio: bool) -> Reply {
     let plan = Plan {
         app: app.clone(),
         chat_id: s.chat_id,
-        answer: s.answer,
-        answer_msg: s.answer_msg,
+        opening: true,
+        before: Vec::new(),
+        phase: s.phase,
         reasoning: s.bot.reasoning,
         delay_ms: s.bot.delta_delay_ms.unwrap_or(app.opts.delta_delay_ms),
         hold_ms: s.bot.first_delta_hold_ms,
@@ -638,12 +681,30 @@ fn stream_answer(app: &Arc<App>, s: Started, studio: bool) -> Reply {
     r
 }
 
+/// What a stream says after `in_progress`.
+enum Phase {
+    /// The answer: `answer` in deltas (after the reasoning ones when asked), its
+    /// message `msg` completed, then the messages `after` it completed.
+    Answer {
+        answer: Answer,
+        msg: Value,
+        after: Vec<Value>,
+    },
+    /// A round of tool calls: these messages (answer messages in deltas, then
+    /// completed; the others completed), then `conversation.chat.requires_action`.
+    Ask(Vec<Value>),
+}
+
 /// Everything a stream needs once the request handler has returned.
 struct Plan {
     app: Arc<App>,
     chat_id: String,
-    answer: Answer,
-    answer_msg: Value,
+    /// Starts the chat (`conversation.chat.created` first); a continuation after
+    /// submit_tool_outputs starts at `in_progress`.
+    opening: bool,
+    /// Messages completed right after `in_progress` (the tool_response ones).
+    before: Vec<Value>,
+    phase: Phase,
     reasoning: bool,
     delay_ms: u64,
     hold_ms: u64,
@@ -725,6 +786,8 @@ struct Emitter<'a, 'b> {
     studio: bool,
     /// The end of the last event, held back by `Style::held_back` until the next one.
     held: Vec<u8>,
+    /// The body has ended the chat on the server (see `Plan::settle`).
+    settled: bool,
 }
 
 impl Emitter<'_, '_> {
@@ -851,9 +914,22 @@ impl Plan {
             failed: None,
             studio: self.studio,
             held: Vec::new(),
+            settled: false,
         };
         let result = self.body(&mut em);
         let app = &self.app;
+        if em.settled {
+            // The body ended the chat before the client could see it end; since then the
+            // client may have moved it on (a submit continues a chat that waited), so
+            // however the stream ends now, the chat is left alone.
+            return match result {
+                Ok(()) | Err(Stop::Clean) | Err(Stop::Ended) => match em.out.finish() {
+                    Ok(()) => StreamEnd::Finished,
+                    Err(_) => StreamEnd::Abort,
+                },
+                Err(_) => StreamEnd::Abort,
+            };
+        }
         match result {
             Ok(()) | Err(Stop::Clean) | Err(Stop::Ended) => {
                 // Server side the chat is over, even when the body was cut.
@@ -868,7 +944,12 @@ impl Plan {
                 }
             }
             Err(Stop::Abort) => {
-                app.lock().finish_chat(&self.chat_id, Ending::Complete);
+                // The server goes on as planned, but a failure it would have sent.
+                let ending = match self.ending {
+                    Ending::RequiresAction => Ending::RequiresAction,
+                    _ => Ending::Complete,
+                };
+                app.lock().finish_chat(&self.chat_id, ending);
                 StreamEnd::Abort
             }
             Err(Stop::Gone) if self.studio => {
@@ -883,6 +964,12 @@ impl Plan {
                 StreamEnd::Abort
             }
         }
+    }
+
+    /// End the chat on the server (`ending`) before its last events go out.
+    fn settle(&self, em: &mut Emitter<'_, '_>, ending: Ending) {
+        self.app.lock().finish_chat(&self.chat_id, ending);
+        em.settled = true;
     }
 
     /// The chat as its stream events show it.
@@ -924,16 +1011,12 @@ impl Plan {
     }
 
     fn body(&self, em: &mut Emitter<'_, '_>) -> Result<(), Stop> {
-        let ftype = self
-            .fault
-            .as_ref()
-            .and_then(|f| f.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        em.event(
-            "conversation.chat.created",
-            self.chat_json().to_string().as_bytes(),
-        )?;
+        if self.opening {
+            em.event(
+                "conversation.chat.created",
+                self.chat_json().to_string().as_bytes(),
+            )?;
+        }
         let in_progress = {
             let mut st = self.app.lock();
             match st.chats.get_mut(&self.chat_id) {
@@ -950,20 +1033,52 @@ impl Plan {
             in_progress.to_string().as_bytes(),
         )?;
         em.pause(self.latency_ms)?;
-
-        if ftype == "requires_action" {
-            self.app
-                .lock()
-                .finish_chat(&self.chat_id, Ending::RequiresAction);
+        for m in &self.before {
             em.event(
-                "conversation.chat.requires_action",
-                self.chat_json().to_string().as_bytes(),
+                "conversation.message.completed",
+                self.message_json(m).as_bytes(),
             )?;
-            self.done(em)?;
-            return Err(Stop::Ended);
         }
+        match &self.phase {
+            Phase::Ask(messages) => self.ask(em, messages),
+            Phase::Answer { answer, msg, after } => self.answer(em, answer, msg, after),
+        }
+    }
 
-        let m = &self.answer_msg;
+    /// A round of tool calls, or the failure the chat took instead.
+    fn ask(&self, em: &mut Emitter<'_, '_>, messages: &[Value]) -> Result<(), Stop> {
+        if let Ending::Fail(code, msg) = &self.ending {
+            return self.fail(em, *code, msg);
+        }
+        for m in messages {
+            if m["type"] == "answer" {
+                self.deltas(em, m, &cut(m["content"].as_str().unwrap_or("")), false)?;
+            }
+            em.event(
+                "conversation.message.completed",
+                self.message_json(m).as_bytes(),
+            )?;
+        }
+        // Waiting before the client can see it, so a submit sent the moment it reads
+        // the event is never refused as early.
+        self.settle(em, Ending::RequiresAction);
+        em.event(
+            "conversation.chat.requires_action",
+            self.chat_json().to_string().as_bytes(),
+        )?;
+        self.done(em)?;
+        Err(Stop::Ended)
+    }
+
+    /// The deltas of message `m` (whose text `answer` holds, cut), after the reasoning
+    /// ones when `reasoning`.
+    fn deltas(
+        &self,
+        em: &mut Emitter<'_, '_>,
+        m: &Value,
+        answer: &Answer,
+        reasoning: bool,
+    ) -> Result<(), Stop> {
         let id = m["id"].as_str().unwrap_or("");
         let conv = m["conversation_id"].as_str().unwrap_or("");
         let bot = m["bot_id"].as_str().unwrap_or("");
@@ -979,7 +1094,7 @@ impl Plan {
             self.chat_id
         );
         let mut data = Vec::with_capacity(512);
-        if self.reasoning {
+        if reasoning {
             for piece in REASONING {
                 data.clear();
                 data.extend_from_slice(head.as_bytes());
@@ -991,11 +1106,11 @@ impl Plan {
             }
         }
         let mut start = 0;
-        let n = self.answer.cuts.len();
-        for (i, &end) in self.answer.cuts.iter().enumerate() {
+        let n = answer.cuts.len();
+        for (i, &end) in answer.cuts.iter().enumerate() {
             data.clear();
             data.extend_from_slice(head.as_bytes());
-            json_escape_into(&mut data, &self.answer.full[start..end]);
+            json_escape_into(&mut data, &answer.full[start..end]);
             data.extend_from_slice(tail.as_bytes());
             em.event("conversation.message.delta", &data)?;
             start = end;
@@ -1006,54 +1121,61 @@ impl Plan {
                 em.pause(self.delay_ms)?;
             }
         }
+        Ok(())
+    }
 
-        if let Ending::Fail(code, msg) = &self.ending {
-            self.app
-                .lock()
-                .finish_chat(&self.chat_id, self.ending.clone());
-            if self.studio {
-                // `StepToFailed` (backend/domain/conversation/agentrun/internal/
-                // run_process_event.go) reports a failed run as an `error` event: no
-                // conversation.chat.failed, no done.
-                let e = json!({"code": code, "msg": msg});
-                em.event("error", e.to_string().as_bytes())?;
-                return Err(Stop::Ended);
-            }
-            let shape = self
-                .fault
-                .as_ref()
-                .and_then(|f| f.get("shape"))
-                .and_then(Value::as_str);
-            let data = if shape == Some("bare") {
-                json!({"code": code, "msg": msg})
-            } else {
-                self.chat_json()
-            };
-            em.event("conversation.chat.failed", data.to_string().as_bytes())?;
-            self.done(em)?;
+    /// The chat fails: `conversation.chat.failed` (its shape as the fault asks) and
+    /// `done`; Studio's `error` event.
+    fn fail(&self, em: &mut Emitter<'_, '_>, code: i64, msg: &str) -> Result<(), Stop> {
+        self.settle(em, self.ending.clone());
+        if self.studio {
+            // `StepToFailed` (backend/domain/conversation/agentrun/internal/
+            // run_process_event.go) reports a failed run as an `error` event: no
+            // conversation.chat.failed, no done.
+            let e = json!({"code": code, "msg": msg});
+            em.event("error", e.to_string().as_bytes())?;
             return Err(Stop::Ended);
         }
+        let shape = self
+            .fault
+            .as_ref()
+            .and_then(|f| f.get("shape"))
+            .and_then(Value::as_str);
+        let data = if shape == Some("bare") {
+            json!({"code": code, "msg": msg})
+        } else {
+            self.chat_json()
+        };
+        em.event("conversation.chat.failed", data.to_string().as_bytes())?;
+        self.done(em)?;
+        Err(Stop::Ended)
+    }
 
+    /// The answer, its messages, then `conversation.chat.completed`.
+    fn answer(
+        &self,
+        em: &mut Emitter<'_, '_>,
+        answer: &Answer,
+        m: &Value,
+        after: &[Value],
+    ) -> Result<(), Stop> {
+        self.deltas(em, m, answer, self.reasoning)?;
+        if let Ending::Fail(code, msg) = &self.ending {
+            return self.fail(em, *code, msg);
+        }
         em.event(
             "conversation.message.completed",
             self.message_json(m).as_bytes(),
         )?;
-        let rest: Vec<Value> = self
-            .app
-            .lock()
-            .chats
-            .get(&self.chat_id)
-            .map(|c| c.messages.iter().skip(1).cloned().collect())
-            .unwrap_or_default();
-        for msg in rest {
+        for msg in after {
             em.event(
                 "conversation.message.completed",
-                self.message_json(&msg).as_bytes(),
+                self.message_json(msg).as_bytes(),
             )?;
         }
         // Free the conversation before the client can see the end of the stream, so a
         // client that sends its next chat the moment it reads `done` is never refused.
-        self.app.lock().finish_chat(&self.chat_id, Ending::Complete);
+        self.settle(em, Ending::Complete);
         em.event(
             "conversation.chat.completed",
             self.chat_json().to_string().as_bytes(),
@@ -1117,10 +1239,10 @@ pub fn retrieve(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
 }
 
 /// GET /v3/chat/message/list?conversation_id&chat_id: every message of the chat except
-/// the user's query (none before it completed).
+/// the user's query (none before it completed or stopped for tool calls).
 pub fn message_list(app: &Arc<App>, req: &Request, ctx: &mut Ctx) -> Reply {
     with_chat(app, req, ctx, |c| match c.status {
-        ChatStatus::Completed => Value::Array(c.messages.clone()),
+        ChatStatus::Completed | ChatStatus::RequiresAction => Value::Array(c.messages.clone()),
         _ => json!([]),
     })
 }

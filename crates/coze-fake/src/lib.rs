@@ -1,6 +1,7 @@
 //! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web
 //! (client secret) and JWT service-app flows, conversations, messages, Chat v3
-//! streaming and polled, files, workflows and chatflows), written from the Coze API docs
+//! streaming and polled with local tools (submit_tool_outputs), files, workflows and
+//! chatflows), written from the Coze API docs
 //! and the official SDKs (coze-py, coze-go, coze-js) independently of coze-core, so that
 //! a misreading of the API cannot hide in code both sides share. Tests start it
 //! in-process with [`Fake::start`]; scripts run the `coze-fake` binary. Both are steered
@@ -269,8 +270,21 @@ impl Fake {
     }
 
     /// Set the bot's behaviour, as `POST /_fake/bot` (`{}` resets to defaults).
+    ///
+    /// # Panics
+    /// On a `tools` setting `POST /_fake/bot` would refuse (a test's own mistake),
+    /// naming the field.
     pub fn set_bot(&self, bot: Value) {
-        self.app.lock().bot = chat::Bot::from_json(&bot);
+        match chat::Bot::from_json(&bot) {
+            Ok(b) => self.app.lock().bot = b,
+            Err(e) => panic!("coze-fake: bad bot settings: {e}"),
+        }
+    }
+
+    /// Every accepted `submit_tool_outputs`, oldest first, as `GET /_fake/tool_outputs`
+    /// lists them: `[{conversation_id, chat_id, round, stream, tool_outputs}]`.
+    pub fn tool_outputs(&self) -> Value {
+        Value::Array(self.app.lock().tool_outputs.clone())
     }
 
     /// The uploaded files, as `GET /_fake/files` lists them.

@@ -10,7 +10,8 @@ use coze_fake::{Dialect, Fake, Options, TlsOptions, ADMIN_ENDPOINTS, FAULT_TYPES
 fn help() -> String {
     let mut h = String::from(
         "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web-app and
-JWT service-app flows, conversations, messages, Chat v3 streaming and polled, files, workflows),
+JWT service-app flows, conversations, messages, Chat v3 streaming and polled, local tools
+(submit_tool_outputs), files, workflows),
 for tests, demos and scripts.
 
 USAGE:
@@ -114,9 +115,13 @@ FAULT ENDPOINT NAMES:
     token device_code users.me conversation.create conversation.retrieve conversation.list
     conversation.update conversation.delete conversation.clear message.list message.create
     message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
-    chat.cancel files.upload files.retrieve workflow.run workflow.stream_run
-    workflow.stream_resume workflow.resume workflow.history workflow.chat, and * (any API
-    endpoint). On files.upload, a reset fault hangs up before reading the body; http,
+    chat.cancel chat.submit_tool_outputs files.upload files.retrieve workflow.run
+    workflow.stream_run workflow.stream_resume workflow.resume workflow.history
+    workflow.chat, and * (any API endpoint). On chat.submit_tool_outputs the fault types
+    apply as on chat, requires_action excepted (the bot's rounds decide): those that
+    replace the answer before the outputs are looked at (the chat still waits), the
+    stream faults to the continued stream once the outputs are taken (chat_failed fails
+    the chat after them; a non-streamed submit's chat fails when polled). On files.upload, a reset fault hangs up before reading the body; http,
     api_error and json_body answer once the whole body has been read (and counted in
     upload_bytes), the file not kept. On workflow streams stall, cut, error_event (an
     Error event {error_code,error_message}, studio adding debug_url), malformed and
@@ -264,6 +269,54 @@ conversation_id,ext}, the same specs):
     conversation, and no conversation_id without a CONVERSATION_NAME: a Studio finds or
     makes the conversation by that name), 720702011, 720702002.
 
+TOOLS (local plugins, coze only; POST /_fake/bot {\"tools\":{\"rounds\":[ROUND,…],
+\"usage_keys\":\"count\"|\"tokens\"}}):
+    Every /v3/chat then calls tools before it answers. A ROUND is the calls made at once,
+    each {\"name\":N,\"arguments\":{…}} (arguments sent as the object's JSON text; absent:
+    {}), {\"name\":N,\"arguments\":\"TEXT\"} (TEXT sent as given, JSON or not), or
+    {\"type\":\"reply_message\",\"question\":Q} (a question node; at most one a round). A
+    setting that is not so: 400 naming the field. A Studio ignores it (it has no local
+    plugins and never sends requires_action).
+    A round is asked (on /v3/chat after created and in_progress): a
+    conversation.message.completed of type function_call per function, content
+    {\"name\":N,\"arguments\":ARGS,\"plugin_id\",\"plugin_name\",\"api_id\",\"api_name\":N,
+    \"plugin_type\":6,\"thought\"} (ARGS the object, or the TEXT as a string), a
+    reply_message's Q as an answer message (deltas, then completed), a verbose message
+    {\"msg_type\":\"interrupt\",…}, then conversation.chat.requires_action (the Chat, status
+    requires_action, required_action {\"type\":\"submit_tool_outputs\",\"submit_tool_outputs\":
+    {\"tool_calls\":[{\"id\":\"call_<chat>_<R>_<K>\",\"type\":\"function\",\"function\":{\"name\":N,
+    \"arguments\":\"<JSON text or TEXT>\"},\"require_info\":null},…]}}, R the round and K the
+    call, both from 1; a reply_message call {\"id\":\"\",\"type\":\"reply_message\",
+    \"function\":null,\"require_info\":null}, as the workflow_chat docs show) and done.
+    Before that, the chat objects carry {\"type\":\"\",\"submit_tool_outputs\":{\"tool_calls\":
+    []}}: only status says a chat waits. Not streamed, the chat polls to requires_action
+    (retrieve shows required_action; chat.message.list the messages so far).
+    POST /v3/chat/submit_tool_outputs?conversation_id=C&chat_id=H {\"tool_outputs\":
+    [{\"tool_call_id\":ID,\"output\":TEXT},…],\"stream\":BOOL} answers the round (a
+    reply_message too, by its id \"\": the fake's own, UNVERIFIED; the docs answer a
+    question node with the next chat message, which here is an ordinary chat). stream true:
+    the same chat goes on as an event stream, in_progress (no created), a tool_response
+    message completed per output (content the output, in call order), then the next round
+    asked as above, or after the last the answer
+        工具结果 N1: OUTPUT1; N2: OUTPUT2
+    (every output of every round, in call order; N is reply_message for a question's
+    answer) in deltas of 3 characters (a long one in about 100), its completed, verbose
+    and follow-ups, conversation.chat.completed (usage: input_count = characters of the
+    prompt and the outputs + 12, output_count = of the answer; with usage_keys tokens
+    named input_tokens and output_tokens, as the submit docs' example does), then done.
+    stream false or absent: data is the Chat (status in_progress), which then polls on
+    as a chat does. Every message stays in the chat's message list (function_call,
+    verbose, tool_response, answer, …) and goes to the conversation when it completes.
+    Refusals, HTTP 200 (the docs give only 5000; the other codes are the fake's own),
+    checked in this order: 4000 \"invalid parameter: …\" for a body that is not an
+    object, stream not a boolean, no tool_outputs, a tool_call_id or output that is not a
+    string, or a missing conversation_id or chat_id; 4200 \"chat not found\"; 5000 for a
+    chat created with auto_save_history false; 4000 \"…the chat is not waiting for tool
+    outputs (status S)\" (running, answered already, completed, failed, canceled); 4000
+    for a tool_call_id not of the round waited for, one given twice, or a call left
+    without output. The requires_action fault asks its get_weather call the same way (no
+    messages before). GET /_fake/tool_outputs lists what was accepted.
+
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin
     coproc FAKE { coze-fake --device-interval 1; }
@@ -292,6 +345,9 @@ EXAMPLES:
     # a workflow that streams 100000 messages, and one that is not published
     curl -s $base/_fake/workflow -d '{\"workflow_id\":\"7400000000000000100\",\"messages\":100000}'
     curl -s $base/_fake/workflow -d '{\"workflow_id\":\"7400000000000000101\",\"published\":false}'
+
+    # a bot that calls two tools at once, then one more, before it answers
+    curl -s $base/_fake/bot -d '{\"tools\":{\"rounds\":[[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"北京\"}},{\"name\":\"get_time\"}],[{\"name\":\"get_news\"}]]}}'
 
     # counters, then force every client to refresh
     curl -s $base/_fake/stats; curl -s -X POST $base/_fake/expire

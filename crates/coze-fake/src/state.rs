@@ -155,6 +155,9 @@ pub struct Chat {
     pub cancel_marked: bool,
     /// Whether this chat still counts in its conversation's `chats_in_flight`.
     pub holds_conversation: bool,
+    /// The tool calls of a chat that makes them (the `tools` bot setting, or the
+    /// `requires_action` fault), and the outputs it got.
+    pub tools: Option<crate::chat::tools::ToolRun>,
 }
 
 impl Chat {
@@ -176,14 +179,32 @@ impl Chat {
             json!({"code": self.last_error.0, "msg": self.last_error.1}),
         );
         m.insert("status".into(), json!(self.status.as_str()));
-        if let Some(ra) = &self.required_action {
-            m.insert("required_action".into(), ra.clone());
-        }
         let (i, o) = self.usage;
+        let tokens = self
+            .tools
+            .as_ref()
+            .is_some_and(|t| t.tools.usage_tokens && self.status == ChatStatus::Completed);
         m.insert(
             "usage".into(),
-            json!({"token_count": i + o, "output_count": o, "input_count": i}),
+            if tokens {
+                // The key names of the `chat_submit_tool_outputs` docs' example.
+                json!({"token_count": i + o, "output_tokens": o, "input_tokens": i})
+            } else {
+                json!({"token_count": i + o, "output_count": o, "input_count": i})
+            },
         );
+        match (&self.required_action, &self.tools) {
+            (Some(ra), _) => {
+                m.insert("required_action".into(), ra.clone());
+            }
+            (None, Some(_)) if !self.status.terminal() => {
+                m.insert(
+                    "required_action".into(),
+                    crate::chat::tools::empty_required_action(),
+                );
+            }
+            _ => {}
+        }
         m.insert("section_id".into(), json!(self.section_id));
         Value::Object(m)
     }
@@ -296,6 +317,8 @@ pub struct State {
     pub rng: u64,
     /// The workflows' behaviours and runs.
     pub wf: crate::workflows::Book,
+    /// Every accepted submit_tool_outputs, oldest first (`/_fake/tool_outputs`).
+    pub tool_outputs: Vec<Value>,
 }
 
 impl State {
@@ -318,6 +341,7 @@ impl State {
             conv_seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             wf: Default::default(),
+            tool_outputs: Vec::new(),
         }
     }
 
@@ -401,8 +425,10 @@ impl State {
             }
             Ending::RequiresAction => {
                 chat.status = ChatStatus::RequiresAction;
-                chat.required_action = Some(crate::chat::required_action());
-                chat.messages.clear();
+                let run = chat.tools.get_or_insert_with(|| {
+                    crate::chat::tools::ToolRun::new(crate::chat::tools::Tools::fault_default(), "")
+                });
+                chat.required_action = Some(run.required_action(&chat.id));
             }
         }
         chat.cancel_marked = false;
@@ -448,6 +474,20 @@ impl State {
         chat.cancel_marked = true;
         let conv_id = chat.conversation_id.clone();
         self.release(&conv_id, chat_id);
+    }
+
+    /// Count `chat_id` in its conversation's `chats_in_flight` again: a chat that waited
+    /// for tool outputs runs on.
+    pub fn hold(&mut self, conv_id: &str, chat_id: &str) {
+        let was = self
+            .chats
+            .get_mut(chat_id)
+            .map(|c| std::mem::replace(&mut c.holds_conversation, true));
+        if was == Some(false) {
+            if let Some(conv) = self.conversations.get_mut(conv_id) {
+                conv.chats_in_flight += 1;
+            }
+        }
     }
 
     /// Stop counting `chat_id` in its conversation's `chats_in_flight` (once).

@@ -159,7 +159,8 @@ fn endpoints_studio_lacks_answer_401_missing_session_key() {
     assert_eq!(requests["token"], 1);
     assert_eq!(requests["device_code"], 1);
     assert_eq!(requests["message.create"], 1);
-    assert_eq!(requests["unknown"], 2);
+    assert_eq!(requests["chat.submit_tool_outputs"], 1);
+    assert_eq!(requests["unknown"], 1);
     assert_eq!(requests["conversation.delete"], 1);
     assert_eq!(fake.stats()["token_requests"], 0, "no token was issued");
     // An allow-listed path with a method Studio does not route: Hertz's plain 404.
