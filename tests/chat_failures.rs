@@ -120,12 +120,12 @@ fn chat_failed_in_both_shapes_exits_1() {
 }
 
 #[test]
-fn requires_action_exits_1_naming_the_tool() {
+fn requires_action_without_tools_exits_7_naming_the_tool() {
     let sb = logged_in("chat-requires-action");
     sb.fake
         .push_fault("chat", json!({"type": "requires_action"}), 1);
     let r = run(chat(&sb).args(["-o", "events", "weather?"]), "");
-    r.expect_code(1);
+    r.expect_code(7);
     let recs = r.records();
     let ra = recs
         .iter()
@@ -140,7 +140,9 @@ fn requires_action_exits_1_naming_the_tool() {
     assert_eq!(ours["type"], "error");
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
     assert!(
-        r.stderr.contains("requires an action") && r.stderr.contains("get_weather"),
+        r.stderr.contains("waits for their outputs")
+            && r.stderr.contains("get_weather")
+            && r.stderr.contains("--tool NAME=COMMAND"),
         "{}",
         r.describe()
     );
@@ -148,7 +150,7 @@ fn requires_action_exits_1_naming_the_tool() {
     sb.fake
         .push_fault("chat", json!({"type": "requires_action"}), 1);
     let r = run(chat(&sb).args(["-o", "answers", "weather?"]), "");
-    r.expect_code(1);
+    r.expect_code(7);
     assert_eq!(r.records()[0]["status"], "requires_action");
 }
 

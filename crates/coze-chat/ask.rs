@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use coze_core::api::Client;
 use coze_core::batch::{Bad, Outcome, Task};
-use coze_core::chat::{self, Active, ChatSpec, ChatState, Target};
+use coze_core::chat::{self, Active, ChatSpec, ChatState, Target, ToolCall, ToolOutput};
 use coze_core::protocol::{Prompt, Question};
 use coze_core::{cli, Error, Result};
 
@@ -24,6 +24,7 @@ use crate::attach::Uploads;
 use crate::flags::Mode;
 use crate::input::{self, Job};
 use crate::output::Printer;
+use crate::tools::{self, Call, Tools};
 use crate::TOOL;
 
 /// What every prompt of a run shares.
@@ -39,6 +40,8 @@ pub struct Plan {
     pub new_each: bool,
     /// `--workflow`: a chatflow answers, in `bot` or in its app.
     pub chatflow: Option<Chatflow>,
+    /// `--tool`, `--tools`: the programs that answer a bot's tool calls.
+    pub tools: Tools,
 }
 
 /// The chatflow a run asks (`--workflow`, `--app`, `--param`).
@@ -87,9 +90,11 @@ impl Plan {
 }
 
 /// Asks `spec` (whose prompt, as its record shows it, is `prompt`) and prints the
-/// chat. `Ok` carries the chat and its failure, if any (already printed in the chosen
-/// mode, not yet reported on stderr); only a closed stdout is an `Err`, since it ends
-/// the whole run.
+/// chat: when the bot calls tools, the round's outputs are submitted and the chat goes
+/// on, round after round, to its answer. `Ok` carries the chat and its failure, if any
+/// (already printed in the chosen mode, not yet reported on stderr); only a closed
+/// stdout is an `Err`, since it ends the whole run. `interactive`: a person at the
+/// terminal answers a bot's question (`reply_message`).
 pub fn ask<W: Write>(
     client: &Client<'_>,
     plan: &Plan,
@@ -97,12 +102,36 @@ pub fn ask<W: Write>(
     spec: &ChatSpec,
     prompt: &str,
     printer: &mut Printer<W>,
+    interactive: bool,
 ) -> Result<(ChatState, Option<Error>)> {
-    let (state, result) = if plan.stream {
+    let (mut state, mut result) = if plan.stream {
         chat::stream(client, spec, printer, active)
     } else {
         chat::poll(client, spec, printer, active)
     };
+    let mut rounds = 0;
+    while matches!(result, Err(Error::Waiting(_))) && !state.tool_calls.is_empty() {
+        let Some(outputs) = answer_round(plan, &state, printer, interactive)? else {
+            break;
+        };
+        if active.stopped() {
+            result = Err(chat::unwanted());
+            break;
+        }
+        if rounds == plan.tools.max_rounds {
+            // A bot that never stops calling: the chat would wait for ever, and block
+            // its conversation, so it is cancelled.
+            let _ = active.set(&state);
+            active.cancel_mine(client, TOOL);
+            result = Err(Error::Protocol(format!(
+                "the bot called tools again after {rounds} rounds (--max-tool-rounds); \
+                 the chat was cancelled"
+            )));
+            break;
+        }
+        rounds += 1;
+        (state, result) = chat::submit(client, state, &outputs, plan.stream, printer, active);
+    }
     let error = match result {
         Err(e) if e.is_closed_pipe() => return Err(e),
         Err(e) => Some(e),
@@ -121,6 +150,131 @@ pub fn ask<W: Write>(
         .end(prompt, &state, error.as_ref())
         .map_err(|e| Error::io("stdout", e))?;
     Ok((state, error))
+}
+
+/// The outputs for the calls `state`'s chat waits on: each function run by its tool
+/// (those of a round at once), a question asked of the person at the terminal. None
+/// when the round cannot be answered whole (no tools were given, or a question with
+/// nobody to ask): the chat is left waiting, its calls in the output. Every call is
+/// printed (`tool_call`, then `tool_output`), a failed tool with one warning line.
+fn answer_round<W: Write>(
+    plan: &Plan,
+    state: &ChatState,
+    printer: &mut Printer<W>,
+    interactive: bool,
+) -> Result<Option<Vec<ToolOutput>>> {
+    let calls = &state.tool_calls;
+    let functions = calls.iter().any(|c| !c.is_question());
+    let questions = calls.iter().any(ToolCall::is_question);
+    let answerable = (!functions || plan.tools.any()) && (!questions || interactive);
+    let stdout = |e| Error::io("stdout", e);
+    for call in calls {
+        printer
+            .tool_call(call, arguments_value(call))
+            .map_err(stdout)?;
+    }
+    if !answerable {
+        return Ok(None);
+    }
+    let conv = state.conversation_id.as_deref().unwrap_or_default();
+    let chat_id = state.chat_id.as_deref().unwrap_or_default();
+    let mut outputs = vec![String::new(); calls.len()];
+    // The questions first, one by one: the person answers while no tool runs.
+    for (i, call) in calls.iter().enumerate().filter(|(_, c)| c.is_question()) {
+        let q = coze_core::protocol::Question::text(&call.question);
+        let Some(answer) = cli::ask::ask("the bot", &q, None) else {
+            return Ok(None);
+        };
+        printer
+            .tool_output(&call.id, &answer, None, 0)
+            .map_err(stdout)?;
+        outputs[i] = answer;
+    }
+    let mut runs = Vec::new();
+    for (i, call) in calls.iter().enumerate().filter(|(_, c)| !c.is_question()) {
+        if arguments_value(call).is_string() {
+            coze_core::support::say::warn(&format!(
+                "tool {} (call {}): its arguments are not a JSON object; passed as sent",
+                call.name, call.id
+            ));
+        }
+        match plan.tools.program(&call.name) {
+            Some(program) => runs.push((
+                i,
+                (
+                    program,
+                    Call {
+                        name: &call.name,
+                        id: &call.id,
+                        conversation_id: conv,
+                        chat_id,
+                        arguments: &call.arguments,
+                    },
+                ),
+            )),
+            None => {}
+        }
+    }
+    let (at, jobs): (Vec<usize>, Vec<(tools::Program, Call<'_>)>) = runs.into_iter().unzip();
+    let ran = plan.tools.run_all(&jobs);
+    let mut results: Vec<Option<tools::Ran>> = calls.iter().map(|_| None).collect();
+    for (i, r) in at.into_iter().zip(ran) {
+        results[i] = Some(r);
+    }
+    for (i, call) in calls.iter().enumerate().filter(|(_, c)| !c.is_question()) {
+        let (output, exit_status, ms) = match results[i].take() {
+            Some(r) => match (&r.problem, r.output) {
+                (None, Some(out)) => (out, r.exit_status, r.ms),
+                (problem, out) => {
+                    let why = problem.clone().unwrap_or_default();
+                    coze_core::support::say::warn(&format!(
+                        "tool {} (call {}) {why}",
+                        call.name, call.id
+                    ));
+                    let said = out
+                        .filter(|o| !o.trim().is_empty())
+                        .map(|o| format!("; it wrote: {}", o.trim_end()))
+                        .unwrap_or_default();
+                    (
+                        format!("error: the local tool {} {why}{said}", call.name),
+                        r.exit_status,
+                        r.ms,
+                    )
+                }
+            },
+            None => {
+                coze_core::support::say::warn(&format!(
+                    "no local tool named {} (call {}): pass --tool {}=COMMAND",
+                    call.name, call.id, call.name
+                ));
+                (format!("error: no local tool named {}", call.name), None, 0)
+            }
+        };
+        printer
+            .tool_output(&call.id, &output, exit_status, ms)
+            .map_err(stdout)?;
+        outputs[i] = output;
+    }
+    Ok(Some(
+        calls
+            .iter()
+            .zip(outputs)
+            .map(|(c, output)| ToolOutput {
+                tool_call_id: c.id.clone(),
+                output,
+            })
+            .collect(),
+    ))
+}
+
+/// A call's arguments as its records show them: the JSON object the server sent as
+/// text, or (when that text is no object) the text itself.
+fn arguments_value(call: &ToolCall) -> Value {
+    match serde_json::from_str::<Value>(&call.arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ if call.is_question() => Value::Null,
+        _ => Value::String(call.arguments.clone()),
+    }
 }
 
 /// The `id` a prompt's output lines carry: answers always have one (derived from the
@@ -215,6 +369,7 @@ impl<'a> Chats<'a> {
                 &spec,
                 &answer,
                 printer,
+                self.interactive,
             )?;
             tokens += tokens_of(&last.0);
         }
@@ -278,6 +433,7 @@ impl Task for Chats<'_> {
             &spec,
             &p.content,
             &mut printer,
+            self.interactive,
         )?;
         let asked = tokens_of(&first.0);
         let ((state, error), answered) = self.answer_questions(&spec, p, &mut printer, first)?;
@@ -307,6 +463,8 @@ impl Task for Chats<'_> {
     }
 
     fn cancel(&self) {
+        // The tools first: they run in groups of their own, which Ctrl-C misses.
+        tools::kill_all();
         self.active.cancel(self.client, TOOL);
     }
 
@@ -335,13 +493,17 @@ impl Task for Chats<'_> {
     }
 }
 
-/// The tokens a chat used, as its last `usage` says.
+/// The tokens a chat used, as its last `usage` says: `token_count`, or the sum of
+/// `input_tokens` and `output_tokens` (the spelling the Coze API docs show on the
+/// chat a submit of tool outputs continues).
 fn tokens_of(state: &ChatState) -> u64 {
-    state
-        .usage
-        .as_ref()
-        .and_then(|u| u.get("token_count"))
-        .and_then(Value::as_u64)
+    let Some(usage) = state.usage.as_ref() else {
+        return 0;
+    };
+    let n = |k: &str| usage.get(k).and_then(Value::as_u64);
+    n("token_count")
+        .or_else(|| Some(n("input_tokens")? + n("output_tokens").unwrap_or(0)))
+        .or_else(|| n("output_tokens"))
         .unwrap_or(0)
 }
 

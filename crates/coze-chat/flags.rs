@@ -93,6 +93,37 @@ OPTIONS:
                            a line of the --resume FILE may be 8 times as long
                            [default: 8M] (K, M and G suffixes: KiB, MiB, GiB)
 
+LOCAL TOOLS (see README \"Local tools\"):
+A bot with a local plugin (端插件) stops its chat to call a function, and waits for
+its output. With --tool, coze-chat runs a program for it and sends its output back;
+the chat goes on (streamed to the same output) until the bot answers.
+    --tool NAME=COMMAND    function NAME is answered by COMMAND (repeatable): its
+                           words split as a shell would (quotes, backslashes) but
+                           nothing expanded, and run without a shell. The call's
+                           arguments (a JSON object) are its stdin; its stdout is
+                           the output; its stderr is yours. Its environment is
+                           yours minus every variable whose name holds TOKEN,
+                           plus COZE_TOOL_NAME, COZE_TOOL_CALL_ID,
+                           COZE_CONVERSATION_ID and COZE_CHAT_ID. It runs in a
+                           process group of its own, killed with it
+    --tools DIR            an executable DIR/NAME answers function NAME (a --tool
+                           of the same name wins)
+    --tool-timeout SECS    a tool still running after this long is killed, with its
+                           process group [default: 60]
+    --max-tool-rounds N    at most N rounds of calls per prompt; one more cancels
+                           the chat and fails the prompt [default: 8]
+The calls of one round run at once (at most 4 at a time) and are sent together. A
+tool that exits non-zero, times out, writes more than 1 MB or output that is not
+UTF-8, or a function no tool answers: the bot gets \"error: …\" saying so, and you
+one warning line. -o events adds {\"type\":\"tool_call\",\"tool_call_id\",\"name\",
+\"arguments\"} and {\"type\":\"tool_output\",\"tool_call_id\",\"output\",
+\"exit_status\",\"ms\"} records between the server's events; -o answers a
+`tool_calls` array on the answer; -o text one line per call on stderr. Without
+tools, a chat that calls one ends the prompt with exit 7 (waiting), its calls in
+the output. A bot's question (a reply_message call) is asked on a terminal and
+the answer sent as its output; in a pipeline it exits 7. --tool needs history
+saved (not --no-save).
+
 BATCH (see README \"Batch\"):
     --jobs N               N prompts in flight at once [default: 1]; with N > 1
                            each prompt gets a new conversation unless it names one,
@@ -167,6 +198,8 @@ EXAMPLES:
     coze-chat --bot $BOT -o answers < questions.txt | jq -r 'select(.status==\"failed\") | .id'
     coze-chat --bot $BOT -o events \"hi\" | jq -c 'select(.event==\"conversation.message.delta\") | .data.content'
     coze-chat --workflow $FLOW --app $APP --param lang=en -o answers < q.txt | jq -r .debug_url
+    coze-chat --bot $BOT --tool get_weather=./weather.sh \"北京的天气?\"
+    coze-chat --bot $BOT --tools ./tools --tool-timeout 10 -o answers < q.txt | jq .tool_calls
 
 ";
 
@@ -217,6 +250,14 @@ pub struct Flags {
     pub app: Option<String>,
     /// `--param`: the chatflow's parameters.
     pub params: Map<String, Value>,
+    /// `--tool NAME=COMMAND`: COMMAND's words answer function NAME.
+    pub tools: Vec<(String, Vec<String>)>,
+    /// `--tools DIR`: an executable `DIR/NAME` answers function NAME.
+    pub tools_dir: Option<std::path::PathBuf>,
+    /// `--tool-timeout`.
+    pub tool_timeout: std::time::Duration,
+    /// `--max-tool-rounds`.
+    pub max_tool_rounds: u32,
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> {
@@ -243,6 +284,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         workflow: None,
         app: None,
         params: Map::new(),
+        tools: Vec::new(),
+        tools_dir: None,
+        tool_timeout: std::time::Duration::from_secs(60),
+        max_tool_rounds: 8,
     };
     let mut prompt: Option<String> = None;
     let parsed = args::read(args, |a, arg| {
@@ -289,6 +334,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                 attachment.check().map_err(|m| a.error(m))?;
                 f.attach.push(attachment);
             }
+            "--tool" => {
+                let (name, command) = a.key_value()?;
+                let words = crate::tools::words::split(&command)
+                    .map_err(|why| a.error(format!("{name}: {why}")))?;
+                f.tools.push((name, words));
+            }
+            "--tools" => f.tools_dir = Some(a.path()?),
+            "--tool-timeout" => {
+                f.tool_timeout = a.seconds()?;
+                if f.tool_timeout.is_zero() {
+                    return Err(a.error("must be more than 0"));
+                }
+            }
+            "--max-tool-rounds" => {
+                f.max_tool_rounds = a.number()?;
+                if f.max_tool_rounds == 0 {
+                    return Err(a.error("must be at least 1"));
+                }
+            }
             "--no-save" => f.no_save = true,
             "--no-stream" => f.no_stream = true,
             "--keep-going" => f.keep_going = true,
@@ -326,6 +390,19 @@ fn check(mut f: Flags, prompt: Option<String>) -> Result<Flags> {
         return Err(Error::usage(
             "--no-save cannot go with --no-stream: the Coze API saves every chat it does \
              not stream (a polled answer is read back from the conversation's messages)",
+        ));
+    }
+    let tools = !f.tools.is_empty() || f.tools_dir.is_some();
+    if tools && f.no_save {
+        return Err(Error::usage(
+            "--tool cannot go with --no-save: the API takes a chat's tool outputs only \
+             when its history is saved",
+        ));
+    }
+    if tools && f.workflow.is_some() {
+        return Err(Error::usage(
+            "--tool cannot go with --workflow: a chatflow's questions are answered by \
+             the next prompt, not by tools",
         ));
     }
     coze_core::protocol::check_meta_data(&f.meta)
@@ -504,6 +581,14 @@ mod tests {
             &["--workflow", "w", "--meta", "a=1"],
             &["--workflow", "w", "--attach", "x.png"],
             &["--workflow", ""],
+            &["--tool", "get_weather"],
+            &["--tool", "f=sh -c 'unclosed"],
+            &["--tool", "f="],
+            &["--tool", "f=x", "--no-save"],
+            &["--tools", "d", "--no-save"],
+            &["--tool", "f=x", "--workflow", "w"],
+            &["--tool-timeout", "0"],
+            &["--max-tool-rounds", "0"],
         ] {
             let e = flags(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");

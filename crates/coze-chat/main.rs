@@ -7,6 +7,7 @@ mod attach;
 mod flags;
 mod input;
 mod output;
+mod tools;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -84,6 +85,17 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         attach: f.attach.clone(),
         checked: Default::default(),
     };
+    // The tools' programs are checked before anything is asked. Their environment is
+    // this process's minus the token variables, named here (below main nothing reads
+    // the environment).
+    let mut tools = tools::Tools::new(
+        &f.tools,
+        f.tools_dir.clone(),
+        std::env::var_os("PATH"),
+        std::env::vars_os().map(|(k, _)| k),
+    )?;
+    tools.timeout = f.tool_timeout;
+    tools.max_rounds = f.max_tool_rounds;
     let session = Session::open(&f.api, env)?;
     let client = session.client();
     let mode = f.mode.unwrap_or(if io::stdout().is_terminal() {
@@ -104,6 +116,7 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         stream: !f.no_stream,
         new_each: f.new_each || f.jobs > 1,
         chatflow,
+        tools,
     };
     // Stdout, or with --append the --resume file (locked for the run).
     let done = resume::Done {

@@ -15,7 +15,7 @@ use std::io::{self, IsTerminal, Write};
 
 use serde_json::{Map, Value};
 
-use coze_core::chat::{ChatState, ChatStatus, Sink};
+use coze_core::chat::{ChatState, ChatStatus, Sink, ToolCall};
 use coze_core::cli;
 use coze_core::protocol::{Interrupt, Record};
 use coze_core::support::say;
@@ -42,6 +42,9 @@ pub struct Printer<W: Write> {
     attachments: Vec<Value>,
     /// The chatflow that answers (`--workflow`), when one does.
     workflow: Option<String>,
+    /// The prompt's tool calls so far, as its answer record lists them (each with its
+    /// output once it has one); text mode names them from here.
+    tool_calls: Vec<Value>,
 }
 
 impl<W: Write> Printer<W> {
@@ -58,6 +61,7 @@ impl<W: Write> Printer<W> {
             recovered: false,
             attachments: Vec::new(),
             workflow: workflow.map(str::to_owned),
+            tool_calls: Vec::new(),
         }
     }
 
@@ -68,6 +72,98 @@ impl<W: Write> Printer<W> {
         self.reasoning_open = false;
         self.recovered = false;
         self.attachments.clear();
+        self.tool_calls.clear();
+    }
+
+    /// A tool call of the bot's, about to be answered (or left waiting): in events
+    /// mode a `tool_call` record between the server's events; in answers mode an entry
+    /// of the record's `tool_calls`.
+    pub fn tool_call(&mut self, call: &ToolCall, arguments: Value) -> io::Result<()> {
+        let mut r = Map::new();
+        r.insert("tool_call_id".into(), call.id.as_str().into());
+        r.insert("name".into(), call.name.as_str().into());
+        r.insert("arguments".into(), arguments);
+        if call.is_question() {
+            r.insert("call_type".into(), "reply_message".into());
+            r.insert("question".into(), call.question.as_str().into());
+        }
+        if self.mode == Mode::Events {
+            let mut line = Map::new();
+            line.insert("type".into(), "tool_call".into());
+            if let Some(id) = &self.id {
+                line.insert("id".into(), id.clone());
+            }
+            line.extend(r.clone());
+            self.out.write(&Value::Object(line))?;
+        }
+        self.tool_calls.push(Value::Object(r));
+        Ok(())
+    }
+
+    /// What answered tool call `call_id`: in events mode a `tool_output` record; in
+    /// answers mode the call's entry gets it; in text mode one dim line on stderr.
+    /// `exit_status`: the tool's exit code (None: killed, or no tool ran).
+    pub fn tool_output(
+        &mut self,
+        call_id: &str,
+        output: &str,
+        exit_status: Option<i32>,
+        ms: u64,
+    ) -> io::Result<()> {
+        let entry = self
+            .tool_calls
+            .iter_mut()
+            .rev()
+            .find(|c| c["tool_call_id"] == call_id && c.get("output").is_none());
+        let name = entry
+            .as_ref()
+            .and_then(|c| c["name"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(Value::Object(c)) = entry {
+            c.insert("output".into(), output.into());
+            c.insert("exit_status".into(), exit_status.into());
+            c.insert("ms".into(), ms.into());
+        }
+        match self.mode {
+            Mode::Events => {
+                let mut line = Map::new();
+                line.insert("type".into(), "tool_output".into());
+                if let Some(id) = &self.id {
+                    line.insert("id".into(), id.clone());
+                }
+                line.insert("tool_call_id".into(), call_id.into());
+                line.insert("output".into(), output.into());
+                line.insert("exit_status".into(), exit_status.into());
+                line.insert("ms".into(), ms.into());
+                self.out.write(&Value::Object(line))
+            }
+            Mode::Text => {
+                self.close_reasoning();
+                let what = match (name.as_str(), exit_status) {
+                    ("", _) => "your answer sent".to_owned(),
+                    (n, Some(code)) => format!("tool {n}: exit {code}, {ms} ms"),
+                    (n, None) => format!("tool {n}: no exit status, {ms} ms"),
+                };
+                // On its own line: the answer so far may have left one open. The name
+                // is the server's: its control characters are shown, not obeyed.
+                let nl = if self.open_line && say::stderr_is_terminal() {
+                    "\n"
+                } else {
+                    ""
+                };
+                let what = say::visible(&what);
+                let line = if self.dim_reasoning {
+                    format!("{nl}\x1b[2m  ↳ {what}\x1b[0m\n")
+                } else {
+                    format!("{nl}  ↳ {what}\n")
+                };
+                // One write: the line stays whole beside other threads' lines.
+                let _ = io::stderr().lock().write_all(line.as_bytes());
+                Ok(())
+            }
+            Mode::Answers => Ok(()),
+        }
     }
 
     /// The files and images the prompt is sent with, listed in its answer record.
@@ -109,6 +205,9 @@ impl<W: Write> Printer<W> {
                 r.insert("prompt".into(), prompt.into());
                 if !self.attachments.is_empty() {
                     r.insert("attachments".into(), self.attachments.clone().into());
+                }
+                if !self.tool_calls.is_empty() {
+                    r.insert("tool_calls".into(), self.tool_calls.clone().into());
                 }
                 r.insert("content".into(), state.content.clone().into());
                 r.insert("reasoning_content".into(), state.reasoning.clone().into());

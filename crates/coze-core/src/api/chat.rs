@@ -66,6 +66,35 @@ impl Client<'_> {
         )
     }
 
+    /// Submits the outputs of a chat's tool calls (`POST /v3/chat/submit_tool_outputs`,
+    /// the Coze API docs, `chat_submit_tool_outputs`) with `"stream": true`: the same
+    /// chat goes on as an event stream. Sent once: a server that took the outputs
+    /// refuses them a second time, so nothing that may have reached it is re-sent
+    /// (`Request::acts_once`).
+    pub fn chat_submit_stream(
+        &self,
+        conversation_id: &str,
+        chat_id: &str,
+        body: &Value,
+    ) -> Result<Stream> {
+        let url = self.submit_url(conversation_id, chat_id);
+        self.stream_once(&url, body)
+    }
+
+    /// [`chat_submit_stream`](Self::chat_submit_stream) with `"stream": false`: the
+    /// Chat object, in progress, to be followed by polling.
+    pub fn chat_submit(&self, conversation_id: &str, chat_id: &str, body: &Value) -> Result<Value> {
+        let url = self.submit_url(conversation_id, chat_id);
+        Ok(Self::data(self.act_with_logid(&url, body)?.0))
+    }
+
+    fn submit_url(&self, conversation_id: &str, chat_id: &str) -> String {
+        self.url(
+            "/v3/chat/submit_tool_outputs",
+            &[("conversation_id", conversation_id), ("chat_id", chat_id)],
+        )
+    }
+
     /// Cancels a chat in progress (IDs in the body, unlike the other chat calls).
     pub fn chat_cancel(&self, conversation_id: &str, chat_id: &str) -> Result<Value> {
         let url = self.url("/v3/chat/cancel", &[]);

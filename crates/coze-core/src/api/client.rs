@@ -198,6 +198,16 @@ impl<'a> Client<'a> {
         .map_err(|e| offered(e, "POST", url))
     }
 
+    /// Opens an event stream with a POST the server acts on per copy (an answer to a
+    /// chat's tool calls): never sent again once the server may have taken it.
+    pub(super) fn stream_once(&self, url: &str, body: &Value) -> Result<Stream> {
+        self.authed(|token| {
+            self.http
+                .stream(&Request::post(url, body).bearer(token).acts_once())
+        })
+        .map_err(|e| offered(e, "POST", url))
+    }
+
     pub(super) fn data(body: Value) -> Value {
         Self::data_under(body, "data")
     }

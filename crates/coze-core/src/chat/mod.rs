@@ -20,7 +20,8 @@
 //! `spec`: what to ask, and who answers; `question`: a chatflow's question;
 //! `status`: the chat's status, every spelling; `state`: the event
 //! machine and the `Sink` it feeds; `stream` and `poll`: the two ways to run a chat;
-//! `active`: the chats in progress, cancelled when the run is stopped.
+//! `active`: the chats in progress, cancelled when the run is stopped; `submit`: a bot's
+//! chat that waits for its tool calls' outputs, given them and run on.
 
 mod active;
 mod poll;
@@ -29,10 +30,12 @@ mod spec;
 mod state;
 mod status;
 mod stream;
+mod submit;
 
 pub use active::{unwanted, Active};
 pub use poll::poll;
 pub use spec::{ChatSpec, Target};
-pub use state::{id_text, parse_data, ChatState, Failure, Sink};
+pub use state::{id_text, parse_data, ChatState, Failure, Sink, ToolCall};
 pub use status::ChatStatus;
 pub use stream::stream;
+pub use submit::{submit, ToolOutput};

@@ -98,6 +98,9 @@ pub struct ChatState {
     pub debug_url: Option<String>,
     /// The question a chatflow stopped at (`requires_action`), waiting for an answer.
     pub question: Option<Question>,
+    /// The calls a bot's chat stopped at (`requires_action`), waiting for their
+    /// outputs (`submit_tool_outputs`); empty otherwise.
+    pub tool_calls: Vec<ToolCall>,
     /// The chat is a chatflow's (see the module's description).
     pub(super) chatflow: bool,
     /// A chatflow's last whole answer message, `(content, content_type)`: what its
@@ -116,6 +119,56 @@ pub struct ChatState {
     pub(super) recovering: bool,
     /// Ids of the messages whose `conversation.message.completed` was fed.
     completed: Vec<String>,
+}
+
+/// One call of a bot's `requires_action`, as `required_action.submit_tool_outputs
+/// .tool_calls[]` carries it (the Coze API docs, `chat_v3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The call's id, echoed as `tool_call_id` with its output (may be empty: a
+    /// question's `reply_message` call).
+    pub id: String,
+    /// `function` (a local plugin's function), or `reply_message` (a question node
+    /// asks the user: the question is the answer message sent before it).
+    pub kind: String,
+    /// The function's name; empty for a `reply_message`.
+    pub name: String,
+    /// The arguments as the server sent them: the text of a JSON object, normally.
+    pub arguments: String,
+    /// A `reply_message`'s question: the text of the answer message before it.
+    pub question: String,
+}
+
+impl ToolCall {
+    /// Whether this call is a question for the user rather than a function to run.
+    pub fn is_question(&self) -> bool {
+        self.kind == "reply_message"
+    }
+
+    fn from_value(call: &Value, question: &str) -> ToolCall {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind = match text(call.get("type")) {
+            k if k.is_empty() => "function".to_owned(),
+            k => k,
+        };
+        let arguments = match call.pointer("/function/arguments") {
+            Some(Value::String(s)) => s.clone(),
+            // Not the documented text: kept as its JSON, not lost.
+            Some(v) if !v.is_null() => v.to_string(),
+            _ => String::new(),
+        };
+        ToolCall {
+            id: id_text(call, "id"),
+            question: if kind == "reply_message" {
+                question.to_owned()
+            } else {
+                String::new()
+            },
+            kind,
+            name: text(call.pointer("/function/name")),
+            arguments,
+        }
+    }
 }
 
 /// The server ended the chat without an answer.
@@ -173,6 +226,16 @@ impl ChatState {
         }
     }
 
+    /// The chat goes on after its tool calls were answered: it waits no more, and the
+    /// events of its continuation are fed to the same state.
+    pub(super) fn resume(&mut self) {
+        self.status = ChatStatus::InProgress;
+        self.done = false;
+        self.failure = None;
+        self.tool_calls.clear();
+        self.last_answer = None;
+    }
+
     /// The chat is over: `done` arrived, or its status is one after which nothing
     /// happens.
     pub fn finished(&self) -> bool {
@@ -204,7 +267,8 @@ impl ChatState {
             }
             "conversation.message.completed" if data.is_object() => {
                 let id = id_text(data, "id");
-                if self.chatflow && text("type") == "answer" {
+                // A chatflow's question, or the question of a bot's `reply_message`.
+                if text("type") == "answer" {
                     self.last_answer =
                         Some((text("content").to_owned(), text("content_type").to_owned()));
                 }
@@ -261,20 +325,28 @@ impl ChatState {
             "conversation.chat.requires_action" => {
                 self.take_chat(data);
                 self.status = ChatStatus::RequiresAction;
-                let tools: Vec<&str> = data
+                // Only `status` says the chat waits: other chat objects carry an empty
+                // `required_action` (coze-py's `tests/testdata`).
+                let question = self.last_answer.as_ref().map(|(c, _)| c.as_str());
+                self.tool_calls = data
                     .pointer("/required_action/submit_tool_outputs/tool_calls")
                     .and_then(Value::as_array)
                     .map(|calls| {
                         calls
                             .iter()
-                            .filter_map(|c| c.pointer("/function/name")?.as_str())
+                            .map(|c| ToolCall::from_value(c, question.unwrap_or_default()))
                             .collect()
                     })
                     .unwrap_or_default();
-                self.failure = Some(Failure::RequiresAction(if tools.is_empty() {
+                let names: Vec<&str> = self
+                    .tool_calls
+                    .iter()
+                    .map(|c| if c.is_question() { "reply_message" } else { c.name.as_str() })
+                    .collect();
+                self.failure = Some(Failure::RequiresAction(if names.is_empty() {
                     "a tool call".into()
                 } else {
-                    tools.join(", ")
+                    names.join(", ")
                 }));
             }
             "error" => {
@@ -451,18 +523,13 @@ impl ChatState {
             Some(Failure::Api { code, msg }) => {
                 Some(api(*code, msg.clone()).context("the chat failed"))
             }
-            Some(Failure::RequiresAction(tools)) => Some(Error::Api(ApiError {
-                status: 200,
-                code: ApiCode::Http,
-                msg: format!(
-                    "the bot requires an action {} cannot take ({tools}): \
-                     the bot uses a local plugin or a question node; answer it with the API's submit_tool_outputs",
-                    tool()
-                ),
-                logid: logid.map(str::to_owned),
-                retry_after: None,
-                debug_url: None,
-            })),
+            // Not a failure of the chat: it waits for the outputs (exit 7), which
+            // `submit_tool_outputs` gives (coze-chat --tool).
+            Some(Failure::RequiresAction(tools)) => Some(Error::Waiting(format!(
+                "the bot called local tools ({tools}) and waits for their outputs: \
+                 answer with {} --tool NAME=COMMAND, or the API's submit_tool_outputs",
+                tool()
+            ))),
             Some(Failure::Canceled) => Some(Error::Api(ApiError {
                 status: 200,
                 code: ApiCode::Http,

@@ -22,8 +22,8 @@ pub enum ChatStatus {
     Completed,
     /// `failed`: the chat ended without an answer (its `last_error` says why). Final.
     Failed,
-    /// `requires_action`: the bot waits for a tool's output, which these tools do not
-    /// give. Final for us.
+    /// `requires_action`: the bot waits for its tool calls' outputs (or a chatflow for
+    /// an answer). Final for one stream: a submit of the outputs continues the chat.
     RequiresAction,
     /// `canceled` (coze.cn) or `cancelled` (a self-hosted Coze Studio).
     Canceled,

@@ -12,7 +12,7 @@ use super::spec::{ChatSpec, Target};
 use super::state::{ChatState, Sink};
 use crate::api::Client;
 use crate::error::{Error, Result};
-use crate::http::{describe_io, is_timeout};
+use crate::http::{describe_io, is_timeout, Stream};
 use crate::wire::sse::{SseError, SseReader};
 
 /// How a stream stopped before the chat was over.
@@ -52,17 +52,31 @@ pub fn stream(
     sink: &mut dyn Sink,
     active: &Active,
 ) -> (ChatState, Result<()>) {
-    let chatflow = spec.is_chatflow();
-    let mut state = ChatState::new(chatflow);
+    let state = ChatState::new(spec.is_chatflow());
     let opened = match &spec.target {
         Target::Bot { .. } => client.chat_stream(spec.conversation_id.as_deref(), &spec.body(true)),
         Target::Workflow { .. } => client.chatflow_stream(&spec.body(true)).map_err(name_hint),
     }
     .map_err(|e| e.context("starting the chat"));
-    let stream = match opened {
-        Ok(s) => s,
-        Err(e) => return (state, Err(e)),
-    };
+    match opened {
+        Ok(s) => read(client, spec.auto_save, state, s, sink, active),
+        Err(e) => (state, Err(e)),
+    }
+}
+
+/// Reads an opened chat stream into `state` to the chat's end, following the chat by
+/// polling when the stream breaks (see [`stream`]); `auto_save`: the chat's history
+/// is saved, so it can be polled. Also reads the continuation of a chat whose tool
+/// calls were answered (`submit`).
+pub(super) fn read(
+    client: &Client<'_>,
+    auto_save: bool,
+    mut state: ChatState,
+    stream: Stream,
+    sink: &mut dyn Sink,
+    active: &Active,
+) -> (ChatState, Result<()>) {
+    let chatflow = state.chatflow;
     let mut logid = stream.logid.clone();
     let mut reader = SseReader::new(stream.reader);
     let mut registered = false;
@@ -160,7 +174,7 @@ pub fn stream(
             match (state.conversation_id.clone(), state.chat_id.clone()) {
                 // Without auto_save_history (--no-save) the server keeps none of the
                 // chat's messages: polling would find it completed with no answer.
-                (Some(_), Some(_)) if !spec.auto_save => Err(Error::Cut {
+                (Some(_), Some(_)) if !auto_save => Err(Error::Cut {
                     msg: format!("{msg} (a chat that is not saved cannot be polled)"),
                     logid: logid.clone(),
                     recovery: None,
