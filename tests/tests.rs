@@ -37,6 +37,9 @@ mod file;
 mod chat;
 // coze-chat's failures: each shape's exit code, cut and idle streams, retries, tokens.
 mod chat_failures;
+// coze-chat --tool: a bot's tool calls answered by real programs, their failures,
+// rounds, Ctrl-C, a chat left waiting (exit 7).
+mod tools;
 // coze-chat stopped from outside: Ctrl-C, SIGTERM, SIGHUP, `| head -1`.
 mod chat_signals;
 // coze-chat never loses an answer: a broken stream followed by polling; error records.

@@ -111,24 +111,32 @@ pub fn ask<W: Write>(
     };
     let mut rounds = 0;
     while matches!(result, Err(Error::Waiting(_))) && !state.tool_calls.is_empty() {
-        let Some(outputs) = answer_round(plan, &state, printer, interactive)? else {
+        // Registered while its tools run, so Ctrl-C cancels it (the first part's end
+        // forgot it).
+        if !active.set(&state) {
+            result = Err(chat::unwanted());
             break;
-        };
+        }
+        if rounds == plan.tools.max_rounds && plan.tools.any() {
+            // A bot that never stops calling: the chat would wait for ever, so its
+            // cancel is asked (a server may refuse to cancel a chat that waits, as
+            // one that is over: 4104, not reported) and the prompt fails.
+            active.cancel_mine(client, TOOL);
+            result = Err(Error::Protocol(format!(
+                "the bot called tools again after {rounds} rounds (--max-tool-rounds); \
+                 its cancel was asked"
+            )));
+            break;
+        }
+        let answered = answer_round(plan, &state, printer, interactive);
         if active.stopped() {
             result = Err(chat::unwanted());
             break;
         }
-        if rounds == plan.tools.max_rounds {
-            // A bot that never stops calling: the chat would wait for ever, and block
-            // its conversation, so it is cancelled.
-            let _ = active.set(&state);
-            active.cancel_mine(client, TOOL);
-            result = Err(Error::Protocol(format!(
-                "the bot called tools again after {rounds} rounds (--max-tool-rounds); \
-                 the chat was cancelled"
-            )));
+        let Some(outputs) = answered? else {
+            active.clear();
             break;
-        }
+        };
         rounds += 1;
         (state, result) = chat::submit(client, state, &outputs, plan.stream, printer, active);
     }
