@@ -2,7 +2,7 @@
 //! thread samples every process's argv (`/proc/*/cmdline`). Afterwards no access or
 //! refresh token, authorization code, code_verifier or device code may appear on any
 //! stderr, in any argv seen, in any file of the sandbox but the token file, or in any
-//! error record on stdout. Also: the login's callback listener binds 127.0.0.1 only and
+//! error record on stdout, nor in a local tool's environment, argv or stdin. Also: the login's callback listener binds 127.0.0.1 only and
 //! answers nothing but its path, and plain http:// to a non-loopback host is refused
 //! before any connection is made.
 
@@ -603,4 +603,54 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_connecting() {
         Some(0),
         "nothing reached the fake either"
     );
+}
+
+/// A local tool (coze-chat --tool) never sees the access token: not in its
+/// environment (COZE_API_TOKEN and every variable naming a token are taken out), its
+/// argv or its stdin; nor does any other process's argv carry it meanwhile.
+#[test]
+fn a_local_tool_never_sees_the_token() {
+    const CANARY: &str = "pat_canary_for_local_tools_0123456789";
+    let sb = Sandbox::with_options(
+        "secrets-tools",
+        coze_fake::Options {
+            static_tokens: vec![CANARY.into()],
+            ..Default::default()
+        },
+    );
+    sb.fake.set_bot(json!({"tools": {"rounds": [[
+        {"name": "get_weather", "arguments": {"city": "北京"}},
+        {"name": "get_time", "arguments": {}}
+    ]]}}));
+    let echo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tools/echo.sh");
+    let log = sb.path("tool-log");
+    let watch = ArgvWatch::start();
+    let r = run(
+        sb.cmd("coze-chat")
+            .env("COZE_API_TOKEN", CANARY)
+            .env("MY_GITHUB_TOKEN", CANARY)
+            .env("TOOL_LOG", &log)
+            .args(["--bot", "7", "-v", "-o", "events"])
+            .arg("--tool")
+            .arg(format!("get_weather={}", echo.display()))
+            .arg("--tool")
+            .arg(format!("get_time={} --flag", echo.display()))
+            .arg("天气?"),
+        "",
+    );
+    let argvs = watch.finish();
+    r.ok();
+    let files = walk(&log);
+    // Two calls, each leaving its env, argv and stdin.
+    assert_eq!(files.len(), 6, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(!text.contains(CANARY), "{}: {text}", f.display());
+        if f.extension().is_some_and(|e| e == "env") {
+            assert!(!text.contains("TOKEN="), "{}: {text}", f.display());
+            assert!(text.contains("COZE_TOOL_NAME="), "{text}");
+        }
+    }
+    assert!(!r.stdout.contains(CANARY) && !r.stderr.contains(CANARY), "{}", r.describe());
+    assert!(!argvs.iter().any(|a| a.contains(CANARY)), "an argv held the token");
 }
