@@ -136,7 +136,11 @@ fn requires_action_without_tools_exits_7_naming_the_tool() {
         "get_weather"
     );
     // The server's events, then the calls left waiting, then coze-chat's error.
-    let server: Vec<Value> = recs.iter().filter(|r| r.get("event").is_some()).cloned().collect();
+    let server: Vec<Value> = recs
+        .iter()
+        .filter(|r| r.get("event").is_some())
+        .cloned()
+        .collect();
     assert!(names(&server).contains(&"done".to_owned()));
     let ours: Vec<&str> = recs[server.len()..]
         .iter()

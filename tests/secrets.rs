@@ -651,6 +651,13 @@ fn a_local_tool_never_sees_the_token() {
             assert!(text.contains("COZE_TOOL_NAME="), "{text}");
         }
     }
-    assert!(!r.stdout.contains(CANARY) && !r.stderr.contains(CANARY), "{}", r.describe());
-    assert!(!argvs.iter().any(|a| a.contains(CANARY)), "an argv held the token");
+    assert!(
+        !r.stdout.contains(CANARY) && !r.stderr.contains(CANARY),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        !argvs.iter().any(|a| a.contains(CANARY)),
+        "an argv held the token"
+    );
 }

@@ -45,9 +45,10 @@ fn echoed(name: &str, args: &str) -> String {
 /// The answer's text in -o events records: its completed answer message.
 fn answer(recs: &[Value]) -> String {
     recs.iter()
+        .rev()
         .filter(|r| r["event"] == "conversation.message.completed" && r["data"]["type"] == "answer")
         .map(|r| r["data"]["content"].as_str().unwrap().to_owned())
-        .last()
+        .next()
         .unwrap_or_default()
 }
 
@@ -108,7 +109,7 @@ fn one_call_is_answered_by_its_program_and_the_chat_goes_on() {
     r.ok();
     let recs = r.records();
     let out = echoed("get_weather", r#"{"city":"北京"}"#);
-    let at = |pred: &dyn Fn(&Value) -> bool| recs.iter().position(|r| pred(r)).unwrap();
+    let at = |pred: &dyn Fn(&Value) -> bool| recs.iter().position(pred).unwrap();
     let asked = at(&|r| r["event"] == "conversation.chat.requires_action");
     let call = at(&|r| r["type"] == "tool_call");
     let output = at(&|r| r["type"] == "tool_output");

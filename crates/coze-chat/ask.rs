@@ -206,8 +206,8 @@ fn answer_round<W: Write>(
                 call.name, call.id
             ));
         }
-        match plan.tools.program(&call.name) {
-            Some(program) => runs.push((
+        if let Some(program) = plan.tools.program(&call.name) {
+            runs.push((
                 i,
                 (
                     program,
@@ -219,8 +219,7 @@ fn answer_round<W: Write>(
                         arguments: &call.arguments,
                     },
                 ),
-            )),
-            None => {}
+            ));
         }
     }
     let (at, jobs): (Vec<usize>, Vec<(tools::Program, Call<'_>)>) = runs.into_iter().unzip();

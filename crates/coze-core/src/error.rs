@@ -57,7 +57,8 @@ EXIT STATUS
          cut before its chat could be followed
     6    rate limit or quota still refused after retries
     7    waiting for an answer: a workflow or chatflow asked a question and
-         nobody is at a terminal to answer (see the `interrupt` record)
+         nobody is at a terminal to answer (see the `interrupt` record), or a
+         bot called local tools and no --tool answers them
     8    a local file or stream could not be read or written (permission denied,
          a directory where a file should be, a full disk or stdout)
     130  interrupted (Ctrl-C)
