@@ -45,6 +45,7 @@ const CALLS: &[&str] = &[
     "chat.stream",
     "chat.poll",
     "chat.cancel",
+    "chat.submit",
     "file.upload",
     "file.get",
     "wf.stream",
@@ -98,8 +99,9 @@ struct Expected {
 
 /// The calls a self-hosted Coze Studio takes part in: it has no OAuth (exchange,
 /// refresh, device), the messages list's setup needs message create, which it lacks,
-/// it serves no file retrieve (get), no /v1/workflows/resume, and a sync run cannot
-/// stop at a question there (wf.resume.sync).
+/// it serves no file retrieve (get), no /v1/workflows/resume, a sync run cannot
+/// stop at a question there (wf.resume.sync), and it has no local plugins: its bots
+/// never ask for tool outputs, nor does it serve submit_tool_outputs (chat.submit).
 const STUDIO_CALLS: &[&str] = &[
     "conv.create",
     "conv.list",

@@ -4,13 +4,15 @@
 //! messages, an interrupt record and an async run made beforehand), then the run
 //! itself, handed to tests/faults/checks.rs.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::checks::{
-    check_counts, check_files, check_runs, check_stderr, check_stdout, check_token_file, is_verbose,
+    check_counts, check_files, check_runs, check_stderr, check_stdout, check_submits,
+    check_token_file, is_verbose,
 };
 use super::{LIST_LEN, PROMPT, RETRIES, TOKEN_RETRIES};
 use crate::util::*;
@@ -27,6 +29,7 @@ pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
         "chat.poll" if fault == "chat_failed" => "chat",
         "chat.poll" => "chat.retrieve",
         "chat.cancel" => "chat.cancel",
+        "chat.submit" => "chat.submit_tool_outputs",
         "file.upload" => "files.upload",
         "file.get" => "files.retrieve",
         "wf.stream" => "workflow.stream_run",
@@ -57,16 +60,25 @@ pub(super) fn retries(call: &str) -> u64 {
 }
 
 pub(super) fn is_stream(call: &str) -> bool {
-    matches!(call, "chat.stream" | "wf.stream" | "wf.resume")
+    matches!(
+        call,
+        "chat.stream" | "chat.submit" | "wf.stream" | "wf.resume"
+    )
 }
 
 /// The calls that start (or go on with) a workflow run: a request the server acted on
 /// must never be sent again, or the run would run twice.
-pub(super) fn starts_a_run(call: &str) -> bool {
+fn starts_a_run(call: &str) -> bool {
     matches!(
         call,
         "wf.stream" | "wf.sync" | "wf.resume" | "wf.resume.sync"
     )
+}
+
+/// The calls whose request the server acts on (a run started or answered, a chat's
+/// tool outputs taken): once its answer began, it is never sent again.
+pub(super) fn acts_once(call: &str) -> bool {
+    starts_a_run(call) || call == "chat.submit"
 }
 
 /// Requests to the call's endpoint that pass untouched before the one the fault goes
@@ -179,6 +191,18 @@ pub(super) const WORKFLOW: &str = "7401";
 pub(super) const MESSAGES: u64 = 8;
 /// What wf.resume and wf.resume.sync answer to the run's question.
 pub(super) const ANSWER: &str = "上海 Shanghai";
+
+/// The function chat.submit's bot calls, with its one argument, answered by
+/// tests/fixtures/tools/echo.sh (which says what it was given).
+pub(super) const TOOL: &str = "get_weather";
+pub(super) const TOOL_CITY: &str = "北京";
+
+fn tool_fixture() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tools/echo.sh")
+        .to_string_lossy()
+        .into_owned()
+}
 
 /// The file `file.upload` sends: 100,000 bytes, so that a cut lands mid-file.
 pub(super) const UPLOAD: &str = "upload.bin";
@@ -301,6 +325,16 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             if call == "chat.poll" {
                 c.arg("--no-stream");
             }
+            c
+        }
+        "chat.submit" => {
+            // The bot (set in run_cell, after the reset) calls get_weather once; the
+            // fixture answers it with what it was given.
+            login(sb);
+            let mut c = sb.cmd("coze-chat");
+            c.args(["--bot", "7", "-o", "events", "-v"])
+                .args(["--retries", &RETRIES.to_string()])
+                .args(["--tool", &format!("{TOOL}={}", tool_fixture())]);
             c
         }
         "chat.cancel" => {
@@ -439,6 +473,11 @@ pub(super) fn run_cell(
         sb.fake
             .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
     }
+    if call == "chat.submit" {
+        sb.fake.set_bot(json!({"tools": {"rounds": [[
+            {"name": TOOL, "arguments": {"city": TOOL_CITY}}
+        ]]}}));
+    }
     let token_before = std::fs::read(sb.token_path()).ok();
     let ep = endpoint(call, fault);
     let passing = passing(call, dialect);
@@ -484,6 +523,7 @@ pub(super) fn run_cell(
     problems.extend(check_counts(call, fault, &stats, took, dialect));
     problems.extend(check_files(&sb, call, code, &r));
     problems.extend(check_runs(call, code, &sb.fake.workflows()));
+    problems.extend(check_submits(call, code, &sb.fake.tool_outputs()));
     if dialect == Dialect::Coze {
         // Studio's credentials are a PAT in the environment: there is no token file.
         problems.extend(check_token_file(&sb, call, code, token_before.as_deref()));

@@ -11,8 +11,8 @@ use coze_fake::answer_text;
 use serde_json::Value;
 
 use super::cells::{
-    after_events, always, endpoint, final_at_once, is_stream, passing, retries, starts_a_run, tool,
-    ANSWER, MESSAGES, UPLOAD, UPLOAD_LEN, WORKFLOW,
+    acts_once, after_events, always, endpoint, final_at_once, is_stream, passing, retries, tool,
+    ANSWER, MESSAGES, TOOL, TOOL_CITY, UPLOAD, UPLOAD_LEN, WORKFLOW,
 };
 use super::{LIST_LEN, PAGE, PROMPT};
 use crate::util::*;
@@ -136,7 +136,7 @@ pub(super) fn check_stderr(
 /// Whether the cell's stream breaks after the chat's ids came, so that coze-chat
 /// follows the chat to its end by polling instead of failing.
 fn recovers(call: &str, fault: &str) -> bool {
-    call == "chat.stream" && matches!(fault, "midbody" | "cut")
+    matches!(call, "chat.stream" | "chat.submit") && matches!(fault, "midbody" | "cut")
 }
 
 /// Whether the final failure is a response the server sent (with its x-tt-logid).
@@ -354,6 +354,7 @@ pub(super) fn check_stdout(
                 );
             }
         }
+        "chat.submit" => return check_submit_stdout(fault, code, &records, &names),
         "chat.cancel" => expect(
             names == ["conversation.chat.created"],
             format!("expected the one line head -1 took, got {names:?}"),
@@ -362,6 +363,158 @@ pub(super) fn check_stdout(
             return check_workflow_stdout(call, fault, code, &records, &names);
         }
         _ => {}
+    }
+    problems
+}
+
+/// What tests/fixtures/tools/echo.sh answers chat.submit's call (no token variable
+/// reaches it), and the answer the fake's bot then gives.
+fn tool_output() -> String {
+    format!("{TOOL} got {{\"city\":\"{TOOL_CITY}\"}} (token:none)")
+}
+
+fn tool_answer() -> String {
+    format!("工具结果 {TOOL}: {}", tool_output())
+}
+
+/// chat.submit's stdout: the chat's first part up to requires_action, our tool_call
+/// and tool_output records, then the continued stream (after a cut, the rest
+/// recovered by polling, marked), our error record last after a failure.
+fn check_submit_stdout(fault: &str, code: i32, records: &[Value], names: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    let calls: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "tool_call")
+        .collect();
+    let outputs: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "tool_output")
+        .collect();
+    let asked = names
+        .iter()
+        .position(|n| *n == "conversation.chat.requires_action");
+    let Some(at) = records.iter().position(|r| r["type"] == "tool_output") else {
+        return vec![format!("no tool_output record: {names:?}")];
+    };
+    expect(
+        calls.len() == 1
+            && calls[0]["name"] == TOOL
+            && calls[0]["arguments"]["city"] == TOOL_CITY
+            && outputs.len() == 1
+            && outputs[0]["output"] == tool_output().as_str()
+            && outputs[0]["exit_status"] == 0
+            && calls[0]["tool_call_id"] == outputs[0]["tool_call_id"]
+            && asked.is_some_and(|a| a < at),
+        format!("expected requires_action, then one tool_call and its tool_output: {names:?}"),
+    );
+    let rest = &records[at + 1..];
+    let deltas: String = rest
+        .iter()
+        .filter(|r| r["event"] == "conversation.message.delta" && r["data"]["type"] == "answer")
+        .map(|r| r["data"]["content"].as_str().unwrap_or_default())
+        .collect();
+    let whole = rest
+        .iter()
+        .find(|r| r["event"] == "conversation.message.completed" && r["data"]["type"] == "answer")
+        .and_then(|r| r["data"]["content"].as_str());
+    let answer = tool_answer();
+    let rest_names = &names[at + 1..];
+    if code == 0 {
+        expect(
+            whole == Some(answer.as_str()) && rest_names.last() == Some(&"done"),
+            format!("expected the whole answer and done after the outputs; got {rest_names:?}"),
+        );
+        if recovers("chat.submit", fault) {
+            let (streamed, polled) = rest.split_at(rest.len().min(4));
+            expect(
+                streamed.len() == 4
+                    && streamed.iter().all(|r| r.get("recovered").is_none())
+                    && !polled.is_empty()
+                    && polled.iter().all(|r| r["recovered"] == true),
+                format!("expected 4 events streamed after the outputs, then recovered ones; got {rest_names:?}"),
+            );
+        } else {
+            expect(
+                deltas == answer,
+                format!("the deltas {deltas:?} are not the whole answer"),
+            );
+        }
+        if fault == "malformed" {
+            expect(
+                rest.iter().any(|r| r["data"].is_string()),
+                "the malformed event is not on stdout".into(),
+            );
+        }
+        return problems;
+    }
+    let Some((ours, server)) = rest.split_last() else {
+        return vec!["no error record after the outputs".into()];
+    };
+    expect(
+        ours["type"] == "error" && ours["exit_code"] == code,
+        format!("the last line is not our error record with exit_code {code}: {ours}"),
+    );
+    let want = match fault {
+        "midbody" | "cut" => Some(4),
+        "stall" => Some(3),
+        "error_ev" => Some(6),
+        "chat_failed" => None,
+        _ => Some(0),
+    };
+    match want {
+        Some(n) => expect(
+            server.len() == n,
+            format!("expected the {n} events received after the outputs, got {rest_names:?}"),
+        ),
+        None => expect(
+            rest_names.ends_with(&["conversation.chat.failed", "done", "type:error"]),
+            format!("expected the whole failed stream, got {rest_names:?}"),
+        ),
+    }
+    if fault == "error_ev" {
+        expect(
+            server
+                .last()
+                .is_some_and(|e| e["event"] == "error" && e["data"]["code"] == 5000),
+            "the server's error event is not on stdout".into(),
+        );
+    }
+    expect(
+        answer.starts_with(&deltas),
+        format!("the deltas {deltas:?} are not the start of the answer"),
+    );
+    problems
+}
+
+/// A chat's tool outputs are taken once: never two submissions the server accepted,
+/// and exactly one (the tool's output for the call) when the chat ended well. The
+/// fake's list of accepted submissions says what the server took.
+pub(super) fn check_submits(call: &str, code: i32, taken: &Value) -> Vec<String> {
+    let taken = taken.as_array().cloned().unwrap_or_default();
+    if call != "chat.submit" {
+        return match taken.is_empty() {
+            true => Vec::new(),
+            false => vec![format!("tool outputs submitted: {taken:?}")],
+        };
+    }
+    let want = if code == 0 { 1..=1 } else { 0..=1 };
+    let mut problems = Vec::new();
+    if !want.contains(&taken.len()) {
+        problems.push(format!(
+            "the server took {} submission(s) of tool outputs, expected {want:?}: {taken:?}",
+            taken.len()
+        ));
+    }
+    if let Some(t) = taken.first() {
+        let outs = t["tool_outputs"].as_array().cloned().unwrap_or_default();
+        if outs.len() != 1 || outs[0]["output"] != tool_output().as_str() || t["round"] != 1 {
+            problems.push(format!("the submission is not the tool's one output: {t}"));
+        }
     }
     problems
 }
@@ -583,13 +736,21 @@ pub(super) fn check_counts(
     } else if fault == "4028" || recovers(call, fault) {
         // Asked once; a broken stream's chat is followed, never asked again.
         Some(base + 1)
-    } else if starts_a_run(call)
+    } else if acts_once(call)
         && matches!(
             fault,
-            "midbody" | "cut" | "stall" | "error_ev" | "malformed" | "json_body" | "trunc_json"
+            "midbody"
+                | "cut"
+                | "stall"
+                | "error_ev"
+                | "chat_failed"
+                | "malformed"
+                | "json_body"
+                | "trunc_json"
         )
     {
-        // The server acted on it (the run started, or took the answer): never sent again.
+        // The server acted on it (the run started, took the answer, or took the tool
+        // outputs): never sent again.
         Some(base + 1)
     } else if call == "wf.history" && fault == "midbody" {
         // A history read is read again.
