@@ -238,6 +238,47 @@ fn several_calls_and_rounds_streamed_and_polled() {
     }
 }
 
+/// A round's calls run at once, at most 4 at a time: six calls of meet.sh, each
+/// waiting (bounded) for a fifth sibling to start. Four meet (the fourth to start
+/// sees four running); the fifth starts only once one of them has ended, so none
+/// ever sees five. Run one by one, each would see only itself; run all at once, the
+/// first to end would have seen five or six.
+#[test]
+fn a_rounds_calls_run_at_once_four_at_a_time() {
+    let sb = logged_in("tools-at-once");
+    let calls: Vec<Value> = (1..=6)
+        .map(|n| json!({"name": "meet", "arguments": {"n": n}}))
+        .collect();
+    rounds(&sb, json!([calls]));
+    let dir = sb.path("meet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = run(
+        chat(&sb)
+            .args(tool("meet", "meet.sh"))
+            .env("MEET_DIR", &dir)
+            .env("MEET_COUNT", "5")
+            .env("MEET_WAIT", "3")
+            .args(["-o", "answers", "go"]),
+        "",
+    );
+    r.ok();
+    let seen: Vec<u64> = r.records()[0]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let out = c["output"].as_str().unwrap();
+            out.strip_prefix("saw ").unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(seen.len(), 6, "{}", r.describe());
+    assert_eq!(seen.iter().max(), Some(&4), "most running at once: {seen:?}");
+    // Submitted together, in call order.
+    let taken = sb.fake.tool_outputs();
+    assert_eq!(taken.as_array().unwrap().len(), 1, "{taken}");
+    assert_eq!(taken[0]["tool_outputs"].as_array().unwrap().len(), 6);
+}
+
 /// A bot that never stops calling: one round more than --max-tool-rounds cancels
 /// the chat and fails the prompt.
 #[test]
