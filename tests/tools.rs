@@ -477,10 +477,17 @@ fn without_tools_or_in_a_pipeline_the_chat_waits_exit_7() {
     assert!(sb.fake.tool_outputs().as_array().unwrap().is_empty());
 }
 
-/// On a terminal the bot's question is asked, and the answer typed is its output.
+/// On a terminal the bot's question is asked, and the answer typed is its output;
+/// a polled chat (--no-stream) shows the question too, read from the chat's messages.
 #[test]
 fn a_question_is_asked_on_a_terminal_and_answered() {
-    let sb = logged_in("tools-tty");
+    for (name, flags) in [("tools-tty", ""), ("tools-tty-polled", " --no-stream")] {
+        question_on_a_terminal(name, flags);
+    }
+}
+
+fn question_on_a_terminal(name: &str, flags: &str) {
+    let sb = logged_in(name);
     rounds(
         &sb,
         json!([[{"type": "reply_message", "question": "哪个城市?"}]]),
@@ -488,7 +495,7 @@ fn a_question_is_asked_on_a_terminal_and_answered() {
     let r = run(
         sb.cmd("script").env("CHAT", bin("coze-chat")).args([
             "-qec",
-            "\"$CHAT\" --bot 7 -o answers hi",
+            &format!("\"$CHAT\" --bot 7 -o answers{flags} hi"),
             "/dev/null",
         ]),
         "上海\n",
