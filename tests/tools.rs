@@ -272,7 +272,11 @@ fn a_rounds_calls_run_at_once_four_at_a_time() {
         })
         .collect();
     assert_eq!(seen.len(), 6, "{}", r.describe());
-    assert_eq!(seen.iter().max(), Some(&4), "most running at once: {seen:?}");
+    assert_eq!(
+        seen.iter().max(),
+        Some(&4),
+        "most running at once: {seen:?}"
+    );
     // Submitted together, in call order.
     let taken = sb.fake.tool_outputs();
     assert_eq!(taken.as_array().unwrap().len(), 1, "{taken}");
@@ -438,6 +442,59 @@ fn ctrl_c_while_a_tool_runs_kills_it_and_cancels_the_chat() {
     assert!(gone(tool_pid), "the tool outlived Ctrl-C");
     assert_eq!(sb.stats()["requests"]["chat.cancel"], 1, "{stderr}");
     assert!(sb.fake.tool_outputs().as_array().unwrap().is_empty());
+}
+
+/// Ctrl-C while a round of six runs (four at a time): no call of the round starts
+/// after the four running are killed, though the cancel takes its time (the process
+/// ends after it, and a tool started meanwhile would outlive it).
+#[test]
+fn ctrl_c_starts_no_more_tools_of_the_round() {
+    let sb = logged_in("tools-sigint-round");
+    let calls: Vec<Value> = (1..=6)
+        .map(|n| json!({"name": "meet", "arguments": {"n": n}}))
+        .collect();
+    rounds(&sb, json!([calls]));
+    sb.fake
+        .push_fault("chat.cancel", json!({"type": "delay", "ms": 1500}), 1);
+    let dir = sb.path("meet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = chat(&sb);
+    cmd.args(tool("meet", "meet.sh"))
+        .env("MEET_DIR", &dir)
+        .env("MEET_COUNT", "99")
+        .env("MEET_WAIT", "60")
+        .args(["-o", "answers", "go"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let child = cmd.spawn().unwrap();
+    let started = || -> Vec<u32> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                let start = p.extension().is_some_and(|x| x == "start");
+                start.then(|| read_pid(&p))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while started().len() < 4 {
+        assert!(Instant::now() < deadline, "four tools never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let pids = started();
+    assert_eq!(pids.len(), 4, "tools started after Ctrl-C: {stderr}");
+    assert!(pids.into_iter().all(gone), "a tool outlived Ctrl-C");
 }
 
 // ---------------------------------------------------------------- waiting, questions
