@@ -238,6 +238,51 @@ fn several_calls_and_rounds_streamed_and_polled() {
     }
 }
 
+/// A round's calls run at once, at most 4 at a time: six calls of meet.sh, each
+/// waiting (bounded) for a fifth sibling to start. Four meet (the fourth to start
+/// sees four running); the fifth starts only once one of them has ended, so none
+/// ever sees five. Run one by one, each would see only itself; run all at once, the
+/// first to end would have seen five or six.
+#[test]
+fn a_rounds_calls_run_at_once_four_at_a_time() {
+    let sb = logged_in("tools-at-once");
+    let calls: Vec<Value> = (1..=6)
+        .map(|n| json!({"name": "meet", "arguments": {"n": n}}))
+        .collect();
+    rounds(&sb, json!([calls]));
+    let dir = sb.path("meet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = run(
+        chat(&sb)
+            .args(tool("meet", "meet.sh"))
+            .env("MEET_DIR", &dir)
+            .env("MEET_COUNT", "5")
+            .env("MEET_WAIT", "3")
+            .args(["-o", "answers", "go"]),
+        "",
+    );
+    r.ok();
+    let seen: Vec<u64> = r.records()[0]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let out = c["output"].as_str().unwrap();
+            out.strip_prefix("saw ").unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(seen.len(), 6, "{}", r.describe());
+    assert_eq!(
+        seen.iter().max(),
+        Some(&4),
+        "most running at once: {seen:?}"
+    );
+    // Submitted together, in call order.
+    let taken = sb.fake.tool_outputs();
+    assert_eq!(taken.as_array().unwrap().len(), 1, "{taken}");
+    assert_eq!(taken[0]["tool_outputs"].as_array().unwrap().len(), 6);
+}
+
 /// A bot that never stops calling: one round more than --max-tool-rounds cancels
 /// the chat and fails the prompt.
 #[test]
@@ -399,6 +444,59 @@ fn ctrl_c_while_a_tool_runs_kills_it_and_cancels_the_chat() {
     assert!(sb.fake.tool_outputs().as_array().unwrap().is_empty());
 }
 
+/// Ctrl-C while a round of six runs (four at a time): no call of the round starts
+/// after the four running are killed, though the cancel takes its time (the process
+/// ends after it, and a tool started meanwhile would outlive it).
+#[test]
+fn ctrl_c_starts_no_more_tools_of_the_round() {
+    let sb = logged_in("tools-sigint-round");
+    let calls: Vec<Value> = (1..=6)
+        .map(|n| json!({"name": "meet", "arguments": {"n": n}}))
+        .collect();
+    rounds(&sb, json!([calls]));
+    sb.fake
+        .push_fault("chat.cancel", json!({"type": "delay", "ms": 1500}), 1);
+    let dir = sb.path("meet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = chat(&sb);
+    cmd.args(tool("meet", "meet.sh"))
+        .env("MEET_DIR", &dir)
+        .env("MEET_COUNT", "99")
+        .env("MEET_WAIT", "60")
+        .args(["-o", "answers", "go"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let child = cmd.spawn().unwrap();
+    let started = || -> Vec<u32> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                let start = p.extension().is_some_and(|x| x == "start");
+                start.then(|| read_pid(&p))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while started().len() < 4 {
+        assert!(Instant::now() < deadline, "four tools never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = wait_with_deadline(child, Duration::from_secs(20), &what);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let pids = started();
+    assert_eq!(pids.len(), 4, "tools started after Ctrl-C: {stderr}");
+    assert!(pids.into_iter().all(gone), "a tool outlived Ctrl-C");
+}
+
 // ---------------------------------------------------------------- waiting, questions
 
 /// Without tools the prompt ends waiting (exit 7), its calls in the answer record; a
@@ -436,10 +534,17 @@ fn without_tools_or_in_a_pipeline_the_chat_waits_exit_7() {
     assert!(sb.fake.tool_outputs().as_array().unwrap().is_empty());
 }
 
-/// On a terminal the bot's question is asked, and the answer typed is its output.
+/// On a terminal the bot's question is asked, and the answer typed is its output;
+/// a polled chat (--no-stream) shows the question too, read from the chat's messages.
 #[test]
 fn a_question_is_asked_on_a_terminal_and_answered() {
-    let sb = logged_in("tools-tty");
+    for (name, flags) in [("tools-tty", ""), ("tools-tty-polled", " --no-stream")] {
+        question_on_a_terminal(name, flags);
+    }
+}
+
+fn question_on_a_terminal(name: &str, flags: &str) {
+    let sb = logged_in(name);
     rounds(
         &sb,
         json!([[{"type": "reply_message", "question": "哪个城市?"}]]),
@@ -447,7 +552,7 @@ fn a_question_is_asked_on_a_terminal_and_answered() {
     let r = run(
         sb.cmd("script").env("CHAT", bin("coze-chat")).args([
             "-qec",
-            "\"$CHAT\" --bot 7 -o answers hi",
+            &format!("\"$CHAT\" --bot 7 -o answers{flags} hi"),
             "/dev/null",
         ]),
         "上海\n",

@@ -6,7 +6,7 @@
 //! `words`: COMMAND split without a shell; `run`: one program run, its process group,
 //! its limits and what it may see.
 
-pub mod run;
+mod run;
 pub mod words;
 
 use std::ffi::OsString;
@@ -38,7 +38,7 @@ pub struct Tools {
 
 /// Whether an environment variable's name says it holds a token (or where one is):
 /// `COZE_API_TOKEN`, `COZE_TOKEN_FILE`, `GITHUB_TOKEN`…
-pub fn is_token_name(name: &OsString) -> bool {
+fn is_token_name(name: &OsString) -> bool {
     name.to_string_lossy()
         .to_ascii_uppercase()
         .contains("TOKEN")

@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ pub const MAX_OUTPUT: usize = 1 << 20;
 
 /// The process groups of the tools running now, for [`kill_all`].
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Set by [`kill_all`] (under `RUNNING`'s lock): no tool starts after it. The rest of
+/// a round would start as the killed ones end, and outlive the process.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 const SIGKILL: i32 = 9;
 
@@ -38,9 +43,10 @@ fn kill_group(pgid: i32) {
 
 /// Kills every tool running now, with everything each started (Ctrl-C, SIGTERM, a
 /// closed stdout): a tool runs in a group of its own, which a terminal's Ctrl-C does
-/// not reach.
+/// not reach. None starts after it: the run is over.
 pub fn kill_all() {
     let running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    STOPPED.store(true, Ordering::SeqCst);
     for &pgid in running.iter() {
         kill_group(pgid);
     }
@@ -95,6 +101,14 @@ pub fn run(program: &Program, call: &Call<'_>, hidden: &[OsString], timeout: Dur
         .env("COZE_CHAT_ID", call.chat_id);
     // Registered before it can exist, so a Ctrl-C never misses it.
     let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    if STOPPED.load(Ordering::SeqCst) {
+        return Ran {
+            output: None,
+            exit_status: None,
+            ms: ms(),
+            problem: Some("was not started: the run is being stopped".into()),
+        };
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -57,7 +57,9 @@ pub(super) fn follow(
             .and_then(Value::as_str)
             .unwrap_or_default(),
     );
-    if status == ChatStatus::Completed {
+    // A chat waiting on its tool calls has messages too: a `reply_message` call's
+    // question is the answer message before it, which a stream would have shown.
+    if matches!(status, ChatStatus::Completed | ChatStatus::RequiresAction) {
         for message in client.chat_messages(conv, chat_id)? {
             if state.fed_completed(&message) {
                 continue;
