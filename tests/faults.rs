@@ -46,6 +46,7 @@ const CALLS: &[&str] = &[
     "chat.poll",
     "chat.cancel",
     "chat.submit",
+    "chat.submit.poll",
     "file.upload",
     "file.get",
     "wf.stream",
@@ -101,7 +102,8 @@ struct Expected {
 /// refresh, device), the messages list's setup needs message create, which it lacks,
 /// it serves no file retrieve (get), no /v1/workflows/resume, a sync run cannot
 /// stop at a question there (wf.resume.sync), and it has no local plugins: its bots
-/// never ask for tool outputs, nor does it serve submit_tool_outputs (chat.submit).
+/// never ask for tool outputs, nor does it serve submit_tool_outputs (chat.submit,
+/// chat.submit.poll).
 const STUDIO_CALLS: &[&str] = &[
     "conv.create",
     "conv.list",

@@ -29,7 +29,7 @@ pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
         "chat.poll" if fault == "chat_failed" => "chat",
         "chat.poll" => "chat.retrieve",
         "chat.cancel" => "chat.cancel",
-        "chat.submit" => "chat.submit_tool_outputs",
+        "chat.submit" | "chat.submit.poll" => "chat.submit_tool_outputs",
         "file.upload" => "files.upload",
         "file.get" => "files.retrieve",
         "wf.stream" => "workflow.stream_run",
@@ -78,7 +78,13 @@ fn starts_a_run(call: &str) -> bool {
 /// The calls whose request the server acts on (a run started or answered, a chat's
 /// tool outputs taken): once its answer began, it is never sent again.
 pub(super) fn acts_once(call: &str) -> bool {
-    starts_a_run(call) || call == "chat.submit"
+    starts_a_run(call) || submits(call)
+}
+
+/// The calls that submit a chat's tool outputs: streamed (chat.submit) or not
+/// (chat.submit.poll, whose chat is then followed by polling).
+pub(super) fn submits(call: &str) -> bool {
+    matches!(call, "chat.submit" | "chat.submit.poll")
 }
 
 /// Requests to the call's endpoint that pass untouched before the one the fault goes
@@ -192,7 +198,7 @@ pub(super) const MESSAGES: u64 = 8;
 /// What wf.resume and wf.resume.sync answer to the run's question.
 pub(super) const ANSWER: &str = "上海 Shanghai";
 
-/// The function chat.submit's bot calls, with its one argument, answered by
+/// The function chat.submit's (and chat.submit.poll's) bot calls, with its one argument, answered by
 /// tests/fixtures/tools/echo.sh (which says what it was given).
 pub(super) const TOOL: &str = "get_weather";
 pub(super) const TOOL_CITY: &str = "北京";
@@ -327,7 +333,7 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             }
             c
         }
-        "chat.submit" => {
+        "chat.submit" | "chat.submit.poll" => {
             // The bot (set in run_cell, after the reset) calls get_weather once; the
             // fixture answers it with what it was given.
             login(sb);
@@ -335,6 +341,9 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c.args(["--bot", "7", "-o", "events", "-v"])
                 .args(["--retries", &RETRIES.to_string()])
                 .args(["--tool", &format!("{TOOL}={}", tool_fixture())]);
+            if call == "chat.submit.poll" {
+                c.arg("--no-stream");
+            }
             c
         }
         "chat.cancel" => {
@@ -473,7 +482,7 @@ pub(super) fn run_cell(
         sb.fake
             .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
     }
-    if call == "chat.submit" {
+    if submits(call) {
         sb.fake.set_bot(json!({"tools": {"rounds": [[
             {"name": TOOL, "arguments": {"city": TOOL_CITY}}
         ]]}}));

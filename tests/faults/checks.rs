@@ -11,8 +11,8 @@ use coze_fake::answer_text;
 use serde_json::Value;
 
 use super::cells::{
-    acts_once, after_events, always, endpoint, final_at_once, is_stream, passing, retries, tool,
-    ANSWER, MESSAGES, TOOL, TOOL_CITY, UPLOAD, UPLOAD_LEN, WORKFLOW,
+    acts_once, after_events, always, endpoint, final_at_once, is_stream, passing, retries, submits,
+    tool, ANSWER, MESSAGES, TOOL, TOOL_CITY, UPLOAD, UPLOAD_LEN, WORKFLOW,
 };
 use super::{LIST_LEN, PAGE, PROMPT};
 use crate::util::*;
@@ -134,9 +134,15 @@ pub(super) fn check_stderr(
 }
 
 /// Whether the cell's stream breaks after the chat's ids came, so that coze-chat
-/// follows the chat to its end by polling instead of failing.
+/// follows the chat to its end by polling instead of failing; or a non-streamed
+/// submit's answer breaks after the server took the outputs (its body reset or cut
+/// short), so that the chat, going on without us, is followed the same way.
 fn recovers(call: &str, fault: &str) -> bool {
-    matches!(call, "chat.stream" | "chat.submit") && matches!(fault, "midbody" | "cut")
+    match call {
+        "chat.stream" | "chat.submit" => matches!(fault, "midbody" | "cut"),
+        "chat.submit.poll" => matches!(fault, "midbody" | "trunc_json"),
+        _ => false,
+    }
 }
 
 /// Whether the final failure is a response the server sent (with its x-tt-logid).
@@ -354,7 +360,9 @@ pub(super) fn check_stdout(
                 );
             }
         }
-        "chat.submit" => return check_submit_stdout(fault, code, &records, &names),
+        "chat.submit" | "chat.submit.poll" => {
+            return check_submit_stdout(call, fault, code, &records, &names)
+        }
         "chat.cancel" => expect(
             names == ["conversation.chat.created"],
             format!("expected the one line head -1 took, got {names:?}"),
@@ -380,7 +388,15 @@ fn tool_answer() -> String {
 /// chat.submit's stdout: the chat's first part up to requires_action, our tool_call
 /// and tool_output records, then the continued stream (after a cut, the rest
 /// recovered by polling, marked), our error record last after a failure.
-fn check_submit_stdout(fault: &str, code: i32, records: &[Value], names: &[&str]) -> Vec<String> {
+/// chat.submit.poll's the same, the continuation polled (no deltas: the answer whole).
+fn check_submit_stdout(
+    call: &str,
+    fault: &str,
+    code: i32,
+    records: &[Value],
+    names: &[&str],
+) -> Vec<String> {
+    let polled = call == "chat.submit.poll";
     let mut problems = Vec::new();
     let mut expect = |ok: bool, what: String| {
         if !ok {
@@ -429,7 +445,9 @@ fn check_submit_stdout(fault: &str, code: i32, records: &[Value], names: &[&str]
             whole == Some(answer.as_str()) && rest_names.last() == Some(&"done"),
             format!("expected the whole answer and done after the outputs; got {rest_names:?}"),
         );
-        if recovers("chat.submit", fault) {
+        if polled {
+            // Polled: the answer comes whole, in its completed message, never in deltas.
+        } else if recovers(call, fault) {
             let (streamed, polled) = rest.split_at(rest.len().min(4));
             expect(
                 streamed.len() == 4
@@ -460,10 +478,12 @@ fn check_submit_stdout(fault: &str, code: i32, records: &[Value], names: &[&str]
         format!("the last line is not our error record with exit_code {code}: {ours}"),
     );
     let want = match fault {
+        "chat_failed" => None,
+        // A failed submit that was not streamed: nothing of the chat's continuation.
+        _ if polled => Some(0),
         "midbody" | "cut" => Some(4),
         "stall" => Some(3),
         "error_ev" => Some(6),
-        "chat_failed" => None,
         _ => Some(0),
     };
     match want {
@@ -496,7 +516,7 @@ fn check_submit_stdout(fault: &str, code: i32, records: &[Value], names: &[&str]
 /// fake's list of accepted submissions says what the server took.
 pub(super) fn check_submits(call: &str, code: i32, taken: &Value) -> Vec<String> {
     let taken = taken.as_array().cloned().unwrap_or_default();
-    if call != "chat.submit" {
+    if !submits(call) {
         return match taken.is_empty() {
             true => Vec::new(),
             false => vec![format!("tool outputs submitted: {taken:?}")],
@@ -512,7 +532,12 @@ pub(super) fn check_submits(call: &str, code: i32, taken: &Value) -> Vec<String>
     }
     if let Some(t) = taken.first() {
         let outs = t["tool_outputs"].as_array().cloned().unwrap_or_default();
-        if outs.len() != 1 || outs[0]["output"] != tool_output().as_str() || t["round"] != 1 {
+        let streamed = call == "chat.submit";
+        if outs.len() != 1
+            || outs[0]["output"] != tool_output().as_str()
+            || t["round"] != 1
+            || t["stream"] != streamed
+        {
             problems.push(format!("the submission is not the tool's one output: {t}"));
         }
     }
@@ -806,10 +831,12 @@ pub(super) fn check_counts(
                 .and_then(Value::as_u64)
                 .unwrap_or(0)
         };
-        if polled("chat.retrieve") == 0 || polled("chat.message.list") != 1 || cancels != 0 {
+        // A --no-stream chat's first part (up to its tool calls) was polled too.
+        let lists = if call == "chat.submit.poll" { 2 } else { 1 };
+        if polled("chat.retrieve") == 0 || polled("chat.message.list") != lists || cancels != 0 {
             problems.push(format!(
                 "expected the chat followed by polling and not cancelled: {} retrieves, \
-                 {} message lists, {cancels} cancels",
+                 {} message lists (expected {lists}), {cancels} cancels",
                 polled("chat.retrieve"),
                 polled("chat.message.list")
             ));

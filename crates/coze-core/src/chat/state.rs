@@ -92,6 +92,8 @@ pub struct ChatState {
     pub failure: Option<Failure>,
     /// How the stream broke before the chat was over, when the chat was then followed
     /// to its end by polling: the events after the break were recovered, not streamed.
+    /// Also how a non-streamed submit of tool outputs broke after the server took
+    /// them (chat/submit.rs), the chat then followed all the same.
     pub recovered: Option<String>,
     /// A chatflow's trace (`done`'s `debug_url`, or a self-hosted Coze Studio's `error`
     /// event's): the page that shows each node's inputs and outputs.
