@@ -313,6 +313,7 @@ SUBCOMMANDS = {
         ("refresh", "refresh the token file now"),
         ("print", "print the bare access token, refreshed if needed"),
         ("status", "what the credentials in use hold (exit 0 usable, 4 not)"),
+        ("whoami", "the user the token belongs to, asked of the server"),
         ("exec", "run a command with COZE_API_TOKEN set"),
         ("profiles", "list the profiles and their state"),
         ("logout", "remove a profile's tokens"),

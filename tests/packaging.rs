@@ -245,7 +245,7 @@ fn bash_completes_subcommands_flags_and_values() {
     );
     assert_eq!(
         bash_complete(&sb, "coze-token", &[""]),
-        set(&["refresh", "print", "status", "exec", "profiles", "logout"])
+        set(&["refresh", "print", "status", "whoami", "exec", "profiles", "logout"])
     );
     assert_eq!(bash_complete(&sb, "coze-auth", &["d"]), set(&["doctor"]));
     // Once a subcommand is there, no second one is offered.

@@ -20,7 +20,8 @@ mod auth;
 mod browser;
 // coze-auth doctor: one line per check, the exit status the worst one calls for.
 mod doctor;
-// coze-token: exchange, refresh rotation, single-flight, print, status, exec, device.
+// coze-token: exchange, refresh rotation, single-flight, print, status (--check), whoami,
+// exec, device.
 mod token;
 // The token file as a file: symlinks, 0600, a full disk, errors naming credentials.
 mod token_files;

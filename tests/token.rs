@@ -1,6 +1,6 @@
 //! coze-token and the token store end to end: exchange, save, refresh rotation, the
 //! single-flight refresh across 16 processes, a refresh killed mid-flight, print,
-//! status, exec and the device flow.
+//! status (--check), whoami, exec and the device flow.
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -508,4 +508,139 @@ fn an_explicit_token_path_and_coze_token_file() {
     r.ok();
     // Without it, the default path is looked for, and is not there.
     run(sb.cmd("coze-token").arg("print"), "").expect_code(4);
+}
+
+/// The user the fake says every token belongs to (coze-fake's `oauth::user_json`).
+fn fake_user(sb: &Sandbox) -> Value {
+    json!({
+        "type": "user",
+        "user_id": "7400000000000000001",
+        "user_name": "fake_user",
+        "nick_name": "扣子测试用户",
+        "avatar_url": format!("{}/static/avatar.png", sb.base_url()),
+        "base_url": sb.base_url(),
+    })
+}
+
+fn whoami_names_the_user(dialect: Dialect) {
+    let sb = logged_in_as("whoami", dialect);
+    let r = run(sb.cmd("coze-token").arg("whoami"), "");
+    if sb.studio() {
+        // A self-hosted Coze Studio has no /v1/users/me: an API error, not a login one.
+        r.expect_code(1);
+        assert!(r.stdout.is_empty(), "{}", r.describe());
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+        assert!(
+            r.stderr
+                .contains("this server does not offer GET /v1/users/me"),
+            "{}",
+            r.describe()
+        );
+        assert!(!r.stderr.contains(STUDIO_PAT), "{}", r.stderr);
+        return;
+    }
+    r.ok();
+    assert_eq!(r.records(), vec![fake_user(&sb)]);
+    let t = read_token(&sb.token_path());
+    assert_no_secrets(&t, &r.stdout);
+    assert_no_secrets(&t, &r.stderr);
+}
+
+crate::both_dialects!(whoami_names_the_user);
+
+#[test]
+fn whoami_refreshes_an_expired_token_first() {
+    let sb = logged_in("whoami-refresh");
+    let old = read_token(&sb.token_path());
+    // The server no longer takes the old access token, and the file says it expired.
+    sb.fake.expire_tokens();
+    set_expires_at(&sb.token_path(), now() - 10);
+    let r = run(sb.cmd("coze-token").arg("whoami"), "");
+    r.ok();
+    assert_eq!(r.records(), vec![fake_user(&sb)]);
+    assert_eq!(stat(&sb, "/grants/refresh_token"), 1, "{}", r.describe());
+    let new = read_token(&sb.token_path());
+    assert_ne!(new["access_token"], old["access_token"]);
+    assert_no_secrets(&new, &r.stdout);
+    assert_no_secrets(&new, &r.stderr);
+}
+
+/// A token file whose access token the server has revoked and that cannot be refreshed.
+fn revoked(name: &str) -> (Sandbox, Value) {
+    let sb = logged_in(name);
+    let mut t = read_token(&sb.token_path());
+    sb.fake.expire_tokens();
+    t.as_object_mut().unwrap().remove("refresh_token");
+    std::fs::write(sb.token_path(), format!("{t}\n")).unwrap();
+    (sb, t)
+}
+
+#[test]
+fn whoami_with_a_revoked_token_exits_4_naming_the_credentials() {
+    let (sb, t) = revoked("whoami-revoked");
+    let r = run(sb.cmd("coze-token").arg("whoami"), "");
+    r.expect_code(4);
+    assert!(r.stdout.is_empty(), "{}", r.describe());
+    let path = sb.token_path().display().to_string();
+    assert!(r.stderr.contains(&path), "{}", r.describe());
+    assert_no_secrets(&t, &r.stderr);
+}
+
+#[test]
+fn status_check_asks_the_server() {
+    let sb = logged_in("status-check");
+    let t = read_token(&sb.token_path());
+    // Without --check, status sends nothing.
+    let before = sb.admin_get("/_fake/log").as_array().unwrap().len();
+    let r = run(sb.cmd("coze-token").arg("status"), "");
+    assert!(r.ok().records()[0].get("check").is_none(), "{}", r.stdout);
+    assert_eq!(sb.admin_get("/_fake/log").as_array().unwrap().len(), before);
+
+    let r = run(sb.cmd("coze-token").args(["status", "--check"]), "");
+    let rec = &r.ok().records()[0];
+    assert_eq!(rec["check"], json!({"ok": true}));
+    assert_eq!(rec["usable"], true);
+    assert_no_secrets(&t, &r.stdout);
+
+    // Unreachable: exit 5, the record still written, saying why.
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["status", "--check", "--retries", "0"])
+            .env(
+                "COZE_API_BASE",
+                format!("http://127.0.0.1:{}", refusing_port()),
+            ),
+        "",
+    );
+    r.expect_code(5);
+    assert_eq!(r.records()[0]["check"]["ok"], false, "{}", r.describe());
+}
+
+#[test]
+fn status_check_with_a_refused_token_exits_4() {
+    // A token the server does not know: its own refusal, code and logid, in the record.
+    let sb = Sandbox::new("status-check-refused");
+    let r = run(
+        sb.cmd("coze-token")
+            .args(["status", "--check"])
+            .env("COZE_API_TOKEN", "pat_not_known_to_the_fake"),
+        "",
+    );
+    r.expect_code(4);
+    let rec = &r.records()[0];
+    assert_eq!(rec["check"]["ok"], false);
+    assert_eq!(rec["check"]["code"], 4100, "{}", r.describe());
+    assert!(rec["check"]["logid"].is_string(), "{}", r.describe());
+    assert!(r.stderr.contains("checking the token"), "{}", r.describe());
+    assert!(!r.stdout.contains("pat_not_known") && !r.stderr.contains("pat_not_known"));
+
+    // A token file the server revoked: the file looks usable, only the server can tell.
+    let (sb, t) = revoked("status-check-revoked");
+    let r = run(sb.cmd("coze-token").args(["status", "--check"]), "");
+    r.expect_code(4);
+    let rec = &r.records()[0];
+    assert_eq!(rec["usable"], true);
+    assert_eq!(rec["check"]["ok"], false, "{}", r.describe());
+    assert_no_secrets(&t, &r.stdout);
+    assert_no_secrets(&t, &r.stderr);
 }

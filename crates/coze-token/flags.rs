@@ -18,7 +18,9 @@ USAGE:
                                                     a service app's token, no person
     coze-token refresh [--force]                    refresh the token file now
     coze-token print [--min-ttl S] [--header]       the bare access token, fresh
-    coze-token status                               what the credentials in use hold
+    coze-token status [--check]                     what the credentials in use hold;
+                                                    --check asks the server too
+    coze-token whoami                               the user the token belongs to
     coze-token exec -- COMMAND [ARGS...]            become COMMAND, COZE_API_TOKEN set
     coze-token --pat [--base-url URL] --save [PATH] a personal access token (stdin) into
                                                     a token file (a profile)
@@ -39,6 +41,14 @@ not. A token file that is a symlink is followed: the file it names gets the new 
 disk: a full disk stops it before the old pair is spent (exit 8, nothing sent); a
 pair the server issued but that cannot be written is kept in TOKEN_FILE.unsaved, and
 the error says how to put it in place.
+
+WHOAMI: `whoami` asks the server (GET /v1/users/me) whose token this is and writes one
+`user` record: user_id, user_name, nick_name, avatar_url and the base_url asked. The
+token is refreshed first when it is about to expire, as every tool does. `status
+--check` makes the same request and adds `check` to its record: ok true, or ok false
+with the server's code, msg and logid; exit 4 when the server refuses the
+token, 5 when it cannot be reached, 1 when the server lacks the endpoint (a
+self-hosted Coze Studio has no /v1/users/me). Without --check, status sends nothing.
 
 EXEC: `exec` replaces coze-token with COMMAND (signals reach COMMAND, its exit status
 is the one returned); COZE_API_TOKEN is in its environment, never its argv, and
@@ -83,6 +93,7 @@ OPTIONS:
                            [default: 120]
     --header               print: `Authorization: Bearer …`, for curl -H @-
     --force                refresh: even if the token is still fresh
+    --check                status: also ask the server whether the token works
     --base-url URL         API base when a record does not name one [env: COZE_API_BASE]
     --region cn|com        api.coze.cn or api.coze.com
     --timeout SECONDS      device flow: give up after this long [default: the device
@@ -126,6 +137,8 @@ EXAMPLES:
     curl -H \"$(coze-token print --header)\" https://api.coze.cn/v1/users/me
     coze-token exec -- python3 my_bot_script.py
     coze-token status && echo logged in
+    coze-token status --check || echo the server refuses this token
+    coze-token whoami | jq -r .user_name
     coze-auth --region com --client-id 1234.app.coze | coze-token --profile com --save
     coze-token --pat --base-url http://studio.corp:8888 --allow-http --profile studio \
         --save < pat.txt                          # then: coze-chat --profile studio ...
@@ -141,6 +154,8 @@ pub enum Command {
     Refresh,
     Print,
     Status,
+    /// `whoami`: the user behind the token.
+    Whoami,
     Exec(Vec<OsString>),
     /// `--jwt`: mint a service app's token.
     Jwt,
@@ -161,6 +176,8 @@ pub struct Flags {
     pub min_ttl: Duration,
     pub header: bool,
     pub force: bool,
+    /// `status --check`: ask the server too.
+    pub check: bool,
     pub timeout: Option<Duration>,
     pub client_secret_file: Option<PathBuf>,
     pub client_id: Option<String>,
@@ -179,6 +196,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         min_ttl: Duration::from_secs(coze_core::auth::renew::DEFAULT_MIN_TTL as u64),
         header: false,
         force: false,
+        check: false,
         timeout: None,
         client_secret_file: None,
         client_id: None,
@@ -198,6 +216,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     "refresh" => Command::Refresh,
                     "print" => Command::Print,
                     "status" => Command::Status,
+                    "whoami" => Command::Whoami,
                     "profiles" => Command::Profiles,
                     "logout" => Command::Logout,
                     "exec" => {
@@ -216,8 +235,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
                     }
                     other => {
                         return Err(coze_core::Error::usage(format!(
-                            "unknown command {other:?} (expected refresh, print, status, exec, \
-                             profiles or logout)"
+                            "unknown command {other:?} (expected refresh, print, status, whoami, \
+                             exec, profiles or logout)"
                         )))
                     }
                 });
@@ -234,6 +253,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--min-ttl" => f.min_ttl = a.seconds()?,
             "--header" => f.header = true,
             "--force" => f.force = true,
+            "--check" => f.check = true,
             "--timeout" => f.timeout = Some(a.seconds()?),
             "--client-secret-file" => f.client_secret_file = Some(a.path()?),
             "--jwt" => jwt = true,
@@ -296,6 +316,9 @@ fn check(mut f: Flags, command: Option<Command>, jwt: bool, pat: bool) -> Result
             "--client-secret-file is for web apps' OAuth; a PAT needs no secret",
         ));
     }
+    if f.check && f.command != Command::Status {
+        return Err(coze_core::Error::usage("--check goes with status"));
+    }
     if f.save.is_some() && !matches!(f.command, Command::Grants | Command::Jwt | Command::Pat) {
         return Err(coze_core::Error::usage(
             "--save goes with grant records on stdin, not with a subcommand",
@@ -342,6 +365,9 @@ mod tests {
         assert!(parse(["bogus"].map(OsString::from)).is_err());
         assert!(parse(["print", "--save"].map(OsString::from)).is_err());
         assert_eq!(flags(&["profiles"]).command, Command::Profiles);
+        assert_eq!(flags(&["whoami"]).command, Command::Whoami);
+        assert!(flags(&["status", "--check"]).check);
+        assert!(!flags(&["status"]).check);
         assert_eq!(
             flags(&["logout", "--profile", "w"]).api.profile.as_deref(),
             Some("w")
@@ -359,6 +385,8 @@ mod tests {
             &["--pat", "--jwt"][..],
             &["--pat", "print"],
             &["logout", "--save"],
+            &["print", "--check"],
+            &["whoami", "--check"],
         ] {
             let e = parse(bad.iter().map(OsString::from)).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");

@@ -16,6 +16,7 @@ use coze_core::auth::renew::{self, Renewer};
 use coze_core::auth::secret_file::read_client_secret;
 use coze_core::auth::store::TokenStore;
 use coze_core::cli;
+use coze_core::cli::session::Session;
 use coze_core::config::{self, Credentials, Env};
 use coze_core::error::EXIT_CODES_HELP;
 use coze_core::http::Http;
@@ -160,8 +161,15 @@ fn run(f: Flags, env: &Env, secrets: &Secrets) -> Result<u8> {
         }
         Command::Status => {
             let credentials = f.api.credentials(env)?;
-            status(&credentials).map_err(|e| credentials.name_in(e))?
+            // The live check first, so that its outcome joins the one record.
+            let check = if f.check {
+                Some(Session::open(&f.api, env).and_then(|s| s.client().users_me()))
+            } else {
+                None
+            };
+            status(&credentials, check).map_err(|e| credentials.name_in(e))?
         }
+        Command::Whoami => whoami(&f, env)?,
         Command::Exec(argv) => {
             let token = current_token(&f, env, &renewer, min_ttl)?;
             return Ok(exec(argv, &token));
@@ -358,26 +366,109 @@ fn describe_expiry(t: &Token) -> String {
     ago(t.expires_at, unix_now())
 }
 
+/// A field of the server's user as a string: ids may come as JSON numbers, which lose
+/// digits past 2^53 in many readers.
+fn text(user: &serde_json::Value, key: &str) -> String {
+    match user.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Writes the `user` record of the token's owner (`GET /v1/users/me`), through the
+/// session every API tool opens: the token is refreshed first when near its expiry,
+/// and an authentication error names the credentials.
+fn whoami(f: &Flags, env: &Env) -> Result<()> {
+    let session = Session::open(&f.api, env)?;
+    let user = session.client().users_me()?;
+    let record = serde_json::json!({
+        "type": "user",
+        "user_id": text(&user, "user_id"),
+        "user_name": text(&user, "user_name"),
+        "nick_name": text(&user, "nick_name"),
+        "avatar_url": text(&user, "avatar_url"),
+        "base_url": session.base,
+    });
+    JsonlWriter::new(io::stdout().lock())
+        .write(&record)
+        .map_err(|e| Error::io("stdout", e))?;
+    if io::stderr().is_terminal() {
+        let name = [text(&user, "nick_name"), text(&user, "user_name")]
+            .into_iter()
+            .find(|n| !n.is_empty())
+            .unwrap_or_else(|| "(no name)".into());
+        coze_core::say!(
+            "{TOOL}: {} (user_id {}) at {}",
+            name,
+            text(&user, "user_id"),
+            session.base
+        );
+    }
+    Ok(())
+}
+
+/// The `check` field of `status --check`: what the server said of the token.
+fn check_field(check: &Result<serde_json::Value>) -> serde_json::Value {
+    match check {
+        Ok(_) => serde_json::json!({"ok": true}),
+        Err(e) => {
+            let mut field = serde_json::json!({"ok": false});
+            match e.api() {
+                Some(api) => {
+                    field["code"] = match api.coze_code() {
+                        Some(c) => c.into(),
+                        None => api.status.into(),
+                    };
+                    field["msg"] = coze_core::support::redact::scrub(&api.msg).into();
+                    if let Some(logid) = &api.logid {
+                        field["logid"] = logid.clone().into();
+                    }
+                }
+                None => {
+                    field["msg"] = coze_core::support::redact::scrub(&e.to_string()).into();
+                }
+            }
+            field
+        }
+    }
+}
+
 /// Prints what the credentials in use hold; exit 0 when they can be used, 4 when not.
-/// They are resolved exactly as the API tools resolve them.
-fn status(credentials: &Credentials) -> Result<()> {
+/// They are resolved exactly as the API tools resolve them. With `check` (the answer
+/// to `GET /v1/users/me`), the record says what the server made of the token, and a
+/// failed check is the exit status (4 refused, 5 unreachable, 1 no such endpoint).
+fn status(credentials: &Credentials, check: Option<Result<serde_json::Value>>) -> Result<()> {
     let described = credentials.describe();
+    let finish = |record: &mut serde_json::Value| -> Result<()> {
+        if let Some(c) = &check {
+            record["check"] = check_field(c);
+        }
+        JsonlWriter::new(io::stdout().lock())
+            .write(&*record)
+            .map_err(|e| Error::io("stdout", e))
+    };
+    // A failed check is the outcome even of usable credentials.
+    fn checked(check: Option<Result<serde_json::Value>>, usable: Result<()>) -> Result<()> {
+        match check {
+            Some(Err(e)) => Err(e.context("checking the token with GET /v1/users/me")),
+            _ => usable,
+        }
+    }
     let path = match credentials {
         Credentials::Static(_) => {
-            let record = serde_json::json!({
+            let mut record = serde_json::json!({
                 "type": "token_status",
                 "credentials": described,
                 "usable": true,
                 "refreshable": false,
             });
-            JsonlWriter::new(io::stdout().lock())
-                .write(&record)
-                .map_err(|e| Error::io("stdout", e))?;
+            finish(&mut record)?;
             coze_core::say!(
                 "{TOOL}: {described}: a bare token or PAT, used as is and never refreshed \
                  (its expiry is unknown here)"
             );
-            return Ok(());
+            return checked(check, Ok(()));
         }
         Credentials::File { path, .. } => path,
     };
@@ -387,7 +478,7 @@ fn status(credentials: &Credentials) -> Result<()> {
     let ttl = t.ttl(now);
     let refreshable = renew::renewable(&t);
     let usable = ttl > 0 || refreshable;
-    let record = serde_json::json!({
+    let mut record = serde_json::json!({
         "type": "token_status",
         "credentials": described,
         "path": path.display().to_string(),
@@ -398,9 +489,7 @@ fn status(credentials: &Credentials) -> Result<()> {
         "client_id": t.client_id,
         "base_url": t.base_url,
     });
-    JsonlWriter::new(io::stdout().lock())
-        .write(&record)
-        .map_err(|e| Error::io("stdout", e))?;
+    finish(&mut record)?;
     let state = if t.expires_at == 0 {
         "no expiry recorded (a personal access token?)".to_owned()
     } else if ttl > 0 {
@@ -417,14 +506,17 @@ fn status(credentials: &Credentials) -> Result<()> {
         "{TOOL}: {described}: {state}; {renew}; {}",
         t.base_url.as_deref().unwrap_or("no base_url")
     );
-    if usable {
-        Ok(())
-    } else {
-        Err(Error::Auth(format!(
-            "{} holds an expired token that cannot be refreshed: log in again",
-            path.display()
-        )))
-    }
+    checked(
+        check,
+        if usable {
+            Ok(())
+        } else {
+            Err(Error::Auth(format!(
+                "{} holds an expired token that cannot be refreshed: log in again",
+                path.display()
+            )))
+        },
+    )
 }
 
 /// Becomes `argv` (exec(2)) with `COZE_API_TOKEN` in its environment only, never in
