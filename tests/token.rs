@@ -537,6 +537,16 @@ fn whoami_names_the_user(dialect: Dialect) {
             r.describe()
         );
         assert!(!r.stderr.contains(STUDIO_PAT), "{}", r.stderr);
+        // status --check says the same: the server cannot tell, exit 1, not 4.
+        let r = run(sb.cmd("coze-token").args(["status", "--check"]), "");
+        r.expect_code(1);
+        assert_eq!(r.records()[0]["check"]["ok"], false, "{}", r.describe());
+        assert!(
+            r.stderr
+                .contains("this server does not offer GET /v1/users/me"),
+            "{}",
+            r.describe()
+        );
         return;
     }
     r.ok();
