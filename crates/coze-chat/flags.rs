@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use serde_json::{Map, Value};
 
 use coze_core::cli::args::{self, Arg};
-use coze_core::cli::flags::ApiFlags;
+use coze_core::cli::flags::{check_batch_output, ApiFlags, OutputKind, RecordNouns};
 use coze_core::cli::Parsed;
 use coze_core::protocol::Attachment;
 use coze_core::{Error, Result};
@@ -407,21 +407,17 @@ fn check(mut f: Flags, prompt: Option<String>) -> Result<Flags> {
     }
     coze_core::protocol::check_meta_data(&f.meta)
         .map_err(|m| Error::usage(format!("--meta: {m}")))?;
-    if f.append && f.resume.is_none() {
-        return Err(Error::usage(
-            "--append goes with --resume FILE (it appends to FILE)",
-        ));
-    }
-    if f.resume.is_some() && f.mode != Some(Mode::Answers) {
-        return Err(Error::usage(
-            "--resume reads and continues an answers file: use it with -o answers",
-        ));
-    }
-    if f.jobs > 1 && f.mode == Some(Mode::Text) {
-        return Err(Error::usage(
-            "--jobs > 1 interleaves answers: use -o answers or -o events",
-        ));
-    }
+    let output = match f.mode {
+        Some(Mode::Answers) => OutputKind::Records,
+        Some(Mode::Text) => OutputKind::Text,
+        _ => OutputKind::Other,
+    };
+    let nouns = RecordNouns {
+        mode: "answers",
+        file: "an answers file",
+        interleaved: "answers",
+    };
+    check_batch_output(f.append, f.resume.is_some(), f.jobs, output, &nouns)?;
     check_chatflow(&f)?;
     if f.jobs > 1 && f.source != Source::Lines {
         return Err(Error::usage(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use coze_core::cli::args::{self, Arg, Args};
-use coze_core::cli::flags::ApiFlags;
+use coze_core::cli::flags::{check_batch_output, ApiFlags, OutputKind, RecordNouns};
 use coze_core::cli::Parsed;
 use coze_core::protocol::params;
 use coze_core::{Error, Result};
@@ -418,21 +418,17 @@ fn check(f: Flags, given: &[String], type_given: bool) -> Result<Flags> {
             "--bot and --app cannot go together: the API refuses a run with both (4000)",
         ));
     }
-    if f.append && f.resume.is_none() {
-        return Err(Error::usage(
-            "--append goes with --resume FILE (it appends to FILE)",
-        ));
-    }
-    if f.resume.is_some() && f.mode != Some(Mode::Results) {
-        return Err(Error::usage(
-            "--resume reads and continues a results file: use it with -o results",
-        ));
-    }
-    if f.jobs > 1 && f.mode == Some(Mode::Text) {
-        return Err(Error::usage(
-            "--jobs > 1 interleaves the runs' text: use -o results or -o events",
-        ));
-    }
+    let output = match f.mode {
+        Some(Mode::Results) => OutputKind::Records,
+        Some(Mode::Text) => OutputKind::Text,
+        _ => OutputKind::Other,
+    };
+    let nouns = RecordNouns {
+        mode: "results",
+        file: "a results file",
+        interleaved: "the runs' text",
+    };
+    check_batch_output(f.append, f.resume.is_some(), f.jobs, output, &nouns)?;
     match &f.command {
         Command::Run => {
             if f.one_run && !f.stdin_files.is_empty() {

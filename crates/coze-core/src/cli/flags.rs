@@ -212,3 +212,56 @@ impl ApiFlags {
         Ok(config::profile_dir(env, &name)?.join("user_id"))
     }
 }
+
+/// What a batch tool's `-o` chose, as far as [`check_batch_output`] cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// The tool's records, one per item (`-o results`, `-o answers`): what `--resume`
+    /// reads back.
+    Records,
+    /// Plain text for people (`-o text`), which parallel items would interleave.
+    Text,
+    /// Anything else, or no `-o` given.
+    Other,
+}
+
+/// How a batch tool names its records in [`check_batch_output`]'s messages.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordNouns {
+    /// The `-o` value of the records, e.g. `results`.
+    pub mode: &'static str,
+    /// A file of them, with its article, e.g. `a results file`.
+    pub file: &'static str,
+    /// What `--jobs > 1` would interleave in text, e.g. `the runs' text`.
+    pub interleaved: &'static str,
+}
+
+/// How a batch tool's `--append`, `--resume FILE` and `--jobs N` go with its output:
+/// `--append` only with `--resume`, `--resume` only with the records it reads back, and
+/// more than one job never with text that the jobs would interleave.
+pub fn check_batch_output(
+    append: bool,
+    resume: bool,
+    jobs: usize,
+    output: OutputKind,
+    nouns: &RecordNouns,
+) -> Result<()> {
+    if append && !resume {
+        return Err(crate::Error::usage(
+            "--append goes with --resume FILE (it appends to FILE)",
+        ));
+    }
+    if resume && output != OutputKind::Records {
+        return Err(crate::Error::usage(format!(
+            "--resume reads and continues {}: use it with -o {}",
+            nouns.file, nouns.mode
+        )));
+    }
+    if jobs > 1 && output == OutputKind::Text {
+        return Err(crate::Error::usage(format!(
+            "--jobs > 1 interleaves {}: use -o {} or -o events",
+            nouns.interleaved, nouns.mode
+        )));
+    }
+    Ok(())
+}
