@@ -236,13 +236,7 @@ impl<R: BufRead> RunLines<R> {
                     }
                     continue;
                 }
-                Err(e) => {
-                    // A line that is not UTF-8 is one bad line; reading goes on after
-                    // it unless the reader cannot (a line too long, stdin unreadable).
-                    let bad = Bad::unreadable(e);
-                    self.ended = bad.fatal;
-                    return Some(Err(bad));
-                }
+                Err(e) => return Some(Err(unreadable(e, &mut self.ended))),
             };
             if text.trim().is_empty() {
                 continue;
@@ -436,11 +430,7 @@ impl<R: BufRead> Iterator for Interrupts<R> {
                     };
                     return Some(Err(bad(error, None)));
                 }
-                Err(e) => {
-                    let bad = Bad::unreadable(e);
-                    self.ended = bad.fatal;
-                    return Some(Err(bad));
-                }
+                Err(e) => return Some(Err(unreadable(e, &mut self.ended))),
             };
             if text.trim().is_empty() {
                 continue;
@@ -540,6 +530,15 @@ pub fn answer_job(
             answer: answer.to_owned(),
         },
     })
+}
+
+/// A line that could not be read, as the bad item it is. A line that is not UTF-8 is
+/// one bad line and reading goes on after it; `ended` is set when the reader cannot go
+/// on (a line too long, stdin unreadable).
+fn unreadable(e: jsonl::LineError, ended: &mut bool) -> Bad {
+    let bad = Bad::unreadable(e);
+    *ended = bad.fatal;
+    bad
 }
 
 #[cfg(test)]
