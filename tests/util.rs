@@ -614,3 +614,13 @@ pub fn sha256_file(path: &Path) -> String {
     std::io::copy(&mut f, &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The keys of a JSON object in the order the record has them (serde_json keeps
+/// insertion order here), for tests that pin a record's exact shape.
+pub fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not a JSON object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}

@@ -403,14 +403,8 @@ fn the_three_output_modes(d: Dialect) {
             assert_eq!(res["output"], want, "{output} {how}: {}", r.describe());
             assert_eq!(res["status"], "success");
             assert_eq!(res["error"], Value::Null);
-            let keys: Vec<&str> = res
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
             assert_eq!(
-                keys,
+                keys(&res),
                 [
                     "type",
                     "id",
