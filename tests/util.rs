@@ -624,3 +624,18 @@ pub fn keys(v: &Value) -> Vec<&str> {
         .map(String::as_str)
         .collect()
 }
+
+/// Sends `signal` (a name like "INT" or "TERM") to process `pid` through kill(1), the
+/// way a shell or a terminal's Ctrl-C would reach it.
+pub fn send_signal(pid: u32, signal: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{signal} {pid}: {st:?}");
+}
+
+/// [`send_signal`] with SIGINT: Ctrl-C.
+pub fn sigint(pid: u32) {
+    send_signal(pid, "INT")
+}

@@ -1162,12 +1162,7 @@ fn a_closed_stdout_or_ctrl_c_ends_the_run(d: Dialect) {
         },
         "",
     );
-    let pid = child.id().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    sigint(child.id());
     let out = wait_with_deadline(child, Duration::from_secs(20), &what);
     let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
