@@ -1023,8 +1023,9 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
         r.describe()
     );
     assert_eq!(results[1]["output"], json!({"output": {"a": 4}}));
-    // Usage errors: before any request.
+    // Usage errors: before any request (the fake counts every API request it serves).
     let before = runs(&sb).len();
+    let requests_before = sb.stats()["requests"].clone();
     for args in [
         &["run", "--workflow", "73", "--param", "novalue"][..],
         &[
@@ -1049,6 +1050,11 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
         );
     }
     assert_eq!(runs(&sb).len(), before);
+    assert_eq!(
+        sb.stats()["requests"],
+        requests_before,
+        "a usage error sent a request"
+    );
     // An output that is not JSON is kept as text, never an error.
     spec(&sb, json!({"workflow_id": "t", "output": "text"}));
     let r = run(
