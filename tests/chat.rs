@@ -217,8 +217,7 @@ fn events_mode_is_lossless_and_in_the_real_order(d: Dialect) {
     assert_eq!(delta_text(&recs), answer);
     // Every line is exactly {event, data}: nothing added, nothing dropped.
     for rec in &recs {
-        let keys: Vec<&String> = rec.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["event", "data"], "{rec}");
+        assert_eq!(keys(rec), ["event", "data"], "{rec}");
     }
     let completed: Vec<&Value> = recs.iter().filter(|r| r["event"] == COMPLETED).collect();
     let types: Vec<&str> = completed

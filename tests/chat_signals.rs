@@ -4,7 +4,7 @@
 //! chat. Shared helpers are in tests/chat.rs.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,11 +66,7 @@ fn a_signal_cancels_the_chat(d: Dialect, signal: &str, code: i32, said: &str) {
         let _ = child.kill();
         panic!("no answer bytes within 30 s: {what}");
     }
-    let st = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    send_signal(child.id(), signal);
     let start = Instant::now();
     let out = wait_with_deadline(child, Duration::from_secs(20), &what);
     reader.join().unwrap();
@@ -130,11 +126,7 @@ fn sigint_while_polling_cancels_the_chat(d: Dialect) {
     cmd.args(["-o", "events", "--no-stream", "slow"]);
     // Events mode prints chat.created as soon as the chat exists.
     let (child, reader, what) = spawn_until_output(cmd, "");
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    sigint(child.id());
     let out = wait_with_deadline(child, Duration::from_secs(20), &what);
     let stdout = String::from_utf8(reader.join().unwrap()).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -116,9 +116,8 @@ fn create_prints_one_conversation_record_the_fake_agrees_with() {
     let recs = r.records();
     assert_eq!(recs.len(), 1, "{}", r.describe());
     let rec = &recs[0];
-    let keys: Vec<&String> = rec.as_object().unwrap().keys().collect();
     assert_eq!(
-        keys[..6],
+        keys(rec)[..6],
         [
             "type",
             "conversation_id",

@@ -46,13 +46,8 @@ fn upload_and_get(d: Dialect) {
         ("scan.jpg", PNG.len()),
         ("my notes.txt", "héllo wörld\n".len()),
     ]) {
-        let mut keys: Vec<&str> = rec
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str())
-            .collect();
-        keys.sort();
+        let mut got = keys(rec);
+        got.sort();
         let mut want = vec![
             "bytes",
             "created_at",
@@ -65,7 +60,7 @@ fn upload_and_get(d: Dialect) {
             want.push("url");
             want.sort();
         }
-        assert_eq!(keys, want, "{rec}");
+        assert_eq!(got, want, "{rec}");
         assert_eq!(rec["type"], "file");
         assert_eq!(rec["path"], path);
         assert_eq!(rec["file_name"], path);

@@ -286,14 +286,8 @@ fn a_broken_stream_whose_chat_cannot_be_found_exits_5(d: Dialect) {
         r.describe()
     );
     let ours = recs.last().unwrap();
-    let keys: Vec<&str> = ours
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        keys,
+        keys(ours),
         ["type", "id", "code", "msg", "logid", "exit_code"],
         "{ours}"
     );

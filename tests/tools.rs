@@ -6,7 +6,7 @@
 //! 7), a question asked on a terminal, and the usage errors before any chat.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -431,11 +431,7 @@ fn ctrl_c_while_a_tool_runs_kills_it_and_cancels_the_chat() {
     let what = format!("{cmd:?}");
     let child = cmd.spawn().unwrap();
     let tool_pid = read_pid(&pidfile);
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    sigint(child.id());
     let out = wait_with_deadline(child, Duration::from_secs(20), &what);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -484,11 +480,7 @@ fn ctrl_c_starts_no_more_tools_of_the_round() {
         assert!(Instant::now() < deadline, "four tools never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    sigint(child.id());
     let out = wait_with_deadline(child, Duration::from_secs(20), &what);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -614,3 +614,28 @@ pub fn sha256_file(path: &Path) -> String {
     std::io::copy(&mut f, &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The keys of a JSON object in the order the record has them (serde_json keeps
+/// insertion order here), for tests that pin a record's exact shape.
+pub fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not a JSON object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// Sends `signal` (a name like "INT" or "TERM") to process `pid` through kill(1), the
+/// way a shell or a terminal's Ctrl-C would reach it.
+pub fn send_signal(pid: u32, signal: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{signal} {pid}: {st:?}");
+}
+
+/// [`send_signal`] with SIGINT: Ctrl-C.
+pub fn sigint(pid: u32) {
+    send_signal(pid, "INT")
+}

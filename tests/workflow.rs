@@ -403,14 +403,8 @@ fn the_three_output_modes(d: Dialect) {
             assert_eq!(res["output"], want, "{output} {how}: {}", r.describe());
             assert_eq!(res["status"], "success");
             assert_eq!(res["error"], Value::Null);
-            let keys: Vec<&str> = res
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
             assert_eq!(
-                keys,
+                keys(&res),
                 [
                     "type",
                     "id",
@@ -1029,8 +1023,9 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
         r.describe()
     );
     assert_eq!(results[1]["output"], json!({"output": {"a": 4}}));
-    // Usage errors: before any request.
+    // Usage errors: before any request (the fake counts every API request it serves).
     let before = runs(&sb).len();
+    let requests_before = sb.stats()["requests"].clone();
     for args in [
         &["run", "--workflow", "73", "--param", "novalue"][..],
         &[
@@ -1055,6 +1050,11 @@ fn bad_input_is_refused_naming_it(d: Dialect) {
         );
     }
     assert_eq!(runs(&sb).len(), before);
+    assert_eq!(
+        sb.stats()["requests"],
+        requests_before,
+        "a usage error sent a request"
+    );
     // An output that is not JSON is kept as text, never an error.
     spec(&sb, json!({"workflow_id": "t", "output": "text"}));
     let r = run(
@@ -1168,12 +1168,7 @@ fn a_closed_stdout_or_ctrl_c_ends_the_run(d: Dialect) {
         },
         "",
     );
-    let pid = child.id().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    sigint(child.id());
     let out = wait_with_deadline(child, Duration::from_secs(20), &what);
     let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
