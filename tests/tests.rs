@@ -62,6 +62,9 @@ mod workflow;
 // coze-workflow as a batch runner: 1,000 runs through 5xx and 429, a SIGKILLed batch
 // resumed, --ordered, the summary and the first failure's exit status.
 mod workflow_batch;
+// The progress line of a batch (coze-chat, coze-workflow) under a pty: done/total,
+// erased at the end and on Ctrl-C, warnings above it; never on a pipe; the flags.
+mod progress;
 
 // ---- Cross-cutting concerns.
 

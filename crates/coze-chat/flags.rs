@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use coze_core::cli::args::{self, Arg};
 use coze_core::cli::flags::{check_batch_output, ApiFlags, OutputKind, RecordNouns};
+use coze_core::cli::progress::Want;
 use coze_core::cli::Parsed;
 use coze_core::protocol::Attachment;
 use coze_core::{Error, Result};
@@ -148,6 +149,10 @@ BATCH (see README \"Batch\"):
                            prompts, completed, failed, skipped, by_status (every
                            prompt asked, by its answer's status, completed too),
                            tokens, wall_ms, retries, rate_pauses, exit_code
+    --progress             show the progress line (see PROGRESS) whenever stderr
+                           is a terminal: also when stdin is one, or the records
+                           go to it; never when stderr is not a terminal
+    --no-progress          never show it
     -h, --help             this text
     -V, --version          version and commit
 
@@ -167,6 +172,16 @@ OUTPUT RECORDS:
     report, a `type` and not an `event` (only the server's events are events).
     Events recovered by polling a chat whose stream broke (see FAILURES) carry
     \"recovered\":true.
+
+PROGRESS:
+    Prompts read from a file or a pipe, with stderr a terminal and the records
+    going elsewhere (a file, a pipe), show one line at the bottom of stderr:
+        coze-chat: 1,234/5,000 done, 3 failed, 12 retries, 8.1/s, ETA 7m45s
+    redrawn in place as prompts complete and erased at the end, before the
+    summary. The total and the time left need stdin to be a regular file (its
+    non-blank lines, counted without disturbing the reader); prompts --resume
+    skips count as done. Warnings and errors are written above the line. With
+    TERM unset or dumb (no cursor control), a plain line every 15 s instead.
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
@@ -240,6 +255,8 @@ pub struct Flags {
     pub append: bool,
     pub ordered: bool,
     pub summary: bool,
+    /// `--progress` / `--no-progress`: the progress line on a terminal.
+    pub progress: Want,
     /// `--max-line-bytes`: the longest stdin line taken.
     pub max_line: usize,
     /// `--attach`: files and images sent with every prompt.
@@ -279,6 +296,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         append: false,
         ordered: false,
         summary: false,
+        progress: Want::Auto,
         max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
         attach: Vec::new(),
         workflow: None,
@@ -363,6 +381,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--append" => f.append = true,
             "--ordered" => f.ordered = true,
             "--summary" => f.summary = true,
+            "--progress" => f.progress = Want::Always,
+            "--no-progress" => f.progress = Want::Never,
             "--max-line-bytes" => f.max_line = a.line_bytes()?,
             "-o" | "--output" => {
                 f.mode = Some(a.choice(&[

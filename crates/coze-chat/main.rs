@@ -16,8 +16,9 @@ use std::time::Instant;
 use coze_core::api::files;
 use coze_core::batch::{self, resume, Batch};
 use coze_core::cli;
-use coze_core::cli::batch::Summary;
+use coze_core::cli::batch::{Report, Summary};
 use coze_core::cli::flags::API_FLAGS_HELP;
+use coze_core::cli::progress;
 use coze_core::cli::session::Session;
 use coze_core::config::{self, Env};
 use coze_core::error::EXIT_CODES_HELP;
@@ -136,15 +137,21 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         done: output.done,
     };
     let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
+    let on_terminal = output.to_stdout && io::stdout().is_terminal();
+    let report = Report {
+        started,
+        // Answers to stdout: when its reader goes away, the chats in flight are
+        // cancelled.
+        watch_stdout: output.to_stdout,
+        summary: Summary::choose(f.summary, batchy),
+        progress: progress::choose(f.progress, f.source == Source::Lines, on_terminal, env),
+    };
     let writer = output.writer;
-    // Answers to stdout: when its reader goes away, the chats in flight are cancelled.
     cli::batch::run(
         TOOL,
         &session,
         Batch::new(&chats, options),
-        started,
-        output.to_stdout,
-        Summary::choose(f.summary, batchy),
+        report,
         |batch| match &f.source {
             Source::Argument(text) => {
                 let mut prompt = input::plain(text);

@@ -158,8 +158,9 @@ impl<W: Write> Printer<W> {
                 } else {
                     format!("{nl}  ↳ {what}\n")
                 };
-                // One write: the line stays whole beside other threads' lines.
-                let _ = io::stderr().lock().write_all(line.as_bytes());
+                // One write: the line stays whole beside other threads' lines (and
+                // above a progress line).
+                say::raw(&line);
                 Ok(())
             }
             Mode::Answers => Ok(()),
@@ -286,10 +287,12 @@ impl<W: Write> Printer<W> {
 
     fn close_reasoning(&mut self) {
         if self.reasoning_open {
-            if self.dim_reasoning {
-                eprint!("\x1b[0m");
-            }
-            eprintln!();
+            // Through `say`, which keeps a progress line off the open line.
+            say::raw(if self.dim_reasoning {
+                "\x1b[0m\n"
+            } else {
+                "\n"
+            });
             self.reasoning_open = false;
         }
     }
@@ -362,14 +365,16 @@ impl<W: Write> Sink for Printer<W> {
         if self.mode != Mode::Text {
             return Ok(());
         }
-        if !self.reasoning_open && self.dim_reasoning {
-            eprint!("\x1b[2m");
-        }
+        let dim = if !self.reasoning_open && self.dim_reasoning {
+            "\x1b[2m"
+        } else {
+            ""
+        };
         self.reasoning_open = true;
         if self.dim_reasoning {
-            eprint!("{}", say::visible(text));
+            say::raw(&format!("{dim}{}", say::visible(text)));
         } else {
-            eprint!("{text}");
+            say::raw(text);
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use coze_core::api::files::{self, Limit};
 use coze_core::api::{Client, FileInfo, FileSource};
 use coze_core::batch::{self, Bad, Batch, Item, Outcome, Task};
 use coze_core::cli;
-use coze_core::cli::batch::Summary;
+use coze_core::cli::batch::{Report, Summary};
 use coze_core::cli::flags::API_FLAGS_HELP;
 use coze_core::cli::session::Session;
 use coze_core::config::Env;
@@ -89,9 +89,13 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
                 TOOL,
                 &session,
                 Batch::new(&uploads, options),
-                started,
-                true,
-                Summary::choose(f.summary, batchy),
+                Report {
+                    started,
+                    watch_stdout: true,
+                    summary: Summary::choose(f.summary, batchy),
+                    // Each big upload shows its own progress line.
+                    progress: None,
+                },
                 |batch| batch.run(items, io::stdout()),
             )
         }

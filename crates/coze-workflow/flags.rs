@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use coze_core::cli::args::{self, Arg, Args};
 use coze_core::cli::flags::{check_batch_output, ApiFlags, OutputKind, RecordNouns};
+use coze_core::cli::progress::Want;
 use coze_core::cli::Parsed;
 use coze_core::protocol::params;
 use coze_core::{Error, Result};
@@ -116,6 +117,10 @@ BATCH (see README "Batch"):
                            it goes to stderr when --jobs, --rate or --resume is
                            used): runs, completed, failed, skipped, by_status,
                            tokens, wall_ms, retries, rate_pauses, exit_code
+    --progress             show the progress line (see PROGRESS) whenever stderr
+                           is a terminal: also when stdin is one, or the records
+                           go to it; never when stderr is not a terminal
+    --no-progress          never show it
     -h, --help             this text
     -V, --version          version and commit
 
@@ -136,6 +141,17 @@ RECORDS:
     error:       {"type":"error","id":…,"code":…,"msg":…,"logid":…,"exit_code":…}
                  (events mode: a failed run's last line, the tool's own report)
     execute_id and other 64-bit ids are written as strings, digit for digit.
+
+PROGRESS:
+    Runs (or answers) read from a file or a pipe, with stderr a terminal and the
+    records going elsewhere (a file, a pipe), show one line at the bottom of
+    stderr:
+        coze-workflow: 120/500 done, 2 failed, 5 retries, 3.5/min, ETA 1h48m
+    redrawn in place as runs complete and erased at the end, before the summary.
+    The total and the time left need stdin to be a regular file (its non-blank
+    lines, counted without disturbing the reader); runs --resume skips count as
+    done. Warnings and errors are written above the line. With TERM unset or
+    dumb (no cursor control), a plain line every 15 s instead.
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried before the run starts; a
@@ -214,6 +230,8 @@ pub struct Flags {
     pub append: bool,
     pub ordered: bool,
     pub summary: bool,
+    /// `--progress` / `--no-progress`: the progress line on a terminal.
+    pub progress: Want,
     pub max_line: usize,
 }
 
@@ -241,6 +259,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
         append: false,
         ordered: false,
         summary: false,
+        progress: Want::Auto,
         max_line: coze_core::wire::jsonl::DEFAULT_MAX_LINE,
     };
     let mut word: Option<String> = None;
@@ -312,6 +331,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed<Flags>> 
             "--append" => f.append = true,
             "--ordered" => f.ordered = true,
             "--summary" => f.summary = true,
+            "--progress" => f.progress = Want::Always,
+            "--no-progress" => f.progress = Want::Never,
             _ => return Ok(false),
         }
         given.push(flag);
@@ -378,6 +399,8 @@ const RUN_AND_RESUME: &[&str] = &[
     "--append",
     "--ordered",
     "--summary",
+    "--progress",
+    "--no-progress",
     "--workflow",
     "--no-stream",
 ];

@@ -20,8 +20,9 @@ use std::time::Instant;
 use coze_core::api::files;
 use coze_core::batch::{self, resume, Batch};
 use coze_core::cli;
-use coze_core::cli::batch::Summary;
+use coze_core::cli::batch::{Report, Summary};
 use coze_core::cli::flags::API_FLAGS_HELP;
+use coze_core::cli::progress;
 use coze_core::cli::session::Session;
 use coze_core::config::Env;
 use coze_core::error::EXIT_CODES_HELP;
@@ -99,15 +100,25 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
         done: output.done,
     };
     let batchy = f.jobs > 1 || f.api.rate.is_some() || f.resume.is_some();
+    // Runs (or answers) from stdin lines, as the match below reads them.
+    let stdin_lines = match f.command {
+        Command::Resume => f.event_id.is_none(),
+        _ => !f.one_run,
+    };
+    let on_terminal = output.to_stdout && io::stdout().is_terminal();
+    let report = Report {
+        started,
+        watch_stdout: output.to_stdout,
+        summary: Summary::choose(f.summary, batchy),
+        progress: progress::choose(f.progress, stdin_lines, on_terminal, env),
+    };
     let writer = output.writer;
     let sync = f.how == How::Sync;
     cli::batch::run(
         TOOL,
         &session,
         Batch::new(&runs, options),
-        started,
-        output.to_stdout,
-        Summary::choose(f.summary, batchy),
+        report,
         |batch| match (&f.command, &f.event_id) {
             (Command::Resume, Some(event_id)) => {
                 let interrupt = Interrupt {

@@ -17,10 +17,11 @@
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::output::{JobWriter, SharedOut};
 use super::schedule::{Job, Scheduler};
+use super::tally::Counts;
 use super::{resume, Bad, Item, Outcome, Tally, Task};
 use crate::error::{Error, Result};
 use crate::support::say::tool;
@@ -48,7 +49,12 @@ pub struct Batch<'a, T: Task> {
     cancelled: AtomicBool,
     /// An authentication failure: every later item would fail the same way.
     stopping: AtomicBool,
+    /// Told the counts each time they change ([`Batch::on_count`]).
+    observer: OnceLock<Observer>,
 }
+
+/// What [`Batch::on_count`] is given.
+type Observer = Box<dyn Fn(Counts) + Send + Sync>;
 
 /// What the reader found at one input position, for the jobs to do.
 enum Step<'b, I> {
@@ -69,7 +75,34 @@ impl<'a, T: Task> Batch<'a, T> {
             tally: Mutex::new(Tally::default()),
             cancelled: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Calls `observer` with the counts each time an item is counted (run, invalid or
+    /// skipped), on the thread that counted it, after the count: a progress line
+    /// drawn as items complete. One observer per run; a second is ignored.
+    pub fn on_count(&self, observer: impl Fn(Counts) + Send + Sync + 'static) {
+        let _ = self.observer.set(Box::new(observer));
+    }
+
+    /// The counts so far, from any thread.
+    pub fn counts(&self) -> Counts {
+        self.tally().counts()
+    }
+
+    /// Changes the tally with `change`, then tells the observer the new counts (the
+    /// lock released first: an observer may take its time).
+    fn count<R>(&self, change: impl FnOnce(&mut Tally) -> R) -> R {
+        let (r, counts) = {
+            let mut tally = self.tally();
+            let r = change(&mut tally);
+            (r, tally.counts())
+        };
+        if let Some(observer) = self.observer.get() {
+            observer(counts);
+        }
+        r
     }
 
     /// Stops the run from another thread (a signal, a closed stdout): the task ends
@@ -232,7 +265,7 @@ impl<'a, T: Task> Batch<'a, T> {
             let go_on = match next {
                 Ok(item) => {
                     if !done.is_empty() && done.contains(&resume::key(&item.id())) {
-                        self.tally().skipped += 1;
+                        self.count(|t| t.skipped += 1);
                         step(Step::Pass(this))?
                     } else {
                         step(Step::Run(this, item))?
@@ -246,7 +279,7 @@ impl<'a, T: Task> Batch<'a, T> {
                         step(Step::Pass(this))?;
                         return Ok(());
                     }
-                    self.tally().invalid(this, code);
+                    self.count(|t| t.invalid(this, code));
                     step(Step::Invalid(this, &bad))?;
                     if bad.fatal || !self.options.keep_going {
                         return Ok(());
@@ -269,7 +302,7 @@ impl<'a, T: Task> Batch<'a, T> {
         if let Some(e) = &outcome.error {
             self.task.report(e);
         }
-        if self.tally().record(seq, &outcome) {
+        if self.count(|t| t.record(seq, &outcome)) {
             self.stopping.store(true, Ordering::SeqCst);
         }
         Ok(())

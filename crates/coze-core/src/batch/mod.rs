@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::wire::jsonl::{self, LineError};
 
 pub use engine::{Batch, Options};
-pub use tally::Tally;
+pub use tally::{Counts, Tally};
 
 /// One unit of work, read from one input line.
 pub trait Item: Send {

@@ -27,7 +27,27 @@ pub struct Tally {
     pub first_failure: Option<(u64, u8)>,
 }
 
+/// How far a run has got, for a progress line: a copy of three of its counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// The items run or found invalid so far (not the skipped ones).
+    pub done: u64,
+    /// Of those, the ones that failed (an invalid line among them).
+    pub failed: u64,
+    /// The items `--resume` found done already.
+    pub skipped: u64,
+}
+
 impl Tally {
+    /// The counts so far, for a progress line; `failed` as the `summary` counts it.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            done: self.items,
+            failed: self.items.saturating_sub(self.completed),
+            skipped: self.skipped,
+        }
+    }
+
     /// Records a failure at input position `seq`; the earliest one decides the exit status.
     pub fn fail(&mut self, seq: u64, code: u8) {
         if self.first_failure.is_none_or(|(s, _)| seq < s) {
@@ -131,6 +151,15 @@ mod tests {
             tokens: 1,
         };
         assert!(!t.record(2, &failed));
+        assert_eq!(
+            t.counts(),
+            Counts {
+                done: 3,
+                failed: 2,
+                skipped: 2
+            },
+            "the progress line's counts are the summary's"
+        );
         let s = t.summary("prompts", Duration::from_millis(1500), 4, 1);
         let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(

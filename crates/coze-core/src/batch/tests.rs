@@ -319,6 +319,48 @@ fn items_done_already_are_skipped() {
     }
 }
 
+/// The observer (a progress line) is told the counts each time one changes: a skipped
+/// item, a run, a failure, an invalid line; the last it hears are the run's.
+#[test]
+fn the_observer_hears_every_count() {
+    for jobs in [1, 3] {
+        let toys = Toys::default();
+        let options = Options {
+            jobs,
+            keep_going: true,
+            done: HashSet::from([resume::key(&Value::from(1))]),
+            ..Options::default()
+        };
+        let batch = Batch::new(&toys, options);
+        let heard = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&heard);
+        batch.on_count(move |c| log.lock().unwrap().push(c));
+        let items = vec![
+            Ok(Toy::new(0)),
+            Ok(Toy::new(1)),
+            Ok(Toy::new(2).fail(api)),
+            Err(bad_line(4)),
+        ];
+        batch.run(items, Vec::new()).unwrap();
+        let heard = heard.lock().unwrap().clone();
+        assert_eq!(heard.len(), 4, "jobs {jobs}: {heard:?}");
+        assert_eq!(
+            batch.counts(),
+            Counts {
+                done: 3,
+                failed: 2,
+                skipped: 1
+            },
+            "jobs {jobs}"
+        );
+        // Each count heard once, after it was made (with several jobs, not
+        // necessarily in the order they were made: the observer reads them as news).
+        let mut seen: Vec<u64> = heard.iter().map(|c| c.done + c.skipped).collect();
+        seen.sort();
+        assert_eq!(seen, [1, 2, 3, 4], "jobs {jobs}: {heard:?}");
+    }
+}
+
 /// A bad line is an item with status `invalid` and its record; the run stops at it
 /// unless it keeps going, or the bad line is `fatal`.
 #[test]

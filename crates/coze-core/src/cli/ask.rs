@@ -30,6 +30,8 @@ pub fn ask(who: &str, q: &Question, left: Option<&str>) -> Option<String> {
         "" => "(the server sent no question text)",
         text => text,
     };
+    // A progress line would be drawn over the prompt and the answer being typed.
+    let _hold = say::hold_status();
     // `say` shows the server's control characters instead of obeying them.
     crate::say!("{}: {who} asks: {text}", say::tool());
     for (i, option) in q.options.iter().enumerate() {

@@ -1,11 +1,13 @@
 //! A batch tool's run, the way every coze batch tool runs it: the [`Batch`] engine
 //! inside the signal guard (Ctrl-C cancels what is in flight, then exits 130) and the
 //! watch on stdout (its reader gone, a wait for a busy resource ends and the work in
-//! flight is cancelled at once), then the `summary` record and the exit status.
+//! flight is cancelled at once), with its progress line on a terminal (erased at the
+//! end, and before the exit on Ctrl-C), then the `summary` record and the exit status.
 
 use std::io;
 use std::time::Instant;
 
+use super::progress::{Meter, Progress};
 use super::session::Session;
 use super::{interrupt, stdout_watch};
 use crate::batch::{Batch, Task};
@@ -35,41 +37,70 @@ impl Summary {
     }
 }
 
+/// What a batch run tells besides its records, and when it began.
+#[derive(Debug)]
+pub struct Report {
+    /// When the run began (the tool's first moment): the summary's `wall_ms`, the
+    /// progress line's rate.
+    pub started: Instant,
+    /// The records go to stdout: watch it for its reader going away.
+    pub watch_stdout: bool,
+    /// Where the `summary` record goes.
+    pub summary: Summary,
+    /// The progress line on stderr, when shown (`progress::choose`).
+    pub progress: Option<Progress>,
+}
+
 /// Runs `work` (which calls [`Batch::run`]) under `tool`'s signal guard, with stdout
-/// watched when `watch_stdout` (the records go there), then writes the summary of the
-/// run begun at `started`. Returns the exit status of the earliest failure (0 when
-/// none); `Err` is what ended the whole run.
+/// watched and the progress line shown as `report` says, then writes the summary.
+/// Returns the exit status of the earliest failure (0 when none); `Err` is what ended
+/// the whole run.
 pub fn run<T: Task>(
     tool: &str,
     session: &Session,
     batch: Batch<'_, T>,
-    started: Instant,
-    watch_stdout: bool,
-    summary: Summary,
+    report: Report,
     work: impl FnOnce(&Batch<'_, T>) -> Result<()>,
 ) -> Result<u8> {
-    let outcome = interrupt::guarded(
-        tool,
-        || batch.cancel(),
-        || {
-            let on_close = || {
-                session.http.stop();
-                batch.cancel();
-            };
-            stdout_watch::watch(watch_stdout, on_close, || work(&batch))
-        },
-    );
+    let meter = report.progress.map(|p| Meter::start(p, report.started));
+    let outcome = std::thread::scope(|s| {
+        if let Some(m) = &meter {
+            batch.on_count(m.show(s, || batch.counts(), || session.http.retries()));
+        }
+        let outcome = interrupt::guarded(
+            tool,
+            || {
+                // Erased before the message that the run was interrupted.
+                if let Some(m) = &meter {
+                    m.end();
+                }
+                batch.cancel()
+            },
+            || {
+                let on_close = || {
+                    session.http.stop();
+                    batch.cancel();
+                };
+                stdout_watch::watch(report.watch_stdout, on_close, || work(&batch))
+            },
+        );
+        // Erased before the summary, or the error that ended the run.
+        if let Some(m) = &meter {
+            m.end();
+        }
+        outcome
+    });
     let tally = batch.into_tally();
     outcome?;
     let record = || {
         tally.summary(
             T::ITEMS,
-            started.elapsed(),
+            report.started.elapsed(),
             session.http.retries(),
             session.http.rate_pauses(),
         )
     };
-    match summary {
+    match report.summary {
         Summary::Stdout => JsonlWriter::new(io::stdout().lock())
             .write(&record())
             .map_err(|e| Error::io("stdout", e))?,

@@ -3,8 +3,8 @@
 //! printed (here); the command line read one way (`args`); the flags every API tool shares
 //! (`flags`) and the session they open (`session`); Ctrl-C, SIGTERM and SIGHUP for a
 //! tool holding a chat open (`interrupt`); a reader of stdout gone away (`stdout_watch`);
-//! a batch tool's run inside both, with its summary (`batch`); a question put to the
-//! person at the terminal (`ask`).
+//! a batch tool's run inside both, with its summary (`batch`) and its progress line on
+//! a terminal (`progress`); a question put to the person at the terminal (`ask`).
 //!
 //! Binaries stay thin: parse flags with lexopt into a plain struct, resolve config once,
 //! call the library, and hand the `Result` to [`run`].
@@ -14,6 +14,7 @@ pub mod ask;
 pub mod batch;
 pub mod flags;
 pub mod interrupt;
+pub mod progress;
 pub mod session;
 pub mod stdout_watch;
 

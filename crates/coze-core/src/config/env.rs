@@ -35,6 +35,11 @@ pub struct Env {
     /// `BROWSER`: the command coze-auth opens the authorize URL with; else
     /// `xdg-open` / `open`.
     pub browser: Option<String>,
+    /// `TERM`: the terminal's type; unset or `dumb` means no cursor control, so a
+    /// batch's progress is plain lines (`cli::progress`).
+    pub term: Option<String>,
+    /// `COLUMNS`: the terminal's width, when the terminal itself does not say.
+    pub columns: Option<String>,
     /// The set proxy variables, as (name, value): see [`PROXY_VARS`] and `http::proxy`.
     pub proxy_vars: Vec<(String, String)>,
     /// `COZE_PROFILE`: the profile whose token file the tools use.
@@ -70,6 +75,8 @@ impl Env {
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
             browser: var("BROWSER"),
+            term: var("TERM"),
+            columns: var("COLUMNS"),
             proxy_vars: proxy_vars_from_process(),
             profile: var("COZE_PROFILE"),
             ca_bundle: var("COZE_CA_BUNDLE").map(PathBuf::from),
