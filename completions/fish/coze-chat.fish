@@ -27,6 +27,8 @@ complete -c coze-chat -l resume -r -F -d 'skip every prompt whose id is already 
 complete -c coze-chat -l append -d 'with --resume: append the new answers to FILE instead of writing them to stdout'
 complete -c coze-chat -l ordered -d 'print in input order (default: as they complete)'
 complete -c coze-chat -l summary -d 'print the final `summary` record on stdout (by default it goes to stderr when --jobs, --rate or --resume is used): prompts, completed, failed, skipped, by_status (every prompt asked, by its answer\'s status, completed too), tokens, wall_ms, retries, rate_pauses, exit_code'
+complete -c coze-chat -l progress -d 'show the progress line (see PROGRESS) whenever stderr is a terminal: also when stdin is one, or the records go to it'
+complete -c coze-chat -l no-progress -d 'never show it'
 complete -c coze-chat -s h -l help -d 'this text'
 complete -c coze-chat -s V -l version -d 'version and commit'
 complete -c coze-chat -l profile -x -d 'use profile NAME\'s token file'

@@ -27,6 +27,8 @@ complete -c coze-workflow -l resume -r -F -d 'skip every run whose id has a `res
 complete -c coze-workflow -l append -d 'with --resume: append the new records to FILE instead of writing them to stdout'
 complete -c coze-workflow -l ordered -d 'print in input order (default: as they complete)'
 complete -c coze-workflow -l summary -d 'print the final `summary` record on stdout (by default it goes to stderr when --jobs, --rate or --resume is used): runs, completed, failed, skipped, by_status, tokens, wall_ms, retries, rate_pauses, exit_code'
+complete -c coze-workflow -l progress -d 'show the progress line (see PROGRESS) whenever stderr is a terminal: also when stdin is one, or the records go to it'
+complete -c coze-workflow -l no-progress -d 'never show it'
 complete -c coze-workflow -s h -l help -d 'this text'
 complete -c coze-workflow -s V -l version -d 'version and commit'
 complete -c coze-workflow -l profile -x -d 'use profile NAME\'s token file'

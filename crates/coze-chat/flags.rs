@@ -179,9 +179,10 @@ PROGRESS:
         coze-chat: 1,234/5,000 done, 3 failed, 12 retries, 8.1/s, ETA 7m45s
     redrawn in place as prompts complete and erased at the end, before the
     summary. The total and the time left need stdin to be a regular file (its
-    non-blank lines, counted without disturbing the reader); prompts --resume
-    skips count as done. Warnings and errors are written above the line. With
-    TERM unset or dumb (no cursor control), a plain line every 15 s instead.
+    non-blank lines, counted without disturbing the reader); the prompts that
+    --resume skips count as done. Warnings and errors are written above the
+    line. With TERM unset or dumb (no cursor control), a plain line every 15 s
+    instead.
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried while nothing of that
@@ -525,9 +526,22 @@ mod tests {
             panic!()
         };
         assert_eq!(f.source, Source::Lines);
+        assert_eq!(f.progress, Want::Auto);
         assert_eq!(f.vars["a"], "1");
         assert!(f.api.verbose);
         assert_eq!(f.max_line, 8 << 20);
+        // The progress line's two flags: the last one wins.
+        for (args, want) in [
+            (&["--progress"][..], Want::Always),
+            (&["--no-progress"], Want::Never),
+            (&["--progress", "--no-progress"], Want::Never),
+            (&["--no-progress", "--progress"], Want::Always),
+        ] {
+            let Parsed::Run(f) = flags(args).unwrap() else {
+                panic!()
+            };
+            assert_eq!(f.progress, want, "{args:?}");
+        }
         for (arg, want) in [("65536", 65536), ("512K", 512 << 10), ("64m", 64 << 20)] {
             let Parsed::Run(f) = flags(&["--max-line-bytes", arg]).unwrap() else {
                 panic!()

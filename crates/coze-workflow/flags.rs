@@ -149,9 +149,9 @@ PROGRESS:
         coze-workflow: 120/500 done, 2 failed, 5 retries, 3.5/min, ETA 1h48m
     redrawn in place as runs complete and erased at the end, before the summary.
     The total and the time left need stdin to be a regular file (its non-blank
-    lines, counted without disturbing the reader); runs --resume skips count as
-    done. Warnings and errors are written above the line. With TERM unset or
-    dumb (no cursor control), a plain line every 15 s instead.
+    lines, counted without disturbing the reader); the runs that --resume skips
+    count as done. Warnings and errors are written above the line. With TERM
+    unset or dumb (no cursor control), a plain line every 15 s instead.
 
 FAILURES:
     Network errors, 429, 5xx and 4013/4020 are retried before the run starts; a
@@ -594,6 +594,12 @@ mod tests {
         assert_eq!((f.answer.as_deref(), f.interrupt_type), (Some("北京"), 2));
         let f = flags(&["resume", "--answer", "", "-o", "results"]);
         assert_eq!(f.answer.as_deref(), Some(""));
+        // The progress line: for run and resume, the last of the two flags wins.
+        assert_eq!(flags(&["run", "--workflow", "7"]).progress, Want::Auto);
+        let f = flags(&["run", "--workflow", "7", "--no-progress", "--progress"]);
+        assert_eq!(f.progress, Want::Always);
+        let f = flags(&["resume", "--answer", "a", "--progress", "--no-progress"]);
+        assert_eq!(f.progress, Want::Never);
     }
 
     #[test]
@@ -642,5 +648,7 @@ mod tests {
         assert!(usage(&["resume", "--answer", "a", "--interrupt-type", "5"]).contains("--event-id"));
         assert!(usage(&["resume", "--answer", "a", "--async"]).contains("does not go with resume"));
         assert!(usage(&["run", "--workflow-version", " "]).contains("must not be empty"));
+        assert!(usage(&["status", "--workflow", "7", "1", "--progress"])
+            .contains("--progress does not go with status"));
     }
 }
