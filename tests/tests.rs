@@ -65,6 +65,9 @@ mod workflow_batch;
 // The progress line of a batch (coze-chat, coze-workflow) under a pty: done/total,
 // erased at the end and on Ctrl-C, warnings above it; never on a pipe; the flags.
 mod progress;
+// coze-bot: bots of every workspace across pages, workspaces, a bot's configuration;
+// tables on a terminal, records on a pipe; unknown bots, missing permissions, Studio.
+mod bot;
 
 // ---- Cross-cutting concerns.
 
