@@ -45,6 +45,9 @@ pub struct Printer<W: Write> {
     /// The prompt's tool calls so far, as its answer record lists them (each with its
     /// output once it has one); text mode names them from here.
     tool_calls: Vec<Value>,
+    /// Text mode: the follow-ups numbered (`  1. …`), for the terminal chat, where
+    /// typing the number asks one; else each after a `›`.
+    pub numbered: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -62,6 +65,7 @@ impl<W: Write> Printer<W> {
             attachments: Vec::new(),
             workflow: workflow.map(str::to_owned),
             tool_calls: Vec::new(),
+            numbered: false,
         }
     }
 
@@ -191,8 +195,12 @@ impl<W: Write> Printer<W> {
                     w.flush()?;
                     self.open_line = false;
                 }
-                for f in &state.follow_ups {
-                    coze_core::say!("  › {f}");
+                for (i, f) in state.follow_ups.iter().enumerate() {
+                    if self.numbered {
+                        coze_core::say!("  {}. {f}", i + 1);
+                    } else {
+                        coze_core::say!("  › {f}");
+                    }
                 }
                 Ok(())
             }

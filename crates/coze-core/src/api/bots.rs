@@ -82,7 +82,13 @@ impl Client<'_> {
             &[("page_num", &num), ("page_size", &size)],
         );
         let data = Self::data(self.call("GET", &url, None, false)?);
-        Ok(numbered_page(&data, "workspaces", "total_count", page_num, page_size))
+        Ok(numbered_page(
+            &data,
+            "workspaces",
+            "total_count",
+            page_num,
+            page_size,
+        ))
     }
 }
 

@@ -52,6 +52,12 @@ pub struct Env {
     /// `TMPDIR`: where a tool spools what it must be able to read twice (coze-file's
     /// stdin, so a retry can resend it). None: `/tmp`.
     pub tmpdir: Option<PathBuf>,
+    /// `XDG_STATE_HOME`: where coze-chat keeps its terminal chat's history
+    /// (`coze/history`); else `$HOME/.local/state`.
+    pub xdg_state_home: Option<PathBuf>,
+    /// `TERM`: the terminal's kind; unset or `dumb`, a terminal chat reads plain lines
+    /// and writes no escape sequences.
+    pub term: Option<String>,
 }
 
 impl Env {
@@ -77,6 +83,8 @@ impl Env {
             ssl_cert_dir: var("SSL_CERT_DIR"),
             allow_http: var("COZE_ALLOW_HTTP"),
             tmpdir: var("TMPDIR").map(PathBuf::from),
+            xdg_state_home: var("XDG_STATE_HOME").map(PathBuf::from),
+            term: var("TERM"),
         }
     }
 }
