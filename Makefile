@@ -3,12 +3,12 @@
 PREFIX ?= /usr/local
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 CARGO ?= cargo
-BINS = coze-auth coze-token coze-conv coze-chat coze-file coze-workflow coze-fake
+BINS = coze-auth coze-token coze-conv coze-chat coze-file coze-workflow coze-bot coze-fake
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 BASHDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
-MANPAGES = coze-auth coze-auth-doctor coze-token coze-conv coze-chat coze-file coze-workflow coze-fake
+MANPAGES = coze-auth coze-auth-doctor coze-token coze-conv coze-chat coze-file coze-workflow coze-bot coze-fake
 
 # `make install` builds and installs the release binaries. BUILD=debug installs the
 # debug ones instead; BINDIR_SRC=DIR installs the binaries already in DIR and builds

@@ -38,6 +38,7 @@ PAGES = [
     ("coze-chat", ["--help"], "coze-chat"),
     ("coze-file", ["--help"], "coze-file"),
     ("coze-workflow", ["--help"], "coze-workflow"),
+    ("coze-bot", ["--help"], "coze-bot"),
     ("coze-fake", ["--help"], "coze-fake"),
 ]
 
@@ -48,6 +49,7 @@ TOKEN_FILE_PAGES = {
     "coze-chat",
     "coze-file",
     "coze-workflow",
+    "coze-bot",
 }
 
 FILES = r""".TP
@@ -335,6 +337,11 @@ SUBCOMMANDS = {
         ("run", "run a workflow: once, or once per stdin line"),
         ("status", "read runs' histories, one result record each"),
         ("resume", "answer the questions runs stopped at"),
+    ],
+    "coze-bot": [
+        ("list", "list the bots of one workspace or of all"),
+        ("get", "show one bot's whole configuration"),
+        ("workspaces", "list the workspaces the token sees"),
     ],
     "coze-fake": [],
 }

@@ -2,13 +2,14 @@
 
 use crate::util::*;
 
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "coze-auth",
     "coze-token",
     "coze-conv",
     "coze-chat",
     "coze-file",
     "coze-workflow",
+    "coze-bot",
 ];
 
 #[test]

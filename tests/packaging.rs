@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::util::*;
 
-const PAGES: [&str; 8] = [
+const PAGES: [&str; 9] = [
     "coze-auth",
     "coze-auth-doctor",
     "coze-token",
@@ -16,15 +16,17 @@ const PAGES: [&str; 8] = [
     "coze-chat",
     "coze-file",
     "coze-workflow",
+    "coze-bot",
     "coze-fake",
 ];
-const BINS: [&str; 7] = [
+const BINS: [&str; 8] = [
     "coze-auth",
     "coze-token",
     "coze-conv",
     "coze-chat",
     "coze-file",
     "coze-workflow",
+    "coze-bot",
     "coze-fake",
 ];
 

@@ -405,11 +405,12 @@ fn no_token_code_or_verifier_leaks_into_stderr_argv_files_or_errors() {
         coze_core::support::random::random_hex(16).unwrap()
     );
     ledger.secret("static token", &json!(bad));
-    for tool in ["coze-conv", "coze-chat", "coze-workflow"] {
+    for tool in ["coze-conv", "coze-chat", "coze-workflow", "coze-bot"] {
         let mut c = sb.cmd(tool);
         c.env("COZE_API_TOKEN", &bad);
         match tool {
             "coze-conv" => c.args(["list", "--bot", "7", "-v"]),
+            "coze-bot" => c.args(["list", "-v"]),
             "coze-chat" => c.args(["--bot", "7", "-o", "answers", "-v", "hi"]),
             _ => c.args([
                 "run",

@@ -65,6 +65,9 @@ mod workflow;
 // coze-workflow as a batch runner: 1,000 runs through 5xx and 429, a SIGKILLed batch
 // resumed, --ordered, the summary and the first failure's exit status.
 mod workflow_batch;
+// coze-bot: bots of every workspace across pages, workspaces, a bot's configuration;
+// tables on a terminal, records on a pipe; unknown bots, missing permissions, Studio.
+mod bot;
 
 // ---- Cross-cutting concerns.
 

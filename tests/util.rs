@@ -46,6 +46,7 @@ pub fn bin(name: &str) -> PathBuf {
         "coze-chat" => PathBuf::from(env!("CARGO_BIN_EXE_coze-chat")),
         "coze-file" => PathBuf::from(env!("CARGO_BIN_EXE_coze-file")),
         "coze-workflow" => PathBuf::from(env!("CARGO_BIN_EXE_coze-workflow")),
+        "coze-bot" => PathBuf::from(env!("CARGO_BIN_EXE_coze-bot")),
         // Any other program (sh, curl) from PATH, with the same sandboxed environment.
         other => PathBuf::from(other),
     }

@@ -715,6 +715,68 @@ def _():
     workflow()
 
 
+TEAM = "7400000000000000002"
+
+
+@check("workspaces.list: every page, paged on total_count (no has_more)")
+def _():
+    pages = list(coze.workspaces.list(page_size=1).iter_pages())
+    ws = [w for p in pages for w in p.items]
+    assert len(pages) == 2 and [w.id for w in ws] == ["7400000000000000001", TEAM], [w.id for w in ws]
+    assert ws[0].role_type == "owner" and ws[0].workspace_type == "personal" and ws[0].enterprise_id == ""
+    assert ws[1].workspace_type == "team" and ws[1].name == "Team"
+
+
+@check("bots.list (v2, /v1/bots): every bot once across several pages, publish_status filters")
+def _():
+    admin("/_fake/bots", {"generate": {"workspace_id": TEAM, "count": 45},
+                          "bots": [{"id": "7600000000000000001", "name": "draft", "workspace_id": TEAM,
+                                    "published": False}]})
+    pages = list(coze.bots.list(space_id=TEAM, page_size=20, use_api_version=2).iter_pages())
+    bots = [b for p in pages for b in p.items]
+    assert [len(p.items) for p in pages] == [20, 20, 5], [len(p.items) for p in pages]
+    assert len({b.id for b in bots}) == 45 and all(b.is_published for b in bots)
+    assert bots[0].name == "bot 1" and bots[0].bot_id == bots[0].id and bots[0].updated_at > 0
+    drafts = list(coze.bots.list(space_id=TEAM, use_api_version=2,
+                                 publish_status=cozepy.PublishStatus.UNPUBLISHED_DRAFT))
+    assert [b.id for b in drafts] == ["7600000000000000001"] and not drafts[0].is_published
+    every = list(coze.bots.list(space_id=TEAM, use_api_version=2, publish_status=cozepy.PublishStatus.ALL))
+    assert len(every) == 46, len(every)
+
+
+@check("bots.retrieve: BotInfo by /v1/bots/{id} (published, draft) and /v1/bot/get_online_info")
+def _():
+    admin("/_fake/bots", {"bots": [{
+        "id": "7600000000000000009", "name": "Tutor", "prologue": "你好！",
+        "suggested_questions": ["一", "二"],
+        "info": {"plugin_info_list": [{"plugin_id": "1", "name": "search", "description": "d", "icon_url": "",
+                                       "api_info_list": [{"api_id": "2", "name": "web", "description": ""}]}],
+                 "workflow_info_list": [{"id": "3", "name": "wf", "description": "", "icon_url": ""}]},
+        "draft": {"onboarding_info": {"prologue": "草稿"}}}]})
+    bot = coze.bots.retrieve(bot_id="7600000000000000009", use_api_version=2)
+    assert bot.bot_id == "7600000000000000009" and bot.name == "Tutor", bot
+    assert bot.onboarding_info.prologue == "你好！" and bot.onboarding_info.suggested_questions == ["一", "二"]
+    assert bot.model_info.model_id and bot.prompt_info.prompt and bot.bot_mode == 0
+    assert bot.plugin_info_list[0].api_info_list[0].name == "web" and bot.workflow_info_list[0].name == "wf"
+    draft = coze.bots.retrieve(bot_id="7600000000000000009", is_published=False, use_api_version=2)
+    assert draft.onboarding_info.prologue == "草稿"
+    old = coze.bots.retrieve(bot_id="7600000000000000009")
+    assert old.name == "Tutor" and old.onboarding_info.prologue == "你好！"
+    e = expect_raises(CozeAPIError, coze.bots.retrieve, bot_id="7699999999999999999", use_api_version=2)
+    assert e.code == 4200 and "7699999999999999999" in e.msg, (e.code, e.msg)
+
+
+@check("a denied permission raises CozeAPIError 4101")
+def _():
+    admin("/_fake/bots", {"denied": ["bots.list", "users.me"]})
+    e = expect_raises(CozeAPIError, lambda: list(coze.bots.list(space_id=TEAM, use_api_version=2)))
+    assert e.code == 4101 and e.logid, (e.code, e.logid)
+    e = expect_raises(CozeAPIError, coze.users.me)
+    assert e.code == 4101
+    admin("/_fake/bots", {})
+    assert coze.users.me().user_name == "fake_user"
+
+
 @check("stats: counters agree with what the referee did")
 def _():
     s = admin("/_fake/stats")

@@ -1,6 +1,7 @@
 //! The `/_fake/` admin endpoints tests steer the fake with: queue faults, read counters
 //! and the request log, reset, expire every access token, set the bot's and the
-//! workflows' behaviour, and list the tool outputs submitted.
+//! workflows' behaviour, set the workspaces and bots, and list the tool outputs
+//! submitted.
 //! No authentication; answered only to loopback peers (the fake only binds loopback).
 
 use serde_json::{json, Value};
@@ -13,12 +14,13 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST /_fake/fault", "body {\"endpoint\":E,\"fault\":F,\"count\":N}: fault F for the next N (default 1) requests to E; with \"probability\":P (and optional \"seed\":S) each request to E fails with probability P, until N (default unlimited) have fired"),
     ("GET  /_fake/stats", "counters: connections, requests{endpoint:n}, grants{authorization_code,refresh_token,device_code,jwt}, token_requests, refreshes, cancels, chats, busy_refusals, max_chats_in_flight_per_conversation, faults_fired, upload_bytes (file-content bytes received by uploads, successful or not)"),
     ("GET  /_fake/files", "every upload, oldest first: {\"files\":[{id,file_name,bytes,sha256,content_type,created_at}]} (sha256: of the content, lowercase hex; the content itself is never kept); GET /_fake/files/ID: one of them"),
-    ("GET  /_fake/log", "every API request (the newest 100,000): {t_ms,method,path,endpoint,status,conversation_id?} (admin calls excluded)"),
-    ("POST /_fake/reset", "clear faults, counters, log, bot settings, workflows and their runs, the tool outputs received (tokens and conversations stay)"),
+    ("GET  /_fake/log", "every API request (the newest 100,000): {t_ms,method,path,endpoint,status,conversation_id?,query?} (query: an API GET's query parameters as an object; admin calls excluded)"),
+    ("POST /_fake/reset", "clear faults, counters, log, bot settings, workflows and their runs, the tool outputs received; workspaces and bots back to their defaults (tokens and conversations stay)"),
     ("POST /_fake/expire", "every issued access token expires now (clients get 4100 and must refresh)"),
     ("POST /_fake/bot", "set the bot: {deltas,delta_delay_ms,first_delta_hold_ms,latency_ms,reasoning,style:{space,crlf,multiline_data,comments,done,split_writes,no_final_blank_line,no_final_newline},tools:{rounds,usage_keys}} (tools: see TOOLS below; a bad one: 400 naming the field); {} resets; GET shows it"),
     ("GET  /_fake/tool_outputs", "every accepted submit_tool_outputs, oldest first: [{conversation_id,chat_id,round,stream,tool_outputs:[{tool_call_id,output}]}] (round: the round answered, from 1; tool_outputs as sent)"),
     ("POST /_fake/workflow", "set one workflow's behaviour (replacing an earlier one): {workflow_id,…} with the fields under WORKFLOWS below; 400 naming a field that is unknown or of the wrong type"),
+    ("POST /_fake/bots", "set the workspaces and bots the account sees: {workspaces,bots,generate,denied}, each key present replacing its part (generate adds); {} restores the defaults; 400 naming a field that is wrong (see BOTS below); GET shows them"),
     ("GET  /_fake/workflow", "{\"workflows\":{ID:spec,…},\"runs\":[{execute_id,workflow_id,mode,parameters,resumes,status,answers},…]}: every spec set (each field spelt out) and every run, oldest first (the newest 100,000)"),
 ];
 
@@ -38,6 +40,7 @@ pub fn reset(app: &App) {
     st.bot = Default::default();
     st.wf = Default::default();
     st.tool_outputs.clear();
+    st.bots = Default::default();
 }
 
 pub fn expire(app: &App) {
@@ -86,6 +89,16 @@ pub fn handle(app: &App, req: &Request) -> Reply {
                     app.lock().bot = bot;
                     done()
                 }
+                Err(e) => bad(&e),
+            }
+        }
+        ("GET", "/_fake/bots") => Reply::json(200, &app.lock().bots.to_json()),
+        ("POST", "/_fake/bots") => {
+            let Some(v) = req.json() else {
+                return bad("body must be a JSON object {\"workspaces\"?,\"bots\"?,\"generate\"?,\"denied\"?}");
+            };
+            match app.lock().bots.set(&v) {
+                Ok(()) => done(),
                 Err(e) => bad(&e),
             }
         }

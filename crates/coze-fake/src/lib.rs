@@ -1,13 +1,14 @@
 //! coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web
 //! (client secret) and JWT service-app flows, conversations, messages, Chat v3
 //! streaming and polled with local tools (submit_tool_outputs), files, workflows and
-//! chatflows), written from the Coze API docs
+//! chatflows, workspaces and bots), written from the Coze API docs
 //! and the official SDKs (coze-py, coze-go, coze-js) independently of coze-core, so that
 //! a misreading of the API cannot hide in code both sides share. Tests start it
 //! in-process with [`Fake::start`]; scripts run the `coze-fake` binary. Both are steered
 //! through the `/_fake/` admin endpoints.
 
 mod admin;
+mod bots;
 mod chat;
 mod conversations;
 mod faults;
@@ -301,6 +302,17 @@ impl Fake {
     /// The workflows set and every run, as `GET /_fake/workflow` shows them.
     pub fn workflows(&self) -> Value {
         self.app.lock().wf.to_json()
+    }
+
+    /// Set the workspaces and bots the account sees, as `POST /_fake/bots` (see
+    /// `--help`); Err names a field that is wrong.
+    pub fn set_bots(&self, settings: Value) -> Result<(), String> {
+        self.app.lock().bots.set(&settings)
+    }
+
+    /// The workspaces, bots and denied permissions, as `GET /_fake/bots` shows them.
+    pub fn bots(&self) -> Value {
+        self.app.lock().bots.to_json()
     }
 
     /// As `POST /_fake/reset`: clear faults, counters, log, bot settings, workflows and

@@ -11,7 +11,7 @@ fn help() -> String {
     let mut h = String::from(
         "coze-fake: a faithful local stand-in for the Coze HTTP API (OAuth PKCE, device, web-app and
 JWT service-app flows, conversations, messages, Chat v3 streaming and polled, local tools
-(submit_tool_outputs), files, workflows),
+(submit_tool_outputs), files, workflows, workspaces and bots),
 for tests, demos and scripts.
 
 USAGE:
@@ -117,7 +117,7 @@ FAULT ENDPOINT NAMES:
     message.retrieve chat (POST /v3/chat, stream or not) chat.retrieve chat.message.list
     chat.cancel chat.submit_tool_outputs files.upload files.retrieve workflow.run
     workflow.stream_run workflow.stream_resume workflow.resume workflow.history
-    workflow.chat, and * (any API endpoint). On chat.submit_tool_outputs the fault types
+    workflow.chat workspaces.list bots.list bots.get, and * (any API endpoint). On chat.submit_tool_outputs the fault types
     apply as on chat, requires_action excepted (the bot's rounds decide): those that
     replace the answer before the outputs are looked at (the chat still waits), the
     stream faults to the continued stream once the outputs are taken (chat_failed fails
@@ -316,6 +316,40 @@ TOOLS (local plugins, coze only; POST /_fake/bot {\"tools\":{\"rounds\":[ROUND,�
     for a tool_call_id not of the round waited for, one given twice, or a call left
     without output. The requires_action fault asks its get_weather call the same way (no
     messages before). GET /_fake/tool_outputs lists what was accepted.
+
+BOTS (POST /_fake/bots; {} restores the defaults, as /_fake/reset does):
+    {\"workspaces\":[{id,name,role_type?,workspace_type?,icon_url?,enterprise_id?}],
+     \"bots\":[{id,name,workspace_id?,description?,published?,prologue?,
+               suggested_questions?,info?,draft?}],
+     \"generate\":{workspace_id?,count,published?},
+     \"denied\":[\"bots.list\"|\"workspaces.list\"|\"bots.get\"|\"users.me\"]}
+    Each key present replaces its part; generate adds COUNT bots \"bot 1\"..\"bot N\" with
+    ids 7500000000000000001 on (counting on across calls until a reset). A bot's
+    workspace_id defaults to the first workspace, published to true; info holds BotInfo
+    fields merged over the generated ones (objects key by key), draft more merged over
+    those for the draft. Defaults: workspaces 7400000000000000001 \"个人空间\" (owner,
+    personal) and 7400000000000000002 \"Team\" (member, team); no bots; nothing denied.
+    GET /v1/workspaces?page_num&page_size: data {workspaces,total_count}.
+    GET /v1/bots?workspace_id&publish_status&page_num&page_size: data {items:[{id,name,
+    icon_url,folder_id,updated_at,description,is_published,published_at?,owner_user_id}],
+    total}; publish_status published_online (default) or published_draft: published
+    bots, unpublished_draft: the others, all; page_index is read when page_num is absent
+    (coze-py sends it). Neither list has has_more. page_num from 1, page_size 1..50
+    (default 20), else code 4000; no workspace_id: 4000; one not listed: 4101.
+    GET /v1/bots/ID?is_published=true|false and GET /v1/bot/get_online_info?bot_id=ID:
+    data BotInfo (bot_id, name, description, icon_url, create_time, update_time, version,
+    owner_user_id, folder_id, bot_mode, prompt_info, onboarding_info{prologue,
+    suggested_questions}, model_info, plugin_info_list, knowledge, workflow_info_list,
+    shortcut_commands, variables, …); an unknown id, or a bot never published asked for
+    its published version: code 4200 \"Requested resource bot_id=ID does not exist. …\".
+    A denied endpoint answers code 4101 \"Your token does not have permission to access
+    resource. …\" (as coze.cn does, naming no permission). Studio serves only the two
+    single-bot paths (numeric ids), the published version whatever is_published says, as
+    its OpenAPIBotInfo (ids as strings, times 0, plugins {plugin_id,api_id,api_name},
+    workflows {workflow_id,workflow_name,desc}); get_online_info's body is that object
+    with no envelope; an unknown or unpublished bot: code 100000003 \"unauthorized
+    access : agent not exist\". The lists, /v1/workspaces and /v1/users/me answer its
+    401 \"missing session_key in cookie\".
 
 EXAMPLES:
     # start, remember the base URL, stop by closing stdin

@@ -100,6 +100,10 @@ pub fn endpoint_name(method: &str, path: &str) -> &'static str {
         ("GET", ["v1", "workflows", _, "run_histories", _])
         | ("GET", ["v1", "workflow", "get_run_history"]) => "workflow.history",
         ("POST", ["v1", "workflows", "chat"]) => "workflow.chat",
+        ("GET", ["v1", "workspaces"]) => "workspaces.list",
+        ("GET", ["v1", "bots"]) => "bots.list",
+        // The current path and the older one (`get_metadata`): one endpoint.
+        ("GET", ["v1", "bots", _]) | ("GET", ["v1", "bot", "get_online_info"]) => "bots.get",
         (_, ["_fake", ..]) => "_fake",
         _ => "unknown",
     }
@@ -187,6 +191,15 @@ impl Router {
             "endpoint": endpoint,
             "status": status,
         });
+        // The query of an API GET (its paging, say), never an OAuth page's.
+        if req.method == "GET" && is_api(endpoint) && !req.query.is_empty() {
+            let q: serde_json::Map<String, Value> = req
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            entry["query"] = Value::Object(q);
+        }
         if let Some(c) = &conv {
             entry["conversation_id"] = json!(c);
         }
@@ -297,7 +310,13 @@ fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Reply 
         "consent.submit" => oauth::consent_submit(app, req),
         "device.page" => oauth::device_page(app, req),
         "device.submit" => oauth::device_submit(app, req),
-        "users.me" => ok(ctx, oauth::user_json(app)),
+        "users.me" => match crate::bots::denied(app, ctx, "users.me") {
+            Some(refused) => refused,
+            None => ok(ctx, oauth::user_json(app)),
+        },
+        "workspaces.list" => crate::bots::workspaces(app, req, ctx),
+        "bots.list" => crate::bots::list_bots(app, req, ctx),
+        "bots.get" => crate::bots::get(app, req, ctx, crate::bots::path_id(req)),
         "conversation.create" => conv::create(app, req, ctx),
         "conversation.retrieve" => conv::retrieve(app, req, ctx),
         "conversation.list" => conv::list(app, req, ctx),

@@ -319,6 +319,9 @@ pub struct State {
     pub wf: crate::workflows::Book,
     /// Every accepted submit_tool_outputs, oldest first (`/_fake/tool_outputs`).
     pub tool_outputs: Vec<Value>,
+    /// The workspaces and bots the account sees, and the permissions it lacks
+    /// (`/_fake/bots`).
+    pub bots: crate::bots::Catalog,
 }
 
 impl State {
@@ -342,6 +345,7 @@ impl State {
             rng: 0x9E37_79B9_7F4A_7C15,
             wf: Default::default(),
             tool_outputs: Vec::new(),
+            bots: Default::default(),
         }
     }
 

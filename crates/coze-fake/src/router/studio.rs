@@ -116,6 +116,7 @@ pub fn route(app: &Arc<App>, endpoint: &str, req: &Request, ctx: &mut Ctx) -> Re
         "workflow.stream_resume" => crate::workflows::stream_resume(app, req, ctx),
         "workflow.chat" => crate::workflows::chatflow::chat(app, req, ctx),
         "workflow.history" => crate::workflows::history(app, req, ctx),
+        "bots.get" if get => crate::bots::studio_get(app, req, crate::bots::path_id(req)),
         _ => not_found(),
     }
 }
