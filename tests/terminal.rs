@@ -164,9 +164,8 @@ fn travel_bot(sb: &Sandbox, extra: Value) {
 /// suggestion's number asks it; an answer's follow-ups are numbered and replace them.
 /// Ctrl-D ends (exit 0) with the command that continues the conversation; the prompts
 /// asked are in the history file, which is private.
-#[test]
-fn a_session_from_the_bot_s_introduction_to_ctrl_d() {
-    let sb = logged_in("term-session");
+fn a_session_from_the_bot_s_introduction_to_ctrl_d(d: Dialect) {
+    let sb = logged_in_as("term-session", d);
     travel_bot(&sb, json!({}));
     let mut t = Pty::start(&sb, Some("xterm"), "--bot 7");
     let intro = t.expect(READY);
@@ -183,7 +182,10 @@ fn a_session_from_the_bot_s_introduction_to_ctrl_d() {
     t.ask("2");
     t.expect(&answer_text("A weekend in Hangzhou?"));
     let ups = follow_ups("A weekend in Hangzhou?");
-    t.expect(&format!("  1. {}\n  2. {}\n  3. {}\n", ups[0], ups[1], ups[2]));
+    t.expect(&format!(
+        "  1. {}\n  2. {}\n  3. {}\n",
+        ups[0], ups[1], ups[2]
+    ));
     // The follow-ups' numbers replaced the bot's suggestions.
     t.ask("1");
     t.expect(&answer_text(&ups[0]));
@@ -195,7 +197,10 @@ fn a_session_from_the_bot_s_introduction_to_ctrl_d() {
     assert_eq!(code, 0, "{screen}");
     let convs = chat_conversations(&sb);
     assert_eq!(convs.len(), 3, "{convs:?}");
-    assert!(convs.iter().all(|c| *c == convs[0]), "one conversation: {convs:?}");
+    assert!(
+        convs.iter().all(|c| *c == convs[0]),
+        "one conversation: {convs:?}"
+    );
     assert!(
         screen.contains(&format!(
             "coze-chat: conversation {0}; to continue it: coze-chat --bot 7 --conversation {0}\n",
@@ -210,6 +215,47 @@ fn a_session_from_the_bot_s_introduction_to_ctrl_d() {
         std::fs::read_to_string(&history).unwrap(),
         format!("A weekend in Hangzhou?\n{}\nin your words\n", ups[0])
     );
+}
+
+crate::both_dialects!(a_session_from_the_bot_s_introduction_to_ctrl_d);
+
+/// `/attach PATH` sends the file with the next prompt only (checked when it is typed:
+/// a missing file is said so and attaches nothing); `--tool` answers the bot's tool
+/// calls as in a pipeline, the call on its own line.
+#[test]
+fn attachments_and_tools_at_the_terminal() {
+    let sb = logged_in("term-attach");
+    std::fs::write(sb.path("report.pdf"), b"%PDF-1.4 a report").unwrap();
+    let echo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tools/echo.sh");
+    let mut t = Pty::start(
+        &sb,
+        Some("xterm"),
+        &format!("--bot 7 --tool get_weather='{}'", echo.display()),
+    );
+    t.expect(READY);
+    t.ask("/attach missing.pdf");
+    t.expect("(not attached: missing.pdf: no such file)");
+    t.ask("/attach report.pdf");
+    t.expect("(report.pdf goes with the next prompt)");
+    t.ask("read it");
+    t.expect(&format!(
+        "{} [attachments: file:report.pdf]",
+        answer_text("read it")
+    ));
+    t.ask("and again");
+    // Only the prompt after /attach carries the file.
+    t.expect(&format!("{}\n", answer_text("and again")));
+    sb.fake.set_bot(json!({"tools": {"rounds":
+        [[{"name": "get_weather", "arguments": {"city": "北京"}}]]}}));
+    t.ask("weather?");
+    t.expect("↳ tool get_weather: exit 0");
+    t.expect(r#"工具结果 get_weather: get_weather got {"city":"北京"} (token:none)"#);
+    t.expect("> ");
+    t.typing("\x04");
+    let (code, screen) = t.end();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(sb.uploaded().len(), 1, "{screen}");
 }
 
 /// `/new`: the next prompt goes to a new conversation (and the one after it stays
@@ -273,7 +319,10 @@ fn ctrl_c_stops_an_answer_and_the_session_goes_on(d: Dialect) {
     assert_eq!(code, 0, "{screen}");
     let convs = chat_conversations(&sb);
     assert_eq!(convs.len(), 2, "{convs:?}\n{screen}");
-    assert_eq!(convs[0], convs[1], "the stopped chat's conversation goes on");
+    assert_eq!(
+        convs[0], convs[1],
+        "the stopped chat's conversation goes on"
+    );
     assert!(
         screen.contains(&format!("--conversation {}\n", convs[0])),
         "{screen}"
@@ -333,7 +382,10 @@ fn a_dumb_terminal_gets_plain_lines() {
             !screen.contains('\u{1b}') && !screen.contains('\u{7}'),
             "{term:?}: an escape sequence reached the terminal:\n{screen:?}"
         );
-        assert!(screen.contains("to continue it: coze-chat --bot 7"), "{screen}");
+        assert!(
+            screen.contains("to continue it: coze-chat --bot 7"),
+            "{screen}"
+        );
     }
 }
 
@@ -401,11 +453,7 @@ fn not_on_a_pipe() {
             .env("CHAT", bin("coze-chat"))
             .env("TERM", "xterm")
             .env("XDG_STATE_HOME", sb.path("state"))
-            .args([
-                "-qec",
-                "printf 'hello\\n' | \"$CHAT\" --bot 7",
-                "/dev/null",
-            ]),
+            .args(["-qec", "printf 'hello\\n' | \"$CHAT\" --bot 7", "/dev/null"]),
         "",
     );
     r.ok();

@@ -53,9 +53,16 @@ impl Intro {
 pub fn fetch(client: &Client<'_>, bot: &str) -> Result<Result<Intro, String>, Error> {
     match client.bot(bot, false) {
         Ok(info) => Ok(Ok(Intro::from_info(&info))),
-        Err(e) if e.exit_code() == coze_core::error::exit::AUTH => Err(e),
+        // A token refused outright fails every chat too; one that lacks this
+        // permission (4101) may still chat.
+        Err(e) if e.exit_code() == coze_core::error::exit::AUTH && !lacks_permission(&e) => Err(e),
         Err(e) => Ok(Err(why_not(&e))),
     }
+}
+
+/// 4101: the token is good but may not do this.
+fn lacks_permission(e: &Error) -> bool {
+    e.api().and_then(|a| a.coze_code()) == Some(4101)
 }
 
 /// Why the bot's introduction is not shown, in a few words.
@@ -63,7 +70,7 @@ fn why_not(e: &Error) -> String {
     let api = e.api();
     let reason = match api {
         Some(a) if a.is_missing_endpoint() => "this server does not offer a bot's settings".into(),
-        Some(a) if a.coze_code() == Some(4101) => {
+        Some(_) if lacks_permission(e) => {
             "the token may not read the bot's settings (its permissions)".into()
         }
         Some(a) if a.msg.trim().is_empty() => format!("the server said no (HTTP {})", a.status),
