@@ -304,7 +304,7 @@ fn ctrl_c_stops_an_answer_and_the_session_goes_on(d: Dialect) {
     t.ask("slow");
     t.expect("春夏");
     t.typing("\x03");
-    t.expect("(stopped; its chat was cancelled)");
+    t.expect("(stopped)");
     assert_eq!(stat(&sb, "/cancels"), 1);
     sb.fake.set_bot(json!({}));
     t.expect("> ");
@@ -514,4 +514,32 @@ fn a_loose_history_file_is_tightened() {
         std::fs::read_to_string(&history).unwrap(),
         "an old prompt\nan old prompt\n"
     );
+}
+
+/// Ctrl-C while the prompt waits for a conversation busy with another chat (4016,
+/// `--busy-wait`) ends the wait at once, and the session goes on: `/new` and the next
+/// prompt is answered.
+#[test]
+fn ctrl_c_ends_a_wait_for_a_busy_conversation() {
+    let sb = logged_in("term-busy");
+    let conv = crate::busy::new_conversation(&sb);
+    let (mut holder, _rest) = crate::busy::hold_the_conversation(&sb, &conv, 120);
+    let mut t = Pty::start(
+        &sb,
+        Some("xterm"),
+        &format!("--bot 7 --conversation {conv}"),
+    );
+    t.ask("second");
+    t.expect("is busy with another chat");
+    t.typing("\x03");
+    t.expect("(stopped)");
+    t.ask("/new");
+    t.ask("fresh");
+    t.expect(&answer_text("fresh"));
+    t.expect("> ");
+    t.typing("\x04");
+    let (code, screen) = t.end();
+    assert_eq!(code, 0, "{screen}");
+    let _ = holder.kill();
+    let _ = holder.wait();
 }

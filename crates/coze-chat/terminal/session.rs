@@ -181,8 +181,10 @@ fn answer(
     let (asked, stopped) = interrupt::guarded_step(
         TOOL,
         || {
-            // Nothing more of this answer is shown, and its chat is cancelled.
+            // Nothing more of this answer is shown, a wait for a busy conversation
+            // ends, and its chat is cancelled.
             open.store(false, Ordering::SeqCst);
+            s.client.http.stop();
             Task::cancel(s.chats);
         },
         || {
@@ -191,6 +193,7 @@ fn answer(
         },
     );
     if stopped {
+        s.client.http.go_on();
         s.chats.go_on();
         // A first chat stopped before its end did not make its conversation the
         // session's: the next prompt goes on in it all the same.
@@ -205,7 +208,7 @@ fn answer(
         drop(current);
         // The answer may have left the cursor mid-line.
         screen.plain("");
-        screen.dim("(stopped; its chat was cancelled)");
+        screen.dim("(stopped)");
         return Ok(Answered::Stopped);
     }
     match asked {
