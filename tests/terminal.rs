@@ -543,3 +543,47 @@ fn ctrl_c_ends_a_wait_for_a_busy_conversation() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// SIGTERM ends the session as it ends any coze-chat (143): at the prompt, with the
+/// terminal given back as it was (line editing had it in raw mode: a shell after it
+/// must still echo); during an answer, after cancelling its chat.
+#[test]
+fn sigterm_ends_the_session_and_gives_the_terminal_back() {
+    let sb = logged_in("term-sigterm");
+    // The shell records coze-chat's pid (it execs it), and after it shows the
+    // terminal's mode.
+    let line = r#"sh -c 'echo $$ > pid; exec "$CHAT" --bot 7'; echo "status=$?"; stty -a"#;
+    let pid = || {
+        let text = std::fs::read_to_string(sb.path("pid")).unwrap();
+        text.trim().parse::<u32>().unwrap()
+    };
+
+    let mut t = Pty::shell(&sb, Some("xterm"), line);
+    t.expect(READY);
+    t.expect("> ");
+    send_signal(pid(), "TERM");
+    t.expect("coze-chat: terminated");
+    t.expect("status=143");
+    let modes = t.expect("eof");
+    let (_, screen) = t.end();
+    let modes = screen[screen.find("status=143").unwrap()..].to_owned() + &modes;
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    for on in ["icanon", "echo", "isig"] {
+        assert!(
+            words.contains(&on),
+            "{on:?} is off after coze-chat:\n{modes}"
+        );
+    }
+
+    std::fs::remove_file(sb.path("pid")).unwrap();
+    sb.fake
+        .set_bot(json!({"deltas": 400, "delta_delay_ms": 50}));
+    let mut t = Pty::shell(&sb, Some("xterm"), line);
+    t.ask("slow");
+    t.expect("春夏");
+    send_signal(pid(), "TERM");
+    t.expect("coze-chat: terminated");
+    t.expect("status=143");
+    drop(t);
+    assert_eq!(stat(&sb, "/cancels"), 1);
+}
