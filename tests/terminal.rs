@@ -502,17 +502,19 @@ fn a_loose_history_file_is_tightened() {
         "{opening}"
     );
     assert_eq!(mode(&history), 0o600);
-    // Up recalls the old prompt; Enter asks it.
+    // Up recalls the old prompt; Enter asks it (not written twice in a row).
     t.expect("> ");
     t.typing("\x1b[A\r");
     t.expect(&answer_text("an old prompt"));
+    t.ask("a new one");
+    t.expect(&answer_text("a new one"));
     t.expect("> ");
     t.typing("\x04");
     let (code, screen) = t.end();
     assert_eq!(code, 0, "{screen}");
     assert_eq!(
         std::fs::read_to_string(&history).unwrap(),
-        "an old prompt\nan old prompt\n"
+        "an old prompt\na new one\n"
     );
 }
 
@@ -586,4 +588,57 @@ fn sigterm_ends_the_session_and_gives_the_terminal_back() {
     t.expect("status=143");
     drop(t);
     assert_eq!(stat(&sb, "/cancels"), 1);
+}
+
+/// A chatflow at the terminal: no introduction is asked for; its question is put to
+/// the person (a number picks an option) and answered in the same conversation; the
+/// command that continues names the chatflow and its app.
+#[test]
+fn a_chatflow_session() {
+    let sb = logged_in("term-chatflow");
+    let (flow, app) = ("7480000000000000001", "7480000000000000999");
+    sb.admin_post(
+        "/_fake/workflow",
+        &json!({"workflow_id": flow, "question": "What colour?", "options": ["Red", "Blue"]}),
+    );
+    let mut t = Pty::start(
+        &sb,
+        Some("xterm"),
+        &format!("--workflow {flow} --app {app}"),
+    );
+    let opening = t.expect(READY);
+    assert!(!opening.contains("introduction"), "{opening}");
+    t.ask("paint it");
+    t.expect("coze-chat: the chatflow asks: What colour?\n  1. Red\n  2. Blue\n");
+    t.expect("a number, or your own answer");
+    t.typing("2\r");
+    t.expect("Echo: Blue (answer to What colour?)");
+    t.expect("> ");
+    t.typing("\x04");
+    let (code, screen) = t.end();
+    assert_eq!(code, 0, "{screen}");
+    let log = sb.fake.log();
+    let paths: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/v1/bots")),
+        "{paths:?}"
+    );
+    let conv = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|e| e["conversation_id"].as_str())
+        .unwrap();
+    assert!(
+        screen.contains(&format!(
+            "to continue it: coze-chat --workflow {flow} --app {app} --conversation {conv}\n"
+        )),
+        "{screen}"
+    );
 }

@@ -29,6 +29,8 @@ const READ_AT_MOST: u64 = 4 << 20;
 pub struct History {
     path: Option<PathBuf>,
     file: Option<File>,
+    /// The newest entry: one asked again right after is not written twice.
+    last: Option<String>,
 }
 
 /// Where the history is kept: `$XDG_STATE_HOME/coze/history`, else
@@ -49,6 +51,7 @@ impl History {
         History {
             path: None,
             file: None,
+            last: None,
         }
     }
 
@@ -87,6 +90,7 @@ impl History {
         let mut history = History {
             path: Some(path.to_owned()),
             file: Some(file),
+            last: entries.last().cloned(),
         };
         let kept = entries.len().saturating_sub(KEEP);
         if entries.len() > 2 * KEEP {
@@ -95,12 +99,17 @@ impl History {
         Ok((history, entries[kept..].to_vec()))
     }
 
-    /// Appends `entry`, then checks the file is still private; a failure is one warning
-    /// line and the end of writing the file for this session.
+    /// Appends `entry` (unless it is the newest already), then checks the file is still
+    /// private; a failure is one warning line and the end of writing the file for this
+    /// session.
     pub fn save(&mut self, entry: &str) {
         let (Some(file), Some(path)) = (self.file.as_mut(), self.path.as_deref()) else {
             return;
         };
+        if self.last.as_deref() == Some(entry) {
+            return;
+        }
+        self.last = Some(entry.to_owned());
         let mut line = escape(entry);
         line.push('\n');
         let written = file
@@ -289,6 +298,7 @@ mod tests {
         let (mut h, old) = History::open(&p);
         assert!(old.is_empty());
         h.save("first");
+        h.save("two\nlines");
         h.save("two\nlines");
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
