@@ -81,7 +81,7 @@ fn list_walks_every_page_of_every_workspace() {
         &sb,
         json!({"generate": {"workspace_id": PERSONAL, "count": 3}}),
     );
-    let r = run(&mut bot(&sb).arg("list"), "");
+    let r = run(bot(&sb).arg("list"), "");
     r.ok();
     let recs = r.records();
     assert_eq!(recs.len(), 123, "{}", r.describe());
@@ -156,7 +156,7 @@ fn one_workspace_and_the_status_filter() {
 #[test]
 fn workspaces_are_records_on_a_pipe_and_a_table_on_a_terminal() {
     let sb = logged_in("bot-workspaces");
-    let r = run(&mut bot(&sb).arg("workspaces"), "");
+    let r = run(bot(&sb).arg("workspaces"), "");
     r.ok();
     assert_eq!(
         r.records(),
@@ -458,7 +458,7 @@ fn one_workspace_failing_does_not_hide_the_others() {
         json!({"type": "api_error", "code": 4000, "msg": "invalid parameter"}),
         1,
     );
-    let r = run(&mut bot(&sb).arg("list"), "");
+    let r = run(bot(&sb).arg("list"), "");
     r.expect_code(1);
     assert_eq!(r.records().len(), 2, "{}", r.describe());
     assert!(
@@ -489,6 +489,27 @@ fn a_studio_lacks_the_lists() {
         );
         assert!(r.stderr.contains("coze-bot get BOT_ID"), "{}", r.describe());
     }
+    // On a terminal: the one error line, no table and no "none found" before it.
+    let (r, lines) = on_a_terminal(&sb, "", "list");
+    r.expect_code(1);
+    assert_eq!(lines.len(), 1, "{}", r.describe());
+    assert!(lines[0].starts_with("coze-bot: listing the workspaces: this server does not offer"));
+}
+
+/// An empty list on a terminal says so (on stderr); on a pipe it is simply empty.
+#[test]
+fn an_empty_list_says_so_on_a_terminal_only() {
+    let sb = logged_in("bot-empty");
+    let (r, lines) = on_a_terminal(&sb, "", "list");
+    r.ok();
+    assert_eq!(lines, ["coze-bot: none found"], "{}", r.describe());
+    let r = run(bot(&sb).arg("list"), "");
+    r.ok();
+    assert!(
+        r.stdout.is_empty() && r.stderr.is_empty(),
+        "{}",
+        r.describe()
+    );
 }
 
 /// Usage errors exit 2 before any request.

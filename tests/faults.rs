@@ -24,7 +24,7 @@ mod checks;
 
 use cells::run_cell;
 
-/// `--retries` given to coze-conv, coze-chat, coze-file and coze-workflow.
+/// `--retries` given to coze-conv, coze-chat, coze-file, coze-workflow and coze-bot.
 const RETRIES: u64 = 2;
 /// coze-token has no `--retries`: HttpConfig's default.
 const TOKEN_RETRIES: u64 = 4;
@@ -54,6 +54,8 @@ const CALLS: &[&str] = &[
     "wf.resume",
     "wf.resume.sync",
     "wf.history",
+    "bot.list",
+    "bot.get",
 ];
 
 const FAULTS: &[&str] = &[
@@ -103,7 +105,7 @@ struct Expected {
 /// it serves no file retrieve (get), no /v1/workflows/resume, a sync run cannot
 /// stop at a question there (wf.resume.sync), and it has no local plugins: its bots
 /// never ask for tool outputs, nor does it serve submit_tool_outputs (chat.submit,
-/// chat.submit.poll).
+/// chat.submit.poll); it lists no bots (bot.list).
 const STUDIO_CALLS: &[&str] = &[
     "conv.create",
     "conv.list",
@@ -115,6 +117,7 @@ const STUDIO_CALLS: &[&str] = &[
     "wf.sync",
     "wf.resume",
     "wf.history",
+    "bot.get",
 ];
 
 /// The cells of `file`, which must name every call of `calls` with every fault.

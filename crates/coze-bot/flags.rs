@@ -24,10 +24,10 @@ workspaces writes the workspaces the token sees. The id coze-chat --bot wants is
 the ID column (bot_id).
 
 On a pipe stdout carries JSON lines, one record each, flushed as soon as its page
-has arrived; on a terminal the same as an aligned table (get: a readable summary),
-the server's text with its control characters shown (^[), cut to the terminal's
-width (COLUMNS, else the terminal's own; not at all when TERM=dumb or the width is
-unknown). --json writes the records on a terminal too.
+has arrived; on a terminal, once every page is in, an aligned table (get: a
+readable summary), the server's text with its control characters shown (^[), cut
+to the terminal's width (COLUMNS, else the terminal's own; not at all when
+TERM=dumb or the width is unknown). --json writes the records on a terminal too.
 
 RECORDS:
     list        {"type":"bot","bot_id":…,"name":…,"description":…,"is_published":…,

@@ -76,7 +76,7 @@ fn run(f: Flags, env: &Env) -> Result<()> {
         }
     };
     // What arrived before a failure is still shown.
-    let shown = out.finish();
+    let shown = out.finish(done.is_ok());
     done.and(shown)
 }
 
@@ -191,8 +191,9 @@ impl Out {
         }
     }
 
-    /// Prints the table, if there is one with rows; an empty list says so on stderr.
-    fn finish(self) -> Result<()> {
+    /// Prints the table, if there is one with rows; a list that came back empty
+    /// (`complete`: not cut short by a failure, which says enough) says so on stderr.
+    fn finish(self, complete: bool) -> Result<()> {
         match self {
             Out::Lines(_) => Ok(()),
             Out::Table {
@@ -201,7 +202,9 @@ impl Out {
                 ..
             } => {
                 if t.is_empty() {
-                    coze_core::say!("{TOOL}: none found");
+                    if complete {
+                        coze_core::say!("{TOOL}: none found");
+                    }
                     return Ok(());
                 }
                 t.print(term, &mut io::stdout().lock())

@@ -1,6 +1,6 @@
 //! One cell of the fault matrix: where its fault goes and how many times, the sandbox
 //! and command prepared for its call (a login, a list of 55 records, a chat cut by
-//! `| head -1`, a file of 100,000 bytes and one uploaded beforehand, a workflow of 8
+//! `| head -1`, 55 bots, a file of 100,000 bytes and one uploaded beforehand, a workflow of 8
 //! messages, an interrupt record and an async run made beforehand), then the run
 //! itself, handed to tests/faults/checks.rs.
 
@@ -16,6 +16,10 @@ use super::checks::{
 };
 use super::{LIST_LEN, PROMPT, RETRIES, TOKEN_RETRIES};
 use crate::util::*;
+
+/// The workspace of coze-bot's cells, and the first of the 55 bots generated there.
+const BOT_WORKSPACE: &str = "7400000000000000001";
+const FIRST_BOT: &str = "7500000000000000001";
 
 /// The fault endpoint a call's faults go to.
 pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
@@ -37,6 +41,8 @@ pub(super) fn endpoint(call: &str, fault: &str) -> &'static str {
         "wf.resume" => "workflow.stream_resume",
         "wf.resume.sync" => "workflow.resume",
         "wf.history" => "workflow.history",
+        "bot.list" => "bots.list",
+        "bot.get" => "bots.get",
         other => panic!("unknown call {other}"),
     }
 }
@@ -47,6 +53,7 @@ pub(super) fn tool(call: &str) -> &'static str {
         c if c.starts_with("conv.") => "coze-conv",
         c if c.starts_with("file.") => "coze-file",
         c if c.starts_with("wf.") => "coze-workflow",
+        c if c.starts_with("bot.") => "coze-bot",
         _ => "coze-chat",
     }
 }
@@ -93,7 +100,7 @@ pub(super) fn submits(call: &str) -> bool {
 /// it answers 401, then at its get_run_history).
 pub(super) fn passing(call: &str, dialect: Dialect) -> u64 {
     match call {
-        "conv.list" | "conv.messages" => 1,
+        "conv.list" | "conv.messages" | "bot.list" => 1,
         "wf.history" if dialect == Dialect::Studio => 2,
         "wf.history" => 1,
         _ => 0,
@@ -435,6 +442,18 @@ fn prepare(call: &str, fault: &str, sb: &Sandbox) -> (Command, String) {
             c.args(["-v", "--retries", &RETRIES.to_string()]);
             c
         }
+        "bot.list" | "bot.get" => {
+            login(sb);
+            // The bots themselves are set after the reset below (it restores the
+            // fake's defaults).
+            let mut c = sb.cmd("coze-bot");
+            match call {
+                "bot.list" => c.args(["list", "--workspace", BOT_WORKSPACE]),
+                _ => c.args(["get", FIRST_BOT]),
+            };
+            c.args(["-v", "--retries", &RETRIES.to_string()]);
+            c
+        }
         other => panic!("unknown call {other}"),
     };
     if tool(call) != "coze-token" {
@@ -481,6 +500,10 @@ pub(super) fn run_cell(
     if call == "chat.cancel" {
         sb.fake
             .set_bot(json!({"deltas": 200, "delta_delay_ms": 50}));
+    }
+    if tool(call) == "coze-bot" {
+        let bots = json!({"generate": {"workspace_id": BOT_WORKSPACE, "count": LIST_LEN}});
+        sb.fake.set_bots(bots).unwrap();
     }
     if submits(call) {
         sb.fake.set_bot(json!({"tools": {"rounds": [[

@@ -216,21 +216,26 @@ pub(super) fn check_stdout(
                 ),
             );
         }
-        "conv.list" | "conv.messages" => {
+        "bot.get" => {
+            let want = usize::from(code == 0);
+            expect(
+                records.len() == want
+                    && records
+                        .iter()
+                        .all(|r| r["type"] == "bot" && r["bot_id"].is_string()),
+                format!("expected {want} bot record(s), got {}", records.len()),
+            );
+        }
+        "conv.list" | "conv.messages" | "bot.list" => {
             let want = match (code, fault) {
                 (0, _) => LIST_LEN,
                 (_, "refused") => 0,
                 _ => PAGE,
             };
-            let kind = if call == "conv.list" {
-                "conversation"
-            } else {
-                "message"
-            };
-            let key = if call == "conv.list" {
-                "conversation_id"
-            } else {
-                "id"
+            let (kind, key) = match call {
+                "conv.list" => ("conversation", "conversation_id"),
+                "bot.list" => ("bot", "bot_id"),
+                _ => ("message", "id"),
             };
             let ids: HashSet<&str> = records.iter().filter_map(|r| r[key].as_str()).collect();
             expect(
