@@ -353,9 +353,9 @@ fn multi_line_prompts() {
 }
 
 /// `TERM=dumb` (and no TERM at all): plain lines, a plain prompt, not one escape
-/// sequence (no line editor, no styles); `\` still goes on on the next line, and
-/// Ctrl-C at the prompt ends. The bot's words are shown with their control
-/// characters visible, never obeyed.
+/// sequence (no line editor, no styles, not even the reasoning's dim); `\` still goes
+/// on on the next line, and Ctrl-C at the prompt ends. The bot's words are shown with
+/// their control characters visible, never obeyed.
 #[test]
 fn a_dumb_terminal_gets_plain_lines() {
     let sb = logged_in("term-dumb");
@@ -363,6 +363,8 @@ fn a_dumb_terminal_gets_plain_lines() {
         &sb,
         json!({"name": "Evil\u{1b}]2;pwned\u{7}", "prologue": "clear\u{1b}[2J!"}),
     );
+    // Reasoning, which a styled terminal shows dim.
+    sb.fake.set_bot(json!({"reasoning": true}));
     for term in [Some("dumb"), None] {
         let mut t = Pty::start(&sb, term, "--bot 7");
         let intro = t.expect(READY);
@@ -371,6 +373,7 @@ fn a_dumb_terminal_gets_plain_lines() {
         t.ask("plain \\");
         t.expect("... ");
         t.typing("lines\r");
+        t.expect("让我想想");
         t.expect(&answer_text("plain \nlines"));
         t.ask("3");
         t.expect(&answer_text(&follow_ups("plain \nlines")[2]));

@@ -311,8 +311,9 @@ pub struct Chats<'a> {
     /// The chatflow's questions still open, by conversation, oldest first: a later
     /// chat in the conversation that ends without one closes it.
     waiting: Mutex<Vec<(String, Question)>>,
-    /// Text mode numbers the follow-ups (the terminal chat, where a number asks one).
-    pub numbered: bool,
+    /// The terminal chat: text mode numbers the follow-ups (a number asks one), with
+    /// escape sequences only when `Some(true)` (the terminal is not a dumb one).
+    pub terminal: Option<bool>,
 }
 
 impl<'a> Chats<'a> {
@@ -334,14 +335,16 @@ impl<'a> Chats<'a> {
             conversation: Mutex::new(conversation),
             interactive,
             waiting: Mutex::default(),
-            numbered: false,
+            terminal: None,
         }
     }
 
     fn printer<W: Write>(&self, out: W) -> Printer<W> {
         let workflow = self.plan.chatflow.as_ref().map(|f| f.workflow_id.as_str());
         let mut printer = Printer::new(self.mode, workflow, out);
-        printer.numbered = self.numbered;
+        if let Some(styled) = self.terminal {
+            printer.at_terminal(styled);
+        }
         printer
     }
 

@@ -128,12 +128,11 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     // A chatflow's question is asked of a person where one can answer, one prompt at
     // a time.
     let interactive = f.jobs == 1 && cli::ask::possible();
-    let mut chats = Chats::new(&client, &plan, mode, f.conversation.clone(), interactive);
+    let chats = Chats::new(&client, &plan, mode, f.conversation.clone(), interactive);
     if terminal::wanted(&f) {
         // A person at the terminal: a chat session instead of a filter of lines.
-        chats.numbered = true;
-        return terminal::run(&terminal::Setup {
-            chats: &chats,
+        return terminal::run(terminal::Setup {
+            chats,
             client: &client,
             bot: plan.bot.as_deref(),
             workflow: f.workflow.as_deref(),

@@ -32,6 +32,7 @@ pub struct Printer<W: Write> {
     id: Option<Value>,
     /// Text mode: the answer so far ends without a newline.
     open_line: bool,
+    /// Stderr is a terminal: the reasoning's control characters are shown, not obeyed.
     dim_reasoning: bool,
     reasoning_open: bool,
     /// Text mode on a terminal: control characters are shown, not obeyed.
@@ -47,7 +48,10 @@ pub struct Printer<W: Write> {
     tool_calls: Vec<Value>,
     /// Text mode: the follow-ups numbered (`  1. …`), for the terminal chat, where
     /// typing the number asks one; else each after a `›`.
-    pub numbered: bool,
+    numbered: bool,
+    /// Dim reasoning and tool lines (escape sequences) on stderr: a terminal, and not
+    /// a dumb one in the terminal chat.
+    styled: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -66,7 +70,15 @@ impl<W: Write> Printer<W> {
             workflow: workflow.map(str::to_owned),
             tool_calls: Vec::new(),
             numbered: false,
+            styled: say::stderr_is_terminal(),
         }
+    }
+
+    /// For the terminal chat: the follow-ups numbered, and no escape sequences unless
+    /// `styled` (its terminal takes them).
+    pub fn at_terminal(&mut self, styled: bool) {
+        self.numbered = true;
+        self.styled &= styled;
     }
 
     /// Starts a new prompt.
@@ -157,7 +169,7 @@ impl<W: Write> Printer<W> {
                     ""
                 };
                 let what = say::visible(&what);
-                let line = if self.dim_reasoning {
+                let line = if self.styled {
                     format!("{nl}\x1b[2m  ↳ {what}\x1b[0m\n")
                 } else {
                     format!("{nl}  ↳ {what}\n")
@@ -294,7 +306,7 @@ impl<W: Write> Printer<W> {
 
     fn close_reasoning(&mut self) {
         if self.reasoning_open {
-            if self.dim_reasoning {
+            if self.styled {
                 eprint!("\x1b[0m");
             }
             eprintln!();
@@ -370,7 +382,7 @@ impl<W: Write> Sink for Printer<W> {
         if self.mode != Mode::Text {
             return Ok(());
         }
-        if !self.reasoning_open && self.dim_reasoning {
+        if !self.reasoning_open && self.styled {
             eprint!("\x1b[2m");
         }
         self.reasoning_open = true;

@@ -33,7 +33,7 @@ const PROMPT: &str = "> ";
 
 /// What a session needs from the run.
 pub struct Setup<'a> {
-    pub chats: &'a Chats<'a>,
+    pub chats: Chats<'a>,
     pub client: &'a Client<'a>,
     /// The bot (`--bot`, `COZE_BOT_ID`): its introduction, and the command that
     /// continues.
@@ -51,13 +51,15 @@ pub struct Setup<'a> {
 }
 
 /// Runs the session; its exit status (0, or that of the failure that ended it).
-pub fn run(s: &Setup<'_>) -> Result<u8> {
-    let (mut history, recalled) = match history::path(s.env) {
+pub fn run(mut setup: Setup<'_>) -> Result<u8> {
+    let (mut history, recalled) = match history::path(setup.env) {
         Some(path) => History::open(&path),
         None => (History::none(), Vec::new()),
     };
-    let mut editor = Editor::open(s.env.term.as_deref(), &recalled, s.max_line);
+    let mut editor = Editor::open(setup.env.term.as_deref(), &recalled, setup.max_line);
     let screen = Screen::new(editor.rich());
+    setup.chats.terminal = Some(editor.rich());
+    let s = &setup;
     let mut choices = match (s.workflow, s.bot) {
         (None, Some(bot)) => introduce(s.client, bot, screen)?,
         _ => Vec::new(),
@@ -185,7 +187,7 @@ fn answer(
             // ends, and its chat is cancelled.
             open.store(false, Ordering::SeqCst);
             s.client.http.stop();
-            Task::cancel(s.chats);
+            Task::cancel(&s.chats);
         },
         || {
             let mut out = Gate { open: &open };
