@@ -35,6 +35,9 @@ pub struct Env {
     /// `BROWSER`: the command coze-auth opens the authorize URL with; else
     /// `xdg-open` / `open`.
     pub browser: Option<String>,
+    /// `TERM`: the terminal's type; unset or `dumb` means no cursor control, so
+    /// coze-chat's terminal chat reads plain lines and writes no escape sequences.
+    pub term: Option<String>,
     /// The set proxy variables, as (name, value): see [`PROXY_VARS`] and `http::proxy`.
     pub proxy_vars: Vec<(String, String)>,
     /// `COZE_PROFILE`: the profile whose token file the tools use.
@@ -55,9 +58,6 @@ pub struct Env {
     /// `XDG_STATE_HOME`: where coze-chat keeps its terminal chat's history
     /// (`coze/history`); else `$HOME/.local/state`.
     pub xdg_state_home: Option<PathBuf>,
-    /// `TERM`: the terminal's kind; unset or `dumb`, a terminal chat reads plain lines
-    /// and writes no escape sequences.
-    pub term: Option<String>,
 }
 
 impl Env {
@@ -76,6 +76,7 @@ impl Env {
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
             browser: var("BROWSER"),
+            term: var("TERM"),
             proxy_vars: proxy_vars_from_process(),
             profile: var("COZE_PROFILE"),
             ca_bundle: var("COZE_CA_BUNDLE").map(PathBuf::from),
@@ -84,7 +85,6 @@ impl Env {
             allow_http: var("COZE_ALLOW_HTTP"),
             tmpdir: var("TMPDIR").map(PathBuf::from),
             xdg_state_home: var("XDG_STATE_HOME").map(PathBuf::from),
-            term: var("TERM"),
         }
     }
 }
