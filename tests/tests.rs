@@ -43,6 +43,9 @@ mod chat_failures;
 mod tools;
 // coze-chat stopped from outside: Ctrl-C, SIGTERM, SIGHUP, `| head -1`.
 mod chat_signals;
+// coze-chat as a chat at the terminal, driven under a pty: the bot's introduction, the
+// prompt, numbered suggestions, history, /new, Ctrl-C, Ctrl-D, dumb terminals, pipes.
+mod terminal;
 // coze-chat never loses an answer: a broken stream followed by polling; error records.
 mod recovery;
 // coze-chat and a conversation busy with another chat (4016): --busy-wait.

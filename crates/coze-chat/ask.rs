@@ -311,6 +311,9 @@ pub struct Chats<'a> {
     /// The chatflow's questions still open, by conversation, oldest first: a later
     /// chat in the conversation that ends without one closes it.
     waiting: Mutex<Vec<(String, Question)>>,
+    /// The terminal chat: text mode numbers the follow-ups (a number asks one), with
+    /// escape sequences only when `Some(true)` (the terminal is not a dumb one).
+    pub terminal: Option<bool>,
 }
 
 impl<'a> Chats<'a> {
@@ -332,12 +335,30 @@ impl<'a> Chats<'a> {
             conversation: Mutex::new(conversation),
             interactive,
             waiting: Mutex::default(),
+            terminal: None,
         }
     }
 
     fn printer<W: Write>(&self, out: W) -> Printer<W> {
         let workflow = self.plan.chatflow.as_ref().map(|f| f.workflow_id.as_str());
-        Printer::new(self.mode, workflow, out)
+        let mut printer = Printer::new(self.mode, workflow, out);
+        if let Some(styled) = self.terminal {
+            printer.at_terminal(styled);
+        }
+        printer
+    }
+
+    /// After a [`Task::cancel`] stopped one prompt of a session at the terminal, the
+    /// next prompts are asked as usual: chats are wanted and tools start again.
+    pub fn go_on(&self) {
+        self.active.reset();
+        tools::go_on();
+    }
+
+    /// The conversation of the last chat that began, also one cancelled before its
+    /// end (which `conversation` did not learn).
+    pub fn latest_conversation(&self) -> Option<String> {
+        self.active.latest_conversation()
     }
 
     /// A chatflow's chat ended with a question: while a person at the terminal
@@ -410,11 +431,10 @@ impl<'a> Chats<'a> {
     }
 }
 
-impl Task for Chats<'_> {
-    type Item = Job;
-    const ITEMS: &'static str = "prompts";
-
-    fn run<W: Write>(&self, job: &Job, out: &mut W) -> Result<Outcome> {
+impl Chats<'_> {
+    /// [`Task::run`], also returning how the last chat ended (its follow-ups, its
+    /// conversation), for the terminal chat.
+    pub fn ask_job<W: Write>(&self, job: &Job, out: &mut W) -> Result<(Outcome, ChatState)> {
         let p = &job.prompt;
         let mut printer = self.printer(out);
         printer.begin(printed_id(self.mode, p));
@@ -430,7 +450,7 @@ impl Task for Chats<'_> {
                 printer
                     .end(&p.content, &state, Some(&e))
                     .map_err(|e| Error::io("stdout", e))?;
-                return Ok(outcome(&state, Some(e), job.line));
+                return Ok((outcome(&state, Some(e), job.line), state));
             }
         }
         let first = ask(
@@ -456,7 +476,16 @@ impl Task for Chats<'_> {
         }
         let mut outcome = outcome(&state, error, job.line);
         outcome.tokens = asked + answered;
-        Ok(outcome)
+        Ok((outcome, state))
+    }
+}
+
+impl Task for Chats<'_> {
+    type Item = Job;
+    const ITEMS: &'static str = "prompts";
+
+    fn run<W: Write>(&self, job: &Job, out: &mut W) -> Result<Outcome> {
+        self.ask_job(job, out).map(|(outcome, _)| outcome)
     }
 
     fn invalid<W: Write>(&self, bad: &Bad, out: &mut W) -> io::Result<()> {

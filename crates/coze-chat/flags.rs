@@ -18,6 +18,7 @@ USAGE:
     coze-chat --bot ID [OPTIONS] PROMPT      one prompt
     coze-chat --bot ID [OPTIONS] -           all of stdin as one prompt
     coze-chat --bot ID [OPTIONS] < FILE      one prompt per line
+    coze-chat --bot ID [OPTIONS]             at a terminal: a chat (INTERACTIVE)
     coze-chat --workflow ID (--app ID | --bot ID) [OPTIONS] ...
                                              the same, to a chatflow
 
@@ -32,6 +33,24 @@ prompt line; a `prompt` record may carry its own \"attachments\":
 run. Without --conversation, the first chat's conversation is kept for the
 following prompts, so a multi-line script is one conversation; --new-each gives
 every prompt its own.
+
+INTERACTIVE:
+With no PROMPT and stdin and stdout a terminal (text output; not with --jobs,
+--resume or --summary), coze-chat is a chat: first the bot's name, its prologue
+and its suggested questions, numbered (skipped, with one line saying why, when
+the token may not read the bot or the server lacks the endpoint), then a prompt
+(\"> \") with line editing and history, kept in $XDG_STATE_HOME/coze/history
+(else ~/.local/state/coze/history; mode 0600, a looser file is tightened). A
+number asks that suggestion; each answer's follow-ups are numbered in their
+turn. A line ending in \\ goes on on the next line; a paste of several lines is
+one prompt. /new starts a new conversation, /attach PATH sends a file with the
+next prompt, /help lists the commands, /exit or Ctrl-D ends: the conversation
+and the command that continues it (coze-chat --bot ID --conversation ID) are
+then on stderr. Ctrl-C during an answer cancels its chat on the server and
+comes back to the prompt (twice: exit 130); Ctrl-C clears a typed line, and at
+an empty prompt ends. --tool and --attach work as in a pipeline. With TERM
+unset or dumb: plain lines, no line editing, no escape sequences. On a pipe or
+a file none of this: stdin's lines are read as they always are.
 
 CHATFLOWS:
 With --workflow, each prompt is the user input of a chatflow (a published workflow

@@ -7,6 +7,7 @@ mod attach;
 mod flags;
 mod input;
 mod output;
+mod terminal;
 mod tools;
 
 use std::io::{self, IsTerminal};
@@ -129,6 +130,20 @@ fn run(f: Flags, env: &Env) -> Result<u8> {
     // a time.
     let interactive = f.jobs == 1 && cli::ask::possible();
     let chats = Chats::new(&client, &plan, mode, f.conversation.clone(), interactive);
+    if terminal::wanted(&f) {
+        // A person at the terminal: a chat session instead of a filter of lines.
+        return terminal::run(terminal::Setup {
+            chats,
+            client: &client,
+            bot: plan.bot.as_deref(),
+            workflow: f.workflow.as_deref(),
+            app: f.app.as_deref(),
+            attach: &f.attach,
+            new_each: f.new_each,
+            env,
+            max_line: f.max_line,
+        });
+    }
     let options = batch::Options {
         jobs: f.jobs,
         ordered: f.ordered,

@@ -32,6 +32,7 @@ pub struct Printer<W: Write> {
     id: Option<Value>,
     /// Text mode: the answer so far ends without a newline.
     open_line: bool,
+    /// Stderr is a terminal: the reasoning's control characters are shown, not obeyed.
     dim_reasoning: bool,
     reasoning_open: bool,
     /// Text mode on a terminal: control characters are shown, not obeyed.
@@ -45,6 +46,12 @@ pub struct Printer<W: Write> {
     /// The prompt's tool calls so far, as its answer record lists them (each with its
     /// output once it has one); text mode names them from here.
     tool_calls: Vec<Value>,
+    /// Text mode: the follow-ups numbered (`  1. …`), for the terminal chat, where
+    /// typing the number asks one; else each after a `›`.
+    numbered: bool,
+    /// Dim reasoning and tool lines (escape sequences) on stderr: a terminal, and not
+    /// a dumb one in the terminal chat.
+    styled: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -62,7 +69,16 @@ impl<W: Write> Printer<W> {
             attachments: Vec::new(),
             workflow: workflow.map(str::to_owned),
             tool_calls: Vec::new(),
+            numbered: false,
+            styled: say::stderr_is_terminal(),
         }
+    }
+
+    /// For the terminal chat: the follow-ups numbered, and no escape sequences unless
+    /// `styled` (its terminal takes them).
+    pub fn at_terminal(&mut self, styled: bool) {
+        self.numbered = true;
+        self.styled &= styled;
     }
 
     /// Starts a new prompt.
@@ -153,7 +169,7 @@ impl<W: Write> Printer<W> {
                     ""
                 };
                 let what = say::visible(&what);
-                let line = if self.dim_reasoning {
+                let line = if self.styled {
                     format!("{nl}\x1b[2m  ↳ {what}\x1b[0m\n")
                 } else {
                     format!("{nl}  ↳ {what}\n")
@@ -192,8 +208,12 @@ impl<W: Write> Printer<W> {
                     w.flush()?;
                     self.open_line = false;
                 }
-                for f in &state.follow_ups {
-                    coze_core::say!("  › {f}");
+                for (i, f) in state.follow_ups.iter().enumerate() {
+                    if self.numbered {
+                        coze_core::say!("  {}. {f}", i + 1);
+                    } else {
+                        coze_core::say!("  › {f}");
+                    }
                 }
                 Ok(())
             }
@@ -288,11 +308,7 @@ impl<W: Write> Printer<W> {
     fn close_reasoning(&mut self) {
         if self.reasoning_open {
             // Through `say`, which keeps a progress line off the open line.
-            say::raw(if self.dim_reasoning {
-                "\x1b[0m\n"
-            } else {
-                "\n"
-            });
+            say::raw(if self.styled { "\x1b[0m\n" } else { "\n" });
             self.reasoning_open = false;
         }
     }
@@ -365,7 +381,7 @@ impl<W: Write> Sink for Printer<W> {
         if self.mode != Mode::Text {
             return Ok(());
         }
-        let dim = if !self.reasoning_open && self.dim_reasoning {
+        let dim = if !self.reasoning_open && self.styled {
             "\x1b[2m"
         } else {
             ""

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use coze_core::{Error, Result};
 
-pub use run::{kill_all, Call, Program, Ran};
+pub use run::{go_on, kill_all, Call, Program, Ran};
 
 /// At most this many tools of one round run at once.
 pub const AT_ONCE: usize = 4;

@@ -52,6 +52,13 @@ pub fn kill_all() {
     }
 }
 
+/// Lets tools start again after [`kill_all`]: the terminal chat goes on after Ctrl-C
+/// stopped one answer (and its tools).
+pub fn go_on() {
+    let _running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    STOPPED.store(false, Ordering::SeqCst);
+}
+
 /// How to start a tool: its program (checked before the chat) and arguments.
 #[derive(Debug, Clone)]
 pub struct Program {

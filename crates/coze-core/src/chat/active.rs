@@ -29,6 +29,8 @@ struct Chats {
     /// [`Active::cancel`] has run: every chat is unwanted, also one that is only now
     /// learning its ids (it was being created while the others were cancelled).
     cancelled: bool,
+    /// The conversation of the chat registered last, kept once it is over.
+    latest: Option<String>,
 }
 
 impl Active {
@@ -49,6 +51,7 @@ impl Active {
             chats
                 .by_thread
                 .insert(std::thread::current().id(), (conv.clone(), chat.clone()));
+            chats.latest = Some(conv.clone());
         }
         !chats.cancelled
     }
@@ -57,6 +60,20 @@ impl Active {
     /// stream that ends now ended because we cancelled it, and is not followed.
     pub fn stopped(&self) -> bool {
         self.chats().cancelled
+    }
+
+    /// Forgets a [`cancel`](Active::cancel): the chats registered from now on are
+    /// wanted again. For a session at the terminal, where Ctrl-C cancels one answer and
+    /// the next prompt is asked as usual; call it once the cancelled chat has ended.
+    pub fn reset(&self) {
+        self.chats().cancelled = false;
+    }
+
+    /// The conversation of the chat registered last, also once that chat is over or
+    /// cancelled: a session whose first answer was cancelled goes on in the
+    /// conversation that chat made.
+    pub fn latest_conversation(&self) -> Option<String> {
+        self.chats().latest.clone()
     }
 
     /// This thread's chat is over.

@@ -7,6 +7,8 @@
 //! closed terminal (SIGHUP), whose chat would otherwise run on and block the next run
 //! with 4016. The main thread may be blocked in a socket read at that moment, which is
 //! why the cleanup cannot wait for it. A second signal ends the process at once.
+//! [`guarded_step`] is the terminal chat's variant: Ctrl-C cancels one answer and the
+//! session goes on.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -77,18 +79,7 @@ pub fn guarded<T>(tool: &str, cleanup: impl Fn() + Sync, work: impl FnOnce() -> 
             while !finished.load(Ordering::SeqCst) {
                 if interrupted() {
                     cleanup();
-                    let why = match exit_status() - 128 {
-                        SIGTERM => "terminated",
-                        SIGHUP => "the terminal closed",
-                        _ => "interrupted",
-                    };
-                    // On a terminal showing both streams, a partial answer may have left
-                    // the cursor mid-line: the message starts a line of its own.
-                    let shared = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
-                    let nl = if shared { "\n" } else { "" };
-                    crate::say!("{nl}{tool}: {why}");
-                    // Ends every thread, including the one blocked in a socket read.
-                    std::process::exit(exit_status());
+                    end(tool);
                 }
                 // Parked rather than slept, so the end of `work` wakes it at once.
                 std::thread::park_timeout(Duration::from_millis(20));
@@ -99,4 +90,73 @@ pub fn guarded<T>(tool: &str, cleanup: impl Fn() + Sync, work: impl FnOnce() -> 
         watcher.thread().unpark();
         out
     })
+}
+
+/// Runs `work`, one step of a session at the terminal (coze-chat's answer to one
+/// prompt), where Ctrl-C stops the step and not the session: on Ctrl-C the watcher
+/// calls `cleanup` (cancelling the chat on the server) and `work` is left to end by
+/// itself (its stream ends once the chat is cancelled); the step then returns, true
+/// saying Ctrl-C came, and the next Ctrl-C is a new one. A second Ctrl-C before the
+/// step has ended still ends the process at once: whoever presses it twice means it.
+/// SIGTERM and SIGHUP end the process as under [`guarded`], after `cleanup`.
+pub fn guarded_step<T>(
+    tool: &str,
+    cleanup: impl Fn() + Sync,
+    work: impl FnOnce() -> T,
+) -> (T, bool) {
+    install();
+    let finished = AtomicBool::new(false);
+    let stopped = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        let watcher = s.spawn(|| loop {
+            // Read before the signal, so a signal that came before `work` ended is
+            // seen by one more look.
+            let last = finished.load(Ordering::SeqCst);
+            match SIGNAL.load(Ordering::SeqCst) {
+                0 => {}
+                SIGINT => {
+                    if !stopped.swap(true, Ordering::SeqCst) {
+                        cleanup();
+                    }
+                }
+                _ => {
+                    if !stopped.swap(true, Ordering::SeqCst) {
+                        cleanup();
+                    }
+                    end(tool);
+                }
+            }
+            if last {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(20));
+        });
+        let out = work();
+        finished.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
+        let _ = watcher.join();
+        out
+    });
+    // Only a Ctrl-C is forgotten: a SIGTERM that came since the watcher's last look
+    // stays, and the next guard ends the process for it.
+    let interrupted = SIGNAL
+        .compare_exchange(SIGINT, 0, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    (out, interrupted || stopped.load(Ordering::SeqCst))
+}
+
+/// Says why the process ends and ends it with 128 + the signal received.
+fn end(tool: &str) -> ! {
+    let why = match exit_status() - 128 {
+        SIGTERM => "terminated",
+        SIGHUP => "the terminal closed",
+        _ => "interrupted",
+    };
+    // On a terminal showing both streams, a partial answer may have left the cursor
+    // mid-line: the message starts a line of its own.
+    let shared = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let nl = if shared { "\n" } else { "" };
+    crate::say!("{nl}{tool}: {why}");
+    // Ends every thread, including the one blocked in a socket read.
+    std::process::exit(exit_status());
 }

@@ -36,7 +36,8 @@ pub struct Env {
     /// `xdg-open` / `open`.
     pub browser: Option<String>,
     /// `TERM`: the terminal's type; unset or `dumb` means no cursor control, so a
-    /// batch's progress is plain lines (`cli::progress`).
+    /// batch's progress is plain lines (`cli::progress`) and coze-chat's terminal chat
+    /// reads plain lines and writes no escape sequences.
     pub term: Option<String>,
     /// `COLUMNS`: the terminal's width, when the terminal itself does not say.
     pub columns: Option<String>,
@@ -57,6 +58,9 @@ pub struct Env {
     /// `TMPDIR`: where a tool spools what it must be able to read twice (coze-file's
     /// stdin, so a retry can resend it). None: `/tmp`.
     pub tmpdir: Option<PathBuf>,
+    /// `XDG_STATE_HOME`: where coze-chat keeps its terminal chat's history
+    /// (`coze/history`); else `$HOME/.local/state`.
+    pub xdg_state_home: Option<PathBuf>,
 }
 
 impl Env {
@@ -84,6 +88,7 @@ impl Env {
             ssl_cert_dir: var("SSL_CERT_DIR"),
             allow_http: var("COZE_ALLOW_HTTP"),
             tmpdir: var("TMPDIR").map(PathBuf::from),
+            xdg_state_home: var("XDG_STATE_HOME").map(PathBuf::from),
         }
     }
 }

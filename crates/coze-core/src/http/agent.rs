@@ -277,6 +277,12 @@ impl Http {
         self.stopped.store(true, Ordering::SeqCst);
     }
 
+    /// Forgets a [`stop`](Self::stop): the terminal chat stops one answer with Ctrl-C
+    /// (a busy wait included) and then goes on, its next prompts waiting as usual.
+    pub fn go_on(&self) {
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+
     /// Sleeps `wait`, in short steps so that [`stop`](Self::stop) ends it; false if it
     /// did.
     fn pause(&self, wait: Duration) -> bool {
