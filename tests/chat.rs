@@ -590,6 +590,29 @@ fn every_wire_style_gives_the_identical_answer(d: Dialect) {
     }
 }
 
+/// `-o events` passes each event's data on as the server wrote it, not parsed and
+/// written again: a server that escapes every non-ASCII character (as Python's
+/// json.dumps does) gets its `\u` escapes back byte for byte, while text mode shows
+/// the characters they stand for.
+fn events_carry_the_servers_data_as_it_came(d: Dialect) {
+    let sb = logged_in_as("chat-as-it-came", d);
+    let prompt = "原样 as it came 🎉";
+    sb.fake.set_bot(json!({"style": {"ascii": true}}));
+    let r = run(chat(&sb).args(["-o", "events", prompt]), "");
+    r.ok();
+    let recs = r.records();
+    assert_eq!(delta_text(&recs), answer_text(prompt), "{}", r.describe());
+    assert!(
+        r.stdout.is_ascii(),
+        "the server sent only ASCII; the events were rewritten:\n{}",
+        r.stdout.lines().find(|l| !l.is_ascii()).unwrap_or_default()
+    );
+    assert!(r.stdout.contains(r#"\ud83c\udf89"#), "{}", r.describe());
+    let text = run(chat(&sb).args(["-o", "text", prompt]), "");
+    text.ok();
+    assert_eq!(text.stdout, format!("{}\n", answer_text(prompt)));
+}
+
 /// What goes on the wire, seen through the test proxy: `--user`, `--var` and `--meta`
 /// reach the request body, `COZE_USER_ID` stands in for `--user`, without either the
 /// user id is the profile's own, the same from run to run (kept beside the token), and
@@ -772,5 +795,6 @@ both_dialects!(
     cjk_and_emoji_split_across_deltas_and_tcp_writes_arrive_intact,
     a_long_answer_in_text_mode_is_exact,
     every_wire_style_gives_the_identical_answer,
+    events_carry_the_servers_data_as_it_came,
     no_stream_gives_the_same_answer_as_streaming,
 );

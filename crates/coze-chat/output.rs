@@ -19,6 +19,7 @@ use coze_core::chat::{ChatState, ChatStatus, Sink, ToolCall};
 use coze_core::cli;
 use coze_core::protocol::{Interrupt, Record};
 use coze_core::support::say;
+use coze_core::wire::event_data::{Data, EventLine};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::Error;
 
@@ -314,32 +315,23 @@ impl<W: Write> Printer<W> {
     }
 }
 
-/// One `-o events` line: `{"event":…,"data":…,"id":…}`, the id only when the prompt
-/// has one, and `"recovered":true` on the events recovered by polling a chat whose
-/// stream broke.
-#[derive(serde::Serialize)]
-struct EventLine<'a> {
-    event: &'a str,
-    data: &'a Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    recovered: bool,
-}
-
 impl<W: Write> Sink for Printer<W> {
-    fn event(&mut self, name: &str, data: &Value) -> io::Result<()> {
+    /// One `-o events` line: `{"event":…,"data":…,"id":…}`, the id only when the
+    /// prompt has one, and `"recovered":true` on the events recovered by polling a
+    /// chat whose stream broke. The data is copied as the server sent it, not
+    /// serialised again (`event_data`).
+    fn event(&mut self, name: &str, data: Data<'_>) -> io::Result<()> {
         if self.mode != Mode::Events {
             return Ok(());
         }
-        // Borrowed, not a new `Value`: cloning every event's data tree was a third
-        // of this mode's CPU on a long answer.
-        self.out.write_unflushed(&EventLine {
+        let line = EventLine {
             event: name,
             data,
             id: self.id.as_ref(),
+            seq: None,
             recovered: self.recovered,
-        })
+        };
+        self.out.write_line_with(|buf| line.write_to(buf))
     }
 
     fn recovering(&mut self) -> io::Result<()> {

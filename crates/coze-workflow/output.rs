@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use coze_core::protocol::{Interrupt, Record};
 use coze_core::support::say;
+use coze_core::wire::event_data::{Data, EventLine};
 use coze_core::wire::jsonl::JsonlWriter;
 use coze_core::workflow::{History, RunState, Sink, Started};
 use coze_core::{cli, Error};
@@ -39,18 +40,6 @@ pub struct Printer<W: Write> {
     /// Set when the run is being stopped (the reader of stdout went away): the stream
     /// ends at its next event as if stdout were closed, though nothing was written.
     stop: Option<Arc<AtomicBool>>,
-}
-
-/// One `-o events` line: `{"event":…,"data":…,"id":…,"seq":…}`, the id only when the
-/// run's record has one, `seq` the event's own `id:` line when it had one.
-#[derive(serde::Serialize)]
-struct EventLine<'a> {
-    event: &'a str,
-    data: &'a Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<&'a str>,
 }
 
 impl<W: Write> Printer<W> {
@@ -249,16 +238,22 @@ struct ResultFields<'a> {
 }
 
 impl<W: Write> Sink for Printer<W> {
-    fn event(&mut self, name: &str, seq: Option<&str>, data: &Value) -> io::Result<()> {
+    /// One `-o events` line: `{"event":…,"data":…,"id":…,"seq":…}`, the id only
+    /// when the run's record has one, `seq` the event's own `id:` line when it had
+    /// one. The data is copied as the server sent it, not serialised again
+    /// (`event_data`).
+    fn event(&mut self, name: &str, seq: Option<&str>, data: Data<'_>) -> io::Result<()> {
         if self.mode != Mode::Events {
             return Ok(());
         }
-        self.out.write_unflushed(&EventLine {
+        let line = EventLine {
             event: name,
             data,
             id: self.own_id.as_ref(),
             seq,
-        })
+            recovered: false,
+        };
+        self.out.write_line_with(|buf| line.write_to(buf))
     }
 
     fn message(&mut self, text: &str) -> io::Result<()> {

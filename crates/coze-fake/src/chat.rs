@@ -40,6 +40,9 @@ pub struct Style {
     pub space: bool,
     pub crlf: bool,
     pub multiline_data: bool,
+    /// Every non-ASCII character of the data escaped (`\u6625`), as Python's
+    /// `json.dumps` writes JSON by default: the same text, other bytes.
+    pub ascii: bool,
     pub comments: bool,
     pub done: Done,
     pub split_writes: bool,
@@ -99,6 +102,7 @@ impl Bot {
                 space: b(&st, "space"),
                 crlf: b(&st, "crlf"),
                 multiline_data: b(&st, "multiline_data"),
+                ascii: b(&st, "ascii"),
                 comments: b(&st, "comments"),
                 split_writes: b(&st, "split_writes"),
                 no_final_blank_line: b(&st, "no_final_blank_line"),
@@ -123,7 +127,7 @@ impl Bot {
             "reasoning": self.reasoning,
             "style": {
                 "space": s.space, "crlf": s.crlf, "multiline_data": s.multiline_data,
-                "comments": s.comments, "split_writes": s.split_writes,
+                "ascii": s.ascii, "comments": s.comments, "split_writes": s.split_writes,
                 "no_final_blank_line": s.no_final_blank_line, "no_final_newline": s.no_final_newline,
                 "done": match s.done { Done::Quoted => "quoted", Done::Bare => "bare", Done::DebugUrl => "debug_url" },
             },
@@ -764,11 +768,30 @@ pub(crate) fn format_event(style: &Style, name: &str, data: &[u8], b: &mut Vec<u
         None => {
             b.extend_from_slice(b"data");
             b.extend_from_slice(sep);
-            b.extend_from_slice(data);
+            match std::str::from_utf8(data) {
+                Ok(text) if st.ascii => ascii_escaped(text, b),
+                _ => b.extend_from_slice(data),
+            }
             b.extend_from_slice(nl);
         }
     }
     b.extend_from_slice(nl);
+}
+
+/// `text` (JSON) with every non-ASCII character written as `\uXXXX` (a surrogate pair
+/// past the BMP). In JSON such characters can only stand inside strings, where the
+/// escape means the same character.
+fn ascii_escaped(text: &str, b: &mut Vec<u8>) {
+    for c in text.chars() {
+        if c.is_ascii() {
+            b.push(c as u8);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            b.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+        }
+    }
 }
 
 struct Emitter<'a, 'b> {

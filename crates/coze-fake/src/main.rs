@@ -142,6 +142,8 @@ BOT WIRE STYLES:
     space                `event: x` and `data: …` (one optional space after the colon)
     crlf                 CRLF line ends
     multiline_data       JSON data pretty-printed over several data: lines
+    ascii                every non-ASCII character of the data written as a \\u escape (as
+                         Python's json.dumps writes it); the text it stands for is the same
     comments             a `: keep-alive` comment before every event
     done                 \"quoted\" (data:\"[DONE]\"), \"bare\" (data:[DONE]) or \"debug_url\"
     split_writes         every event in two TCP writes, the first ending inside a UTF-8 character

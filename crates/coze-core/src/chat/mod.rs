@@ -35,7 +35,7 @@ mod submit;
 pub use active::{unwanted, Active};
 pub use poll::poll;
 pub use spec::{ChatSpec, Target};
-pub use state::{id_text, parse_data, ChatState, Failure, Sink, ToolCall};
+pub use state::{id_text, ChatState, Failure, Sink, ToolCall};
 pub use status::ChatStatus;
 pub use stream::stream;
 pub use submit::{submit, ToolOutput};

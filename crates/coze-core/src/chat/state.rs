@@ -19,12 +19,14 @@ use super::status::ChatStatus;
 use crate::error::{ApiCode, ApiError, Error};
 use crate::protocol::Question;
 use crate::support::say::tool;
+use crate::wire::event_data::{self, fits_one_line, Data};
 use crate::wire::json_pick;
 
 /// Receives a chat as it happens. An error (a closed stdout) stops the chat.
 pub trait Sink {
-    /// Every event, lossless: its name and its data (JSON when it parses, else text).
-    fn event(&mut self, name: &str, data: &Value) -> io::Result<()>;
+    /// Every event, lossless: its name and its data (the server's JSON text as it
+    /// came when it can pass so, else a value; data that is not JSON, as a string).
+    fn event(&mut self, name: &str, data: Data<'_>) -> io::Result<()>;
     /// A piece of the answer.
     fn answer(&mut self, _text: &str) -> io::Result<()> {
         Ok(())
@@ -121,6 +123,9 @@ pub struct ChatState {
     pub(super) recovering: bool,
     /// Ids of the messages whose `conversation.message.completed` was fed.
     completed: Vec<String>,
+    /// Reads the answer deltas, each compared with the one before (they differ only
+    /// in their content).
+    deltas: json_pick::Picker,
 }
 
 /// One call of a bot's `requires_action`, as `required_action.submit_tool_outputs
@@ -246,8 +251,20 @@ impl ChatState {
 
     /// Takes one event. Returns whether the chat is over.
     pub fn feed(&mut self, name: &str, data: &Value, sink: &mut dyn Sink) -> io::Result<bool> {
+        self.feed_as(name, data, Data::Value(data), sink)
+    }
+
+    /// Takes one event whose data the sink gets as `given` (the text it was parsed
+    /// from, when that can pass as it came).
+    fn feed_as(
+        &mut self,
+        name: &str,
+        data: &Value,
+        given: Data<'_>,
+        sink: &mut dyn Sink,
+    ) -> io::Result<bool> {
         self.events += 1;
-        sink.event(name, data)?;
+        sink.event(name, given)?;
         let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
         match name {
             "conversation.chat.created"
@@ -373,24 +390,42 @@ impl ChatState {
         Ok(false)
     }
 
-    /// Takes one event as the stream carries it: `data` is the event's text. An answer
-    /// delta for a sink that does not want whole events skips the `Value` tree (the
-    /// hot path of a long answer); everything else, and any delta `json_pick`
-    /// declines, goes through [`feed`](Self::feed).
+    /// Takes one event as the stream carries it: `data` is the event's text, which
+    /// the sink gets as it came when it is JSON that fits on one line
+    /// ([`Data::checked`]). An answer delta skips the `Value` tree (the hot path of a
+    /// long answer): `json_pick` checks it and reads its few fields in one pass;
+    /// everything else, and any delta `json_pick` declines, is parsed by serde_json.
     pub fn feed_text(&mut self, name: &str, data: &str, sink: &mut dyn Sink) -> io::Result<bool> {
-        if name == "conversation.message.delta" && !sink.wants_events() {
-            if let Some(fed) = self.feed_delta_text(data, sink) {
+        if name == "conversation.message.delta" {
+            if let Some(fed) = self.feed_delta_text(name, data, sink) {
                 return fed;
             }
         }
-        self.feed(name, &parse_data(data), sink)
+        event_data::parsed(data, |v, given| self.feed_as(name, v, given, sink))
     }
 
-    /// A delta's fields decoded straight from its text; None: not decodable this way.
-    fn feed_delta_text(&mut self, data: &str, sink: &mut dyn Sink) -> Option<io::Result<bool>> {
-        let [id, kind, content, reasoning] =
-            json_pick::pick(data, ["id", "type", "content", "reasoning_content"])?;
+    /// A delta's fields decoded straight from its text; None: not decodable this way
+    /// (or, for a sink that wants the event, not passable as it came).
+    fn feed_delta_text(
+        &mut self,
+        name: &str,
+        data: &str,
+        sink: &mut dyn Sink,
+    ) -> Option<io::Result<bool>> {
+        let wanted = sink.wants_events();
+        if wanted && !fits_one_line(data) {
+            return None;
+        }
+        let [id, kind, content, reasoning] = self
+            .deltas
+            .pick(data, ["id", "type", "content", "reasoning_content"])?;
         self.events += 1;
+        if wanted {
+            // `pick` read all of it as a JSON parser would: it is JSON.
+            if let Err(e) = sink.event(name, Data::Json(data)) {
+                return Some(Err(e));
+            }
+        }
         Some(
             self.delta(
                 kind.as_deref().unwrap_or_default(),
@@ -550,12 +585,6 @@ impl ChatState {
     }
 }
 
-/// Parses an event's data: JSON when it is JSON, else the text itself (a bare
-/// `[DONE]`, or a malformed line, which must still reach `-o events` losslessly).
-pub fn parse_data(data: &str) -> Value {
-    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,7 +599,7 @@ mod tests {
     }
 
     impl Sink for Record {
-        fn event(&mut self, name: &str, _: &Value) -> io::Result<()> {
+        fn event(&mut self, name: &str, _: Data<'_>) -> io::Result<()> {
             self.events.push(name.into());
             Ok(())
         }
@@ -594,7 +623,7 @@ mod tests {
     struct TextOnly(Record);
 
     impl Sink for TextOnly {
-        fn event(&mut self, name: &str, data: &Value) -> io::Result<()> {
+        fn event(&mut self, name: &str, data: Data<'_>) -> io::Result<()> {
             self.0.event(name, data)
         }
         fn answer(&mut self, t: &str) -> io::Result<()> {
@@ -1031,13 +1060,8 @@ mod tests {
         assert!(st.question.is_none() && st.error(None).is_some());
     }
 
-    /// A last event cut from its line end is taken when its data is evidently whole.
-
     #[test]
-    fn data_parsing_is_lossless() {
-        assert_eq!(parse_data("\"[DONE]\""), json!("[DONE]"));
-        assert_eq!(parse_data("[DONE]"), json!("[DONE]"));
-        assert_eq!(parse_data("{\"id\":"), json!("{\"id\":"));
+    fn data_that_is_not_json_is_malformed_not_lost() {
         let (st, _) = feed_all(&[("conversation.message.delta", json!("{\"id\":"))]);
         assert_eq!(st.malformed, 1);
     }

@@ -407,3 +407,56 @@ fn json_pick_reads_what_serde_json_reads_or_declines() {
     assert!(accepted > 10_000, "accepted {accepted}");
     assert!(declined_valid > 100, "declined valid {declined_valid}");
 }
+
+/// `text` with the body of one random quoted run (from a quote to the next) replaced
+/// by a random string body: mostly another value of a member, now and then a key, or
+/// a run between two strings (which breaks the JSON).
+fn restring(text: &str, rng: &mut Rng) -> String {
+    let quotes: Vec<usize> = text.match_indices('"').map(|(i, _)| i).collect();
+    if quotes.len() < 2 {
+        return text.to_owned();
+    }
+    let k = rng.below(quotes.len() - 1);
+    let mut body = String::new();
+    random_json_string(rng, &mut body);
+    let body = &body[1..body.len() - 1];
+    format!("{}{}{}", &text[..=quotes[k]], body, &text[quotes[k + 1]..])
+}
+
+#[test]
+fn json_picker_answers_as_pick_does_for_runs_of_objects() {
+    use crate::wire::json_pick::{pick, Picker};
+    let mut rng = Rng::new(0x5EED_0007);
+    let (mut same, mut valid, mut compared) = (0, 0, 0);
+    for case in 0..3_000 {
+        let mut base = String::new();
+        random_json_object(&mut rng, 0, &mut base);
+        let mut picker = Picker::default();
+        let mut text = base.clone();
+        for step in 0..20 {
+            text = match rng.below(10) {
+                0 => base.clone(),
+                1 => String::from_utf8_lossy(&mutate(text.as_bytes(), &mut rng)).into_owned(),
+                2 => {
+                    let mut other = String::new();
+                    random_json_object(&mut rng, 0, &mut other);
+                    other
+                }
+                _ => restring(&text, &mut rng),
+            };
+            let theirs = pick(&text, PICK_KEYS).map(|a| a.map(|v| v.map(|c| c.into_owned())));
+            let ours = picker
+                .pick(&text, PICK_KEYS)
+                .map(|a| a.map(|v| v.map(|c| c.into_owned())));
+            assert_eq!(ours, theirs, "case {case} step {step}: {text:?}");
+            same += 1;
+            valid += usize::from(theirs.is_some());
+        }
+        compared += picker.compared;
+    }
+    // Both ways of reading, and both answers, or this test proves nothing.
+    assert!(
+        valid > 10_000 && same - valid > 10_000 && compared > 4_000,
+        "{valid} valid of {same}, {compared} read by comparison"
+    );
+}

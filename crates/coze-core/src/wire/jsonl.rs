@@ -300,6 +300,20 @@ impl<W: Write> JsonlWriter<W> {
         self.inner.write_all(&self.buf)
     }
 
+    /// As [`write_unflushed`](Self::write_unflushed) for a line the caller writes
+    /// itself into the reused buffer (`fill` appends one compact JSON value; the
+    /// newline is added here): an event passed through as it came is copied, not
+    /// serialised (`event_data`).
+    pub fn write_line_with(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.buf.clear();
+        fill(&mut self.buf)?;
+        self.buf.push(b'\n');
+        self.inner.write_all(&self.buf)
+    }
+
     /// Flushes what [`write_unflushed`](Self::write_unflushed) left behind.
     pub fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()

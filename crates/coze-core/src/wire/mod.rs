@@ -1,8 +1,10 @@
 //! Layer 1, bytes to values and back: the SSE reader (`sse`), JSON lines in and out
 //! (`jsonl`), `json_pick`, the one-pass reader of a few string members for the hot
-//! path of a streamed answer, and `multipart`, one file's upload body streamed from
-//! disk. They know nothing about Coze's records or endpoints.
+//! path of a streamed answer, `event_data`, an event's data passed through as it came
+//! to a lossless printer, and `multipart`, one file's upload body streamed from disk.
+//! They know nothing about Coze's records or endpoints.
 
+pub mod event_data;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod json_pick;

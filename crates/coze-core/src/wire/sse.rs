@@ -117,6 +117,16 @@ impl From<io::Error> for SseError {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// What [`SseReader::read_line`] found.
+enum Line {
+    /// The end of the stream, no bytes pending.
+    Eof,
+    /// A line in `line` (the stream's last, unterminated one when `cut_line`).
+    Gathered,
+    /// A whole line at the start of the buffer (for [`SseReader::lines_in_buffer`]).
+    InBuffer,
+}
+
 /// Reads [`Event`]s from a `BufRead` one at a time.
 ///
 /// All state lives in the reader, so after an `Io` error (say a read timeout) the
@@ -144,6 +154,11 @@ pub struct SseReader<R> {
     /// Everything `fill_buf` returned has been consumed, so the next `fill_buf` reads
     /// from the underlying stream (for a `BufReader`: it may block).
     drained: bool,
+    /// Bytes at the start of the buffer known to be UTF-8 (checked at once, up to a
+    /// line end), and whether they are (else each of their lines is checked alone, to
+    /// name the line that is not).
+    checked: usize,
+    checked_ok: bool,
 }
 
 impl<R: BufRead> SseReader<R> {
@@ -164,6 +179,8 @@ impl<R: BufRead> SseReader<R> {
             dispatched: false,
             cut_line: false,
             drained: true,
+            checked: 0,
+            checked_ok: false,
         }
     }
 
@@ -190,7 +207,15 @@ impl<R: BufRead> SseReader<R> {
             self.reset_event();
         }
         loop {
-            if !self.read_line(before_wait)? {
+            let whole = match self.read_line(before_wait)? {
+                Line::Eof => false,
+                Line::Gathered => true,
+                Line::InBuffer => match self.lines_in_buffer()? {
+                    true => return Ok(Some(self.dispatch())),
+                    false => continue,
+                },
+            };
+            if !whole {
                 if !(self.seen_event || self.seen_data) {
                     return Ok(None);
                 }
@@ -213,7 +238,7 @@ impl<R: BufRead> SseReader<R> {
             if self.lines_read == 1 {
                 bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
             }
-            let dispatched = match std::str::from_utf8(bytes) {
+            let dispatched = match simdutf8::basic::from_utf8(bytes) {
                 // Field-by-field borrows: `text` borrows `self.line` while the
                 // pending event's fields are updated.
                 Ok(text) => Self::apply(
@@ -237,6 +262,79 @@ impl<R: BufRead> SseReader<R> {
                 return Ok(Some(self.dispatch()));
             }
         }
+    }
+
+    /// Applies the whole lines at the start of the buffer where they lie (the common
+    /// case: no copy of the line first), up to the blank line that completes an
+    /// event; true when one did. The buffer's lines are checked to be UTF-8 in one
+    /// call as far as its last line end (a line end is always a character boundary),
+    /// not line by line: an event's short lines made the per-call cost most of it.
+    fn lines_in_buffer(&mut self) -> Result<bool, SseError> {
+        let buf = match self.inner.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) => return Err(SseError::Io(e)),
+        };
+        let mut pos = 0;
+        let mut dispatched = false;
+        let mut invalid = false;
+        while let Some(i) = find_eol(&buf[pos..]) {
+            let end = pos + i;
+            let mut used = end + 1;
+            if buf[end] == b'\r' {
+                match buf.get(used) {
+                    Some(b'\n') => used += 1,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
+            if end >= self.checked {
+                // Up to the buffer's last line end, from this line's start.
+                let last = pos + memchr::memrchr2(b'\n', b'\r', &buf[pos..]).unwrap_or(i);
+                self.checked = last + 1;
+                self.checked_ok = simdutf8::basic::from_utf8(&buf[pos..=last]).is_ok();
+            }
+            self.lines_read += 1;
+            let mut bytes = &buf[pos..end];
+            if self.lines_read == 1 {
+                bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+            }
+            let text = if self.checked_ok {
+                // SAFETY: `bytes` lies inside the first `self.checked` bytes of `buf`,
+                // found UTF-8 as a whole by the one check above, and starts and ends at
+                // character boundaries: at the checked part's start, after a line end
+                // (ASCII) or after the BOM, and right before a line end. A slice of
+                // valid UTF-8 cut at character boundaries is valid UTF-8.
+                Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+            } else {
+                std::str::from_utf8(bytes).ok()
+            };
+            pos = used;
+            let Some(text) = text else {
+                invalid = true;
+                break;
+            };
+            if Self::apply(
+                text,
+                &mut self.event,
+                &mut self.data,
+                &mut self.id,
+                &mut self.seen_event,
+                &mut self.seen_data,
+                &mut self.seen_id,
+            ) {
+                dispatched = true;
+                break;
+            }
+        }
+        self.drained = pos == buf.len();
+        self.inner.consume(pos);
+        self.checked = self.checked.saturating_sub(pos);
+        if invalid {
+            return Err(SseError::InvalidUtf8 {
+                line: self.lines_read,
+            });
+        }
+        Ok(dispatched)
     }
 
     /// Hands out the pending event: its fields are done with; the text stays until the
@@ -296,13 +394,23 @@ impl<R: BufRead> SseReader<R> {
             *seen_id = false; // an id alone was no event
             return false;
         }
-        let (field, value) = match memchr::memchr(b':', text.as_bytes()) {
-            Some(0) => return false, // comment
-            Some(i) => {
-                let value = &text[i + 1..];
-                (&text[..i], value.strip_prefix(' ').unwrap_or(value))
+        // The fields of nearly every line are named outright; anything else is split
+        // at its first colon.
+        let (field, value) = if let Some(v) = text.strip_prefix("data:") {
+            ("data", v.strip_prefix(' ').unwrap_or(v))
+        } else if let Some(v) = text.strip_prefix("event:") {
+            ("event", v.strip_prefix(' ').unwrap_or(v))
+        } else if let Some(v) = text.strip_prefix("id:") {
+            ("id", v.strip_prefix(' ').unwrap_or(v))
+        } else {
+            match memchr::memchr(b':', text.as_bytes()) {
+                Some(0) => return false, // comment
+                Some(i) => {
+                    let value = &text[i + 1..];
+                    (&text[..i], value.strip_prefix(' ').unwrap_or(value))
+                }
+                None => (text, ""),
             }
-            None => (text, ""),
         };
         match field {
             "data" => {
@@ -339,14 +447,15 @@ impl<R: BufRead> SseReader<R> {
         self.seen_id = false;
     }
 
-    /// Appends the next line (without its terminator) to `self.line`. Returns false
-    /// at EOF with no bytes pending. Works on whole `fill_buf` slices rather than
-    /// `read_until`, because a lone CR must end a line without waiting for the next
-    /// LF (which may never come on a live stream).
+    /// Finds the next line. One that lies whole in the buffer with nothing gathered
+    /// before it is left there (`InBuffer`: the caller reads it and consumes `used`);
+    /// one that spans reads is gathered into `self.line` (`Gathered`). Works on whole
+    /// `fill_buf` slices rather than `read_until`, because a lone CR must end a line
+    /// without waiting for the next LF (which may never come on a live stream).
     fn read_line(
         &mut self,
         before_wait: &mut dyn FnMut() -> io::Result<()>,
-    ) -> Result<bool, SseError> {
+    ) -> Result<Line, SseError> {
         loop {
             if self.drained {
                 before_wait().map_err(SseError::Hook)?;
@@ -359,11 +468,11 @@ impl<R: BufRead> SseReader<R> {
             if buf.is_empty() {
                 self.skip_lf = false;
                 if self.line.is_empty() {
-                    return Ok(false);
+                    return Ok(Line::Eof);
                 }
                 // The stream's last line, without its terminator: it may be cut short.
                 self.cut_line = true;
-                return Ok(true);
+                return Ok(Line::Gathered);
             }
             let mut start = 0;
             if self.skip_lf {
@@ -375,7 +484,6 @@ impl<R: BufRead> SseReader<R> {
             let rest = &buf[start..];
             match find_eol(rest) {
                 Some(i) => {
-                    self.line.extend_from_slice(&rest[..i]);
                     let mut used = start + i + 1;
                     if rest[i] == b'\r' {
                         match buf.get(used) {
@@ -384,15 +492,21 @@ impl<R: BufRead> SseReader<R> {
                             None => self.skip_lf = true,
                         }
                     }
+                    if self.line.is_empty() && start == 0 {
+                        return Ok(Line::InBuffer);
+                    }
+                    self.line.extend_from_slice(&rest[..i]);
                     self.drained = used == buf.len();
                     self.inner.consume(used);
-                    return Ok(true);
+                    self.checked = self.checked.saturating_sub(used);
+                    return Ok(Line::Gathered);
                 }
                 None => {
                     self.line.extend_from_slice(rest);
                     let used = buf.len();
                     self.inner.consume(used);
                     self.drained = true;
+                    self.checked = 0;
                 }
             }
         }

@@ -280,7 +280,12 @@ mod tests {
     fn a_history_feeds_the_events_it_stands_for() {
         struct Names(Vec<String>);
         impl Sink for Names {
-            fn event(&mut self, name: &str, _: Option<&str>, _: &Value) -> std::io::Result<()> {
+            fn event(
+                &mut self,
+                name: &str,
+                _: Option<&str>,
+                _: crate::wire::event_data::Data<'_>,
+            ) -> std::io::Result<()> {
                 self.0.push(name.into());
                 Ok(())
             }

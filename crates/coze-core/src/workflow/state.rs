@@ -22,14 +22,16 @@ use super::question;
 use crate::error::{ApiCode, ApiError, Error};
 use crate::protocol::Question;
 use crate::support::url;
+use crate::wire::event_data::{self, fits_one_line, Data};
 use crate::wire::json_pick;
 
 /// Receives a workflow run as it happens. An error (a closed stdout) stops the run.
 pub trait Sink {
     /// Every event but `PING`, lossless: its name as sent, its `seq` (the event's `id:`
     /// line: the stream numbers its events, from 0 again after an answer), its data
-    /// (JSON when it parses, else the text).
-    fn event(&mut self, name: &str, seq: Option<&str>, data: &Value) -> io::Result<()>;
+    /// (the server's JSON text as it came when it can pass so, else a value; data
+    /// that is not JSON, as a string).
+    fn event(&mut self, name: &str, seq: Option<&str>, data: Data<'_>) -> io::Result<()>;
     /// The content of one `Message`, as it streams (a question node's question, sent
     /// as JSON, is not content: the run asks it when it stops).
     fn message(&mut self, _text: &str) -> io::Result<()> {
@@ -73,6 +75,10 @@ enum EventKind {
 impl EventKind {
     /// The kind of the event named `name` (`Message`, `message`, `MESSAGE`…).
     fn of(name: &str) -> EventKind {
+        // Nearly every event of a long run.
+        if name == "Message" {
+            return EventKind::Message;
+        }
         const KINDS: [(&str, EventKind); 5] = [
             ("Message", EventKind::Message),
             ("Done", EventKind::Done),
@@ -143,6 +149,9 @@ pub struct RunState {
     /// The last Message's content: what a question node asked, when its Interrupt
     /// does not say.
     preceding: String,
+    /// Reads the Messages, each compared with the one before (they differ in their
+    /// content and sequence number).
+    messages: json_pick::Picker,
 }
 
 /// An id as text: a string, or an integer (a self-hosted Coze Studio sends 64-bit ids
@@ -199,11 +208,6 @@ pub(super) fn failure(
     .context("the workflow failed")
 }
 
-/// Parses an event's data: JSON when it is JSON, else the text itself.
-fn parse_data(data: &str) -> Value {
-    serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
-}
-
 /// A code that may come as a number or as text (`"720702204"`); 0 when it says none.
 pub(super) fn code_of(v: Option<&Value>) -> i64 {
     match v {
@@ -214,9 +218,11 @@ pub(super) fn code_of(v: Option<&Value>) -> i64 {
 }
 
 impl RunState {
-    /// Takes one event as the stream carries it (`data` its text). Returns true when
-    /// it ended the stream (`Done`, `Error`, `Interrupt`). A Message for a sink that
-    /// does not want whole events skips the `Value` tree (the hot path of a long run).
+    /// Takes one event as the stream carries it (`data` its text), which the sink
+    /// gets as it came when it is JSON that fits on one line ([`Data::checked`]).
+    /// Returns true when it ended the stream (`Done`, `Error`, `Interrupt`). A Message
+    /// skips the `Value` tree (the hot path of a long run): `json_pick` checks it and
+    /// reads its few fields in one pass.
     pub fn feed_text(
         &mut self,
         name: &str,
@@ -225,11 +231,22 @@ impl RunState {
         sink: &mut dyn Sink,
     ) -> io::Result<bool> {
         let kind = EventKind::of(name);
-        if kind == EventKind::Message && !sink.wants_events() && !data.contains("\"usage\"") {
-            if let Some([content, title, node]) =
-                json_pick::pick(data, ["content", "node_title", "node_id"])
-            {
+        let wanted = sink.wants_events();
+        // `usage` is an object, which `pick` declines: a Message with it (the last,
+        // on coze.cn) is read whole, for the usage.
+        if kind == EventKind::Message && (!wanted || fits_one_line(data)) {
+            if let Some([content, title, node, url, None]) = self.messages.pick(
+                data,
+                ["content", "node_title", "node_id", "debug_url", "usage"],
+            ) {
                 self.events += 1;
+                if wanted {
+                    // `pick` read all of it as a JSON parser would: it is JSON.
+                    sink.event(name, seq, Data::Json(data))?;
+                }
+                if let Some(url) = url {
+                    self.take_debug_url(&url);
+                }
                 let node = node.or(title);
                 self.message(
                     content.as_deref().unwrap_or_default(),
@@ -239,7 +256,7 @@ impl RunState {
                 return Ok(false);
             }
         }
-        self.feed(name, seq, &parse_data(data), sink)
+        event_data::parsed(data, |v, given| self.feed_as(name, seq, v, given, sink))
     }
 
     /// Takes one event with its data parsed; see [`feed_text`](Self::feed_text).
@@ -250,12 +267,25 @@ impl RunState {
         data: &Value,
         sink: &mut dyn Sink,
     ) -> io::Result<bool> {
+        self.feed_as(name, seq, data, Data::Value(data), sink)
+    }
+
+    /// Takes one event whose data the sink gets as `given` (the text it was parsed
+    /// from, when that can pass as it came).
+    fn feed_as(
+        &mut self,
+        name: &str,
+        seq: Option<&str>,
+        data: &Value,
+        given: Data<'_>,
+        sink: &mut dyn Sink,
+    ) -> io::Result<bool> {
         self.events += 1;
         let kind = EventKind::of(name);
         if kind == EventKind::Ping {
             return Ok(false);
         }
-        sink.event(name, seq, data)?;
+        sink.event(name, seq, given)?;
         if let Some(url) = data.get("debug_url").and_then(Value::as_str) {
             self.take_debug_url(url);
         }
@@ -464,7 +494,7 @@ mod tests {
     }
 
     impl Sink for Record {
-        fn event(&mut self, name: &str, id: Option<&str>, _: &Value) -> io::Result<()> {
+        fn event(&mut self, name: &str, id: Option<&str>, _: Data<'_>) -> io::Result<()> {
             self.events.push((name.into(), id.map(str::to_owned)));
             Ok(())
         }

@@ -109,7 +109,12 @@ mod tests {
     struct Names(Vec<String>, String);
 
     impl Sink for Names {
-        fn event(&mut self, name: &str, id: Option<&str>, _: &Value) -> std::io::Result<()> {
+        fn event(
+            &mut self,
+            name: &str,
+            id: Option<&str>,
+            _: crate::wire::event_data::Data<'_>,
+        ) -> std::io::Result<()> {
             assert!(id.is_none(), "a synthesized event has no id");
             self.0.push(name.into());
             Ok(())
