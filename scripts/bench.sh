@@ -13,9 +13,12 @@
 # (default 3), --deltas N (default 200000), --batch N (default 500), --scale-prompts N
 # (default 1000: the --jobs 1/4/16 scaling case; 0 skips it), --upload-mb N (default
 # 400: the MiB of the upload case's file; 0 skips it), --messages N (default 100000: the
-# Message events of the workflow case's run; 0 skips it), --cases LIST (some cases only,
-# by name or number: startup,long,ttfb,batch,memory,binaries,scaling,upload,workflow,
-# or 1-9).
+# Message events of the workflow case's run; 0 skips it), --tool-prompts N (default 100:
+# the local tools case; 0 skips it), --replay-chunk N (default 16384: the HTTP chunk size
+# of a replayed stream; 0: one chunk per event), --cases LIST (some cases only, by name or number:
+# startup,long,ttfb,batch,memory,binaries,scaling,upload,workflow,tools, or 1-10).
+# The long streams are recorded from the fake once and replayed from memory by
+# scripts/bench/replay.py, so those cases measure the client (docs/benchmarks.md).
 # Nothing here asserts a timing; `make test` never runs it.
 set -euo pipefail
 
