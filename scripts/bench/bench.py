@@ -286,13 +286,7 @@ def workflow_case(a, fake, env, p, table, rss, ratio, rows, n):
     p(f"The stream ({size:,} bytes) was recorded from the fake once and replayed from memory "
       f"in {chunking(a.replay_chunk)}; server CPU is the replayer's.")
     p()
-    cu = med([r.cpu for r in res["curl -sN"]])
-    py = med([r.cpu for r in res["cozepy workflows.runs.stream"]])
-    for mode, goal, limit in (("text", "≤ 1.5× curl", 1.5), ("events", "≤ 2× curl", 2.0)):
-        ours = med([r.cpu for r in res[f"coze-workflow -o {mode}"]])
-        ratio(f"Workflow stream `-o {mode}` vs curl (CPU)", ours, cu, goal, ours / cu <= limit)
-    ours = med([r.cpu for r in res["coze-workflow -o text"]])
-    ratio("Workflow stream `-o text` vs cozepy (CPU)", ours, py, "≥ 20× less CPU", py / ours >= 20)
+    stream_targets(ratio, "Workflow stream", res, "coze-workflow", "cozepy workflows.runs.stream")
     worst = max((rss.get(f"coze-workflow -o {m}") or 0) for m in ("text", "results", "events"))
     if worst:
         rows.append(("Workflow stream: coze-workflow peak RSS, any mode", f"{worst / 1024:.1f} MB", None,
@@ -366,6 +360,18 @@ def measure_to(server, argv, env, stdin, stdout):
     if code != 0:
         raise SystemExit(f"bench: {shlex.join(argv)} exited {code}")
     return Run(t1 - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, server.cpu() - f0)
+
+
+def stream_targets(ratio, label, res, tool, peer):
+    """The targets of a replayed long stream: `-o text` within 1.5× curl's CPU, `-o
+    events` within 2×, and `-o text` at least 20× less CPU than the peer."""
+    cu = med([r.cpu for r in res["curl -sN"]])
+    for mode, goal, limit in (("text", "≤ 1.5× curl", 1.5), ("events", "≤ 2× curl", 2.0)):
+        ours = med([r.cpu for r in res[f"{tool} -o {mode}"]])
+        ratio(f"{label} `-o {mode}` vs curl (CPU)", ours, cu, goal, ours / cu <= limit)
+    ours = med([r.cpu for r in res[f"{tool} -o text"]])
+    py = med([r.cpu for r in res[peer]])
+    ratio(f"{label} `-o text` vs {peer.split()[0]} (CPU)", ours, py, "≥ 20× less CPU", py / ours >= 20)
 
 
 def chunking(size):
@@ -560,13 +566,7 @@ def main():
             r2 = case(None, tools2, a.long_reps, env_=replayed)
         events = n + 8  # created, in_progress, n deltas, completed x5 (answer, verbose, 3 follow-ups)
         table(r2, per_event=events)
-        cu = med([r.cpu for r in r2["curl -sN"]])
-        py = med([r.cpu for r in r2["cozepy chat.stream"]])
-        for mode, goal, limit in (("text", "≤ 1.5× curl", 1.5), ("events", "≤ 2× curl", 2.0)):
-            ours = med([r.cpu for r in r2[f"coze-chat -o {mode}"]])
-            ratio(f"Long answer `-o {mode}` vs curl (CPU)", ours, cu, goal, ours / cu <= limit)
-        ours = med([r.cpu for r in r2["coze-chat -o text"]])
-        ratio("Long answer `-o text` vs cozepy (CPU)", ours, py, "≥ 20× less CPU", py / ours >= 20)
+        stream_targets(ratio, "Long answer", r2, "coze-chat", "cozepy chat.stream")
         p(f"The stream ({long_size[0]:,} bytes) was recorded from the fake once and replayed from "
           f"memory in {chunking(a.replay_chunk)}; server CPU is the replayer's.")
         p()

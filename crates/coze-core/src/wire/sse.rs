@@ -127,6 +127,92 @@ enum Line {
     InBuffer,
 }
 
+/// The fields of the event being read, as its lines arrive.
+#[derive(Default)]
+struct Pending {
+    event: String,
+    data: String,
+    /// The `id:` value, meaningful when `seen_id`.
+    id: String,
+    seen_event: bool,
+    seen_data: bool,
+    seen_id: bool,
+}
+
+impl Pending {
+    /// Applies one line to the pending event; true when it is the blank line that
+    /// completes one (the event is then in `event`, `data` and `id`).
+    fn apply(&mut self, text: &str) -> bool {
+        let Pending {
+            event,
+            data,
+            id,
+            seen_event,
+            seen_data,
+            seen_id,
+        } = self;
+        if text.is_empty() {
+            if *seen_event || *seen_data {
+                return true;
+            }
+            *seen_id = false; // an id alone was no event
+            return false;
+        }
+        // The fields of nearly every line are named outright; anything else is split
+        // at its first colon.
+        let (field, value) = if let Some(v) = text.strip_prefix("data:") {
+            ("data", v.strip_prefix(' ').unwrap_or(v))
+        } else if let Some(v) = text.strip_prefix("event:") {
+            ("event", v.strip_prefix(' ').unwrap_or(v))
+        } else if let Some(v) = text.strip_prefix("id:") {
+            ("id", v.strip_prefix(' ').unwrap_or(v))
+        } else {
+            match memchr::memchr(b':', text.as_bytes()) {
+                Some(0) => return false, // comment
+                Some(i) => {
+                    let value = &text[i + 1..];
+                    (&text[..i], value.strip_prefix(' ').unwrap_or(value))
+                }
+                None => (text, ""),
+            }
+        };
+        match field {
+            "data" => {
+                if *seen_data {
+                    data.push('\n');
+                }
+                data.push_str(value);
+                *seen_data = true;
+            }
+            "event" => {
+                event.clear();
+                event.push_str(value);
+                *seen_event = true;
+            }
+            // An id holding NUL is ignored, as the browser rules say. An id alone does
+            // not make an event: a blank line after it dispatches nothing.
+            "id" if !value.contains('\0') => {
+                id.clear();
+                id.push_str(value);
+                *seen_id = true;
+            }
+            // `retry` and unknown fields: nothing the tools act on.
+            _ => {}
+        }
+        false
+    }
+
+    /// Forgets the event, keeping the buffers' capacity.
+    fn reset(&mut self) {
+        self.event.clear();
+        self.data.clear();
+        self.id.clear();
+        self.seen_event = false;
+        self.seen_data = false;
+        self.seen_id = false;
+    }
+}
+
 /// Reads [`Event`]s from a `BufRead` one at a time.
 ///
 /// All state lives in the reader, so after an `Io` error (say a read timeout) the
@@ -140,13 +226,8 @@ pub struct SseReader<R> {
     /// Deciding this lazily keeps a CR-terminated line from waiting for more input.
     skip_lf: bool,
     lines_read: u64,
-    event: String,
-    data: String,
-    /// The pending event's `id:` value, meaningful when `seen_id`.
-    id: String,
-    seen_event: bool,
-    seen_data: bool,
-    seen_id: bool,
+    /// The event being read, field by field.
+    pending: Pending,
     /// `event` and `data` hold the event handed out last; cleared on the next call.
     dispatched: bool,
     /// The stream's last line ended without a line terminator (at EOF).
@@ -170,12 +251,7 @@ impl<R: BufRead> SseReader<R> {
             line: Vec::new(),
             skip_lf: false,
             lines_read: 0,
-            event: String::new(),
-            data: String::new(),
-            id: String::new(),
-            seen_event: false,
-            seen_data: false,
-            seen_id: false,
+            pending: Pending::default(),
             dispatched: false,
             cut_line: false,
             drained: true,
@@ -204,7 +280,7 @@ impl<R: BufRead> SseReader<R> {
     ) -> Result<Option<EventRef<'_>>, SseError> {
         if self.dispatched {
             self.dispatched = false;
-            self.reset_event();
+            self.pending.reset();
         }
         loop {
             let whole = match self.read_line(before_wait)? {
@@ -216,15 +292,16 @@ impl<R: BufRead> SseReader<R> {
                 },
             };
             if !whole {
-                if !(self.seen_event || self.seen_data) {
+                if !(self.pending.seen_event || self.pending.seen_data) {
                     return Ok(None);
                 }
                 if self.cut_line {
                     // An empty `event:` value names no event, so report it as unnamed.
-                    let name = std::mem::take(&mut self.event);
-                    let partial_event = (self.seen_event && !name.is_empty()).then_some(name);
-                    let data = std::mem::take(&mut self.data);
-                    self.reset_event();
+                    let name = std::mem::take(&mut self.pending.event);
+                    let partial_event =
+                        (self.pending.seen_event && !name.is_empty()).then_some(name);
+                    let data = std::mem::take(&mut self.pending.data);
+                    self.pending.reset();
                     return Err(SseError::Truncated {
                         partial_event,
                         data,
@@ -239,17 +316,8 @@ impl<R: BufRead> SseReader<R> {
                 bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
             }
             let dispatched = match simdutf8::basic::from_utf8(bytes) {
-                // Field-by-field borrows: `text` borrows `self.line` while the
-                // pending event's fields are updated.
-                Ok(text) => Self::apply(
-                    text,
-                    &mut self.event,
-                    &mut self.data,
-                    &mut self.id,
-                    &mut self.seen_event,
-                    &mut self.seen_data,
-                    &mut self.seen_id,
-                ),
+                // `text` borrows `self.line` while `self.pending` is updated.
+                Ok(text) => self.pending.apply(text),
                 Err(_) => {
                     self.line.clear();
                     return Err(SseError::InvalidUtf8 {
@@ -313,15 +381,7 @@ impl<R: BufRead> SseReader<R> {
                 invalid = true;
                 break;
             };
-            if Self::apply(
-                text,
-                &mut self.event,
-                &mut self.data,
-                &mut self.id,
-                &mut self.seen_event,
-                &mut self.seen_data,
-                &mut self.seen_id,
-            ) {
+            if self.pending.apply(text) {
                 dispatched = true;
                 break;
             }
@@ -340,17 +400,18 @@ impl<R: BufRead> SseReader<R> {
     /// Hands out the pending event: its fields are done with; the text stays until the
     /// next call.
     fn dispatch(&mut self) -> EventRef<'_> {
-        self.seen_event = false;
-        self.seen_data = false;
         self.dispatched = true;
-        let event = match self.event.as_str() {
+        let p = &mut self.pending;
+        p.seen_event = false;
+        p.seen_data = false;
+        let event = match p.event.as_str() {
             "" => "message",
             name => name,
         };
         EventRef {
             event,
-            data: &self.data,
-            id: self.seen_id.then_some(self.id.as_str()),
+            data: &p.data,
+            id: p.seen_id.then_some(p.id.as_str()),
         }
     }
 
@@ -373,78 +434,6 @@ impl<R: BufRead> SseReader<R> {
     pub fn drain(&mut self, limit: u64) -> io::Result<u64> {
         let mut rest = (&mut self.inner).take(limit);
         io::copy(&mut rest, &mut io::sink())
-    }
-
-    /// Applies one line to the pending event; true when it is the blank line that
-    /// completes one (the event is then in `event`, `data` and `id`).
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        text: &str,
-        event: &mut String,
-        data: &mut String,
-        id: &mut String,
-        seen_event: &mut bool,
-        seen_data: &mut bool,
-        seen_id: &mut bool,
-    ) -> bool {
-        if text.is_empty() {
-            if *seen_event || *seen_data {
-                return true;
-            }
-            *seen_id = false; // an id alone was no event
-            return false;
-        }
-        // The fields of nearly every line are named outright; anything else is split
-        // at its first colon.
-        let (field, value) = if let Some(v) = text.strip_prefix("data:") {
-            ("data", v.strip_prefix(' ').unwrap_or(v))
-        } else if let Some(v) = text.strip_prefix("event:") {
-            ("event", v.strip_prefix(' ').unwrap_or(v))
-        } else if let Some(v) = text.strip_prefix("id:") {
-            ("id", v.strip_prefix(' ').unwrap_or(v))
-        } else {
-            match memchr::memchr(b':', text.as_bytes()) {
-                Some(0) => return false, // comment
-                Some(i) => {
-                    let value = &text[i + 1..];
-                    (&text[..i], value.strip_prefix(' ').unwrap_or(value))
-                }
-                None => (text, ""),
-            }
-        };
-        match field {
-            "data" => {
-                if *seen_data {
-                    data.push('\n');
-                }
-                data.push_str(value);
-                *seen_data = true;
-            }
-            "event" => {
-                event.clear();
-                event.push_str(value);
-                *seen_event = true;
-            }
-            // An id holding NUL is ignored, as the browser rules say. An id alone does
-            // not make an event: a blank line after it dispatches nothing.
-            "id" if !value.contains('\0') => {
-                id.clear();
-                id.push_str(value);
-                *seen_id = true;
-            }
-            // `retry` and unknown fields: nothing the tools act on.
-            _ => {}
-        }
-        false
-    }
-
-    fn reset_event(&mut self) {
-        self.event.clear();
-        self.data.clear();
-        self.id.clear();
-        self.seen_event = false;
-        self.seen_data = false;
-        self.seen_id = false;
     }
 
     /// Finds the next line. One that lies whole in the buffer with nothing gathered
