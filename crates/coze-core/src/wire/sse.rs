@@ -432,6 +432,8 @@ impl<R: BufRead> SseReader<R> {
     /// one dropped before then closes it. Never call it on a stream that may go on
     /// (it would block until the server ends it or the idle timeout).
     pub fn drain(&mut self, limit: u64) -> io::Result<u64> {
+        // What is drained is no longer the buffer the UTF-8 check covered.
+        self.checked = 0;
         let mut rest = (&mut self.inner).take(limit);
         io::copy(&mut rest, &mut io::sink())
     }
