@@ -125,9 +125,10 @@ fn summary(r: &Run) -> Value {
 }
 
 /// Sporadic 429s (2 % of chats, Retry-After: 1) on a 16-job batch: the pool pauses and
-/// slows down once per slow-down, not once per 429, and the run ends within a small
-/// multiple of the same run without them (it took 7.6 times as long when every 429
-/// paused the pool and halved its rate again).
+/// slows down once per slow-down, not once per 429 (when every 429 paused the pool and
+/// halved its rate again, the run took 7.6 times as long). The times are printed, not
+/// asserted: a loaded machine stretched the faulted run past a 3x bound once (CI,
+/// 2026-12-03) while the pauses stayed few; the pause count is the behaviour.
 #[test]
 fn sporadic_429s_slow_the_pool_once_per_slow_down() {
     let sb = logged_in("batch-429s");
@@ -168,10 +169,6 @@ fn sporadic_429s_slow_the_pool_once_per_slow_down() {
     let (faulted, s) = timed("with 429s");
     let refused = sb.stats()["faults_fired"].as_u64().unwrap();
     let ratio = faulted.as_secs_f64() / baseline.as_secs_f64();
-    assert!(
-        ratio < 3.0,
-        "{faulted:?} with 429s against {baseline:?} without ({ratio:.1}x)"
-    );
     let pauses = s["rate_pauses"].as_u64().unwrap();
     eprintln!(
         "1000 chats on 16 jobs: {baseline:?} alone, {faulted:?} ({ratio:.1}x) with {refused} 429s, {pauses} pool pauses"
