@@ -240,6 +240,12 @@ pub struct SseReader<R> {
     /// name the line that is not).
     checked: usize,
     checked_ok: bool,
+    /// The line ends found in the buffer's checked part, as positions in the buffer
+    /// when they were found; `gone` bytes have been consumed since, and the next line
+    /// ends at `ends[next_end]`.
+    ends: Vec<usize>,
+    next_end: usize,
+    gone: usize,
 }
 
 impl<R: BufRead> SseReader<R> {
@@ -257,6 +263,9 @@ impl<R: BufRead> SseReader<R> {
             drained: true,
             checked: 0,
             checked_ok: false,
+            ends: Vec::new(),
+            next_end: 0,
+            gone: 0,
         }
     }
 
@@ -283,6 +292,13 @@ impl<R: BufRead> SseReader<R> {
             self.pending.reset();
         }
         loop {
+            // Whole lines known to be left in the buffer: read them where they lie.
+            if self.next_end < self.ends.len() && self.line.is_empty() && !self.skip_lf {
+                match self.lines_in_buffer()? {
+                    true => return Ok(Some(self.dispatch())),
+                    false => continue,
+                }
+            }
             let whole = match self.read_line(before_wait)? {
                 Line::Eof => false,
                 Line::Gathered => true,
@@ -334,9 +350,10 @@ impl<R: BufRead> SseReader<R> {
 
     /// Applies the whole lines at the start of the buffer where they lie (the common
     /// case: no copy of the line first), up to the blank line that completes an
-    /// event; true when one did. The buffer's lines are checked to be UTF-8 in one
-    /// call as far as its last line end (a line end is always a character boundary),
-    /// not line by line: an event's short lines made the per-call cost most of it.
+    /// event; true when one did. A buffer's line ends are found in one pass and its
+    /// lines checked to be UTF-8 in one call, as far as its last line end (a line end
+    /// is always a character boundary): one call per line made most of their cost on
+    /// an event's short lines.
     fn lines_in_buffer(&mut self) -> Result<bool, SseError> {
         let buf = match self.inner.fill_buf() {
             Ok(buf) => buf,
@@ -345,21 +362,33 @@ impl<R: BufRead> SseReader<R> {
         let mut pos = 0;
         let mut dispatched = false;
         let mut invalid = false;
-        while let Some(i) = find_eol(&buf[pos..]) {
-            let end = pos + i;
+        loop {
+            if self.next_end == self.ends.len() {
+                self.ends.clear();
+                self.next_end = 0;
+                self.gone = 0;
+                self.ends
+                    .extend(memchr::memchr2_iter(b'\n', b'\r', &buf[pos..]).map(|i| pos + i));
+                let Some(&last) = self.ends.last() else {
+                    self.checked = 0;
+                    break;
+                };
+                self.checked = last + 1;
+                self.checked_ok = simdutf8::basic::from_utf8(&buf[pos..=last]).is_ok();
+            }
+            // Found when the buffer began `gone` bytes earlier.
+            let end = self.ends[self.next_end] - self.gone;
+            self.next_end += 1;
             let mut used = end + 1;
             if buf[end] == b'\r' {
                 match buf.get(used) {
-                    Some(b'\n') => used += 1,
+                    Some(b'\n') => {
+                        used += 1;
+                        self.next_end += 1; // the LF's own entry
+                    }
                     Some(_) => {}
                     None => self.skip_lf = true,
                 }
-            }
-            if end >= self.checked {
-                // Up to the buffer's last line end, from this line's start.
-                let last = pos + memchr::memrchr2(b'\n', b'\r', &buf[pos..]).unwrap_or(i);
-                self.checked = last + 1;
-                self.checked_ok = simdutf8::basic::from_utf8(&buf[pos..=last]).is_ok();
             }
             self.lines_read += 1;
             let mut bytes = &buf[pos..end];
@@ -388,6 +417,7 @@ impl<R: BufRead> SseReader<R> {
         }
         self.drained = pos == buf.len();
         self.inner.consume(pos);
+        self.gone += pos;
         self.checked = self.checked.saturating_sub(pos);
         if invalid {
             return Err(SseError::InvalidUtf8 {
@@ -395,6 +425,13 @@ impl<R: BufRead> SseReader<R> {
             });
         }
         Ok(dispatched)
+    }
+
+    /// Forgets the line ends and the UTF-8 check of the buffer: bytes were consumed
+    /// other than line by line.
+    fn forget_buffer(&mut self) {
+        self.next_end = self.ends.len();
+        self.checked = 0;
     }
 
     /// Hands out the pending event: its fields are done with; the text stays until the
@@ -432,8 +469,7 @@ impl<R: BufRead> SseReader<R> {
     /// one dropped before then closes it. Never call it on a stream that may go on
     /// (it would block until the server ends it or the idle timeout).
     pub fn drain(&mut self, limit: u64) -> io::Result<u64> {
-        // What is drained is no longer the buffer the UTF-8 check covered.
-        self.checked = 0;
+        self.forget_buffer();
         let mut rest = (&mut self.inner).take(limit);
         io::copy(&mut rest, &mut io::sink())
     }
@@ -489,7 +525,7 @@ impl<R: BufRead> SseReader<R> {
                     self.line.extend_from_slice(&rest[..i]);
                     self.drained = used == buf.len();
                     self.inner.consume(used);
-                    self.checked = self.checked.saturating_sub(used);
+                    self.forget_buffer();
                     return Ok(Line::Gathered);
                 }
                 None => {
@@ -497,7 +533,7 @@ impl<R: BufRead> SseReader<R> {
                     let used = buf.len();
                     self.inner.consume(used);
                     self.drained = true;
-                    self.checked = 0;
+                    self.forget_buffer();
                 }
             }
         }
