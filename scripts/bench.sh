@@ -10,7 +10,7 @@
 # docs/benchmarks.md (between the bench:begin / bench:end markers).
 #
 # Other options go to bench.py: --reps N (short cases, default 9), --long-reps N
-# (default 3), --deltas N (default 200000), --batch N (default 500), --scale-prompts N
+# (default 5), --deltas N (default 200000), --batch N (default 500), --scale-prompts N
 # (default 1000: the --jobs 1/4/16 scaling case; 0 skips it), --upload-mb N (default
 # 400: the MiB of the upload case's file; 0 skips it), --messages N (default 100000: the
 # Message events of the workflow case's run; 0 skips it), --tool-prompts N (default 100:

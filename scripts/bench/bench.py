@@ -399,7 +399,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--python", required=True)
     ap.add_argument("--reps", type=int, default=9)
-    ap.add_argument("--long-reps", type=int, default=3)
+    ap.add_argument("--long-reps", type=int, default=5)
     ap.add_argument("--deltas", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--scale-prompts", type=int, default=1000,
