@@ -35,7 +35,7 @@ pub fn pick<'a, const N: usize>(
 struct Token {
     open: usize,
     end: usize,
-    /// It holds escapes: its value is decoded, not borrowed.
+    /// A picked value that held escapes: decoded, not borrowed.
     escaped: bool,
     /// The key it is the value of, as an index into the keys picked; None: unpicked.
     slot: Option<usize>,
@@ -65,21 +65,27 @@ fn read<'a, const N: usize>(
             p.ws();
             let slot = keys.iter().position(|k| *k == key);
             let open = p.i;
-            match slot {
+            let escaped = match slot {
                 Some(slot) => {
                     if out[slot].is_some() || !p.peek_is(b'"') {
                         return None;
                     }
-                    out[slot] = Some(p.string()?);
+                    let value = p.string()?;
+                    let escaped = matches!(value, Cow::Owned(_));
+                    out[slot] = Some(value);
+                    escaped
                 }
-                None => p.value(1)?,
-            }
+                None => {
+                    p.value(1)?;
+                    false // an unpicked value is never read from the token
+                }
+            };
             if let Some(tokens) = tokens.as_deref_mut() {
                 if p.s[open] == b'"' {
                     tokens.push(Token {
                         open,
                         end: p.i,
-                        escaped: p.s[open + 1..p.i - 1].contains(&b'\\'),
+                        escaped,
                         slot,
                     });
                 }

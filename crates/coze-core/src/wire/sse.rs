@@ -235,17 +235,15 @@ pub struct SseReader<R> {
     /// Everything `fill_buf` returned has been consumed, so the next `fill_buf` reads
     /// from the underlying stream (for a `BufReader`: it may block).
     drained: bool,
-    /// Bytes at the start of the buffer known to be UTF-8 (checked at once, up to a
-    /// line end), and whether they are (else each of their lines is checked alone, to
-    /// name the line that is not).
-    checked: usize,
-    checked_ok: bool,
-    /// The line ends found in the buffer's checked part, as positions in the buffer
-    /// when they were found; `gone` bytes have been consumed since, and the next line
-    /// ends at `ends[next_end]`.
+    /// The line ends found in the buffer in one pass, as positions in the buffer when
+    /// they were found; `gone` bytes have been consumed since, and the next line ends
+    /// at `ends[next_end]`.
     ends: Vec<usize>,
     next_end: usize,
     gone: usize,
+    /// The bytes up to the last of `ends` are UTF-8, checked at once (else each of
+    /// their lines is checked alone, to name the line that is not).
+    ends_utf8: bool,
 }
 
 impl<R: BufRead> SseReader<R> {
@@ -261,11 +259,10 @@ impl<R: BufRead> SseReader<R> {
             dispatched: false,
             cut_line: false,
             drained: true,
-            checked: 0,
-            checked_ok: false,
             ends: Vec::new(),
             next_end: 0,
             gone: 0,
+            ends_utf8: false,
         }
     }
 
@@ -292,14 +289,16 @@ impl<R: BufRead> SseReader<R> {
             self.pending.reset();
         }
         loop {
-            // Whole lines known to be left in the buffer: read them where they lie.
-            if self.next_end < self.ends.len() && self.line.is_empty() && !self.skip_lf {
-                match self.lines_in_buffer()? {
-                    true => return Ok(Some(self.dispatch())),
-                    false => continue,
-                }
-            }
-            let whole = match self.read_line(before_wait)? {
+            // Whole lines known to be left in the buffer are read where they lie. (Their
+            // ends are forgotten whenever a line is gathered, and a CR awaiting its LF
+            // is the buffer's last byte, so nothing is gathered or awaited here.)
+            let found = if self.next_end < self.ends.len() {
+                debug_assert!(self.line.is_empty() && !self.skip_lf);
+                Line::InBuffer
+            } else {
+                self.read_line(before_wait)?
+            };
+            let whole = match found {
                 Line::Eof => false,
                 Line::Gathered => true,
                 Line::InBuffer => match self.lines_in_buffer()? {
@@ -370,11 +369,9 @@ impl<R: BufRead> SseReader<R> {
                 self.ends
                     .extend(memchr::memchr2_iter(b'\n', b'\r', &buf[pos..]).map(|i| pos + i));
                 let Some(&last) = self.ends.last() else {
-                    self.checked = 0;
                     break;
                 };
-                self.checked = last + 1;
-                self.checked_ok = simdutf8::basic::from_utf8(&buf[pos..=last]).is_ok();
+                self.ends_utf8 = simdutf8::basic::from_utf8(&buf[pos..=last]).is_ok();
             }
             // Found when the buffer began `gone` bytes earlier.
             let end = self.ends[self.next_end] - self.gone;
@@ -395,12 +392,13 @@ impl<R: BufRead> SseReader<R> {
             if self.lines_read == 1 {
                 bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
             }
-            let text = if self.checked_ok {
-                // SAFETY: `bytes` lies inside the first `self.checked` bytes of `buf`,
-                // found UTF-8 as a whole by the one check above, and starts and ends at
-                // character boundaries: at the checked part's start, after a line end
-                // (ASCII) or after the BOM, and right before a line end. A slice of
-                // valid UTF-8 cut at character boundaries is valid UTF-8.
+            let text = if self.ends_utf8 {
+                // SAFETY: `bytes` ends at one of `ends`, so it lies inside the bytes from
+                // where they were found to the last of them, found UTF-8 as a whole by
+                // the one check above; and it starts and ends at character boundaries:
+                // at that part's start, after a line end (ASCII) or after the BOM, and
+                // right before a line end. A slice of valid UTF-8 cut at character
+                // boundaries is valid UTF-8.
                 Some(unsafe { std::str::from_utf8_unchecked(bytes) })
             } else {
                 std::str::from_utf8(bytes).ok()
@@ -418,7 +416,6 @@ impl<R: BufRead> SseReader<R> {
         self.drained = pos == buf.len();
         self.inner.consume(pos);
         self.gone += pos;
-        self.checked = self.checked.saturating_sub(pos);
         if invalid {
             return Err(SseError::InvalidUtf8 {
                 line: self.lines_read,
@@ -427,11 +424,10 @@ impl<R: BufRead> SseReader<R> {
         Ok(dispatched)
     }
 
-    /// Forgets the line ends and the UTF-8 check of the buffer: bytes were consumed
+    /// Forgets the buffer's line ends (and their UTF-8 check): bytes were consumed
     /// other than line by line.
     fn forget_buffer(&mut self) {
         self.next_end = self.ends.len();
-        self.checked = 0;
     }
 
     /// Hands out the pending event: its fields are done with; the text stays until the
@@ -475,8 +471,8 @@ impl<R: BufRead> SseReader<R> {
     }
 
     /// Finds the next line. One that lies whole in the buffer with nothing gathered
-    /// before it is left there (`InBuffer`: the caller reads it and consumes `used`);
-    /// one that spans reads is gathered into `self.line` (`Gathered`). Works on whole
+    /// before it is left there (`InBuffer`: `lines_in_buffer` reads it); one that
+    /// spans reads is gathered into `self.line` (`Gathered`). Works on whole
     /// `fill_buf` slices rather than `read_until`, because a lone CR must end a line
     /// without waiting for the next LF (which may never come on a live stream).
     fn read_line(
@@ -510,6 +506,7 @@ impl<R: BufRead> SseReader<R> {
             }
             let rest = &buf[start..];
             match find_eol(rest) {
+                Some(_) if self.line.is_empty() && start == 0 => return Ok(Line::InBuffer),
                 Some(i) => {
                     let mut used = start + i + 1;
                     if rest[i] == b'\r' {
@@ -518,9 +515,6 @@ impl<R: BufRead> SseReader<R> {
                             Some(_) => {}
                             None => self.skip_lf = true,
                         }
-                    }
-                    if self.line.is_empty() && start == 0 {
-                        return Ok(Line::InBuffer);
                     }
                     self.line.extend_from_slice(&rest[..i]);
                     self.drained = used == buf.len();

@@ -489,13 +489,19 @@ mod tests {
     #[derive(Default)]
     struct Record {
         events: Vec<(String, Option<String>)>,
+        /// Each event's data as a lossless printer writes it.
+        data: Vec<String>,
         text: String,
         fast: bool,
     }
 
     impl Sink for Record {
-        fn event(&mut self, name: &str, id: Option<&str>, _: Data<'_>) -> io::Result<()> {
+        fn event(&mut self, name: &str, id: Option<&str>, data: Data<'_>) -> io::Result<()> {
             self.events.push((name.into(), id.map(str::to_owned)));
+            let mut written = Vec::new();
+            data.write_to(&mut written)?;
+            self.data
+                .push(String::from_utf8(written).unwrap_or_default());
             Ok(())
         }
         fn message(&mut self, text: &str) -> io::Result<()> {
@@ -518,6 +524,43 @@ mod tests {
             ended = st.feed_text(name, *id, data, sink).unwrap();
         }
         (st, ended)
+    }
+
+    /// Events mode gets each event's data as the server wrote it, whichever way it was
+    /// read: a Message read whole, one read by comparison with the one before, a
+    /// Message with `usage` (which `pick` declines: parsed by serde_json), and `Done`.
+    /// Data over several lines is written from its value, on one line; text that is
+    /// not JSON, as a string.
+    #[test]
+    fn events_get_the_data_as_it_came() {
+        let sent = [
+            r#"{"content":"\u4f60 0","node_title":"Message","node_seq_id":"0"}"#,
+            r#"{"content":"\u4f60 1","node_title":"Message","node_seq_id":"1"}"#,
+            r#"{"content": "end" , "usage":{"token_count":1.0e1}}"#,
+            "{\"content\":\n\"two lines\"}",
+            "not json",
+            r#"{"debug_url":"https://x/y?execute_id=7"}"#,
+        ];
+        let mut sink = Record::default();
+        let (st, ended) = run(
+            &[
+                ("Message", Some("0"), sent[0]),
+                ("Message", Some("1"), sent[1]),
+                ("Message", Some("2"), sent[2]),
+                ("Message", Some("3"), sent[3]),
+                ("message", Some("4"), sent[4]),
+                ("Done", Some("5"), sent[5]),
+            ],
+            &mut sink,
+        );
+        assert!(ended);
+        assert_eq!(sink.data[..3], sent[..3]);
+        assert_eq!(sink.data[3], r#"{"content":"two lines"}"#);
+        assert_eq!(sink.data[4], r#""not json""#);
+        assert_eq!(sink.data[5], sent[5]);
+        assert_eq!(sink.text, "你 0你 1endtwo lines");
+        assert_eq!(st.usage, Some(json!({"token_count": 10.0})));
+        assert_eq!(st.malformed, 1, "the Message that is not JSON");
     }
 
     const DEBUG: &str =
