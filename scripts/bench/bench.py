@@ -46,18 +46,33 @@ CASES = ("startup", "long", "ttfb", "batch", "memory", "binaries", "scaling", "u
          "tools")
 
 
-class Fake:
-    def __init__(self, path):
-        self.proc = subprocess.Popen([path, "--pat", TOKEN], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=DEVNULL)
-        line = self.proc.stdout.readline()
-        self.base = json.loads(line)["base_url"]
+class Server:
+    """A server process that prints {"base_url": …} once it listens and stops when its
+    stdin is closed (the fake, the replayer)."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=DEVNULL)
+        self.base = json.loads(self.proc.stdout.readline())["base_url"]
 
     def cpu(self):
-        """utime+stime of the fake so far, in seconds."""
+        """utime+stime of the server so far, in seconds."""
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Fake(Server):
+    def __init__(self, path):
+        super().__init__([path, "--pat", TOKEN])
 
     def admin(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -71,29 +86,13 @@ class Fake:
     def connections(self):
         return self.admin("GET", "/_fake/stats")["connections"]
 
-    def stop(self):
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
-
-class Replay:
+class Replay(Server):
     """replay.py serving recorded streams: `routes` maps "METHOD:/path" to a file."""
 
     def __init__(self, routes, chunk):
-        argv = [sys.executable, os.path.join(HERE, "replay.py"), f"--chunk={chunk}"]
-        argv += [f"{route}={path}" for route, path in routes.items()]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=DEVNULL)
-        self.base = json.loads(self.proc.stdout.readline())["base_url"]
-
-    cpu = Fake.cpu
-
-    def stop(self):
-        Fake.stop(self)
+        super().__init__([sys.executable, os.path.join(HERE, "replay.py"), f"--chunk={chunk}"]
+                         + [f"{route}={path}" for route, path in routes.items()])
 
 
 # Replayed streams go out in HTTP chunks of this size by default (--replay-chunk): a
@@ -121,8 +120,9 @@ class Run:
         self.wall, self.cpu, self.rss_kb, self.fake_cpu, self.ttfb = wall, cpu, rss_kb, fake_cpu, ttfb
 
 
-def measure(fake, argv, env, stdin=None, first_byte=False):
-    """Spawn argv, wait for it with wait4; optionally time its first stdout byte.
+def measure(server, argv, env, stdin=None, first_byte=False, stdout=None):
+    """Spawn argv, wait for it with wait4; optionally time its first stdout byte, or
+    send its stdout to the file `stdout` (for the caller to check).
 
     Its ru_maxrss is not the tool's: Linux carries the high-water mark across execve,
     so a child of this Python process starts at Python's size. Peak RSS comes from
@@ -130,13 +130,14 @@ def measure(fake, argv, env, stdin=None, first_byte=False):
     """
     null = os.open(os.devnull, os.O_RDWR)
     fin = os.open(stdin, os.O_RDONLY) if stdin else null
+    fout = os.open(stdout, os.O_WRONLY | os.O_TRUNC) if stdout else null
     rfd = wfd = None
     if first_byte:
         rfd, wfd = os.pipe()
-    actions = [(os.POSIX_SPAWN_DUP2, fin, 0), (os.POSIX_SPAWN_DUP2, wfd if first_byte else null, 1),
+    actions = [(os.POSIX_SPAWN_DUP2, fin, 0), (os.POSIX_SPAWN_DUP2, wfd if first_byte else fout, 1),
                (os.POSIX_SPAWN_DUP2, null, 2)]
     path = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env["PATH"])
-    f0 = fake.cpu()
+    f0 = server.cpu()
     t0 = time.perf_counter()
     pid = os.posix_spawn(path, argv, env, file_actions=actions)
     ttfb = None
@@ -149,13 +150,12 @@ def measure(fake, argv, env, stdin=None, first_byte=False):
         os.close(rfd)
     _, status, ru = os.wait4(pid, 0)
     t1 = time.perf_counter()
-    os.close(null)
-    if stdin:
-        os.close(fin)
+    for fd in {null, fin, fout}:
+        os.close(fd)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"bench: {shlex.join(argv)} exited {code}")
-    return Run(t1 - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, fake.cpu() - f0, ttfb)
+    return Run(t1 - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, server.cpu() - f0, ttfb)
 
 
 def peak_rss(argv, env, stdin=None):
@@ -316,7 +316,7 @@ def tools_case(a, fake, env, p, rows, m):
         for name, (settings, argv) in tools.items():
             fake.bot(settings)
             out = tempfile.NamedTemporaryFile("r", suffix=".jsonl")
-            run = measure_to(fake, argv, env, prompts.name, out.name)
+            run = measure(fake, argv, env, stdin=prompts.name, stdout=out.name)
             recs = [json.loads(line) for line in out]
             done = [r for r in recs if r.get("status") == "completed"]
             calls = sum(len(r.get("tool_calls") or []) for r in done)
@@ -340,26 +340,6 @@ def tools_case(a, fake, env, p, rows, m):
     p()
     rows.append(("Local tool call: added wall time per prompt", fmt_s((tooled - plain) / m), None,
                  "(reported)", True))
-
-
-def measure_to(server, argv, env, stdin, stdout):
-    """`measure` with stdout to a file (the answers, checked by the caller)."""
-    null = os.open(os.devnull, os.O_RDWR)
-    fin = os.open(stdin, os.O_RDONLY)
-    fout = os.open(stdout, os.O_WRONLY | os.O_TRUNC)
-    actions = [(os.POSIX_SPAWN_DUP2, fin, 0), (os.POSIX_SPAWN_DUP2, fout, 1),
-               (os.POSIX_SPAWN_DUP2, null, 2)]
-    f0 = server.cpu()
-    t0 = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-    _, status, ru = os.wait4(pid, 0)
-    t1 = time.perf_counter()
-    for fd in (null, fin, fout):
-        os.close(fd)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"bench: {shlex.join(argv)} exited {code}")
-    return Run(t1 - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, server.cpu() - f0)
 
 
 def stream_targets(ratio, label, res, tool, peer):
@@ -453,16 +433,15 @@ def main():
         print(line, flush=True)
         out.append(line)
 
-    def case(settings, tools, reps, env_=None, **kw):
-        """Run every tool `reps` times, interleaved; returns {name: [Run]}. With
-        `settings` None the tools talk to a replayer (env_'s COZE_API_BASE), whose CPU
-        is the server's."""
-        e = env_ or env
-        server = fake
-        if settings is not None:
+    def case(settings, tools, reps, server=None, **kw):
+        """Run every tool `reps` times, interleaved; returns {name: [Run]}. The tools
+        talk to the fake set to `settings`, or to `server` (a replayer)."""
+        e = env
+        if server is None:
+            server = fake
             fake.bot(settings)
         else:
-            server = replays[-1]
+            e = dict(env, COZE_API_BASE=server.base)
         for argv in tools.values():  # warm-up: page cache, the fake's first conversation
             measure(server, argv, e, **kw)
         res = {n: [] for n in tools}
@@ -473,23 +452,20 @@ def main():
             rss[n] = peak_rss(argv, e)
         return res
 
-    replays = []
-    long_size = [0]
-
     @contextlib.contextmanager
     def long_answer():
         """The long answer (n deltas) recorded from the fake once, then replayed; yields
-        the replayer's base URL."""
+        the replayer and the recording's size."""
         tmp = tempfile.mkdtemp(prefix="coze-bench-answer-")
         path = os.path.join(tmp, "answer.sse")
         fake.bot({"deltas": n})
-        long_size[0] = record(fake, "/v3/chat", json.loads(body), path)
+        size = record(fake, "/v3/chat", json.loads(body), path)
         fake.bot({})
-        replays.append(Replay({"POST:/v3/chat": path}, a.replay_chunk))
+        replay = Replay({"POST:/v3/chat": path}, a.replay_chunk)
         try:
-            yield replays[-1].base
+            yield replay, size
         finally:
-            replays.pop().stop()
+            replay.stop()
             shutil.rmtree(tmp)
 
     rss = {}  # tool -> peak RSS (KiB) of one extra run under /usr/bin/time
@@ -557,17 +533,16 @@ def main():
     if want("long"):
         p(f"### 2. A long answer: {n:,} deltas of one CJK character, replayed, to /dev/null")
         p()
-        with long_answer() as base:
-            replayed = dict(env, COZE_API_BASE=base)
+        with long_answer() as (replay, size):
             tools2 = {"coze-chat -o text": ours_text, "coze-chat -o events": ours_events,
                       "coze-chat -o answers": [chat, "-o", "answers", prompt],
-                      "curl -sN": curl[:-1] + [base + "/v3/chat"],
+                      "curl -sN": curl[:-1] + [replay.base + "/v3/chat"],
                       "cozepy chat.stream": cozepy + ["one", prompt]}
-            r2 = case(None, tools2, a.long_reps, env_=replayed)
+            r2 = case(None, tools2, a.long_reps, server=replay)
         events = n + 8  # created, in_progress, n deltas, completed x5 (answer, verbose, 3 follow-ups)
         table(r2, per_event=events)
         stream_targets(ratio, "Long answer", r2, "coze-chat", "cozepy chat.stream")
-        p(f"The stream ({long_size[0]:,} bytes) was recorded from the fake once and replayed from "
+        p(f"The stream ({size:,} bytes) was recorded from the fake once and replayed from "
           f"memory in {chunking(a.replay_chunk)}; server CPU is the replayer's.")
         p()
 
@@ -622,15 +597,16 @@ def main():
         p("|---|---|---|---|")
         worst = 0
         for d in (1, n):
-            fake.bot({"deltas": d})
+            fake.bot({"deltas": 1})
             cells = []
-            for mode in ("text", "events", "answers"):
-                if d == 1:
-                    kb = [peak_rss([chat, "-o", mode, prompt], env) for _ in range(3)]
-                else:
-                    with long_answer() as base:
-                        kb = [peak_rss([chat, "-o", mode, prompt], dict(env, COZE_API_BASE=base))
-                              for _ in range(3)]
+            with contextlib.ExitStack() as stack:
+                e = env
+                if d > 1:  # the long answer, replayed
+                    replay, _ = stack.enter_context(long_answer())
+                    e = dict(env, COZE_API_BASE=replay.base)
+                kbs = {mode: [peak_rss([chat, "-o", mode, prompt], e) for _ in range(3)]
+                       for mode in ("text", "events", "answers")}
+            for mode, kb in kbs.items():
                 if None in kb:
                     cells.append("n/a (no /usr/bin/time)")
                     continue

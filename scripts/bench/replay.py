@@ -1,13 +1,14 @@
 """`make bench`'s replay server: answers with streams recorded from coze-fake, from
 memory, at socket speed, so that a long case measures the client and not the server.
 
-    replay.py ROUTE...      ROUTE is METHOD:PATH=FILE, e.g. POST:/v3/chat=/tmp/chat.sse
+    replay.py [--chunk=N] ROUTE...   ROUTE is METHOD:PATH=FILE, e.g. POST:/v3/chat=/tmp/chat.sse
 
 Prints {"base_url": "http://127.0.0.1:PORT"} on stdout once it listens; serves until its
 stdin is closed. Every request to a ROUTE (the query string is ignored, the request body
 is read and dropped) gets 200, `Content-Type: text/event-stream`, and FILE's bytes sent
-chunked, one HTTP chunk per SSE event, as a server that flushes each event does (the
-Coze API does). The whole response is encoded once, when the server starts, and each
+chunked: in HTTP chunks of N bytes (a server or proxy that buffers its writes; bench.py
+asks for 16 KiB), or, without --chunk or with N 0, one chunk per SSE event, as a server
+that flushes each event does (the Coze API does). The whole response is encoded once, when the server starts, and each
 request is answered with one `sendall`: the server's cost per request is the kernel's
 copy. Anything else gets 404 with a body saying which route was missing, so a case that
 asks for more than was recorded fails loudly rather than measuring an error path.
